@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: MIT
+# Thin wrapper over meson/ninja. `make demo` and `make test` install what they
+# need (scripts/deps.sh), so both work on a fresh Debian 12 machine.
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+DEMO_ARGS ?=
+
+.PHONY: all deps demo test test-asan fuzz clean
+
+all: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+deps:
+	@bash scripts/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/wirepath bench --paths tcp,uring --json results/latest.json --svg results/latest.svg $(DEMO_ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/run.sh $(BUILD)
+
+test-asan: deps
+	@[ -f $(ASAN_BUILD)/build.ninja ] || meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C $(ASAN_BUILD)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		bash tests/run.sh $(ASAN_BUILD)
+
+fuzz: deps
+	@bash tests/fuzz/run.sh $(BUILD) 60
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wirepath: the host data path for agentic-AI serving.
+ *
+ * This is the whole public API: a context (one progress engine, one
+ * thread), endpoints addressed by URI, a frame-level message API, RPC on top
+ * (request/response, streams, deadlines, cancellation), the process meter and
+ * latency histograms.
+ *
+ * Conventions
+ * - Functions return >= 0 on success or a negative errno. Constructors take
+ *   an out-pointer. -EAGAIN / -ENOBUFS mean back-pressure, not failure.
+ * - A context and everything created from it belong to one thread. Nothing
+ *   blocks except wp_ctx_progress(), which waits at most its timeout.
+ * - Callbacks run from inside wp_ctx_progress() (never from inside the call
+ *   that queued the work), so a callback may safely queue more work.
+ * - The library never prints; it logs through wp_ctx_opts.log.
+ *
+ * Buffer ownership (one contract for every path)
+ * - SEND: a payload given to a send function with a completion callback
+ *   (`done` != NULL) belongs to the library until `done` runs; the caller must
+ *   neither modify nor free it before then. On zero-copy paths `done` runs only
+ *   after the kernel has released the pages (io_uring notification CQE), not
+ *   when the bytes were queued. A payload given without a completion callback
+ *   is copied before the call returns (counted as bytes copied in the meter)
+ *   and the caller may reuse it at once.
+ * - RECEIVE: a received payload (struct wp_msg) is lent to the callback that
+ *   delivers it. It stays valid until that callback returns, unless the
+ *   callback calls wp_msg_keep(), after which it stays valid until
+ *   wp_msg_release(). On io_uring a kept payload pins its provided buffer;
+ *   release it promptly or the receive ring runs dry (counted as
+ *   `rx_ring_empty`).
+ */
+#ifndef WIREPATH_WIREPATH_H
+#define WIREPATH_WIREPATH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WP_API __attribute__((visibility("default")))
+
+#define WP_VERSION_MAJOR 0
+#define WP_VERSION_MINOR 1
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                             */
+/* ------------------------------------------------------------------ */
+
+enum wp_log_level { WP_LOG_ERR = 0, WP_LOG_WARN = 1, WP_LOG_INFO = 2, WP_LOG_DEBUG = 3 };
+
+typedef void (*wp_log_fn)(void *arg, enum wp_log_level level, const char *msg);
+
+/* ------------------------------------------------------------------ */
+/* Paths and capability probes                                         */
+/* ------------------------------------------------------------------ */
+
+/* How strictly the path named in a URI must be honoured. */
+enum wp_select {
+	WP_SELECT_REQUIRE = 0, /* fail with the probe's errno if unavailable */
+	WP_SELECT_PREFER = 1,  /* fall back to the next best, logged at WARN and explained */
+	WP_SELECT_ANY = 2,     /* best available; the URI scheme is only an address family */
+};
+
+/* Capability bits a path declares (wp_path_caps()). */
+#define WP_CAP_STREAM (1u << 0)   /* reliable ordered byte stream underneath */
+#define WP_CAP_BATCH (1u << 1)    /* many frames to many endpoints cost one syscall */
+#define WP_CAP_ZC_SEND (1u << 2)  /* zero-copy send available (may still be copied) */
+#define WP_CAP_MSHOT_RX (1u << 3) /* multishot receive into provided buffers */
+#define WP_CAP_SQPOLL (1u << 4)   /* kernel submission polling thread */
+#define WP_CAP_BUSY_POLL (1u << 5)
+
+struct wp_probe_result {
+	const char *name;   /* "uring.send_zc", "tcp", ... */
+	int ok;             /* 1 available, 0 not */
+	int err;            /* errno a real attempt returned (0 if ok) */
+	char detail[160];   /* one line: what was tried and what the kernel said */
+};
+
+/*
+ * Run (once; answers are cached per process) every capability probe. Each
+ * probe really exercises the feature. Returns the number of results and points
+ * *out at a static table. Thread-safe.
+ */
+WP_API int wp_probe_all(const struct wp_probe_result **out);
+/* Look one probe up by name; NULL if unknown. */
+WP_API const struct wp_probe_result *wp_probe_get(const char *name);
+
+/* ------------------------------------------------------------------ */
+/* Context                                                             */
+/* ------------------------------------------------------------------ */
+
+struct wp_ctx;
+struct wp_ep;
+struct wp_msg;
+struct wp_call;
+
+struct wp_ctx_opts {
+	enum wp_select select;    /* default WP_SELECT_PREFER */
+	uint32_t max_frame;       /* max payload bytes per frame; 0 = 16 MiB */
+	uint32_t zc_threshold;    /* uring: SEND_ZC at or above this payload; 0 = 16 KiB,
+				   * UINT32_MAX = never */
+	int sqpoll;               /* uring: 1 = IORING_SETUP_SQPOLL */
+	int busy_poll;            /* never sleep in wp_ctx_progress; spin instead */
+	uint32_t rx_buf_size;     /* uring provided buffer size; 0 = 64 KiB */
+	uint32_t rx_buf_count;    /* uring provided buffers; 0 = 64 */
+	wp_log_fn log;            /* NULL: discard */
+	void *log_arg;
+	enum wp_log_level log_level; /* default WP_LOG_WARN */
+};
+
+/* Fill *o with the defaults. */
+WP_API void wp_ctx_opts_init(struct wp_ctx_opts *o);
+
+/*
+ * Create a context. The path (backend) is chosen at the first listen or
+ * connect from the URI scheme and o->select; every later endpoint of this
+ * context uses the same path. opts may be NULL (defaults).
+ */
+WP_API int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out);
+/* Close every endpoint (pending calls fail with -ECONNABORTED) and free. */
+WP_API void wp_ctx_destroy(struct wp_ctx *ctx);
+
+/*
+ * Drive all I/O: flush queued sends (one batched submission), wait up to
+ * timeout_us (0 = do not wait, -1 = forever) for at least one event, run the
+ * callbacks. Returns the number of events handled, or -errno on a fatal
+ * context error. Endpoint errors are reported through callbacks, not here.
+ */
+WP_API int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us);
+
+/* The chosen path ("tcp", "uring") or NULL before the first endpoint. */
+WP_API const char *wp_ctx_path(const struct wp_ctx *ctx);
+/* One line: what path was chosen, with which options, and why. */
+WP_API const char *wp_ctx_explain(const struct wp_ctx *ctx);
+WP_API uint32_t wp_path_caps(const struct wp_ctx *ctx);
+
+/* ------------------------------------------------------------------ */
+/* Endpoints                                                           */
+/* ------------------------------------------------------------------ */
+
+enum wp_ep_event {
+	WP_EP_CONNECTED = 1, /* an accepted or connected endpoint is ready */
+	WP_EP_CLOSED = 2,    /* closed; err says why (0: orderly, -EPROTO: bad frame, ...) */
+};
+
+struct wp_ep_cbs {
+	/* Endpoint state changes. For a listener, called with the new endpoint. */
+	void (*event)(void *arg, struct wp_ep *ep, enum wp_ep_event ev, int err);
+	/* A one-way message (wp_ep_send_msg) arrived. msg is lent; see top. */
+	void (*msg)(void *arg, struct wp_ep *ep, struct wp_msg *msg);
+	void *arg;
+};
+
+/*
+ * Listen on a URI: "tcp://HOST:PORT", "uring://HOST:PORT" or "any://HOST:PORT"
+ * (both paths speak the same protocol over TCP, so a uring client can call a
+ * tcp server). Port 0 picks a free port (see wp_ep_local_port). Accepted
+ * endpoints inherit cbs. RPC requests are dispatched to handlers registered
+ * with wp_rpc_register.
+ */
+WP_API int wp_listen(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs,
+		     struct wp_ep **out);
+/*
+ * Connect to a URI. Returns at once; WP_EP_CONNECTED (or WP_EP_CLOSED with the
+ * error) arrives from wp_ctx_progress. Sends queued before that are kept.
+ */
+WP_API int wp_connect(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs,
+		      struct wp_ep **out);
+/* Close: pending calls complete with -ECONNABORTED, queued sends are dropped. */
+WP_API void wp_ep_close(struct wp_ep *ep);
+WP_API int wp_ep_local_port(const struct wp_ep *ep);
+WP_API void wp_ep_set_user(struct wp_ep *ep, void *user);
+WP_API void *wp_ep_user(const struct wp_ep *ep);
+/* Set the tenant id stamped on frames this endpoint sends. */
+WP_API void wp_ep_set_tenant(struct wp_ep *ep, uint32_t tenant);
+
+typedef void (*wp_done_fn)(void *arg, int status);
+
+/*
+ * One-way message. With done != NULL the payload belongs to the library until
+ * done(arg, status) runs; otherwise it is copied now. Returns 0, -EMSGSIZE
+ * (len > max_frame), -ENOTCONN (endpoint closed).
+ */
+WP_API int wp_ep_send_msg(struct wp_ep *ep, uint32_t method, const void *data, size_t len,
+			  wp_done_fn done, void *arg);
+
+/* A received payload. */
+struct wp_msg {
+	const void *data;
+	uint32_t len;
+	uint32_t method;
+	uint32_t tenant;
+	uint64_t req_id;
+};
+/* Keep a lent message beyond its callback; returns the same pointer. */
+WP_API struct wp_msg *wp_msg_keep(struct wp_msg *msg);
+/* Release a kept message. */
+WP_API void wp_msg_release(struct wp_msg *msg);
+
+/* ------------------------------------------------------------------ */
+/* RPC                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Methods at or above this id are reserved for the library. */
+#define WP_METHOD_RESERVED 0xffff0000u
+#define WP_METHOD_STATS 0xffff0001u /* answered by every server: its meter snapshot */
+
+/*
+ * Client side. on_data runs for each response chunk (a unary response is one
+ * chunk; a stream is many), on_done exactly once with the final status:
+ * 0 ok, a negative errno from the library (-ETIMEDOUT deadline, -ECANCELED,
+ * -ECONNRESET peer went away, -ECONNABORTED endpoint closed), or the positive
+ * application status the server gave in wp_call_end/wp_call_error.
+ */
+struct wp_call_params {
+	uint32_t method;
+	const void *req;
+	uint32_t req_len;
+	int64_t deadline_us;  /* relative; 0 = none */
+	/* With req_done != NULL the request belongs to the library until it runs;
+	 * otherwise it is copied at the call. */
+	wp_done_fn req_done;
+	void (*on_data)(void *arg, struct wp_msg *chunk);
+	void (*on_done)(void *arg, int status);
+	void *arg;
+};
+
+/* Start a call. *id (optional) receives the request id for wp_rpc_cancel. */
+WP_API int wp_rpc_call(struct wp_ep *ep, const struct wp_call_params *p, uint64_t *id);
+/* Cancel: on_done(-ECANCELED) runs from the next progress; the server is told. */
+WP_API int wp_rpc_cancel(struct wp_ep *ep, uint64_t id);
+/* Calls in flight on this endpoint. */
+WP_API uint32_t wp_ep_inflight(const struct wp_ep *ep);
+
+/*
+ * Server side. The handler gets the request (lent, as a wp_msg) and a call
+ * handle. It answers, now or later (the handle stays valid until the answer
+ * ends or the call is cancelled), with wp_call_reply (one chunk and end),
+ * or wp_call_stream (any number of chunks) then wp_call_end, or
+ * wp_call_error. Payload ownership follows the send contract above.
+ */
+typedef void (*wp_handler_fn)(void *arg, struct wp_call *call, struct wp_msg *req);
+
+WP_API int wp_rpc_register(struct wp_ctx *ctx, uint32_t method, wp_handler_fn fn, void *arg);
+WP_API int wp_call_reply(struct wp_call *call, const void *data, size_t len, wp_done_fn done,
+			 void *arg);
+WP_API int wp_call_stream(struct wp_call *call, const void *data, size_t len, wp_done_fn done,
+			  void *arg);
+WP_API int wp_call_end(struct wp_call *call, uint32_t status);
+WP_API int wp_call_error(struct wp_call *call, uint32_t status, const char *why);
+/* 1 if the client cancelled or went away: stop producing, then wp_call_end. */
+WP_API int wp_call_cancelled(const struct wp_call *call);
+WP_API struct wp_ep *wp_call_ep(const struct wp_call *call);
+
+/* ------------------------------------------------------------------ */
+/* The meter                                                           */
+/* ------------------------------------------------------------------ */
+
+enum wp_sys_kind {
+	WP_SYS_READ = 0,   /* read/readv/recv */
+	WP_SYS_WRITE,      /* write/writev/send/sendmsg */
+	WP_SYS_EPOLL_WAIT,
+	WP_SYS_EPOLL_CTL,
+	WP_SYS_URING_ENTER,
+	WP_SYS_ACCEPT,
+	WP_SYS_CONNECT,
+	WP_SYS_SOCKET,     /* socket, setsockopt, bind, listen, getsockname */
+	WP_SYS_CLOSE,
+	WP_SYS_OTHER,
+	WP_SYS__COUNT
+};
+
+enum wp_bad_reason {
+	WP_BAD_MAGIC = 0,
+	WP_BAD_VERSION,
+	WP_BAD_TYPE,
+	WP_BAD_FLAGS,
+	WP_BAD_TOO_BIG,
+	WP_BAD_TRUNCATED, /* peer closed mid-frame */
+	WP_BAD_UNEXPECTED, /* well-formed but not valid in this state */
+	WP_BAD__COUNT
+};
+
+/*
+ * A snapshot of the process meter. All fields are u64 so a snapshot travels
+ * over the stats call as a flat little-endian array (WP_METER_FIELDS values).
+ */
+struct wp_meter_snap {
+	uint64_t version;          /* WP_METER_VERSION */
+	uint64_t wall_ns;          /* CLOCK_MONOTONIC at the snapshot */
+	uint64_t cpu_user_ns;      /* getrusage(RUSAGE_SELF) */
+	uint64_t cpu_sys_ns;
+	uint64_t ctx_vol;          /* voluntary context switches */
+	uint64_t ctx_invol;
+	uint64_t kernel_syscalls;  /* raw_syscalls:sys_enter for the process, or 0 */
+	uint64_t kernel_syscalls_ok; /* 1 if the above was counted by the kernel */
+	uint64_t syscalls[WP_SYS__COUNT]; /* issued by the library, by kind */
+	uint64_t msgs_tx, msgs_rx;  /* frames */
+	uint64_t bytes_tx, bytes_rx; /* wire bytes, headers included */
+	uint64_t bytes_copied;      /* bytes copied by user space on the data path */
+	uint64_t zc_sent;           /* zero-copy sends requested */
+	uint64_t zc_copied;         /* ... that the kernel reported as copied */
+	uint64_t bad_frames[WP_BAD__COUNT];
+	uint64_t conns_opened, conns_closed, conns_failed;
+	uint64_t rx_ring_empty;     /* uring: provided buffer ring ran dry (ENOBUFS) */
+	uint64_t calls_ok, calls_failed, calls_timeout, calls_cancelled;
+};
+#define WP_METER_VERSION 1
+#define WP_METER_FIELDS (sizeof(struct wp_meter_snap) / sizeof(uint64_t))
+
+/* Take a snapshot of this process's meter (all threads). */
+WP_API void wp_meter_snapshot(struct wp_meter_snap *s);
+/* d = b - a, field by field (version and wall_ns kept from b, wall_ns as delta). */
+WP_API void wp_meter_diff(const struct wp_meter_snap *a, const struct wp_meter_snap *b,
+			  struct wp_meter_snap *d);
+/* Sum of syscalls[] (what the library issued). */
+WP_API uint64_t wp_meter_syscalls(const struct wp_meter_snap *s);
+/* Write s as one JSON object. Returns bytes written (or needed, like snprintf). */
+WP_API int wp_meter_json(const struct wp_meter_snap *s, char *buf, size_t len);
+/*
+ * Start counting this process's syscalls with the kernel tracepoint
+ * raw_syscalls:sys_enter (needs tracefs mounted and perf permission). Returns 0
+ * or -errno (then kernel_syscalls_ok stays 0). Threads created afterwards are
+ * counted too.
+ */
+WP_API int wp_meter_kernel_syscalls_start(void);
+WP_API const char *wp_sys_kind_name(enum wp_sys_kind k);
+WP_API const char *wp_bad_reason_name(enum wp_bad_reason r);
+
+/* ------------------------------------------------------------------ */
+/* Latency histograms (log-linear, like HdrHistogram with 16 sub-buckets) */
+/* ------------------------------------------------------------------ */
+
+#define WP_HIST_SUB 16
+#define WP_HIST_BUCKETS (64 * WP_HIST_SUB)
+
+struct wp_hist {
+	uint64_t count;
+	uint64_t sum;
+	uint64_t min, max;
+	uint64_t b[WP_HIST_BUCKETS];
+};
+
+WP_API void wp_hist_init(struct wp_hist *h);
+WP_API void wp_hist_add(struct wp_hist *h, uint64_t v);
+WP_API void wp_hist_merge(struct wp_hist *dst, const struct wp_hist *src);
+/* Value at quantile q in [0,1]; relative error below 1/WP_HIST_SUB. 0 if empty. */
+WP_API uint64_t wp_hist_quantile(const struct wp_hist *h, double q);
+
+/* Monotonic time in ns. */
+WP_API uint64_t wp_now_ns(void);
+
+/* Library version string. */
+WP_API const char *wp_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Install the Debian 12 packages wirepath builds, tests and demos with.
+# Idempotent: installs only what is missing; uses sudo when not root.
+#   scripts/deps.sh          build + test + demo
+#   scripts/deps.sh --peers  also the peer benchmarks (sockperf, nginx, wrk)
+set -euo pipefail
+
+pkgs=(gcc make meson ninja-build pkg-config liburing-dev clang libclang-rt-14-dev gnuplot-nox)
+if [ "${1:-}" = "--peers" ]; then
+	pkgs+=(sockperf nginx-light wrk)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "deps: not root and no sudo; install: ${missing[*]}" >&2; exit 1; }
+	sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq || echo "deps: apt-get update failed; trying with the cached lists" >&2
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The wirepath frame: a fixed 40-byte little-endian header followed by the
+ * payload. See docs/protocol.md. The decoder validates a header before any
+ * byte of the payload is looked at or any buffer is sized from it, so a peer
+ * can never make us allocate more than max_frame.
+ */
+#ifndef WP_FRAME_H
+#define WP_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WP_FRAME_MAGIC 0x31465057u /* "WPF1" read as little-endian bytes */
+#define WP_FRAME_VERSION 1
+#define WP_FRAME_HDR 40u
+#define WP_FRAME_MAX_DEFAULT (16u << 20)
+
+enum wp_frame_type {
+	WP_FT_MSG = 1,    /* one-way message */
+	WP_FT_REQ = 2,    /* RPC request */
+	WP_FT_DATA = 3,   /* one response chunk (stream or unary) */
+	WP_FT_END = 4,    /* end of response; aux = application status */
+	WP_FT_ERR = 5,    /* call failed; aux = status, payload = reason text */
+	WP_FT_CANCEL = 6, /* client cancels req_id */
+	WP_FT_CLOSE = 7,  /* connection-level error; aux = wp_bad_reason, payload = text */
+	WP_FT__MAX = 7
+};
+
+/* Flags (u16). Unknown flags are a protocol error. */
+#define WP_FF_LAST (1u << 0) /* DATA: this chunk also ends the response (aux = status) */
+#define WP_FF__KNOWN (WP_FF_LAST)
+
+struct wp_frame_hdr {
+	uint32_t magic;
+	uint8_t version;
+	uint8_t type;
+	uint16_t flags;
+	uint32_t tenant;
+	uint32_t method;
+	uint64_t req_id;
+	uint32_t len;  /* payload bytes that follow */
+	uint32_t aux;  /* status for END/ERR/DATA+LAST, reason for CLOSE, else 0 */
+	uint64_t auth; /* reserved: per-tenant SipHash tag (front-door issue); 0 now */
+};
+
+/* Encode h into exactly WP_FRAME_HDR bytes at out. */
+void wp_frame_encode(const struct wp_frame_hdr *h, void *out);
+
+/*
+ * Decode and validate a header from buf[0..avail).
+ * Returns WP_FRAME_HDR when a valid header was decoded into *h, 0 when more
+ * bytes are needed, or -EPROTO with *reason (enum wp_bad_reason) set.
+ * Validation: magic, version, type range, known flags, len <= max_payload.
+ * Checks magic and version as soon as their bytes are present, so garbage is
+ * rejected without waiting for a full header.
+ */
+int wp_frame_decode(const void *buf, size_t avail, uint32_t max_payload, struct wp_frame_hdr *h,
+		    int *reason);
+
+#endif

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Run the whole suite against a build directory and end with the line
+# "N passed, N failed, N skipped". Exit status: 0 iff nothing failed.
+# Each test is one binary: exit 0 pass, 77 skip, anything else fail.
+# tests/integ/* run once per path. Every test runs under a timeout.
+set -u
+BUILD=${1:-build}
+TIMEOUT=${WP_TEST_TIMEOUT:-180}
+PATHS=${WP_TEST_PATHS:-tcp uring}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+
+pass=0 fail=0 skip=0
+failed=()
+logdir="$BUILD/test-logs"
+mkdir -p "$logdir"
+
+run_one() {
+	local label=$1; shift
+	local log="$logdir/${label//[^A-Za-z0-9_.-]/_}.log"
+	local t0=$(date +%s.%N)
+	timeout --kill-after=10 "$TIMEOUT" "$@" >"$log" 2>&1
+	local rc=$?
+	local dt=$(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo "?")
+	case $rc in
+	0) pass=$((pass + 1)); printf 'PASS  %-34s %6.2fs\n' "$label" "$dt" ;;
+	77) skip=$((skip + 1)); printf 'SKIP  %-34s %s\n' "$label" "$(tail -n 1 "$log")" ;;
+	*) fail=$((fail + 1)); failed+=("$label")
+	   [ $rc -eq 124 ] && echo "(timed out after ${TIMEOUT}s)" >>"$log"
+	   printf 'FAIL  %-34s rc=%d, log %s\n' "$label" "$rc" "$log"
+	   tail -n 20 "$log" | sed 's/^/      | /' ;;
+	esac
+}
+
+for t in "$BUILD"/tests/test_*; do
+	[ -x "$t" ] || continue
+	name=$(basename "$t")
+	case " $(ls "$top/tests/integ" | sed 's/\.c$//' | tr '\n' ' ') " in
+	*" $name "*)
+		for p in $PATHS; do run_one "$name[$p]" "$t" --path "$p"; done ;;
+	*) run_one "$name" "$t" ;;
+	esac
+done
+
+# Short coverage-guided fuzz run of the frame decoder (libFuzzer, clang).
+if [ -z "${WP_NO_FUZZ:-}" ]; then
+	run_one "fuzz_frame(libFuzzer,20s)" bash tests/fuzz/run.sh "$BUILD" 20
+fi
+
+# CLI smoke: probe and a short bench on every path.
+run_one "cli_probe" "$BUILD/wirepath" probe --json
+run_one "cli_bench_smoke" bash tests/cli_smoke.sh "$BUILD"
+
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "failed: ${failed[*]}"
+fi
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tiny test helpers: CHECK aborts the test with file:line, SKIP exits 77
+ * (only for a missing feature found during setup), a watchdog alarm, an
+ * FNV-1a checksum for payload integrity, and --path parsing.
+ */
+#ifndef WP_TESTLIB_H
+#define WP_TESTLIB_H
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHECK(cond)                                                                              \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+			exit(1);                                                                 \
+		}                                                                                \
+	} while (0)
+
+#define CHECK_EQ(a, b)                                                                           \
+	do {                                                                                     \
+		long long a_ = (long long)(a), b_ = (long long)(b);                              \
+		if (a_ != b_) {                                                                  \
+			fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n",        \
+				__FILE__, __LINE__, #a, #b, a_, b_);                             \
+			exit(1);                                                                 \
+		}                                                                                \
+	} while (0)
+
+#define SKIP(...)                                                                                \
+	do {                                                                                     \
+		fprintf(stderr, "skip: " __VA_ARGS__);                                           \
+		fprintf(stderr, "\n");                                                           \
+		exit(77);                                                                        \
+	} while (0)
+
+static inline void test_watchdog(unsigned seconds)
+{
+	signal(SIGALRM, SIG_DFL);
+	alarm(seconds);
+}
+
+static inline uint64_t fnv1a(const void *p, size_t n, uint64_t h)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+#define FNV_INIT 0xcbf29ce484222325ull
+
+/* "--path tcp" / "--path uring"; default tcp. */
+static inline const char *test_path(int argc, char **argv)
+{
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "--path"))
+			return argv[i + 1];
+	return "tcp";
+}
+
+#endif
