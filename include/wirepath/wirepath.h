@@ -27,9 +27,10 @@
  * - RECEIVE: a received payload (struct wp_msg) is lent to the callback that
  *   delivers it. It stays valid until that callback returns, unless the
  *   callback calls wp_msg_keep(), after which it stays valid until
- *   wp_msg_release(). On io_uring a kept payload pins its provided buffer;
- *   release it promptly or the receive ring runs dry (counted as
- *   `rx_ring_empty`).
+ *   wp_msg_release(). Receive is in place (the payload points into the
+ *   transport's receive buffer: the read buffer on tcp, the provided buffer
+ *   on uring), so wp_msg_keep() copies the payload out (counted as bytes
+ *   copied) and the receive buffer goes back to the kernel at once.
  */
 #ifndef WIREPATH_WIREPATH_H
 #define WIREPATH_WIREPATH_H

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Receive-side frame parser (see rx.h): in place when a frame lies inside
+ * one chunk, assembled (and counted) when it is split.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wirepath/wirepath.h"
+#include "rx.h"
+
+void wp_rx_init(struct wp_rx *rx, uint32_t max_payload)
+{
+	memset(rx, 0, sizeof(*rx));
+	rx->max_payload = max_payload;
+}
+
+void wp_rx_free(struct wp_rx *rx)
+{
+	free(rx->asm_buf);
+	rx->asm_buf = NULL;
+	rx->asm_cap = 0;
+}
+
+int wp_rx_partial(const struct wp_rx *rx)
+{
+	return rx->hdr_have > 0;
+}
+
+/* Make room for a payload of n bytes (n <= max_payload, already validated). */
+static int rx_reserve(struct wp_rx *rx, uint32_t n)
+{
+	uint32_t cap;
+	uint8_t *p;
+
+	if (n <= rx->asm_cap)
+		return 0;
+	cap = rx->asm_cap ? rx->asm_cap : 4096;
+	while (cap < n)
+		cap = cap > UINT32_MAX / 2 ? n : cap * 2;
+	if (cap > rx->max_payload)
+		cap = rx->max_payload > n ? rx->max_payload : n;
+	p = realloc(rx->asm_buf, cap);
+	if (!p)
+		return -ENOMEM;
+	rx->asm_buf = p;
+	rx->asm_cap = cap;
+	return 0;
+}
+
+int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn fn, void *arg,
+	       int *reason)
+{
+	int ret;
+
+	while (len > 0) {
+		/* 1. A header in progress (split across chunks): complete it. */
+		if (rx->hdr_have > 0 && rx->hdr_have < WP_FRAME_HDR) {
+			size_t take = WP_FRAME_HDR - rx->hdr_have;
+
+			if (take > len)
+				take = len;
+			memcpy(rx->hdrbuf + rx->hdr_have, p, take);
+			rx->hdr_have += take;
+			rx->copied += take;
+			p += take;
+			len -= take;
+			ret = wp_frame_decode(rx->hdrbuf, rx->hdr_have, rx->max_payload, &rx->cur,
+					      reason);
+			if (ret < 0)
+				return ret;
+			if (ret == 0)
+				return 0; /* still short; len is 0 here */
+			rx->asm_have = 0;
+			if (rx->cur.len > 0 && (ret = rx_reserve(rx, rx->cur.len)) < 0)
+				return ret;
+		}
+
+		/* 2. A payload in progress: append, deliver when whole. */
+		if (rx->hdr_have == WP_FRAME_HDR) {
+			uint32_t need = rx->cur.len - rx->asm_have;
+			size_t take = need < len ? need : len;
+
+			if (take) {
+				memcpy(rx->asm_buf + rx->asm_have, p, take);
+				rx->asm_have += take;
+				rx->copied += take;
+				p += take;
+				len -= take;
+			}
+			if (rx->asm_have < rx->cur.len)
+				return 0;
+			rx->hdr_have = 0;
+			ret = fn(arg, &rx->cur, rx->asm_buf);
+			if (ret)
+				return ret;
+			continue;
+		}
+
+		/* 3. At a frame boundary: deliver whole frames in place. */
+		{
+			struct wp_frame_hdr h;
+
+			ret = wp_frame_decode(p, len, rx->max_payload, &h, reason);
+			if (ret < 0)
+				return ret;
+			if (ret > 0 && len - WP_FRAME_HDR >= h.len) {
+				ret = fn(arg, &h, p + WP_FRAME_HDR);
+				if (ret)
+					return ret;
+				p += WP_FRAME_HDR + h.len;
+				len -= WP_FRAME_HDR + h.len;
+				continue;
+			}
+			/* Split frame: stash the header (or its prefix) and go on. */
+			if (ret > 0) {
+				memcpy(rx->hdrbuf, p, WP_FRAME_HDR);
+				rx->hdr_have = WP_FRAME_HDR;
+				rx->cur = h;
+				rx->asm_have = 0;
+				if (h.len > 0 && (ret = rx_reserve(rx, h.len)) < 0)
+					return ret;
+				p += WP_FRAME_HDR;
+				len -= WP_FRAME_HDR;
+			} else {
+				memcpy(rx->hdrbuf, p, len);
+				rx->hdr_have = (uint32_t)len;
+				rx->copied += len;
+				return 0;
+			}
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Receive-side frame parser shared by every stream path. The transport feeds
+ * it whatever chunk the kernel returned (a read() into the connection's
+ * buffer on tcp, a provided buffer from a multishot recv on uring). A frame
+ * that lies whole inside one chunk is delivered in place, with no copy; only a
+ * frame split across chunks is assembled in the parser's own buffer (those
+ * bytes are counted as copied). The parser never allocates more than
+ * WP_FRAME_HDR + max_payload, and only after the header was validated.
+ */
+#ifndef WP_RX_H
+#define WP_RX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+
+struct wp_rx {
+	uint32_t max_payload;
+	uint8_t hdrbuf[WP_FRAME_HDR]; /* a header split across chunks */
+	uint32_t hdr_have;
+	struct wp_frame_hdr cur;      /* valid when hdr_have == WP_FRAME_HDR */
+	uint8_t *asm_buf;             /* payload assembly for split frames */
+	uint32_t asm_cap;
+	uint32_t asm_have;
+	uint64_t copied;              /* bytes copied into asm_buf, for the meter */
+};
+
+/* Called for each whole frame; payload points at h->len bytes, valid only
+ * during the call. A non-zero return stops the feed and is returned by it. */
+typedef int (*wp_rx_deliver_fn)(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload);
+
+void wp_rx_init(struct wp_rx *rx, uint32_t max_payload);
+void wp_rx_free(struct wp_rx *rx);
+/*
+ * Feed len bytes. Returns 0, the deliver callback's non-zero return, -EPROTO
+ * with *reason set (enum wp_bad_reason) for a bad frame, or -ENOMEM.
+ */
+int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn fn, void *arg,
+	       int *reason);
+/* 1 if the parser holds part of a frame (a close now truncates it). */
+int wp_rx_partial(const struct wp_rx *rx);
+
+#endif
