@@ -117,6 +117,7 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 			if (ret > 0) {
 				memcpy(rx->hdrbuf, p, WP_FRAME_HDR);
 				rx->hdr_have = WP_FRAME_HDR;
+				rx->copied += WP_FRAME_HDR; /* a split frame is counted whole */
 				rx->cur = h;
 				rx->asm_have = 0;
 				if (h.len > 0 && (ret = rx_reserve(rx, h.len)) < 0)

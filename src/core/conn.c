@@ -1,0 +1,551 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Endpoints, common to every stream backend: the transmit queue (staging of
+ * headers and small payloads, caller payloads referenced in place, in-order
+ * completion), receive dispatch, and failure handling. A backend only moves
+ * bytes: it takes iovecs from wp_txq_iov() and reports progress with
+ * wp_txq_advance(); it hands received chunks to wp_conn_input().
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core.h"
+
+/* ---- staging blocks -------------------------------------------------- */
+
+static struct wp_stage_blk *blk_get(struct wp_ctx *ctx)
+{
+	struct wp_stage_blk *b = ctx->blk_free;
+
+	if (b) {
+		ctx->blk_free = b->next;
+	} else {
+		b = malloc(sizeof(*b));
+		if (!b)
+			return NULL;
+	}
+	b->next = NULL;
+	b->fill = 0;
+	b->refs = 0;
+	return b;
+}
+
+static void blk_put(struct wp_ctx *ctx, struct wp_stage_blk *b)
+{
+	b->next = ctx->blk_free;
+	ctx->blk_free = b;
+}
+
+/* Reserve n (<= WP_STAGE_BLK) contiguous staging bytes. */
+static uint8_t *stage_reserve(struct wp_ep *ep, uint32_t n, struct wp_stage_blk **blk)
+{
+	struct wp_txq *q = &ep->tx;
+	struct wp_stage_blk *b = q->cur;
+
+	if (b && b->fill + n > WP_STAGE_BLK) {
+		if (b->refs == 0) {
+			b->fill = 0; /* nothing references it: reuse in place */
+		} else {
+			q->cur = NULL; /* freed when its last segment completes */
+			b = NULL;
+		}
+	}
+	if (!b) {
+		b = blk_get(ep->ctx);
+		if (!b)
+			return NULL;
+		q->cur = b;
+	}
+	*blk = b;
+	b->fill += n;
+	return b->data + b->fill - n;
+}
+
+/* ---- segment ring ---------------------------------------------------- */
+
+static int txq_grow(struct wp_txq *q)
+{
+	uint64_t cap = q->mask ? (q->mask + 1) * 2 : 64;
+	struct wp_seg *s = malloc(cap * sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	for (uint64_t i = q->head; i != q->tail; i++)
+		s[i & (cap - 1)] = q->seg[i & q->mask];
+	free(q->seg);
+	q->seg = s;
+	q->mask = cap - 1;
+	return 0;
+}
+
+static struct wp_seg *txq_push(struct wp_txq *q)
+{
+	if (!q->seg || q->tail - q->head > q->mask) {
+		if (txq_grow(q) < 0)
+			return NULL;
+	}
+	return &q->seg[q->tail++ & q->mask];
+}
+
+static void free_copy(void *arg, int status)
+{
+	free(arg);
+}
+
+static void seg_complete(struct wp_ep *ep, struct wp_seg *s, int status)
+{
+	struct wp_txq *q = &ep->tx;
+
+	if (s->blk) {
+		if (--s->blk->refs == 0 && s->blk != q->cur)
+			blk_put(ep->ctx, s->blk);
+	} else if (s->done) {
+		if (status == 0)
+			s->done(s->arg, 0);
+		else
+			wp_defer(ep->ctx, s->done, s->arg, status);
+	}
+}
+
+int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
+		 wp_done_fn done, void *arg)
+{
+	struct wp_ctx *ctx = ep->ctx;
+	struct wp_txq *q = &ep->tx;
+	struct wp_stage_blk *blk;
+	struct wp_seg *s;
+	bool stage_payload;
+	uint8_t *p;
+
+	if (ep->state != WP_EPS_OPEN && ep->state != WP_EPS_CONNECTING)
+		return -ENOTCONN;
+	if (len > ctx->o.max_frame)
+		return -EMSGSIZE;
+
+	/* Small payloads ride in the staging block right after their header:
+	 * copying a few hundred bytes is cheaper than an iovec each, and a
+	 * burst of small frames leaves as one contiguous range. */
+	stage_payload = len <= WP_COPY_MAX;
+	if (!stage_payload && !done) {
+		/* Large payload without a completion: the caller keeps its buffer,
+		 * so we copy it (counted) and free the copy on completion. Done
+		 * before anything is queued so a failure leaves the stream intact. */
+		void *copy = malloc(len);
+
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, data, len);
+		WP_CNT_ADD(bytes_copied, len);
+		data = copy;
+		done = free_copy;
+		arg = copy;
+	}
+	if (q->tail - q->head + 2 > q->mask + 1 && txq_grow(q) < 0)
+		goto out_nomem;
+	p = stage_reserve(ep, WP_FRAME_HDR + (stage_payload ? (uint32_t)len : 0), &blk);
+	if (!p)
+		goto out_nomem;
+	{
+		struct wp_frame_hdr hh = *h;
+
+		hh.len = (uint32_t)len;
+		if (!hh.tenant)
+			hh.tenant = ep->tenant;
+		wp_frame_encode(&hh, p);
+	}
+	s = txq_push(q);
+	s->p = p;
+	s->len = WP_FRAME_HDR;
+	s->blk = blk;
+	s->done = NULL;
+	s->done_flag = 0;
+	s->zc = 0;
+	blk->refs++;
+	if (stage_payload) {
+		if (len) {
+			memcpy(p + WP_FRAME_HDR, data, len);
+			WP_CNT_ADD(bytes_copied, len);
+		}
+		s->len += (uint32_t)len;
+		if (done)
+			wp_defer(ctx, done, arg, 0); /* the caller's buffer is free now */
+	} else {
+		s = txq_push(q); /* cannot fail: room for two was ensured above */
+		s->p = data;
+		s->len = (uint32_t)len;
+		s->blk = NULL;
+		s->done = done;
+		s->arg = arg;
+		s->done_flag = 0;
+		s->zc = len >= ctx->o.zc_threshold;
+	}
+	q->queued_bytes += WP_FRAME_HDR + len;
+	WP_CNT_ADD(msgs_tx, 1);
+	WP_CNT_ADD(bytes_tx, WP_FRAME_HDR + len);
+	if (!ep->dirty && ep->state == WP_EPS_OPEN)
+		ep->fast.kick(ep);
+	return 0;
+
+out_nomem:
+	if (done == free_copy)
+		free(arg);
+	return -ENOMEM;
+}
+
+int wp_txq_iov(const struct wp_txq *q, uint64_t *idx, uint32_t off, struct iovec *iov, int max,
+	       size_t *bytes, bool split_zc, bool *is_zc)
+{
+	uint64_t i = *idx;
+	int n = 0;
+	size_t total = 0;
+	bool zc = false;
+
+	for (; i != q->tail; i++) {
+		struct wp_seg *s = &q->seg[i & q->mask];
+		const uint8_t *p = s->p;
+		size_t len = s->len;
+
+		if (split_zc && s->zc) {
+			if (n == 0) { /* a zero-copy payload goes alone */
+				iov[0].iov_base = (void *)(p + off);
+				iov[0].iov_len = len - off;
+				total = len - off;
+				n = 1;
+				zc = true;
+				i++;
+			}
+			break;
+		}
+		p += off;
+		len -= off;
+		off = 0;
+		if (n > 0 && (uint8_t *)iov[n - 1].iov_base + iov[n - 1].iov_len == p) {
+			iov[n - 1].iov_len += len; /* contiguous staging: merge */
+		} else {
+			if (n == max)
+				break;
+			iov[n].iov_base = (void *)p;
+			iov[n].iov_len = len;
+			n++;
+		}
+		total += len;
+	}
+	*idx = i;
+	*bytes = total;
+	if (is_zc)
+		*is_zc = zc;
+	return n;
+}
+
+static void txq_release(struct wp_ep *ep)
+{
+	struct wp_txq *q = &ep->tx;
+
+	while (q->head != q->sent) {
+		struct wp_seg *s = &q->seg[q->head & q->mask];
+
+		if (!s->done_flag)
+			break;
+		q->head++;
+		seg_complete(ep, s, 0);
+	}
+}
+
+void wp_txq_advance(struct wp_ep *ep, size_t n, bool mark_done)
+{
+	struct wp_txq *q = &ep->tx;
+
+	q->queued_bytes -= n;
+	while (n > 0 && q->sent != q->tail) {
+		struct wp_seg *s = &q->seg[q->sent & q->mask];
+		size_t rem = s->len - q->sent_off;
+
+		if (n < rem) {
+			q->sent_off += (uint32_t)n;
+			break;
+		}
+		n -= rem;
+		q->sent_off = 0;
+		if (mark_done)
+			s->done_flag = 1;
+		q->sent++;
+	}
+	if (mark_done)
+		txq_release(ep);
+}
+
+void wp_txq_release_range(struct wp_ep *ep, uint64_t from, uint64_t upto)
+{
+	struct wp_txq *q = &ep->tx;
+
+	for (uint64_t i = from; i != upto; i++)
+		q->seg[i & q->mask].done_flag = 1;
+	txq_release(ep);
+}
+
+void wp_txq_drop(struct wp_ep *ep, int status)
+{
+	struct wp_txq *q = &ep->tx;
+
+	/* Never handed to the kernel: complete (with the error) now. */
+	while (q->tail != q->sent) {
+		struct wp_seg *s = &q->seg[--q->tail & q->mask];
+
+		seg_complete(ep, s, status);
+	}
+	q->sent_off = 0;
+	q->queued_bytes = 0;
+	/* Handed to the kernel: a zero-copy send may still read these pages
+	 * until its notification, so they wait while kernel ops are in flight
+	 * (wp_txq_release_range completes them; wp_ep_free drops the rest). */
+	if (ep->io_inflight)
+		return;
+	while (q->head != q->sent) {
+		struct wp_seg *s = &q->seg[q->head++ & q->mask];
+
+		seg_complete(ep, s, s->done_flag ? 0 : status);
+	}
+}
+
+/* ---- endpoints ----------------------------------------------------- */
+
+struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs)
+{
+	struct wp_ep *ep = calloc(1, sizeof(*ep));
+
+	if (!ep)
+		return NULL;
+	ep->ctx = ctx;
+	ep->fast = *ctx->ops->fast;
+	ep->fd = -1;
+	ep->gen = 1;
+	ep->free_head = UINT32_MAX;
+	if (cbs)
+		ep->cbs = *cbs;
+	wp_rx_init(&ep->rx, ctx->o.max_frame);
+	ep->next_all = ctx->eps;
+	if (ctx->eps)
+		ctx->eps->prev_all = ep;
+	ctx->eps = ep;
+	return ep;
+}
+
+void wp_ep_free(struct wp_ep *ep)
+{
+	struct wp_ctx *ctx = ep->ctx;
+
+	if (ep->prev_all)
+		ep->prev_all->next_all = ep->next_all;
+	else
+		ctx->eps = ep->next_all;
+	if (ep->next_all)
+		ep->next_all->prev_all = ep->prev_all;
+	ep->io_inflight = 0;
+	wp_txq_drop(ep, -ECONNABORTED);
+	if (ep->tx.cur)
+		blk_put(ctx, ep->tx.cur);
+	free(ep->tx.seg);
+	wp_rx_free(&ep->rx);
+	wp_rpc_free(ep);
+	free(ep->bk);
+	free(ep);
+}
+
+bool wp_ep_freeable(const struct wp_ep *ep)
+{
+	return ep->state == WP_EPS_CLOSED && ep->owner_released && ep->refs == 0 &&
+	       ep->io_inflight == 0;
+}
+
+void wp_conn_established(struct wp_ep *ep)
+{
+	ep->state = WP_EPS_OPEN;
+	WP_CNT_ADD(conns_opened, 1);
+	if (wp_txq_pending(&ep->tx) && !ep->dirty)
+		ep->fast.kick(ep);
+	if (ep->cbs.event)
+		ep->cbs.event(ep->cbs.arg, ep, WP_EP_CONNECTED, 0);
+}
+
+void wp_conn_fail(struct wp_ep *ep, int err)
+{
+	struct wp_ctx *ctx = ep->ctx;
+	bool was_open = ep->state == WP_EPS_OPEN;
+
+	if (ep->state == WP_EPS_CLOSED)
+		return;
+	if (ep->state == WP_EPS_CONNECTING)
+		WP_CNT_ADD(conns_failed, 1);
+	else if (was_open)
+		WP_CNT_ADD(conns_closed, 1);
+	ep->state = WP_EPS_CLOSED;
+	ep->err = err;
+	ctx->ops->close(ep);
+	wp_txq_drop(ep, err ? err : -ECONNRESET);
+	wp_rpc_fail_all(ep, -ECONNRESET);
+	ctx->nr_closed++;
+	if (err)
+		wp_log(ctx, err == -ECONNRESET ? WP_LOG_INFO : WP_LOG_WARN,
+		       "endpoint fd %d closed: %s", ep->fd, strerror(-err));
+	if (ep->cbs.event)
+		ep->cbs.event(ep->cbs.arg, ep, WP_EP_CLOSED, err);
+	if (ep->accepted)
+		ep->owner_released = true;
+}
+
+/* Best-effort CLOSE frame telling the peer why, before we hang up. */
+static void send_close_frame(struct wp_ep *ep, int reason)
+{
+	uint8_t buf[WP_FRAME_HDR + 64];
+	const char *why = wp_bad_reason_name(reason);
+	size_t n = strlen(why);
+	struct wp_frame_hdr h = { .type = WP_FT_CLOSE, .aux = (uint32_t)reason,
+				  .len = (uint32_t)n };
+
+	if (ep->fd < 0)
+		return;
+	wp_frame_encode(&h, buf);
+	memcpy(buf + WP_FRAME_HDR, why, n);
+	WP_SYSCALL(WP_SYS_WRITE);
+	if (send(ep->fd, buf, WP_FRAME_HDR + n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* The peer may be gone or its window full: we close anyway. */
+	}
+}
+
+static int deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload)
+{
+	struct wp_ep *ep = arg;
+
+	WP_CNT_ADD(msgs_rx, 1);
+	switch (h->type) {
+	case WP_FT_MSG:
+		if (ep->cbs.msg) {
+			struct wp_msg m = { .data = payload, .len = h->len, .method = h->method,
+					    .tenant = h->tenant, .req_id = h->req_id };
+
+			ep->cbs.msg(ep->cbs.arg, ep, &m);
+		}
+		break;
+	case WP_FT_CLOSE:
+		wp_log(ep->ctx, WP_LOG_WARN, "peer closed the connection: %.*s",
+		       (int)(h->len < 200 ? h->len : 200), (const char *)payload);
+		wp_conn_fail(ep, -ECONNRESET);
+		return 1;
+	default:
+		if (wp_rpc_input(ep, h, payload) < 0) {
+			WP_CNT_ADD(bad_frames[WP_BAD_UNEXPECTED], 1);
+			send_close_frame(ep, WP_BAD_UNEXPECTED);
+			wp_conn_fail(ep, -EPROTO);
+			return 1;
+		}
+	}
+	/* A callback may have closed us: stop parsing this chunk. */
+	return ep->state == WP_EPS_CLOSED ? 1 : 0;
+}
+
+int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len)
+{
+	int reason = 0;
+	uint64_t copied0 = ep->rx.copied;
+	int ret;
+
+	WP_CNT_ADD(bytes_rx, len);
+	ret = wp_rx_feed(&ep->rx, p, len, deliver, ep, &reason);
+	if (ep->rx.copied != copied0)
+		WP_CNT_ADD(bytes_copied, ep->rx.copied - copied0);
+	if (ret == -EPROTO) {
+		WP_CNT_ADD(bad_frames[reason], 1);
+		wp_log(ep->ctx, WP_LOG_WARN, "bad frame from peer (%s): closing the connection",
+		       wp_bad_reason_name(reason));
+		send_close_frame(ep, reason);
+		wp_conn_fail(ep, -EPROTO);
+		return -EPROTO;
+	}
+	if (ret == -ENOMEM) {
+		wp_conn_fail(ep, -ENOMEM);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- public endpoint API ------------------------------------------- */
+
+void wp_ep_close(struct wp_ep *ep)
+{
+	struct wp_ctx *ctx;
+
+	if (!ep)
+		return;
+	ctx = ep->ctx;
+	if (ep->state != WP_EPS_CLOSED) {
+		bool was_open = ep->state == WP_EPS_OPEN;
+
+		ep->state = WP_EPS_CLOSED;
+		ep->err = -ECONNABORTED;
+		if (was_open)
+			WP_CNT_ADD(conns_closed, 1);
+		ctx->ops->close(ep);
+		wp_txq_drop(ep, -ECONNABORTED);
+		wp_rpc_fail_all(ep, -ECONNABORTED);
+		ctx->nr_closed++;
+	}
+	ep->owner_released = true;
+	if (!ctx->in_progress && wp_ep_freeable(ep)) {
+		ctx->nr_closed--;
+		wp_ep_free(ep);
+	}
+}
+
+int wp_ep_local_port(const struct wp_ep *ep)
+{
+	return ep->local_port;
+}
+
+void wp_ep_set_user(struct wp_ep *ep, void *user)
+{
+	ep->user = user;
+}
+
+void *wp_ep_user(const struct wp_ep *ep)
+{
+	return ep->user;
+}
+
+void wp_ep_set_tenant(struct wp_ep *ep, uint32_t tenant)
+{
+	ep->tenant = tenant;
+}
+
+int wp_ep_send_msg(struct wp_ep *ep, uint32_t method, const void *data, size_t len,
+		   wp_done_fn done, void *arg)
+{
+	struct wp_frame_hdr h = { .type = WP_FT_MSG, .method = method };
+
+	return wp_conn_send(ep, &h, data, len, done, arg);
+}
+
+struct wp_kept {
+	struct wp_msg m;
+	uint8_t data[];
+};
+
+struct wp_msg *wp_msg_keep(struct wp_msg *msg)
+{
+	struct wp_kept *k = malloc(sizeof(*k) + msg->len);
+
+	if (!k)
+		return NULL;
+	k->m = *msg;
+	memcpy(k->data, msg->data, msg->len);
+	k->m.data = k->data;
+	WP_CNT_ADD(bytes_copied, msg->len);
+	return &k->m;
+}
+
+void wp_msg_release(struct wp_msg *msg)
+{
+	if (msg)
+		free((struct wp_kept *)((char *)msg - offsetof(struct wp_kept, m)));
+}

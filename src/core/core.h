@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal core: the context, endpoints, the transmit queue every stream
+ * backend shares, the RPC tables and the backend ops tables. Backends see
+ * this header; users see only include/wirepath/wirepath.h.
+ *
+ * Threading: a context and its endpoints belong to one thread; nothing here
+ * is locked. Lifetimes: endpoints are freed only at the end of
+ * wp_ctx_progress (or in wp_ctx_destroy), once closed, released by their
+ * owner, unreferenced by live server calls and with no I/O in flight in the
+ * kernel (io_uring), so a pointer seen in an event batch stays valid for the
+ * whole batch.
+ */
+#ifndef WP_CORE_H
+#define WP_CORE_H
+
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "wirepath/wirepath.h"
+#include "frame.h"
+#include "rx.h"
+#include "meter/counters.h"
+
+#define WP_STAGE_BLK (64u << 10)   /* staging block: headers + small payloads */
+#define WP_COPY_MAX 512u           /* payloads up to this are staged (copied) */
+#define WP_IOV_MAX 256u            /* iovecs per send submission */
+
+struct wp_ctx;
+struct wp_ep;
+
+/* ---- backend ops -------------------------------------------------- */
+
+/* Fast-path ops, copied into each endpoint. */
+struct wp_fast_ops {
+	/* The tx queue became non-empty: make sure the next flush sends it. */
+	void (*kick)(struct wp_ep *ep);
+};
+
+/* Control ops: one table per backend; no NULL slots. */
+struct wp_backend_ops {
+	const char *name;
+	uint32_t caps;
+	const struct wp_fast_ops *fast; /* copied into each endpoint */
+	/* Can this backend run here? 0 or -errno with a reason in why. */
+	int (*available)(char *why, size_t len);
+	int (*init)(struct wp_ctx *ctx);
+	void (*fini)(struct wp_ctx *ctx);
+	int (*listen)(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen);
+	int (*connect)(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen);
+	/* Stop I/O and close the fd; may leave kernel ops in flight (ep->io_inflight). */
+	void (*close)(struct wp_ep *ep);
+	int (*progress)(struct wp_ctx *ctx, int64_t timeout_us);
+	/* What was really obtained (options, modes, downgrades). */
+	void (*explain)(struct wp_ctx *ctx, char *buf, size_t len);
+};
+
+extern const struct wp_backend_ops wp_tcp_ops;
+extern const struct wp_backend_ops wp_uring_ops;
+extern const struct wp_fast_ops wp_tcp_fast;
+extern const struct wp_fast_ops wp_uring_fast;
+
+/* ---- transmit queue ------------------------------------------------ */
+
+struct wp_stage_blk {
+	struct wp_stage_blk *next; /* free list */
+	uint32_t fill;
+	uint32_t refs;             /* segments still referencing bytes here */
+	uint8_t data[WP_STAGE_BLK];
+};
+
+/* One piece of the byte stream to send, in order. */
+struct wp_seg {
+	const uint8_t *p;
+	uint32_t len;
+	uint8_t done_flag;         /* sent (and, for zero-copy, notified) */
+	uint8_t zc;                /* large payload: eligible for SEND_ZC */
+	struct wp_stage_blk *blk;  /* staged bytes, or NULL for a caller's payload */
+	wp_done_fn done;
+	void *arg;
+};
+
+/* Ring of segments with absolute indices: [head, sent) handed to the kernel
+ * and awaiting completion, [sent, tail) not yet handed. sent_off is how much
+ * of seg[sent] went already (partial write). */
+struct wp_txq {
+	struct wp_seg *seg;
+	uint64_t mask;
+	uint64_t head, sent, tail;
+	uint32_t sent_off;
+	uint64_t queued_bytes;
+	struct wp_stage_blk *cur;  /* staging block being appended to */
+};
+
+/* ---- endpoints ----------------------------------------------------- */
+
+enum wp_ep_state { WP_EPS_CONNECTING = 1, WP_EPS_OPEN, WP_EPS_LISTEN, WP_EPS_CLOSED };
+
+struct wp_pending {           /* a client call in flight */
+	uint64_t id;          /* 0 = free slot */
+	uint64_t deadline_ns; /* 0 = none */
+	void (*on_data)(void *arg, struct wp_msg *chunk);
+	void (*on_done)(void *arg, int status);
+	void *arg;
+	uint32_t next_free;
+};
+
+struct wp_call {
+	struct wp_ep *ep;
+	struct wp_call *prev, *next; /* ep->srv_calls */
+	uint64_t req_id;
+	uint32_t method;
+	bool cancelled;
+	bool ended;
+};
+
+struct wp_ep {
+	struct wp_ctx *ctx;
+	struct wp_fast_ops fast;
+	enum wp_ep_state state;
+	int fd;
+	int err;                 /* why it closed */
+	bool accepted;           /* freed by the library after WP_EP_CLOSED */
+	bool owner_released;     /* wp_ep_close called (or accepted + closed) */
+	bool dirty;              /* on ctx->dirty list */
+	uint32_t refs;           /* live server calls */
+	uint32_t io_inflight;    /* kernel ops (uring) that still reference us */
+	struct wp_ep_cbs cbs;
+	void *user;
+	uint32_t tenant;
+	int local_port;
+	struct wp_ep *listener;  /* for accepted endpoints */
+
+	struct wp_rx rx;
+	struct wp_txq tx;
+
+	/* client calls: slot table, id = (gen << 32) | slot */
+	struct wp_pending *calls;
+	uint32_t calls_cap, calls_live, free_head;
+	uint32_t gen;
+	/* server calls in progress */
+	struct wp_call *srv_calls;
+
+	struct wp_ep *next_all, *prev_all; /* ctx->eps */
+	struct wp_ep *next_dirty;
+	void *bk;                /* backend private */
+};
+
+/* ---- context ------------------------------------------------------- */
+
+struct wp_handler {
+	uint32_t method;
+	wp_handler_fn fn;
+	void *arg;
+};
+
+struct wp_deferred {
+	wp_done_fn fn;
+	void *arg;
+	int status;
+};
+
+struct wp_ctx {
+	struct wp_ctx_opts o;
+	const struct wp_backend_ops *ops;
+	void *bk;
+	char explain[512];
+	char why_fallback[200];
+	struct wp_ep *eps;
+	struct wp_ep *dirty;
+	struct wp_handler *handlers;
+	uint32_t nhandlers;
+	struct wp_deferred *defer;
+	uint32_t ndefer, defer_cap;
+	struct wp_stage_blk *blk_free;
+	uint64_t next_deadline;  /* earliest client-call deadline, 0 = none */
+	int in_progress;
+	int nr_closed;           /* endpoints awaiting free */
+};
+
+/* ---- internal functions ------------------------------------------- */
+
+void wp_log(struct wp_ctx *ctx, enum wp_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* ctx.c */
+void wp_defer(struct wp_ctx *ctx, wp_done_fn fn, void *arg, int status);
+void wp_ctx_mark_dirty(struct wp_ep *ep);
+
+/* conn.c */
+struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs);
+void wp_ep_free(struct wp_ep *ep);
+bool wp_ep_freeable(const struct wp_ep *ep);
+/* Queue one frame: header + payload. done == NULL: payload copied. */
+int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
+		 wp_done_fn done, void *arg);
+/* Received bytes from the kernel: parse and dispatch. Returns 0 or -EPROTO
+ * (the endpoint was closed with a CLOSE frame attempt and counted). */
+int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len);
+/* Orderly EOF or an error from the transport: close, fail what is pending. */
+void wp_conn_fail(struct wp_ep *ep, int err);
+/* The connection is up (connect completed or accepted). */
+void wp_conn_established(struct wp_ep *ep);
+/* Gather iovecs from segment *idx (first one from byte off), merging
+ * contiguous staging. With split_zc, stops before a zero-copy-eligible
+ * segment, or returns that segment alone (*is_zc = true) if it comes first.
+ * Advances *idx past what was gathered. Returns the iovec count. */
+int wp_txq_iov(const struct wp_txq *q, uint64_t *idx, uint32_t off, struct iovec *iov, int max,
+	       size_t *bytes, bool split_zc, bool *is_zc);
+/* n more bytes were accepted by the kernel; mark_done: segments fully sent
+ * are complete now (copying send); else they wait for wp_txq_release_range. */
+void wp_txq_advance(struct wp_ep *ep, size_t n, bool mark_done);
+/* Zero-copy notification: segments [from, upto) are complete. */
+void wp_txq_release_range(struct wp_ep *ep, uint64_t from, uint64_t upto);
+/* Complete all segments with status (connection gone). */
+void wp_txq_drop(struct wp_ep *ep, int status);
+static inline bool wp_txq_pending(const struct wp_txq *q)
+{
+	return q->sent != q->tail;
+}
+
+/* rpc.c */
+int wp_rpc_input(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
+void wp_rpc_fail_all(struct wp_ep *ep, int status);
+void wp_rpc_check_deadlines(struct wp_ctx *ctx, uint64_t now);
+void wp_rpc_free(struct wp_ep *ep);
+
+/* uri */
+int wp_uri_parse(const char *uri, char *scheme, size_t slen, struct sockaddr_storage *ss,
+		 socklen_t *salen);
+
+#endif

@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The context: path selection (require / prefer / any, never silent), the
+ * progress loop shared by every backend (deferred callbacks, deadlines,
+ * busy-polling, endpoint reclamation), URIs, listen and connect.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core.h"
+
+/* Best first: what `any` picks. */
+static const struct wp_backend_ops *const backends[] = { &wp_uring_ops, &wp_tcp_ops };
+
+void wp_ctx_opts_init(struct wp_ctx_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->select = WP_SELECT_PREFER;
+	o->max_frame = WP_FRAME_MAX_DEFAULT;
+	o->zc_threshold = 16u << 10;
+	o->rx_buf_size = 64u << 10;
+	o->rx_buf_count = 64;
+	o->log_level = WP_LOG_WARN;
+}
+
+int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
+{
+	struct wp_ctx *ctx = calloc(1, sizeof(*ctx));
+	struct wp_ctx_opts def;
+
+	if (!ctx)
+		return -ENOMEM;
+	wp_ctx_opts_init(&def);
+	ctx->o = o ? *o : def;
+	if (!ctx->o.max_frame)
+		ctx->o.max_frame = def.max_frame;
+	if (!ctx->o.zc_threshold)
+		ctx->o.zc_threshold = def.zc_threshold;
+	if (!ctx->o.rx_buf_size)
+		ctx->o.rx_buf_size = def.rx_buf_size;
+	if (!ctx->o.rx_buf_count)
+		ctx->o.rx_buf_count = def.rx_buf_count;
+	if (ctx->o.max_frame > (1u << 30) || ctx->o.select > WP_SELECT_ANY) {
+		free(ctx);
+		return -EINVAL;
+	}
+	*out = ctx;
+	return 0;
+}
+
+static void run_deferred(struct wp_ctx *ctx)
+{
+	/* Callbacks may defer more; process until empty, in order. */
+	for (uint32_t i = 0; i < ctx->ndefer; i++) {
+		struct wp_deferred d = ctx->defer[i];
+
+		d.fn(d.arg, d.status);
+	}
+	ctx->ndefer = 0;
+}
+
+static void reap(struct wp_ctx *ctx)
+{
+	struct wp_ep *ep, *next;
+
+	if (!ctx->nr_closed)
+		return;
+	for (ep = ctx->eps; ep; ep = next) {
+		next = ep->next_all;
+		if (wp_ep_freeable(ep)) {
+			ctx->nr_closed--;
+			wp_ep_free(ep);
+		}
+	}
+}
+
+void wp_ctx_destroy(struct wp_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	ctx->in_progress++;
+	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all)
+		wp_ep_close(ep);
+	/* Server calls still held by the application die with the context. */
+	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
+		while (ep->srv_calls) {
+			struct wp_call *k = ep->srv_calls;
+
+			ep->srv_calls = k->next;
+			free(k);
+		}
+		ep->refs = 0;
+	}
+	run_deferred(ctx);
+	if (ctx->ops)
+		ctx->ops->fini(ctx); /* reaps kernel ops still in flight */
+	while (ctx->eps)
+		wp_ep_free(ctx->eps);
+	run_deferred(ctx);
+	while (ctx->blk_free) {
+		struct wp_stage_blk *b = ctx->blk_free;
+
+		ctx->blk_free = b->next;
+		free(b);
+	}
+	free(ctx->defer);
+	free(ctx->handlers);
+	free(ctx);
+}
+
+void wp_defer(struct wp_ctx *ctx, wp_done_fn fn, void *arg, int status)
+{
+	if (ctx->ndefer == ctx->defer_cap) {
+		uint32_t cap = ctx->defer_cap ? ctx->defer_cap * 2 : 64;
+		struct wp_deferred *d = realloc(ctx->defer, cap * sizeof(*d));
+
+		if (!d) {
+			/* Cannot queue: run now rather than lose a completion. */
+			fn(arg, status);
+			return;
+		}
+		ctx->defer = d;
+		ctx->defer_cap = cap;
+	}
+	ctx->defer[ctx->ndefer++] = (struct wp_deferred){ fn, arg, status };
+}
+
+void wp_ctx_mark_dirty(struct wp_ep *ep)
+{
+	if (ep->dirty)
+		return;
+	ep->dirty = true;
+	ep->next_dirty = ep->ctx->dirty;
+	ep->ctx->dirty = ep;
+}
+
+int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
+{
+	int n = 0, ret;
+	uint64_t now, end = 0;
+
+	if (ctx->ndefer) {
+		ctx->in_progress++;
+		run_deferred(ctx);
+		ctx->in_progress--;
+		timeout_us = 0; /* we did something; do not sleep */
+		n++;
+	}
+	if (!ctx->ops)
+		return n;
+
+	ctx->in_progress++;
+	if (ctx->next_deadline) {
+		now = wp_now_ns();
+		if (ctx->next_deadline <= now) {
+			timeout_us = 0;
+		} else {
+			int64_t left = (int64_t)((ctx->next_deadline - now + 999) / 1000);
+
+			if (timeout_us < 0 || left < timeout_us)
+				timeout_us = left;
+		}
+	}
+	if (ctx->o.busy_poll && timeout_us != 0) {
+		/* Spin: never sleep in the kernel. Costs a core, saves the wake-up. */
+		if (timeout_us > 0)
+			end = wp_now_ns() + (uint64_t)timeout_us * 1000;
+		for (;;) {
+			ret = ctx->ops->progress(ctx, 0);
+			if (ret != 0 || ctx->ndefer)
+				break;
+			if (end && wp_now_ns() >= end)
+				break;
+			__builtin_ia32_pause();
+		}
+	} else {
+		ret = ctx->ops->progress(ctx, timeout_us);
+	}
+	if (ret > 0)
+		n += ret;
+	if (ctx->next_deadline)
+		wp_rpc_check_deadlines(ctx, wp_now_ns());
+	run_deferred(ctx);
+	reap(ctx);
+	ctx->in_progress--;
+	return ret < 0 ? ret : n;
+}
+
+const char *wp_ctx_path(const struct wp_ctx *ctx)
+{
+	return ctx->ops ? ctx->ops->name : NULL;
+}
+
+const char *wp_ctx_explain(const struct wp_ctx *ctx)
+{
+	return ctx->ops ? ctx->explain : "no path chosen yet (no endpoint)";
+}
+
+uint32_t wp_path_caps(const struct wp_ctx *ctx)
+{
+	return ctx->ops ? ctx->ops->caps : 0;
+}
+
+/* "scheme://host:port", host may be [v6]. */
+int wp_uri_parse(const char *uri, char *scheme, size_t slen, struct sockaddr_storage *ss,
+		 socklen_t *salen)
+{
+	const char *sep = strstr(uri, "://");
+	char host[256];
+	const char *h, *colon;
+	size_t hl;
+	long port;
+	char *end;
+
+	if (!sep || (size_t)(sep - uri) >= slen || sep == uri)
+		return -EINVAL;
+	memcpy(scheme, uri, (size_t)(sep - uri));
+	scheme[sep - uri] = '\0';
+	h = sep + 3;
+	if (*h == '[') {
+		const char *rb = strchr(h, ']');
+
+		if (!rb || rb[1] != ':')
+			return -EINVAL;
+		hl = (size_t)(rb - h - 1);
+		h++;
+		colon = rb + 1;
+	} else {
+		colon = strrchr(h, ':');
+		if (!colon)
+			return -EINVAL;
+		hl = (size_t)(colon - h);
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+		return -EINVAL;
+
+	memset(ss, 0, sizeof(*ss));
+	if (!strcmp(host, "localhost"))
+		strcpy(host, "127.0.0.1");
+	{
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+		if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+			a4->sin_family = AF_INET;
+			a4->sin_port = htons((uint16_t)port);
+			*salen = sizeof(*a4);
+		} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons((uint16_t)port);
+			*salen = sizeof(*a6);
+		} else {
+			return -EINVAL; /* numeric addresses only: no hidden DNS lookups */
+		}
+	}
+	return 0;
+}
+
+static const struct wp_backend_ops *backend_by_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (!strcmp(backends[i]->name, name))
+			return backends[i];
+	return NULL;
+}
+
+static const char *select_name(enum wp_select s)
+{
+	return s == WP_SELECT_REQUIRE ? "require" : s == WP_SELECT_PREFER ? "prefer" : "any";
+}
+
+/* Choose and start the backend at the first endpoint. */
+static int choose_path(struct wp_ctx *ctx, const char *scheme)
+{
+	const struct wp_backend_ops *want = NULL, *got = NULL;
+	char why[200] = "", note[300] = "";
+	int ret;
+
+	if (ctx->ops) {
+		if (strcmp(scheme, "any") && strcmp(scheme, ctx->ops->name)) {
+			if (!backend_by_name(scheme)) {
+				wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: tcp, uring, any)",
+				       scheme);
+				return -EPROTONOSUPPORT;
+			}
+			if (ctx->o.select == WP_SELECT_REQUIRE) {
+				wp_log(ctx, WP_LOG_ERR,
+				       "context runs path %s; '%s' required for this endpoint: "
+				       "use one context per path",
+				       ctx->ops->name, scheme);
+				return -EXDEV;
+			}
+			wp_log(ctx, WP_LOG_WARN,
+			       "endpoint asked for %s but this context runs %s (same wire "
+			       "protocol; select=%s)",
+			       scheme, ctx->ops->name, select_name(ctx->o.select));
+		}
+		return 0;
+	}
+
+	if (!strcmp(scheme, "any")) {
+		want = NULL;
+	} else {
+		want = backend_by_name(scheme);
+		if (!want) {
+			wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: tcp, uring, any)", scheme);
+			return -EPROTONOSUPPORT;
+		}
+	}
+
+	if (want) {
+		ret = want->available(why, sizeof(why));
+		if (ret == 0) {
+			got = want;
+		} else if (ctx->o.select == WP_SELECT_REQUIRE) {
+			wp_log(ctx, WP_LOG_ERR, "path %s required but unavailable: %s", want->name,
+			       why);
+			return ret;
+		} else {
+			snprintf(note, sizeof(note), "; %s unavailable (%s), fell back (select=%s)",
+				 want->name, why, select_name(ctx->o.select));
+		}
+	}
+	for (size_t i = 0; !got && i < sizeof(backends) / sizeof(backends[0]); i++) {
+		char w2[200];
+
+		if (backends[i] == want)
+			continue;
+		if (backends[i]->available(w2, sizeof(w2)) == 0)
+			got = backends[i];
+		else if (!want)
+			snprintf(note + strlen(note), sizeof(note) - strlen(note),
+				 "; %s unavailable (%s)", backends[i]->name, w2);
+	}
+	if (!got) {
+		wp_log(ctx, WP_LOG_ERR, "no path available%s", note);
+		return -ENODEV;
+	}
+	if (want && got != want)
+		wp_log(ctx, WP_LOG_WARN, "path %s unavailable (%s): using %s instead (select=%s)",
+		       want->name, why, got->name, select_name(ctx->o.select));
+	ctx->ops = got;
+	ret = got->init(ctx);
+	if (ret < 0) {
+		wp_log(ctx, WP_LOG_ERR, "path %s failed to start: %s", got->name, strerror(-ret));
+		ctx->ops = NULL;
+		return ret;
+	}
+	{
+		char bk[384];
+
+		got->explain(ctx, bk, sizeof(bk));
+		snprintf(ctx->explain, sizeof(ctx->explain), "%s: %s (select=%s%s%s)", got->name,
+			 bk, select_name(ctx->o.select), want ? "" : ", picked as best available",
+			 note);
+	}
+	wp_log(ctx, WP_LOG_INFO, "%s", ctx->explain);
+	return 0;
+}
+
+static int ep_open(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs,
+		   struct wp_ep **out, bool listen)
+{
+	struct sockaddr_storage ss;
+	socklen_t salen;
+	char scheme[16];
+	struct wp_ep *ep;
+	int ret;
+
+	ret = wp_uri_parse(uri, scheme, sizeof(scheme), &ss, &salen);
+	if (ret < 0) {
+		wp_log(ctx, WP_LOG_ERR,
+		       "bad URI '%s': want SCHEME://HOST:PORT with a numeric host, e.g. "
+		       "tcp://127.0.0.1:7000",
+		       uri);
+		return ret;
+	}
+	ret = choose_path(ctx, scheme);
+	if (ret < 0)
+		return ret;
+	ep = wp_ep_alloc(ctx, cbs);
+	if (!ep)
+		return -ENOMEM;
+	ret = listen ? ctx->ops->listen(ep, (struct sockaddr *)&ss, salen)
+		     : ctx->ops->connect(ep, (struct sockaddr *)&ss, salen);
+	if (ret < 0) {
+		wp_log(ctx, WP_LOG_ERR, "%s %s: %s", listen ? "listen on" : "connect to", uri,
+		       strerror(-ret));
+		ep->state = WP_EPS_CLOSED;
+		ep->owner_released = true;
+		wp_ep_free(ep);
+		return ret;
+	}
+	*out = ep;
+	return 0;
+}
+
+int wp_listen(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs,
+	      struct wp_ep **out)
+{
+	return ep_open(ctx, uri, cbs, out, true);
+}
+
+int wp_connect(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs,
+	       struct wp_ep **out)
+{
+	return ep_open(ctx, uri, cbs, out, false);
+}

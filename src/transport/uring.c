@@ -1,0 +1,855 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The uring path: io_uring with
+ * - one io_uring_enter per progress round that both submits everything
+ *   queued (sends to every endpoint, re-armed receives) and waits: a fan-out
+ *   of N calls costs one enter, not N writes;
+ * - multishot receive into a provided buffer ring shared by all
+ *   connections: one SQE per connection for its lifetime, frames parsed in
+ *   place in the kernel-filled buffer, which goes straight back to the ring;
+ * - registered (fixed) files for every connection;
+ * - SEND_ZC for payloads at or above a threshold, with
+ *   IORING_SEND_ZC_REPORT_USAGE: the buffer is released to its owner only
+ *   at the notification CQE, and notifications flagged
+ *   IORING_NOTIF_USAGE_ZC_COPIED are counted (loopback and veth always
+ *   copy: the kernel says so, and so do we);
+ * - optional SQPOLL (no enter at all while the kernel thread is awake) and
+ *   DEFER_TASKRUN + SINGLE_ISSUER when the kernel has them.
+ * Sends to one connection go as a chain of linked SQEs (runs of staged
+ * frames as one SENDMSG, zero-copy payloads as SEND_ZC), MSG_WAITALL so a
+ * short send only happens on error; one chain in flight per connection
+ * keeps the byte stream in order.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "transport/uring_compat.h"
+
+#define URING_ENTRIES 1024
+#define URING_FILES 4096
+#define URING_CHAIN 8 /* linked send ops per connection per round */
+
+enum { TAG_RECV = 1, TAG_SEND = 2, TAG_ACCEPT = 3, TAG_CONNECT = 4, TAG_IGNORE = 5 };
+#define TAG_MASK 7ull
+
+struct uop { /* one send in flight */
+	struct uop *next_free;
+	struct wp_ep *ep;
+	uint64_t from, upto; /* segments covered */
+	size_t bytes;
+	bool zc;
+	struct msghdr msg;
+	struct iovec iov[WP_IOV_MAX];
+};
+
+struct uring_ctx {
+	struct io_uring ring;
+	bool sqpoll, defer_taskrun, fixed_files, zc_ok;
+	bool disabled; /* R_DISABLED until the driving thread's first round */
+	char zc_why[160];
+	/* provided receive buffers */
+	struct io_uring_buf_ring *br;
+	uint8_t *bufs;
+	size_t br_bytes;
+	uint32_t buf_size, nbufs;
+	/* registered file slots */
+	int32_t *slot_next;
+	int32_t slot_free;
+	struct uop *uop_free;
+	uint32_t sqes_pending;
+};
+
+struct uring_ep {
+	int fidx;          /* fixed file slot, -1 if none */
+	uint32_t sends;    /* send ops in flight */
+	bool recv_armed;
+	bool listener;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+};
+
+static struct uring_ctx *uctx(struct wp_ctx *ctx)
+{
+	return ctx->bk;
+}
+
+static struct uring_ep *uep(struct wp_ep *ep)
+{
+	return ep->bk;
+}
+
+static int uring_available(char *why, size_t len)
+{
+	struct io_uring ring;
+	int ret = io_uring_queue_init(8, &ring, 0);
+
+	if (ret < 0) {
+		snprintf(why, len, "io_uring_queue_init: %s", strerror(-ret));
+		return ret;
+	}
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+
+/* ---- SQE helpers --------------------------------------------------- */
+
+static struct io_uring_sqe *get_sqe(struct wp_ctx *ctx)
+{
+	struct uring_ctx *u = uctx(ctx);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+
+	if (!sqe && !u->disabled) {
+		/* SQ full: push what we have to the kernel and retry. */
+		WP_SYSCALL(WP_SYS_URING_ENTER);
+		io_uring_submit(&u->ring);
+		sqe = io_uring_get_sqe(&u->ring);
+	}
+	if (sqe)
+		u->sqes_pending++;
+	return sqe;
+}
+
+static void sqe_file(struct io_uring_sqe *sqe, struct wp_ep *ep)
+{
+	if (uep(ep)->fidx >= 0) {
+		sqe->fd = uep(ep)->fidx;
+		sqe->flags |= IOSQE_FIXED_FILE;
+	} else {
+		sqe->fd = ep->fd;
+	}
+}
+
+static void *ud(void *p, unsigned tag)
+{
+	return (void *)((uintptr_t)p | tag);
+}
+
+/* ---- registered files ---------------------------------------------- */
+
+static void slot_install(struct wp_ep *ep)
+{
+	struct uring_ctx *u = uctx(ep->ctx);
+	int32_t s = u->slot_free;
+
+	uep(ep)->fidx = -1;
+	if (!u->fixed_files || s < 0)
+		return;
+	WP_SYSCALL(WP_SYS_OTHER);
+	if (io_uring_register_files_update(&u->ring, (unsigned)s, &ep->fd, 1) != 1)
+		return;
+	u->slot_free = u->slot_next[s];
+	uep(ep)->fidx = s;
+}
+
+static void slot_remove(struct wp_ep *ep)
+{
+	struct uring_ctx *u = uctx(ep->ctx);
+	int32_t s = uep(ep)->fidx;
+	int minus1 = -1;
+
+	if (s < 0)
+		return;
+	WP_SYSCALL(WP_SYS_OTHER);
+	io_uring_register_files_update(&u->ring, (unsigned)s, &minus1, 1);
+	u->slot_next[s] = u->slot_free;
+	u->slot_free = s;
+	uep(ep)->fidx = -1;
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+static int setup_ring(struct wp_ctx *ctx, struct uring_ctx *u)
+{
+	struct io_uring_params p;
+	int ret;
+
+	memset(&p, 0, sizeof(p));
+	if (ctx->o.sqpoll) {
+		p.flags = IORING_SETUP_SQPOLL;
+		p.sq_thread_idle = 2000; /* ms the kernel thread spins before sleeping */
+		ret = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
+		if (ret == 0) {
+			u->sqpoll = true;
+			return 0;
+		}
+		wp_log(ctx, WP_LOG_WARN, "io_uring SQPOLL refused (%s): running without it",
+		       strerror(-ret));
+		memset(&p, 0, sizeof(p));
+	}
+	if (ctx->o.busy_poll) {
+		/* Spinning in user space never enters the kernel, so completions
+		 * must be posted without us: no DEFER/COOP_TASKRUN. */
+		return io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
+	}
+	/* Task work runs only when we enter to wait: fewer interruptions of
+	 * the single thread that owns the ring (kernel 6.1+). The ring starts
+	 * disabled and is enabled by the first progress call, so the issuer is
+	 * the thread that drives the context, not necessarily the one that
+	 * created the endpoint (SINGLE_ISSUER binds the ring to one task). */
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		  IORING_SETUP_R_DISABLED;
+	ret = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
+	if (ret == 0) {
+		u->defer_taskrun = true;
+		u->disabled = true;
+		return 0;
+	}
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_COOP_TASKRUN;
+	ret = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
+	if (ret == -EINVAL) {
+		memset(&p, 0, sizeof(p));
+		ret = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
+	}
+	return ret;
+}
+
+static int setup_buf_ring(struct wp_ctx *ctx, struct uring_ctx *u)
+{
+	struct io_uring_buf_reg reg;
+	uint32_t n = 1;
+	int ret;
+
+	while (n < ctx->o.rx_buf_count)
+		n <<= 1; /* the ring size must be a power of two */
+	u->nbufs = n;
+	u->buf_size = ctx->o.rx_buf_size;
+	u->br_bytes = n * sizeof(struct io_uring_buf);
+	u->br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		     0);
+	if (u->br == MAP_FAILED) {
+		u->br = NULL;
+		return -ENOMEM;
+	}
+	u->bufs = malloc((size_t)n * u->buf_size);
+	if (!u->bufs)
+		return -ENOMEM;
+	io_uring_buf_ring_init(u->br);
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (uint64_t)(uintptr_t)u->br;
+	reg.ring_entries = n;
+	reg.bgid = 0;
+	WP_SYSCALL(WP_SYS_OTHER);
+	ret = io_uring_register_buf_ring(&u->ring, &reg, 0);
+	if (ret < 0)
+		return ret;
+	for (uint32_t i = 0; i < n; i++)
+		io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * u->buf_size, u->buf_size,
+				      (unsigned short)i, io_uring_buf_ring_mask(n), (int)i);
+	io_uring_buf_ring_advance(u->br, (int)n);
+	return 0;
+}
+
+/* Does SEND_ZC with usage reporting work on this kernel? Asked once per
+ * context on a loopback pair; the answer (and the copy outcome) feeds the
+ * explain string. */
+static void probe_zc(struct wp_ctx *ctx, struct uring_ctx *u)
+{
+	const struct wp_probe_result *r = wp_probe_get("uring.send_zc");
+
+	u->zc_ok = r && r->ok;
+	snprintf(u->zc_why, sizeof(u->zc_why), "%s", r ? r->detail : "not probed");
+}
+
+static int uring_init(struct wp_ctx *ctx)
+{
+	struct uring_ctx *u = calloc(1, sizeof(*u));
+	int ret;
+
+	if (!u)
+		return -ENOMEM;
+	ret = setup_ring(ctx, u);
+	if (ret < 0) {
+		free(u);
+		return ret;
+	}
+	ctx->bk = u;
+	ret = setup_buf_ring(ctx, u);
+	if (ret < 0) {
+		wp_log(ctx, WP_LOG_ERR, "io_uring provided buffer ring: %s", strerror(-ret));
+		goto out_fini;
+	}
+	u->slot_next = malloc(URING_FILES * sizeof(*u->slot_next));
+	if (!u->slot_next) {
+		ret = -ENOMEM;
+		goto out_fini;
+	}
+	for (int i = 0; i < URING_FILES; i++)
+		u->slot_next[i] = i + 1 < URING_FILES ? i + 1 : -1;
+	u->slot_free = 0;
+	WP_SYSCALL(WP_SYS_OTHER);
+	u->fixed_files = io_uring_register_files_sparse(&u->ring, URING_FILES) == 0;
+	if (!u->fixed_files)
+		wp_log(ctx, WP_LOG_WARN, "io_uring registered files unavailable: plain fds");
+	probe_zc(ctx, u);
+	if (!u->zc_ok)
+		wp_log(ctx, WP_LOG_WARN, "io_uring SEND_ZC unavailable (%s): copying sends only",
+		       u->zc_why);
+	return 0;
+
+out_fini:
+	ctx->ops->fini(ctx);
+	return ret;
+}
+
+static void handle_cqe(struct wp_ctx *ctx, struct io_uring_cqe *cqe);
+
+static void uring_fini(struct wp_ctx *ctx)
+{
+	struct uring_ctx *u = uctx(ctx);
+	bool inflight;
+
+	if (!u)
+		return;
+	if (u->disabled) {
+		/* Never enabled: nothing reached the kernel. */
+		for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all)
+			ep->io_inflight = 0;
+	}
+	/* Reap: every op that references an endpoint must complete before the
+	 * endpoints are freed. Cancel all, then wait for the CQEs (bounded). */
+	for (int round = 0; round < 100; round++) {
+		struct io_uring_cqe *cqe;
+		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
+
+		inflight = false;
+		for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all)
+			inflight |= ep->io_inflight > 0;
+		if (!inflight)
+			break;
+		if (round == 0) {
+			struct io_uring_sqe *sqe = get_sqe(ctx);
+
+			if (sqe) {
+				io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+				io_uring_sqe_set_data(sqe, (void *)(uintptr_t)TAG_IGNORE);
+			}
+		}
+		WP_SYSCALL(WP_SYS_URING_ENTER);
+		if (io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL) < 0 &&
+		    !io_uring_cq_ready(&u->ring)) {
+			if (round > 3)
+				break; /* not the issuer thread, or the ring is gone */
+			continue;
+		}
+		unsigned head, n = 0;
+
+		io_uring_for_each_cqe(&u->ring, head, cqe)
+		{
+			handle_cqe(ctx, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&u->ring, n);
+	}
+	io_uring_queue_exit(&u->ring);
+	if (u->br)
+		munmap(u->br, u->br_bytes);
+	free(u->bufs);
+	free(u->slot_next);
+	while (u->uop_free) {
+		struct uop *o = u->uop_free;
+
+		u->uop_free = o->next_free;
+		free(o);
+	}
+	free(u);
+	ctx->bk = NULL;
+}
+
+/* ---- endpoints -------------------------------------------------------- */
+
+static int ep_bk_alloc(struct wp_ep *ep)
+{
+	struct uring_ep *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return -ENOMEM;
+	e->fidx = -1;
+	ep->bk = e;
+	return 0;
+}
+
+static void arm_recv(struct wp_ep *ep)
+{
+	struct io_uring_sqe *sqe = get_sqe(ep->ctx);
+
+	if (!sqe) {
+		wp_conn_fail(ep, -EBUSY);
+		return;
+	}
+	io_uring_prep_recv_multishot(sqe, 0, NULL, 0, 0);
+	sqe_file(sqe, ep);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = 0;
+	io_uring_sqe_set_data(sqe, ud(ep, TAG_RECV));
+	uep(ep)->recv_armed = true;
+	ep->io_inflight++;
+}
+
+static void arm_accept(struct wp_ep *ep)
+{
+	struct io_uring_sqe *sqe = get_sqe(ep->ctx);
+
+	if (!sqe)
+		return;
+	io_uring_prep_multishot_accept(sqe, ep->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data(sqe, ud(ep, TAG_ACCEPT));
+	ep->io_inflight++;
+}
+
+static void set_nodelay(int fd)
+{
+	int one = 1;
+
+	WP_SYSCALL(WP_SYS_SOCKET);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static int uring_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int one = 1, fd, ret;
+
+	ret = ep_bk_alloc(ep);
+	if (ret < 0)
+		return ret;
+	WP_SYSCALL(WP_SYS_SOCKET);
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	WP_SYSCALL(WP_SYS_SOCKET);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	WP_SYSCALL(WP_SYS_SOCKET);
+	if (bind(fd, sa, salen) < 0)
+		goto out_errno;
+	WP_SYSCALL(WP_SYS_SOCKET);
+	if (listen(fd, 1024) < 0)
+		goto out_errno;
+	WP_SYSCALL(WP_SYS_SOCKET);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		goto out_errno;
+	ep->local_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						       : ((struct sockaddr_in *)&ss)->sin_port);
+	ep->fd = fd;
+	ep->state = WP_EPS_LISTEN;
+	uep(ep)->listener = true;
+	arm_accept(ep);
+	return 0;
+
+out_errno:
+	ret = -errno;
+	close(fd);
+	return ret;
+}
+
+static int uring_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
+{
+	struct io_uring_sqe *sqe;
+	int fd, ret;
+
+	ret = ep_bk_alloc(ep);
+	if (ret < 0)
+		return ret;
+	WP_SYSCALL(WP_SYS_SOCKET);
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	set_nodelay(fd);
+	memcpy(&uep(ep)->peer, sa, salen);
+	uep(ep)->peer_len = salen;
+	sqe = get_sqe(ep->ctx);
+	if (!sqe) {
+		close(fd);
+		return -EBUSY;
+	}
+	ep->fd = fd;
+	ep->state = WP_EPS_CONNECTING;
+	io_uring_prep_connect(sqe, fd, (struct sockaddr *)&uep(ep)->peer, uep(ep)->peer_len);
+	io_uring_sqe_set_data(sqe, ud(ep, TAG_CONNECT));
+	ep->io_inflight++;
+	return 0;
+}
+
+static void uring_close(struct wp_ep *ep)
+{
+	struct io_uring_sqe *sqe;
+
+	if (ep->fd < 0)
+		return;
+	if (ep->io_inflight && uep(ep)->listener) {
+		/* A listener: cancel its multishot accept by user_data. */
+		sqe = get_sqe(ep->ctx);
+		if (sqe) {
+			io_uring_prep_cancel(sqe, ud(ep, TAG_ACCEPT), 0);
+			io_uring_sqe_set_data(sqe, (void *)(uintptr_t)TAG_IGNORE);
+		}
+	}
+	/* Shutting the socket down ends the multishot receive (EOF) and fails
+	 * sends in flight; their CQEs drain io_inflight, and only then is the
+	 * endpoint freed. (Cancelling by fixed file would race with the slot
+	 * being cleared below before the cancel is submitted.) */
+	WP_SYSCALL(WP_SYS_SOCKET);
+	shutdown(ep->fd, SHUT_RDWR);
+	slot_remove(ep);
+	WP_SYSCALL(WP_SYS_CLOSE);
+	close(ep->fd);
+	ep->fd = -1;
+}
+
+static void uring_kick(struct wp_ep *ep)
+{
+	wp_ctx_mark_dirty(ep);
+}
+
+const struct wp_fast_ops wp_uring_fast = { .kick = uring_kick };
+
+/* ---- send ------------------------------------------------------------ */
+
+static struct uop *uop_get(struct uring_ctx *u)
+{
+	struct uop *o = u->uop_free;
+
+	if (o) {
+		u->uop_free = o->next_free;
+		return o;
+	}
+	return malloc(sizeof(*o));
+}
+
+static void uop_put(struct uring_ctx *u, struct uop *o)
+{
+	o->next_free = u->uop_free;
+	u->uop_free = o;
+}
+
+/* Queue this connection's pending bytes as one chain of linked sends. */
+static void uring_flush(struct wp_ep *ep)
+{
+	struct wp_ctx *ctx = ep->ctx;
+	struct uring_ctx *u = uctx(ctx);
+	struct wp_txq *q = &ep->tx;
+	struct io_uring_sqe *prev = NULL;
+	uint64_t idx = q->sent;
+	int ops = 0;
+
+	if (uep(ep)->sends || ep->state != WP_EPS_OPEN)
+		return; /* the chain in flight resumes us on completion */
+	while (idx != q->tail && ops < URING_CHAIN) {
+		struct io_uring_sqe *sqe;
+		struct uop *o = uop_get(u);
+		bool zc;
+		int n;
+
+		if (!o)
+			break;
+		o->ep = ep;
+		o->from = idx;
+		n = wp_txq_iov(q, &idx, 0, o->iov, WP_IOV_MAX, &o->bytes, u->zc_ok, &zc);
+		o->upto = idx;
+		o->zc = zc;
+		sqe = get_sqe(ctx);
+		if (!sqe) {
+			uop_put(u, o);
+			break;
+		}
+		if (zc) {
+			io_uring_prep_send_zc(sqe, 0, o->iov[0].iov_base, o->iov[0].iov_len,
+					      MSG_WAITALL | MSG_NOSIGNAL,
+					      IORING_SEND_ZC_REPORT_USAGE);
+			WP_CNT_ADD(zc_sent, 1);
+		} else {
+			memset(&o->msg, 0, sizeof(o->msg));
+			o->msg.msg_iov = o->iov;
+			o->msg.msg_iovlen = (size_t)n;
+			io_uring_prep_sendmsg(sqe, 0, &o->msg, MSG_WAITALL | MSG_NOSIGNAL);
+		}
+		sqe_file(sqe, ep);
+		io_uring_sqe_set_data(sqe, ud(o, TAG_SEND));
+		if (prev)
+			prev->flags |= IOSQE_IO_LINK; /* keep the byte stream in order */
+		prev = sqe;
+		uep(ep)->sends++;
+		ep->io_inflight++;
+		if (zc)
+			ep->io_inflight++; /* the notification CQE */
+		ops++;
+	}
+}
+
+static void send_done(struct wp_ctx *ctx, struct uop *o, struct io_uring_cqe *cqe)
+{
+	struct uring_ctx *u = uctx(ctx);
+	struct wp_ep *ep = o->ep;
+
+	if (cqe->flags & IORING_CQE_F_NOTIF) {
+		/* The kernel no longer touches the pages: the owner may reuse them. */
+		if ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED)
+			WP_CNT_ADD(zc_copied, 1);
+		ep->io_inflight--;
+		wp_txq_release_range(ep, o->from, o->upto);
+		uop_put(u, o);
+		return;
+	}
+	uep(ep)->sends--;
+	ep->io_inflight--;
+	if (cqe->res < 0 || (size_t)cqe->res != o->bytes) {
+		if (ep->state == WP_EPS_OPEN)
+			wp_conn_fail(ep, cqe->res < 0 ? cqe->res : -EIO);
+	} else if (ep->state == WP_EPS_OPEN) {
+		wp_txq_advance(ep, o->bytes, !o->zc);
+	}
+	/* Chain finished: whatever was queued meanwhile goes in the next one. */
+	if (ep->state == WP_EPS_OPEN && !uep(ep)->sends && wp_txq_pending(&ep->tx))
+		wp_ctx_mark_dirty(ep);
+	if (o->zc && (cqe->flags & IORING_CQE_F_MORE))
+		return; /* uop lives on until the notification */
+	if (o->zc) {
+		ep->io_inflight--; /* no notification will come */
+		wp_txq_release_range(ep, o->from, o->upto);
+	}
+	uop_put(u, o);
+}
+
+/* ---- completions ---------------------------------------------------- */
+
+static void recv_done(struct wp_ctx *ctx, struct wp_ep *ep, struct io_uring_cqe *cqe)
+{
+	struct uring_ctx *u = uctx(ctx);
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+
+	if (!more) {
+		ep->io_inflight--;
+		uep(ep)->recv_armed = false;
+	}
+	if (cqe->res > 0) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		uint8_t *buf = u->bufs + (size_t)bid * u->buf_size;
+
+		if (ep->state == WP_EPS_OPEN)
+			wp_conn_input(ep, buf, (size_t)cqe->res);
+		/* Parsed in place; the buffer goes straight back to the kernel. */
+		io_uring_buf_ring_add(u->br, buf, u->buf_size, (unsigned short)bid,
+				      io_uring_buf_ring_mask(u->nbufs), 0);
+		io_uring_buf_ring_advance(u->br, 1);
+		if (!more && ep->state == WP_EPS_OPEN)
+			arm_recv(ep);
+		return;
+	}
+	if (ep->state != WP_EPS_OPEN)
+		return;
+	if (cqe->res == -ENOBUFS) {
+		/* Every provided buffer is in use: count it and re-arm. */
+		WP_CNT_ADD(rx_ring_empty, 1);
+		if (!more)
+			arm_recv(ep);
+		return;
+	}
+	if (cqe->res == 0) {
+		if (wp_rx_partial(&ep->rx)) {
+			WP_CNT_ADD(bad_frames[WP_BAD_TRUNCATED], 1);
+			wp_conn_fail(ep, -EPIPE);
+		} else {
+			wp_conn_fail(ep, 0);
+		}
+		return;
+	}
+	wp_conn_fail(ep, cqe->res);
+}
+
+static void accept_done(struct wp_ctx *ctx, struct wp_ep *l, struct io_uring_cqe *cqe)
+{
+	struct wp_ep *ep;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		l->io_inflight--;
+		if (l->state == WP_EPS_LISTEN)
+			arm_accept(l);
+	}
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED && l->state == WP_EPS_LISTEN)
+			wp_log(ctx, WP_LOG_WARN, "accept: %s", strerror(-cqe->res));
+		return;
+	}
+	if (l->state != WP_EPS_LISTEN) {
+		close(cqe->res);
+		return;
+	}
+	ep = wp_ep_alloc(ctx, &l->cbs);
+	if (!ep || ep_bk_alloc(ep) < 0) {
+		wp_log(ctx, WP_LOG_ERR, "accept: out of memory, dropping connection");
+		if (ep) {
+			ep->state = WP_EPS_CLOSED;
+			ep->owner_released = true;
+			ctx->nr_closed++;
+		}
+		close(cqe->res);
+		return;
+	}
+	ep->fd = cqe->res;
+	ep->accepted = true;
+	ep->listener = l;
+	set_nodelay(ep->fd);
+	slot_install(ep);
+	arm_recv(ep);
+	wp_conn_established(ep);
+}
+
+static void connect_done(struct wp_ctx *ctx, struct wp_ep *ep, struct io_uring_cqe *cqe)
+{
+	ep->io_inflight--;
+	if (ep->state != WP_EPS_CONNECTING)
+		return;
+	if (cqe->res < 0) {
+		wp_conn_fail(ep, cqe->res);
+		return;
+	}
+	slot_install(ep);
+	arm_recv(ep);
+	wp_conn_established(ep);
+}
+
+static void handle_cqe(struct wp_ctx *ctx, struct io_uring_cqe *cqe)
+{
+	uintptr_t d = (uintptr_t)io_uring_cqe_get_data(cqe);
+	unsigned tag = d & TAG_MASK;
+	void *p = (void *)(d & ~TAG_MASK);
+
+	switch (tag) {
+	case TAG_RECV:
+		recv_done(ctx, p, cqe);
+		break;
+	case TAG_SEND:
+		send_done(ctx, p, cqe);
+		break;
+	case TAG_ACCEPT:
+		accept_done(ctx, p, cqe);
+		break;
+	case TAG_CONNECT:
+		connect_done(ctx, p, cqe);
+		break;
+	default:
+		break;
+	}
+}
+
+static void flush_dirty(struct wp_ctx *ctx)
+{
+	while (ctx->dirty) {
+		struct wp_ep *ep = ctx->dirty;
+
+		ctx->dirty = ep->next_dirty;
+		ep->dirty = false;
+		uring_flush(ep);
+	}
+}
+
+/*
+ * One round: queue every dirty connection's sends, then a single enter that
+ * submits them and waits for at least one completion (or the timeout), then
+ * the completions. The enter is skipped when completions are already
+ * waiting and nothing needs submitting (or SQPOLL picks the SQEs up).
+ * Syscalls are counted here exactly as liburing 2.3 issues them.
+ */
+static int uring_progress(struct wp_ctx *ctx, int64_t timeout_us)
+{
+	struct uring_ctx *u = uctx(ctx);
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+	bool sq_pending, need_enter;
+
+	if (u->disabled) {
+		int ret;
+
+		WP_SYSCALL(WP_SYS_OTHER);
+		ret = wp_uring_enable_rings(&u->ring);
+		if (ret < 0) {
+			wp_log(ctx, WP_LOG_ERR, "io_uring enable rings: %s", strerror(-ret));
+			return ret;
+		}
+		u->disabled = false;
+	}
+	flush_dirty(ctx);
+	sq_pending = io_uring_sq_ready(&u->ring) > 0;
+	if (io_uring_cq_ready(&u->ring) || timeout_us == 0) {
+		need_enter = false;
+		if (sq_pending)
+			need_enter = !u->sqpoll ||
+				     (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_NEED_WAKEUP);
+		if (need_enter || (sq_pending && u->sqpoll)) {
+			if (need_enter)
+				WP_SYSCALL(WP_SYS_URING_ENTER);
+			io_uring_submit(&u->ring);
+		} else if (u->defer_taskrun && !io_uring_cq_ready(&u->ring)) {
+			/* DEFER_TASKRUN posts completions only when we enter. */
+			WP_SYSCALL(WP_SYS_URING_ENTER);
+			io_uring_get_events(&u->ring);
+		}
+	} else {
+		struct __kernel_timespec ts, *tsp = NULL;
+
+		if (timeout_us > 0) {
+			ts.tv_sec = timeout_us / 1000000;
+			ts.tv_nsec = (timeout_us % 1000000) * 1000;
+			tsp = &ts;
+		}
+		WP_SYSCALL(WP_SYS_URING_ENTER);
+		io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, tsp, NULL);
+	}
+	u->sqes_pending = 0;
+
+	io_uring_for_each_cqe(&u->ring, head, cqe)
+	{
+		handle_cqe(ctx, cqe);
+		n++;
+	}
+	io_uring_cq_advance(&u->ring, n);
+	/* Answers queued by callbacks become SQEs now; they are submitted by
+	 * the next round's enter, together with its wait. */
+	flush_dirty(ctx);
+	return (int)n;
+}
+
+static void uring_explain(struct wp_ctx *ctx, char *buf, size_t len)
+{
+	struct uring_ctx *u = uctx(ctx);
+	char zc[320];
+
+	if (u->zc_ok)
+		snprintf(zc, sizeof(zc),
+			 "SEND_ZC at or above %u B (%s)", ctx->o.zc_threshold,
+			 ctx->o.zc_threshold == UINT32_MAX ? "disabled by option"
+							   : "on loopback/veth the kernel copies: "
+							     "counted as zc.copied");
+	else
+		snprintf(zc, sizeof(zc), "SEND_ZC off (%s)", u->zc_why);
+	snprintf(buf, len,
+		 "io_uring %u entries, %s%s; multishot recv into a %u x %u KiB provided buffer "
+		 "ring; %s; sends batched (one enter per round, linked SENDMSG chains); %s%s",
+		 URING_ENTRIES, u->sqpoll ? "SQPOLL on" : "SQPOLL off",
+		 u->defer_taskrun ? ", DEFER_TASKRUN" : "", u->nbufs, u->buf_size >> 10,
+		 u->fixed_files ? "registered files" : "plain fds (file registration failed)", zc,
+		 ctx->o.busy_poll ? "; busy-poll on" : "");
+}
+
+const struct wp_backend_ops wp_uring_ops = {
+	.name = "uring",
+	.caps = WP_CAP_STREAM | WP_CAP_BATCH | WP_CAP_ZC_SEND | WP_CAP_MSHOT_RX | WP_CAP_SQPOLL |
+		WP_CAP_BUSY_POLL,
+	.fast = &wp_uring_fast,
+	.available = uring_available,
+	.init = uring_init,
+	.fini = uring_fini,
+	.listen = uring_listen,
+	.connect = uring_connect,
+	.close = uring_close,
+	.progress = uring_progress,
+	.explain = uring_explain,
+};

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration-test harness: a server context on its own thread (or in a
+ * forked child) listening on 127.0.0.1 with a free port, plus helpers to
+ * drive a client context until a condition holds or a deadline passes.
+ */
+#ifndef WP_HARNESS_H
+#define WP_HARNESS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "testlib.h"
+#include "wirepath/wirepath.h"
+
+struct srv {
+	const char *path;
+	struct wp_ctx *ctx;
+	struct wp_ep *l;
+	int port;
+	atomic_int stop;
+	pthread_t th;
+	void (*setup)(struct srv *s); /* register handlers, before listening */
+	void (*tick)(struct srv *s);  /* called every loop round */
+	void *user;
+};
+
+static void h_log(void *arg, enum wp_log_level lvl, const char *msg)
+{
+	if (getenv("WP_TEST_VERBOSE") || lvl == WP_LOG_ERR)
+		fprintf(stderr, "[%s] %s\n", (const char *)arg, msg);
+}
+
+static inline void h_opts(struct wp_ctx_opts *o, const char *who)
+{
+	wp_ctx_opts_init(o);
+	o->select = WP_SELECT_REQUIRE;
+	o->log = h_log;
+	o->log_arg = (void *)who;
+	o->log_level = WP_LOG_DEBUG;
+}
+
+static inline void h_uri(char *buf, size_t len, const char *path, int port)
+{
+	snprintf(buf, len, "%s://127.0.0.1:%d", path, port);
+}
+
+static inline int srv_open(struct srv *s, const struct wp_ep_cbs *cbs)
+{
+	struct wp_ctx_opts o;
+	char uri[64];
+	int ret;
+
+	h_opts(&o, "server");
+	ret = wp_ctx_create(&o, &s->ctx);
+	if (ret < 0)
+		return ret;
+	if (s->setup)
+		s->setup(s);
+	h_uri(uri, sizeof(uri), s->path, 0);
+	ret = wp_listen(s->ctx, uri, cbs, &s->l);
+	if (ret < 0)
+		return ret;
+	s->port = wp_ep_local_port(s->l);
+	return 0;
+}
+
+static void *srv_loop(void *arg)
+{
+	struct srv *s = arg;
+
+	while (!atomic_load(&s->stop)) {
+		wp_ctx_progress(s->ctx, 2000);
+		if (s->tick)
+			s->tick(s);
+	}
+	wp_ctx_destroy(s->ctx);
+	return NULL;
+}
+
+/* Start a server thread. Skips (77) if the path cannot start: that is setup. */
+static inline void srv_start(struct srv *s, const struct wp_ep_cbs *cbs)
+{
+	int ret = srv_open(s, cbs);
+
+	if (ret == -ENOSYS || ret == -EOPNOTSUPP || ret == -EPERM)
+		SKIP("path %s unavailable here: %s", s->path, strerror(-ret));
+	CHECK(ret == 0);
+	CHECK(pthread_create(&s->th, NULL, srv_loop, s) == 0);
+}
+
+static inline void srv_stop(struct srv *s)
+{
+	atomic_store(&s->stop, 1);
+	pthread_join(s->th, NULL);
+}
+
+/* Drive ctx until *flag becomes non-zero; fail the test after ms. */
+static inline void drive_until(struct wp_ctx *ctx, volatile int *flag, int ms)
+{
+	uint64_t end = wp_now_ns() + (uint64_t)ms * 1000000;
+
+	while (!*flag) {
+		CHECK(wp_ctx_progress(ctx, 1000) >= 0);
+		if (wp_now_ns() > end) {
+			fprintf(stderr, "timed out after %d ms waiting for a condition\n", ms);
+			exit(1);
+		}
+	}
+}
+
+static inline struct wp_ctx *client_ctx(const char *path)
+{
+	struct wp_ctx_opts o;
+	struct wp_ctx *c;
+
+	h_opts(&o, "client");
+	CHECK(wp_ctx_create(&o, &c) == 0);
+	return c;
+}
+
+struct conn_wait {
+	int up, closed, err;
+};
+
+static void h_ep_event(void *arg, struct wp_ep *ep, enum wp_ep_event ev, int err)
+{
+	struct conn_wait *w = arg;
+
+	if (ev == WP_EP_CONNECTED)
+		w->up = 1;
+	else {
+		w->closed = 1;
+		w->err = err;
+	}
+}
+
+/* Connect and wait until the endpoint is up. */
+static inline struct wp_ep *client_connect(struct wp_ctx *c, const char *path, int port,
+					   struct conn_wait *w, void (*msg)(void *, struct wp_ep *,
+									    struct wp_msg *),
+					   void *msg_arg)
+{
+	struct wp_ep_cbs cbs = { .event = h_ep_event, .msg = msg, .arg = w };
+	struct wp_ep *ep;
+	char uri[64];
+
+	(void)msg_arg;
+	h_uri(uri, sizeof(uri), path, port);
+	CHECK(wp_connect(c, uri, &cbs, &ep) == 0);
+	while (!w->up && !w->closed)
+		CHECK(wp_ctx_progress(c, 1000) >= 0);
+	CHECK(w->up);
+	return ep;
+}
+
+#endif
