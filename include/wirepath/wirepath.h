@@ -198,10 +198,48 @@ struct wp_msg {
 	uint32_t tenant;
 	uint64_t req_id;
 };
-/* Keep a lent message beyond its callback; returns the same pointer. */
+/* Keep a lent message beyond its callback: returns an owned copy (counted
+ * as bytes copied), or NULL if out of memory. */
 WP_API struct wp_msg *wp_msg_keep(struct wp_msg *msg);
 /* Release a kept message. */
 WP_API void wp_msg_release(struct wp_msg *msg);
+
+/* ------------------------------------------------------------------ */
+/* Registered memory and buffer pools                                  */
+/* ------------------------------------------------------------------ */
+
+struct wp_mr;
+struct wp_pool;
+
+/*
+ * Register [addr, addr+len) with the context's path, once: registering a
+ * range that lies inside an already registered region returns that region
+ * again (reference counted; the cache makes repeat registration free). On
+ * uring the pages are pinned and entered in the ring's buffer table, so
+ * zero-copy sends from them skip per-send page pinning (SEND_ZC with a fixed
+ * buffer); on tcp registration is bookkeeping only. Pinned memory counts
+ * against RLIMIT_MEMLOCK: beyond it the call fails with -ENOMEM and says so
+ * in the log. May be called before the first endpoint: the registration is
+ * then made when the path starts. Returns 0 or -errno.
+ */
+WP_API int wp_mr_register(struct wp_ctx *ctx, void *addr, size_t len, struct wp_mr **out);
+/* Drop one reference; the region is unregistered at the last one. */
+WP_API void wp_mr_deregister(struct wp_mr *mr);
+/* 1 if the kernel holds this region registered (uring), 0 if bookkeeping only. */
+WP_API int wp_mr_is_pinned(const struct wp_mr *mr);
+
+/*
+ * A pool of `count` buffers of `size` bytes in one registered region.
+ * wp_pool_get returns NULL when all are in use (back-pressure, not failure).
+ * A buffer is the caller's from get until it is passed to a send with a
+ * completion, and the caller's again when that completion runs; then give it
+ * back with wp_pool_put.
+ */
+WP_API int wp_pool_create(struct wp_ctx *ctx, size_t size, uint32_t count, struct wp_pool **out);
+WP_API void *wp_pool_get(struct wp_pool *pool);
+WP_API void wp_pool_put(struct wp_pool *pool, void *buf);
+WP_API uint32_t wp_pool_avail(const struct wp_pool *pool);
+WP_API void wp_pool_destroy(struct wp_pool *pool);
 
 /* ------------------------------------------------------------------ */
 /* RPC                                                                 */

@@ -56,6 +56,9 @@ struct wp_backend_ops {
 	int (*progress)(struct wp_ctx *ctx, int64_t timeout_us);
 	/* What was really obtained (options, modes, downgrades). */
 	void (*explain)(struct wp_ctx *ctx, char *buf, size_t len);
+	/* Registered memory: 0 or -errno; sets mr->idx when the kernel holds it. */
+	int (*mem_register)(struct wp_ctx *ctx, struct wp_mr *mr);
+	void (*mem_unregister)(struct wp_ctx *ctx, struct wp_mr *mr);
 };
 
 extern const struct wp_backend_ops wp_tcp_ops;
@@ -93,6 +96,17 @@ struct wp_txq {
 	uint32_t sent_off;
 	uint64_t queued_bytes;
 	struct wp_stage_blk *cur;  /* staging block being appended to */
+};
+
+/* ---- registered memory ------------------------------------------- */
+
+struct wp_mr {
+	struct wp_mr *next;
+	struct wp_ctx *ctx;
+	uint8_t *addr;
+	size_t len;
+	uint32_t refs;
+	int idx; /* backend buffer index (uring fixed buffer), -1 if none */
 };
 
 /* ---- endpoints ----------------------------------------------------- */
@@ -176,6 +190,7 @@ struct wp_ctx {
 	struct wp_deferred *defer;
 	uint32_t ndefer, defer_cap;
 	struct wp_stage_blk *blk_free;
+	struct wp_mr *mrs;
 	uint64_t next_deadline;  /* earliest client-call deadline, 0 = none */
 	int in_progress;
 	int nr_closed;           /* endpoints awaiting free */
@@ -221,6 +236,11 @@ static inline bool wp_txq_pending(const struct wp_txq *q)
 {
 	return q->sent != q->tail;
 }
+
+/* mem.c */
+struct wp_mr *wp_mr_find(struct wp_ctx *ctx, const void *p, size_t len);
+void wp_mr_attach_all(struct wp_ctx *ctx);
+void wp_mr_free_all(struct wp_ctx *ctx);
 
 /* rpc.c */
 int wp_rpc_input(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);

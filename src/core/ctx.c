@@ -96,8 +96,12 @@ void wp_ctx_destroy(struct wp_ctx *ctx)
 		ep->refs = 0;
 	}
 	run_deferred(ctx);
-	if (ctx->ops)
+	if (ctx->ops) {
+		for (struct wp_mr *mr = ctx->mrs; mr; mr = mr->next)
+			ctx->ops->mem_unregister(ctx, mr);
 		ctx->ops->fini(ctx); /* reaps kernel ops still in flight */
+	}
+	wp_mr_free_all(ctx);
 	while (ctx->eps)
 		wp_ep_free(ctx->eps);
 	run_deferred(ctx);
@@ -356,6 +360,7 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme)
 		ctx->ops = NULL;
 		return ret;
 	}
+	wp_mr_attach_all(ctx);
 	{
 		char bk[384];
 

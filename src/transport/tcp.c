@@ -395,6 +395,17 @@ static void tcp_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 WP_IOV_MAX, WP_COPY_MAX, ctx->o.busy_poll ? "busy-poll on" : "sleeps in epoll_wait");
 }
 
+/* Plain sockets copy from any memory: registration is bookkeeping only. */
+static int tcp_mem_register(struct wp_ctx *ctx, struct wp_mr *mr)
+{
+	mr->idx = -1;
+	return 0;
+}
+
+static void tcp_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr)
+{
+}
+
 const struct wp_backend_ops wp_tcp_ops = {
 	.name = "tcp",
 	.fast = &wp_tcp_fast,
@@ -407,4 +418,6 @@ const struct wp_backend_ops wp_tcp_ops = {
 	.close = tcp_close,
 	.progress = tcp_progress,
 	.explain = tcp_explain,
+	.mem_register = tcp_mem_register,
+	.mem_unregister = tcp_mem_unregister,
 };

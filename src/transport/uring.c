@@ -53,6 +53,9 @@ struct uring_ctx {
 	struct io_uring ring;
 	bool sqpoll, defer_taskrun, fixed_files, zc_ok;
 	bool disabled; /* R_DISABLED until the driving thread's first round */
+	bool fixed_bufs;
+	uint64_t buf_used; /* bitmap of fixed buffer slots */
+	uint32_t nr_fixed;
 	char zc_why[160];
 	/* provided receive buffers */
 	struct io_uring_buf_ring *br;
@@ -288,6 +291,9 @@ static int uring_init(struct wp_ctx *ctx)
 	u->fixed_files = io_uring_register_files_sparse(&u->ring, URING_FILES) == 0;
 	if (!u->fixed_files)
 		wp_log(ctx, WP_LOG_WARN, "io_uring registered files unavailable: plain fds");
+	/* A sparse table of fixed buffers, filled by wp_mr_register. */
+	WP_SYSCALL(WP_SYS_OTHER);
+	u->fixed_bufs = io_uring_register_buffers_sparse(&u->ring, 64) == 0;
 	probe_zc(ctx, u);
 	if (!u->zc_ok)
 		wp_log(ctx, WP_LOG_WARN, "io_uring SEND_ZC unavailable (%s): copying sends only",
@@ -561,9 +567,20 @@ static void uring_flush(struct wp_ep *ep)
 			break;
 		}
 		if (zc) {
-			io_uring_prep_send_zc(sqe, 0, o->iov[0].iov_base, o->iov[0].iov_len,
-					      MSG_WAITALL | MSG_NOSIGNAL,
-					      IORING_SEND_ZC_REPORT_USAGE);
+			struct wp_mr *mr = ctx->mrs ? wp_mr_find(ctx, o->iov[0].iov_base,
+								 o->iov[0].iov_len)
+						    : NULL;
+
+			if (mr && mr->idx >= 0) /* pages pinned once, at registration */
+				io_uring_prep_send_zc_fixed(sqe, 0, o->iov[0].iov_base,
+							    o->iov[0].iov_len,
+							    MSG_WAITALL | MSG_NOSIGNAL,
+							    IORING_SEND_ZC_REPORT_USAGE,
+							    (unsigned)mr->idx);
+			else
+				io_uring_prep_send_zc(sqe, 0, o->iov[0].iov_base,
+						      o->iov[0].iov_len, MSG_WAITALL | MSG_NOSIGNAL,
+						      IORING_SEND_ZC_REPORT_USAGE);
 			WP_CNT_ADD(zc_sent, 1);
 		} else {
 			memset(&o->msg, 0, sizeof(o->msg));
@@ -817,6 +834,47 @@ static int uring_progress(struct wp_ctx *ctx, int64_t timeout_us)
 	return (int)n;
 }
 
+static int uring_mem_register(struct wp_ctx *ctx, struct wp_mr *mr)
+{
+	struct uring_ctx *u = uctx(ctx);
+	struct iovec iov = { mr->addr, mr->len };
+	int slot, ret;
+
+	mr->idx = -1;
+	if (!u->fixed_bufs || ~u->buf_used == 0)
+		return 0; /* usable without fixed buffers; explain says so */
+	slot = __builtin_ctzll(~u->buf_used);
+	WP_SYSCALL(WP_SYS_OTHER);
+	ret = io_uring_register_buffers_update_tag(&u->ring, (unsigned)slot, &iov, NULL, 1);
+	if (ret < 0) {
+		wp_log(ctx, WP_LOG_ERR,
+		       "registering %zu bytes with io_uring: %s%s", mr->len, strerror(-ret),
+		       ret == -ENOMEM ? " (pinned memory exceeds RLIMIT_MEMLOCK: register less, "
+					"or run with CAP_IPC_LOCK)"
+				      : "");
+		return ret;
+	}
+	u->buf_used |= 1ull << slot;
+	u->nr_fixed++;
+	mr->idx = slot;
+	return 0;
+}
+
+static void uring_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr)
+{
+	struct uring_ctx *u = uctx(ctx);
+	struct iovec iov = { NULL, 0 };
+
+	if (mr->idx < 0)
+		return;
+	/* Sends in flight hold their own reference to the buffer node. */
+	WP_SYSCALL(WP_SYS_OTHER);
+	io_uring_register_buffers_update_tag(&u->ring, (unsigned)mr->idx, &iov, NULL, 1);
+	u->buf_used &= ~(1ull << mr->idx);
+	u->nr_fixed--;
+	mr->idx = -1;
+}
+
 static void uring_explain(struct wp_ctx *ctx, char *buf, size_t len)
 {
 	struct uring_ctx *u = uctx(ctx);
@@ -832,10 +890,13 @@ static void uring_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		snprintf(zc, sizeof(zc), "SEND_ZC off (%s)", u->zc_why);
 	snprintf(buf, len,
 		 "io_uring %u entries, %s%s; multishot recv into a %u x %u KiB provided buffer "
-		 "ring; %s; sends batched (one enter per round, linked SENDMSG chains); %s%s",
+		 "ring; %s; %s; sends batched (one enter per round, linked SENDMSG chains); %s%s",
 		 URING_ENTRIES, u->sqpoll ? "SQPOLL on" : "SQPOLL off",
 		 u->defer_taskrun ? ", DEFER_TASKRUN" : "", u->nbufs, u->buf_size >> 10,
-		 u->fixed_files ? "registered files" : "plain fds (file registration failed)", zc,
+		 u->fixed_files ? "registered files" : "plain fds (file registration failed)",
+		 u->fixed_bufs ? "registered regions become fixed buffers for SEND_ZC"
+			       : "no fixed buffers (buffer table registration failed)",
+		 zc,
 		 ctx->o.busy_poll ? "; busy-poll on" : "");
 }
 
@@ -852,4 +913,6 @@ const struct wp_backend_ops wp_uring_ops = {
 	.close = uring_close,
 	.progress = uring_progress,
 	.explain = uring_explain,
+	.mem_register = uring_mem_register,
+	.mem_unregister = uring_mem_unregister,
 };
