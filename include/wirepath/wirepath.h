@@ -344,6 +344,7 @@ struct wp_meter_snap {
 	uint64_t bytes_copied;      /* bytes copied by user space on the data path */
 	uint64_t zc_sent;           /* zero-copy sends requested */
 	uint64_t zc_copied;         /* ... that the kernel reported as copied */
+	uint64_t zc_disabled;       /* connections that stopped asking: all copied */
 	uint64_t bad_frames[WP_BAD__COUNT];
 	uint64_t conns_opened, conns_closed, conns_failed;
 	uint64_t rx_ring_empty;     /* uring: provided buffer ring ran dry (ENOBUFS) */

@@ -413,6 +413,7 @@ static const struct json_field json_head[] = {
 static const struct json_field json_mid[] = {
 	F(msgs_tx), F(msgs_rx), F(bytes_tx), F(bytes_rx), F(bytes_copied), F(zc_sent),
 	F(zc_copied),
+	F(zc_disabled),
 };
 static const struct json_field json_tail[] = {
 	F(conns_opened), F(conns_closed), F(conns_failed), F(rx_ring_empty), F(calls_ok),

@@ -35,6 +35,7 @@
 #define URING_ENTRIES 1024
 #define URING_FILES 4096
 #define URING_CHAIN 8 /* linked send ops per connection per round */
+#define ZC_JUDGE 16   /* zero-copy sends judged before giving up on a connection */
 
 enum { TAG_RECV = 1, TAG_SEND = 2, TAG_ACCEPT = 3, TAG_CONNECT = 4, TAG_IGNORE = 5 };
 #define TAG_MASK 7ull
@@ -74,6 +75,8 @@ struct uring_ep {
 	uint32_t sends;    /* send ops in flight */
 	bool recv_armed;
 	bool listener;
+	bool zc_off;          /* the kernel copied every zero-copy send: stop asking */
+	uint16_t zc_seen, zc_copied;
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 };
@@ -558,7 +561,8 @@ static void uring_flush(struct wp_ep *ep)
 			break;
 		o->ep = ep;
 		o->from = idx;
-		n = wp_txq_iov(q, &idx, 0, o->iov, WP_IOV_MAX, &o->bytes, u->zc_ok, &zc);
+		n = wp_txq_iov(q, &idx, 0, o->iov, WP_IOV_MAX, &o->bytes,
+			       u->zc_ok && !uep(ep)->zc_off, &zc);
 		o->upto = idx;
 		o->zc = zc;
 		sqe = get_sqe(ctx);
@@ -608,8 +612,24 @@ static void send_done(struct wp_ctx *ctx, struct uop *o, struct io_uring_cqe *cq
 
 	if (cqe->flags & IORING_CQE_F_NOTIF) {
 		/* The kernel no longer touches the pages: the owner may reuse them. */
-		if ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED)
+		if ((uint32_t)cqe->res & IORING_NOTIF_USAGE_ZC_COPIED) {
 			WP_CNT_ADD(zc_copied, 1);
+			uep(ep)->zc_copied++;
+		}
+		/* Zero-copy that the kernel copies anyway (loopback, veth, a NIC
+		 * without scatter-gather) costs more than a plain send: pinning,
+		 * a notification CQE and a wake-up. After ZC_JUDGE sends that were
+		 * all copied, this connection sends by copy; the meter and the
+		 * log say so. */
+		if (++uep(ep)->zc_seen == ZC_JUDGE && uep(ep)->zc_copied == ZC_JUDGE &&
+		    !uep(ep)->zc_off) {
+			uep(ep)->zc_off = true;
+			WP_CNT_ADD(zc_disabled, 1);
+			wp_log(ctx, WP_LOG_INFO,
+			       "fd %d: the kernel copied all %d zero-copy sends (loopback or veth): "
+			       "sending by copy on this connection from now on",
+			       ep->fd, ZC_JUDGE);
+		}
 		ep->io_inflight--;
 		wp_txq_release_range(ep, o->from, o->upto);
 		uop_put(u, o);
