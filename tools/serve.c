@@ -1,0 +1,622 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `wirepath serve`: the stub services the bench calls (tool, memory, model,
+ * telemetry; ids and request formats in tools.h), on one context driven by
+ * one thread, like a real single-core service would be.
+ *
+ * The stubs exist to measure the data path, so they do no work of their own:
+ * every reply points into one static pattern buffer filled once at start and
+ * is sent with a completion callback that does nothing, so the library never
+ * copies a reply (the send contract: the buffer stays ours and unchanged
+ * until `done` runs, which it trivially does). Service times are honoured
+ * without sleeping: a delayed reply or a paced token stream is a job in a
+ * min-heap keyed by due time, and the loop waits in wp_ctx_progress() no
+ * longer than the next due job. With --busy-poll it never waits at all.
+ *
+ * SIGTERM/SIGINT end the loop; a signal interrupts the wait, and the wait is
+ * also capped (SERVE_IDLE_CAP_US) so that a signal arriving between the flag
+ * check and the wait is seen within that bound whatever the path does with
+ * EINTR. Pending answers are ended and the context destroyed before exit.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "tools.h"
+
+/* Longest wait when nothing is due: bounds how late a signal can be seen. */
+#define SERVE_IDLE_CAP_US 100000
+
+/* One answer in progress: a (possibly delayed) reply or a paced stream. */
+struct job {
+	uint64_t due;        /* wp_now_ns() at which to send the next part */
+	struct wp_call *call;
+	uint32_t method;
+	uint32_t chunks;     /* parts in all; a unary reply is one part */
+	uint32_t sent;       /* parts sent so far */
+	uint32_t chunk_bytes;
+	uint32_t last_bytes; /* size of the final part */
+	uint32_t interval_us; /* between parts (token pacing) */
+	int unary;           /* one wp_call_reply rather than stream + end */
+	struct job *next_free;
+};
+
+struct srv {
+	struct wp_ctx *ctx;
+	uint8_t *pattern;    /* WPB_CHUNK_MAX bytes, filled once, never written again */
+	struct job **heap;   /* min-heap on due */
+	size_t n, cap;
+	struct job *free_jobs;
+	uint64_t calls[5];   /* by method id (1..4) */
+	uint64_t bad_requests;
+	uint64_t send_errors;
+	uint64_t telemetry_msgs, telemetry_bytes, other_msgs;
+	uint64_t conns, conns_err;
+	int busy_poll;
+	int oom;
+};
+
+static volatile sig_atomic_t serve_stop;
+
+static void serve_on_signal(int sig)
+{
+	serve_stop = sig;
+}
+
+/* The completion callback for pattern-buffer sends: the buffer is static. */
+static void serve_noop_done(void *arg, int status)
+{
+}
+
+/* ------------------------------------------------------------------ */
+/* Job heap                                                            */
+/* ------------------------------------------------------------------ */
+
+static struct job *job_alloc(struct srv *s)
+{
+	struct job *j = s->free_jobs;
+
+	if (j) {
+		s->free_jobs = j->next_free;
+	} else {
+		j = malloc(sizeof(*j));
+		if (!j)
+			return NULL;
+	}
+	memset(j, 0, sizeof(*j));
+	return j;
+}
+
+static void job_free(struct srv *s, struct job *j)
+{
+	j->next_free = s->free_jobs;
+	s->free_jobs = j;
+}
+
+static int heap_push(struct srv *s, struct job *j)
+{
+	size_t i;
+
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct job **h = realloc(s->heap, cap * sizeof(*h));
+
+		if (!h)
+			return -ENOMEM;
+		s->heap = h;
+		s->cap = cap;
+	}
+	i = s->n++;
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+
+		if (s->heap[p]->due <= j->due)
+			break;
+		s->heap[i] = s->heap[p];
+		i = p;
+	}
+	s->heap[i] = j;
+	return 0;
+}
+
+static struct job *heap_pop(struct srv *s)
+{
+	struct job *top = s->heap[0], *last = s->heap[--s->n];
+	size_t i = 0;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= s->n)
+			break;
+		if (c + 1 < s->n && s->heap[c + 1]->due < s->heap[c]->due)
+			c++;
+		if (last->due <= s->heap[c]->due)
+			break;
+		s->heap[i] = s->heap[c];
+		i = c;
+	}
+	if (s->n)
+		s->heap[i] = last;
+	return top;
+}
+
+/* ------------------------------------------------------------------ */
+/* Answering                                                           */
+/* ------------------------------------------------------------------ */
+
+static int backpressure(int rc)
+{
+	return rc == -EAGAIN || rc == -ENOBUFS;
+}
+
+/*
+ * Send what is due of one answer. Returns 1 when the answer is over (the job
+ * can be freed) or 0 when it must run again at j->due.
+ */
+static int job_run(struct srv *s, struct job *j, uint64_t now)
+{
+	int rc;
+
+	if (wp_call_cancelled(j->call)) {
+		wp_call_end(j->call, ECANCELED);
+		return 1;
+	}
+	if (j->unary) {
+		/*
+		 * A terminal answer frees the handle whatever it returns (the
+		 * library's contract), so there is nothing to retry or end here.
+		 */
+		rc = wp_call_reply(j->call, s->pattern, j->last_bytes, serve_noop_done, NULL);
+		if (rc < 0)
+			s->send_errors++;
+		return 1;
+	}
+	while (j->sent < j->chunks) {
+		uint32_t len = j->sent + 1 == j->chunks ? j->last_bytes : j->chunk_bytes;
+
+		rc = wp_call_stream(j->call, s->pattern, len, serve_noop_done, NULL);
+		if (backpressure(rc))
+			goto retry;
+		if (rc < 0) {
+			s->send_errors++;
+			wp_call_end(j->call, EIO);
+			return 1;
+		}
+		j->sent++;
+		if (j->interval_us && j->sent < j->chunks) {
+			j->due = now + (uint64_t)j->interval_us * 1000;
+			return 0;
+		}
+	}
+	wp_call_end(j->call, 0);
+	return 1;
+
+retry:
+	/* Strictly after `now`, so the run loop does not spin on it this round. */
+	j->due = now + 1;
+	return 0;
+}
+
+/* Run the job now if it is due, else (or if it has more to send) queue it. */
+static void job_start(struct srv *s, struct job *j, uint64_t service_us)
+{
+	uint64_t now = wp_now_ns();
+
+	j->due = now + service_us * 1000;
+	if (service_us == 0 && job_run(s, j, now)) {
+		job_free(s, j);
+		return;
+	}
+	if (heap_push(s, j) < 0) {
+		/* Cannot keep it: end the answer rather than leave the caller hanging. */
+		s->oom = 1;
+		wp_call_error(j->call, ENOMEM, "server out of memory");
+		job_free(s, j);
+	}
+}
+
+/* A unary (or, above WPB_CHUNK_MAX, chunked) reply of `bytes` bytes. */
+static void answer_bytes(struct srv *s, struct wp_call *call, uint32_t method, uint32_t bytes,
+			 uint32_t service_us)
+{
+	struct job *j = job_alloc(s);
+
+	if (!j) {
+		s->oom = 1;
+		wp_call_error(call, ENOMEM, "server out of memory");
+		return;
+	}
+	j->call = call;
+	j->method = method;
+	if (bytes <= WPB_CHUNK_MAX) {
+		j->unary = 1;
+		j->chunks = 1;
+		j->last_bytes = bytes;
+	} else {
+		j->chunks = (uint32_t)(((uint64_t)bytes + WPB_CHUNK_MAX - 1) / WPB_CHUNK_MAX);
+		j->chunk_bytes = WPB_CHUNK_MAX;
+		j->last_bytes = bytes - (j->chunks - 1) * WPB_CHUNK_MAX;
+	}
+	job_start(s, j, service_us);
+}
+
+static void on_tool(void *arg, struct wp_call *call, struct wp_msg *req)
+{
+	struct srv *s = arg;
+
+	s->calls[WPB_TOOL]++;
+	if (req->len < WPB_TOOL_HDR) {
+		s->bad_requests++;
+		wp_call_error(call, EINVAL, "short request");
+		return;
+	}
+	answer_bytes(s, call, WPB_TOOL, wpb_get32(req->data),
+		     wpb_get32((const uint8_t *)req->data + 4));
+}
+
+static void on_mem(void *arg, struct wp_call *call, struct wp_msg *req)
+{
+	struct srv *s = arg;
+
+	s->calls[WPB_MEM]++;
+	if (req->len < WPB_MEM_HDR) {
+		s->bad_requests++;
+		wp_call_error(call, EINVAL, "short request");
+		return;
+	}
+	answer_bytes(s, call, WPB_MEM, wpb_get32(req->data),
+		     wpb_get32((const uint8_t *)req->data + 4));
+}
+
+static void on_model(void *arg, struct wp_call *call, struct wp_msg *req)
+{
+	struct srv *s = arg;
+	const uint8_t *p = req->data;
+	uint32_t tokens, token_bytes, batch, service_us, interval_us;
+	uint64_t chunk;
+	struct job *j;
+
+	s->calls[WPB_MODEL]++;
+	if (req->len < WPB_MODEL_HDR) {
+		s->bad_requests++;
+		wp_call_error(call, EINVAL, "short request");
+		return;
+	}
+	tokens = wpb_get32(p);
+	token_bytes = wpb_get32(p + 4);
+	batch = wpb_get32(p + 8);
+	service_us = wpb_get32(p + 12);
+	interval_us = wpb_get32(p + 16);
+	chunk = (uint64_t)token_bytes * batch;
+	if (batch == 0 || chunk > WPB_CHUNK_MAX) {
+		s->bad_requests++;
+		wp_call_error(call, EINVAL,
+			      batch ? "token_bytes * token_batch above 16 MiB" : "token_batch is 0");
+		return;
+	}
+	j = job_alloc(s);
+	if (!j) {
+		s->oom = 1;
+		wp_call_error(call, ENOMEM, "server out of memory");
+		return;
+	}
+	j->call = call;
+	j->method = WPB_MODEL;
+	j->chunks = tokens ? (uint32_t)(((uint64_t)tokens + batch - 1) / batch) : 0;
+	j->chunk_bytes = (uint32_t)chunk;
+	j->last_bytes = tokens ? (tokens - (j->chunks - 1) * batch) * token_bytes : 0;
+	j->interval_us = interval_us;
+	job_start(s, j, service_us);
+}
+
+/* ------------------------------------------------------------------ */
+/* Endpoints                                                           */
+/* ------------------------------------------------------------------ */
+
+static void serve_on_event(void *arg, struct wp_ep *ep, enum wp_ep_event ev, int err)
+{
+	struct srv *s = arg;
+
+	if (ev == WP_EP_CONNECTED)
+		s->conns++;
+	else if (ev == WP_EP_CLOSED && err && err != -ECONNRESET)
+		s->conns_err++;
+}
+
+static void serve_on_msg(void *arg, struct wp_ep *ep, struct wp_msg *msg)
+{
+	struct srv *s = arg;
+
+	if (msg->method == WPB_TELEMETRY) {
+		s->calls[WPB_TELEMETRY]++;
+		s->telemetry_msgs++;
+		s->telemetry_bytes += msg->len;
+	} else {
+		s->other_msgs++;
+	}
+}
+
+/* "tcp://..." -> "tcp" (into buf); "" if there is no scheme. */
+static void uri_scheme(const char *uri, char *buf, size_t len)
+{
+	const char *e = strstr(uri, "://");
+	size_t n = e ? (size_t)(e - uri) : 0;
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, uri, n);
+	buf[n] = '\0';
+}
+
+static int write_port_file(const char *path, int port)
+{
+	char tmp[4096];
+	FILE *f;
+
+	/* Written then renamed, so a reader polling for the file never sees half of it. */
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%d\n", port);
+	if (fclose(f) != 0) {
+		int err = -errno;
+
+		unlink(tmp);
+		return err;
+	}
+	if (rename(tmp, path) < 0) {
+		int err = -errno;
+
+		unlink(tmp);
+		return err;
+	}
+	return 0;
+}
+
+static void serve_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: wirepath serve --listen URI [--port-file F] [--select require|prefer|any]\n"
+		"                      [--sqpoll] [--busy-poll] [--zc-threshold N]\n"
+		"\n"
+		"Offer the bench's stub services on one context driven by one thread:\n"
+		"  tool (method %u)       [u32 resp_size][u32 service_us] -> resp_size bytes\n"
+		"  memory (method %u)     [u32 bytes][u32 service_us] -> bytes\n"
+		"  model (method %u)      [u32 tokens][u32 token_bytes][u32 token_batch]\n"
+		"                        [u32 service_us][u32 interval_us] -> a token stream\n"
+		"  telemetry (method %u)  one-way message, counted\n"
+		"and the library's own stats call. Replies come from a static buffer (no copy).\n"
+		"Prints the chosen path's explain line and the bound port; SIGTERM or SIGINT\n"
+		"stop it cleanly.\n"
+		"\n"
+		"  --listen URI         tcp://HOST:PORT, uring://HOST:PORT or any://HOST:PORT\n"
+		"                       (port 0 picks a free one)\n"
+		"  --port-file F        also write the bound port to F (atomically)\n"
+		"  --select MODE        require (fail if the path is unavailable), prefer (fall\n"
+		"                       back, loudly; the default) or any\n"
+		"  --sqpoll             uring: kernel submission polling thread\n"
+		"  --busy-poll          never sleep waiting for events; spin\n"
+		"  --zc-threshold N     uring: zero-copy send at or above N bytes (K/M suffix),\n"
+		"                       or 'never'\n",
+		WPB_TOOL, WPB_MEM, WPB_MODEL, WPB_TELEMETRY);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "port-file", required_argument, NULL, 'p' },
+		{ "select", required_argument, NULL, 's' },
+		{ "sqpoll", no_argument, NULL, 'Q' },
+		{ "busy-poll", no_argument, NULL, 'B' },
+		{ "zc-threshold", required_argument, NULL, 'z' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *uri = NULL, *port_file = NULL;
+	struct wp_ctx_opts o;
+	struct wp_ep_cbs cbs;
+	struct sigaction sa;
+	struct srv s;
+	struct wp_ep *lep;
+	char scheme[32];
+	uint64_t v;
+	int c, rc, port, kerr, status = 0;
+
+	memset(&s, 0, sizeof(s));
+	wp_ctx_opts_init(&o);
+	o.log = tool_log;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			uri = optarg;
+			break;
+		case 'p':
+			port_file = optarg;
+			break;
+		case 's':
+			if (tool_parse_select(optarg, &o.select) < 0)
+				return tool_usage_error("serve", "--select takes require, prefer or any, not '%s'",
+							optarg);
+			break;
+		case 'Q':
+			o.sqpoll = 1;
+			break;
+		case 'B':
+			o.busy_poll = 1;
+			s.busy_poll = 1;
+			break;
+		case 'z':
+			if (!strcmp(optarg, "never")) {
+				o.zc_threshold = UINT32_MAX;
+				break;
+			}
+			if (tool_parse_size(optarg, 1, UINT32_MAX - 1, &v) < 0)
+				return tool_usage_error("serve",
+							"--zc-threshold takes a byte count >= 1 (K/M suffix) or 'never', not '%s'",
+							optarg);
+			o.zc_threshold = (uint32_t)v;
+			break;
+		case 'h':
+			serve_usage(stdout);
+			return 0;
+		case ':':
+			return tool_usage_error("serve", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return tool_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return tool_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+	if (!uri)
+		return tool_usage_error("serve", "--listen URI is required (e.g. --listen tcp://127.0.0.1:7000)");
+
+	/* Before any thread exists, so every thread the library starts is counted. */
+	kerr = wp_meter_kernel_syscalls_start();
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = serve_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: the signal should cut the wait short */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* The one buffer every reply points into. mmap: page-aligned, zero-copy friendly. */
+	s.pattern = mmap(NULL, WPB_CHUNK_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+	if (s.pattern == MAP_FAILED) {
+		fprintf(stderr, "wirepath serve: cannot map the %u-byte reply buffer: %s\n",
+			WPB_CHUNK_MAX, strerror(errno));
+		return 1;
+	}
+	for (size_t i = 0; i < WPB_CHUNK_MAX; i++)
+		s.pattern[i] = wpb_pattern(i);
+
+	rc = wp_ctx_create(&o, &s.ctx);
+	if (rc < 0) {
+		fprintf(stderr, "wirepath serve: cannot create a context: %s\n", strerror(-rc));
+		status = 1;
+		goto out_unmap;
+	}
+	if ((rc = wp_rpc_register(s.ctx, WPB_TOOL, on_tool, &s)) < 0 ||
+	    (rc = wp_rpc_register(s.ctx, WPB_MEM, on_mem, &s)) < 0 ||
+	    (rc = wp_rpc_register(s.ctx, WPB_MODEL, on_model, &s)) < 0) {
+		fprintf(stderr, "wirepath serve: cannot register the stub services: %s\n",
+			strerror(-rc));
+		status = 1;
+		goto out_destroy;
+	}
+
+	memset(&cbs, 0, sizeof(cbs));
+	cbs.event = serve_on_event;
+	cbs.msg = serve_on_msg;
+	cbs.arg = &s;
+	rc = wp_listen(s.ctx, uri, &cbs, &lep);
+	if (rc < 0) {
+		const struct wp_probe_result *pr;
+
+		uri_scheme(uri, scheme, sizeof(scheme));
+		pr = wp_probe_get(scheme);
+		if (pr && !pr->ok)
+			fprintf(stderr, "wirepath serve: cannot listen on %s: %s; %s unavailable: %s (%s)\n",
+				uri, strerror(-rc), scheme, pr->detail, tool_errno_name(pr->err));
+		else
+			fprintf(stderr, "wirepath serve: cannot listen on %s: %s (%s)\n", uri,
+				strerror(-rc), tool_errno_name(rc));
+		status = 1;
+		goto out_destroy;
+	}
+	port = wp_ep_local_port(lep);
+	printf("wirepath serve: listening on %s, port %d, path %s\n", uri, port,
+	       wp_ctx_path(s.ctx) ? wp_ctx_path(s.ctx) : "?");
+	printf("explain: %s\n", wp_ctx_explain(s.ctx));
+	if (kerr < 0)
+		printf("meter: syscalls counted by the library only (kernel count: %s)\n",
+		       strerror(-kerr));
+	else
+		printf("meter: syscalls kernel-counted (raw_syscalls:sys_enter)\n");
+	fflush(stdout);
+	if (port_file) {
+		rc = write_port_file(port_file, port);
+		if (rc < 0) {
+			fprintf(stderr, "wirepath serve: cannot write the port file %s: %s\n",
+				port_file, strerror(-rc));
+			status = 1;
+			goto out_destroy;
+		}
+	}
+
+	while (!serve_stop) {
+		uint64_t now = wp_now_ns();
+		int64_t timeout;
+
+		while (s.n && s.heap[0]->due <= now) {
+			struct job *j = heap_pop(&s);
+
+			if (job_run(&s, j, now))
+				job_free(&s, j);
+			else if (heap_push(&s, j) < 0) /* cannot fail: we just popped one */
+				job_free(&s, j);
+		}
+		if (s.busy_poll) {
+			timeout = 0;
+		} else if (s.n) {
+			uint64_t t = wp_now_ns();
+
+			uint64_t due = s.heap[0]->due;
+
+			timeout = due <= t ? 0 : (int64_t)((due - t + 999) / 1000);
+			if (timeout > SERVE_IDLE_CAP_US)
+				timeout = SERVE_IDLE_CAP_US;
+		} else {
+			timeout = SERVE_IDLE_CAP_US;
+		}
+		rc = wp_ctx_progress(s.ctx, timeout);
+		if (rc < 0 && rc != -EINTR) {
+			fprintf(stderr, "wirepath serve: the context failed: %s\n", strerror(-rc));
+			status = 1;
+			break;
+		}
+	}
+
+	/* Answers still pending end now; their callers see the status. */
+	while (s.n) {
+		struct job *j = heap_pop(&s);
+
+		wp_call_end(j->call, ECANCELED);
+		job_free(&s, j);
+	}
+	if (serve_stop)
+		printf("wirepath serve: stopped by %s: %" PRIu64 " connections, calls: tool %" PRIu64
+		       ", memory %" PRIu64 ", model %" PRIu64 ", telemetry %" PRIu64
+		       " (%" PRIu64 " bytes); %" PRIu64 " bad requests, %" PRIu64 " send errors\n",
+		       serve_stop == SIGINT ? "SIGINT" : "SIGTERM", s.conns, s.calls[WPB_TOOL],
+		       s.calls[WPB_MEM], s.calls[WPB_MODEL], s.telemetry_msgs, s.telemetry_bytes,
+		       s.bad_requests, s.send_errors);
+	fflush(stdout);
+out_destroy:
+	wp_ctx_destroy(s.ctx);
+out_unmap:
+	while (s.free_jobs) {
+		struct job *j = s.free_jobs;
+
+		s.free_jobs = j->next_free;
+		free(j);
+	}
+	free(s.heap);
+	munmap(s.pattern, WPB_CHUNK_MAX);
+	return status;
+}
