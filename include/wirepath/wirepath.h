@@ -23,7 +23,10 @@
  *   after the kernel has released the pages (io_uring notification CQE), not
  *   when the bytes were queued. A payload given without a completion callback
  *   is copied before the call returns (counted as bytes copied in the meter)
- *   and the caller may reuse it at once.
+ *   and the caller may reuse it at once. Payloads of 512 bytes or less are
+ *   always copied into the frame's staging block (cheaper than an iovec of
+ *   their own); with a completion, `done` then runs at the next progress.
+ * - A send function that returns an error took nothing: `done` never runs.
  * - RECEIVE: a received payload (struct wp_msg) is lent to the callback that
  *   delivers it. It stays valid until that callback returns, unless the
  *   callback calls wp_msg_keep(), after which it stays valid until
@@ -105,6 +108,8 @@ struct wp_ctx_opts {
 	uint32_t max_frame;       /* max payload bytes per frame; 0 = 16 MiB */
 	uint32_t zc_threshold;    /* uring: SEND_ZC at or above this payload; 0 = 16 KiB,
 				   * UINT32_MAX = never */
+	int zc_always;            /* uring: keep asking for zero copy even on connections
+				   * where the kernel copied the first 16 sends */
 	int sqpoll;               /* uring: 1 = IORING_SETUP_SQPOLL */
 	int busy_poll;            /* never sleep in wp_ctx_progress; spin instead */
 	uint32_t rx_buf_size;     /* uring provided buffer size; 0 = 64 KiB */
@@ -278,10 +283,12 @@ WP_API uint32_t wp_ep_inflight(const struct wp_ep *ep);
 
 /*
  * Server side. The handler gets the request (lent, as a wp_msg) and a call
- * handle. It answers, now or later (the handle stays valid until the answer
- * ends or the call is cancelled), with wp_call_reply (one chunk and end),
+ * handle. It answers, now or later, with wp_call_reply (one chunk and end),
  * or wp_call_stream (any number of chunks) then wp_call_end, or
- * wp_call_error. Payload ownership follows the send contract above.
+ * wp_call_error. The handle stays valid until one of the three terminal
+ * answers (reply, end, error) is called, which frees it whatever it returns
+ * (-ENOTCONN if the client went away: check wp_call_cancelled to stop early).
+ * Payload ownership follows the send contract above.
  */
 typedef void (*wp_handler_fn)(void *arg, struct wp_call *call, struct wp_msg *req);
 

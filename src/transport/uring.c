@@ -621,7 +621,7 @@ static void send_done(struct wp_ctx *ctx, struct uop *o, struct io_uring_cqe *cq
 		 * a notification CQE and a wake-up. After ZC_JUDGE sends that were
 		 * all copied, this connection sends by copy; the meter and the
 		 * log say so. */
-		if (++uep(ep)->zc_seen == ZC_JUDGE && uep(ep)->zc_copied == ZC_JUDGE &&
+		if (++uep(ep)->zc_seen == ZC_JUDGE && uep(ep)->zc_copied == ZC_JUDGE && !ctx->o.zc_always &&
 		    !uep(ep)->zc_off) {
 			uep(ep)->zc_off = true;
 			WP_CNT_ADD(zc_disabled, 1);
@@ -904,8 +904,10 @@ static void uring_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		snprintf(zc, sizeof(zc),
 			 "SEND_ZC at or above %u B (%s)", ctx->o.zc_threshold,
 			 ctx->o.zc_threshold == UINT32_MAX ? "disabled by option"
-							   : "on loopback/veth the kernel copies: "
-							     "counted as zc.copied");
+			 : ctx->o.zc_always ? "kept on even where the kernel copies (zc_always)"
+					    : "copies reported by the kernel are counted as zc.copied; "
+					      "a connection whose first 16 were all copied, as on "
+					      "loopback and veth, sends by copy");
 	else
 		snprintf(zc, sizeof(zc), "SEND_ZC off (%s)", u->zc_why);
 	snprintf(buf, len,

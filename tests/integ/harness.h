@@ -38,6 +38,9 @@ static inline void h_opts(struct wp_ctx_opts *o, const char *who)
 	o->log = h_log;
 	o->log_arg = (void *)who;
 	o->log_level = WP_LOG_DEBUG;
+	/* Exercise the zero-copy machinery (notifications, ordering, buffer
+	 * release) even on loopback, where it would normally switch itself off. */
+	o->zc_always = 1;
 }
 
 static inline void h_uri(char *buf, size_t len, const char *path, int port)
