@@ -34,7 +34,7 @@ run_one() {
 }
 
 for t in "$BUILD"/tests/test_*; do
-	[ -x "$t" ] || continue
+	[ -f "$t" ] && [ -x "$t" ] || continue
 	name=$(basename "$t")
 	case " $(ls "$top/tests/integ" | sed 's/\.c$//' | tr '\n' ' ') " in
 	*" $name "*)

@@ -181,7 +181,7 @@ struct wp_ctx {
 	struct wp_ctx_opts o;
 	const struct wp_backend_ops *ops;
 	void *bk;
-	char explain[512];
+	char explain[1024];
 	char why_fallback[200];
 	struct wp_ep *eps;
 	struct wp_ep *dirty;

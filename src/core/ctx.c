@@ -362,7 +362,7 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme)
 	}
 	wp_mr_attach_all(ctx);
 	{
-		char bk[384];
+		char bk[512];
 
 		got->explain(ctx, bk, sizeof(bk));
 		snprintf(ctx->explain, sizeof(ctx->explain), "%s: %s (select=%s%s%s)", got->name,

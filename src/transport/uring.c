@@ -42,6 +42,7 @@ enum { TAG_RECV = 1, TAG_SEND = 2, TAG_ACCEPT = 3, TAG_CONNECT = 4, TAG_IGNORE =
 
 struct uop { /* one send in flight */
 	struct uop *next_free;
+	struct uop *next_all; /* every uop ever allocated, freed at fini */
 	struct wp_ep *ep;
 	uint64_t from, upto; /* segments covered */
 	size_t bytes;
@@ -67,6 +68,7 @@ struct uring_ctx {
 	int32_t *slot_next;
 	int32_t slot_free;
 	struct uop *uop_free;
+	struct uop *uop_all;
 	uint32_t sqes_pending;
 };
 
@@ -362,10 +364,11 @@ static void uring_fini(struct wp_ctx *ctx)
 		munmap(u->br, u->br_bytes);
 	free(u->bufs);
 	free(u->slot_next);
-	while (u->uop_free) {
-		struct uop *o = u->uop_free;
+	/* Including uops whose notification never came. */
+	while (u->uop_all) {
+		struct uop *o = u->uop_all;
 
-		u->uop_free = o->next_free;
+		u->uop_all = o->next_all;
 		free(o);
 	}
 	free(u);
@@ -530,11 +533,17 @@ static struct uop *uop_get(struct uring_ctx *u)
 		u->uop_free = o->next_free;
 		return o;
 	}
-	return malloc(sizeof(*o));
+	o = malloc(sizeof(*o));
+	if (o) {
+		o->next_all = u->uop_all;
+		u->uop_all = o;
+	}
+	return o;
 }
 
 static void uop_put(struct uring_ctx *u, struct uop *o)
 {
+
 	o->next_free = u->uop_free;
 	u->uop_free = o;
 }
@@ -648,6 +657,13 @@ static void send_done(struct wp_ctx *ctx, struct uop *o, struct io_uring_cqe *cq
 		wp_ctx_mark_dirty(ep);
 	if (o->zc && (cqe->flags & IORING_CQE_F_MORE))
 		return; /* uop lives on until the notification */
+	/* Linux 6.18 (seen in tests/integ/test_peerdeath.c): a SEND_ZC cancelled
+	 * because an earlier op of its link failed completes with -ECANCELED
+	 * and without F_MORE, yet its notification still follows. Wait for it
+	 * rather than free the uop under the kernel's feet; if it never comes,
+	 * the uop is freed at fini. */
+	if (o->zc && cqe->res == -ECANCELED)
+		return;
 	if (o->zc) {
 		ep->io_inflight--; /* no notification will come */
 		wp_txq_release_range(ep, o->from, o->upto);
