@@ -191,11 +191,6 @@ static int setup_ring(struct wp_ctx *ctx, struct uring_ctx *u)
 		       strerror(-ret));
 		memset(&p, 0, sizeof(p));
 	}
-	if (ctx->o.busy_poll) {
-		/* Spinning in user space never enters the kernel, so completions
-		 * must be posted without us: no DEFER/COOP_TASKRUN. */
-		return io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
-	}
 	/* Task work runs only when we enter to wait: fewer interruptions of
 	 * the single thread that owns the ring (kernel 6.1+). The ring starts
 	 * disabled and is enabled by the first progress call, so the issuer is
@@ -841,7 +836,11 @@ static int uring_progress(struct wp_ctx *ctx, int64_t timeout_us)
 				WP_SYSCALL(WP_SYS_URING_ENTER);
 			io_uring_submit(&u->ring);
 		} else if (u->defer_taskrun && !io_uring_cq_ready(&u->ring)) {
-			/* DEFER_TASKRUN posts completions only when we enter. */
+			/* DEFER_TASKRUN posts completions only when we enter, so a
+			 * busy-polling loop enters without waiting: it runs the
+			 * pending receive work at once, where a ring without task-run
+			 * deferral would wait for an inter-processor interrupt
+			 * (measured: 30k vs 80k round trips/s on this VM). */
 			WP_SYSCALL(WP_SYS_URING_ENTER);
 			io_uring_get_events(&u->ring);
 		}
