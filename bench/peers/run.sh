@@ -20,10 +20,12 @@ build=build
 json=results/peers.json
 wl=bench/workloads/toolcall.wl
 pin=""
+busy=()
 usage() {
 	echo "usage: bench/peers/run.sh [--duration S (default 5)] [--build DIR (default build)]"
 	echo "                          [--json FILE (default results/peers.json)] [--workload WL (default $wl)]"
 	echo "                          [--pin CPU (run every server and client on this one CPU; default: unpinned)]"
+	echo "                          [--busy-poll (wirepath spins instead of sleeping; the peers still sleep)]"
 }
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -32,6 +34,7 @@ while [ $# -gt 0 ]; do
 	--json) json=${2:?--json needs a file}; shift 2 ;;
 	--workload) wl=${2:?--workload needs a file}; shift 2 ;;
 	--pin) pin=${2:?--pin needs a CPU number}; shift 2 ;;
+	--busy-poll) busy=(--busy-poll); shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "peers: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
 	esac
@@ -221,7 +224,7 @@ if [ -z "$wp_unavailable" ]; then
 		py measure --name "wirepath bench agents $a" --out "$tmp/wp${a}_ext.json" \
 			--log "$tmp/wp$a.log" --settle 0 -- \
 			"${pre[@]}" "$wp" bench --paths tcp,uring --workload "$wl" --duration "$duration" \
-			--agents "$a" --json "$tmp/wp$a.json" --quiet
+			--agents "$a" --json "$tmp/wp$a.json" --quiet "${busy[@]}"
 		if [ "$(python3 -c "import json;print(json.load(open('$tmp/wp${a}_ext.json'))['rc'])")" != 0 ]; then
 			echo "peers: wirepath bench (agents $a) failed: $(tail -n 3 "$tmp/wp$a.log")" >&2
 		fi
