@@ -12,6 +12,8 @@ if [ "${1:-}" = "--peers" ]; then
 fi
 
 missing=()
+# python3 checks JSON in the CLI smoke test; any python3 on PATH will do.
+command -v python3 >/dev/null || missing+=(python3)
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

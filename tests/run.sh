@@ -19,12 +19,14 @@ mkdir -p "$logdir"
 run_one() {
 	local label=$1; shift
 	local log="$logdir/${label//[^A-Za-z0-9_.-]/_}.log"
-	local t0=$(date +%s.%N)
+	local t0 rc ms dt
+	t0=$(date +%s%N)
 	timeout --kill-after=10 "$TIMEOUT" "$@" >"$log" 2>&1
-	local rc=$?
-	local dt=$(echo "$(date +%s.%N) - $t0" | bc 2>/dev/null || echo "?")
+	rc=$?
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	dt=$(printf '%d.%02d' $((ms / 1000)) $((ms % 1000 / 10)))
 	case $rc in
-	0) pass=$((pass + 1)); printf 'PASS  %-34s %6.2fs\n' "$label" "$dt" ;;
+	0) pass=$((pass + 1)); printf 'PASS  %-34s %6ss\n' "$label" "$dt" ;;
 	77) skip=$((skip + 1)); printf 'SKIP  %-34s %s\n' "$label" "$(tail -n 1 "$log")" ;;
 	*) fail=$((fail + 1)); failed+=("$label")
 	   [ $rc -eq 124 ] && echo "(timed out after ${TIMEOUT}s)" >>"$log"

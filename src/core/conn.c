@@ -9,7 +9,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -468,6 +471,54 @@ int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len)
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+/* ---- sockets shared by the TCP-based paths ---------------------------- */
+
+int wp_sock_stream(int family, bool nonblock)
+{
+	int fd, one = 1;
+
+	WP_SYSCALL(WP_SYS_SOCKET);
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+	if (fd < 0)
+		return -errno;
+	/* Small RPCs must not wait for Nagle. */
+	WP_SYSCALL(WP_SYS_SOCKET);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+int wp_sock_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen, bool nonblock)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int one = 1, ret;
+	int fd = wp_sock_stream(sa->sa_family, nonblock);
+
+	if (fd < 0)
+		return fd;
+	WP_SYSCALL(WP_SYS_SOCKET);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	WP_SYSCALL(WP_SYS_SOCKET);
+	if (bind(fd, sa, salen) < 0)
+		goto out_errno;
+	WP_SYSCALL(WP_SYS_SOCKET);
+	if (listen(fd, 1024) < 0)
+		goto out_errno;
+	WP_SYSCALL(WP_SYS_SOCKET);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		goto out_errno;
+	ep->local_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						       : ((struct sockaddr_in *)&ss)->sin_port);
+	ep->fd = fd;
+	ep->state = WP_EPS_LISTEN;
+	return 0;
+
+out_errno:
+	ret = -errno;
+	close(fd);
+	return ret;
 }
 
 /* ---- public endpoint API ------------------------------------------- */

@@ -217,6 +217,10 @@ int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *dat
 int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len);
 /* Orderly EOF or an error from the transport: close, fail what is pending. */
 void wp_conn_fail(struct wp_ep *ep, int err);
+/* A TCP socket with TCP_NODELAY (counted syscalls). Returns fd or -errno. */
+int wp_sock_stream(int family, bool nonblock);
+/* Socket, bind, listen, local port into ep; ep->fd and state set on success. */
+int wp_sock_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen, bool nonblock);
 /* The connection is up (connect completed or accepted). */
 void wp_conn_established(struct wp_ep *ep);
 /* Gather iovecs from segment *idx (first one from byte off), merging

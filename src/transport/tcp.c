@@ -89,20 +89,6 @@ static int ep_ctl(struct wp_ep *ep, int op, uint32_t events)
 	return epoll_ctl(tctx(ep->ctx)->epfd, op, ep->fd, &ev) < 0 ? -errno : 0;
 }
 
-static int new_socket(int family)
-{
-	int fd, one = 1;
-
-	WP_SYSCALL(WP_SYS_SOCKET);
-	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* Small RPCs must not wait for Nagle. */
-	WP_SYSCALL(WP_SYS_SOCKET);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
 static int ep_bk_alloc(struct wp_ep *ep)
 {
 	ep->bk = malloc(sizeof(struct tcp_ep));
@@ -114,40 +100,17 @@ static int ep_bk_alloc(struct wp_ep *ep)
 
 static int tcp_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	int one = 1, ret;
-	int fd = new_socket(sa->sa_family);
+	int ret = wp_sock_listen(ep, sa, salen, true);
 
-	if (fd < 0)
-		return fd;
-	WP_SYSCALL(WP_SYS_SOCKET);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	WP_SYSCALL(WP_SYS_SOCKET);
-	if (bind(fd, sa, salen) < 0)
-		goto out_errno;
-	WP_SYSCALL(WP_SYS_SOCKET);
-	if (listen(fd, 1024) < 0)
-		goto out_errno;
-	WP_SYSCALL(WP_SYS_SOCKET);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-		goto out_errno;
-	ep->local_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						       : ((struct sockaddr_in *)&ss)->sin_port);
-	ep->fd = fd;
-	ep->state = WP_EPS_LISTEN;
+	if (ret < 0)
+		return ret;
 	ret = ep_ctl(ep, EPOLL_CTL_ADD, EPOLLIN);
 	if (ret < 0) {
+		close(ep->fd);
 		ep->fd = -1;
-		close(fd);
 		return ret;
 	}
 	return 0;
-
-out_errno:
-	ret = -errno;
-	close(fd);
-	return ret;
 }
 
 static int tcp_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
@@ -157,7 +120,7 @@ static int tcp_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t sa
 	ret = ep_bk_alloc(ep);
 	if (ret < 0)
 		return ret;
-	fd = new_socket(sa->sa_family);
+	fd = wp_sock_stream(sa->sa_family, true);
 	if (fd < 0)
 		return fd;
 	WP_SYSCALL(WP_SYS_CONNECT);

@@ -421,40 +421,17 @@ static void set_nodelay(int fd)
 
 static int uring_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	int one = 1, fd, ret;
+	int ret = ep_bk_alloc(ep);
 
-	ret = ep_bk_alloc(ep);
 	if (ret < 0)
 		return ret;
-	WP_SYSCALL(WP_SYS_SOCKET);
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	WP_SYSCALL(WP_SYS_SOCKET);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	WP_SYSCALL(WP_SYS_SOCKET);
-	if (bind(fd, sa, salen) < 0)
-		goto out_errno;
-	WP_SYSCALL(WP_SYS_SOCKET);
-	if (listen(fd, 1024) < 0)
-		goto out_errno;
-	WP_SYSCALL(WP_SYS_SOCKET);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-		goto out_errno;
-	ep->local_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						       : ((struct sockaddr_in *)&ss)->sin_port);
-	ep->fd = fd;
-	ep->state = WP_EPS_LISTEN;
+	/* Blocking socket: io_uring polls it for us. */
+	ret = wp_sock_listen(ep, sa, salen, false);
+	if (ret < 0)
+		return ret;
 	uep(ep)->listener = true;
 	arm_accept(ep);
 	return 0;
-
-out_errno:
-	ret = -errno;
-	close(fd);
-	return ret;
 }
 
 static int uring_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
@@ -465,11 +442,9 @@ static int uring_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t 
 	ret = ep_bk_alloc(ep);
 	if (ret < 0)
 		return ret;
-	WP_SYSCALL(WP_SYS_SOCKET);
-	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = wp_sock_stream(sa->sa_family, false);
 	if (fd < 0)
-		return -errno;
-	set_nodelay(fd);
+		return fd;
 	memcpy(&uep(ep)->peer, sa, salen);
 	uep(ep)->peer_len = salen;
 	sqe = get_sqe(ep->ctx);
