@@ -19,7 +19,8 @@
  *    that takes 1 MiB and stalls, and is killed. Each completion runs exactly
  *    once, with 0 or a negative status (checked after wp_ctx_destroy at the
  *    latest; the message's callback frees its buffer, so a second run would
- *    also be a double free under ASan).
+ *    also be a double free under ASan). Then the same context sends large
+ *    and small payloads intact on a new connection.
  *
  * Children are forked before this process has any thread, ask for SIGKILL if
  * we die (PR_SET_PDEATHSIG), and are killed and reaped by PID.
@@ -32,6 +33,7 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "core/frame.h"
 
 enum { M_ECHO = 1, M_STREAM = 2, M_HOLD = 3, M_BIG = 4, M_SINK = 9 };
 
@@ -519,7 +521,8 @@ static void case_client_dies(const char *path)
 	c_echo_check(c, ep);
 	{
 		uint64_t id, end = wp_now_ns() + 3000000000ull;
-		struct wp_call_params p = { .method = M_STREAM, .req = &id, .req_len = 4,
+		uint32_t zero = 0;
+		struct wp_call_params p = { .method = M_STREAM, .req = &zero, .req_len = 4,
 					    .on_data = c_on_data, .on_done = c_on_done,
 					    .arg = &st };
 
@@ -621,6 +624,127 @@ static void child_reader(int port_fd, int mid_fd)
 		pause(); /* until SIGKILL */
 }
 
+/*
+ * After a connection died mid-send, the same context must still send
+ * correctly on a new connection: several large payloads (zero-copy sized)
+ * and small ones in one chain, to a raw reader in this process that checks
+ * every frame's header and checksum. Send-op bookkeeping corrupted by the
+ * failure (say, an op recycled twice) shows here.
+ */
+#define NAFTER 6
+
+struct after {
+	int ndone, status;
+};
+
+static void after_done(void *arg, int status)
+{
+	struct after *a = arg;
+
+	a->ndone++;
+	a->status = status;
+	CHECK(a->ndone == 1);
+}
+
+static void send_after_failure(struct wp_ctx *c, const char *path)
+{
+	static uint8_t pay[NAFTER][256 << 10];
+	static uint8_t rbuf[64 << 10];
+	struct after a[NAFTER] = { { 0 } };
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	struct cep e = { 0 };
+	struct wp_ep *ep;
+	int l, fd = -1, frames = 0, all;
+	uint8_t hb[WP_FRAME_HDR];
+	uint32_t hhave = 0, phave = 0;
+	struct wp_frame_hdr h = { 0 };
+	uint64_t sum = FNV_INIT, end;
+	char uri[64];
+
+	l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(l >= 0 && bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 4) == 0);
+	CHECK(getsockname(l, (struct sockaddr *)&sa, &sl) == 0);
+	h_uri(uri, sizeof(uri), path, ntohs(sa.sin_port));
+	{
+		struct wp_ep_cbs cbs = { .event = c_event, .arg = &e };
+
+		CHECK(wp_connect(c, uri, &cbs, &ep) == 0);
+	}
+	end = wp_now_ns() + 3000000000ull;
+	while (!e.up || fd < 0) {
+		CHECK(!e.closed);
+		CHECK(wp_ctx_progress(c, 1000) >= 0);
+		if (fd < 0)
+			fd = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		CHECK(wp_now_ns() < end);
+	}
+	close(l);
+	for (int i = 0; i < NAFTER; i++) {
+		size_t len = i % 2 ? 300 : sizeof(pay[i]); /* small ones staged, large zero-copy */
+
+		for (size_t j = 0; j < len; j++)
+			pay[i][j] = (uint8_t)(j * 7 + (size_t)i * 131);
+		CHECK(wp_ep_send_msg(ep, M_SINK + (uint32_t)i, pay[i], len, after_done, &a[i]) ==
+		      0);
+	}
+	do {
+		ssize_t n;
+
+		CHECK(wp_ctx_progress(c, 500) >= 0);
+		while ((n = read(fd, rbuf, sizeof(rbuf))) > 0) {
+			for (ssize_t off = 0; off < n;) {
+				if (hhave < WP_FRAME_HDR) {
+					int reason;
+
+					hb[hhave++] = rbuf[off++];
+					if (hhave == WP_FRAME_HDR) {
+						CHECK_EQ(wp_frame_decode(hb, WP_FRAME_HDR, 1u << 20,
+									 &h, &reason),
+							 WP_FRAME_HDR);
+						CHECK_EQ(h.type, WP_FT_MSG);
+						CHECK_EQ(h.method, M_SINK + (uint32_t)frames);
+						phave = 0;
+						sum = FNV_INIT;
+					}
+				} else {
+					size_t take = h.len - phave;
+
+					if (take > (size_t)(n - off))
+						take = (size_t)(n - off);
+					sum = fnv1a(rbuf + off, take, sum);
+					phave += (uint32_t)take;
+					off += (ssize_t)take;
+				}
+				if (hhave == WP_FRAME_HDR && phave == h.len) {
+					CHECK(frames < NAFTER);
+					CHECK_EQ(h.len, frames % 2 ? 300 : sizeof(pay[0]));
+					CHECK(sum == fnv1a(pay[frames], h.len, FNV_INIT));
+					frames++;
+					hhave = 0;
+				}
+			}
+		}
+		CHECK(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+		all = frames == NAFTER;
+		for (int i = 0; i < NAFTER; i++)
+			all &= a[i].ndone == 1;
+		CHECK(!e.closed);
+		if (wp_now_ns() > end) {
+			fprintf(stderr, "after the failure: %d of %d frames arrived\n", frames,
+				NAFTER);
+			exit(1);
+		}
+	} while (!all);
+	for (int i = 0; i < NAFTER; i++)
+		CHECK_EQ(a[i].status, 0);
+	close(fd);
+	wp_ep_close(ep);
+	printf("  same context, new connection: %d frames (large zero-copy + small) intact\n",
+	       NAFTER);
+}
+
 static void case_dies_mid_send(const char *path)
 {
 	static struct bigsend bs;
@@ -699,6 +823,7 @@ static void case_dies_mid_send(const char *path)
 	CHECK_EQ(bc.status, -ECONNRESET);
 	for (int i = 0; i < 20; i++)
 		CHECK(wp_ctx_progress(c, 1000) >= 0);
+	send_after_failure(c, path);
 	wp_ep_close(ep);
 	wp_ctx_destroy(c);
 	/* Exactly once each, by now at the latest; 0 or a negative status. */
