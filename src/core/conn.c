@@ -292,17 +292,23 @@ void wp_txq_drop(struct wp_ep *ep, int status)
 {
 	struct wp_txq *q = &ep->tx;
 
+	/* q->handed is stale once the queue has moved past it. */
+	uint64_t handed = q->handed - q->sent <= q->tail - q->sent ? q->handed : q->sent;
+
 	/* Never handed to the kernel: complete (with the error) now. */
-	while (q->tail != q->sent) {
+	if (!ep->io_inflight)
+		handed = q->sent;
+	while (q->tail != handed) {
 		struct wp_seg *s = &q->seg[--q->tail & q->mask];
 
 		seg_complete(ep, s, status);
 	}
 	q->sent_off = 0;
 	q->queued_bytes = 0;
-	/* Handed to the kernel: a zero-copy send may still read these pages
-	 * until its notification, so they wait while kernel ops are in flight
-	 * (wp_txq_release_range completes them; wp_ep_free drops the rest). */
+	/* Handed to the kernel (uring sends submitted but not completed, zero-copy
+	 * sends awaiting their notification): the kernel may still read these
+	 * pages, so their owners get them back only once no kernel op is in
+	 * flight (wp_txq_release_range, or wp_ep_free after the last CQE). */
 	if (ep->io_inflight)
 		return;
 	while (q->head != q->sent) {

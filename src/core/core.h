@@ -93,6 +93,8 @@ struct wp_txq {
 	struct wp_seg *seg;
 	uint64_t mask;
 	uint64_t head, sent, tail;
+	uint64_t handed;           /* segments below this were handed to the kernel
+				    * (uring: submitted, maybe not yet completed) */
 	uint32_t sent_off;
 	uint64_t queued_bytes;
 	struct wp_stage_blk *cur;  /* staging block being appended to */

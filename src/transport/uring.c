@@ -546,6 +546,7 @@ static void uring_flush(struct wp_ep *ep)
 		o->zc = zc;
 		sqe = get_sqe(ctx);
 		if (!sqe) {
+			idx = o->from; /* not submitted: the next chain takes it */
 			uop_put(u, o);
 			break;
 		}
@@ -582,6 +583,7 @@ static void uring_flush(struct wp_ep *ep)
 			ep->io_inflight++; /* the notification CQE */
 		ops++;
 	}
+	q->handed = idx; /* wp_txq_drop must not give these back before the CQEs */
 }
 
 static void send_done(struct wp_ctx *ctx, struct uop *o, struct io_uring_cqe *cqe)
@@ -618,7 +620,8 @@ static void send_done(struct wp_ctx *ctx, struct uop *o, struct io_uring_cqe *cq
 	ep->io_inflight--;
 	if (cqe->res < 0 || (size_t)cqe->res != o->bytes) {
 		if (ep->state == WP_EPS_OPEN)
-			wp_conn_fail(ep, cqe->res < 0 ? cqe->res : -EIO);
+			/* MSG_WAITALL: a short send means the connection broke. */
+			wp_conn_fail(ep, cqe->res < 0 ? cqe->res : -ECONNRESET);
 	} else if (ep->state == WP_EPS_OPEN) {
 		wp_txq_advance(ep, o->bytes, !o->zc);
 	}
