@@ -73,8 +73,8 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 			if (ret == 0)
 				return 0; /* still short; len is 0 here */
 			rx->asm_have = 0;
-			if (rx->cur.len > 0 && (ret = rx_reserve(rx, rx->cur.len)) < 0)
-				return ret;
+			/* Memory follows the bytes that really arrive, not the
+			 * length a peer declares: 40 bytes must not pin 16 MiB. */
 		}
 
 		/* 2. A payload in progress: append, deliver when whole. */
@@ -83,6 +83,9 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 			size_t take = need < len ? need : len;
 
 			if (take) {
+				ret = rx_reserve(rx, rx->asm_have + (uint32_t)take);
+				if (ret < 0)
+					return ret;
 				memcpy(rx->asm_buf + rx->asm_have, p, take);
 				rx->asm_have += take;
 				rx->copied += take;
@@ -120,8 +123,7 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 				rx->copied += WP_FRAME_HDR; /* a split frame is counted whole */
 				rx->cur = h;
 				rx->asm_have = 0;
-				if (h.len > 0 && (ret = rx_reserve(rx, h.len)) < 0)
-					return ret;
+				/* assembly memory is reserved as payload arrives */
 				p += WP_FRAME_HDR;
 				len -= WP_FRAME_HDR;
 			} else {
