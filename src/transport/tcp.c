@@ -152,12 +152,8 @@ static void tcp_close(struct wp_ep *ep)
 	}
 }
 
-static void tcp_kick(struct wp_ep *ep)
-{
-	wp_ctx_mark_dirty(ep);
-}
-
-const struct wp_fast_ops wp_tcp_fast = { .kick = tcp_kick };
+/* Queued sends go out in this context's next flush round. */
+const struct wp_fast_ops wp_tcp_fast = { .kick = wp_ctx_mark_dirty };
 
 static void set_want_out(struct wp_ep *ep, bool on)
 {

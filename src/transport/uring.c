@@ -486,12 +486,8 @@ static void uring_close(struct wp_ep *ep)
 	ep->fd = -1;
 }
 
-static void uring_kick(struct wp_ep *ep)
-{
-	wp_ctx_mark_dirty(ep);
-}
-
-const struct wp_fast_ops wp_uring_fast = { .kick = uring_kick };
+/* Queued sends go out in this context's next flush round. */
+const struct wp_fast_ops wp_uring_fast = { .kick = wp_ctx_mark_dirty };
 
 /* ---- send ------------------------------------------------------------ */
 

@@ -359,8 +359,8 @@ static void run_bad(struct wp_ctx *c, struct wp_ep *ep, struct conn_wait *w,
 	expect_bad(&before, bc->reason);
 	expect_srv_closed(++nclosed, -EPROTO);
 	lib_echo_check(c, ep, w, seed);
-	printf("  %-22s %s: closed, counted as %s\n", bc->name, dribble ? "1-byte writes" : "one write",
-	       wp_bad_reason_name(bc->reason));
+	printf("  %-22s %s: closed, counted as %s\n", bc->name,
+	       dribble ? "1-byte writes" : "one write", wp_bad_reason_name(bc->reason));
 }
 
 static struct bad_case mk(const char *name, int reason, uint8_t type, uint16_t flags, uint32_t len)
@@ -533,7 +533,8 @@ static void case_unexpected(struct wp_ctx *c, struct wp_ep *ep, struct conn_wait
 	while (atomic_load(&srv_up) == up0)
 		usleep(500);
 	for (size_t i = 0; i < sizeof(ign) / sizeof(ign[0]); i++) {
-		hdr_bytes(buf, ign[i].type, ign[i].flags, 0xdead0000beefull + i, M_ECHO, ign[i].len);
+		hdr_bytes(buf, ign[i].type, ign[i].flags, 0xdead0000beefull + i, M_ECHO,
+			  ign[i].len);
 		fill(buf + WP_FRAME_HDR, ign[i].len, (uint32_t)i);
 		raw_write(fd, buf, WP_FRAME_HDR + ign[i].len, 0);
 		raw_echo(fd, 100 + i, 64 + (uint32_t)i * 100, (uint32_t)i, 0);
