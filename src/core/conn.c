@@ -184,7 +184,6 @@ int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *dat
 		s->done_flag = 0;
 		s->zc = len >= ctx->o.zc_threshold;
 	}
-	q->queued_bytes += WP_FRAME_HDR + len;
 	WP_CNT_ADD(msgs_tx, 1);
 	WP_CNT_ADD(bytes_tx, WP_FRAME_HDR + len);
 	if (!ep->dirty && ep->state == WP_EPS_OPEN)
@@ -260,7 +259,6 @@ void wp_txq_advance(struct wp_ep *ep, size_t n, bool mark_done)
 {
 	struct wp_txq *q = &ep->tx;
 
-	q->queued_bytes -= n;
 	while (n > 0 && q->sent != q->tail) {
 		struct wp_seg *s = &q->seg[q->sent & q->mask];
 		size_t rem = s->len - q->sent_off;
@@ -304,7 +302,6 @@ void wp_txq_drop(struct wp_ep *ep, int status)
 		seg_complete(ep, s, status);
 	}
 	q->sent_off = 0;
-	q->queued_bytes = 0;
 	/* Handed to the kernel (uring sends submitted but not completed, zero-copy
 	 * sends awaiting their notification): the kernel may still read these
 	 * pages, so their owners get them back only once no kernel op is in

@@ -96,7 +96,6 @@ struct wp_txq {
 	uint64_t handed;           /* segments below this were handed to the kernel
 				    * (uring: submitted, maybe not yet completed) */
 	uint32_t sent_off;
-	uint64_t queued_bytes;
 	struct wp_stage_blk *cur;  /* staging block being appended to */
 };
 
@@ -148,7 +147,6 @@ struct wp_ep {
 	void *user;
 	uint32_t tenant;
 	int local_port;
-	struct wp_ep *listener;  /* for accepted endpoints */
 
 	struct wp_rx rx;
 	struct wp_txq tx;
@@ -184,7 +182,6 @@ struct wp_ctx {
 	const struct wp_backend_ops *ops;
 	void *bk;
 	char explain[1024];
-	char why_fallback[200];
 	struct wp_ep *eps;
 	struct wp_ep *dirty;
 	struct wp_handler *handlers;

@@ -240,7 +240,6 @@ static void do_accept(struct wp_ep *l)
 		}
 		ep->fd = fd;
 		ep->accepted = true;
-		ep->listener = l;
 		if (ep_ctl(ep, EPOLL_CTL_ADD, EPOLLIN) < 0) {
 			ep->state = WP_EPS_CONNECTING;
 			wp_conn_fail(ep, -errno);

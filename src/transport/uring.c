@@ -57,7 +57,6 @@ struct uring_ctx {
 	bool disabled; /* R_DISABLED until the driving thread's first round */
 	bool fixed_bufs;
 	uint64_t buf_used; /* bitmap of fixed buffer slots */
-	uint32_t nr_fixed;
 	char zc_why[160];
 	/* provided receive buffers */
 	struct io_uring_buf_ring *br;
@@ -69,13 +68,11 @@ struct uring_ctx {
 	int32_t slot_free;
 	struct uop *uop_free;
 	struct uop *uop_all;
-	uint32_t sqes_pending;
 };
 
 struct uring_ep {
 	int fidx;          /* fixed file slot, -1 if none */
 	uint32_t sends;    /* send ops in flight */
-	bool recv_armed;
 	bool listener;
 	bool zc_off;          /* the kernel copied every zero-copy send: stop asking */
 	uint16_t zc_seen, zc_copied;
@@ -119,8 +116,6 @@ static struct io_uring_sqe *get_sqe(struct wp_ctx *ctx)
 		io_uring_submit(&u->ring);
 		sqe = io_uring_get_sqe(&u->ring);
 	}
-	if (sqe)
-		u->sqes_pending++;
 	return sqe;
 }
 
@@ -396,7 +391,6 @@ static void arm_recv(struct wp_ep *ep)
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = 0;
 	io_uring_sqe_set_data(sqe, ud(ep, TAG_RECV));
-	uep(ep)->recv_armed = true;
 	ep->io_inflight++;
 }
 
@@ -649,7 +643,6 @@ static void recv_done(struct wp_ctx *ctx, struct wp_ep *ep, struct io_uring_cqe 
 
 	if (!more) {
 		ep->io_inflight--;
-		uep(ep)->recv_armed = false;
 	}
 	if (cqe->res > 0) {
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
@@ -717,7 +710,6 @@ static void accept_done(struct wp_ctx *ctx, struct wp_ep *l, struct io_uring_cqe
 	}
 	ep->fd = cqe->res;
 	ep->accepted = true;
-	ep->listener = l;
 	set_nodelay(ep->fd);
 	slot_install(ep);
 	arm_recv(ep);
@@ -829,7 +821,6 @@ static int uring_progress(struct wp_ctx *ctx, int64_t timeout_us)
 		WP_SYSCALL(WP_SYS_URING_ENTER);
 		io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, tsp, NULL);
 	}
-	u->sqes_pending = 0;
 
 	io_uring_for_each_cqe(&u->ring, head, cqe)
 	{
@@ -864,7 +855,6 @@ static int uring_mem_register(struct wp_ctx *ctx, struct wp_mr *mr)
 		return ret;
 	}
 	u->buf_used |= 1ull << slot;
-	u->nr_fixed++;
 	mr->idx = slot;
 	return 0;
 }
@@ -880,7 +870,6 @@ static void uring_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr)
 	WP_SYSCALL(WP_SYS_OTHER);
 	io_uring_register_buffers_update_tag(&u->ring, (unsigned)mr->idx, &iov, NULL, 1);
 	u->buf_used &= ~(1ull << mr->idx);
-	u->nr_fixed--;
 	mr->idx = -1;
 }
 
