@@ -32,8 +32,13 @@
  *   callback calls wp_msg_keep(), after which it stays valid until
  *   wp_msg_release(). Receive is in place (the payload points into the
  *   transport's receive buffer: the read buffer on tcp, the provided buffer
- *   on uring), so wp_msg_keep() copies the payload out (counted as bytes
- *   copied) and the receive buffer goes back to the kernel at once.
+ *   on uring, the sender's shared arena or heap on shm), so wp_msg_keep()
+ *   copies the payload out (counted as bytes copied) and the receive buffer
+ *   goes back at once (on shm: the sender's completion runs).
+ * - shm: a payload outside this endpoint's shared heap (wp_ep_buf_alloc) is
+ *   copied into the shared arena when sent (counted; `done` then runs at the
+ *   next progress); one inside it is handed over in place and `done` runs
+ *   when the peer has released it.
  */
 #ifndef WIREPATH_WIREPATH_H
 #define WIREPATH_WIREPATH_H
@@ -114,6 +119,15 @@ struct wp_ctx_opts {
 	int busy_poll;            /* never sleep in wp_ctx_progress; spin instead */
 	uint32_t rx_buf_size;     /* uring provided buffer size; 0 = 64 KiB */
 	uint32_t rx_buf_count;    /* uring provided buffers; 0 = 64 */
+	int64_t spin_us;          /* shm: poll the rings this long before sleeping on
+				   * the doorbell (0 = default 50 us, -1 = never spin;
+				   * busy_poll = never sleep) */
+	uint32_t shm_slots;       /* shm: ring descriptors per direction (power of
+				   * two; 0 = 1024) */
+	uint32_t shm_arena_mb;    /* shm: per-direction arena for payloads the library
+				   * copies in (0 = 4 MiB) */
+	uint32_t shm_heap_mb;     /* shm: per-direction heap for wp_ep_buf_alloc, read
+				   * in place by the peer (0 = 16 MiB) */
 	wp_log_fn log;            /* NULL: discard */
 	void *log_arg;
 	enum wp_log_level log_level; /* default WP_LOG_WARN */
@@ -168,6 +182,14 @@ struct wp_ep_cbs {
  * tcp server). Port 0 picks a free port (see wp_ep_local_port). Accepted
  * endpoints inherit cbs. RPC requests are dispatched to handlers registered
  * with wp_rpc_register.
+ *
+ * Same-host shared memory: "shm:///path/to/socket" (a unix socket at that
+ * path; a stale socket file nobody listens on is replaced), "shm://@name"
+ * (an abstract unix socket), or "shm://@" to listen on a free abstract name
+ * (wp_ep_local_uri says which). The unix socket only sets the connection up
+ * (the shared memfd passes with SCM_RIGHTS) and tells either side when the
+ * other dies; frames then travel through shared rings. `any` never picks shm
+ * (its addresses are not host:port) and shm never falls back to another path.
  */
 WP_API int wp_listen(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs,
 		     struct wp_ep **out);
@@ -180,6 +202,9 @@ WP_API int wp_connect(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cb
 /* Close: pending calls complete with -ECONNABORTED, queued sends are dropped. */
 WP_API void wp_ep_close(struct wp_ep *ep);
 WP_API int wp_ep_local_port(const struct wp_ep *ep);
+/* A URI a peer on this host can connect to, for a listening endpoint
+ * ("tcp://127.0.0.1:PORT", "shm://@name"). Returns 0 or -errno. */
+WP_API int wp_ep_local_uri(const struct wp_ep *ep, char *buf, size_t len);
 WP_API void wp_ep_set_user(struct wp_ep *ep, void *user);
 WP_API void *wp_ep_user(const struct wp_ep *ep);
 /* Set the tenant id stamped on frames this endpoint sends. */
@@ -194,6 +219,20 @@ typedef void (*wp_done_fn)(void *arg, int status);
  */
 WP_API int wp_ep_send_msg(struct wp_ep *ep, uint32_t method, const void *data, size_t len,
 			  wp_done_fn done, void *arg);
+
+/*
+ * Send buffers: memory that sends from this endpoint read in place. On shm it
+ * lies in the shared heap the peer maps, so a payload written there crosses
+ * with no copy at all; elsewhere it is 64-byte aligned heap memory. A buffer
+ * is the caller's until passed to a send with a completion, and the caller's
+ * again when that completion runs (on shm: when the peer has released it);
+ * give it back with wp_ep_buf_free. Buffers belong to the endpoint: they stay
+ * mapped until the endpoint is freed (after WP_EP_CLOSED and, for an endpoint
+ * the caller opened, wp_ep_close). Returns NULL when the heap is full
+ * (back-pressure) or len is 0 or above max_frame.
+ */
+WP_API void *wp_ep_buf_alloc(struct wp_ep *ep, size_t len);
+WP_API void wp_ep_buf_free(struct wp_ep *ep, void *buf);
 
 /* A received payload. */
 struct wp_msg {

@@ -115,17 +115,22 @@ static void seg_complete(struct wp_ep *ep, struct wp_seg *s, int status)
 int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
 		 wp_done_fn done, void *arg)
 {
+	if (ep->state != WP_EPS_OPEN && ep->state != WP_EPS_CONNECTING)
+		return -ENOTCONN;
+	if (len > ep->ctx->o.max_frame)
+		return -EMSGSIZE;
+	return ep->fast.send(ep, h, data, len, done, arg);
+}
+
+int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
+		wp_done_fn done, void *arg)
+{
 	struct wp_ctx *ctx = ep->ctx;
 	struct wp_txq *q = &ep->tx;
 	struct wp_stage_blk *blk;
 	struct wp_seg *s;
 	bool stage_payload;
 	uint8_t *p;
-
-	if (ep->state != WP_EPS_OPEN && ep->state != WP_EPS_CONNECTING)
-		return -ENOTCONN;
-	if (len > ctx->o.max_frame)
-		return -EMSGSIZE;
 
 	/* Small payloads ride in the staging block right after their header:
 	 * copying a few hundred bytes is cheaper than an iovec each, and a
@@ -355,7 +360,7 @@ void wp_ep_free(struct wp_ep *ep)
 	free(ep->tx.seg);
 	wp_rx_free(&ep->rx);
 	wp_rpc_free(ep);
-	free(ep->bk);
+	ctx->ops->ep_free(ep);
 	free(ep);
 }
 
@@ -420,10 +425,8 @@ static void send_close_frame(struct wp_ep *ep, int reason)
 	}
 }
 
-static int deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload)
+int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
 {
-	struct wp_ep *ep = arg;
-
 	WP_CNT_ADD(msgs_rx, 1);
 	switch (h->type) {
 	case WP_FT_MSG:
@@ -451,6 +454,11 @@ static int deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *paylo
 	return ep->state == WP_EPS_CLOSED ? 1 : 0;
 }
 
+static int rx_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload)
+{
+	return wp_conn_deliver(arg, h, payload);
+}
+
 int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len)
 {
 	int reason = 0;
@@ -458,7 +466,7 @@ int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len)
 	int ret;
 
 	WP_CNT_ADD(bytes_rx, len);
-	ret = wp_rx_feed(&ep->rx, p, len, deliver, ep, &reason);
+	ret = wp_rx_feed(&ep->rx, p, len, rx_deliver, ep, &reason);
 	if (ep->rx.copied != copied0)
 		WP_CNT_ADD(bytes_copied, ep->rx.copied - copied0);
 	if (ret == -EPROTO) {
@@ -555,6 +563,54 @@ void wp_ep_close(struct wp_ep *ep)
 int wp_ep_local_port(const struct wp_ep *ep)
 {
 	return ep->local_port;
+}
+
+int wp_local_uri_inet(const struct wp_ep *ep, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s://127.0.0.1:%d", ep->ctx->ops->name, ep->local_port);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int wp_ep_local_uri(const struct wp_ep *ep, char *buf, size_t len)
+{
+	if (!ep || ep->state != WP_EPS_LISTEN)
+		return -EINVAL;
+	return ep->ctx->ops->local_uri(ep, buf, len);
+}
+
+void wp_ep_bk_free(struct wp_ep *ep)
+{
+	free(ep->bk);
+	ep->bk = NULL;
+}
+
+/* Plain memory: a send from it is referenced in place (above 512 B). */
+void *wp_buf_alloc_heap(struct wp_ep *ep, size_t len)
+{
+	void *p = NULL;
+
+	if (!len || len > ep->ctx->o.max_frame || posix_memalign(&p, 64, len))
+		return NULL;
+	return p;
+}
+
+void wp_buf_free_heap(struct wp_ep *ep, void *buf)
+{
+	free(buf);
+}
+
+void *wp_ep_buf_alloc(struct wp_ep *ep, size_t len)
+{
+	if (!ep || ep->state == WP_EPS_CLOSED)
+		return NULL;
+	return ep->ctx->ops->buf_alloc(ep, len);
+}
+
+void wp_ep_buf_free(struct wp_ep *ep, void *buf)
+{
+	if (ep && buf)
+		ep->ctx->ops->buf_free(ep, buf);
 }
 
 void wp_ep_set_user(struct wp_ep *ep, void *user)

@@ -38,6 +38,10 @@ struct wp_ep;
 struct wp_fast_ops {
 	/* The tx queue became non-empty: make sure the next flush sends it. */
 	void (*kick)(struct wp_ep *ep);
+	/* Queue one frame (state and size already checked by wp_conn_send).
+	 * Stream paths: wp_txq_send. Same contract as wp_conn_send. */
+	int (*send)(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
+		    wp_done_fn done, void *arg);
 };
 
 /* Control ops: one table per backend; no NULL slots. */
@@ -59,12 +63,19 @@ struct wp_backend_ops {
 	/* Registered memory: 0 or -errno; sets mr->idx when the kernel holds it. */
 	int (*mem_register)(struct wp_ctx *ctx, struct wp_mr *mr);
 	void (*mem_unregister)(struct wp_ctx *ctx, struct wp_mr *mr);
+	/* The endpoint is being freed: release ep->bk and whatever it holds. */
+	void (*ep_free)(struct wp_ep *ep);
+	/* Send buffers for wp_ep_buf_alloc: memory a send from is cheapest
+	 * (shm: the shared heap the peer reads in place). */
+	void *(*buf_alloc)(struct wp_ep *ep, size_t len);
+	void (*buf_free)(struct wp_ep *ep, void *buf);
+	/* A URI the peer can connect to, for a listening endpoint. */
+	int (*local_uri)(const struct wp_ep *ep, char *buf, size_t len);
 };
 
 extern const struct wp_backend_ops wp_tcp_ops;
 extern const struct wp_backend_ops wp_uring_ops;
-extern const struct wp_fast_ops wp_tcp_fast;
-extern const struct wp_fast_ops wp_uring_fast;
+extern const struct wp_backend_ops wp_shm_ops;
 
 /* ---- transmit queue ------------------------------------------------ */
 
@@ -208,9 +219,21 @@ void wp_ctx_mark_dirty(struct wp_ep *ep);
 struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs);
 void wp_ep_free(struct wp_ep *ep);
 bool wp_ep_freeable(const struct wp_ep *ep);
-/* Queue one frame: header + payload. done == NULL: payload copied. */
+/* Queue one frame: header + payload. done == NULL: payload copied.
+ * Checks state and size, then calls ep->fast.send. */
 int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
 		 wp_done_fn done, void *arg);
+/* The stream paths' fast.send: stage or reference the frame in ep->tx. */
+int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
+		wp_done_fn done, void *arg);
+/* Dispatch one whole, validated frame (message, RPC, CLOSE). Returns
+ * non-zero when the endpoint closed and no more frames should be fed. */
+int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
+/* Default ops for paths whose send buffers are plain memory. */
+void wp_ep_bk_free(struct wp_ep *ep);
+void *wp_buf_alloc_heap(struct wp_ep *ep, size_t len);
+void wp_buf_free_heap(struct wp_ep *ep, void *buf);
+int wp_local_uri_inet(const struct wp_ep *ep, char *buf, size_t len);
 /* Received bytes from the kernel: parse and dispatch. Returns 0 or -EPROTO
  * (the endpoint was closed with a CLOSE frame attempt and counted). */
 int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len);

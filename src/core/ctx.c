@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <stddef.h>
+#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,7 +16,13 @@
 #include "core.h"
 
 /* Best first: what `any` picks. */
-static const struct wp_backend_ops *const backends[] = { &wp_uring_ops, &wp_tcp_ops };
+static const struct wp_backend_ops *const backends[] = { &wp_uring_ops, &wp_tcp_ops, &wp_shm_ops };
+
+/* Paths addressed by host:port (what `any` and `prefer` may swap between). */
+static bool inet_path(const struct wp_backend_ops *b)
+{
+	return b != &wp_shm_ops;
+}
 
 void wp_ctx_opts_init(struct wp_ctx_opts *o)
 {
@@ -24,6 +32,10 @@ void wp_ctx_opts_init(struct wp_ctx_opts *o)
 	o->zc_threshold = 16u << 10;
 	o->rx_buf_size = 64u << 10;
 	o->rx_buf_count = 64;
+	o->spin_us = 50;
+	o->shm_slots = 1024;
+	o->shm_arena_mb = 4;
+	o->shm_heap_mb = 16;
 	o->log_level = WP_LOG_WARN;
 }
 
@@ -44,7 +56,18 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 		ctx->o.rx_buf_size = def.rx_buf_size;
 	if (!ctx->o.rx_buf_count)
 		ctx->o.rx_buf_count = def.rx_buf_count;
-	if (ctx->o.max_frame > (1u << 30) || ctx->o.select > WP_SELECT_ANY) {
+	if (!ctx->o.spin_us)
+		ctx->o.spin_us = def.spin_us;
+	if (!ctx->o.shm_slots)
+		ctx->o.shm_slots = def.shm_slots;
+	if (!ctx->o.shm_arena_mb)
+		ctx->o.shm_arena_mb = def.shm_arena_mb;
+	if (!ctx->o.shm_heap_mb)
+		ctx->o.shm_heap_mb = def.shm_heap_mb;
+	if (ctx->o.max_frame > (1u << 30) || ctx->o.select > WP_SELECT_ANY ||
+	    (ctx->o.shm_slots & (ctx->o.shm_slots - 1)) || ctx->o.shm_slots < 8 ||
+	    ctx->o.shm_slots > (1u << 20) || ctx->o.shm_arena_mb > 1024 ||
+	    ctx->o.shm_heap_mb > 4096) {
 		free(ctx);
 		return -EINVAL;
 	}
@@ -209,7 +232,35 @@ uint32_t wp_path_caps(const struct wp_ctx *ctx)
 	return ctx->ops ? ctx->ops->caps : 0;
 }
 
-/* "scheme://host:port", host may be [v6]. */
+/* shm: "/path" (a filesystem socket), "@name" (abstract), "@" (abstract,
+ * name chosen by the kernel at bind: autobind, salen = just the family). */
+static int uri_parse_unix(const char *rest, struct sockaddr_storage *ss, socklen_t *salen)
+{
+	struct sockaddr_un *un = (struct sockaddr_un *)ss;
+	size_t n = strlen(rest);
+
+	memset(ss, 0, sizeof(*ss));
+	un->sun_family = AF_UNIX;
+	if (rest[0] == '/') {
+		if (n >= sizeof(un->sun_path))
+			return -ENAMETOOLONG;
+		memcpy(un->sun_path, rest, n + 1);
+		*salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+		return 0;
+	}
+	if (rest[0] == '@') {
+		if (n >= sizeof(un->sun_path))
+			return -ENAMETOOLONG;
+		/* Abstract names start with a NUL byte and are n bytes long. */
+		memcpy(un->sun_path + 1, rest + 1, n - 1);
+		*salen = (socklen_t)(n == 1 ? sizeof(sa_family_t)
+					   : offsetof(struct sockaddr_un, sun_path) + n);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* "scheme://host:port", host may be [v6]; "shm:///path" or "shm://@name". */
 int wp_uri_parse(const char *uri, char *scheme, size_t slen, struct sockaddr_storage *ss,
 		 socklen_t *salen)
 {
@@ -225,6 +276,8 @@ int wp_uri_parse(const char *uri, char *scheme, size_t slen, struct sockaddr_sto
 	memcpy(scheme, uri, (size_t)(sep - uri));
 	scheme[sep - uri] = '\0';
 	h = sep + 3;
+	if (!strcmp(scheme, "shm"))
+		return uri_parse_unix(h, ss, salen);
 	if (*h == '[') {
 		const char *rb = strchr(h, ']');
 
@@ -292,12 +345,15 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme)
 
 	if (ctx->ops) {
 		if (strcmp(scheme, "any") && strcmp(scheme, ctx->ops->name)) {
-			if (!backend_by_name(scheme)) {
-				wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: tcp, uring, any)",
+			const struct wp_backend_ops *b = backend_by_name(scheme);
+
+			if (!b) {
+				wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: tcp, uring, shm, any)",
 				       scheme);
 				return -EPROTONOSUPPORT;
 			}
-			if (ctx->o.select == WP_SELECT_REQUIRE) {
+			if (ctx->o.select == WP_SELECT_REQUIRE || !inet_path(b) ||
+			    !inet_path(ctx->ops)) {
 				wp_log(ctx, WP_LOG_ERR,
 				       "context runs path %s; '%s' required for this endpoint: "
 				       "use one context per path",
@@ -317,7 +373,8 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme)
 	} else {
 		want = backend_by_name(scheme);
 		if (!want) {
-			wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: tcp, uring, any)", scheme);
+			wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: tcp, uring, shm, any)",
+			       scheme);
 			return -EPROTONOSUPPORT;
 		}
 	}
@@ -326,7 +383,7 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme)
 		ret = want->available(why, sizeof(why));
 		if (ret == 0) {
 			got = want;
-		} else if (ctx->o.select == WP_SELECT_REQUIRE) {
+		} else if (ctx->o.select == WP_SELECT_REQUIRE || !inet_path(want)) {
 			wp_log(ctx, WP_LOG_ERR, "path %s required but unavailable: %s", want->name,
 			       why);
 			return ret;
@@ -338,7 +395,7 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme)
 	for (size_t i = 0; !got && i < sizeof(backends) / sizeof(backends[0]); i++) {
 		char w2[200];
 
-		if (backends[i] == want)
+		if (backends[i] == want || !inet_path(backends[i]))
 			continue;
 		if (backends[i]->available(w2, sizeof(w2)) == 0)
 			got = backends[i];
@@ -386,7 +443,7 @@ static int ep_open(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *
 	if (ret < 0) {
 		wp_log(ctx, WP_LOG_ERR,
 		       "bad URI '%s': want SCHEME://HOST:PORT with a numeric host, e.g. "
-		       "tcp://127.0.0.1:7000",
+		       "tcp://127.0.0.1:7000, or shm:///path/to/socket or shm://@name",
 		       uri);
 		return ret;
 	}

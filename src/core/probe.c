@@ -289,11 +289,14 @@ static void probe_misc(void)
 		    ok ? "raw_syscalls:sys_enter readable: syscalls can be counted by the kernel"
 		       : "tracefs not mounted (the bench mounts it when root)");
 	}
-	fd = memfd_create("wp-probe", MFD_CLOEXEC);
-	add("path.shm", -ENOSYS, "not built in this version (kernel memfd_create: %s)",
-	    fd >= 0 ? "ok" : strerror(errno));
-	if (fd >= 0)
-		close(fd);
+	{
+		char why[160] = "";
+
+		ret = wp_shm_ops.available(why, sizeof(why));
+		add("path.shm", ret,
+		    ret ? "%s" : "sealed memfd, eventfd doorbells, unix SEQPACKET with SCM_RIGHTS%s",
+		    ret ? why : "");
+	}
 	fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
 	add("path.af_xdp", -ENOSYS, "not built in this version (kernel AF_XDP socket: %s)",
 	    fd >= 0 ? "ok" : strerror(errno));

@@ -153,7 +153,7 @@ static void tcp_close(struct wp_ep *ep)
 }
 
 /* Queued sends go out in this context's next flush round. */
-const struct wp_fast_ops wp_tcp_fast = { .kick = wp_ctx_mark_dirty };
+static const struct wp_fast_ops wp_tcp_fast = { .kick = wp_ctx_mark_dirty, .send = wp_txq_send };
 
 static void set_want_out(struct wp_ep *ep, bool on)
 {
@@ -378,4 +378,8 @@ const struct wp_backend_ops wp_tcp_ops = {
 	.explain = tcp_explain,
 	.mem_register = tcp_mem_register,
 	.mem_unregister = tcp_mem_unregister,
+	.ep_free = wp_ep_bk_free,
+	.buf_alloc = wp_buf_alloc_heap,
+	.buf_free = wp_buf_free_heap,
+	.local_uri = wp_local_uri_inet,
 };

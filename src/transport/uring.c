@@ -481,7 +481,7 @@ static void uring_close(struct wp_ep *ep)
 }
 
 /* Queued sends go out in this context's next flush round. */
-const struct wp_fast_ops wp_uring_fast = { .kick = wp_ctx_mark_dirty };
+static const struct wp_fast_ops wp_uring_fast = { .kick = wp_ctx_mark_dirty, .send = wp_txq_send };
 
 /* ---- send ------------------------------------------------------------ */
 
@@ -915,4 +915,8 @@ const struct wp_backend_ops wp_uring_ops = {
 	.explain = uring_explain,
 	.mem_register = uring_mem_register,
 	.mem_unregister = uring_mem_unregister,
+	.ep_free = wp_ep_bk_free,
+	.buf_alloc = wp_buf_alloc_heap,
+	.buf_free = wp_buf_free_heap,
+	.local_uri = wp_local_uri_inet,
 };

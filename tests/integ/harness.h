@@ -43,9 +43,16 @@ static inline void h_opts(struct wp_ctx_opts *o, const char *who)
 	o->zc_always = 1;
 }
 
+/* shm listens on abstract unix names: port 0 asks the kernel for a free
+ * one (autobind), whose five hex digits wp_ep_local_port returns. */
 static inline void h_uri(char *buf, size_t len, const char *path, int port)
 {
-	snprintf(buf, len, "%s://127.0.0.1:%d", path, port);
+	if (!strcmp(path, "shm") && port == 0)
+		snprintf(buf, len, "shm://@");
+	else if (!strcmp(path, "shm"))
+		snprintf(buf, len, "shm://@%05x", port);
+	else
+		snprintf(buf, len, "%s://127.0.0.1:%d", path, port);
 }
 
 static inline int srv_open(struct srv *s, const struct wp_ep_cbs *cbs)
