@@ -3,11 +3,13 @@
 # Run the whole suite against a build directory and end with the line
 # "N passed, N failed, N skipped". Exit status: 0 iff nothing failed.
 # Each test is one binary: exit 0 pass, 77 skip, anything else fail.
-# tests/integ/* run once per path. Every test runs under a timeout.
+# tests/integ/* run once per path (a source may narrow that with a line
+# "wp-test-paths: tcp uring" when what it tests exists only on those paths).
+# Every test runs under a timeout.
 set -u
 BUILD=${1:-build}
 TIMEOUT=${WP_TEST_TIMEOUT:-180}
-PATHS=${WP_TEST_PATHS:-tcp uring}
+PATHS=${WP_TEST_PATHS:-tcp uring shm}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 
@@ -40,7 +42,10 @@ for t in "$BUILD"/tests/test_*; do
 	name=$(basename "$t")
 	case " $(ls "$top/tests/integ" | sed 's/\.c$//' | tr '\n' ' ') " in
 	*" $name "*)
-		for p in $PATHS; do run_one "$name[$p]" "$t" --path "$p"; done ;;
+		only=$(sed -n 's/.*wp-test-paths: *\([a-z ]*\).*/\1/p' "$top/tests/integ/$name.c" | head -n 1)
+		for p in $PATHS; do
+			case " ${only:-$PATHS} " in *" $p "*) run_one "$name[$p]" "$t" --path "$p" ;; esac
+		done ;;
 	*) run_one "$name" "$t" ;;
 	esac
 done

@@ -14,6 +14,8 @@
  * right error, and a library client connected before any of this keeps
  * getting checksummed echo answers. The too-big case also checks that the
  * server's resident memory does not grow by anything like max_frame.
+ *
+ * wp-test-paths: tcp uring (raw TCP peers writing bad bytes; shm's hostile-peer cases are in test_shm.c)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -24,6 +24,8 @@
  *
  * Children are forked before this process has any thread, ask for SIGKILL if
  * we die (PR_SET_PDEATHSIG), and are killed and reaped by PID.
+ *
+ * wp-test-paths: tcp uring (forked TCP peers; shm's peer-death cases are in test_shm.c)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
