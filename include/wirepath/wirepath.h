@@ -286,12 +286,96 @@ WP_API uint32_t wp_pool_avail(const struct wp_pool *pool);
 WP_API void wp_pool_destroy(struct wp_pool *pool);
 
 /* ------------------------------------------------------------------ */
+/* Bulk transfers (context / KV movement)                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Memory the library allocates (a sealed memfd mapping, registered like
+ * wp_mr_register), so that a same-host peer can map it: on shm a transfer to
+ * or from such a region is a single memcpy by the initiator. Freed (unmapped)
+ * at the last wp_mr_deregister. Returns 0 or -errno.
+ */
+WP_API int wp_mr_alloc(struct wp_ctx *ctx, size_t len, struct wp_mr **out);
+WP_API void *wp_mr_addr(const struct wp_mr *mr);
+WP_API size_t wp_mr_size(const struct wp_mr *mr);
+
+/*
+ * A remote key: what a peer needs to address a region of ours. Plain bytes:
+ * send it to the peer any way you like (an RPC is the usual way). The key
+ * field is random, so a peer cannot guess its way into other regions.
+ */
+struct wp_rkey {
+	uint32_t id;
+	uint32_t key;
+	uint64_t len;
+	uint32_t flags;   /* WP_RKEY_SHARED: the region can be mapped on this host */
+	uint32_t pad;
+};
+#define WP_RKEY_SHARED 1u
+
+/*
+ * Make a region reachable by peers (writes into it, reads from it) and fill
+ * *out. On shm the region's memfd is offered to every connection (now and
+ * later ones). Until exported, frames naming the region are refused.
+ */
+WP_API int wp_mr_export(struct wp_mr *mr, struct wp_rkey *out);
+
+enum wp_xfer_op {
+	WP_XFER_WRITE = 1, /* local region -> the peer's region */
+	WP_XFER_READ = 2,  /* the peer's region -> local region */
+};
+
+struct wp_xfer_desc {      /* one contiguous piece */
+	uint64_t local_off;
+	uint64_t remote_off;
+	uint64_t len;
+};
+
+struct wp_xfer_stats {
+	uint64_t bytes;          /* payload bytes moved */
+	uint64_t ns;             /* post to completion */
+	uint64_t copied_local;   /* bytes user space copied on this side */
+	uint64_t copied_remote;  /* ... on the peer's side, as it reported */
+	uint32_t frames;         /* frames sent (0: mapped, no frames at all) */
+	uint32_t direct;         /* 1: the peer's memory was mapped (shm) */
+};
+
+struct wp_xfer_params {
+	enum wp_xfer_op op;
+	struct wp_mr *local;            /* a region of this context */
+	const struct wp_rkey *remote;   /* from the peer's wp_mr_export */
+	const struct wp_xfer_desc *desc;
+	uint32_t ndesc;                 /* 1..1024 */
+	int64_t deadline_us;            /* 0 = none */
+	void (*on_done)(void *arg, int status, const struct wp_xfer_stats *st);
+	void *arg;
+};
+
+/*
+ * Post a transfer (a list of descriptors, like a NIXL transfer request). The
+ * local region's bytes belong to the library until on_done runs, from
+ * wp_ctx_progress, exactly once: status 0 when every byte is in the
+ * destination (for a write: the peer said so), a negative errno (-ECONNRESET,
+ * -ETIMEDOUT, ...) or the peer's positive refusal (EACCES: unknown region or
+ * key, ERANGE: outside it). How it moves:
+ * - shm, region mapped (WP_RKEY_SHARED): one memcpy by the initiator, no frames;
+ * - tcp, uring (and shm otherwise): XFER frames of at most 1 MiB; the sender
+ *   sends the region in place (uring: zero-copy send at or above zc_threshold,
+ *   the kernel's COPIED verdict counted in the meter), the receiver places
+ *   each piece straight from its receive buffer into the region (one copy).
+ * A region used as a READ destination is exported by the call.
+ * Returns 0, -EINVAL (bad descriptor or range), -ENOTCONN, -ENOMEM.
+ */
+WP_API int wp_xfer_post(struct wp_ep *ep, const struct wp_xfer_params *p);
+
+/* ------------------------------------------------------------------ */
 /* RPC                                                                 */
 /* ------------------------------------------------------------------ */
 
 /* Methods at or above this id are reserved for the library. */
 #define WP_METHOD_RESERVED 0xffff0000u
 #define WP_METHOD_STATS 0xffff0001u /* answered by every server: its meter snapshot */
+#define WP_METHOD_XFER_READ 0xffff0002u /* bulk read (wp_xfer_post), served by the library */
 
 /*
  * Client side. on_data runs for each response chunk (a unary response is one

@@ -125,6 +125,12 @@ int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *dat
 int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
 		wp_done_fn done, void *arg)
 {
+	return wp_txq_send2(ep, h, NULL, 0, data, len, done, arg);
+}
+
+int wp_txq_send2(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *pre, uint32_t prelen,
+		 const void *data, size_t len, wp_done_fn done, void *arg)
+{
 	struct wp_ctx *ctx = ep->ctx;
 	struct wp_txq *q = &ep->tx;
 	struct wp_stage_blk *blk;
@@ -136,6 +142,8 @@ int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data
 	 * copying a few hundred bytes is cheaper than an iovec each, and a
 	 * burst of small frames leaves as one contiguous range. */
 	stage_payload = len <= WP_COPY_MAX;
+	if (prelen > 64 || len + prelen > ctx->o.max_frame)
+		return -EMSGSIZE;
 	if (!stage_payload && !done) {
 		/* Large payload without a completion: the caller keeps its buffer,
 		 * so we copy it (counted) and free the copy on completion. Done
@@ -152,20 +160,22 @@ int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data
 	}
 	if (q->tail - q->head + 2 > q->mask + 1 && txq_grow(q) < 0)
 		goto out_nomem;
-	p = stage_reserve(ep, WP_FRAME_HDR + (stage_payload ? (uint32_t)len : 0), &blk);
+	p = stage_reserve(ep, WP_FRAME_HDR + prelen + (stage_payload ? (uint32_t)len : 0), &blk);
 	if (!p)
 		goto out_nomem;
 	{
 		struct wp_frame_hdr hh = *h;
 
-		hh.len = (uint32_t)len;
+		hh.len = (uint32_t)len + prelen;
 		if (!hh.tenant)
 			hh.tenant = ep->tenant;
 		wp_frame_encode(&hh, p);
+		if (prelen)
+			memcpy(p + WP_FRAME_HDR, pre, prelen);
 	}
 	s = txq_push(q);
 	s->p = p;
-	s->len = WP_FRAME_HDR;
+	s->len = WP_FRAME_HDR + prelen;
 	s->blk = blk;
 	s->done = NULL;
 	s->done_flag = 0;
@@ -173,7 +183,7 @@ int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data
 	blk->refs++;
 	if (stage_payload) {
 		if (len) {
-			memcpy(p + WP_FRAME_HDR, data, len);
+			memcpy(p + WP_FRAME_HDR + prelen, data, len);
 			WP_CNT_ADD(bytes_copied, len);
 		}
 		s->len += (uint32_t)len;
@@ -190,7 +200,7 @@ int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data
 		s->zc = len >= ctx->o.zc_threshold;
 	}
 	WP_CNT_ADD(msgs_tx, 1);
-	WP_CNT_ADD(bytes_tx, WP_FRAME_HDR + len);
+	WP_CNT_ADD(bytes_tx, WP_FRAME_HDR + prelen + len);
 	if (!ep->dirty && ep->state == WP_EPS_OPEN)
 		ep->fast.kick(ep);
 	return 0;
@@ -336,6 +346,7 @@ struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs)
 	if (cbs)
 		ep->cbs = *cbs;
 	wp_rx_init(&ep->rx, ctx->o.max_frame);
+	ep->rx.place = wp_xfer_place; /* bulk transfers land without assembly */
 	ep->next_all = ctx->eps;
 	if (ctx->eps)
 		ctx->eps->prev_all = ep;
@@ -435,6 +446,14 @@ int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_
 					    .tenant = h->tenant, .req_id = h->req_id };
 
 			ep->cbs.msg(ep->cbs.arg, ep, &m);
+		}
+		break;
+	case WP_FT_XFER:
+		if (wp_xfer_input(ep, h, payload) < 0) {
+			WP_CNT_ADD(bad_frames[WP_BAD_UNEXPECTED], 1);
+			send_close_frame(ep, WP_BAD_UNEXPECTED);
+			wp_conn_fail(ep, -EPROTO);
+			return 1;
 		}
 		break;
 	case WP_FT_CLOSE:

@@ -71,6 +71,11 @@ struct wp_backend_ops {
 	void (*buf_free)(struct wp_ep *ep, void *buf);
 	/* A URI the peer can connect to, for a listening endpoint. */
 	int (*local_uri)(const struct wp_ep *ep, char *buf, size_t len);
+	/* A region was exported: offer it to peers that can map it. */
+	void (*mr_exported)(struct wp_ctx *ctx, struct wp_mr *mr);
+	/* Move a transfer through mapped memory now, or -EOPNOTSUPP (frames). */
+	int (*xfer_direct)(struct wp_ep *ep, const struct wp_xfer_params *p,
+			   struct wp_xfer_stats *st);
 };
 
 extern const struct wp_backend_ops wp_tcp_ops;
@@ -119,6 +124,9 @@ struct wp_mr {
 	size_t len;
 	uint32_t refs;
 	int idx; /* backend buffer index (uring fixed buffer), -1 if none */
+	uint32_t id, key;   /* how peers name it (wp_mr_export) */
+	bool exported;      /* peers may place bytes in it / read from it */
+	int memfd;          /* wp_mr_alloc: the shareable backing, else -1 */
 };
 
 /* ---- endpoints ----------------------------------------------------- */
@@ -158,6 +166,11 @@ struct wp_ep {
 	void *user;
 	uint32_t tenant;
 	int local_port;
+	/* the bulk transfer being placed from the stream (receiver side) */
+	uint64_t xf_id;
+	uint32_t xf_err;         /* positive status to answer with, 0 = fine */
+	uint64_t xf_copied;
+	struct wp_mr *xf_mr;     /* last region placed into */
 
 	struct wp_rx rx;
 	struct wp_txq tx;
@@ -202,6 +215,7 @@ struct wp_ctx {
 	struct wp_stage_blk *blk_free;
 	struct wp_mr *mrs;
 	uint64_t next_deadline;  /* earliest client-call deadline, 0 = none */
+	uint32_t next_mr_id;
 	int in_progress;
 	int nr_closed;           /* endpoints awaiting free */
 };
@@ -226,6 +240,9 @@ int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *dat
 /* The stream paths' fast.send: stage or reference the frame in ep->tx. */
 int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
 		wp_done_fn done, void *arg);
+/* The same with a small prefix (<= 64 B, copied) between header and payload. */
+int wp_txq_send2(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *pre, uint32_t prelen,
+		 const void *data, size_t len, wp_done_fn done, void *arg);
 /* Dispatch one whole, validated frame (message, RPC, CLOSE). Returns
  * non-zero when the endpoint closed and no more frames should be fed. */
 int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
@@ -268,7 +285,20 @@ struct wp_mr *wp_mr_find(struct wp_ctx *ctx, const void *p, size_t len);
 void wp_mr_attach_all(struct wp_ctx *ctx);
 void wp_mr_free_all(struct wp_ctx *ctx);
 
+/* xfer.c */
+void wp_xfer_place(void *arg, const struct wp_frame_hdr *h, const uint8_t *prefix,
+		   const uint8_t *piece, uint32_t off, uint32_t n);
+int wp_xfer_input(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
+void wp_xfer_serve_read(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
+int wp_no_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_xfer_stats *st);
+void wp_no_mr_exported(struct wp_ctx *ctx, struct wp_mr *mr);
+struct wp_mr *wp_mr_by_id(struct wp_ctx *ctx, uint32_t id, uint32_t key);
+
 /* rpc.c */
+int wp_rpc_pending_new(struct wp_ep *ep, void (*on_data)(void *, struct wp_msg *),
+		       void (*on_done)(void *, int), void *arg, int64_t deadline_us, uint64_t *id);
+int wp_rpc_send_ctl(struct wp_ep *ep, uint8_t type, uint16_t flags, uint64_t id, uint32_t method,
+		    uint32_t aux, const void *data, size_t len);
 int wp_rpc_input(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
 void wp_rpc_fail_all(struct wp_ep *ep, int status);
 void wp_rpc_check_deadlines(struct wp_ctx *ctx, uint64_t now);

@@ -24,11 +24,17 @@ enum wp_frame_type {
 	WP_FT_ERR = 5,    /* call failed; aux = status, payload = reason text */
 	WP_FT_CANCEL = 6, /* client cancels req_id */
 	WP_FT_CLOSE = 7,  /* connection-level error; aux = wp_bad_reason, payload = text */
-	WP_FT__MAX = 7
+	WP_FT_XFER = 8,   /* bulk transfer data for req_id; payload = placement prefix + bytes */
+	WP_FT__MAX = 8
 };
 
+/* XFER payload prefix (16 bytes, LE): u64 offset in the target region,
+ * u32 region id, u32 region key. The bytes that follow land at that offset. */
+#define WP_XFER_PREFIX 16u
+
 /* Flags (u16). Unknown flags are a protocol error. */
-#define WP_FF_LAST (1u << 0) /* DATA: this chunk also ends the response (aux = status) */
+#define WP_FF_LAST (1u << 0) /* DATA: this chunk also ends the response (aux = status);
+			      * XFER: last frame of a write: the receiver answers */
 #define WP_FF__KNOWN (WP_FF_LAST)
 
 struct wp_frame_hdr {

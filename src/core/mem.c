@@ -9,9 +9,12 @@
  * handed to it when it starts.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -24,6 +27,26 @@ struct wp_pool {
 	void **stack;
 };
 
+/* Random, so a peer cannot name regions it was not given. */
+static uint32_t mr_key(void)
+{
+	uint32_t k = 0;
+
+	while (!k) {
+		if (getrandom(&k, sizeof(k), 0) != sizeof(k))
+			k = (uint32_t)wp_now_ns() * 2654435761u;
+	}
+	return k;
+}
+
+struct wp_mr *wp_mr_by_id(struct wp_ctx *ctx, uint32_t id, uint32_t key)
+{
+	for (struct wp_mr *mr = ctx->mrs; mr; mr = mr->next)
+		if (mr->id == id)
+			return mr->exported && mr->key == key ? mr : NULL;
+	return NULL;
+}
+
 struct wp_mr *wp_mr_find(struct wp_ctx *ctx, const void *p, size_t len)
 {
 	const uint8_t *b = p;
@@ -34,10 +57,11 @@ struct wp_mr *wp_mr_find(struct wp_ctx *ctx, const void *p, size_t len)
 	return NULL;
 }
 
+static int mr_create(struct wp_ctx *ctx, void *addr, size_t len, bool strict, struct wp_mr **out);
+
 int wp_mr_register(struct wp_ctx *ctx, void *addr, size_t len, struct wp_mr **out)
 {
 	struct wp_mr *mr;
-	int ret;
 
 	if (!addr || !len)
 		return -EINVAL;
@@ -47,6 +71,16 @@ int wp_mr_register(struct wp_ctx *ctx, void *addr, size_t len, struct wp_mr **ou
 		*out = mr;
 		return 0;
 	}
+	return mr_create(ctx, addr, len, true, out);
+}
+
+/* strict: a backend refusal (say, beyond RLIMIT_MEMLOCK) fails the call;
+ * otherwise the region stays unpinned (sends from it still work). */
+static int mr_create(struct wp_ctx *ctx, void *addr, size_t len, bool strict, struct wp_mr **out)
+{
+	struct wp_mr *mr;
+	int ret;
+
 	mr = calloc(1, sizeof(*mr));
 	if (!mr)
 		return -ENOMEM;
@@ -55,9 +89,12 @@ int wp_mr_register(struct wp_ctx *ctx, void *addr, size_t len, struct wp_mr **ou
 	mr->len = len;
 	mr->refs = 1;
 	mr->idx = -1;
+	mr->memfd = -1;
+	mr->id = ++ctx->next_mr_id;
+	mr->key = mr_key();
 	if (ctx->ops) {
 		ret = ctx->ops->mem_register(ctx, mr);
-		if (ret < 0) {
+		if (ret < 0 && strict) {
 			free(mr);
 			return ret;
 		}
@@ -79,6 +116,15 @@ void wp_mr_attach_all(struct wp_ctx *ctx)
 			       (void *)mr->addr, mr->len, ctx->ops->name);
 }
 
+static void mr_free(struct wp_mr *mr)
+{
+	if (mr->memfd >= 0) {
+		munmap(mr->addr, mr->len);
+		close(mr->memfd);
+	}
+	free(mr);
+}
+
 void wp_mr_deregister(struct wp_mr *mr)
 {
 	struct wp_ctx *ctx;
@@ -94,7 +140,67 @@ void wp_mr_deregister(struct wp_mr *mr)
 			break;
 		}
 	}
-	free(mr);
+	mr_free(mr);
+}
+
+int wp_mr_alloc(struct wp_ctx *ctx, size_t len, struct wp_mr **out)
+{
+	struct wp_mr *mr;
+	void *p;
+	int fd, ret;
+
+	if (!len || len > (64ull << 30))
+		return -EINVAL;
+	fd = memfd_create("wirepath-mr", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)len) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		ret = -errno;
+		goto out_close;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		ret = -errno;
+		goto out_close;
+	}
+	/* A fresh mapping is not inside any registered region: a new one. */
+	ret = mr_create(ctx, p, len, false, &mr);
+	if (ret < 0)
+		goto out_unmap;
+	mr->memfd = fd;
+	*out = mr;
+	return 0;
+
+out_unmap:
+	munmap(p, len);
+out_close:
+	close(fd);
+	return ret;
+}
+
+void *wp_mr_addr(const struct wp_mr *mr)
+{
+	return mr->addr;
+}
+
+size_t wp_mr_size(const struct wp_mr *mr)
+{
+	return mr->len;
+}
+
+int wp_mr_export(struct wp_mr *mr, struct wp_rkey *out)
+{
+	struct wp_ctx *ctx = mr->ctx;
+	bool first = !mr->exported;
+
+	mr->exported = true;
+	if (out)
+		*out = (struct wp_rkey){ .id = mr->id, .key = mr->key, .len = mr->len,
+					 .flags = mr->memfd >= 0 ? WP_RKEY_SHARED : 0 };
+	if (first && ctx->ops)
+		ctx->ops->mr_exported(ctx, mr);
+	return 0;
 }
 
 int wp_mr_is_pinned(const struct wp_mr *mr)
@@ -108,7 +214,7 @@ void wp_mr_free_all(struct wp_ctx *ctx)
 		struct wp_mr *mr = ctx->mrs;
 
 		ctx->mrs = mr->next;
-		free(mr);
+		mr_free(mr);
 	}
 }
 

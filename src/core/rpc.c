@@ -102,6 +102,37 @@ static int send_ctl(struct wp_ep *ep, uint8_t type, uint64_t id, uint32_t method
 	return wp_conn_send(ep, &h, data, len, done, arg);
 }
 
+int wp_rpc_send_ctl(struct wp_ep *ep, uint8_t type, uint16_t flags, uint64_t id, uint32_t method,
+		    uint32_t aux, const void *data, size_t len)
+{
+	struct wp_frame_hdr h = { .type = type, .flags = flags, .req_id = id, .method = method,
+				  .aux = aux };
+
+	return wp_conn_send(ep, &h, data, len, NULL, NULL);
+}
+
+/* A call slot whose frames the caller sends itself (bulk transfers). */
+int wp_rpc_pending_new(struct wp_ep *ep, void (*on_data)(void *, struct wp_msg *),
+		       void (*on_done)(void *, int), void *arg, int64_t deadline_us, uint64_t *id)
+{
+	struct wp_pending *c;
+	int ret = pending_alloc(ep, &c);
+
+	if (ret < 0)
+		return ret;
+	c->on_data = on_data;
+	c->on_done = on_done;
+	c->arg = arg;
+	c->deadline_ns = 0;
+	if (deadline_us > 0) {
+		c->deadline_ns = wp_now_ns() + (uint64_t)deadline_us * 1000;
+		if (!ep->ctx->next_deadline || c->deadline_ns < ep->ctx->next_deadline)
+			ep->ctx->next_deadline = c->deadline_ns;
+	}
+	*id = c->id;
+	return 0;
+}
+
 int wp_rpc_call(struct wp_ep *ep, const struct wp_call_params *p, uint64_t *id)
 {
 	struct wp_pending *c;
@@ -255,6 +286,10 @@ static void serve_request(struct wp_ep *ep, const struct wp_frame_hdr *h, const 
 
 	if (h->method == WP_METHOD_STATS) {
 		serve_stats(ep, h->req_id);
+		return;
+	}
+	if (h->method == WP_METHOD_XFER_READ) {
+		wp_xfer_serve_read(ep, h, payload);
 		return;
 	}
 	for (uint32_t i = 0; i < ctx->nhandlers; i++) {

@@ -77,6 +77,40 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 			 * length a peer declares: 40 bytes must not pin 16 MiB. */
 		}
 
+		/* 2a. A bulk-transfer payload in progress: hand each piece to the
+		 * placement callback (it lands in its region with one copy), never
+		 * assembling it. The 16-byte placement prefix is kept first. */
+		if (rx->hdr_have == WP_FRAME_HDR && rx->place && rx->cur.type == WP_FT_XFER) {
+			uint32_t need = rx->cur.len - rx->asm_have;
+			size_t take = need < len ? need : len;
+
+			if (rx->asm_have < WP_XFER_PREFIX) {
+				size_t t = WP_XFER_PREFIX - rx->asm_have;
+
+				if (t > take)
+					t = take;
+				memcpy(rx->xpre + rx->asm_have, p, t);
+				rx->asm_have += (uint32_t)t;
+				p += t;
+				len -= t;
+				take -= t;
+			}
+			if (take) {
+				rx->place(arg, &rx->cur, rx->xpre, p,
+					  rx->asm_have - WP_XFER_PREFIX, (uint32_t)take);
+				rx->asm_have += (uint32_t)take;
+				p += take;
+				len -= take;
+			}
+			if (rx->asm_have < rx->cur.len)
+				return 0;
+			rx->hdr_have = 0;
+			ret = fn(arg, &rx->cur, NULL); /* placed already: finish it */
+			if (ret)
+				return ret;
+			continue;
+		}
+
 		/* 2. A payload in progress: append, deliver when whole. */
 		if (rx->hdr_have == WP_FRAME_HDR) {
 			uint32_t need = rx->cur.len - rx->asm_have;

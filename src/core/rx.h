@@ -16,8 +16,15 @@
 
 #include "frame.h"
 
+/* Placement of a bulk-transfer frame's payload piece: prefix is the frame's
+ * 16-byte placement prefix, piece the n bytes at offset off after it. */
+typedef void (*wp_rx_place_fn)(void *arg, const struct wp_frame_hdr *h, const uint8_t *prefix,
+			       const uint8_t *piece, uint32_t off, uint32_t n);
+
 struct wp_rx {
 	uint32_t max_payload;
+	wp_rx_place_fn place;         /* NULL: XFER frames are assembled like any */
+	uint8_t xpre[WP_XFER_PREFIX];
 	uint8_t hdrbuf[WP_FRAME_HDR]; /* a header split across chunks */
 	uint32_t hdr_have;
 	struct wp_frame_hdr cur;      /* valid when hdr_have == WP_FRAME_HDR */
@@ -28,7 +35,8 @@ struct wp_rx {
 };
 
 /* Called for each whole frame; payload points at h->len bytes, valid only
- * during the call. A non-zero return stops the feed and is returned by it. */
+ * during the call. An XFER frame streamed to rx->place arrives here at its end
+ * with payload NULL. A non-zero return stops the feed and is returned by it. */
 typedef int (*wp_rx_deliver_fn)(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload);
 
 void wp_rx_init(struct wp_rx *rx, uint32_t max_payload);

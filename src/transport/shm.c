@@ -57,7 +57,7 @@
 #define SHM_EPOLL_EVERY_NS 1000000ull /* look at sockets at least this often when busy */
 #define SHM_EVENTS 64
 
-enum { SHM_MSG_HELLO = 1, SHM_MSG_ACK = 2 };
+enum { SHM_MSG_HELLO = 1, SHM_MSG_ACK = 2, SHM_MSG_MR = 3 };
 
 /* ---- the shared region --------------------------------------------- */
 
@@ -110,7 +110,17 @@ struct shm_wire_msg {
 	uint32_t slots;
 	uint64_t arena, heap, align, size;
 	int32_t pid;
+	uint32_t mr_id;            /* MR: an exported region, its memfd attached */
+	uint32_t mr_key;
 	uint32_t pad;
+	uint64_t mr_len;
+};
+
+struct shm_rmr {               /* a region the peer exported to us */
+	uint32_t id, key;
+	uint64_t len;
+	int fd;
+	uint8_t *map;              /* mapped at first use */
 };
 
 /* ---- private state -------------------------------------------------- */
@@ -156,6 +166,9 @@ struct shm_ep {
 	/* receive (direction 1 - side) */
 	struct shm_desc *rx_ring;
 	uint64_t rx_cons;
+	/* regions the peer exported (bulk transfers map them) */
+	struct shm_rmr *rmr;
+	uint32_t nrmr;
 	/* listener: a filesystem socket we created, unlinked at close */
 	char *unlink_path;
 	int peer_pid;
@@ -727,6 +740,18 @@ static void open_list_del(struct wp_ep *ep)
 		sep(se->next_open)->prev_open = se->prev_open;
 }
 
+static void mr_offer(struct wp_ep *ep, struct wp_mr *mr)
+{
+	struct shm_wire_msg m = { .magic = SHM_MAGIC, .version = SHM_VERSION, .type = SHM_MSG_MR,
+				  .mr_id = mr->id, .mr_key = mr->key, .mr_len = mr->len };
+
+	if (send_fds(sep(ep)->sock, &m, &mr->memfd, 1) < 0)
+		wp_log(ep->ctx, WP_LOG_WARN,
+		       "shm: could not offer region %u to the peer (%s): transfers to it "
+		       "will use frames",
+		       mr->id, strerror(errno));
+}
+
 static void established(struct wp_ep *ep)
 {
 	struct shm_ep *se = sep(ep);
@@ -736,6 +761,11 @@ static void established(struct wp_ep *ep)
 		wp_conn_fail(ep, ret);
 		return;
 	}
+	/* Regions exported before this connection: sent before any frame can
+	 * name them, so the peer has them when it needs them. */
+	for (struct wp_mr *mr = ep->ctx->mrs; mr; mr = mr->next)
+		if (mr->exported && mr->memfd >= 0)
+			mr_offer(ep, mr);
 	open_list_add(ep);
 	if (se->pend_head != se->pend_tail)
 		wp_ctx_mark_dirty(ep); /* sends queued while connecting */
@@ -1190,6 +1220,49 @@ static void set_sleeping(struct wp_ctx *ctx, uint32_t v)
 	}
 }
 
+/* A region offer: keep its memfd (mapped at first use). */
+static int rmr_add(struct wp_ep *ep, const struct shm_wire_msg *m, int fd)
+{
+	struct shm_ep *se = sep(ep);
+	struct shm_rmr *r;
+	struct stat st;
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < m->mr_len || seals < 0 ||
+	    (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+		return -EPROTO; /* it could shrink under us: refuse */
+	r = realloc(se->rmr, (se->nrmr + 1) * sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	se->rmr = r;
+	se->rmr[se->nrmr++] = (struct shm_rmr){ m->mr_id, m->mr_key, m->mr_len, fd, NULL };
+	return 0;
+}
+
+/* Read every message waiting on an open connection's socket. Returns -EAGAIN
+ * when drained, 0 at EOF, -EPROTO for a message that has no business there,
+ * or -errno. */
+static ssize_t sock_drain(struct wp_ep *ep)
+{
+	for (;;) {
+		struct shm_wire_msg m;
+		int fds[3], nfds;
+		ssize_t n = recv_fds(sep(ep)->sock, &m, fds, &nfds);
+
+		if (n <= 0) {
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			return n;
+		}
+		if (n != sizeof(m) || m.magic != SHM_MAGIC || m.type != SHM_MSG_MR || nfds != 1 ||
+		    rmr_add(ep, &m, fds[0]) < 0) {
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			return -EPROTO;
+		}
+	}
+}
+
 static void sock_event(struct wp_ep *ep, uint32_t e)
 {
 	struct shm_ep *se = sep(ep);
@@ -1205,23 +1278,19 @@ static void sock_event(struct wp_ep *ep, uint32_t e)
 			ack_in(ep);
 		break;
 	case WP_EPS_OPEN: {
-		char buf[64];
-		ssize_t n;
+		ssize_t n = sock_drain(ep);
 
-		/* After setup the socket carries nothing: data means a confused
-		 * peer, EOF or an error means it is gone. Deliver what it
-		 * published before it went, then close. */
-		WP_SYSCALL(WP_SYS_READ);
-		n = recv(se->sock, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		if (n == -EAGAIN || n == -EINTR)
 			break;
+		/* EOF or an error: the peer is gone. Deliver what it published
+		 * before it went, then close. */
 		rx_poll(ep);
 		if (ep->state != WP_EPS_OPEN)
 			break;
-		if (n > 0)
-			bad_peer(ep, WP_BAD_UNEXPECTED, "bytes on the setup socket");
+		if (n == -EPROTO)
+			bad_peer(ep, WP_BAD_UNEXPECTED, "unexpected message on the setup socket");
 		else
-			wp_conn_fail(ep, n == 0 ? 0 : -errno);
+			wp_conn_fail(ep, n == 0 ? 0 : (int)n);
 		break;
 	}
 	default:
@@ -1374,6 +1443,12 @@ static void shm_ep_free(struct wp_ep *ep)
 		se->free_ext = e->next;
 		free(e);
 	}
+	for (uint32_t i = 0; i < se->nrmr; i++) {
+		if (se->rmr[i].map)
+			munmap(se->rmr[i].map, se->rmr[i].len);
+		close(se->rmr[i].fd);
+	}
+	free(se->rmr);
 	free(se->blk_len);
 	free(se->infl);
 	free(se->pend);
@@ -1440,6 +1515,69 @@ static void shm_explain(struct wp_ctx *ctx, char *buf, size_t len)
 			 sc->pages_why);
 }
 
+/* A region became reachable: offer its memfd to every open connection. */
+static void shm_mr_exported(struct wp_ctx *ctx, struct wp_mr *mr)
+{
+	if (mr->memfd < 0)
+		return;
+	for (struct wp_ep *ep = sctx(ctx)->open; ep; ep = sep(ep)->next_open)
+		mr_offer(ep, mr);
+}
+
+static struct shm_rmr *rmr_find(struct shm_ep *se, uint32_t id)
+{
+	for (uint32_t i = 0; i < se->nrmr; i++)
+		if (se->rmr[i].id == id)
+			return &se->rmr[i];
+	return NULL;
+}
+
+/* A transfer through the peer's mapped region: one memcpy per descriptor. */
+static int shm_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p,
+			   struct wp_xfer_stats *st)
+{
+	struct shm_ep *se = sep(ep);
+	struct shm_rmr *r;
+	uint64_t total = 0;
+
+	if (!(p->remote->flags & WP_RKEY_SHARED))
+		return -EOPNOTSUPP;
+	r = rmr_find(se, p->remote->id);
+	if (!r) {
+		/* The offer left before any frame naming the region, but it
+		 * travels on the socket, which we look at less often: read it. */
+		ssize_t n = sock_drain(ep);
+
+		if (n != -EAGAIN && n != -EINTR)
+			return -EOPNOTSUPP; /* the socket event handler judges it */
+		r = rmr_find(se, p->remote->id);
+	}
+	if (!r || r->key != p->remote->key || p->remote->len > r->len)
+		return -EOPNOTSUPP; /* frames: the peer answers EACCES */
+	if (!r->map) {
+		void *m;
+
+		WP_SYSCALL(WP_SYS_OTHER);
+		m = mmap(NULL, r->len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+		if (m == MAP_FAILED)
+			return -EOPNOTSUPP;
+		r->map = m;
+	}
+	for (uint32_t i = 0; i < p->ndesc; i++) {
+		const struct wp_xfer_desc *d = &p->desc[i];
+		uint8_t *local = p->local->addr + d->local_off, *remote = r->map + d->remote_off;
+
+		if (p->op == WP_XFER_WRITE)
+			memcpy(remote, local, d->len);
+		else
+			memcpy(local, remote, d->len);
+		total += d->len;
+	}
+	WP_CNT_ADD(bytes_copied, total);
+	st->copied_local = total;
+	return 0;
+}
+
 /* Registration is bookkeeping here; bulk transfers share regions explicitly. */
 static int shm_mem_register(struct wp_ctx *ctx, struct wp_mr *mr)
 {
@@ -1469,4 +1607,6 @@ const struct wp_backend_ops wp_shm_ops = {
 	.buf_alloc = shm_buf_alloc,
 	.buf_free = shm_buf_free,
 	.local_uri = shm_local_uri,
+	.mr_exported = shm_mr_exported,
+	.xfer_direct = shm_xfer_direct,
 };

@@ -382,4 +382,6 @@ const struct wp_backend_ops wp_tcp_ops = {
 	.buf_alloc = wp_buf_alloc_heap,
 	.buf_free = wp_buf_free_heap,
 	.local_uri = wp_local_uri_inet,
+	.mr_exported = wp_no_mr_exported,
+	.xfer_direct = wp_no_xfer_direct,
 };

@@ -679,7 +679,7 @@ int main(int argc, char **argv)
 	bc = mk("type 99", WP_BAD_TYPE, 99, 0, 4);
 	run_bad(c, ep, &w, &bc, 0, 22);
 	run_bad(c, ep, &w, &bc, 1, 23);
-	bc = mk("type 8", WP_BAD_TYPE, WP_FT__MAX + 1, 0, 0);
+	bc = mk("type past the last", WP_BAD_TYPE, WP_FT__MAX + 1, 0, 0);
 	run_bad(c, ep, &w, &bc, 0, 24);
 
 	/* (d) unknown flag bits. */
