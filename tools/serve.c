@@ -53,7 +53,8 @@ struct srv {
 	struct job **heap;   /* min-heap on due */
 	size_t n, cap;
 	struct job *free_jobs;
-	uint64_t calls[5];   /* by method id (1..4) */
+	uint64_t calls[6];   /* by method id (1..5) */
+	struct wp_mr *kv;    /* the bulk-transfer target, allocated at the first WPB_KV */
 	uint64_t bad_requests;
 	uint64_t send_errors;
 	uint64_t telemetry_msgs, telemetry_bytes, other_msgs;
@@ -245,6 +246,50 @@ static void answer_bytes(struct srv *s, struct wp_call *call, uint32_t method, u
 		j->last_bytes = bytes - (j->chunks - 1) * WPB_CHUNK_MAX;
 	}
 	job_start(s, j, service_us);
+}
+
+/* The target region of bulk transfers: allocated (shareable) and exported
+ * once, grown when a client asks for more. */
+static void on_kv(void *arg, struct wp_call *call, struct wp_msg *req)
+{
+	struct srv *s = arg;
+	struct wp_rkey rk;
+	uint8_t out[24];
+	uint64_t want;
+	int rc;
+
+	s->calls[WPB_KV]++;
+	if (req->len < 8) {
+		s->bad_requests++;
+		wp_call_error(call, EINVAL, "short request");
+		return;
+	}
+	want = (uint64_t)wpb_get32(req->data) | (uint64_t)wpb_get32((const uint8_t *)req->data + 4) << 32;
+	if (want == 0 || want > WPB_KV_MAX) {
+		s->bad_requests++;
+		wp_call_error(call, EINVAL, "region size out of range");
+		return;
+	}
+	if (s->kv && wp_mr_size(s->kv) < want) {
+		wp_mr_deregister(s->kv);
+		s->kv = NULL;
+	}
+	if (!s->kv) {
+		rc = wp_mr_alloc(s->ctx, want, &s->kv);
+		if (rc < 0) {
+			wp_call_error(call, (uint32_t)-rc, "cannot allocate the region");
+			return;
+		}
+		memset(wp_mr_addr(s->kv), 0, want); /* fault it in outside the measurement */
+	}
+	wp_mr_export(s->kv, &rk);
+	wpb_put32(out, rk.id);
+	wpb_put32(out + 4, rk.key);
+	wpb_put32(out + 8, (uint32_t)rk.len);
+	wpb_put32(out + 12, (uint32_t)(rk.len >> 32));
+	wpb_put32(out + 16, rk.flags);
+	wpb_put32(out + 20, 0);
+	wp_call_reply(call, out, sizeof(out), NULL, NULL);
 }
 
 static void on_tool(void *arg, struct wp_call *call, struct wp_msg *req)
@@ -513,7 +558,8 @@ int cmd_serve(int argc, char **argv)
 	}
 	if ((rc = wp_rpc_register(s.ctx, WPB_TOOL, on_tool, &s)) < 0 ||
 	    (rc = wp_rpc_register(s.ctx, WPB_MEM, on_mem, &s)) < 0 ||
-	    (rc = wp_rpc_register(s.ctx, WPB_MODEL, on_model, &s)) < 0) {
+	    (rc = wp_rpc_register(s.ctx, WPB_MODEL, on_model, &s)) < 0 ||
+	    (rc = wp_rpc_register(s.ctx, WPB_KV, on_kv, &s)) < 0) {
 		fprintf(stderr, "wirepath serve: cannot register the stub services: %s\n",
 			strerror(-rc));
 		status = 1;
@@ -542,6 +588,12 @@ int cmd_serve(int argc, char **argv)
 	port = wp_ep_local_port(lep);
 	printf("wirepath serve: listening on %s, port %d, path %s\n", uri, port,
 	       wp_ctx_path(s.ctx) ? wp_ctx_path(s.ctx) : "?");
+	{
+		char cu[160];
+
+		if (wp_ep_local_uri(lep, cu, sizeof(cu)) == 0)
+			printf("connect: %s\n", cu);
+	}
 	printf("explain: %s\n", wp_ctx_explain(s.ctx));
 	if (kerr < 0)
 		printf("meter: syscalls counted by the library only (kernel count: %s)\n",

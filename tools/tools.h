@@ -34,6 +34,14 @@
 /* One-way message (wp_ep_send_msg): per-step telemetry, counted, no reply. */
 #define WPB_TELEMETRY 4u
 
+/*
+ * Request [u64 bytes] -> the remote key (struct wp_rkey, fields little-endian:
+ * u32 id, u32 key, u64 len, u32 flags, u32 pad) of an exported region of at
+ * least `bytes` bytes, the target of `wirepath bench --workload kv`.
+ */
+#define WPB_KV 5u
+#define WPB_KV_MAX (1ull << 30)
+
 #define WPB_TOOL_HDR 8u
 #define WPB_MEM_HDR 8u
 #define WPB_MODEL_HDR 20u
