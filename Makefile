@@ -18,7 +18,7 @@ deps:
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	$(BUILD)/wirepath bench --paths tcp,uring --json results/latest.json --svg results/latest.svg $(DEMO_ARGS)
+	$(BUILD)/wirepath bench --paths tcp,uring,shm --json results/latest.json --svg results/latest.svg $(DEMO_ARGS)
 
 test: deps
 	@$(MAKE) --no-print-directory all
