@@ -3,12 +3,15 @@
 # Install the Debian 12 packages wirepath builds, tests and demos with.
 # Idempotent: installs only what is missing; uses sudo when not root.
 #   scripts/deps.sh          build + test + demo
-#   scripts/deps.sh --peers  also the peer benchmarks (sockperf, nginx, wrk)
+#   scripts/deps.sh --peers  also the peer benchmarks (sockperf, nginx, wrk, ucx_perftest)
 set -euo pipefail
 
-pkgs=(gcc make meson ninja-build pkg-config liburing-dev clang libclang-rt-14-dev gnuplot-nox)
+pkgs=(gcc make meson ninja-build pkg-config liburing-dev clang libclang-rt-14-dev gnuplot-nox valgrind)
+# The front door (src/policy): XDP program, libbpf skeleton and loader; the
+# netns tests need iproute2 (ip netns, veth) and util-linux (nsenter).
+pkgs+=(libbpf-dev bpftool libelf-dev zlib1g-dev iproute2 util-linux)
 if [ "${1:-}" = "--peers" ]; then
-	pkgs+=(sockperf nginx-light wrk)
+	pkgs+=(sockperf nginx-light wrk ucx-utils)
 fi
 
 missing=()
