@@ -50,6 +50,22 @@ for t in "$BUILD"/tests/test_*; do
 	esac
 done
 
+# The shm path under valgrind (shared rings, forked peers, a hostile peer):
+# test_shm with fewer messages, and test_rpc over shm. The wrapper skips (77,
+# with the reason) when valgrind is missing, when the build is sanitized
+# (valgrind cannot run ASan binaries: make test-asan) or with WP_NO_VALGRIND.
+vg_wrap='t=$1
+[ -z "${WP_NO_VALGRIND:-}" ] || { echo "WP_NO_VALGRIND is set"; exit 77; }
+command -v valgrind >/dev/null || { echo "valgrind not installed (scripts/deps.sh installs it)"; exit 77; }
+[ -x "$t" ] || { echo "$t not built"; exit 77; }
+if grep -qa -e __asan_init -e __tsan_init "$t"; then echo "sanitized build: valgrind cannot run it"; exit 77; fi
+exec valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite "$@"'
+case " $PATHS " in
+*" shm "*)
+	run_one "valgrind:test_shm[shm]" env WP_SHM_N=20000 bash -c "$vg_wrap" vg "$BUILD/tests/test_shm" --path shm
+	run_one "valgrind:test_rpc[shm]" bash -c "$vg_wrap" vg "$BUILD/tests/test_rpc" --path shm ;;
+esac
+
 # Short coverage-guided fuzz run of the frame decoder (libFuzzer, clang).
 if [ -z "${WP_NO_FUZZ:-}" ]; then
 	run_one "fuzz_frame(libFuzzer,20s)" bash tests/fuzz/run.sh "$BUILD" 20

@@ -56,6 +56,7 @@
 #define SHM_GRANULE 256u      /* heap allocation unit */
 #define SHM_EPOLL_EVERY_NS 1000000ull /* look at sockets at least this often when busy */
 #define SHM_EVENTS 64
+#define SHM_MAX_RMR 1024u     /* regions a peer may offer one connection */
 
 enum { SHM_MSG_HELLO = 1, SHM_MSG_ACK = 2, SHM_MSG_MR = 3 };
 
@@ -73,7 +74,8 @@ struct shm_dir_ctl {
 struct shm_side_ctl {
 	/* The side is in (or about to enter) epoll_wait: ring its doorbell. */
 	_Atomic uint32_t sleeping __attribute__((aligned(64)));
-	/* The side has sends waiting for ring or arena room. */
+	/* The side has sends waiting for ring or arena room, or in-place
+	 * completions waiting for the peer's release: wake it on release. */
 	_Atomic uint32_t want_space;
 };
 
@@ -155,6 +157,7 @@ struct shm_ep {
 	/* transmit (direction `side`) */
 	struct shm_desc *tx_ring;
 	uint64_t tx_prod, tx_done;
+	uint32_t infl_cb;          /* published descriptors with a completion to run */
 	uint64_t arena_head, arena_tail;
 	struct shm_infl *infl;
 	struct shm_pend *pend;
@@ -772,6 +775,25 @@ static void established(struct wp_ep *ep)
 	wp_conn_established(ep);
 }
 
+/*
+ * A doorbell from the peer must be an eventfd (an anonymous inode: pipes,
+ * FIFOs, sockets and files are refused) and must never block us: ring_bell
+ * writes the peer's, and we read ours after epoll said it was readable, which
+ * the peer (holding the same eventfd) can drain first. So both are made
+ * non-blocking here. The flag lives in the file description both sides share,
+ * so this stops a careless peer, not one that clears it again later.
+ */
+static bool doorbell_ok(int fd)
+{
+	struct stat st;
+	int fl;
+
+	if (fstat(fd, &st) < 0 || (st.st_mode & S_IFMT) != 0)
+		return false;
+	fl = fcntl(fd, F_GETFL);
+	return fl >= 0 && ((fl & O_NONBLOCK) || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0);
+}
+
 /* Acceptor: the connector's hello, with the region and the doorbells. */
 static void hello_in(struct wp_ep *ep)
 {
@@ -798,6 +820,8 @@ static void hello_in(struct wp_ep *ep)
 		why = "unsupported shm version";
 	else if (nfds != 3)
 		why = "hello without its three descriptors";
+	else if (!doorbell_ok(fds[1]) || !doorbell_ok(fds[2]))
+		why = "doorbells that are not non-blocking eventfds";
 	else if (geom_compute(&se->g, m.slots, m.arena, m.heap, m.align) < 0 || se->g.size != m.size)
 		why = "region geometry out of bounds";
 	else if (fstat(fds[0], &st) < 0 || (uint64_t)st.st_size < se->g.size)
@@ -952,6 +976,7 @@ static void reclaim(struct wp_ep *ep)
 			/* Deferred: a reclaim inside a send call must not call back. */
 			wp_defer(ep->ctx, r->done, r->arg, 0);
 			r->done = NULL;
+			se->infl_cb--;
 		}
 	}
 }
@@ -1002,6 +1027,7 @@ static int post(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data
 	r = &se->infl[se->tx_prod & mask];
 	r->arena_end = se->arena_head;
 	r->done = inplace ? done : NULL;
+	se->infl_cb += inplace;
 	r->arg = arg;
 	if (!inplace && done)
 		wp_defer(ep->ctx, done, arg, 0); /* the caller's buffer is free now */
@@ -1147,10 +1173,11 @@ static int rx_poll(struct wp_ep *ep)
 	while (se->rx_cons != p) {
 		struct shm_desc d = se->rx_ring[se->rx_cons & mask]; /* one read of shared data */
 		struct wp_frame_hdr h;
-		int reason = 0, stop;
+		/* WP_BAD_MAGIC is 0: only the decoder's answer says which it was. */
+		int reason = WP_BAD_TRUNCATED, stop;
 
 		if (wp_frame_decode(d.hdr, WP_FRAME_HDR, max, &h, &reason) != WP_FRAME_HDR) {
-			bad_peer(ep, reason ? reason : WP_BAD_TRUNCATED, "descriptor header");
+			bad_peer(ep, reason, "descriptor header");
 			return n;
 		}
 		if (h.len && !((d.off >= a0 && d.off <= a0 + se->g.arena &&
@@ -1203,7 +1230,7 @@ static bool work_ready(struct wp_ctx *ctx)
 		if (atomic_load_explicit(&se->hdr->dir[1 - se->side].prod, memory_order_acquire) !=
 		    se->rx_cons)
 			return true;
-		if (se->pend_head != se->pend_tail &&
+		if ((se->pend_head != se->pend_tail || se->infl_cb) &&
 		    atomic_load_explicit(&se->hdr->dir[se->side].cons, memory_order_acquire) !=
 			    se->tx_done)
 			return true;
@@ -1216,6 +1243,12 @@ static void set_sleeping(struct wp_ctx *ctx, uint32_t v)
 	for (struct wp_ep *ep = sctx(ctx)->open; ep; ep = sep(ep)->next_open) {
 		struct shm_ep *se = sep(ep);
 
+		/* Asleep, we need the peer's releases for queued sends and for
+		 * in-place completions alike (nothing else would wake us). */
+		if (v)
+			atomic_store_explicit(&se->hdr->side[se->side].want_space,
+					      se->pend_head != se->pend_tail || se->infl_cb,
+					      memory_order_relaxed);
 		atomic_store_explicit(&se->hdr->side[se->side].sleeping, v, memory_order_relaxed);
 	}
 }
@@ -1228,6 +1261,8 @@ static int rmr_add(struct wp_ep *ep, const struct shm_wire_msg *m, int fd)
 	struct stat st;
 	int seals = fcntl(fd, F_GET_SEALS);
 
+	if (se->nrmr >= SHM_MAX_RMR)
+		return -EPROTO; /* a peer must not exhaust our descriptors */
 	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < m->mr_len || seals < 0 ||
 	    (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
 		return -EPROTO; /* it could shrink under us: refuse */
@@ -1390,7 +1425,19 @@ static void shm_close(struct wp_ep *ep)
 	if (!se)
 		return;
 	open_list_del(ep);
-	/* Closing the fds also drops them from the epoll set. */
+	/* Out of the epoll set explicitly: closing an fd drops it only once no
+	 * other fd refers to its file description, and the peer holds our
+	 * doorbell's (a ring after this would report a freed endpoint). */
+	if (sctx(ep->ctx)) {
+		for (int i = 0; i < 2; i++) {
+			int fd = i ? se->efd_me : se->sock;
+
+			if (fd < 0)
+				continue;
+			WP_SYSCALL(WP_SYS_EPOLL_CTL);
+			epoll_ctl(sctx(ep->ctx)->epfd, EPOLL_CTL_DEL, fd, NULL);
+		}
+	}
 	if (se->sock >= 0) {
 		WP_SYSCALL(WP_SYS_CLOSE);
 		close(se->sock);
@@ -1416,6 +1463,7 @@ static void shm_close(struct wp_ep *ep)
 				wp_defer(ep->ctx, r->done, r->arg, status);
 			r->done = NULL;
 		}
+		se->infl_cb = 0;
 	}
 	while (se->pend_head != se->pend_tail) {
 		struct shm_pend *p = &se->pend[se->pend_head++ & (se->pend_cap - 1)];
