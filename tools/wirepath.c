@@ -375,6 +375,8 @@ static void usage(FILE *f)
 		"                          agent steps over each path: CPU, syscalls, context\n"
 		"                          switches, copies and latency per step, and the\n"
 		"                          crossover against the model's step rate\n"
+		"  policy check|load|reload|show|stats|unload ...\n"
+		"                          the front door: tenant policy in XDP (docs/policy.md)\n"
 		"  version                 print the version\n"
 		"  help                    this text\n"
 		"\n"
@@ -396,6 +398,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (!strcmp(cmd, "bench"))
 		return cmd_bench(argc - 1, argv + 1);
+	if (!strcmp(cmd, "policy"))
+		return cmd_policy(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("wirepath %s\n", wp_version());
 		return 0;
@@ -410,6 +414,8 @@ int main(int argc, char **argv)
 				return cmd_serve(2, sub);
 			if (!strcmp(argv[2], "bench"))
 				return cmd_bench(2, sub);
+			if (!strcmp(argv[2], "policy"))
+				return cmd_policy(2, sub);
 		}
 		usage(stdout);
 		return 0;

@@ -452,6 +452,7 @@ enum wp_bad_reason {
 	WP_BAD_TOO_BIG,
 	WP_BAD_TRUNCATED, /* peer closed mid-frame */
 	WP_BAD_UNEXPECTED, /* well-formed but not valid in this state */
+	WP_BAD_AUTH,       /* tag wrong or tenant unknown (wp_ctx_set_policy) */
 	WP_BAD__COUNT
 };
 
@@ -480,7 +481,7 @@ struct wp_meter_snap {
 	uint64_t rx_ring_empty;     /* uring: provided buffer ring ran dry (ENOBUFS) */
 	uint64_t calls_ok, calls_failed, calls_timeout, calls_cancelled;
 };
-#define WP_METER_VERSION 1
+#define WP_METER_VERSION 2 /* 2: bad_frames gained bad_auth */
 #define WP_METER_FIELDS (sizeof(struct wp_meter_snap) / sizeof(uint64_t))
 
 /* Take a snapshot of this process's meter (all threads). */

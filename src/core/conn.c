@@ -119,6 +119,15 @@ int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *dat
 		return -ENOTCONN;
 	if (len > ep->ctx->o.max_frame)
 		return -EMSGSIZE;
+	if (ep->auth_sign) { /* front door: the tag covers the final header */
+		struct wp_frame_hdr hh = *h;
+
+		hh.len = (uint32_t)len;
+		if (!hh.tenant)
+			hh.tenant = ep->tenant;
+		wp_auth_sign(ep, &hh);
+		return ep->fast.send(ep, &hh, data, len, done, arg);
+	}
 	return ep->fast.send(ep, h, data, len, done, arg);
 }
 
@@ -428,6 +437,10 @@ static void send_close_frame(struct wp_ep *ep, int reason)
 
 	if (ep->fd < 0)
 		return;
+	if (ep->auth_sign) {
+		h.tenant = ep->tenant;
+		wp_auth_sign(ep, &h);
+	}
 	wp_frame_encode(&h, buf);
 	memcpy(buf + WP_FRAME_HDR, why, n);
 	WP_SYSCALL(WP_SYS_WRITE);
@@ -438,6 +451,16 @@ static void send_close_frame(struct wp_ep *ep, int reason)
 
 int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
 {
+	/* Front door: with a policy, no frame is looked at beyond its header
+	 * until its tenant's tag checks out (src/policy/auth.c). */
+	if (ep->ctx->auth && wp_auth_check(ep, h) < 0) {
+		WP_CNT_ADD(bad_frames[WP_BAD_AUTH], 1);
+		wp_log(ep->ctx, WP_LOG_WARN, "frame from tenant %u failed authentication: closing",
+		       h->tenant);
+		send_close_frame(ep, WP_BAD_AUTH);
+		wp_conn_fail(ep, -EACCES);
+		return 1;
+	}
 	WP_CNT_ADD(msgs_rx, 1);
 	switch (h->type) {
 	case WP_FT_MSG:

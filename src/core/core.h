@@ -166,6 +166,9 @@ struct wp_ep {
 	void *user;
 	uint32_t tenant;
 	int local_port;
+	/* front door: sign sent frames with this tenant key (src/policy/auth.c) */
+	bool auth_sign;
+	uint64_t auth_k0, auth_k1;
 	/* the bulk transfer being placed from the stream (receiver side) */
 	uint64_t xf_id;
 	uint32_t xf_err;         /* positive status to answer with, 0 = fine */
@@ -218,6 +221,8 @@ struct wp_ctx {
 	uint32_t next_mr_id;
 	int in_progress;
 	int nr_closed;           /* endpoints awaiting free */
+	struct wp_auth *auth;    /* tenant keys every received frame is checked
+				  * against (wp_ctx_set_policy), or NULL */
 };
 
 /* ---- internal functions ------------------------------------------- */
@@ -303,6 +308,15 @@ int wp_rpc_input(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *
 void wp_rpc_fail_all(struct wp_ep *ep, int status);
 void wp_rpc_check_deadlines(struct wp_ctx *ctx, uint64_t now);
 void wp_rpc_free(struct wp_ep *ep);
+
+/* src/policy/auth.c: the front door on stream connections */
+struct wp_auth;
+/* 0 if h carries a valid tag of a tenant in ctx->auth, else -EACCES. */
+int wp_auth_check(struct wp_ep *ep, const struct wp_frame_hdr *h);
+/* Set h->auth from ep's key (h->tenant and h->len already final). */
+void wp_auth_sign(const struct wp_ep *ep, struct wp_frame_hdr *h);
+bool wp_auth_admin(const struct wp_ctx *ctx, uint32_t tenant);
+void wp_auth_free(struct wp_auth *a);
 
 /* uri */
 int wp_uri_parse(const char *uri, char *scheme, size_t slen, struct sockaddr_storage *ss,

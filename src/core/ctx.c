@@ -127,6 +127,7 @@ void wp_ctx_destroy(struct wp_ctx *ctx)
 	wp_mr_free_all(ctx);
 	while (ctx->eps)
 		wp_ep_free(ctx->eps);
+	wp_auth_free(ctx->auth);
 	run_deferred(ctx);
 	while (ctx->blk_free) {
 		struct wp_stage_blk *b = ctx->blk_free;

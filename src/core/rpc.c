@@ -285,6 +285,12 @@ static void serve_request(struct wp_ep *ep, const struct wp_frame_hdr *h, const 
 	char why[64];
 
 	if (h->method == WP_METHOD_STATS) {
+		/* With a policy, the process meter is for admin tenants only. */
+		if (ctx->auth && !wp_auth_admin(ctx, h->tenant)) {
+			send_ctl(ep, WP_FT_ERR, h->req_id, h->method, EACCES,
+				 "stats: tenant is not admin", 26, NULL, NULL);
+			return;
+		}
 		serve_stats(ep, h->req_id);
 		return;
 	}

@@ -383,6 +383,7 @@ static const char *const bad_reason_names[WP_BAD__COUNT] = {
 	[WP_BAD_TOO_BIG] = "too_big",
 	[WP_BAD_TRUNCATED] = "truncated",
 	[WP_BAD_UNEXPECTED] = "unexpected",
+	[WP_BAD_AUTH] = "bad_auth",
 };
 
 const char *wp_sys_kind_name(enum wp_sys_kind k)

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wirepath's front door: tenant policy enforced before work reaches the host.
+ *
+ * One rules file (docs/policy.md) says, per tenant, which source prefixes it
+ * owns, which destination ports it may reach, how fast it may send, and the
+ * 128-bit key its frames are signed with. The same rules are enforced in
+ * three places, all from one compiled struct wp_policy:
+ *
+ * - in XDP on a network interface (wp_policy_xdp_*; needs root/CAP_BPF),
+ *   where datagram frames are also authenticated;
+ * - in the user-space twin (wp_twin_*), the same decision function in C, for
+ *   hosts without XDP and as the XDP program's reference;
+ * - on stream connections (wp_ctx_set_policy): every received frame's tag is
+ *   checked right after its header is decoded, and reserved methods (stats)
+ *   answer only admin tenants.
+ *
+ * Frame authentication: auth = SipHash-2-4(tenant key, header bytes 0..31),
+ * i.e. everything in the 40-byte header except the tag itself (magic,
+ * version, type, flags, tenant, method, req_id, len, aux). The payload is not
+ * covered. See docs/protocol.md, "auth".
+ *
+ * Conventions as in wirepath.h: >= 0 or -errno; errors that concern the
+ * rules text are written into err as "FILE:LINE: reason".
+ */
+#ifndef WIREPATH_POLICY_H
+#define WIREPATH_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wirepath/wirepath.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct wp_policy;
+
+/* Size that always holds one error line. */
+#define WP_POLICY_ERR_MAX 512
+
+/*
+ * Parse and check a rules file (or text; name is used in messages). On any
+ * error nothing is returned but the message: -EINVAL (bad rules: "FILE:LINE:
+ * reason"), -errno from reading the file, -ENOMEM. *out is owned by the
+ * caller (wp_policy_free).
+ */
+WP_API int wp_policy_parse_file(const char *path, struct wp_policy **out, char *err,
+				size_t errlen);
+WP_API int wp_policy_parse(const char *name, const char *text, size_t len, struct wp_policy **out,
+			   char *err, size_t errlen);
+WP_API void wp_policy_free(struct wp_policy *p);
+
+/* Write the policy back as a rules file (canonical form). Keys are replaced
+ * by "redacted" unless WP_POLICY_DUMP_KEYS. Returns the length (snprintf-like). */
+#define WP_POLICY_DUMP_KEYS 1u
+WP_API int wp_policy_dump(const struct wp_policy *p, unsigned flags, char *buf, size_t len);
+
+#define WP_POLICY_TENANT_ADMIN 1u
+#define WP_POLICY_TENANT_REDIRECT 2u
+
+struct wp_policy_tenant {
+	char name[32];
+	uint32_t id;
+	uint32_t flags;        /* WP_POLICY_TENANT_* */
+	uint8_t key[16];
+	uint64_t pps, pps_burst; /* 0 = no packet limit */
+	uint64_t bps, bps_burst; /* bytes; 0 = no byte limit */
+	uint32_t nprefixes, nranges;
+};
+
+WP_API int wp_policy_tenant_count(const struct wp_policy *p);
+/* Tenant i (file order). Returns 0 or -ENOENT. */
+WP_API int wp_policy_tenant_get(const struct wp_policy *p, unsigned i,
+				struct wp_policy_tenant *out);
+/* The default verdict (WP_VERDICT_DROP or WP_VERDICT_PASS). */
+WP_API int wp_policy_default(const struct wp_policy *p);
+
+/* ------------------------------------------------------------------ */
+/* Verdicts, reasons, counters                                         */
+/* ------------------------------------------------------------------ */
+
+enum wp_verdict { WP_VERDICT_DROP = 0, WP_VERDICT_PASS = 1, WP_VERDICT_REDIRECT = 2 };
+
+#define WP_POLICY_REASONS_MAX 32
+
+/* Reason names ("pass", "no_tenant", "rate_pps", ...; docs/policy.md). */
+WP_API unsigned wp_policy_reason_count(void);
+WP_API const char *wp_policy_reason_name(unsigned reason);
+WP_API const char *wp_verdict_name(int verdict);
+
+struct wp_policy_count {
+	uint64_t pkts, bytes;
+};
+
+struct wp_policy_tenant_stats {
+	uint32_t id;
+	uint32_t slot;
+	char name[32];
+	struct wp_policy_count reason[WP_POLICY_REASONS_MAX];
+};
+
+struct wp_policy_rule_stats {
+	uint32_t rule;
+	uint32_t tenant_id;
+	char text[96];          /* "acme allow 10.0.0.0/8", "acme ports tcp:7000-7010" */
+	struct wp_policy_count c; /* packets that matched it */
+};
+
+struct wp_policy_stats {
+	uint32_t nreasons;
+	uint32_t default_verdict;
+	uint32_t active_set;
+	struct wp_policy_count reason[WP_POLICY_REASONS_MAX];
+	struct wp_policy_count verdict[3];
+	uint32_t ntenants;
+	struct wp_policy_tenant_stats *tenants;
+	uint32_t nrules;
+	struct wp_policy_rule_stats *rules;
+};
+
+WP_API void wp_policy_stats_free(struct wp_policy_stats *s);
+/* Append s as one JSON object. Returns bytes written (or needed). */
+WP_API int wp_policy_stats_json(const struct wp_policy_stats *s, char *buf, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* The user-space twin                                                 */
+/* ------------------------------------------------------------------ */
+
+struct wp_twin;
+
+/* A twin enforcing p (p may be freed afterwards). One thread at a time. */
+WP_API int wp_twin_create(const struct wp_policy *p, struct wp_twin **out);
+/* Swap in new rules as the XDP reload does: tenants that stay keep their
+ * counters and token buckets. */
+WP_API int wp_twin_reload(struct wp_twin *t, const struct wp_policy *p);
+WP_API void wp_twin_destroy(struct wp_twin *t);
+/*
+ * Decide one packet (Ethernet frame bytes). now_ns is the clock for the
+ * token buckets (CLOCK_MONOTONIC ns; must be non-zero). Returns the verdict
+ * (enum wp_verdict); *reason (optional) gets the reason index.
+ */
+WP_API int wp_twin_decide(struct wp_twin *t, const void *pkt, size_t len, uint64_t now_ns,
+			  unsigned *reason);
+WP_API int wp_twin_stats(const struct wp_twin *t, struct wp_policy_stats *out);
+
+/* ------------------------------------------------------------------ */
+/* Frame authentication                                                */
+/* ------------------------------------------------------------------ */
+
+/* SipHash-2-4 with a 16-byte key (k0 = bytes 0..7, k1 = 8..15, little-endian). */
+WP_API uint64_t wp_siphash24(const uint8_t key[16], const void *data, size_t len);
+/* The tag of an encoded 40-byte frame header: SipHash-2-4 over bytes 0..31. */
+WP_API uint64_t wp_frame_tag(const uint8_t key[16], const void *hdr);
+/* Write the tag into bytes 32..39 of an encoded header. */
+WP_API void wp_frame_sign(const uint8_t key[16], void *hdr);
+
+/*
+ * Sign every frame this endpoint sends with key as tenant `tenant` (also
+ * sets the tenant, like wp_ep_set_tenant). key is copied. Returns 0.
+ */
+WP_API int wp_ep_set_tenant_key(struct wp_ep *ep, uint32_t tenant, const uint8_t key[16]);
+
+/*
+ * Enforce p's keys on every frame this context receives: a frame whose
+ * tenant is not in p, or whose tag is wrong, closes its connection as a bad
+ * frame (meter: bad_frames.bad_auth). Reserved methods (WP_METHOD_STATS) are
+ * answered only for tenants p marks `admin`; others get ERR(EACCES).
+ * Accepted endpoints sign their answers with the key of the tenant that
+ * spoke first on them. The tenant table is copied; NULL removes the policy.
+ * Returns 0 or -ENOMEM.
+ */
+WP_API int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p);
+
+/* ------------------------------------------------------------------ */
+/* XDP                                                                 */
+/* ------------------------------------------------------------------ */
+
+#define WP_XDP_NATIVE_ONLY 1u /* fail instead of falling back to generic mode */
+#define WP_XDP_GENERIC 2u     /* ask for generic (SKB) mode */
+
+struct wp_xdp_info {
+	int ifindex;
+	uint32_t prog_id;
+	int native;          /* 1: native (driver) mode, 0: generic (SKB) mode */
+	int fallback;        /* 1: native was refused and generic used instead */
+	int native_err;      /* the errno native mode got, when fallback */
+	uint32_t active_set;
+	char pin_dir[256];
+	char detail[192];    /* one line: mode, and why, for humans */
+};
+
+/* 1 if this build has the XDP front door (libbpf, clang, bpftool found). */
+WP_API int wp_policy_xdp_built(void);
+/*
+ * Load p onto ifname and attach it (native mode first; generic mode as a
+ * fallback that info->fallback and info->detail report). Maps and program are
+ * pinned under /sys/fs/bpf/wirepath/IFNAME (bpffs is mounted if needed) so
+ * later processes can reload, read stats and unload. -EEXIST: a policy or
+ * another XDP program is already attached. Errors come with a line in err.
+ */
+WP_API int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned flags,
+			      struct wp_xdp_info *info, char *err, size_t errlen);
+/* Atomically replace the rules (the new set is complete before the switch). */
+WP_API int wp_policy_xdp_reload(const char *ifname, const struct wp_policy *p,
+				struct wp_xdp_info *info, char *err, size_t errlen);
+WP_API int wp_policy_xdp_unload(const char *ifname, char *err, size_t errlen);
+WP_API int wp_policy_xdp_stats(const char *ifname, struct wp_policy_stats *out,
+			       struct wp_xdp_info *info, char *err, size_t errlen);
+/* The active rules read back from the maps (keys included). */
+WP_API int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp_info *info,
+			      char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

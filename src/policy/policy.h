@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The front door, user-space internals: the parsed rules (struct wp_policy),
+ * the "image" a rule set compiles into (exactly the map contents of one set,
+ * with tenant slots assigned), and the view a stats reader builds from either
+ * the XDP maps or the twin. Public API: include/wirepath/policy.h.
+ */
+#ifndef WP_POLICY_INT_H
+#define WP_POLICY_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wirepath/policy.h"
+#include "wpp.h"
+
+/* ---- parsed rules ------------------------------------------------------ */
+
+struct wpp_rprefix {
+	uint8_t v6;
+	uint8_t len;         /* prefix length in bits */
+	uint16_t tenant;     /* index into wp_policy.tenants */
+	uint8_t addr[16];
+	uint32_t line;
+};
+
+struct wpp_rrange {
+	uint16_t lo, hi;
+	uint8_t proto;       /* WPP_P_* */
+	uint32_t line;
+};
+
+struct wpp_rtenant {
+	char name[WPP_NAME_MAX];
+	uint32_t id;
+	uint32_t flags;      /* WP_POLICY_TENANT_* */
+	uint8_t key[16];
+	uint64_t pps, pps_burst, bps, bps_burst;
+	uint32_t line;
+	uint32_t nranges;
+	struct wpp_rrange ranges[WPP_MAX_RANGES];
+};
+
+struct wp_policy {
+	char source[256];
+	uint32_t default_verdict;
+	uint32_t ndgram;
+	struct {
+		uint16_t lo, hi;
+	} dgram[WPP_MAX_DGRAM];
+	uint32_t ntenants;
+	struct wpp_rtenant tenants[WPP_MAX_TENANTS];
+	uint32_t nprefixes;  /* both families */
+	uint32_t n4, n6;
+	struct wpp_rprefix prefixes[2 * WPP_MAX_PREFIXES];
+};
+
+/* ---- one compiled set ---------------------------------------------------- */
+
+struct wpp_e4 {
+	struct wpp_lpm4_key k;
+	struct wpp_lpm_val v;
+};
+
+struct wpp_e6 {
+	struct wpp_lpm6_key k;
+	struct wpp_lpm_val v;
+};
+
+struct wpp_image {
+	uint32_t set;
+	struct wpp_config cfg;
+	uint32_t ntenants;
+	uint32_t slot[WPP_MAX_TENANTS];      /* tenant i lives in slot[i] */
+	struct wpp_tenant tenant[WPP_MAX_TENANTS];
+	bool fresh[WPP_SLOTS];               /* newly used slot: zero its counters */
+	bool reset_bucket[WPP_SLOTS];        /* new tenant or new rates: full bucket */
+	uint32_t n4, n6, nrules;
+	struct wpp_e4 e4[WPP_MAX_PREFIXES];
+	struct wpp_e6 e6[WPP_MAX_PREFIXES];
+};
+
+/*
+ * Compile p into set `set`. old: the active set's tenant table (WPP_SLOTS
+ * entries) or NULL when nothing is loaded. A tenant whose id is in old keeps
+ * its slot; a new one gets a slot old does not use. Returns 0 or -ENOSPC.
+ */
+int wpp_image_build(const struct wp_policy *p, uint32_t set, const struct wpp_tenant *old,
+		    struct wpp_image *img);
+
+/* SipHash key halves from 16 key bytes. */
+void wpp_key_split(const uint8_t key[16], uint64_t *k0, uint64_t *k1);
+void wpp_key_join(uint64_t k0, uint64_t k1, uint8_t key[16]);
+
+/* ---- reading back (stats, show) ------------------------------------------ */
+
+struct wpp_view {
+	uint32_t active;
+	struct wpp_config cfg;
+	const struct wpp_tenant *tenants; /* WPP_SLOTS entries of the active set */
+	uint32_t n4, n6;
+	const struct wpp_e4 *e4;          /* entries of the active set */
+	const struct wpp_e6 *e6;
+	struct wpp_cnt cnt[WPP_CNT_N];
+	const struct wpp_cnt *tcnt;       /* WPP_SLOTS * WPP_R__COUNT */
+	const struct wpp_cnt *rcnt;       /* WPP_MAX_RULES of the active set */
+};
+
+int wpp_stats_build(const struct wpp_view *v, struct wp_policy_stats *out);
+/* Rebuild a policy from a view (for `show`). */
+int wpp_policy_from_view(const struct wpp_view *v, struct wp_policy **out);
+
+/* ---- the XDP maps (xdp.c; built with WP_HAVE_XDP_POLICY) ----------------- */
+
+enum {
+	WPP_M_CTL,
+	WPP_M_CONFIG,
+	WPP_M_LPM4,
+	WPP_M_LPM6,
+	WPP_M_TENANTS,
+	WPP_M_BUCKETS,
+	WPP_M_CNT,
+	WPP_M_TCNT,
+	WPP_M_RCNT,
+	WPP_M_XSKS,
+	WPP_M__COUNT
+};
+
+struct wpp_maps {
+	int fd[WPP_M__COUNT];
+	int prog_fd;
+};
+
+void wpp_maps_init(struct wpp_maps *m);
+void wpp_maps_close(struct wpp_maps *m);
+/* Put p into the maps: first = 1 fills set 0 of fresh maps; otherwise the
+ * atomic reload (fill the inactive set, switch, grace period, clear). */
+int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int first, char *err,
+		   size_t errlen);
+int wpp_maps_stats(const struct wpp_maps *m, struct wp_policy_stats *out);
+
+/* Formatting shared by dump and rule names. */
+int wpp_fmt_prefix(char *buf, size_t len, const uint8_t *addr, int v6, unsigned plen);
+int wpp_fmt_range(char *buf, size_t len, uint16_t lo, uint16_t hi, uint8_t proto);
+
+#endif

@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `wirepath policy`: the front door from the command line. check (parse
+ * only), load / reload / unload an XDP policy on an interface, show the
+ * active rules, and stats: counters per verdict, per drop reason, per tenant
+ * and per rule, as text or --json. Uses only the public API
+ * (include/wirepath/policy.h); the maps are pinned, so every subcommand works
+ * from a fresh process.
+ *
+ * Exit status: 0 ok, 1 runtime failure (one line on stderr that says what
+ * to do), 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools.h"
+#include "wirepath/policy.h"
+
+static void policy_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: wirepath policy check RULES\n"
+		"       wirepath policy load   --dev IFACE [--generic | --native-only] [--json]\n"
+		"                              RULES\n"
+		"       wirepath policy reload --dev IFACE [--json] RULES\n"
+		"       wirepath policy show   --dev IFACE [--keys]\n"
+		"       wirepath policy stats  --dev IFACE [--json]\n"
+		"       wirepath policy unload --dev IFACE\n"
+		"\n"
+		"The front door: tenant ACLs (source prefixes, destination ports), token-bucket\n"
+		"rate limits and datagram frame authentication, enforced in XDP before the\n"
+		"host spends anything on a packet. Rules file format: docs/policy.md.\n"
+		"\n"
+		"  check     parse RULES and report the first error as FILE:LINE: reason\n"
+		"  load      attach the policy to IFACE: native XDP, or generic XDP as a\n"
+		"            fallback that is reported loudly (--native-only refuses it,\n"
+		"            --generic asks for it); pins under /sys/fs/bpf/wirepath/IFACE\n"
+		"  reload    swap in new rules atomically: traffic sees the old set or the\n"
+		"            new one, never a mix; a bad file changes nothing\n"
+		"  show      the active rules, read back from the maps (keys redacted\n"
+		"            unless --keys)\n"
+		"  stats     packets and bytes per verdict, per reason, per tenant, per rule\n"
+		"  unload    detach and remove the pins\n");
+}
+
+struct popts {
+	const char *dev;
+	const char *rules;
+	int json, keys, generic, native_only;
+};
+
+static int parse_opts(const char *sub, int argc, char **argv, struct popts *o, int need_dev,
+		      int need_rules)
+{
+	static const struct option opts[] = {
+		{ "dev", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "keys", no_argument, NULL, 'k' },
+		{ "generic", no_argument, NULL, 'g' },
+		{ "native-only", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char cmd[32];
+	int c;
+
+	snprintf(cmd, sizeof(cmd), "policy %s", sub);
+	memset(o, 0, sizeof(*o));
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			o->dev = optarg;
+			break;
+		case 'j':
+			o->json = 1;
+			break;
+		case 'k':
+			o->keys = 1;
+			break;
+		case 'g':
+			o->generic = 1;
+			break;
+		case 'n':
+			o->native_only = 1;
+			break;
+		case 'h':
+			policy_usage(stdout);
+			exit(0);
+		case ':':
+			return tool_usage_error("policy", "'%s' needs a value", argv[optind - 1]);
+		default:
+			return tool_usage_error("policy", "unknown option '%s' for '%s'",
+						argv[optind - 1], cmd);
+		}
+	}
+	if (o->generic && o->native_only)
+		return tool_usage_error("policy", "--generic and --native-only contradict");
+	if (need_dev && !o->dev)
+		return tool_usage_error("policy", "'%s' needs --dev IFACE", cmd);
+	if (!need_dev && o->dev)
+		return tool_usage_error("policy", "'%s' takes no --dev", cmd);
+	if (need_rules) {
+		if (optind >= argc)
+			return tool_usage_error("policy", "'%s' needs a RULES file", cmd);
+		o->rules = argv[optind++];
+	}
+	if (optind < argc)
+		return tool_usage_error("policy", "unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+static int load_rules(const char *path, struct wp_policy **p)
+{
+	char err[WP_POLICY_ERR_MAX];
+	int ret = wp_policy_parse_file(path, p, err, sizeof(err));
+
+	if (ret < 0) {
+		fprintf(stderr, "wirepath policy: %s\n", err[0] ? err : strerror(-ret));
+		if (ret == -EINVAL)
+			fprintf(stderr, "wirepath policy: nothing was changed; fix the line above "
+					"(format: docs/policy.md)\n");
+		return 1;
+	}
+	return 0;
+}
+
+static void info_json(struct sbuf *b, const char *dev, const struct wp_xdp_info *in)
+{
+	sb_printf(b, "\"dev\":");
+	sb_json_str(b, dev);
+	sb_printf(b, ",\"ifindex\":%d,\"prog_id\":%u,\"mode\":\"%s\",\"fallback\":%s", in->ifindex,
+		  in->prog_id, in->prog_id ? (in->native ? "native" : "generic") : "detached",
+		  in->fallback ? "true" : "false");
+	sb_printf(b, ",\"native_error\":");
+	sb_json_str(b, in->fallback ? tool_errno_name(in->native_err) : "");
+	sb_printf(b, ",\"active_set\":%u,\"pin_dir\":", in->active_set);
+	sb_json_str(b, in->pin_dir);
+	sb_printf(b, ",\"detail\":");
+	sb_json_str(b, in->detail);
+}
+
+static int print_sb(struct sbuf *b)
+{
+	if (b->oom) {
+		fprintf(stderr, "wirepath policy: out of memory\n");
+		sb_free(b);
+		return 1;
+	}
+	fputs(b->p, stdout);
+	sb_free(b);
+	return 0;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	struct popts o;
+	struct wp_policy *p;
+	int ret = parse_opts("check", argc, argv, &o, 0, 1);
+
+	if (ret)
+		return ret;
+	if (load_rules(o.rules, &p))
+		return 1;
+	printf("%s: ok: %d tenants, default %s\n", o.rules, wp_policy_tenant_count(p),
+	       wp_verdict_name(wp_policy_default(p)));
+	wp_policy_free(p);
+	return 0;
+}
+
+static int cmd_load(int argc, char **argv, int reload)
+{
+	char err[WP_POLICY_ERR_MAX] = "";
+	struct wp_xdp_info info;
+	struct wp_policy *p;
+	struct popts o;
+	int ret = parse_opts(reload ? "reload" : "load", argc, argv, &o, 1, 1);
+
+	if (ret)
+		return ret;
+	if (reload && (o.generic || o.native_only))
+		return tool_usage_error("policy", "reload keeps the mode; --generic and "
+						  "--native-only are for load");
+	if (load_rules(o.rules, &p))
+		return 1;
+	if (reload)
+		ret = wp_policy_xdp_reload(o.dev, p, &info, err, sizeof(err));
+	else
+		ret = wp_policy_xdp_load(o.dev, p,
+					 (o.generic ? WP_XDP_GENERIC : 0) |
+						 (o.native_only ? WP_XDP_NATIVE_ONLY : 0),
+					 &info, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "wirepath policy %s: %s\n", reload ? "reload" : "load",
+			err[0] ? err : strerror(-ret));
+		wp_policy_free(p);
+		return 1;
+	}
+	/* Generic mode is a fallback nobody should miss. */
+	if (info.fallback)
+		fprintf(stderr, "wirepath policy: WARNING: %s\n", info.detail);
+	if (o.json) {
+		struct sbuf b = { 0 };
+
+		sb_printf(&b, "{\"op\":\"%s\",\"rules\":", reload ? "reload" : "load");
+		sb_json_str(&b, o.rules);
+		sb_printf(&b, ",\"tenants\":%d,", wp_policy_tenant_count(p));
+		info_json(&b, o.dev, &info);
+		sb_printf(&b, "}\n");
+		wp_policy_free(p);
+		return print_sb(&b);
+	}
+	printf("%s %s on %s: %d tenants, default %s, active set %u; %s\n",
+	       reload ? "reloaded" : "loaded", o.rules, o.dev, wp_policy_tenant_count(p),
+	       wp_verdict_name(wp_policy_default(p)), info.active_set, info.detail);
+	wp_policy_free(p);
+	return 0;
+}
+
+static int cmd_show(int argc, char **argv)
+{
+	char err[WP_POLICY_ERR_MAX] = "";
+	struct wp_xdp_info info;
+	struct wp_policy *p;
+	struct popts o;
+	char *buf;
+	int ret = parse_opts("show", argc, argv, &o, 1, 0), n;
+
+	if (ret)
+		return ret;
+	if (o.json)
+		return tool_usage_error("policy", "show prints a rules file; use stats --json");
+	ret = wp_policy_xdp_show(o.dev, &p, &info, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "wirepath policy show: %s\n", err[0] ? err : strerror(-ret));
+		return 1;
+	}
+	n = wp_policy_dump(p, o.keys ? WP_POLICY_DUMP_KEYS : 0, NULL, 0);
+	buf = malloc((size_t)n + 1);
+	if (!buf) {
+		wp_policy_free(p);
+		return 1;
+	}
+	wp_policy_dump(p, o.keys ? WP_POLICY_DUMP_KEYS : 0, buf, (size_t)n + 1);
+	printf("# %s; active set %u\n%s", info.detail, info.active_set, buf);
+	free(buf);
+	wp_policy_free(p);
+	return 0;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	char err[WP_POLICY_ERR_MAX] = "";
+	struct wp_policy_stats s;
+	struct wp_xdp_info info;
+	struct popts o;
+	int ret = parse_opts("stats", argc, argv, &o, 1, 0);
+
+	if (ret)
+		return ret;
+	ret = wp_policy_xdp_stats(o.dev, &s, &info, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "wirepath policy stats: %s\n", err[0] ? err : strerror(-ret));
+		return 1;
+	}
+	if (o.json) {
+		struct sbuf b = { 0 };
+		int n = wp_policy_stats_json(&s, NULL, 0);
+		char *j = malloc((size_t)n + 1);
+
+		if (!j) {
+			wp_policy_stats_free(&s);
+			return 1;
+		}
+		wp_policy_stats_json(&s, j, (size_t)n + 1);
+		sb_printf(&b, "{");
+		info_json(&b, o.dev, &info);
+		sb_printf(&b, ",\"policy\":%s}\n", j);
+		free(j);
+		wp_policy_stats_free(&s);
+		return print_sb(&b);
+	}
+	printf("policy on %s: %s; active set %u, default %s\n", o.dev, info.detail, s.active_set,
+	       wp_verdict_name((int)s.default_verdict));
+	printf("verdicts:\n");
+	for (int v = 0; v < 3; v++)
+		printf("  %-16s %12llu pkts %14llu bytes\n", wp_verdict_name(v),
+		       (unsigned long long)s.verdict[v].pkts,
+		       (unsigned long long)s.verdict[v].bytes);
+	printf("reasons:\n");
+	for (unsigned r = 0; r < s.nreasons; r++)
+		printf("  %-16s %12llu pkts %14llu bytes\n", wp_policy_reason_name(r),
+		       (unsigned long long)s.reason[r].pkts, (unsigned long long)s.reason[r].bytes);
+	printf("tenants:\n");
+	for (uint32_t i = 0; i < s.ntenants; i++) {
+		const struct wp_policy_tenant_stats *t = &s.tenants[i];
+		int any = 0;
+
+		printf("  %s (id %u):", t->name, t->id);
+		for (unsigned r = 0; r < s.nreasons; r++) {
+			if (!t->reason[r].pkts)
+				continue;
+			printf(" %s %llu", wp_policy_reason_name(r),
+			       (unsigned long long)t->reason[r].pkts);
+			any = 1;
+		}
+		printf("%s\n", any ? "" : " no packets");
+	}
+	printf("rules (packets that matched):\n");
+	for (uint32_t i = 0; i < s.nrules; i++)
+		printf("  #%-4u %-48s %12llu pkts\n", s.rules[i].rule, s.rules[i].text,
+		       (unsigned long long)s.rules[i].c.pkts);
+	wp_policy_stats_free(&s);
+	return 0;
+}
+
+static int cmd_unload(int argc, char **argv)
+{
+	char err[WP_POLICY_ERR_MAX] = "";
+	struct popts o;
+	int ret = parse_opts("unload", argc, argv, &o, 1, 0);
+
+	if (ret)
+		return ret;
+	ret = wp_policy_xdp_unload(o.dev, err, sizeof(err));
+	if (ret < 0) {
+		fprintf(stderr, "wirepath policy unload: %s\n", err[0] ? err : strerror(-ret));
+		return 1;
+	}
+	printf("unloaded the wirepath policy from %s\n", o.dev);
+	return 0;
+}
+
+int cmd_policy(int argc, char **argv)
+{
+	const char *sub;
+
+	if (argc < 2) {
+		policy_usage(stderr);
+		return EXIT_USAGE;
+	}
+	sub = argv[1];
+	if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+		policy_usage(stdout);
+		return 0;
+	}
+	if (!strcmp(sub, "check"))
+		return cmd_check(argc - 1, argv + 1);
+	if (!strcmp(sub, "load"))
+		return cmd_load(argc - 1, argv + 1, 0);
+	if (!strcmp(sub, "reload"))
+		return cmd_load(argc - 1, argv + 1, 1);
+	if (!strcmp(sub, "show"))
+		return cmd_show(argc - 1, argv + 1);
+	if (!strcmp(sub, "stats"))
+		return cmd_stats(argc - 1, argv + 1);
+	if (!strcmp(sub, "unload"))
+		return cmd_unload(argc - 1, argv + 1);
+	return tool_usage_error("policy", "unknown subcommand '%s' (check, load, reload, show, "
+					  "stats, unload)",
+				sub);
+}
