@@ -71,6 +71,17 @@ if [ -z "${WP_NO_FUZZ:-}" ]; then
 	run_one "fuzz_frame(libFuzzer,20s)" bash tests/fuzz/run.sh "$BUILD" 20
 fi
 
+# The front door: libFuzzer on the rules parser and the decision function,
+# then the network-namespace tests (each makes and removes its own
+# namespaces and veth pair; 77 without root, netns, veth or XDP).
+if [ -z "${WP_NO_FUZZ:-}" ]; then
+	run_one "fuzz_rules(libFuzzer,10s)" bash tests/fuzz/run_rules.sh "$BUILD" 10
+fi
+for t in tests/netns/*.sh; do
+	[ "$(basename "$t")" = lib.sh ] && continue
+	run_one "netns/$(basename "$t" .sh)" bash "$t" "$BUILD"
+done
+
 # CLI smoke: probe and a short bench on every path.
 run_one "cli_probe" "$BUILD/wirepath" probe --json
 run_one "cli_bench_smoke" bash tests/cli_smoke.sh "$BUILD"

@@ -212,7 +212,7 @@ static void test_names(void)
 	};
 	static const char *const bad[WP_BAD__COUNT] = {
 		"bad_magic", "bad_version", "bad_type", "bad_flags",
-		"too_big", "truncated", "unexpected",
+		"too_big", "truncated", "unexpected", "bad_auth",
 	};
 
 	for (int i = 0; i < WP_SYS__COUNT; i++)
@@ -231,13 +231,14 @@ static void test_json(void)
 	char full[4096], small[16];
 	int n, depth = 0, quotes = 0;
 	static const char *const keys[] = {
-		"\"version\":1", "\"wall_ns\":", "\"cpu_user_ns\":", "\"cpu_sys_ns\":",
+		"\"version\":2", "\"wall_ns\":", "\"cpu_user_ns\":", "\"cpu_sys_ns\":",
 		"\"ctx_vol\":", "\"ctx_invol\":", "\"kernel_syscalls\":",
 		"\"kernel_syscalls_ok\":", "\"syscalls_total\":55", "\"syscalls\":{\"read\":1,",
 		"\"io_uring_enter\":5", "\"other\":10}", "\"msgs_tx\":12345", "\"msgs_rx\":",
 		"\"bytes_tx\":", "\"bytes_rx\":", "\"bytes_copied\":", "\"zc_sent\":",
 		"\"zc_copied\":", "\"bad_frames\":{\"bad_magic\":0,", "\"too_big\":4",
-		"\"unexpected\":0}", "\"conns_opened\":", "\"conns_closed\":", "\"conns_failed\":",
+		"\"unexpected\":0,", "\"bad_auth\":0}", "\"conns_opened\":", "\"conns_closed\":",
+		"\"conns_failed\":",
 		"\"rx_ring_empty\":", "\"calls_ok\":", "\"calls_failed\":", "\"calls_timeout\":",
 		"\"calls_cancelled\":18446744073709551615}",
 	};

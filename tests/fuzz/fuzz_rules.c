@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Fuzz target for the front door's user-space side: the rules parser (text
+ * an operator, or later a daemon's API, supplies) and the decision function
+ * (bytes anyone on the wire supplies). Built two ways, like fuzz_frame.c:
+ * with clang -fsanitize=fuzzer by tests/fuzz/run_rules.sh, and with plain gcc
+ * into test_policy_fuzz_replay (tests/fuzz/replay_rules.c) on every test run.
+ *
+ * Per input:
+ *  (a) parse it as a rules file. An error leaves no policy and one message
+ *      "fuzz:LINE: reason" with LINE within the input's lines. A success
+ *      dumps (with keys) to a text that parses again and dumps identically.
+ *  (b) run the input as a packet through the twin with a fixed policy (and,
+ *      when (a) succeeded, with the fuzzed one): a verdict and a reason in
+ *      range, and every packet counted exactly once.
+ * A broken invariant aborts.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wirepath/policy.h"
+#include "policy/policy.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FUZZ_CHECK(cond)                                                                         \
+	do {                                                                                     \
+		if (!(cond)) {                                                                   \
+			fprintf(stderr, "fuzz_rules: %s:%d: invariant failed: %s\n", __FILE__,   \
+				__LINE__, #cond);                                                \
+			abort();                                                                 \
+		}                                                                                \
+	} while (0)
+
+static const char fixed_rules[] = "default drop\n"
+				  "datagram 7100\n"
+				  "tenant a id 1 key 00112233445566778899aabbccddeeff\n"
+				  "  allow 0.0.0.0/1 ::/1\n"
+				  "  ports 1-40000\n"
+				  "  rate 1000pps burst 3 ; 1MB/s burst 2000\n"
+				  "tenant b id 2 key 0f0e0d0c0b0a09080706050403020100 redirect\n"
+				  "  allow 128.0.0.0/1 8000::/1\n"
+				  "  ports udp:7100 tcp:1-65535\n";
+
+static char *dump(const struct wp_policy *p)
+{
+	int n = wp_policy_dump(p, WP_POLICY_DUMP_KEYS, NULL, 0);
+	char *s;
+
+	FUZZ_CHECK(n > 0);
+	s = malloc((size_t)n + 1);
+	FUZZ_CHECK(s);
+	FUZZ_CHECK(wp_policy_dump(p, WP_POLICY_DUMP_KEYS, s, (size_t)n + 1) == n);
+	FUZZ_CHECK(strlen(s) == (size_t)n);
+	return s;
+}
+
+static void run_packet(const struct wp_policy *p, const uint8_t *data, size_t size)
+{
+	struct wp_twin *t;
+	struct wp_policy_stats s;
+	uint64_t sum = 0;
+	unsigned reason = 0;
+	int v;
+
+	FUZZ_CHECK(wp_twin_create(p, &t) == 0);
+	for (int i = 0; i < 3; i++) { /* three times: the buckets move */
+		v = wp_twin_decide(t, data, size, 1000000000ull + (uint64_t)i, &reason);
+		FUZZ_CHECK(v >= WP_VERDICT_DROP && v <= WP_VERDICT_REDIRECT);
+		FUZZ_CHECK(reason < wp_policy_reason_count());
+	}
+	FUZZ_CHECK(wp_twin_stats(t, &s) == 0);
+	for (unsigned r = 0; r < s.nreasons; r++)
+		sum += s.reason[r].pkts;
+	FUZZ_CHECK(sum == 3);
+	FUZZ_CHECK(s.verdict[0].pkts + s.verdict[1].pkts + s.verdict[2].pkts == 3);
+	wp_policy_stats_free(&s);
+	wp_twin_destroy(t);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct wp_policy *fixed;
+	struct wp_policy *p = (struct wp_policy *)1, *q;
+	char err[WP_POLICY_ERR_MAX];
+	int ret;
+
+	if (!fixed) {
+		FUZZ_CHECK(wp_policy_parse("fixed", fixed_rules, sizeof(fixed_rules) - 1, &fixed,
+					   err, sizeof(err)) == 0);
+	}
+
+	/* (a) the parser */
+	err[0] = 'Z';
+	ret = wp_policy_parse("fuzz", (const char *)data, size, &p, err, sizeof(err));
+	if (ret < 0) {
+		size_t lines = 1;
+		unsigned long line;
+		char *end;
+
+		FUZZ_CHECK(ret == -EINVAL);
+		FUZZ_CHECK(p == NULL);
+		FUZZ_CHECK(strlen(err) < sizeof(err));
+		FUZZ_CHECK(!strncmp(err, "fuzz:", 5));
+		line = strtoul(err + 5, &end, 10);
+		FUZZ_CHECK(end != err + 5 && end[0] == ':' && end[1] == ' ' && end[2]);
+		for (size_t i = 0; i < size; i++)
+			lines += data[i] == '\n';
+		FUZZ_CHECK(line >= 1 && line <= lines);
+	} else {
+		char *d1, *d2;
+
+		FUZZ_CHECK(ret == 0 && p != NULL);
+		d1 = dump(p);
+		FUZZ_CHECK(wp_policy_parse("dump", d1, strlen(d1), &q, err, sizeof(err)) == 0);
+		d2 = dump(q);
+		FUZZ_CHECK(!strcmp(d1, d2));
+		free(d1);
+		free(d2);
+		wp_policy_free(q);
+	}
+
+	/* (b) the decision, on the same bytes as a packet */
+	run_packet(fixed, data, size);
+	if (ret == 0) {
+		run_packet(p, data, size);
+		wp_policy_free(p);
+	}
+	return 0;
+}
