@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "procs.h"
 #include "core/frame.h"
 
 enum { M_ECHO = 1, M_STREAM = 2, M_HOLD = 3, M_BIG = 4, M_SINK = 9 };
@@ -164,48 +165,6 @@ static void s_tick(struct srv *s)
 }
 
 /* ---- processes -------------------------------------------------------- */
-
-/* Fork a child that dies with us. */
-static pid_t fork_child(void)
-{
-	pid_t parent = getpid();
-	pid_t pid;
-
-	fflush(NULL);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		alarm(0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-	}
-	return pid;
-}
-
-static void kill_child(pid_t pid)
-{
-	int st;
-
-	CHECK(kill(pid, SIGKILL) == 0);
-	CHECK(waitpid(pid, &st, 0) == pid);
-	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-}
-
-/* Read an int from a pipe within ms (the child reports a port or -errno). */
-static int pipe_read_int(int fd, int ms, int *v)
-{
-	struct pollfd pf = { .fd = fd, .events = POLLIN };
-
-	if (poll(&pf, 1, ms) != 1)
-		return -1;
-	return read(fd, v, sizeof(*v)) == (ssize_t)sizeof(*v) ? 0 : -1;
-}
-
-static void pipe_write_int(int fd, int v)
-{
-	CHECK(write(fd, &v, sizeof(v)) == (ssize_t)sizeof(v));
-}
 
 /* ---- client side -------------------------------------------------------- */
 

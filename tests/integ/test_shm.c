@@ -64,6 +64,7 @@
 #include <sys/wait.h>
 
 #include "harness.h"
+#include "procs.h"
 #include "core/frame.h"
 
 enum { M_ECHO = 1, M_STREAM = 2, M_SPIN = 3, M_SLOWMSG = 4, M_RAW = 5 };
@@ -155,47 +156,6 @@ static int shm_maps(void)
 			n++;
 	fclose(f);
 	return n;
-}
-
-static pid_t fork_child(void)
-{
-	pid_t parent = getpid();
-	pid_t pid;
-
-	fflush(NULL);
-	pid = fork();
-	CHECK(pid >= 0);
-	if (pid == 0) {
-		alarm(0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-	}
-	return pid;
-}
-
-static void kill_child(pid_t pid)
-{
-	int st;
-
-	CHECK(kill(pid, SIGKILL) == 0);
-	CHECK(waitpid(pid, &st, 0) == pid);
-	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-}
-
-static int pipe_read_int(int fd, int ms, int *v)
-{
-	struct pollfd pf = { .fd = fd, .events = POLLIN };
-
-	if (poll(&pf, 1, ms) != 1)
-		return -1;
-	return read(fd, v, sizeof(*v)) == (ssize_t)sizeof(*v) ? 0 : -1;
-}
-
-static void pipe_write_int(int fd, int v)
-{
-	if (write(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
-		_exit(2);
 }
 
 /* ---- contexts and endpoints --------------------------------------------- */
