@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "tools.h"
+#include "wirepath/policy.h"
 #include "workload.h"
 
 #define BENCH_MAX_PATHS 8
@@ -95,6 +96,9 @@ struct bench_cfg {
 	uint32_t zc_threshold;
 	uint64_t seed;
 	int quiet;
+	int signed_frames;  /* --tenant-key: sign every frame as `tenant` */
+	uint32_t tenant;
+	uint8_t key[16];
 	int kern_err;       /* wp_meter_kernel_syscalls_start() result */
 	char tmpdir[256];   /* where spawned servers write their port and output */
 };
@@ -1231,6 +1235,8 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 			 strerror(-rc), tool_errno_name(rc));
 		goto out_ctx;
 	}
+	if (cfg->signed_frames)
+		wp_ep_set_tenant_key(r.stats_ep, cfg->tenant, cfg->key);
 	for (uint32_t i = 0; i < r.nagents; i++) {
 		struct agent *a = &r.agents[i];
 
@@ -1246,6 +1252,8 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 				 uri, strerror(-rc));
 			goto out_ctx;
 		}
+		if (cfg->signed_frames)
+			wp_ep_set_tenant_key(a->ep, cfg->tenant, cfg->key);
 	}
 	deadline = wp_now_ns() + BENCH_CONNECT_TIMEOUT_NS;
 	while (!r.failed && !bench_interrupted &&
@@ -1856,6 +1864,9 @@ static void bench_usage(FILE *f)
 		"  --busy-poll             spin instead of sleeping (both sides)\n"
 		"  --zc-threshold N        uring: zero-copy send at or above N bytes, or 'never'\n"
 		"  --seed N                seed for tool result sizes and retries (default 1)\n"
+		"  --tenant-key ID:HEX32   sign every frame as tenant ID with this key, for a\n"
+		"                          --peer server started with --policy (the tenant must\n"
+		"                          be admin there: the bench reads the server's stats)\n"
 		"  --quiet                 no progress or status lines, only the results\n",
 		BENCH_MODEL_RATE_BASIS);
 }
@@ -2342,6 +2353,7 @@ int cmd_bench(int argc, char **argv)
 		{ "busy-poll", no_argument, NULL, 'B' },
 		{ "zc-threshold", required_argument, NULL, 'z' },
 		{ "seed", required_argument, NULL, 'S' },
+		{ "tenant-key", required_argument, NULL, 'K' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -2435,6 +2447,13 @@ int cmd_bench(int argc, char **argv)
 			if (tool_parse_u64(optarg, 0, UINT64_MAX, &cfg.seed) < 0)
 				return tool_usage_error("bench", "--seed takes a non-negative integer, not '%s'",
 							optarg);
+			break;
+		case 'K':
+			if (tool_parse_tenant_key(optarg, &cfg.tenant, cfg.key) < 0)
+				return tool_usage_error("bench",
+							"--tenant-key takes ID:KEY, a tenant id 1..4294967295 and 32 hex digits, not '%s'",
+							optarg);
+			cfg.signed_frames = 1;
 			break;
 		case 'q':
 			cfg.quiet = 1;

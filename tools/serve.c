@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "tools.h"
+#include "wirepath/policy.h"
 
 /* Longest wait when nothing is due: bounds how late a signal can be seen. */
 #define SERVE_IDLE_CAP_US 100000
@@ -451,7 +452,10 @@ static void serve_usage(FILE *f)
 		"  --sqpoll             uring: kernel submission polling thread\n"
 		"  --busy-poll          never sleep waiting for events; spin\n"
 		"  --zc-threshold N     uring: zero-copy send at or above N bytes (K/M suffix),\n"
-		"                       or 'never'\n",
+		"                       or 'never'\n"
+		"  --policy RULES       check every received frame's tenant tag against RULES'\n"
+		"                       keys (docs/policy.md); a bad tag closes the connection\n"
+		"                       and the stats call answers only admin tenants\n",
 		WPB_TOOL, WPB_MEM, WPB_MODEL, WPB_TELEMETRY);
 }
 
@@ -464,10 +468,12 @@ int cmd_serve(int argc, char **argv)
 		{ "sqpoll", no_argument, NULL, 'Q' },
 		{ "busy-poll", no_argument, NULL, 'B' },
 		{ "zc-threshold", required_argument, NULL, 'z' },
+		{ "policy", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *uri = NULL, *port_file = NULL;
+	const char *uri = NULL, *port_file = NULL, *policy_path = NULL;
+	struct wp_policy *pol = NULL;
 	struct wp_ctx_opts o;
 	struct wp_ep_cbs cbs;
 	struct sigaction sa;
@@ -514,6 +520,9 @@ int cmd_serve(int argc, char **argv)
 							optarg);
 			o.zc_threshold = (uint32_t)v;
 			break;
+		case 'P':
+			policy_path = optarg;
+			break;
 		case 'h':
 			serve_usage(stdout);
 			return 0;
@@ -527,6 +536,15 @@ int cmd_serve(int argc, char **argv)
 		return tool_usage_error("serve", "unexpected argument '%s'", argv[optind]);
 	if (!uri)
 		return tool_usage_error("serve", "--listen URI is required (e.g. --listen tcp://127.0.0.1:7000)");
+	if (policy_path) {
+		char perr[WP_POLICY_ERR_MAX];
+
+		rc = wp_policy_parse_file(policy_path, &pol, perr, sizeof(perr));
+		if (rc < 0) {
+			fprintf(stderr, "wirepath serve: %s\n", perr);
+			return EXIT_USAGE;
+		}
+	}
 
 	/* Before any thread exists, so every thread the library starts is counted. */
 	kerr = wp_meter_kernel_syscalls_start();
@@ -545,6 +563,7 @@ int cmd_serve(int argc, char **argv)
 	if (s.pattern == MAP_FAILED) {
 		fprintf(stderr, "wirepath serve: cannot map the %u-byte reply buffer: %s\n",
 			WPB_CHUNK_MAX, strerror(errno));
+		wp_policy_free(pol);
 		return 1;
 	}
 	for (size_t i = 0; i < WPB_CHUNK_MAX; i++)
@@ -555,6 +574,17 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "wirepath serve: cannot create a context: %s\n", strerror(-rc));
 		status = 1;
 		goto out_unmap;
+	}
+	if (pol) {
+		rc = wp_ctx_set_policy(s.ctx, pol);
+		wp_policy_free(pol);
+		pol = NULL;
+		if (rc < 0) {
+			fprintf(stderr, "wirepath serve: cannot apply %s: %s\n", policy_path,
+				strerror(-rc));
+			status = 1;
+			goto out_destroy;
+		}
 	}
 	if ((rc = wp_rpc_register(s.ctx, WPB_TOOL, on_tool, &s)) < 0 ||
 	    (rc = wp_rpc_register(s.ctx, WPB_MEM, on_mem, &s)) < 0 ||
@@ -662,6 +692,7 @@ int cmd_serve(int argc, char **argv)
 out_destroy:
 	wp_ctx_destroy(s.ctx);
 out_unmap:
+	wp_policy_free(pol); /* NULL once applied */
 	while (s.free_jobs) {
 		struct job *j = s.free_jobs;
 
