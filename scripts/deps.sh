@@ -10,6 +10,8 @@ pkgs=(gcc make meson ninja-build pkg-config liburing-dev clang libclang-rt-14-de
 # The front door (src/policy): XDP program, libbpf skeleton and loader; the
 # netns tests need iproute2 (ip netns, veth) and util-linux (nsenter).
 pkgs+=(libbpf-dev bpftool libelf-dev zlib1g-dev iproute2 util-linux)
+# The flood benchmark (bench/flood/run.sh) compares XDP with an nftables drop rule.
+pkgs+=(nftables)
 if [ "${1:-}" = "--peers" ]; then
 	pkgs+=(sockperf nginx-light wrk ucx-utils)
 fi
