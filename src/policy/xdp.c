@@ -722,7 +722,12 @@ out_err:
 	return fd;
 }
 
-static void info_fill(struct wp_xdp_info *info, const char *ifname, uint32_t active)
+/* asked_generic: 1 when this call attached in generic mode because it was
+ * asked to, 0 when it attached natively or fell back, -1 when another call
+ * attached the program (a later process cannot know whether that load fell
+ * back, so it does not claim either). */
+static void info_fill(struct wp_xdp_info *info, const char *ifname, uint32_t active,
+		      int asked_generic)
 {
 	query(info);
 	info->active_set = active;
@@ -735,9 +740,13 @@ static void info_fill(struct wp_xdp_info *info, const char *ifname, uint32_t act
 			 "GENERIC XDP on %s (prog id %u): native mode was refused (%s), so "
 			 "packets pay for an skb before the policy sees them",
 			 ifname, info->prog_id, strerror(info->native_err));
-	else
+	else if (asked_generic > 0)
 		snprintf(info->detail, sizeof(info->detail),
 			 "generic XDP on %s (prog id %u), as asked", ifname, info->prog_id);
+	else
+		snprintf(info->detail, sizeof(info->detail),
+			 "generic XDP on %s (prog id %u): packets pay for an skb before the "
+			 "policy sees them", ifname, info->prog_id);
 }
 
 int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned flags,
@@ -848,7 +857,7 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 			goto out_unpin;
 		}
 	}
-	info_fill(info, ifname, 0);
+	info_fill(info, ifname, 0, !!(flags & WP_XDP_GENERIC));
 	ret = 0;
 	goto out;
 
@@ -889,7 +898,7 @@ int wp_policy_xdp_reload(const char *ifname, const struct wp_policy *p, struct w
 	}
 	ret = wpp_maps_apply(&m, p, 0, err, errlen);
 	bpf_map_lookup_elem(m.fd[WPP_M_CTL], &zero, &active);
-	info_fill(info, ifname, active & 1);
+	info_fill(info, ifname, active & 1, -1);
 	if (ret == 0 && info->prog_id != pinned_prog_id(ifname))
 		snprintf(info->detail, sizeof(info->detail),
 			 "rules updated, but the wirepath program is no longer attached to %s "
@@ -969,7 +978,7 @@ int wp_policy_xdp_stats(const char *ifname, struct wp_policy_stats *out, struct 
 	ret = wpp_maps_stats(&m, out);
 	if (ret < 0)
 		eset(err, errlen, "reading counters on %s: %s", ifname, strerror(-ret));
-	info_fill(info, ifname, out->active_set);
+	info_fill(info, ifname, out->active_set, -1);
 	wpp_maps_close(&m);
 	return ret;
 }
@@ -996,7 +1005,7 @@ int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp
 	if (ret < 0)
 		eset(err, errlen, "reading rules on %s: %s", ifname, strerror(-ret));
 	bpf_map_lookup_elem(m.fd[WPP_M_CTL], &zero, &active);
-	info_fill(info, ifname, active & 1);
+	info_fill(info, ifname, active & 1, -1);
 	wpp_maps_close(&m);
 	return ret;
 }
