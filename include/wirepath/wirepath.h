@@ -286,6 +286,48 @@ WP_API uint32_t wp_pool_avail(const struct wp_pool *pool);
 WP_API void wp_pool_destroy(struct wp_pool *pool);
 
 /* ------------------------------------------------------------------ */
+/* Receive memory: where received payloads lie                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The memory a path receives into, so that another device can register it
+ * once (the GPU feed pins it with cudaHostRegister: a payload delivered in
+ * place from it is then DMA'd with no host copy; include/wirepath/gpu.h).
+ */
+enum wp_mem_kind {
+	WP_MEM_URING_RX = 1,     /* uring: the provided-buffer ring's buffers (every
+				  * connection of the context receives into them) */
+	WP_MEM_TCP_RX = 2,       /* tcp: one connection's read buffer */
+	WP_MEM_SHM_RX_ARENA = 3, /* shm: the peer's arena (payloads its library copied in) */
+	WP_MEM_SHM_RX_HEAP = 4,  /* shm: the peer's heap (payloads it wrote in place) */
+	WP_MEM_SHM_TX_HEAP = 5,  /* shm: this side's heap (wp_ep_buf_alloc) */
+};
+#define WP_MEM_READONLY 1u /* mapped read-only in this process */
+
+struct wp_mem_range {
+	void *addr;
+	size_t len;
+	uint32_t kind;  /* enum wp_mem_kind */
+	uint32_t flags; /* WP_MEM_READONLY */
+};
+
+/*
+ * Fill out[0..max) with the context's receive memory (shared by all its
+ * endpoints: the uring buffer ring) and return how many ranges there are
+ * (may exceed max, like snprintf). 0 before the path has started (first
+ * listen or connect) and on paths that receive per endpoint. The ranges stay
+ * mapped until wp_ctx_destroy.
+ */
+WP_API int wp_ctx_pools(const struct wp_ctx *ctx, struct wp_mem_range *out, uint32_t max);
+/*
+ * The same for one endpoint's own receive memory (tcp: its read buffer; shm:
+ * the peer's arena and heap, read-only here, and this side's heap). Valid
+ * once WP_EP_CONNECTED ran; the ranges stay mapped until the endpoint is
+ * freed, so unregister them from any device when WP_EP_CLOSED arrives.
+ */
+WP_API int wp_ep_pools(const struct wp_ep *ep, struct wp_mem_range *out, uint32_t max);
+
+/* ------------------------------------------------------------------ */
 /* Bulk transfers (context / KV movement)                              */
 /* ------------------------------------------------------------------ */
 

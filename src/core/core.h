@@ -76,6 +76,10 @@ struct wp_backend_ops {
 	/* Move a transfer through mapped memory now, or -EOPNOTSUPP (frames). */
 	int (*xfer_direct)(struct wp_ep *ep, const struct wp_xfer_params *p,
 			   struct wp_xfer_stats *st);
+	/* Receive memory (wp_ctx_pools with ep == NULL, wp_ep_pools): fill up
+	 * to max ranges, return how many there are. */
+	int (*pools)(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
+		     uint32_t max);
 };
 
 extern const struct wp_backend_ops wp_tcp_ops;
@@ -204,6 +208,20 @@ struct wp_deferred {
 	int status;
 };
 
+/*
+ * Extra work driven by wp_ctx_progress that has no file descriptor to wait
+ * on (the GPU feed: CUDA events). max_wait runs before the path may sleep:
+ * it starts what is queued and returns the longest sleep (us) it tolerates,
+ * -1 for no limit. poll runs after the path's round (and on a context with
+ * no path yet): it runs what completed and returns the events handled.
+ */
+struct wp_poller {
+	struct wp_poller *next;
+	int64_t (*max_wait)(void *arg);
+	int (*poll)(void *arg);
+	void *arg;
+};
+
 struct wp_ctx {
 	struct wp_ctx_opts o;
 	const struct wp_backend_ops *ops;
@@ -223,6 +241,7 @@ struct wp_ctx {
 	int nr_closed;           /* endpoints awaiting free */
 	struct wp_auth *auth;    /* tenant keys every received frame is checked
 				  * against (wp_ctx_set_policy), or NULL */
+	struct wp_poller *pollers; /* wp_ctx_poller_add */
 };
 
 /* ---- internal functions ------------------------------------------- */
@@ -233,6 +252,13 @@ void wp_log(struct wp_ctx *ctx, enum wp_log_level lvl, const char *fmt, ...)
 /* ctx.c */
 void wp_defer(struct wp_ctx *ctx, wp_done_fn fn, void *arg, int status);
 void wp_ctx_mark_dirty(struct wp_ep *ep);
+/* Drive p from every wp_ctx_progress until wp_ctx_poller_del (p is the
+ * caller's memory and must outlive the registration). */
+void wp_ctx_poller_add(struct wp_ctx *ctx, struct wp_poller *p);
+void wp_ctx_poller_del(struct wp_ctx *ctx, struct wp_poller *p);
+/* Default pools op: no receive memory of its own at this level. */
+int wp_no_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
+		uint32_t max);
 
 /* conn.c */
 struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs);

@@ -166,6 +166,47 @@ void wp_ctx_mark_dirty(struct wp_ep *ep)
 	ep->ctx->dirty = ep;
 }
 
+void wp_ctx_poller_add(struct wp_ctx *ctx, struct wp_poller *p)
+{
+	p->next = ctx->pollers;
+	ctx->pollers = p;
+}
+
+void wp_ctx_poller_del(struct wp_ctx *ctx, struct wp_poller *p)
+{
+	for (struct wp_poller **pp = &ctx->pollers; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			return;
+		}
+	}
+}
+
+/* The shortest sleep any poller tolerates caps this round's wait. */
+static int64_t pollers_cap(struct wp_ctx *ctx, int64_t timeout_us)
+{
+	for (struct wp_poller *p = ctx->pollers; p; p = p->next) {
+		int64_t w = p->max_wait(p->arg);
+
+		if (w >= 0 && (timeout_us < 0 || w < timeout_us))
+			timeout_us = w;
+	}
+	return timeout_us;
+}
+
+static int pollers_run(struct wp_ctx *ctx)
+{
+	struct wp_poller *p, *next;
+	int n = 0;
+
+	/* A poller's callbacks may delete it (the feed closes): read next first. */
+	for (p = ctx->pollers; p; p = next) {
+		next = p->next;
+		n += p->poll(p->arg);
+	}
+	return n;
+}
+
 int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	int n = 0, ret;
@@ -178,8 +219,25 @@ int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
 		timeout_us = 0; /* we did something; do not sleep */
 		n++;
 	}
-	if (!ctx->ops)
-		return n;
+	if (ctx->pollers)
+		timeout_us = pollers_cap(ctx, timeout_us);
+	if (!ctx->ops) {
+		if (!ctx->pollers)
+			return n;
+		/* No path yet, but GPU work to drive: sleep only as long as the
+		 * pollers allow (never forever: nothing here can wake us). */
+		ctx->in_progress++;
+		ret = pollers_run(ctx);
+		if (!ret && timeout_us > 0) {
+			struct timespec ts = { timeout_us / 1000000, (timeout_us % 1000000) * 1000 };
+
+			nanosleep(&ts, NULL);
+			ret = pollers_run(ctx);
+		}
+		run_deferred(ctx);
+		ctx->in_progress--;
+		return n + ret;
+	}
 
 	ctx->in_progress++;
 	if (ctx->next_deadline) {
@@ -210,6 +268,8 @@ int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
 	}
 	if (ret > 0)
 		n += ret;
+	if (ctx->pollers)
+		n += pollers_run(ctx);
 	if (ctx->next_deadline)
 		wp_rpc_check_deadlines(ctx, wp_now_ns());
 	run_deferred(ctx);

@@ -293,3 +293,27 @@ void wp_pool_destroy(struct wp_pool *p)
 	munmap(p->base, p->map_len);
 	free(p);
 }
+
+/* ---- receive memory (wp_ctx_pools, wp_ep_pools) ------------------- */
+
+int wp_no_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
+		uint32_t max)
+{
+	return 0;
+}
+
+int wp_ctx_pools(const struct wp_ctx *ctx, struct wp_mem_range *out, uint32_t max)
+{
+	if (!ctx || !ctx->ops || !ctx->bk)
+		return 0;
+	return ctx->ops->pools(ctx, NULL, out, max);
+}
+
+int wp_ep_pools(const struct wp_ep *ep, struct wp_mem_range *out, uint32_t max)
+{
+	/* Still answered after WP_EP_CLOSED: the memory stays mapped until the
+	 * endpoint is freed, and that is when users unregister it. */
+	if (!ep || !ep->ctx->ops)
+		return 0;
+	return ep->ctx->ops->pools(ep->ctx, ep, out, max);
+}

@@ -1637,6 +1637,29 @@ static void shm_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr)
 {
 }
 
+/* Payloads arrive in the peer's arena or heap (read-only here: ep_attach);
+ * this side's heap is where wp_ep_buf_alloc buffers lie. */
+static int shm_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
+		     uint32_t max)
+{
+	const struct shm_ep *se = ep ? sep(ep) : NULL;
+	struct wp_mem_range r[3];
+	int rx;
+
+	if (!se || !se->base)
+		return 0;
+	rx = 1 - se->side;
+	r[0] = (struct wp_mem_range){ se->base + se->g.arena_off[rx], se->g.arena,
+				      WP_MEM_SHM_RX_ARENA, WP_MEM_READONLY };
+	r[1] = (struct wp_mem_range){ se->base + se->g.heap_off[rx], se->g.heap,
+				      WP_MEM_SHM_RX_HEAP, WP_MEM_READONLY };
+	r[2] = (struct wp_mem_range){ se->base + se->g.heap_off[se->side], se->g.heap,
+				      WP_MEM_SHM_TX_HEAP, 0 };
+	for (uint32_t i = 0; i < 3 && i < max; i++)
+		out[i] = r[i];
+	return 3;
+}
+
 const struct wp_backend_ops wp_shm_ops = {
 	.name = "shm",
 	.caps = WP_CAP_BATCH | WP_CAP_BUSY_POLL,
@@ -1657,4 +1680,5 @@ const struct wp_backend_ops wp_shm_ops = {
 	.local_uri = shm_local_uri,
 	.mr_exported = shm_mr_exported,
 	.xfer_direct = shm_xfer_direct,
+	.pools = shm_pools,
 };

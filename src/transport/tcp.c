@@ -364,6 +364,21 @@ static void tcp_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr)
 {
 }
 
+/* A connection receives into its own read buffer (frames inside one read
+ * are delivered in place from it). */
+static int tcp_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
+		     uint32_t max)
+{
+	struct tcp_ep *te;
+
+	if (!ep || !ep->bk || ep->state == WP_EPS_LISTEN)
+		return 0;
+	te = ep->bk;
+	if (max)
+		out[0] = (struct wp_mem_range){ te->rbuf, TCP_RBUF, WP_MEM_TCP_RX, 0 };
+	return 1;
+}
+
 const struct wp_backend_ops wp_tcp_ops = {
 	.name = "tcp",
 	.fast = &wp_tcp_fast,
@@ -384,4 +399,5 @@ const struct wp_backend_ops wp_tcp_ops = {
 	.local_uri = wp_local_uri_inet,
 	.mr_exported = wp_no_mr_exported,
 	.xfer_direct = wp_no_xfer_direct,
+	.pools = tcp_pools,
 };

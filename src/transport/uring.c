@@ -900,6 +900,20 @@ static void uring_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 ctx->o.busy_poll ? "; busy-poll on" : "");
 }
 
+/* Every connection receives into the one provided-buffer ring. */
+static int uring_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
+		       uint32_t max)
+{
+	const struct uring_ctx *u = ctx->bk;
+
+	if (ep || !u || !u->bufs)
+		return 0;
+	if (max)
+		out[0] = (struct wp_mem_range){ u->bufs, (size_t)u->nbufs * u->buf_size,
+						 WP_MEM_URING_RX, 0 };
+	return 1;
+}
+
 const struct wp_backend_ops wp_uring_ops = {
 	.name = "uring",
 	.caps = WP_CAP_STREAM | WP_CAP_BATCH | WP_CAP_ZC_SEND | WP_CAP_MSHOT_RX | WP_CAP_SQPOLL |
@@ -921,4 +935,5 @@ const struct wp_backend_ops wp_uring_ops = {
 	.local_uri = wp_local_uri_inet,
 	.mr_exported = wp_no_mr_exported,
 	.xfer_direct = wp_no_xfer_direct,
+	.pools = uring_pools,
 };
