@@ -1846,10 +1846,11 @@ static void bench_usage(FILE *f)
 		"  --paths LIST            comma-separated, from tcp, uring, shm, xsk, rdma, ucx\n"
 		"                          (default tcp,uring); one the host lacks is reported\n"
 		"                          unavailable with the probe's reason, never replaced\n"
-		"  --workload W            agentic (default), classic, a workload file, or kv\n"
-		"                          (bulk transfer sweep 64 KiB..64 MiB: GB/s, CPU s/GB,\n"
+		"  --workload W            agentic (default), classic, a workload file, kv, or gpufeed\n"
+		"                          (kv: bulk transfer sweep 64 KiB..64 MiB: GB/s, CPU s/GB,\n"
 		"                          bytes copied per byte; --duration is then per size,\n"
-		"                          default 1)\n"
+		"                          default 1; gpufeed: network to GPU memory, its options\n"
+		"                          in 'wirepath bench --workload gpufeed --help')\n"
 		"  --duration S            measured seconds per path (default 5)\n"
 		"  --warmup S              seconds run before measuring (default 1)\n"
 		"  --agents N              agents, each with its own endpoint (default 4)\n"
@@ -2365,6 +2366,12 @@ int cmd_bench(int argc, char **argv)
 	const char *tmp;
 	uint64_t v;
 	int c, rc, status = 0, nok = 0, duration_set = 0;
+
+	/* The GPU feed has options of its own (tools/bench_gpufeed.c). */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--workload=gpufeed") ||
+		    (!strcmp(argv[i], "--workload") && i + 1 < argc && !strcmp(argv[i + 1], "gpufeed")))
+			return cmd_bench_gpufeed(argc, argv);
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.workload = "agentic";

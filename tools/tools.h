@@ -88,6 +88,8 @@ static inline uint8_t wpb_pattern(size_t i)
 int cmd_probe(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* `wirepath bench --workload gpufeed` (tools/bench_gpufeed.c). */
+int cmd_bench_gpufeed(int argc, char **argv);
 int cmd_policy(int argc, char **argv); /* tools/policy.c */
 
 /* Exit status for a bad flag or value (after one line that says what to do). */

@@ -5,6 +5,7 @@
  * and used on a loopback TCP pair; zero-copy send is sent and its
  * notification read, reporting whether the kernel copied. Answers are cached
  * for the process. `wirepath probe` prints them; tests and the bench use them.
+ * The GPU probes run apart, only when asked (probe_gpu says why).
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -24,6 +25,7 @@
 
 #include "core.h"
 #include "transport/uring_compat.h"
+#include "gpu/gpu_ops.h"
 
 #ifndef AF_XDP
 #define AF_XDP 44
@@ -34,6 +36,8 @@
 static struct wp_probe_result results[MAX_PROBES];
 static int nresults;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_once_t once_gpu = PTHREAD_ONCE_INIT;
+static pthread_mutex_t results_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct wp_probe_result *add(const char *name, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -315,30 +319,70 @@ static void probe_misc(void)
 					  "/sys/class/infiniband)", n);
 	}
 	add("path.ucx", -ENOSYS, "not built in this version");
-	add("gpu.cuda", -ENOSYS, "not built in this version (/dev/nvidia0 %s)",
-	    access("/dev/nvidia0", F_OK) == 0 ? "present" : "absent");
+}
+
+/*
+ * The GPU: a real cudaGetDeviceCount (which loads the driver and creates no
+ * context), and why GPUDirect cannot run. Kept out of the other probes' run
+ * because loading the CUDA driver costs tens of milliseconds on a GPU
+ * machine: it runs for wp_probe_all (the CLI, the bench) and for a
+ * wp_probe_get("gpu.*"), not for every uring context's probe lookup.
+ */
+static void probe_gpu(void)
+{
+	char d[160];
+	int ret = wp_gpu_probe_cuda(d, sizeof(d));
+
+	add("gpu.cuda", ret, "%s", d);
+	wp_gpu_gpudirect_why(d, sizeof(d));
+	add("gpu.gpudirect", -EOPNOTSUPP, "%s", d);
 }
 
 static void run_all(void)
 {
+	pthread_mutex_lock(&results_lock);
 	probe_misc();
 	probe_uring();
+	pthread_mutex_unlock(&results_lock);
+}
+
+static void run_gpu(void)
+{
+	pthread_mutex_lock(&results_lock);
+	probe_gpu();
+	pthread_mutex_unlock(&results_lock);
+}
+
+static int nresults_now(void)
+{
+	int n;
+
+	pthread_mutex_lock(&results_lock);
+	n = nresults;
+	pthread_mutex_unlock(&results_lock);
+	return n;
 }
 
 int wp_probe_all(const struct wp_probe_result **out)
 {
 	pthread_once(&once, run_all);
+	pthread_once(&once_gpu, run_gpu);
 	*out = results;
-	return nresults;
+	return nresults_now();
 }
 
 const struct wp_probe_result *wp_probe_get(const char *name)
 {
-	const struct wp_probe_result *r;
-	int n = wp_probe_all(&r);
+	int n;
 
+	pthread_once(&once, run_all);
+	if (!strncmp(name, "gpu.", 4))
+		pthread_once(&once_gpu, run_gpu);
+	/* Entries never change once added; the count is read under the lock
+	 * the two runs append under. */
+	n = nresults_now();
 	for (int i = 0; i < n; i++)
-		if (!strcmp(r[i].name, name))
-			return &r[i];
+		if (!strcmp(results[i].name, name))
+			return &results[i];
 	return NULL;
 }
