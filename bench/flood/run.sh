@@ -23,6 +23,7 @@
 #                cheapest drop (IP input discards "other host" frames); the
 #                cost of sending and delivering a frame on veth
 #   xdp          the policy in native XDP
+#   xdp-generic  the same program in generic (skb) mode
 #   nft-ingress  the same filtering as an nftables netdev ingress chain
 #   nft-raw      the same as an ip prerouting chain at raw priority
 # and reports packets dropped per CPU-second (sender included), CPU per
@@ -30,11 +31,13 @@
 # (kernel.bpf_stats_enabled, restored afterwards).
 #
 # usage: bench/flood/run.sh [--build DIR] [--secs S] [--rounds N] [--pps R]
-#                           [--drop-secs S] [--json FILE] [--skip-drop]
+#                           [--drop-secs S] [--size BYTES] [--json FILE]
+#                           [--skip-agentic] [--skip-drop]
+# --size: UDP payload bytes of each flood frame (default 64).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=$ROOT/build SECS=4 ROUNDS=5 PPS=20000,100000 DROP_SECS=4 JSON=$ROOT/results/flood.json
-SKIP_DROP=0
+BUILD=$ROOT/build SECS=3 ROUNDS=7 PPS=20000,100000 DROP_SECS=4 JSON=$ROOT/results/flood.json
+SKIP_DROP=0 SKIP_AGENTIC=0 SIZE=64
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build) BUILD=$2; shift ;;
@@ -44,6 +47,8 @@ while [ $# -gt 0 ]; do
 	--drop-secs) DROP_SECS=$2; shift ;;
 	--json) JSON=$2; shift ;;
 	--skip-drop) SKIP_DROP=1 ;;
+	--skip-agentic) SKIP_AGENTIC=1 ;;
+	--size) SIZE=$2; shift ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//; /^set -u/d'; exit 0 ;;
 	*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -129,8 +134,20 @@ cpu_ticks() { awk '/^cpu[0-9]/ { printf "%s %d ", $1, $2 + $3 + $4 + $7 + $8 + $
 
 flood_args() { # PPS SECS MIX [DST_MAC]
 	echo "$FL" send --dev "$VA" --dst-mac "${4:-$VB_MAC}" --dst 10.99.0.1 --port 7100 \
-		--mix "$3" --frame "1:$keyhex_a" --legit-src 10.99.1.2 --pps "$1" --secs "$2"
+		--mix "$3" --frame "1:$keyhex_a" --legit-src 10.99.1.2 --pps "$1" --secs "$2" \
+		--size "$SIZE"
 }
+
+rx_pkts() { in_b ip -j -s link show dev "$VB" | python3 -c '
+import json, sys
+print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])'; }
+# The XDP program's own run time, from the kernel's BPF run-time statistics.
+prog_stats() { bpftool -j prog show id "$1" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(d.get("run_time_ns", 0), d.get("run_cnt", 0))'; }
+BPF_STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
+trap 'sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"; netns_cleanup' EXIT
 
 # ---------------------------------------------------------------- part 1
 bg_b "$WP" serve --listen tcp://10.99.0.1:7000 --policy "$TMPD/front.rules" >"$TMPD/serve.out" 2>&1
@@ -144,8 +161,13 @@ run_mode() { # MODE ROUND RATE
 	bg_b "$FL" recv --bind 10.99.0.1 --port 7100 --rules "$TMPD/front.rules" >"$TMPD/recv.out"
 	rpid=$!
 	wait_ready "$TMPD/recv.out"
-	local x0=0
-	[ "$mode" != twin ] && x0=$(xdp_drops)
+	local x0=0 p0="0 0" p1="0 0" pid=0
+	if [ "$mode" != twin ]; then
+		x0=$(xdp_drops)
+		pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prog_id"])' "$TMPD/load.json")
+		sysctl -qw kernel.bpf_stats_enabled=1
+		p0=$(prog_stats "$pid")
+	fi
 	local c0
 	c0=$(cpu_ticks)
 	if [ "$mode" != base ]; then
@@ -160,16 +182,21 @@ run_mode() { # MODE ROUND RATE
 	local c1
 	c1=$(cpu_ticks)
 	local x1=0
-	[ "$mode" != twin ] && x1=$(xdp_drops)
+	if [ "$mode" != twin ]; then
+		x1=$(xdp_drops)
+		p1=$(prog_stats "$pid")
+		sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"
+	fi
 	[ -n "${fpid:-}" ] && { kill -INT "$fpid" 2>/dev/null; wait "$fpid"; }
 	kill -INT "$rpid"
 	wait "$rpid"
 	[ "$mode" = base ] && echo '{}' >"$TMPD/send.out"
 	python3 - "$mode" "$round" "$TMPD/bench.json" "$TMPD/recv.out" "$TMPD/send.out" \
-		"$((x1 - x0))" "$c0" "$c1" "$rate" >>"$ROWS" <<'PY' || fail "could not read the $mode results"
+		"$((x1 - x0))" "$c0" "$c1" "$rate" "$p0" "$p1" >>"$ROWS" <<'PY' || fail "could not read the $mode results"
 import json, sys
 mode, rnd, bj, rv, sd, xd = sys.argv[1:7]
 rate = 0 if mode == "base" else float(sys.argv[9])
+(t0, n0), (t1, n1) = (map(int, a.split()) for a in sys.argv[10:12])
 b = json.load(open(bj))["results"][0]
 r = [l for l in open(rv) if l.startswith("{")]
 r = json.loads(r[-1])
@@ -186,15 +213,16 @@ print(json.dumps({"part": "agentic", "mode": mode, "round": int(rnd), "rate": ra
     "sender_cpu_s": s.get("cpu_user_s", 0) + s.get("cpu_sys_s", 0), "sender_secs": s.get("secs", 0),
     "endpoint_received": r["received"], "endpoint_reasons": r["reasons"],
     "endpoint_cpu_user_s": r["cpu_user_s"], "endpoint_cpu_sys_s": r["cpu_sys_s"],
-    "xdp_dropped": int(xd),
+    "xdp_dropped": int(xd), "xdp_prog_cpu_s": (t1 - t0) / 1e9, "xdp_prog_runs": n1 - n0,
     "machine_busy_s": sum(c1[k] - c0[k] for k in c1) / 100.0}))
 PY
 	say "$(tail -1 "$ROWS" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print("round %d %-4s %6.0f: %7.0f tool calls/s, flood %6.0f pps, endpoint got %d datagrams, cpu %.3f s" % (d["round"], d["mode"], d["rate"], d["tool_calls_per_s"], d["flood_pps"], d["endpoint_received"], d["endpoint_cpu_user_s"] + d["endpoint_cpu_sys_s"]))')"
 }
 
+[ "$SKIP_AGENTIC" = 1 ] && ROUNDS_A=0 || ROUNDS_A=$ROUNDS
 runs=(base:0)
 for rate in $(echo "$PPS" | tr ',' ' '); do runs+=("xdp:$rate" "twin:$rate"); done
-for r in $(seq "$ROUNDS"); do
+for r in $(seq "$ROUNDS_A"); do
 	# Every mode once per round, the order rotated so that drift on a shared
 	# machine does not favour one mode.
 	for i in $(seq 0 $((${#runs[@]} - 1))); do
@@ -207,23 +235,18 @@ wait $SERVE 2>/dev/null
 xdp_off
 
 # ---------------------------------------------------------------- part 2
-rx_pkts() { in_b ip -j -s link show dev "$VB" | python3 -c '
-import json, sys
-print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])'; }
-# The XDP program's own run time, from the kernel's BPF run-time statistics.
-prog_stats() { bpftool -j prog show id "$1" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-print(d.get("run_time_ns", 0), d.get("run_cnt", 0))'; }
-BPF_STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
-trap 'sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"; netns_cleanup' EXIT
-
 drop_mode() { # MODE
 	local mode=$1 d0=0 d1=0 c0 c1 mac=$VB_MAC pid=0 p0="0 0" p1="0 0"
 	case $mode in
 	floor) mac=02:00:00:00:00:01; d0=$(rx_pkts) ;;
-	xdp)
-		xdp_on
+	xdp|xdp-generic)
+		if [ "$mode" = xdp ]; then
+			xdp_on
+		else
+			in_b "$WP" policy load --generic --json --dev "$VB" "$TMPD/front.rules" \
+				>"$TMPD/load.json" 2>&1 || fail "generic load: $(cat "$TMPD/load.json")"
+			XDP_ON=1
+		fi
 		d0=$(xdp_drops)
 		pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prog_id"])' "$TMPD/load.json")
 		sysctl -qw kernel.bpf_stats_enabled=1
@@ -238,7 +261,11 @@ drop_mode() { # MODE
 	c1=$(cpu_ticks)
 	case $mode in
 	floor) d1=$(rx_pkts) ;;
-	xdp) d1=$(xdp_drops); p1=$(prog_stats "$pid"); sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"; xdp_off ;;
+	xdp|xdp-generic)
+		d1=$(xdp_drops)
+		p1=$(prog_stats "$pid")
+		sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"
+		xdp_off ;;
 	nft-ingress) d1=$(nft_drops netdev); in_b nft delete table netdev wpflood ;;
 	nft-raw) d1=$(nft_drops ip); in_b nft delete table ip wpflood ;;
 	esac
@@ -266,7 +293,7 @@ PY
 }
 if [ "$SKIP_DROP" = 0 ]; then
 	for r in $(seq "$ROUNDS"); do
-		for m in floor xdp nft-ingress nft-raw; do drop_mode "$m"; done
+		for m in floor xdp xdp-generic nft-ingress nft-raw; do drop_mode "$m"; done
 	done
 fi
 
