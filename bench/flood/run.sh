@@ -181,13 +181,14 @@ run_mode() { # MODE ROUND RATE
 		fail "bench ($mode): $(tail -5 "$TMPD/bench.out")"
 	local c1
 	c1=$(cpu_ticks)
+	[ -n "${fpid:-}" ] && { kill -INT "$fpid" 2>/dev/null; wait "$fpid"; }
+	# After the sender stopped, so that every frame it counted was decided.
 	local x1=0
 	if [ "$mode" != twin ]; then
 		x1=$(xdp_drops)
 		p1=$(prog_stats "$pid")
 		sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"
 	fi
-	[ -n "${fpid:-}" ] && { kill -INT "$fpid" 2>/dev/null; wait "$fpid"; }
 	kill -INT "$rpid"
 	wait "$rpid"
 	[ "$mode" = base ] && echo '{}' >"$TMPD/send.out"
