@@ -117,6 +117,20 @@ assert all(r["mapped"] for r in rows if r["path"] == "shm")
 EOF
 echo "ok: bench kv"
 
+# --- the kitchen: the model stub on the GPU, or a clear refusal ------------
+if "$WP" probe --json | python3 -c 'import json,sys; p={x["name"]: x for x in json.load(sys.stdin)["probes"]}; sys.exit(0 if p.get("gpu.cuda", {}).get("ok") else 1)'; then
+	"$WP" bench --paths tcp --kitchen cuda --duration 0.3 --warmup 0.1 --quiet \
+		--json "$tmp/kitchen.json" >"$tmp/kitchen.out" 2>&1 ||
+		{ cat "$tmp/kitchen.out"; fail "bench --kitchen cuda failed on a host with a GPU"; }
+	echo "ok: kitchen cuda (GPU present)"
+else
+	expect_status 1 "$WP" serve --listen tcp://127.0.0.1:0 --kitchen cuda
+	grep -q -- "--kitchen sim" "$tmp/err" || fail "serve --kitchen cuda without a GPU does not say what to do: $(cat "$tmp/err")"
+	echo "ok: kitchen cuda refused without a GPU: $(tail -n 1 "$tmp/err")"
+fi
+expect_status 2 "$WP" serve --listen tcp://127.0.0.1:0 --kitchen gpu
+expect_status 2 "$WP" bench --kitchen cuda --peer tcp://127.0.0.1:1
+
 # --- usage errors --------------------------------------------------------
 expect_status 2 "$WP" bench --no-such-flag
 expect_status 2 "$WP" bench --duration abc

@@ -96,6 +96,7 @@ struct bench_cfg {
 	uint32_t zc_threshold;
 	uint64_t seed;
 	int quiet;
+	int kitchen_cuda;   /* --kitchen cuda: the spawned server's model stub feeds the GPU */
 	int signed_frames;  /* --tenant-key: sign every frame as `tenant` */
 	uint32_t tenant;
 	uint8_t key[16];
@@ -973,6 +974,10 @@ static int server_start(const struct bench_cfg *cfg, const char *path, struct se
 		argv[n++] = "--zc-threshold";
 		argv[n++] = zc;
 	}
+	if (cfg->kitchen_cuda) {
+		argv[n++] = "--kitchen";
+		argv[n++] = "cuda";
+	}
 	argv[n] = NULL;
 
 	/* The real path rather than /proc/self/exe, so ps and top show "wirepath". */
@@ -1596,6 +1601,7 @@ static int write_json(const struct bench_cfg *cfg, const struct path_res *res, i
 		sb_printf(&b, "%u", cfg->zc_threshold);
 	else
 		sb_printf(&b, "null");
+	sb_printf(&b, ",\"kitchen\":\"%s\"", cfg->kitchen_cuda ? "cuda" : "sim");
 	sb_printf(&b, ",\"seed\":%" PRIu64 ",\"model_steps_per_s\":", cfg->seed);
 	sb_json_num(&b, cfg->model_rate);
 	sb_printf(&b, ",\"kernel_syscalls\":{\"ok\":%s,\"err\":", cfg->kern_err ? "false" : "true");
@@ -1865,6 +1871,10 @@ static void bench_usage(FILE *f)
 		"  --busy-poll             spin instead of sleeping (both sides)\n"
 		"  --zc-threshold N        uring: zero-copy send at or above N bytes, or 'never'\n"
 		"  --seed N                seed for tool result sizes and retries (default 1)\n"
+		"  --kitchen sim|cuda      the model stub: sim (default) or cuda, where the server\n"
+		"                          first delivers each prompt to GPU memory and checks the\n"
+		"                          GPU's checksum of it (docs/gpu.md; for --peer, start\n"
+		"                          the server with --kitchen cuda instead)\n"
 		"  --tenant-key ID:HEX32   sign every frame as tenant ID with this key, for a\n"
 		"                          --peer server started with --policy (the tenant must\n"
 		"                          be admin there: the bench reads the server's stats)\n"
@@ -2355,6 +2365,7 @@ int cmd_bench(int argc, char **argv)
 		{ "zc-threshold", required_argument, NULL, 'z' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "tenant-key", required_argument, NULL, 'K' },
+		{ "kitchen", required_argument, NULL, 'k' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -2455,6 +2466,12 @@ int cmd_bench(int argc, char **argv)
 				return tool_usage_error("bench", "--seed takes a non-negative integer, not '%s'",
 							optarg);
 			break;
+		case 'k':
+			if (strcmp(optarg, "sim") && strcmp(optarg, "cuda"))
+				return tool_usage_error("bench", "--kitchen takes sim or cuda, not '%s'",
+							optarg);
+			cfg.kitchen_cuda = !strcmp(optarg, "cuda");
+			break;
 		case 'K':
 			if (tool_parse_tenant_key(optarg, &cfg.tenant, cfg.key) < 0)
 				return tool_usage_error("bench",
@@ -2508,6 +2525,9 @@ int cmd_bench(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (cfg.kitchen_cuda && cfg.peer[0])
+		return tool_usage_error("bench", "--kitchen cuda applies to the server the bench "
+					"starts; with --peer, start it with 'wirepath serve --kitchen cuda'");
 	if (!cfg.peer[0]) {
 		tmp = getenv("TMPDIR");
 		snprintf(cfg.tmpdir, sizeof(cfg.tmpdir), "%s/wirepath-bench.XXXXXX",

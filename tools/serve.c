@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "tools.h"
+#include "wirepath/gpu.h"
 #include "wirepath/policy.h"
 
 /* Longest wait when nothing is due: bounds how late a signal can be seen. */
@@ -45,6 +46,9 @@ struct job {
 	uint32_t last_bytes; /* size of the final part */
 	uint32_t interval_us; /* between parts (token pacing) */
 	int unary;           /* one wp_call_reply rather than stream + end */
+	uint32_t service_us; /* model: waited after the kitchen has the prompt */
+	uint64_t want_sum;   /* model with --kitchen cuda: the prompt's host checksum */
+	struct srv *s;
 	struct job *next_free;
 };
 
@@ -62,6 +66,9 @@ struct srv {
 	uint64_t conns, conns_err;
 	int busy_poll;
 	int oom;
+	struct wp_gpu_feed *feed;   /* --kitchen cuda: prompts go to GPU memory */
+	uint64_t kitchen_payloads, kitchen_bytes, kitchen_host_copies, kitchen_mismatch,
+		kitchen_errors;
 };
 
 static volatile sig_atomic_t serve_stop;
@@ -321,6 +328,33 @@ static void on_mem(void *arg, struct wp_call *call, struct wp_msg *req)
 		     wpb_get32((const uint8_t *)req->data + 4));
 }
 
+/* The prompt is in device memory (or the feed failed or closed). */
+static void on_kitchen(void *arg, const struct wp_gpu_done *d)
+{
+	struct job *j = arg;
+	struct srv *s = j->s;
+
+	if (d->status < 0) {
+		s->kitchen_errors++;
+		if (d->status == -ECANCELED)
+			wp_call_end(j->call, ECANCELED);
+		else
+			wp_call_error(j->call, EIO, "kitchen: the GPU copy failed");
+		job_free(s, j);
+		return;
+	}
+	s->kitchen_payloads++;
+	s->kitchen_bytes += d->len;
+	s->kitchen_host_copies += d->host_copies;
+	if (d->summed && d->gpu_sum != j->want_sum) {
+		s->kitchen_mismatch++;
+		wp_call_error(j->call, EIO, "kitchen: the GPU's checksum of the prompt differs");
+		job_free(s, j);
+		return;
+	}
+	job_start(s, j, j->service_us);
+}
+
 static void on_model(void *arg, struct wp_call *call, struct wp_msg *req)
 {
 	struct srv *s = arg;
@@ -359,6 +393,24 @@ static void on_model(void *arg, struct wp_call *call, struct wp_msg *req)
 	j->chunk_bytes = (uint32_t)chunk;
 	j->last_bytes = tokens ? (tokens - (j->chunks - 1) * batch) * token_bytes : 0;
 	j->interval_us = interval_us;
+	if (s->feed) {
+		int rc;
+
+		/* The kitchen: the prompt goes to GPU memory, where a kernel
+		 * checksums it; the model's service time starts once the GPU has
+		 * it and the sum matches the host's. */
+		j->s = s;
+		j->service_us = service_us;
+		j->want_sum = wp_gpu_kitchen_sum(req->data, req->len);
+		rc = wp_gpu_feed_submit_lent(s->feed, req->data, req->len, on_kitchen, j);
+		if (rc < 0) {
+			s->kitchen_errors++;
+			wp_call_error(call, -rc == EMSGSIZE ? EMSGSIZE : EAGAIN,
+				      "kitchen: the GPU feed refused the prompt");
+			job_free(s, j);
+		}
+		return;
+	}
 	job_start(s, j, service_us);
 }
 
@@ -453,6 +505,10 @@ static void serve_usage(FILE *f)
 		"  --busy-poll          never sleep waiting for events; spin\n"
 		"  --zc-threshold N     uring: zero-copy send at or above N bytes (K/M suffix),\n"
 		"                       or 'never'\n"
+		"  --kitchen sim|cuda   the model stub: sim (default) waits service_us; cuda\n"
+		"                       first delivers each prompt to GPU memory through the\n"
+		"                       GPU feed (pinned mode) and checks the GPU's checksum\n"
+		"                       of it against the host's (docs/gpu.md)\n"
 		"  --policy RULES       check every received frame's tenant tag against RULES'\n"
 		"                       keys (docs/policy.md); a bad tag closes the connection\n"
 		"                       and the stats call answers only admin tenants\n",
@@ -469,11 +525,13 @@ int cmd_serve(int argc, char **argv)
 		{ "busy-poll", no_argument, NULL, 'B' },
 		{ "zc-threshold", required_argument, NULL, 'z' },
 		{ "policy", required_argument, NULL, 'P' },
+		{ "kitchen", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *uri = NULL, *port_file = NULL, *policy_path = NULL;
 	struct wp_policy *pol = NULL;
+	int kitchen_cuda = 0;
 	struct wp_ctx_opts o;
 	struct wp_ep_cbs cbs;
 	struct sigaction sa;
@@ -522,6 +580,12 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'P':
 			policy_path = optarg;
+			break;
+		case 'K':
+			if (strcmp(optarg, "sim") && strcmp(optarg, "cuda"))
+				return tool_usage_error("serve", "--kitchen takes sim or cuda, not '%s'",
+							optarg);
+			kitchen_cuda = !strcmp(optarg, "cuda");
 			break;
 		case 'h':
 			serve_usage(stdout);
@@ -586,6 +650,19 @@ int cmd_serve(int argc, char **argv)
 			goto out_destroy;
 		}
 	}
+	if (kitchen_cuda) {
+		struct wp_gpu_opts go;
+
+		wp_gpu_opts_init(&go);
+		rc = wp_gpu_feed_open(s.ctx, &go, &s.feed);
+		if (rc < 0) {
+			fprintf(stderr, "wirepath serve: --kitchen cuda: %s (use --kitchen sim on a "
+				"host without a GPU)\n", wp_gpu_last_error()[0] ? wp_gpu_last_error() :
+				strerror(-rc));
+			status = 1;
+			goto out_destroy;
+		}
+	}
 	if ((rc = wp_rpc_register(s.ctx, WPB_TOOL, on_tool, &s)) < 0 ||
 	    (rc = wp_rpc_register(s.ctx, WPB_MEM, on_mem, &s)) < 0 ||
 	    (rc = wp_rpc_register(s.ctx, WPB_MODEL, on_model, &s)) < 0 ||
@@ -625,6 +702,8 @@ int cmd_serve(int argc, char **argv)
 			printf("connect: %s\n", cu);
 	}
 	printf("explain: %s\n", wp_ctx_explain(s.ctx));
+	if (s.feed)
+		printf("kitchen: cuda: %s\n", wp_gpu_feed_explain(s.feed));
 	if (kerr < 0)
 		printf("meter: syscalls counted by the library only (kernel count: %s)\n",
 		       strerror(-kerr));
@@ -674,7 +753,12 @@ int cmd_serve(int argc, char **argv)
 		}
 	}
 
-	/* Answers still pending end now; their callers see the status. */
+	/* Answers still pending end now; their callers see the status. Prompts
+	 * still on their way to the GPU complete with -ECANCELED at close. */
+	if (s.feed) {
+		wp_gpu_feed_close(s.feed);
+		s.feed = NULL;
+	}
 	while (s.n) {
 		struct job *j = heap_pop(&s);
 
@@ -688,8 +772,15 @@ int cmd_serve(int argc, char **argv)
 		       serve_stop == SIGINT ? "SIGINT" : "SIGTERM", s.conns, s.calls[WPB_TOOL],
 		       s.calls[WPB_MEM], s.calls[WPB_MODEL], s.telemetry_msgs, s.telemetry_bytes,
 		       s.bad_requests, s.send_errors);
+	if (kitchen_cuda)
+		printf("kitchen: %" PRIu64 " prompts (%" PRIu64 " bytes) in GPU memory, %" PRIu64
+		       " host bytes copied, %" PRIu64 " checksum mismatches, %" PRIu64 " errors\n",
+		       s.kitchen_payloads, s.kitchen_bytes, s.kitchen_host_copies,
+		       s.kitchen_mismatch, s.kitchen_errors);
 	fflush(stdout);
 out_destroy:
+	if (s.feed)
+		wp_gpu_feed_close(s.feed);
 	wp_ctx_destroy(s.ctx);
 out_unmap:
 	wp_policy_free(pol); /* NULL once applied */
