@@ -2473,7 +2473,7 @@ int cmd_bench(int argc, char **argv)
 			cfg.kitchen_cuda = !strcmp(optarg, "cuda");
 			break;
 		case 'K':
-			if (tool_parse_tenant_key(optarg, &cfg.tenant, cfg.key) < 0)
+			if (wp_policy_tenant_key_parse(optarg, &cfg.tenant, cfg.key) < 0)
 				return tool_usage_error("bench",
 							"--tenant-key takes ID:KEY, a tenant id 1..4294967295 and 32 hex digits, not '%s'",
 							optarg);

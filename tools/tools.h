@@ -130,8 +130,6 @@ void tool_log(void *arg, enum wp_log_level level, const char *msg);
 int tool_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int tool_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int tool_parse_secs(const char *s, double min, double max, double *out);
-/* Parse "ID:HEX32", a tenant id (1..2^32-1) and its 16-byte frame key. */
-int tool_parse_tenant_key(const char *s, uint32_t *tenant, uint8_t key[16]);
 /* Parse "require" | "prefer" | "any". */
 int tool_parse_select(const char *s, enum wp_select *out);
 const char *tool_select_name(enum wp_select s);

@@ -10,7 +10,6 @@
  * Usage errors print one line naming the problem and the help to read, and
  * exit 2; runtime failures exit 1.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -158,30 +157,6 @@ int tool_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	if (errno || *end || v < min || v > max)
 		return -EINVAL;
 	*out = v;
-	return 0;
-}
-
-int tool_parse_tenant_key(const char *s, uint32_t *tenant, uint8_t key[16])
-{
-	const char *colon = s ? strchr(s, ':') : NULL;
-	char id[16];
-	uint64_t v;
-
-	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(id) || strlen(colon + 1) != 32)
-		return -EINVAL;
-	memcpy(id, s, (size_t)(colon - s));
-	id[colon - s] = '\0';
-	if (tool_parse_u64(id, 1, UINT32_MAX, &v) < 0)
-		return -EINVAL;
-	for (int i = 0; i < 16; i++) {
-		char hex[3] = { colon[1 + 2 * i], colon[2 + 2 * i], '\0' };
-		char *end;
-
-		if (!isxdigit((unsigned char)hex[0]) || !isxdigit((unsigned char)hex[1]))
-			return -EINVAL;
-		key[i] = (uint8_t)strtoul(hex, &end, 16);
-	}
-	*tenant = (uint32_t)v;
 	return 0;
 }
 

@@ -90,23 +90,6 @@ static int die(const char *what)
 	return 2;
 }
 
-static int parse_key(const char *s, uint32_t *tenant, uint8_t key[16])
-{
-	const char *colon = strchr(s, ':');
-
-	if (!colon || strlen(colon + 1) != 32)
-		return -1;
-	*tenant = (uint32_t)strtoul(s, NULL, 10);
-	for (int i = 0; i < 16; i++) {
-		unsigned v;
-
-		if (sscanf(colon + 1 + 2 * i, "%2x", &v) != 1)
-			return -1;
-		key[i] = (uint8_t)v;
-	}
-	return 0;
-}
-
 static uint16_t ip_csum(const uint8_t *p, size_t n)
 {
 	uint32_t s = 0;
@@ -206,7 +189,7 @@ static int do_send(const struct args *a)
 		fprintf(stderr, "wp_flood send: --mix disallowed|forged|both\n");
 		return 2;
 	}
-	if (forged && (!a->frame || parse_key(a->frame, &tenant, key) < 0 || !a->legit_src ||
+	if (forged && (!a->frame || wp_policy_tenant_key_parse(a->frame, &tenant, key) < 0 || !a->legit_src ||
 		       inet_pton(AF_INET, a->legit_src, &legit) != 1)) {
 		fprintf(stderr, "wp_flood send: forged frames need --frame TENANT:32HEX and --legit-src IP\n");
 		return 2;

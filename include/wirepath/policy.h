@@ -157,6 +157,17 @@ WP_API uint64_t wp_frame_tag(const uint8_t key[16], const void *hdr);
 WP_API void wp_frame_sign(const uint8_t key[16], void *hdr);
 
 /*
+ * Parse a tenant key as the rules file writes it: exactly 32 hex digits.
+ * Returns 0, -EINVAL (not 32 hex digits) or -EDOM (all zeros: not a key).
+ */
+WP_API int wp_policy_key_parse(const char *hex32, uint8_t key[16]);
+/*
+ * Parse "ID:HEX32", a tenant id (1..4294967295) and its key, the form
+ * command-line tools take (wirepath bench --tenant-key). 0 or -EINVAL.
+ */
+WP_API int wp_policy_tenant_key_parse(const char *s, uint32_t *tenant, uint8_t key[16]);
+
+/*
  * Sign every frame this endpoint sends with key as tenant `tenant` (also
  * sets the tenant, like wp_ep_set_tenant). key is copied. Returns 0.
  */

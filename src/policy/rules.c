@@ -199,21 +199,41 @@ static int hexval(char c)
 	return -1;
 }
 
-static int parse_key(const char *s, uint8_t key[16])
+int wp_policy_key_parse(const char *s, uint8_t key[16])
 {
 	int zero = 1;
 
-	if (strlen(s) != 32)
-		return -1;
+	if (!s || strlen(s) != 32)
+		return -EINVAL;
 	for (int i = 0; i < 16; i++) {
 		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
-			return -1;
+			return -EINVAL;
 		key[i] = (uint8_t)(hi << 4 | lo);
 		zero &= key[i] == 0;
 	}
-	return zero ? -2 : 0;
+	return zero ? -EDOM : 0;
+}
+
+int wp_policy_tenant_key_parse(const char *s, uint32_t *tenant, uint8_t key[16])
+{
+	const char *colon = s ? strchr(s, ':') : NULL;
+	unsigned long long v = 0;
+	uint8_t k[16];
+
+	if (!colon || colon == s || colon - s > 10)
+		return -EINVAL;
+	for (const char *c = s; c < colon; c++) {
+		if (*c < '0' || *c > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned)(*c - '0');
+	}
+	if (v == 0 || v > UINT32_MAX || wp_policy_key_parse(colon + 1, k) < 0)
+		return -EINVAL;
+	*tenant = (uint32_t)v;
+	memcpy(key, k, 16);
+	return 0;
 }
 
 static int st_default(struct parser *ps, const struct toks *tk)
@@ -328,8 +348,8 @@ static int st_tenant(struct parser *ps, const struct toks *tk)
 				return perr(ps, "'key' given twice");
 			if (i + 1 >= tk->n)
 				return perr(ps, "'key' needs 32 hex digits (16 bytes)");
-			r = parse_key(tk->t[i + 1], t->key);
-			if (r == -2)
+			r = wp_policy_key_parse(tk->t[i + 1], t->key);
+			if (r == -EDOM)
 				return perr(ps, "the key is all zeros; use a random one "
 						"(e.g. `head -c16 /dev/urandom | xxd -p`)");
 			if (r < 0)

@@ -96,23 +96,6 @@ static int sock_bound(const char *a, int port, int type)
 	return fd;
 }
 
-static int parse_key(const char *s, uint32_t *tenant, uint8_t key[16])
-{
-	const char *colon = strchr(s, ':');
-
-	if (!colon || strlen(colon + 1) != 32)
-		return -1;
-	*tenant = (uint32_t)strtoul(s, NULL, 10);
-	for (int i = 0; i < 16; i++) {
-		unsigned v;
-
-		if (sscanf(colon + 1 + 2 * i, "%2x", &v) != 1)
-			return -1;
-		key[i] = (uint8_t)v;
-	}
-	return 0;
-}
-
 static int do_send(const struct args *a)
 {
 	struct sockaddr_storage dst;
@@ -125,7 +108,7 @@ static int do_send(const struct args *a)
 
 	if (!a->src || !a->dst || !a->port || a->count <= 0)
 		return 2;
-	if (a->frame && parse_key(a->frame, &tenant, key) < 0) {
+	if (a->frame && wp_policy_tenant_key_parse(a->frame, &tenant, key) < 0) {
 		fprintf(stderr, "wpp_traffic: --frame TENANT:32HEX\n");
 		return 2;
 	}

@@ -263,12 +263,46 @@ static void test_file(void)
 	CHECK_EQ(wp_policy_parse_file("/tmp", &p, err, sizeof(err)), -EISDIR);
 }
 
+/* The key parsers the tools share (bench --tenant-key, wp_flood, wpp_traffic). */
+static void test_key_parse(void)
+{
+	uint8_t k[16];
+	uint32_t id = 0;
+
+	CHECK_EQ(wp_policy_key_parse(KA, k), 0);
+	CHECK_EQ(k[0], 0x00);
+	CHECK_EQ(k[1], 0x11);
+	CHECK_EQ(k[15], 0xff);
+	CHECK_EQ(wp_policy_key_parse("00112233445566778899AABBCCDDEEFF", k), 0);
+	CHECK_EQ(k[10], 0xaa);
+	CHECK_EQ(wp_policy_key_parse("00000000000000000000000000000000", k), -EDOM);
+	CHECK_EQ(wp_policy_key_parse("0011", k), -EINVAL);
+	CHECK_EQ(wp_policy_key_parse(KA "0", k), -EINVAL);
+	CHECK_EQ(wp_policy_key_parse("g0112233445566778899aabbccddeeff", k), -EINVAL);
+	CHECK_EQ(wp_policy_key_parse(NULL, k), -EINVAL);
+
+	CHECK_EQ(wp_policy_tenant_key_parse("7:" KB, &id, k), 0);
+	CHECK_EQ(id, 7);
+	CHECK_EQ(k[0], 0x0f);
+	CHECK_EQ(wp_policy_tenant_key_parse("4294967295:" KA, &id, k), 0);
+	CHECK_EQ(id, 4294967295u);
+	id = 3;
+	CHECK_EQ(wp_policy_tenant_key_parse("4294967296:" KA, &id, k), -EINVAL);
+	CHECK_EQ(wp_policy_tenant_key_parse("0:" KA, &id, k), -EINVAL);
+	CHECK_EQ(wp_policy_tenant_key_parse(":" KA, &id, k), -EINVAL);
+	CHECK_EQ(wp_policy_tenant_key_parse("-1:" KA, &id, k), -EINVAL);
+	CHECK_EQ(wp_policy_tenant_key_parse("1" KA, &id, k), -EINVAL);
+	CHECK_EQ(wp_policy_tenant_key_parse("1:00000000000000000000000000000000", &id, k), -EINVAL);
+	CHECK_EQ(id, 3); /* untouched on error */
+}
+
 int main(void)
 {
 	test_watchdog(30);
 	test_good();
 	test_bad();
 	test_file();
+	test_key_parse();
 	printf("test_policy_rules: %zu bad files rejected with FILE:LINE, good file round trips\n",
 	       sizeof(bads) / sizeof(bads[0]));
 	return 0;
