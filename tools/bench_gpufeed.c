@@ -380,6 +380,11 @@ static void gf_finish_row(struct gf_row *r, struct gf_cell *c, const struct wp_g
 	r->mismatches += c->mismatches;
 	r->verified = c->done > 0 && r->mismatches == 0 && !c->refused;
 	r->state = 0;
+	if (!c->done || r->secs <= 0) {
+		/* Nothing measured: an error row, not a row of zeros. */
+		r->state = 2;
+		snprintf(r->msg, sizeof(r->msg), "no payload completed in the cell");
+	}
 }
 
 /* Local source: this process submits from its own memory in a loop. */
@@ -997,11 +1002,16 @@ int cmd_bench_gpufeed(int argc, char **argv)
 	printf("%-6s %-13s %10s %9s %11s %10s %10s %11s %9s %9s %s\n", "path", "mode", "size",
 	       "GB/s", "payloads/s", "rx us/MiB", "tx us/MiB", "copies/B", "p50 us", "p99 us",
 	       "verified");
-	for (int s = 0; s < cfg.nsizes; s++)
+	for (int s = 0; s < cfg.nsizes; s++) {
+		if (!refs[s].ok) { /* never a number that was not measured */
+			printf("%-6s %-13s %10" PRIu64 "   error: the reference copy failed\n", "ref",
+			       "memcpy_pinned", cfg.sizes[s]);
+			continue;
+		}
 		printf("%-6s %-13s %10" PRIu64 " %9.2f %11s %10.1f %10s %11s %9s %9s %s\n", "ref",
-		       "memcpy_pinned", cfg.sizes[s], refs[s].ok ? refs[s].gbps : 0.0, "-",
-		       refs[s].ok ? refs[s].cpu_us_per_mib : 0.0, "-", "0", "-", "-",
-		       refs[s].ok ? "-" : "failed");
+		       "memcpy_pinned", cfg.sizes[s], refs[s].gbps, "-", refs[s].cpu_us_per_mib,
+		       "-", "0", "-", "-", "-");
+	}
 	for (int p = 0; p < cfg.npaths; p++) {
 		for (int s = 0; s < cfg.nsizes; s++) {
 			for (int m = 0; m < GF_NMODES; m++) {

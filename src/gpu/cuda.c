@@ -56,6 +56,9 @@ static int cu_fail(struct cu_bk *b, cudaError_t e, const char *what)
 {
 	snprintf(b->err, sizeof(b->err), "%s: %s (%s)", what, cudaGetErrorString(e),
 		 cudaGetErrorName(e));
+	/* A non-sticky error stays as the thread's "last error" and would be
+	 * blamed on the next kernel launch (wp_kitchen_launch reads it). */
+	(void)cudaGetLastError();
 	return e == cudaErrorMemoryAllocation ? -ENOMEM : -EIO;
 }
 
@@ -119,10 +122,11 @@ static int cu_open(const struct wp_gpu_bk_cfg *cfg, void **out, char *why, size_
 	b->nres = cfg->nres;
 	b->max_segs = cfg->max_segs;
 	/* The flags go on the primary context as it is created (cudaSetDevice
-	 * creates it since CUDA 12, so they must come first). If another part
-	 * of the process created it already, its flags stay: waits may then
-	 * spin, which costs CPU but is correct. */
-	e = cudaInitDevice(cfg->device, cudaDeviceScheduleBlockingSync | cudaDeviceMapHost,
+	 * creates it since CUDA 12, so they must come first); on a context that
+	 * is already active they replace its flags. Only the scheduling flag:
+	 * mapping host memory needs no flag on 64-bit UVA systems, and CUDA 13's
+	 * headers disagree on whether cudaDeviceMapHost is accepted here. */
+	e = cudaInitDevice(cfg->device, cudaDeviceScheduleBlockingSync,
 			   cudaInitDeviceFlagsAreValid);
 	if (e != cudaSuccess && e != cudaErrorSetOnActiveProcess)
 		goto out_fail;
@@ -144,7 +148,7 @@ static int cu_open(const struct wp_gpu_bk_cfg *cfg, void **out, char *why, size_
 			 "sm_90 + compute_90 PTX", prop.name, prop.major, prop.minor,
 			 cudaGetErrorString(e));
 		cu_close(b);
-		return -ENODEV;
+		return -EIO; /* a device is there: this is a build problem, not "no GPU" */
 	}
 	for (uint32_t i = 0; i < b->nstreams; i++) {
 		e = cudaStreamCreateWithFlags(&b->st[i], cudaStreamNonBlocking);
@@ -196,7 +200,14 @@ out_fail:
 	snprintf(why, len, "CUDA device %d setup: %s (%s)", cfg->device, cudaGetErrorString(e),
 		 cudaGetErrorName(e));
 	cu_close(b);
-	return e == cudaErrorMemoryAllocation ? -ENOMEM : -ENODEV;
+	/* -ENODEV only for "no usable device here" (tests skip on it); any
+	 * other setup failure on a present device is an error to report. */
+	if (e == cudaErrorMemoryAllocation)
+		return -ENOMEM;
+	if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver ||
+	    e == cudaErrorInvalidDevice || e == cudaErrorDevicesUnavailable)
+		return -ENODEV;
+	return -EIO;
 }
 
 static const char *cu_describe(void *bk)
@@ -290,6 +301,10 @@ static int cu_kitchen(void *bk, uint32_t stream, uint32_t slot, const struct wp_
 		d[i] = segs[i];
 		if (segs[i].len > maxlen)
 			maxlen = segs[i].len;
+		/* Poison the result slot: a launch that never ran cannot pass
+		 * for one that did with an earlier payload's sum. */
+		if (segs[i].res < b->nres)
+			((volatile unsigned long long *)b->res)[segs[i].res] = 0x5a5a5a5a5a5a5a5aull;
 	}
 	/* About four words per thread for the longest payload, capped: a
 	 * 64 MiB payload gets 1024 blocks of 256 threads. */
@@ -327,8 +342,10 @@ static int cu_event_query(void *bk, uint32_t ev)
 
 	if (e == cudaSuccess)
 		return 1;
-	if (e == cudaErrorNotReady)
+	if (e == cudaErrorNotReady) {
+		(void)cudaGetLastError(); /* "not ready" is an answer, not an error */
 		return 0;
+	}
 	return cu_fail(b, e, "cudaEventQuery");
 }
 

@@ -86,6 +86,10 @@ extern "C" int wp_kitchen_launch(const struct wp_gpu_seg *segs, uint32_t nseg, u
 {
 	dim3 grid(blocks, nseg);
 
+	/* cudaGetLastError reports the last error of any runtime call on this
+	 * thread, and a cudaEventQuery that answered "not ready" leaves one:
+	 * clear it, so that only this launch's own error is returned. */
+	(void)cudaGetLastError();
 	wpk_kernel<<<grid, WPK_THREADS, 0, st>>>(segs, acc, cnt, out);
 	return (int)cudaGetLastError();
 }
