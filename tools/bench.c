@@ -2491,6 +2491,9 @@ int cmd_bench(int argc, char **argv)
 			return tool_usage_error("bench", "unknown option '%s'", argv[optind - 1]);
 		}
 	}
+	if (cfg.kitchen_cuda && cfg.peer[0])
+		return tool_usage_error("bench", "--kitchen cuda applies to the server the bench "
+					"starts; with --peer, start it with 'wirepath serve --kitchen cuda'");
 	if (optind < argc)
 		return tool_usage_error("bench", "unexpected argument '%s'", argv[optind]);
 
@@ -2525,9 +2528,6 @@ int cmd_bench(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (cfg.kitchen_cuda && cfg.peer[0])
-		return tool_usage_error("bench", "--kitchen cuda applies to the server the bench "
-					"starts; with --peer, start it with 'wirepath serve --kitchen cuda'");
 	if (!cfg.peer[0]) {
 		tmp = getenv("TMPDIR");
 		snprintf(cfg.tmpdir, sizeof(cfg.tmpdir), "%s/wirepath-bench.XXXXXX",
