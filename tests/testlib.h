@@ -2,7 +2,8 @@
 /*
  * Tiny test helpers: CHECK aborts the test with file:line, SKIP exits 77
  * (only for a missing feature found during setup), a watchdog alarm, an
- * FNV-1a checksum for payload integrity, and --path parsing.
+ * FNV-1a checksum and a pattern filler for payload integrity, and --path
+ * parsing.
  */
 #ifndef WP_TESTLIB_H
 #define WP_TESTLIB_H
@@ -57,6 +58,21 @@ static inline uint64_t fnv1a(const void *p, size_t n, uint64_t h)
 	return h;
 }
 #define FNV_INIT 0xcbf29ce484222325ull
+
+/* Deterministic pseudo-random bytes (xorshift64): a payload whose every
+ * byte depends on seed and position, so a lost, repeated or misplaced chunk
+ * shows in a checksum or a memcmp. */
+static inline void test_fill(uint8_t *p, size_t n, uint32_t seed)
+{
+	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+}
 
 /* "--path tcp" / "--path uring"; default tcp. */
 static inline const char *test_path(int argc, char **argv)

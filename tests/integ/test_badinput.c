@@ -80,18 +80,6 @@ static void on_done(void *arg, int status)
 	r->status = status;
 }
 
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)x;
-	}
-}
-
 /* The library connection opened before the bad input still works. */
 static void lib_echo_check(struct wp_ctx *c, struct wp_ep *ep, struct conn_wait *w, uint32_t seed)
 {
@@ -102,7 +90,7 @@ static void lib_echo_check(struct wp_ctx *c, struct wp_ep *ep, struct conn_wait 
 				    .deadline_us = 2000000, .on_data = on_data, .on_done = on_done,
 				    .arg = &r };
 
-	fill(buf, len, seed);
+	test_fill(buf, len, seed);
 	CHECK(!w->closed);
 	CHECK(wp_rpc_call(ep, &p, NULL) == 0);
 	drive_until(c, &r.done, 3000);
@@ -381,7 +369,7 @@ static void raw_echo(int fd, uint64_t id, uint32_t len, uint32_t seed, int dribb
 
 	CHECK(len <= 4096);
 	hdr_bytes(req, WP_FT_REQ, 0, id, M_ECHO, len);
-	fill(req + WP_FRAME_HDR, len, seed);
+	test_fill(req + WP_FRAME_HDR, len, seed);
 	if (dribble)
 		raw_dribble(fd, req, WP_FRAME_HDR + len, 0);
 	else
@@ -481,7 +469,7 @@ static void case_truncated(struct wp_ctx *c, struct wp_ep *ep, struct conn_wait 
 	int fd;
 
 	hdr_bytes(buf, WP_FT_REQ, 0, 9, M_ECHO, 1000);
-	fill(buf + WP_FRAME_HDR, 1000, seed);
+	test_fill(buf + WP_FRAME_HDR, 1000, seed);
 	snap(&before);
 	fd = raw_connect(port);
 	while (atomic_load(&srv_up) == up0)
@@ -537,7 +525,7 @@ static void case_unexpected(struct wp_ctx *c, struct wp_ep *ep, struct conn_wait
 	for (size_t i = 0; i < sizeof(ign) / sizeof(ign[0]); i++) {
 		hdr_bytes(buf, ign[i].type, ign[i].flags, 0xdead0000beefull + i, M_ECHO,
 			  ign[i].len);
-		fill(buf + WP_FRAME_HDR, ign[i].len, (uint32_t)i);
+		test_fill(buf + WP_FRAME_HDR, ign[i].len, (uint32_t)i);
 		raw_write(fd, buf, WP_FRAME_HDR + ign[i].len, 0);
 		raw_echo(fd, 100 + i, 64 + (uint32_t)i * 100, (uint32_t)i, 0);
 	}
@@ -583,7 +571,7 @@ static void case_split(struct wp_ctx *c, struct wp_ep *ep, struct conn_wait *w)
 
 	/* Header, pause, payload in two pieces. */
 	hdr_bytes(buf, WP_FT_REQ, 0, 4, M_ECHO, 700);
-	fill(buf + WP_FRAME_HDR, 700, 4);
+	test_fill(buf + WP_FRAME_HDR, 700, 4);
 	raw_write(fd, buf, WP_FRAME_HDR, 0);
 	usleep(5000);
 	raw_write(fd, buf + WP_FRAME_HDR, 333, 0);
@@ -600,7 +588,7 @@ static void case_split(struct wp_ctx *c, struct wp_ep *ep, struct conn_wait *w)
 	/* Three frames: two and a half in one write, the rest later. */
 	for (uint64_t i = 0; i < 3; i++) {
 		hdr_bytes(buf + off, WP_FT_REQ, 0, 10 + i, M_ECHO, 700);
-		fill(buf + off + WP_FRAME_HDR, 700, 10 + (uint32_t)i);
+		test_fill(buf + off + WP_FRAME_HDR, 700, 10 + (uint32_t)i);
 		off += WP_FRAME_HDR + 700;
 	}
 	raw_write(fd, buf, off - 500, 0);
@@ -651,7 +639,7 @@ int main(int argc, char **argv)
 
 	/* (a) garbage: no magic. */
 	bc = (struct bad_case){ .name = "garbage", .n = 48, .reason = WP_BAD_MAGIC };
-	fill(bc.bytes, bc.n, 7);
+	test_fill(bc.bytes, bc.n, 7);
 	bc.bytes[0] = 'G'; /* not 'W': rejected at the first byte */
 	run_bad(c, ep, &w, &bc, 0, 2);
 	run_bad(c, ep, &w, &bc, 1, 3);

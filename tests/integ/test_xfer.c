@@ -37,18 +37,6 @@ static void on_xfer(void *arg, int status, const struct wp_xfer_stats *st)
 	r->st = *st;
 }
 
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)x;
-	}
-}
-
 static int post_wait(struct wp_ctx *c, struct wp_ep *ep, enum wp_xfer_op op, struct wp_mr *local,
 		     const struct wp_rkey *rk, const struct wp_xfer_desc *d, uint32_t n,
 		     struct res *r)
@@ -90,7 +78,7 @@ int main(int argc, char **argv)
 	sp = wp_mr_addr(src);
 	dp = wp_mr_addr(dst);
 	rp = wp_mr_addr(srv_mr);
-	fill(sp, SRV_LEN, 1);
+	test_fill(sp, SRV_LEN, 1);
 
 	/* Region cache: a range inside src is src again. */
 	CHECK(wp_mr_register(c, sp + 4096, 8192, &inner) == 0);
@@ -142,7 +130,7 @@ int main(int argc, char **argv)
 	{
 		struct wp_xfer_desc d = { 0, 0, 24u << 20 };
 
-		fill(sp, 24u << 20, 7);
+		test_fill(sp, 24u << 20, 7);
 		CHECK(post_wait(c, ep, WP_XFER_WRITE, src, &srv_rkey, &d, 1, &r) == 0);
 		CHECK_EQ(r.status, 0);
 		CHECK(memcmp(rp, sp, 24u << 20) == 0);
@@ -183,7 +171,7 @@ int main(int argc, char **argv)
 	{
 		struct wp_xfer_desc d = { 0, 0, 1 << 16 };
 
-		fill(sp, 1 << 16, 9);
+		test_fill(sp, 1 << 16, 9);
 		CHECK(post_wait(c, ep, WP_XFER_WRITE, src, &srv_rkey, &d, 1, &r) == 0);
 		CHECK_EQ(r.status, 0);
 		CHECK(memcmp(rp, sp, 1 << 16) == 0);

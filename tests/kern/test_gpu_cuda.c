@@ -47,18 +47,6 @@ static void on_done(void *arg, const struct wp_gpu_done *d)
 	}
 }
 
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)x;
-	}
-}
-
 static void wait_all(struct wp_ctx *ctx, uint32_t n)
 {
 	uint64_t end = wp_now_ns() + 30000000000ull;
@@ -99,11 +87,11 @@ static void run_mode(struct wp_ctx *ctx, enum wp_gpu_mode m)
 	printf("%s\n", wp_gpu_feed_explain(f));
 	memset(&G, 0, sizeof(G));
 	G.want = want;
-	fill(heap, big, 1 + m);
-	fill(small, 256 * 4096, 2 + m);
+	test_fill(heap, big, 1 + m);
+	test_fill(small, 256 * 4096, 2 + m);
 	pin = wp_gpu_host_alloc(f, big);
 	CHECK(pin);
-	fill(pin, big, 3 + m);
+	test_fill(pin, big, 3 + m);
 
 	/* 256 x 4 KiB: batched (pinned, mapped) or one copy each (pageable). */
 	for (uint32_t i = 0; i < 256; i++, n++) {
@@ -246,7 +234,7 @@ static void run_net(const char *path)
 
 		bufs[i] = wp_ep_buf_alloc(c, len);
 		CHECK(bufs[i]);
-		fill(bufs[i], len, 100 + i);
+		test_fill(bufs[i], len, 100 + i);
 		want[i] = wp_gpu_kitchen_sum(bufs[i], len);
 		CHECK_EQ(wp_ep_send_msg(c, i, bufs[i], len, tx_done, &sent), 0);
 	}

@@ -331,18 +331,6 @@ static void rec_reset(void)
 	memset(&R, 0, sizeof(R));
 }
 
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		p[i] = (uint8_t)x;
-	}
-}
-
 /* Submit buf as payload `tag`, remembering what it must arrive as. */
 static int sub(struct wp_gpu_feed *f, const void *buf, size_t len, uintptr_t tag, bool lent)
 {
@@ -429,7 +417,7 @@ static void test_checksum(void)
 	static uint8_t buf[1 << 16];
 	uint8_t sw[64];
 
-	fill(buf, sizeof(buf), 7);
+	test_fill(buf, sizeof(buf), 7);
 	for (size_t len = 0; len <= 200; len++)
 		CHECK(wp_gpu_kitchen_sum(buf + 3, len) == slow_sum(buf + 3, len));
 	CHECK(wp_gpu_kitchen_sum(buf, sizeof(buf)) == slow_sum(buf, sizeof(buf)));
@@ -469,7 +457,7 @@ static void test_batching(void)
 	struct wp_gpu_feed *f;
 
 	for (int i = 0; i < 64; i++)
-		fill(buf[i], sizeof(buf[i]), (uint32_t)i + 100);
+		test_fill(buf[i], sizeof(buf[i]), (uint32_t)i + 100);
 
 	/* N small payloads, one copy. */
 	rec_reset();
@@ -560,7 +548,7 @@ static void test_batching(void)
 		uint8_t *p = malloc(big);
 
 		CHECK(p);
-		fill(p, big, 9);
+		test_fill(p, big, 9);
 		rec_reset();
 		small_opts(&o, WP_GPU_PINNED);
 		f = mk_feed(ctx, &o, false);
@@ -589,7 +577,7 @@ static void test_batching(void)
 		o.dev_bytes = 2 * o.slot_bytes;
 		f = mk_feed(ctx, &o, true);
 		for (int i = 0; i < 8; i++)
-			fill(big[i], sizeof(big[i]), 60u + (uint32_t)i);
+			test_fill(big[i], sizeof(big[i]), 60u + (uint32_t)i);
 		while (R.n < 400) {
 			while (next < 400) {
 				uint32_t k = next % 8;
@@ -633,9 +621,9 @@ static void test_ordering(void)
 	f = mk_feed(ctx, &o, true);
 	reg = wp_gpu_host_alloc(f, big);
 	CHECK(reg);
-	fill(reg, big, 3);
+	test_fill(reg, big, 3);
 	for (int i = 0; i < 4; i++)
-		fill(a[i], sizeof(a[i]), 40u + (uint32_t)i);
+		test_fill(a[i], sizeof(a[i]), 40u + (uint32_t)i);
 	/* A batch (stream 0), then a direct copy from pinned memory (stream 1). */
 	for (uintptr_t i = 0; i < 4; i++)
 		CHECK_EQ(sub(f, a[i], 4096, i, false), 0);
@@ -671,7 +659,7 @@ static void test_double_buffering(void)
 	uint8_t lent[4096];
 
 	for (int i = 0; i < 8; i++)
-		fill(p[i], sizeof(p[i]), 70u + (uint32_t)i);
+		test_fill(p[i], sizeof(p[i]), 70u + (uint32_t)i);
 
 	/* Two slots, one payload per batch: the third finds both busy. */
 	rec_reset();
@@ -694,7 +682,7 @@ static void test_double_buffering(void)
 	CHECK_EQ(sub(f, p[2], 4096, 2, false), 0);
 	CHECK_EQ(sub(f, p[3], 4096, 3, false), -EAGAIN);
 	/* A lent payload with both slots busy: the submit waits for one. */
-	fill(lent, sizeof(lent), 99);
+	test_fill(lent, sizeof(lent), 99);
 	memcpy(p[3], lent, sizeof(lent));
 	CHECK_EQ(wp_gpu_feed_submit_lent(f, lent, sizeof(lent), on_done, (void *)3), 0);
 	R.expect[3] = p[3];
@@ -720,7 +708,7 @@ static void test_double_buffering(void)
 		o.batch_max = 7;
 		f = mk_feed(ctx, &o, true);
 		for (int i = 0; i < 300; i++)
-			fill(many[i], sizeof(many[i]), 1000u + (uint32_t)i);
+			test_fill(many[i], sizeof(many[i]), 1000u + (uint32_t)i);
 		while (R.n < 300) {
 			while (next < 300) {
 				int r = sub(f, many[next], 2000 + next, next, false);
@@ -747,7 +735,7 @@ static void test_double_buffering(void)
 		uint8_t *b = malloc(big);
 
 		CHECK(b);
-		fill(b, big, 5);
+		test_fill(b, big, 5);
 		rec_reset();
 		small_opts(&o, WP_GPU_PINNED);
 		f = mk_feed(ctx, &o, true);
@@ -782,7 +770,7 @@ static void test_registration(void)
 	uint32_t r0;
 
 	CHECK(mem);
-	fill(mem, 256u << 10, 11);
+	test_fill(mem, 256u << 10, 11);
 	rec_reset();
 	small_opts(&o, WP_GPU_PINNED);
 	f = mk_feed(ctx, &o, true);
@@ -903,7 +891,7 @@ static void test_shm_pools(void)
 	uint32_t ro0;
 
 	CHECK(expect);
-	fill(expect, len, 77);
+	test_fill(expect, len, 77);
 	rec_reset();
 	small_opts(&o, WP_GPU_PINNED);
 	x.f = mk_feed(srv, &o, true);
@@ -988,7 +976,7 @@ static void test_modes(void)
 	uint8_t *pin;
 
 	for (int i = 0; i < 8; i++)
-		fill(p[i], sizeof(p[i]), 300u + (uint32_t)i);
+		test_fill(p[i], sizeof(p[i]), 300u + (uint32_t)i);
 
 	/* Pageable: one copy per payload, never batched, the driver's bounce
 	 * copy counted; the source may change once submit returned. */
@@ -1027,7 +1015,7 @@ static void test_modes(void)
 	pin = wp_gpu_host_alloc(f, 4 * 4096);
 	CHECK(pin);
 	for (uintptr_t i = 0; i < 3; i++) {
-		fill(pin + i * 4096, 4096, 500u + (uint32_t)i);
+		test_fill(pin + i * 4096, 4096, 500u + (uint32_t)i);
 		CHECK_EQ(sub(f, pin + i * 4096, 4096, i, false), 0);
 	}
 	CHECK_EQ(sub(f, p[0], 3000, 3, false), 0);
@@ -1107,7 +1095,7 @@ static void test_lifecycle(void)
 	uint32_t a0, f0;
 
 	for (int i = 0; i < 4; i++)
-		fill(p[i], sizeof(p[i]), 900u + (uint32_t)i);
+		test_fill(p[i], sizeof(p[i]), 900u + (uint32_t)i);
 
 	/* Kept regions hold the arena until released. */
 	rec_reset();
