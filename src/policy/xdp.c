@@ -105,6 +105,7 @@ int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp
 #include <bpf/libbpf.h>
 
 #include "policy.skel.h"
+#include "skel_maps.h"
 
 #define PIN_ROOT_DEFAULT "/sys/fs/bpf"
 #define PROG_PIN "wpp_prog"
@@ -802,16 +803,7 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 		     ret == -ENOMEM ? " (memlock or memory cgroup limit?)" : "");
 		goto out;
 	}
-	m.fd[WPP_M_CTL] = bpf_map__fd(skel->maps.wpp_ctl);
-	m.fd[WPP_M_CONFIG] = bpf_map__fd(skel->maps.wpp_config);
-	m.fd[WPP_M_LPM4] = bpf_map__fd(skel->maps.wpp_lpm4);
-	m.fd[WPP_M_LPM6] = bpf_map__fd(skel->maps.wpp_lpm6);
-	m.fd[WPP_M_TENANTS] = bpf_map__fd(skel->maps.wpp_tenants);
-	m.fd[WPP_M_BUCKETS] = bpf_map__fd(skel->maps.wpp_buckets);
-	m.fd[WPP_M_CNT] = bpf_map__fd(skel->maps.wpp_cnt);
-	m.fd[WPP_M_TCNT] = bpf_map__fd(skel->maps.wpp_tcnt);
-	m.fd[WPP_M_RCNT] = bpf_map__fd(skel->maps.wpp_rcnt);
-	m.fd[WPP_M_XSKS] = bpf_map__fd(skel->maps.wpp_xsks);
+	wpp_maps_from_skel(&m, skel);
 	prog_fd = bpf_program__fd(skel->progs.wpp_xdp);
 
 	ret = wpp_maps_apply(&m, p, 1, err, errlen);

@@ -23,6 +23,7 @@
 #include "wirepath/policy.h"
 #include "policy/policy.h"
 #include "policy.skel.h"
+#include "policy/skel_maps.h"
 
 #define KA "00112233445566778899aabbccddeeff"
 #define KB "0f0e0d0c0b0a09080706050403020100"
@@ -275,16 +276,7 @@ int main(int argc, char **argv)
 	}
 	ncpu = libbpf_num_possible_cpus();
 	wpp_maps_init(&m);
-	m.fd[WPP_M_CTL] = bpf_map__fd(skel->maps.wpp_ctl);
-	m.fd[WPP_M_CONFIG] = bpf_map__fd(skel->maps.wpp_config);
-	m.fd[WPP_M_LPM4] = bpf_map__fd(skel->maps.wpp_lpm4);
-	m.fd[WPP_M_LPM6] = bpf_map__fd(skel->maps.wpp_lpm6);
-	m.fd[WPP_M_TENANTS] = bpf_map__fd(skel->maps.wpp_tenants);
-	m.fd[WPP_M_BUCKETS] = bpf_map__fd(skel->maps.wpp_buckets);
-	m.fd[WPP_M_CNT] = bpf_map__fd(skel->maps.wpp_cnt);
-	m.fd[WPP_M_TCNT] = bpf_map__fd(skel->maps.wpp_tcnt);
-	m.fd[WPP_M_RCNT] = bpf_map__fd(skel->maps.wpp_rcnt);
-	m.fd[WPP_M_XSKS] = bpf_map__fd(skel->maps.wpp_xsks);
+	wpp_maps_from_skel(&m, skel);
 	prog_fd = bpf_program__fd(skel->progs.wpp_xdp);
 	if (wpp_maps_apply(&m, p1, 1, err, sizeof(err)) < 0) {
 		fprintf(stderr, "apply: %s\n", err);
