@@ -335,11 +335,12 @@ static void on_kitchen(void *arg, const struct wp_gpu_done *d)
 	struct srv *s = j->s;
 
 	if (d->status < 0) {
-		s->kitchen_errors++;
-		if (d->status == -ECANCELED)
+		if (d->status == -ECANCELED) { /* the feed closed at shutdown */
 			wp_call_end(j->call, ECANCELED);
-		else
+		} else {
+			s->kitchen_errors++;
 			wp_call_error(j->call, EIO, "kitchen: the GPU copy failed");
+		}
 		job_free(s, j);
 		return;
 	}

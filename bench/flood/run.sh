@@ -116,14 +116,17 @@ for o in json.load(sys.stdin)["nftables"]:
     for e in o.get("rule", {}).get("expr", []):
         if "counter" in e: print(e["counter"]["packets"])'; }
 
-XDP_ON=0
-xdp_on() {
-	[ $XDP_ON = 1 ] && return
-	in_b "$WP" policy load --native-only --json --dev "$VB" "$TMPD/front.rules" >"$TMPD/load.json" 2>&1 ||
-		fail "policy load: $(cat "$TMPD/load.json")"
-	XDP_ON=1
+XDP_ON=off
+xdp_on() { # [native|generic]: the policy on B's veth in that mode
+	local mode=${1:-native} flag=--native-only
+	[ "$XDP_ON" = "$mode" ] && return
+	[ "$XDP_ON" = off ] || xdp_off
+	[ "$mode" = generic ] && flag=--generic
+	in_b "$WP" policy load $flag --json --dev "$VB" "$TMPD/front.rules" >"$TMPD/load.json" 2>&1 ||
+		fail "policy load ($mode): $(cat "$TMPD/load.json")"
+	XDP_ON=$mode
 }
-xdp_off() { in_b "$WP" policy unload --dev "$VB" >/dev/null 2>&1; XDP_ON=0; }
+xdp_off() { in_b "$WP" policy unload --dev "$VB" >/dev/null 2>&1; XDP_ON=off; }
 xdp_drops() { # total packets the XDP program dropped so far
 	in_b "$WP" policy stats --json --dev "$VB" | python3 -c '
 import json, sys
@@ -141,11 +144,17 @@ flood_args() { # PPS SECS MIX [DST_MAC]
 rx_pkts() { in_b ip -j -s link show dev "$VB" | python3 -c '
 import json, sys
 print(json.load(sys.stdin)[0]["stats64"]["rx"]["packets"])'; }
-# The XDP program's own run time, from the kernel's BPF run-time statistics.
-prog_stats() { bpftool -j prog show id "$1" | python3 -c '
+# The XDP program's own run time, from the kernel's BPF run-time statistics:
+# prog_stats_begin turns them on and prints "run_time_ns run_cnt" of the
+# loaded program; prog_stats_end prints them again and restores the sysctl.
+prog_stats() { bpftool -j prog show id "$(python3 -c '
+import json, sys
+print(json.load(open(sys.argv[1]))["prog_id"])' "$TMPD/load.json")" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 print(d.get("run_time_ns", 0), d.get("run_cnt", 0))'; }
+prog_stats_begin() { sysctl -qw kernel.bpf_stats_enabled=1; prog_stats; }
+prog_stats_end() { prog_stats; sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"; }
 BPF_STATS_WAS=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || echo 0)
 trap 'sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"; netns_cleanup' EXIT
 
@@ -161,12 +170,10 @@ run_mode() { # MODE ROUND RATE
 	bg_b "$FL" recv --bind 10.99.0.1 --port 7100 --rules "$TMPD/front.rules" >"$TMPD/recv.out"
 	rpid=$!
 	wait_ready "$TMPD/recv.out"
-	local x0=0 p0="0 0" p1="0 0" pid=0
+	local x0=0 p0="0 0" p1="0 0"
 	if [ "$mode" != twin ]; then
 		x0=$(xdp_drops)
-		pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prog_id"])' "$TMPD/load.json")
-		sysctl -qw kernel.bpf_stats_enabled=1
-		p0=$(prog_stats "$pid")
+		p0=$(prog_stats_begin)
 	fi
 	local c0
 	c0=$(cpu_ticks)
@@ -186,8 +193,7 @@ run_mode() { # MODE ROUND RATE
 	local x1=0
 	if [ "$mode" != twin ]; then
 		x1=$(xdp_drops)
-		p1=$(prog_stats "$pid")
-		sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"
+		p1=$(prog_stats_end)
 	fi
 	kill -INT "$rpid"
 	wait "$rpid"
@@ -237,21 +243,13 @@ xdp_off
 
 # ---------------------------------------------------------------- part 2
 drop_mode() { # MODE
-	local mode=$1 d0=0 d1=0 c0 c1 mac=$VB_MAC pid=0 p0="0 0" p1="0 0"
+	local mode=$1 d0=0 d1=0 c0 c1 mac=$VB_MAC p0="0 0" p1="0 0"
 	case $mode in
 	floor) mac=02:00:00:00:00:01; d0=$(rx_pkts) ;;
 	xdp|xdp-generic)
-		if [ "$mode" = xdp ]; then
-			xdp_on
-		else
-			in_b "$WP" policy load --generic --json --dev "$VB" "$TMPD/front.rules" \
-				>"$TMPD/load.json" 2>&1 || fail "generic load: $(cat "$TMPD/load.json")"
-			XDP_ON=1
-		fi
+		[ "$mode" = xdp ] && xdp_on native || xdp_on generic
 		d0=$(xdp_drops)
-		pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["prog_id"])' "$TMPD/load.json")
-		sysctl -qw kernel.bpf_stats_enabled=1
-		p0=$(prog_stats "$pid") ;;
+		p0=$(prog_stats_begin) ;;
 	nft-ingress) nft_rules ingress | in_b nft -f - || fail "nft ingress rules refused" ;;
 	nft-raw) nft_rules raw | in_b nft -f - || fail "nft raw rules refused" ;;
 	esac
@@ -264,8 +262,7 @@ drop_mode() { # MODE
 	floor) d1=$(rx_pkts) ;;
 	xdp|xdp-generic)
 		d1=$(xdp_drops)
-		p1=$(prog_stats "$pid")
-		sysctl -qw kernel.bpf_stats_enabled="$BPF_STATS_WAS"
+		p1=$(prog_stats_end)
 		xdp_off ;;
 	nft-ingress) d1=$(nft_drops netdev); in_b nft delete table netdev wpflood ;;
 	nft-raw) d1=$(nft_drops ip); in_b nft delete table ip wpflood ;;
