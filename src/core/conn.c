@@ -119,13 +119,13 @@ int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *dat
 		return -ENOTCONN;
 	if (len > ep->ctx->o.max_frame)
 		return -EMSGSIZE;
-	if (ep->auth_sign) { /* front door: the tag covers the final header */
+	if (ep->signer) { /* front door: the tag covers the final header */
 		struct wp_frame_hdr hh = *h;
 
 		hh.len = (uint32_t)len;
 		if (!hh.tenant)
 			hh.tenant = ep->tenant;
-		wp_auth_sign(ep, &hh);
+		ep->signer->sign(ep, &hh);
 		return ep->fast.send(ep, &hh, data, len, done, arg);
 	}
 	return ep->fast.send(ep, h, data, len, done, arg);
@@ -350,12 +350,10 @@ struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs)
 	ep->ctx = ctx;
 	ep->fast = *ctx->ops->fast;
 	ep->fd = -1;
-	ep->gen = 1;
-	ep->free_head = UINT32_MAX;
 	if (cbs)
 		ep->cbs = *cbs;
 	wp_rx_init(&ep->rx, ctx->o.max_frame);
-	ep->rx.place = wp_xfer_place; /* bulk transfers land without assembly */
+	ep->rx.place = ctx->rx_place; /* bulk transfers land without assembly */
 	ep->next_all = ctx->eps;
 	if (ctx->eps)
 		ctx->eps->prev_all = ep;
@@ -379,7 +377,9 @@ void wp_ep_free(struct wp_ep *ep)
 		blk_put(ctx, ep->tx.cur);
 	free(ep->tx.seg);
 	wp_rx_free(&ep->rx);
-	wp_rpc_free(ep);
+	for (int i = WP_LAYERS; i-- > 0;)
+		if (ctx->layer[i] && ctx->layer[i]->ep_free)
+			ctx->layer[i]->ep_free(ep);
 	ctx->ops->ep_free(ep);
 	free(ep);
 }
@@ -400,23 +400,39 @@ void wp_conn_established(struct wp_ep *ep)
 		ep->cbs.event(ep->cbs.arg, ep, WP_EP_CONNECTED, 0);
 }
 
-void wp_conn_fail(struct wp_ep *ep, int err)
+/*
+ * The one shutdown routine, for every close path: the transport stops, queued
+ * sends complete with send_status (or later, once the kernel lets go of
+ * their pages), the layers above fail what is pending with call_status, and
+ * the endpoint waits for its owner and its holds before it is freed.
+ */
+static void conn_shutdown(struct wp_ep *ep, int err, int send_status, int call_status,
+			  bool by_owner)
 {
 	struct wp_ctx *ctx = ep->ctx;
-	bool was_open = ep->state == WP_EPS_OPEN;
 
-	if (ep->state == WP_EPS_CLOSED)
-		return;
-	if (ep->state == WP_EPS_CONNECTING)
+	/* A connect its owner gave up on did not fail. */
+	if (ep->state == WP_EPS_CONNECTING && !by_owner)
 		WP_CNT_ADD(conns_failed, 1);
-	else if (was_open)
+	else if (ep->state == WP_EPS_OPEN)
 		WP_CNT_ADD(conns_closed, 1);
 	ep->state = WP_EPS_CLOSED;
 	ep->err = err;
 	ctx->ops->close(ep);
-	wp_txq_drop(ep, err ? err : -ECONNRESET);
-	wp_rpc_fail_all(ep, -ECONNRESET);
+	wp_txq_drop(ep, send_status);
+	for (int i = WP_LAYERS; i-- > 0;)
+		if (ctx->layer[i] && ctx->layer[i]->ep_closed)
+			ctx->layer[i]->ep_closed(ep, call_status);
 	ctx->nr_closed++;
+}
+
+void wp_conn_fail(struct wp_ep *ep, int err)
+{
+	struct wp_ctx *ctx = ep->ctx;
+
+	if (ep->state == WP_EPS_CLOSED)
+		return;
+	conn_shutdown(ep, err, err ? err : -ECONNRESET, -ECONNRESET, false);
 	if (err)
 		wp_log(ctx, err == -ECONNRESET ? WP_LOG_INFO : WP_LOG_WARN,
 		       "endpoint fd %d closed: %s", ep->fd, strerror(-err));
@@ -424,6 +440,29 @@ void wp_conn_fail(struct wp_ep *ep, int err)
 		ep->cbs.event(ep->cbs.arg, ep, WP_EP_CLOSED, err);
 	if (ep->accepted)
 		ep->owner_released = true;
+}
+
+void wp_ep_discard(struct wp_ep *ep)
+{
+	ep->state = WP_EPS_CLOSED;
+	ep->owner_released = true;
+	ep->ctx->nr_closed++;
+}
+
+void wp_conn_layer_set(struct wp_ctx *ctx, enum wp_layer_id id, const struct wp_layer_ops *ops)
+{
+	ctx->layer[id] = ops;
+}
+
+void wp_conn_on_frame(struct wp_ctx *ctx, uint8_t type, wp_frame_fn fn)
+{
+	if (type <= WP_FT__MAX)
+		ctx->on_frame[type] = fn;
+}
+
+bool wp_conn_admin(const struct wp_ctx *ctx, uint32_t tenant)
+{
+	return !ctx->guard || ctx->guard->admin(ctx, tenant);
 }
 
 /* Best-effort CLOSE frame telling the peer why, before we hang up. */
@@ -437,9 +476,9 @@ static void send_close_frame(struct wp_ep *ep, int reason)
 
 	if (ep->fd < 0)
 		return;
-	if (ep->auth_sign) {
+	if (ep->signer) {
 		h.tenant = ep->tenant;
-		wp_auth_sign(ep, &h);
+		ep->signer->sign(ep, &h);
 	}
 	wp_frame_encode(&h, buf);
 	memcpy(buf + WP_FRAME_HDR, why, n);
@@ -449,13 +488,23 @@ static void send_close_frame(struct wp_ep *ep, int reason)
 	}
 }
 
+void wp_conn_unexpected(struct wp_ep *ep)
+{
+	WP_CNT_ADD(bad_frames[WP_BAD_UNEXPECTED], 1);
+	send_close_frame(ep, WP_BAD_UNEXPECTED);
+	wp_conn_fail(ep, -EPROTO);
+}
+
 int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
 {
-	/* Front door: with a policy, no frame is looked at beyond its header
+	struct wp_ctx *ctx = ep->ctx;
+	wp_frame_fn fn;
+
+	/* Front door: with a guard, no frame is looked at beyond its header
 	 * until its tenant's tag checks out (src/policy/auth.c). */
-	if (ep->ctx->auth && wp_auth_check(ep, h) < 0) {
+	if (ctx->guard && ctx->guard->check(ep, h) < 0) {
 		WP_CNT_ADD(bad_frames[WP_BAD_AUTH], 1);
-		wp_log(ep->ctx, WP_LOG_WARN, "frame from tenant %u failed authentication: closing",
+		wp_log(ctx, WP_LOG_WARN, "frame from tenant %u failed authentication: closing",
 		       h->tenant);
 		send_close_frame(ep, WP_BAD_AUTH);
 		wp_conn_fail(ep, -EACCES);
@@ -471,24 +520,17 @@ int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_
 			ep->cbs.msg(ep->cbs.arg, ep, &m);
 		}
 		break;
-	case WP_FT_XFER:
-		if (wp_xfer_input(ep, h, payload) < 0) {
-			WP_CNT_ADD(bad_frames[WP_BAD_UNEXPECTED], 1);
-			send_close_frame(ep, WP_BAD_UNEXPECTED);
-			wp_conn_fail(ep, -EPROTO);
-			return 1;
-		}
-		break;
 	case WP_FT_CLOSE:
-		wp_log(ep->ctx, WP_LOG_WARN, "peer closed the connection: %.*s",
+		wp_log(ctx, WP_LOG_WARN, "peer closed the connection: %.*s",
 		       (int)(h->len < 200 ? h->len : 200), (const char *)payload);
 		wp_conn_fail(ep, -ECONNRESET);
 		return 1;
 	default:
-		if (wp_rpc_input(ep, h, payload) < 0) {
-			WP_CNT_ADD(bad_frames[WP_BAD_UNEXPECTED], 1);
-			send_close_frame(ep, WP_BAD_UNEXPECTED);
-			wp_conn_fail(ep, -EPROTO);
+		/* The decoder let only known types through; the layers above
+		 * installed theirs when they attached to the context. */
+		fn = h->type <= WP_FT__MAX ? ctx->on_frame[h->type] : NULL;
+		if (!fn || fn(ep, h, payload) < 0) {
+			wp_conn_unexpected(ep);
 			return 1;
 		}
 	}
@@ -583,18 +625,8 @@ void wp_ep_close(struct wp_ep *ep)
 	if (!ep)
 		return;
 	ctx = ep->ctx;
-	if (ep->state != WP_EPS_CLOSED) {
-		bool was_open = ep->state == WP_EPS_OPEN;
-
-		ep->state = WP_EPS_CLOSED;
-		ep->err = -ECONNABORTED;
-		if (was_open)
-			WP_CNT_ADD(conns_closed, 1);
-		ctx->ops->close(ep);
-		wp_txq_drop(ep, -ECONNABORTED);
-		wp_rpc_fail_all(ep, -ECONNABORTED);
-		ctx->nr_closed++;
-	}
+	if (ep->state != WP_EPS_CLOSED)
+		conn_shutdown(ep, -ECONNABORTED, -ECONNABORTED, -ECONNABORTED, true);
 	ep->owner_released = true;
 	if (!ctx->in_progress && wp_ep_freeable(ep)) {
 		ctx->nr_closed--;

@@ -137,22 +137,49 @@ struct wp_mr {
 
 enum wp_ep_state { WP_EPS_CONNECTING = 1, WP_EPS_OPEN, WP_EPS_LISTEN, WP_EPS_CLOSED };
 
-struct wp_pending {           /* a client call in flight */
-	uint64_t id;          /* 0 = free slot */
-	uint64_t deadline_ns; /* 0 = none */
-	void (*on_data)(void *arg, struct wp_msg *chunk);
-	void (*on_done)(void *arg, int status);
-	void *arg;
-	uint32_t next_free;
+/* ---- layers above conn --------------------------------------------- */
+
+/*
+ * Layers point one way: frame < conn < rpc < xfer. conn names nothing above
+ * it: the upper layers (and the front door's frame guard) install what conn
+ * calls when they attach to a context. Each keeps its per-endpoint and
+ * per-context state in a struct defined in its own file, reached through
+ * ep->up[id] and ctx->up[id].
+ */
+enum wp_layer_id {
+	WP_LAYER_RPC,   /* rpc.c: call slots, server calls, handlers, deadlines */
+	WP_LAYER_XFER,  /* xfer.c: the bulk transfer being placed from the stream */
+	WP_LAYER_GUARD, /* src/policy/auth.c: tenant keys (frame tags) */
+	WP_LAYERS
 };
 
-struct wp_call {
-	struct wp_ep *ep;
-	struct wp_call *prev, *next; /* ep->srv_calls */
-	uint64_t req_id;
-	uint32_t method;
-	bool cancelled;
-	bool ended;
+struct wp_layer_ops {
+	/* The endpoint closed (once, from the one shutdown routine): fail
+	 * what is pending with status. May be NULL. */
+	void (*ep_closed)(struct wp_ep *ep, int status);
+	/* The endpoint is being freed: release ep->up[id]. May be NULL. */
+	void (*ep_free)(struct wp_ep *ep);
+	/* The context is being destroyed: release ctx->up[id]. May be NULL. */
+	void (*ctx_free)(struct wp_ctx *ctx);
+};
+
+/* A handler for one received frame type. Returns 0, or < 0 for a frame that
+ * has no business here (conn closes the connection as unexpected). */
+typedef int (*wp_frame_fn)(struct wp_ep *ep, const struct wp_frame_hdr *h,
+			   const uint8_t *payload);
+
+/*
+ * Frame authentication, installed into conn by the front door: ctx->guard
+ * checks every received frame right after its header is decoded, before
+ * it is dispatched; ep->signer signs every frame the endpoint sends.
+ */
+struct wp_guard_ops {
+	/* 0 if h carries a valid tag, else -EACCES. */
+	int (*check)(struct wp_ep *ep, const struct wp_frame_hdr *h);
+	/* Set h->auth (h->tenant and h->len already final). */
+	void (*sign)(const struct wp_ep *ep, struct wp_frame_hdr *h);
+	/* May this tenant use the reserved methods (stats)? */
+	bool (*admin)(const struct wp_ctx *ctx, uint32_t tenant);
 };
 
 struct wp_ep {
@@ -164,30 +191,18 @@ struct wp_ep {
 	bool accepted;           /* freed by the library after WP_EP_CLOSED */
 	bool owner_released;     /* wp_ep_close called (or accepted + closed) */
 	bool dirty;              /* on ctx->dirty list */
-	uint32_t refs;           /* live server calls */
+	uint32_t refs;           /* holds by upper layers (live server calls) */
 	uint32_t io_inflight;    /* kernel ops (uring) that still reference us */
 	struct wp_ep_cbs cbs;
 	void *user;
-	uint32_t tenant;
+	uint32_t tenant;         /* default tenant of the frames it sends */
 	int local_port;
-	/* front door: sign sent frames with this tenant key (src/policy/auth.c) */
-	bool auth_sign;
-	uint64_t auth_k0, auth_k1;
-	/* the bulk transfer being placed from the stream (receiver side) */
-	uint64_t xf_id;
-	uint32_t xf_err;         /* positive status to answer with, 0 = fine */
-	uint64_t xf_copied;
-	struct wp_mr *xf_mr;     /* last region placed into */
+	const struct wp_guard_ops *signer; /* signs sent frames, or NULL */
 
 	struct wp_rx rx;
 	struct wp_txq tx;
 
-	/* client calls: slot table, id = (gen << 32) | slot */
-	struct wp_pending *calls;
-	uint32_t calls_cap, calls_live, free_head;
-	uint32_t gen;
-	/* server calls in progress */
-	struct wp_call *srv_calls;
+	void *up[WP_LAYERS];     /* each upper layer's per-endpoint state */
 
 	struct wp_ep *next_all, *prev_all; /* ctx->eps */
 	struct wp_ep *next_dirty;
@@ -195,12 +210,6 @@ struct wp_ep {
 };
 
 /* ---- context ------------------------------------------------------- */
-
-struct wp_handler {
-	uint32_t method;
-	wp_handler_fn fn;
-	void *arg;
-};
 
 struct wp_deferred {
 	wp_done_fn fn;
@@ -229,19 +238,20 @@ struct wp_ctx {
 	char explain[1024];
 	struct wp_ep *eps;
 	struct wp_ep *dirty;
-	struct wp_handler *handlers;
-	uint32_t nhandlers;
 	struct wp_deferred *defer;
 	uint32_t ndefer, defer_cap;
 	struct wp_stage_blk *blk_free;
 	struct wp_mr *mrs;
-	uint64_t next_deadline;  /* earliest client-call deadline, 0 = none */
 	uint32_t next_mr_id;
 	int in_progress;
 	int nr_closed;           /* endpoints awaiting free */
-	struct wp_auth *auth;    /* tenant keys every received frame is checked
-				  * against (wp_ctx_set_policy), or NULL */
 	struct wp_poller *pollers; /* wp_ctx_poller_add */
+	/* Installed by the layers above conn (see wp_layer_ops). */
+	const struct wp_layer_ops *layer[WP_LAYERS];
+	void *up[WP_LAYERS];       /* each upper layer's per-context state */
+	wp_frame_fn on_frame[WP_FT__MAX + 1];
+	wp_rx_place_fn rx_place;   /* bulk pieces placed straight from the stream */
+	const struct wp_guard_ops *guard; /* checks received frames, or NULL */
 };
 
 /* ---- internal functions ------------------------------------------- */
@@ -249,8 +259,12 @@ struct wp_ctx {
 void wp_log(struct wp_ctx *ctx, enum wp_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* ctx.c */
+/* loop.c: below every layer */
 void wp_defer(struct wp_ctx *ctx, wp_done_fn fn, void *arg, int status);
+void wp_ctx_run_deferred(struct wp_ctx *ctx);
+/* The shortest sleep any poller tolerates caps timeout_us; then run them. */
+int64_t wp_ctx_pollers_cap(struct wp_ctx *ctx, int64_t timeout_us);
+int wp_ctx_pollers_run(struct wp_ctx *ctx);
 void wp_ctx_mark_dirty(struct wp_ep *ep);
 /* Drive p from every wp_ctx_progress until wp_ctx_poller_del (p is the
  * caller's memory and must outlive the registration). */
@@ -274,9 +288,21 @@ int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data
 /* The same with a small prefix (<= 64 B, copied) between header and payload. */
 int wp_txq_send2(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *pre, uint32_t prelen,
 		 const void *data, size_t len, wp_done_fn done, void *arg);
-/* Dispatch one whole, validated frame (message, RPC, CLOSE). Returns
- * non-zero when the endpoint closed and no more frames should be fed. */
+/* Dispatch one whole, validated frame (through the guard, then conn's own
+ * MSG and CLOSE or the handler an upper layer installed). Returns non-zero
+ * when the endpoint closed and no more frames should be fed. */
 int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
+/* Install an upper layer (at context creation or first use). */
+void wp_conn_layer_set(struct wp_ctx *ctx, enum wp_layer_id id, const struct wp_layer_ops *ops);
+/* Install the handler of one received frame type. */
+void wp_conn_on_frame(struct wp_ctx *ctx, uint8_t type, wp_frame_fn fn);
+/* May tenant use the reserved methods? True without a guard. */
+bool wp_conn_admin(const struct wp_ctx *ctx, uint32_t tenant);
+/* A frame with no business here: count it, tell the peer, close. */
+void wp_conn_unexpected(struct wp_ep *ep);
+/* An endpoint that never opened (accept out of memory, a failed listen or
+ * connect): mark it closed and released, freed at the next reap. */
+void wp_ep_discard(struct wp_ep *ep);
 /* Default ops for paths whose send buffers are plain memory. */
 void wp_ep_bk_free(struct wp_ep *ep);
 void *wp_buf_alloc_heap(struct wp_ep *ep, size_t len);
@@ -317,32 +343,26 @@ void wp_mr_attach_all(struct wp_ctx *ctx);
 void wp_mr_free_all(struct wp_ctx *ctx);
 
 /* xfer.c */
-void wp_xfer_place(void *arg, const struct wp_frame_hdr *h, const uint8_t *prefix,
-		   const uint8_t *piece, uint32_t off, uint32_t n);
-int wp_xfer_input(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
-void wp_xfer_serve_read(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
+/* Attach bulk transfers to a new context (XFER frames, the read method). */
+int wp_xfer_attach(struct wp_ctx *ctx);
 int wp_no_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_xfer_stats *st);
 void wp_no_mr_exported(struct wp_ctx *ctx, struct wp_mr *mr);
 struct wp_mr *wp_mr_by_id(struct wp_ctx *ctx, uint32_t id, uint32_t key);
 
 /* rpc.c */
+/* Attach RPC to a new context (frame handlers, the stats method). */
+int wp_rpc_attach(struct wp_ctx *ctx);
+/* Register a library-served method (>= WP_METHOD_RESERVED), as a user
+ * registers theirs with wp_rpc_register. */
+int wp_rpc_register_reserved(struct wp_ctx *ctx, uint32_t method, wp_handler_fn fn, void *arg);
+/* The request id of a server call, and its terminal answer with a status
+ * (DATA|LAST, aux = status). */
+uint64_t wp_call_id(const struct wp_call *call);
+int wp_call_reply_status(struct wp_call *call, uint32_t status, const void *data, size_t len);
 int wp_rpc_pending_new(struct wp_ep *ep, void (*on_data)(void *, struct wp_msg *),
 		       void (*on_done)(void *, int), void *arg, int64_t deadline_us, uint64_t *id);
 int wp_rpc_send_ctl(struct wp_ep *ep, uint8_t type, uint16_t flags, uint64_t id, uint32_t method,
 		    uint32_t aux, const void *data, size_t len);
-int wp_rpc_input(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
-void wp_rpc_fail_all(struct wp_ep *ep, int status);
-void wp_rpc_check_deadlines(struct wp_ctx *ctx, uint64_t now);
-void wp_rpc_free(struct wp_ep *ep);
-
-/* src/policy/auth.c: the front door on stream connections */
-struct wp_auth;
-/* 0 if h carries a valid tag of a tenant in ctx->auth, else -EACCES. */
-int wp_auth_check(struct wp_ep *ep, const struct wp_frame_hdr *h);
-/* Set h->auth from ep's key (h->tenant and h->len already final). */
-void wp_auth_sign(const struct wp_ep *ep, struct wp_frame_hdr *h);
-bool wp_auth_admin(const struct wp_ctx *ctx, uint32_t tenant);
-void wp_auth_free(struct wp_auth *a);
 
 /* uri */
 int wp_uri_parse(const char *uri, char *scheme, size_t slen, struct sockaddr_storage *ss,

@@ -43,6 +43,7 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 {
 	struct wp_ctx *ctx = calloc(1, sizeof(*ctx));
 	struct wp_ctx_opts def;
+	int ret;
 
 	if (!ctx)
 		return -ENOMEM;
@@ -71,19 +72,16 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 		free(ctx);
 		return -EINVAL;
 	}
+	/* The layers above conn install their frame handlers and methods. */
+	ret = wp_rpc_attach(ctx);
+	if (ret == 0)
+		ret = wp_xfer_attach(ctx);
+	if (ret < 0) {
+		wp_ctx_destroy(ctx);
+		return ret;
+	}
 	*out = ctx;
 	return 0;
-}
-
-static void run_deferred(struct wp_ctx *ctx)
-{
-	/* Callbacks may defer more; process until empty, in order. */
-	for (uint32_t i = 0; i < ctx->ndefer; i++) {
-		struct wp_deferred d = ctx->defer[i];
-
-		d.fn(d.arg, d.status);
-	}
-	ctx->ndefer = 0;
 }
 
 static void reap(struct wp_ctx *ctx)
@@ -108,17 +106,11 @@ void wp_ctx_destroy(struct wp_ctx *ctx)
 	ctx->in_progress++;
 	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all)
 		wp_ep_close(ep);
-	/* Server calls still held by the application die with the context. */
-	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
-		while (ep->srv_calls) {
-			struct wp_call *k = ep->srv_calls;
-
-			ep->srv_calls = k->next;
-			free(k);
-		}
+	/* Server calls still held by the application die with the context
+	 * (freed with their endpoint by the rpc layer). */
+	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all)
 		ep->refs = 0;
-	}
-	run_deferred(ctx);
+	wp_ctx_run_deferred(ctx);
 	if (ctx->ops) {
 		for (struct wp_mr *mr = ctx->mrs; mr; mr = mr->next)
 			ctx->ops->mem_unregister(ctx, mr);
@@ -127,8 +119,10 @@ void wp_ctx_destroy(struct wp_ctx *ctx)
 	wp_mr_free_all(ctx);
 	while (ctx->eps)
 		wp_ep_free(ctx->eps);
-	wp_auth_free(ctx->auth);
-	run_deferred(ctx);
+	for (int i = WP_LAYERS; i-- > 0;)
+		if (ctx->layer[i] && ctx->layer[i]->ctx_free)
+			ctx->layer[i]->ctx_free(ctx);
+	wp_ctx_run_deferred(ctx);
 	while (ctx->blk_free) {
 		struct wp_stage_blk *b = ctx->blk_free;
 
@@ -136,121 +130,42 @@ void wp_ctx_destroy(struct wp_ctx *ctx)
 		free(b);
 	}
 	free(ctx->defer);
-	free(ctx->handlers);
 	free(ctx);
-}
-
-void wp_defer(struct wp_ctx *ctx, wp_done_fn fn, void *arg, int status)
-{
-	if (ctx->ndefer == ctx->defer_cap) {
-		uint32_t cap = ctx->defer_cap ? ctx->defer_cap * 2 : 64;
-		struct wp_deferred *d = realloc(ctx->defer, cap * sizeof(*d));
-
-		if (!d) {
-			/* Cannot queue: run now rather than lose a completion. */
-			fn(arg, status);
-			return;
-		}
-		ctx->defer = d;
-		ctx->defer_cap = cap;
-	}
-	ctx->defer[ctx->ndefer++] = (struct wp_deferred){ fn, arg, status };
-}
-
-void wp_ctx_mark_dirty(struct wp_ep *ep)
-{
-	if (ep->dirty)
-		return;
-	ep->dirty = true;
-	ep->next_dirty = ep->ctx->dirty;
-	ep->ctx->dirty = ep;
-}
-
-void wp_ctx_poller_add(struct wp_ctx *ctx, struct wp_poller *p)
-{
-	p->next = ctx->pollers;
-	ctx->pollers = p;
-}
-
-void wp_ctx_poller_del(struct wp_ctx *ctx, struct wp_poller *p)
-{
-	for (struct wp_poller **pp = &ctx->pollers; *pp; pp = &(*pp)->next) {
-		if (*pp == p) {
-			*pp = p->next;
-			return;
-		}
-	}
-}
-
-/* The shortest sleep any poller tolerates caps this round's wait. */
-static int64_t pollers_cap(struct wp_ctx *ctx, int64_t timeout_us)
-{
-	for (struct wp_poller *p = ctx->pollers; p; p = p->next) {
-		int64_t w = p->max_wait(p->arg);
-
-		if (w >= 0 && (timeout_us < 0 || w < timeout_us))
-			timeout_us = w;
-	}
-	return timeout_us;
-}
-
-static int pollers_run(struct wp_ctx *ctx)
-{
-	struct wp_poller *p, *next;
-	int n = 0;
-
-	/* A poller's callbacks may delete it (the feed closes): read next first. */
-	for (p = ctx->pollers; p; p = next) {
-		next = p->next;
-		n += p->poll(p->arg);
-	}
-	return n;
 }
 
 int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	int n = 0, ret;
-	uint64_t now, end = 0;
+	uint64_t end = 0;
 
 	if (ctx->ndefer) {
 		ctx->in_progress++;
-		run_deferred(ctx);
+		wp_ctx_run_deferred(ctx);
 		ctx->in_progress--;
 		timeout_us = 0; /* we did something; do not sleep */
 		n++;
 	}
 	if (ctx->pollers)
-		timeout_us = pollers_cap(ctx, timeout_us);
+		timeout_us = wp_ctx_pollers_cap(ctx, timeout_us);
 	if (!ctx->ops) {
 		if (!ctx->pollers)
 			return n;
 		/* No path yet, but GPU work to drive: sleep only as long as the
 		 * pollers allow (never forever: nothing here can wake us). */
 		ctx->in_progress++;
-		ret = pollers_run(ctx);
+		ret = wp_ctx_pollers_run(ctx);
 		if (!ret && timeout_us > 0) {
 			struct timespec ts = { timeout_us / 1000000, (timeout_us % 1000000) * 1000 };
 
 			nanosleep(&ts, NULL);
-			ret = pollers_run(ctx);
+			ret = wp_ctx_pollers_run(ctx);
 		}
-		run_deferred(ctx);
+		wp_ctx_run_deferred(ctx);
 		ctx->in_progress--;
 		return n + ret;
 	}
 
 	ctx->in_progress++;
-	if (ctx->next_deadline) {
-		now = wp_now_ns();
-		if (ctx->next_deadline <= now) {
-			timeout_us = 0;
-		} else {
-			int64_t left = (int64_t)((ctx->next_deadline - now + 999) / 1000);
-
-			if (timeout_us < 0 || left < timeout_us)
-				timeout_us = left;
-		}
-	}
 	if (ctx->o.busy_poll && timeout_us != 0) {
 		/* Spin: never sleep in the kernel. Costs a core, saves the wake-up. */
 		if (timeout_us > 0)
@@ -269,10 +184,8 @@ int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
 	if (ret > 0)
 		n += ret;
 	if (ctx->pollers)
-		n += pollers_run(ctx);
-	if (ctx->next_deadline)
-		wp_rpc_check_deadlines(ctx, wp_now_ns());
-	run_deferred(ctx);
+		n += wp_ctx_pollers_run(ctx);
+	wp_ctx_run_deferred(ctx);
 	reap(ctx);
 	ctx->in_progress--;
 	return ret < 0 ? ret : n;

@@ -18,19 +18,92 @@
 
 #include "core.h"
 
-static struct wp_pending *pending_find(struct wp_ep *ep, uint64_t id)
+struct wp_pending {           /* a client call in flight */
+	uint64_t id;          /* 0 = free slot */
+	uint64_t deadline_ns; /* 0 = none */
+	void (*on_data)(void *arg, struct wp_msg *chunk);
+	void (*on_done)(void *arg, int status);
+	void *arg;
+	uint32_t next_free;
+};
+
+struct wp_call {
+	struct wp_ep *ep;
+	struct wp_call *prev, *next; /* rpc_ep->srv_calls */
+	uint64_t req_id;
+	uint32_t method;
+	bool cancelled;
+	bool ended;
+};
+
+/* Per endpoint (ep->up[WP_LAYER_RPC]), made at its first call. */
+struct rpc_ep {
+	/* client calls: slot table, id = (gen << 32) | slot */
+	struct wp_pending *calls;
+	uint32_t calls_cap, calls_live, free_head;
+	uint32_t gen;
+	struct wp_call *srv_calls; /* server calls in progress */
+};
+
+struct rpc_handler {
+	uint32_t method;
+	wp_handler_fn fn;
+	void *arg;
+};
+
+/* Per context (ctx->up[WP_LAYER_RPC]). */
+struct rpc_ctx {
+	struct rpc_handler *handlers;
+	uint32_t nhandlers;
+	uint64_t next_deadline;  /* earliest client-call deadline, 0 = none */
+	struct wp_poller deadlines; /* on ctx->pollers once a deadline was set */
+	bool deadlines_on;
+	struct wp_ctx *ctx;
+};
+
+static struct rpc_ctx *rctx(const struct wp_ctx *ctx)
 {
+	return ctx->up[WP_LAYER_RPC];
+}
+
+static struct rpc_ep *rep(const struct wp_ep *ep)
+{
+	return ep->up[WP_LAYER_RPC];
+}
+
+/* The endpoint's RPC state, made on first use; NULL if out of memory. */
+static struct rpc_ep *rep_get(struct wp_ep *ep)
+{
+	struct rpc_ep *r = ep->up[WP_LAYER_RPC];
+
+	if (r)
+		return r;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->gen = 1;
+	r->free_head = UINT32_MAX;
+	ep->up[WP_LAYER_RPC] = r;
+	return r;
+}
+
+static struct wp_pending *pending_find(struct wp_ep *e, uint64_t id)
+{
+	struct rpc_ep *ep = rep(e);
 	uint32_t slot = (uint32_t)id;
 
-	if (slot >= ep->calls_cap || ep->calls[slot].id != id || id == 0)
+	if (!ep || slot >= ep->calls_cap || ep->calls[slot].id != id || id == 0)
 		return NULL;
 	return &ep->calls[slot];
 }
 
-static int pending_alloc(struct wp_ep *ep, struct wp_pending **out)
+static int pending_alloc(struct wp_ep *e, struct wp_pending **out)
 {
+	struct rpc_ep *ep = rep_get(e);
 	uint32_t slot;
 
+	if (!ep)
+		return -ENOMEM;
 	if (ep->free_head == UINT32_MAX) {
 		uint32_t cap = ep->calls_cap ? ep->calls_cap * 2 : 64;
 		struct wp_pending *c = realloc(ep->calls, cap * sizeof(*c));
@@ -56,8 +129,9 @@ static int pending_alloc(struct wp_ep *ep, struct wp_pending **out)
 	return 0;
 }
 
-static void pending_free(struct wp_ep *ep, struct wp_pending *c)
+static void pending_free(struct wp_ep *e, struct wp_pending *c)
 {
+	struct rpc_ep *ep = rep(e);
 	uint32_t slot = (uint32_t)(c - ep->calls);
 
 	c->id = 0;
@@ -111,6 +185,43 @@ int wp_rpc_send_ctl(struct wp_ep *ep, uint8_t type, uint16_t flags, uint64_t id,
 	return wp_conn_send(ep, &h, data, len, NULL, NULL);
 }
 
+/* ---- deadlines ------------------------------------------------------- */
+
+/*
+ * Deadlines are a poller on the context's progress loop: before the path may
+ * sleep it caps the wait at the earliest deadline, after the round it
+ * completes the calls that are due. Checked only when the earliest one is.
+ */
+static int64_t deadlines_max_wait(void *arg)
+{
+	struct rpc_ctx *rc = arg;
+	uint64_t now;
+
+	if (!rc->next_deadline)
+		return -1;
+	now = wp_now_ns();
+	if (rc->next_deadline <= now)
+		return 0;
+	return (int64_t)((rc->next_deadline - now + 999) / 1000);
+}
+
+static int deadlines_poll(void *arg);
+
+static void set_deadline(struct wp_ep *ep, struct wp_pending *c, int64_t deadline_us)
+{
+	struct rpc_ctx *rc = rctx(ep->ctx);
+
+	c->deadline_ns = wp_now_ns() + (uint64_t)deadline_us * 1000;
+	if (!rc->next_deadline || c->deadline_ns < rc->next_deadline)
+		rc->next_deadline = c->deadline_ns;
+	if (!rc->deadlines_on) {
+		rc->deadlines = (struct wp_poller){ .max_wait = deadlines_max_wait,
+						    .poll = deadlines_poll, .arg = rc };
+		wp_ctx_poller_add(ep->ctx, &rc->deadlines);
+		rc->deadlines_on = true;
+	}
+}
+
 /* A call slot whose frames the caller sends itself (bulk transfers). */
 int wp_rpc_pending_new(struct wp_ep *ep, void (*on_data)(void *, struct wp_msg *),
 		       void (*on_done)(void *, int), void *arg, int64_t deadline_us, uint64_t *id)
@@ -124,11 +235,8 @@ int wp_rpc_pending_new(struct wp_ep *ep, void (*on_data)(void *, struct wp_msg *
 	c->on_done = on_done;
 	c->arg = arg;
 	c->deadline_ns = 0;
-	if (deadline_us > 0) {
-		c->deadline_ns = wp_now_ns() + (uint64_t)deadline_us * 1000;
-		if (!ep->ctx->next_deadline || c->deadline_ns < ep->ctx->next_deadline)
-			ep->ctx->next_deadline = c->deadline_ns;
-	}
+	if (deadline_us > 0)
+		set_deadline(ep, c, deadline_us);
 	*id = c->id;
 	return 0;
 }
@@ -155,11 +263,8 @@ int wp_rpc_call(struct wp_ep *ep, const struct wp_call_params *p, uint64_t *id)
 		pending_free(ep, c);
 		return ret;
 	}
-	if (p->deadline_us > 0) {
-		c->deadline_ns = wp_now_ns() + (uint64_t)p->deadline_us * 1000;
-		if (!ep->ctx->next_deadline || c->deadline_ns < ep->ctx->next_deadline)
-			ep->ctx->next_deadline = c->deadline_ns;
-	}
+	if (p->deadline_us > 0)
+		set_deadline(ep, c, p->deadline_us);
 	if (id)
 		*id = c->id;
 	return 0;
@@ -179,27 +284,38 @@ int wp_rpc_cancel(struct wp_ep *ep, uint64_t id)
 
 uint32_t wp_ep_inflight(const struct wp_ep *ep)
 {
-	return ep->calls_live;
+	return rep(ep) ? rep(ep)->calls_live : 0;
 }
 
-void wp_rpc_fail_all(struct wp_ep *ep, int status)
+/* The endpoint closed: every client call fails, server calls are cancelled. */
+static void rpc_ep_closed(struct wp_ep *e, int status)
 {
+	struct rpc_ep *ep = rep(e);
+
+	if (!ep)
+		return;
 	for (uint32_t i = 0; i < ep->calls_cap && ep->calls_live; i++)
 		if (ep->calls[i].id)
-			pending_complete(ep, &ep->calls[i], status, true);
+			pending_complete(e, &ep->calls[i], status, true);
 	for (struct wp_call *k = ep->srv_calls; k; k = k->next)
 		k->cancelled = true;
 }
 
-void wp_rpc_check_deadlines(struct wp_ctx *ctx, uint64_t now)
+static int deadlines_poll(void *arg)
 {
-	uint64_t next = 0;
+	struct rpc_ctx *rc = arg;
+	uint64_t next = 0, now;
 
-	if (!ctx->next_deadline || now < ctx->next_deadline)
-		return;
-	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
-		for (uint32_t i = 0; i < ep->calls_cap && ep->calls_live; i++) {
-			struct wp_pending *c = &ep->calls[i];
+	if (!rc->next_deadline)
+		return 0;
+	now = wp_now_ns();
+	if (now < rc->next_deadline)
+		return 0;
+	for (struct wp_ep *ep = rc->ctx->eps; ep; ep = ep->next_all) {
+		struct rpc_ep *r = rep(ep);
+
+		for (uint32_t i = 0; r && i < r->calls_cap && r->calls_live; i++) {
+			struct wp_pending *c = &r->calls[i];
 
 			if (!c->id || !c->deadline_ns)
 				continue;
@@ -213,37 +329,44 @@ void wp_rpc_check_deadlines(struct wp_ctx *ctx, uint64_t now)
 			}
 		}
 	}
-	ctx->next_deadline = next;
-}
-
-void wp_rpc_free(struct wp_ep *ep)
-{
-	free(ep->calls);
-	ep->calls = NULL;
-	ep->calls_cap = 0;
+	rc->next_deadline = next;
+	return 0;
 }
 
 /* ---- server side ----------------------------------------------------- */
 
-int wp_rpc_register(struct wp_ctx *ctx, uint32_t method, wp_handler_fn fn, void *arg)
+static int handler_set(struct wp_ctx *ctx, uint32_t method, wp_handler_fn fn, void *arg)
 {
-	struct wp_handler *h;
+	struct rpc_ctx *rc = rctx(ctx);
+	struct rpc_handler *h;
 
-	if (!fn || method >= WP_METHOD_RESERVED)
-		return -EINVAL;
-	for (uint32_t i = 0; i < ctx->nhandlers; i++) {
-		if (ctx->handlers[i].method == method) {
-			ctx->handlers[i].fn = fn;
-			ctx->handlers[i].arg = arg;
+	for (uint32_t i = 0; i < rc->nhandlers; i++) {
+		if (rc->handlers[i].method == method) {
+			rc->handlers[i].fn = fn;
+			rc->handlers[i].arg = arg;
 			return 0;
 		}
 	}
-	h = realloc(ctx->handlers, (ctx->nhandlers + 1) * sizeof(*h));
+	h = realloc(rc->handlers, (rc->nhandlers + 1) * sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	ctx->handlers = h;
-	h[ctx->nhandlers++] = (struct wp_handler){ method, fn, arg };
+	rc->handlers = h;
+	h[rc->nhandlers++] = (struct rpc_handler){ method, fn, arg };
 	return 0;
+}
+
+int wp_rpc_register(struct wp_ctx *ctx, uint32_t method, wp_handler_fn fn, void *arg)
+{
+	if (!fn || method >= WP_METHOD_RESERVED)
+		return -EINVAL;
+	return handler_set(ctx, method, fn, arg);
+}
+
+int wp_rpc_register_reserved(struct wp_ctx *ctx, uint32_t method, wp_handler_fn fn, void *arg)
+{
+	if (!fn || method < WP_METHOD_RESERVED)
+		return -EINVAL;
+	return handler_set(ctx, method, fn, arg);
 }
 
 static void call_free(struct wp_call *k)
@@ -253,54 +376,44 @@ static void call_free(struct wp_call *k)
 	if (k->prev)
 		k->prev->next = k->next;
 	else
-		ep->srv_calls = k->next;
+		rep(ep)->srv_calls = k->next;
 	if (k->next)
 		k->next->prev = k->prev;
 	ep->refs--;
 	free(k);
 }
 
-static void serve_stats(struct wp_ep *ep, uint64_t id)
+/* The built-in stats method: the process meter, for a remote bench. With a
+ * front door, for admin tenants only. */
+static void serve_stats(void *arg, struct wp_call *call, struct wp_msg *req)
 {
-	struct wp_frame_hdr h = { .type = WP_FT_DATA, .flags = WP_FF_LAST, .req_id = id,
-				  .method = WP_METHOD_STATS };
 	struct wp_meter_snap s;
 	uint64_t le[WP_METER_FIELDS];
 	const uint64_t *v = (const uint64_t *)&s;
 
+	if (!wp_conn_admin(call->ep->ctx, req->tenant)) {
+		wp_call_error(call, EACCES, "stats: tenant is not admin");
+		return;
+	}
 	wp_meter_snapshot(&s);
 	for (size_t i = 0; i < WP_METER_FIELDS; i++)
 		le[i] = htole64(v[i]);
-
-	wp_conn_send(ep, &h, le, sizeof(le), NULL, NULL);
+	wp_call_reply(call, le, sizeof(le), NULL, NULL);
 }
 
 static void serve_request(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
 {
-	struct wp_ctx *ctx = ep->ctx;
-	struct wp_handler *hd = NULL;
+	struct rpc_ctx *rc = rctx(ep->ctx);
+	struct rpc_handler *hd = NULL;
+	struct rpc_ep *r;
 	struct wp_call *k;
 	struct wp_msg m = { .data = payload, .len = h->len, .method = h->method,
 			    .tenant = h->tenant, .req_id = h->req_id };
 	char why[64];
 
-	if (h->method == WP_METHOD_STATS) {
-		/* With a policy, the process meter is for admin tenants only. */
-		if (ctx->auth && !wp_auth_admin(ctx, h->tenant)) {
-			send_ctl(ep, WP_FT_ERR, h->req_id, h->method, EACCES,
-				 "stats: tenant is not admin", 26, NULL, NULL);
-			return;
-		}
-		serve_stats(ep, h->req_id);
-		return;
-	}
-	if (h->method == WP_METHOD_XFER_READ) {
-		wp_xfer_serve_read(ep, h, payload);
-		return;
-	}
-	for (uint32_t i = 0; i < ctx->nhandlers; i++) {
-		if (ctx->handlers[i].method == h->method) {
-			hd = &ctx->handlers[i];
+	for (uint32_t i = 0; i < rc->nhandlers; i++) {
+		if (rc->handlers[i].method == h->method) {
+			hd = &rc->handlers[i];
 			break;
 		}
 	}
@@ -310,7 +423,8 @@ static void serve_request(struct wp_ep *ep, const struct wp_frame_hdr *h, const 
 		send_ctl(ep, WP_FT_ERR, h->req_id, h->method, ENOSYS, why, (size_t)n, NULL, NULL);
 		return;
 	}
-	k = calloc(1, sizeof(*k));
+	r = rep_get(ep);
+	k = r ? calloc(1, sizeof(*k)) : NULL;
 	if (!k) {
 		send_ctl(ep, WP_FT_ERR, h->req_id, h->method, ENOMEM, "out of memory", 13, NULL,
 			 NULL);
@@ -319,41 +433,37 @@ static void serve_request(struct wp_ep *ep, const struct wp_frame_hdr *h, const 
 	k->ep = ep;
 	k->req_id = h->req_id;
 	k->method = h->method;
-	k->next = ep->srv_calls;
+	k->next = r->srv_calls;
 	if (k->next)
 		k->next->prev = k;
-	ep->srv_calls = k;
+	r->srv_calls = k;
 	ep->refs++;
 	hd->fn(hd->arg, k, &m);
 }
 
-int wp_rpc_input(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
+static int rpc_on_req(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
 {
-	struct wp_pending *c;
+	serve_request(ep, h, payload);
+	return 0;
+}
 
-	switch (h->type) {
-	case WP_FT_REQ:
-		serve_request(ep, h, payload);
-		return 0;
-	case WP_FT_CANCEL:
-		for (struct wp_call *k = ep->srv_calls; k; k = k->next) {
-			if (k->req_id == h->req_id) {
-				k->cancelled = true;
-				break;
-			}
+static int rpc_on_cancel(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
+{
+	for (struct wp_call *k = rep(ep) ? rep(ep)->srv_calls : NULL; k; k = k->next) {
+		if (k->req_id == h->req_id) {
+			k->cancelled = true;
+			break;
 		}
-		return 0;
-	case WP_FT_DATA:
-	case WP_FT_END:
-	case WP_FT_ERR:
-		break;
-	default:
-		return -EPROTO;
 	}
+	return 0;
+}
 
-	/* Answers to our calls. Unknown ids are late answers to calls that were
-	 * cancelled or timed out: ignored, not a protocol error. */
-	c = pending_find(ep, h->req_id);
+/* DATA, END and ERR: answers to our calls. Unknown ids are late answers to
+ * calls that were cancelled or timed out: ignored, not a protocol error. */
+static int rpc_on_answer(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
+{
+	struct wp_pending *c = pending_find(ep, h->req_id);
+
 	if (!c)
 		return 0;
 	if (h->type == WP_FT_DATA) {
@@ -413,6 +523,12 @@ int wp_call_reply(struct wp_call *call, const void *data, size_t len, wp_done_fn
 	return call_finish(call, call_send(call, WP_FT_DATA, WP_FF_LAST, 0, data, len, done, arg));
 }
 
+int wp_call_reply_status(struct wp_call *call, uint32_t status, const void *data, size_t len)
+{
+	return call_finish(call, call_send(call, WP_FT_DATA, WP_FF_LAST, status, data, len, NULL,
+					   NULL));
+}
+
 int wp_call_stream(struct wp_call *call, const void *data, size_t len, wp_done_fn done,
 		   void *arg)
 {
@@ -440,4 +556,66 @@ int wp_call_cancelled(const struct wp_call *call)
 struct wp_ep *wp_call_ep(const struct wp_call *call)
 {
 	return call->ep;
+}
+
+uint64_t wp_call_id(const struct wp_call *call)
+{
+	return call->req_id;
+}
+
+/* ---- attaching to a context ------------------------------------------ */
+
+/* Server calls the application still holds die with the endpoint (only
+ * at context destruction: until then they hold it open). */
+static void rpc_ep_free(struct wp_ep *ep)
+{
+	struct rpc_ep *r = rep(ep);
+
+	if (!r)
+		return;
+	while (r->srv_calls) {
+		struct wp_call *k = r->srv_calls;
+
+		r->srv_calls = k->next;
+		free(k);
+	}
+	free(r->calls);
+	free(r);
+	ep->up[WP_LAYER_RPC] = NULL;
+}
+
+static void rpc_ctx_free(struct wp_ctx *ctx)
+{
+	struct rpc_ctx *rc = rctx(ctx);
+
+	if (!rc)
+		return;
+	if (rc->deadlines_on)
+		wp_ctx_poller_del(ctx, &rc->deadlines);
+	free(rc->handlers);
+	free(rc);
+	ctx->up[WP_LAYER_RPC] = NULL;
+}
+
+static const struct wp_layer_ops rpc_layer = {
+	.ep_closed = rpc_ep_closed,
+	.ep_free = rpc_ep_free,
+	.ctx_free = rpc_ctx_free,
+};
+
+int wp_rpc_attach(struct wp_ctx *ctx)
+{
+	struct rpc_ctx *rc = calloc(1, sizeof(*rc));
+
+	if (!rc)
+		return -ENOMEM;
+	rc->ctx = ctx;
+	ctx->up[WP_LAYER_RPC] = rc;
+	wp_conn_layer_set(ctx, WP_LAYER_RPC, &rpc_layer);
+	wp_conn_on_frame(ctx, WP_FT_REQ, rpc_on_req);
+	wp_conn_on_frame(ctx, WP_FT_CANCEL, rpc_on_cancel);
+	wp_conn_on_frame(ctx, WP_FT_DATA, rpc_on_answer);
+	wp_conn_on_frame(ctx, WP_FT_END, rpc_on_answer);
+	wp_conn_on_frame(ctx, WP_FT_ERR, rpc_on_answer);
+	return wp_rpc_register_reserved(ctx, WP_METHOD_STATS, serve_stats, NULL);
 }

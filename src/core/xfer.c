@@ -9,7 +9,7 @@
  * copies once and no frame is sent. Otherwise the bytes travel in XFER
  * frames of at most XFER_CHUNK payload bytes, each with a 16-byte placement
  * prefix (offset, region id, region key); the sender sends the region in
- * place and the receiver's parser hands every piece to wp_xfer_place, which
+ * place and the receiver's parser hands every piece to xfer_place, which
  * copies it straight from the receive buffer into the region (frames are
  * never assembled). A write ends with the receiver's DATA+LAST answer
  * carrying its status and how many bytes it copied; a read is a REQ to the
@@ -25,6 +25,15 @@
 
 #define XFER_CHUNK (1u << 20)
 #define XFER_MAX_DESC 1024u
+
+/* Per endpoint (ep->up[WP_LAYER_XFER]): the transfer being placed from the
+ * stream (receiver side), made at the first XFER frame. */
+struct xfer_rx {
+	uint64_t id;
+	uint32_t err;            /* positive status to answer with, 0 = fine */
+	uint64_t copied;
+	struct wp_mr *mr;        /* last region placed into */
+};
 
 struct xfer {
 	struct wp_ep *ep;
@@ -72,56 +81,76 @@ static void get_prefix(const uint8_t *p, uint64_t *off, uint32_t *id, uint32_t *
 
 /* ---- receiver: placing bytes ------------------------------------------ */
 
-void wp_xfer_place(void *arg, const struct wp_frame_hdr *h, const uint8_t *prefix,
-		   const uint8_t *piece, uint32_t off, uint32_t n)
+static struct xfer_rx *xrx(const struct wp_ep *ep)
+{
+	return ep->up[WP_LAYER_XFER];
+}
+
+static void xfer_place(void *arg, const struct wp_frame_hdr *h, const uint8_t *prefix,
+		       const uint8_t *piece, uint32_t off, uint32_t n)
 {
 	struct wp_ep *ep = arg;
-	struct wp_mr *mr = ep->xf_mr;
+	struct xfer_rx *x = xrx(ep);
+	struct wp_mr *mr;
 	uint64_t roff;
 	uint32_t id, key;
 
-	if (ep->xf_id != h->req_id) {
-		ep->xf_id = h->req_id;
-		ep->xf_err = 0;
-		ep->xf_copied = 0;
+	if (!x) {
+		/* Out of memory: the pieces are dropped, and the frame's end
+		 * (xfer_on_frame) answers ENOMEM. */
+		x = calloc(1, sizeof(*x));
+		if (!x)
+			return;
+		ep->up[WP_LAYER_XFER] = x;
 	}
-	if (ep->xf_err || !n)
+	mr = x->mr;
+	if (x->id != h->req_id) {
+		x->id = h->req_id;
+		x->err = 0;
+		x->copied = 0;
+	}
+	if (x->err || !n)
 		return;
 	get_prefix(prefix, &roff, &id, &key);
 	if (!mr || mr->id != id || mr->key != key || !mr->exported) {
 		mr = wp_mr_by_id(ep->ctx, id, key);
 		if (!mr) {
-			ep->xf_err = EACCES;
+			x->err = EACCES;
 			return;
 		}
-		ep->xf_mr = mr;
+		x->mr = mr;
 	}
 	if (roff > mr->len || (uint64_t)off + n > mr->len - roff) {
-		ep->xf_err = ERANGE;
+		x->err = ERANGE;
 		return;
 	}
 	memcpy(mr->addr + roff + off, piece, n);
 	WP_CNT_ADD(bytes_copied, n);
-	ep->xf_copied += n;
+	x->copied += n;
 }
 
-int wp_xfer_input(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
+static int xfer_on_frame(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
 {
+	struct xfer_rx *x;
+
 	if (h->len < WP_XFER_PREFIX)
 		return -EPROTO;
 	if (payload)
-		wp_xfer_place(ep, h, payload, payload + WP_XFER_PREFIX, 0,
-			      h->len - WP_XFER_PREFIX);
-	else if (ep->xf_id != h->req_id) /* streamed, but all pieces were empty */
-		wp_xfer_place(ep, h, ep->rx.xpre, NULL, 0, 0);
+		xfer_place(ep, h, payload, payload + WP_XFER_PREFIX, 0, h->len - WP_XFER_PREFIX);
+	else if (!xrx(ep) || xrx(ep)->id != h->req_id) /* streamed, all pieces empty */
+		xfer_place(ep, h, ep->rx.xpre, NULL, 0, 0);
+	x = xrx(ep);
 	if (h->flags & WP_FF_LAST) {
 		/* The last frame of a write: answer with status and our copies. */
-		uint64_t copied = htole64(ep->xf_copied);
+		uint64_t copied = htole64(x && x->id == h->req_id ? x->copied : 0);
+		uint32_t err = !x || x->id != h->req_id ? ENOMEM : x->err;
 
-		wp_rpc_send_ctl(ep, WP_FT_DATA, WP_FF_LAST, h->req_id, h->method, ep->xf_err,
-				&copied, sizeof(copied));
-		ep->xf_id = 0;
-		ep->xf_mr = NULL;
+		wp_rpc_send_ctl(ep, WP_FT_DATA, WP_FF_LAST, h->req_id, h->method, err, &copied,
+				sizeof(copied));
+		if (x) {
+			x->id = 0;
+			x->mr = NULL;
+		}
 	}
 	return 0;
 }
@@ -207,6 +236,7 @@ static int send_frames(struct wp_ep *ep, uint64_t req_id, bool last, const uint8
 static void xfer_on_data(void *arg, struct wp_msg *m)
 {
 	struct xfer *x = arg;
+	struct xfer_rx *r = xrx(x->ep);
 	uint64_t c;
 
 	if (m->len >= sizeof(c)) {
@@ -214,12 +244,12 @@ static void xfer_on_data(void *arg, struct wp_msg *m)
 		x->st.copied_remote = le64toh(c);
 	}
 	/* A read placed into our own region: did every piece land? */
-	if (x->op == WP_XFER_READ && x->ep->xf_id == x->id && x->ep->xf_err && !x->status)
-		x->status = (int)x->ep->xf_err;
-	if (x->op == WP_XFER_READ && x->ep->xf_id == x->id) {
-		x->st.copied_local = x->ep->xf_copied;
-		x->ep->xf_id = 0;
-		x->ep->xf_mr = NULL;
+	if (x->op == WP_XFER_READ && r && r->id == x->id) {
+		if (r->err && !x->status)
+			x->status = (int)r->err;
+		x->st.copied_local = r->copied;
+		r->id = 0;
+		r->mr = NULL;
 	}
 }
 
@@ -349,22 +379,26 @@ int wp_xfer_post(struct wp_ep *ep, const struct wp_xfer_params *p)
 
 /* ---- serving a read ------------------------------------------------------ */
 
-void wp_xfer_serve_read(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
+/* WP_METHOD_XFER_READ, registered through rpc like any method: the answer
+ * is XFER frames aimed at the initiator's region, then DATA+LAST. */
+static void xfer_serve_read(void *arg, struct wp_call *call, struct wp_msg *req)
 {
+	struct wp_ep *ep = wp_call_ep(call);
+	const uint8_t *payload = req->data;
 	struct xfer_read_req r;
 	struct wp_mr *src;
 	uint32_t n, frames = 0;
 	uint64_t zero = 0;
 	uint32_t status = 0;
 
-	if (h->len < sizeof(r)) {
+	if (req->len < sizeof(r)) {
 		status = EINVAL;
 		goto out;
 	}
 	memcpy(&r, payload, sizeof(r));
 	n = le32toh(r.ndesc);
 	if (n == 0 || n > XFER_MAX_DESC ||
-	    h->len != sizeof(r) + (uint64_t)n * sizeof(struct xfer_read_ent)) {
+	    req->len != sizeof(r) + (uint64_t)n * sizeof(struct xfer_read_ent)) {
 		status = EINVAL;
 		goto out;
 	}
@@ -387,13 +421,30 @@ void wp_xfer_serve_read(struct wp_ep *ep, const struct wp_frame_hdr *h, const ui
 		}
 		/* In place from the region (zero-copy sized on uring); the region
 		 * must outlive the frames, as for any exported region. */
-		if (send_frames(ep, h->req_id, false, src->addr + so, len, doff, le32toh(r.dst_id),
-				le32toh(r.dst_key), NULL, NULL, &frames) < 0) {
+		if (send_frames(ep, wp_call_id(call), false, src->addr + so, len, doff,
+				le32toh(r.dst_id), le32toh(r.dst_key), NULL, NULL, &frames) < 0) {
 			status = ENOMEM;
 			goto out;
 		}
 	}
 out:
-	wp_rpc_send_ctl(ep, WP_FT_DATA, WP_FF_LAST, h->req_id, h->method, status, &zero,
-			sizeof(zero));
+	wp_call_reply_status(call, status, &zero, sizeof(zero));
+}
+
+/* ---- attaching to a context ------------------------------------------ */
+
+static void xfer_ep_free(struct wp_ep *ep)
+{
+	free(ep->up[WP_LAYER_XFER]);
+	ep->up[WP_LAYER_XFER] = NULL;
+}
+
+static const struct wp_layer_ops xfer_layer = { .ep_free = xfer_ep_free };
+
+int wp_xfer_attach(struct wp_ctx *ctx)
+{
+	wp_conn_layer_set(ctx, WP_LAYER_XFER, &xfer_layer);
+	wp_conn_on_frame(ctx, WP_FT_XFER, xfer_on_frame);
+	ctx->rx_place = xfer_place; /* bulk pieces land without assembly */
+	return wp_rpc_register_reserved(ctx, WP_METHOD_XFER_READ, xfer_serve_read, NULL);
 }

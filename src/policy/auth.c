@@ -8,7 +8,9 @@
  *
  * The tag is SipHash-2-4 keyed by the tenant's 16-byte key over header bytes
  * 0..31 (everything but the tag); the XDP program checks the same tag on
- * datagram frames with the same code (src/policy/siphash.h). The received
+ * datagram frames with the same code (src/policy/siphash.h). The check and
+ * the signing are a guard installed into conn (struct wp_guard_ops), so the
+ * core never calls the front door by name. The received
  * header is re-encoded to get those bytes: the codec is exact (decode then
  * encode gives the bytes back; tests/fuzz checks it), and it keeps the check
  * independent of which path delivered the frame.
@@ -27,10 +29,19 @@ struct wp_auth_tenant {
 	uint64_t k0, k1;
 };
 
+/* Per context (ctx->up[WP_LAYER_GUARD]): the tenants whose tags are accepted. */
 struct wp_auth {
 	uint32_t n;
 	struct wp_auth_tenant t[]; /* sorted by id */
 };
+
+/* Per endpoint (ep->up[WP_LAYER_GUARD]): the key its frames are signed with. */
+struct auth_ep {
+	uint64_t k0, k1;
+};
+
+static const struct wp_guard_ops auth_guard;
+static void auth_install(struct wp_ctx *ctx);
 
 uint64_t wp_siphash24(const uint8_t key[16], const void *data, size_t len)
 {
@@ -67,17 +78,40 @@ static uint64_t hdr_tag(uint64_t k0, uint64_t k1, const struct wp_frame_hdr *h)
 	return wpp_siphash24_32(k0, k1, b);
 }
 
-int wp_ep_set_tenant_key(struct wp_ep *ep, uint32_t tenant, const uint8_t key[16])
+static int ep_key_set(struct wp_ep *ep, uint64_t k0, uint64_t k1)
 {
-	ep->tenant = tenant;
-	wpp_key_split(key, &ep->auth_k0, &ep->auth_k1);
-	ep->auth_sign = true;
+	struct auth_ep *a = ep->up[WP_LAYER_GUARD];
+
+	if (!a) {
+		a = malloc(sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		auth_install(ep->ctx);
+		ep->up[WP_LAYER_GUARD] = a;
+	}
+	a->k0 = k0;
+	a->k1 = k1;
+	ep->signer = &auth_guard;
 	return 0;
 }
 
-void wp_auth_sign(const struct wp_ep *ep, struct wp_frame_hdr *h)
+int wp_ep_set_tenant_key(struct wp_ep *ep, uint32_t tenant, const uint8_t key[16])
 {
-	h->auth = hdr_tag(ep->auth_k0, ep->auth_k1, h);
+	uint64_t k0, k1;
+	int ret;
+
+	wpp_key_split(key, &k0, &k1);
+	ret = ep_key_set(ep, k0, k1);
+	if (ret == 0)
+		ep->tenant = tenant;
+	return ret;
+}
+
+static void auth_sign(const struct wp_ep *ep, struct wp_frame_hdr *h)
+{
+	const struct auth_ep *a = ep->up[WP_LAYER_GUARD];
+
+	h->auth = hdr_tag(a->k0, a->k1, h);
 }
 
 static const struct wp_auth_tenant *auth_find(const struct wp_auth *a, uint32_t id)
@@ -97,33 +131,56 @@ static const struct wp_auth_tenant *auth_find(const struct wp_auth *a, uint32_t 
 	return NULL;
 }
 
-int wp_auth_check(struct wp_ep *ep, const struct wp_frame_hdr *h)
+static int auth_check(struct wp_ep *ep, const struct wp_frame_hdr *h)
 {
-	const struct wp_auth_tenant *t = auth_find(ep->ctx->auth, h->tenant);
+	const struct wp_auth_tenant *t = auth_find(ep->ctx->up[WP_LAYER_GUARD], h->tenant);
 
 	if (!t || hdr_tag(t->k0, t->k1, h) != h->auth)
 		return -EACCES;
 	/* An accepted connection answers in the voice of whoever spoke first,
-	 * so a client that checks tags can check ours. */
-	if (ep->accepted && !ep->auth_sign) {
+	 * so a client that checks tags can check ours. Out of memory, it
+	 * answers unsigned and the client refuses that. */
+	if (ep->accepted && !ep->signer && ep_key_set(ep, t->k0, t->k1) == 0)
 		ep->tenant = t->id;
-		ep->auth_k0 = t->k0;
-		ep->auth_k1 = t->k1;
-		ep->auth_sign = true;
-	}
 	return 0;
 }
 
-bool wp_auth_admin(const struct wp_ctx *ctx, uint32_t tenant)
+static bool auth_admin(const struct wp_ctx *ctx, uint32_t tenant)
 {
-	const struct wp_auth_tenant *t = auth_find(ctx->auth, tenant);
+	const struct wp_auth_tenant *t = auth_find(ctx->up[WP_LAYER_GUARD], tenant);
 
 	return t && t->admin;
 }
 
-void wp_auth_free(struct wp_auth *a)
+static const struct wp_guard_ops auth_guard = {
+	.check = auth_check,
+	.sign = auth_sign,
+	.admin = auth_admin,
+};
+
+static void auth_ep_free(struct wp_ep *ep)
 {
-	free(a);
+	free(ep->up[WP_LAYER_GUARD]);
+	ep->up[WP_LAYER_GUARD] = NULL;
+	ep->signer = NULL;
+}
+
+static void auth_ctx_free(struct wp_ctx *ctx)
+{
+	free(ctx->up[WP_LAYER_GUARD]);
+	ctx->up[WP_LAYER_GUARD] = NULL;
+	ctx->guard = NULL;
+}
+
+static const struct wp_layer_ops auth_layer = {
+	.ep_free = auth_ep_free,
+	.ctx_free = auth_ctx_free,
+};
+
+/* The guard's state is released through conn's layer hooks. */
+static void auth_install(struct wp_ctx *ctx)
+{
+	wp_conn_layer_set(ctx, WP_LAYER_GUARD, &auth_layer);
 }
 
 static int tenant_cmp(const void *a, const void *b)
@@ -149,7 +206,9 @@ int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p)
 		}
 		qsort(a->t, a->n, sizeof(a->t[0]), tenant_cmp);
 	}
-	wp_auth_free(ctx->auth);
-	ctx->auth = a;
+	auth_install(ctx);
+	free(ctx->up[WP_LAYER_GUARD]);
+	ctx->up[WP_LAYER_GUARD] = a;
+	ctx->guard = a ? &auth_guard : NULL; /* conn checks every received frame */
 	return 0;
 }
