@@ -112,10 +112,41 @@ struct shm_wire_msg {
 	uint32_t pad;
 	uint64_t mr_len;
 };
+_Static_assert(sizeof(struct shm_wire_msg) == 72, "the setup message is 72 bytes on the wire");
 
 static inline uint64_t shm_align_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) & ~(a - 1);
+}
+
+/*
+ * Where each part lies for a geometry, every part on an `align` boundary. It
+ * judges nothing: shm_geom_compute checks the bounds first, and the hostile
+ * peer of tests/integ/test_shm.c uses this alone to build regions out of them.
+ */
+static inline void shm_geom_layout(struct shm_geom *g, uint32_t slots, uint64_t arena,
+				   uint64_t heap, uint64_t align)
+{
+	uint64_t off;
+
+	g->slots = slots;
+	g->arena = arena;
+	g->heap = heap;
+	g->align = align;
+	off = shm_align_up(sizeof(struct shm_hdr), align);
+	for (int d = 0; d < 2; d++) {
+		g->ring_off[d] = off;
+		off = shm_align_up(off + (uint64_t)slots * sizeof(struct shm_desc), align);
+	}
+	for (int d = 0; d < 2; d++) {
+		g->arena_off[d] = off;
+		off = shm_align_up(off + arena, align);
+	}
+	for (int d = 0; d < 2; d++) {
+		g->heap_off[d] = off;
+		off = shm_align_up(off + heap, align);
+	}
+	g->size = off;
 }
 
 /* Lay the region out (region.c). Returns 0 or -EINVAL for a geometry out of

@@ -20,30 +20,11 @@
 int shm_geom_compute(struct shm_geom *g, uint32_t slots, uint64_t arena, uint64_t heap,
 		     uint64_t align)
 {
-	uint64_t off;
-
 	if (slots < 8 || slots > (1u << 20) || (slots & (slots - 1)) ||
 	    (align != 4096 && align != SHM_HUGE) || arena < 4096 || arena > (1ull << 30) ||
 	    heap < SHM_GRANULE || heap > (4ull << 30) || arena % 64 || heap % SHM_GRANULE)
 		return -EINVAL;
-	g->slots = slots;
-	g->arena = arena;
-	g->heap = heap;
-	g->align = align;
-	off = shm_align_up(sizeof(struct shm_hdr), align);
-	for (int d = 0; d < 2; d++) {
-		g->ring_off[d] = off;
-		off = shm_align_up(off + (uint64_t)slots * sizeof(struct shm_desc), align);
-	}
-	for (int d = 0; d < 2; d++) {
-		g->arena_off[d] = off;
-		off = shm_align_up(off + arena, align);
-	}
-	for (int d = 0; d < 2; d++) {
-		g->heap_off[d] = off;
-		off = shm_align_up(off + heap, align);
-	}
-	g->size = off;
+	shm_geom_layout(g, slots, arena, heap, align);
 	return 0;
 }
 
