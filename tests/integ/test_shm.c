@@ -32,18 +32,18 @@
  *       2 s and every message it was given was intact and in order;
  *    c. after both, no "wirepath-shm" mapping is left in /proc/self/maps and
  *       the number of open fds is back where it started.
- * 5. A hostile peer, written by hand here against the layouts of shm.c
- *    (mirrored below): hellos that must be refused (no fds, unsealed memfd,
- *    geometry out of bounds, region smaller than its geometry, doorbells that
- *    are not eventfds, ...) leave the server serving; after a correct
- *    handshake, bad descriptors (bad magic, version or type, payload outside
- *    the producer's arena and heap, prod index beyond the ring, releases of
- *    descriptors never published, bytes on the setup socket) each close only
- *    that connection and count the right bad_frames reason, and ringing the
- *    closed connection's doorbell afterwards reaches nothing (the endpoint is
- *    freed); doorbells handed over without EFD_NONBLOCK, one kept full, must
- *    not block the server. A normal client keeps echoing checksummed calls
- *    throughout.
+ * 5. A hostile peer, written by hand here against the layout the library itself
+ *    uses (src/transport/shm/layout.h): hellos that must be refused (no fds,
+ *    unsealed memfd, geometry out of bounds, region smaller than its geometry,
+ *    doorbells that are not eventfds, ...) leave the server serving; after a
+ *    correct handshake, bad descriptors (bad magic, version or type, payload
+ *    outside the producer's arena and heap, prod index beyond the ring,
+ *    releases of descriptors never published, bytes on the setup socket) each
+ *    close only that connection and count the right bad_frames reason, and
+ *    ringing the closed connection's doorbell afterwards reaches nothing (the
+ *    endpoint is freed); doorbells handed over without EFD_NONBLOCK, one kept
+ *    full, must not block the server. A normal client keeps echoing checksummed
+ *    calls throughout.
  *
  * Environment: WP_SHM_N sets the message count of case 1 (cases 3 and 4b use
  * a fiftieth of it, at least 1000 and 2000): the valgrind run in tests/run.sh
@@ -66,6 +66,7 @@
 #include "harness.h"
 #include "procs.h"
 #include "core/frame.h"
+#include "transport/shm/layout.h"
 
 enum { M_ECHO = 1, M_STREAM = 2, M_SPIN = 3, M_SLOWMSG = 4, M_RAW = 5 };
 
@@ -1162,91 +1163,11 @@ static void case_reuse(uint64_t n)
 /* ======================================================================== */
 
 /*
- * These mirror src/transport/shm.c (the setup message, the control block,
- * the descriptor and the geometry); keep them in sync with it.
+ * The setup message, the control block, the descriptor and the geometry come
+ * from src/transport/shm/layout.h, the header the library is built with; the
+ * regions below are laid out with shm_geom_layout, which does not judge the
+ * bounds (the server's check is what is being tested).
  */
-#define SHM_MAGIC 0x314d5057u /* "WPM1" */
-#define SHM_VERSION 1
-#define SHM_HUGE (2u << 20)
-#define SHM_GRANULE 256u
-enum { SHM_MSG_HELLO = 1, SHM_MSG_ACK = 2 };
-
-struct shm_dir_ctl {
-	_Atomic uint64_t prod __attribute__((aligned(64)));
-	_Atomic uint64_t cons __attribute__((aligned(64)));
-};
-
-struct shm_side_ctl {
-	_Atomic uint32_t sleeping __attribute__((aligned(64)));
-	_Atomic uint32_t want_space;
-};
-
-struct shm_hdr {
-	uint32_t magic;
-	uint32_t version;
-	uint64_t size;
-	struct shm_dir_ctl dir[2];
-	struct shm_side_ctl side[2];
-};
-
-struct shm_desc {
-	uint8_t hdr[WP_FRAME_HDR];
-	uint64_t off;
-	uint64_t pad[2];
-};
-
-struct shm_geom {
-	uint32_t slots;
-	uint64_t arena, heap;
-	uint64_t align;
-	uint64_t ring_off[2], arena_off[2], heap_off[2];
-	uint64_t size;
-};
-
-struct shm_wire_msg {
-	uint32_t magic;
-	uint16_t version;
-	uint16_t type;
-	int32_t status;
-	uint32_t slots;
-	uint64_t arena, heap, align, size;
-	int32_t pid;
-	uint32_t mr_id;
-	uint32_t mr_key;
-	uint32_t pad;
-	uint64_t mr_len;
-};
-_Static_assert(sizeof(struct shm_wire_msg) == 72, "the setup message of shm.c");
-
-static uint64_t align_up(uint64_t v, uint64_t a)
-{
-	return (v + a - 1) & ~(a - 1);
-}
-
-/* The layout only (the bounds are what the server is being tested on). */
-static void geom_layout(struct shm_geom *g, uint32_t slots, uint64_t arena, uint64_t heap)
-{
-	uint64_t off;
-
-	g->slots = slots;
-	g->arena = arena;
-	g->heap = heap;
-	g->align = 4096;
-	off = align_up(sizeof(struct shm_hdr), g->align);
-	for (int d = 0; d < 2; d++) {
-		g->ring_off[d] = off;
-		off = align_up(off + (uint64_t)slots * sizeof(struct shm_desc), g->align);
-	}
-	for (int d = 0; d < 2; d++) {
-		g->arena_off[d] = off;
-		off = align_up(off + arena, g->align);
-	}
-	for (int d = 0; d < 2; d++) {
-		g->heap_off[d] = off;
-		off = align_up(off + heap, g->align);
-	}
-	g->size = off;
-}
 
 /* The server: echoes, and checks M_RAW messages the raw peer sends. */
 static atomic_int h_raw_ok, h_raw_bad, h_eproto_closed;
@@ -1409,7 +1330,7 @@ static void hostile_hello(int port, int kind)
 	int32_t status = 0;
 	uint8_t *base;
 
-	geom_layout(&g, 8, 64 << 10, 64 << 10);
+	shm_geom_layout(&g, 8, 64 << 10, 64 << 10, 4096);
 	m = hello_for(&g);
 	fds[1] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	fds[2] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1422,7 +1343,7 @@ static void hostile_hello(int port, int kind)
 		fds[0] = memfd_region(g.size, 0);
 		break;
 	case HB_SLOTS:
-		geom_layout(&g, 12, 64 << 10, 64 << 10);
+		shm_geom_layout(&g, 12, 64 << 10, 64 << 10, 4096);
 		m = hello_for(&g);
 		fds[0] = memfd_region(g.size, 1);
 		break;
@@ -1511,7 +1432,7 @@ static void raw_open_bells(struct raw *r, int port, int efd_flags)
 	int memfd;
 
 	memset(r, 0, sizeof(*r));
-	geom_layout(&r->g, 8, 64 << 10, 64 << 10);
+	shm_geom_layout(&r->g, 8, 64 << 10, 64 << 10, 4096);
 	memfd = memfd_region(r->g.size, 1);
 	r->base = mmap(NULL, r->g.size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	CHECK(r->base != MAP_FAILED);

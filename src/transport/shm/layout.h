@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shm path's shared memory and setup messages: everything both peers must
+ * agree on (the control block, the descriptor, the geometry, the messages on
+ * the unix socket). The peer may be another build or hostile;
+ * tests/integ/test_shm.c writes one by hand against this header. What each
+ * side keeps to itself is in shm.h.
+ *
+ * The shm path: co-located processes exchange frames through lock-free
+ * single-producer/single-consumer rings in one shared memfd region per
+ * connection. Payloads never pass through a ring: the producer places them in
+ * its own part of the region (its arena, where the library copies a caller's
+ * payload, or its heap, where wp_ep_buf_alloc hands out buffers the caller
+ * fills in place) and the ring carries a 64-byte descriptor: the frame header
+ * in wire encoding plus the payload's offset. The consumer delivers the
+ * payload in place and returns ownership by advancing its `cons` index once
+ * the callback returned; the producer then frees arena space and runs the
+ * in-place sender's completion. Releases come back in ring order (a lent
+ * message is kept by copying it, see wp_msg_keep), so the arena is itself a
+ * ring and one index per direction says what is free.
+ *
+ * Setup: the connecting side creates and sizes the region (2 MiB hugepages
+ * when the kernel has them reserved, 4 KiB pages otherwise), seals its size,
+ * and passes it with two eventfds (one doorbell per side) over a unix
+ * SOCK_SEQPACKET socket with SCM_RIGHTS. The acceptor validates everything it
+ * is given (size, seals, geometry) before mapping it. The socket stays open:
+ * its hang-up is how either side learns the other died (the kernel closes a
+ * killed process's sockets), so nothing hangs on a dead peer.
+ *
+ * Wake-ups: a progress round polls every ring; with nothing to do it spins
+ * (spin_us), then sets its `sleeping` flag in each connection, re-checks the
+ * rings (the flag store and the re-check pair with the producer's index store
+ * and flag load, both behind full fences: Dekker's handshake) and sleeps in
+ * epoll_wait on the doorbells and sockets. A producer rings the doorbell only
+ * when the peer said it sleeps, so a busy connection makes no syscalls.
+ *
+ * Trust: the peer can write anything into the shared part. Every index and
+ * offset read from it is checked against the geometry this side computed
+ * itself (never against offsets stored in shared memory), every header goes
+ * through the same decoder as a stream's, and a violation closes the
+ * connection with a counted bad-frame reason.
+ */
+#ifndef WP_SHM_LAYOUT_H
+#define WP_SHM_LAYOUT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "core/frame.h"
+
+#define SHM_MAGIC 0x314d5057u /* "WPM1" */
+#define SHM_VERSION 1
+#define SHM_HUGE (2u << 20)
+#define SHM_GRANULE 256u      /* heap allocation unit */
+
+enum { SHM_MSG_HELLO = 1, SHM_MSG_ACK = 2, SHM_MSG_MR = 3 };
+
+/* ---- the shared region --------------------------------------------- */
+
+struct shm_dir_ctl {
+	/* Descriptors published; written by the producer only (release), read
+	 * by the consumer (acquire). */
+	_Atomic uint64_t prod __attribute__((aligned(64)));
+	/* Descriptors released; written by the consumer only (release) once
+	 * the payload's callback returned, read by the producer (acquire). */
+	_Atomic uint64_t cons __attribute__((aligned(64)));
+};
+
+struct shm_side_ctl {
+	/* The side is in (or about to enter) epoll_wait: ring its doorbell. */
+	_Atomic uint32_t sleeping __attribute__((aligned(64)));
+	/* The side has sends waiting for ring or arena room, or in-place
+	 * completions waiting for the peer's release: wake it on release. */
+	_Atomic uint32_t want_space;
+};
+
+struct shm_hdr {
+	uint32_t magic;
+	uint32_t version;
+	uint64_t size;
+	struct shm_dir_ctl dir[2]; /* dir[s]: produced by side s */
+	struct shm_side_ctl side[2];
+};
+
+struct shm_desc {
+	uint8_t hdr[WP_FRAME_HDR]; /* the frame header, wire encoding */
+	uint64_t off;              /* payload offset from the region start */
+	uint64_t pad[2];
+};
+_Static_assert(sizeof(struct shm_desc) == 64, "descriptor is one cache line");
+
+/* Where everything lies; computed by each side from the geometry alone. */
+struct shm_geom {
+	uint32_t slots;
+	uint64_t arena, heap;      /* bytes per direction */
+	uint64_t align;            /* page size of the region */
+	uint64_t ring_off[2], arena_off[2], heap_off[2];
+	uint64_t size;
+};
+
+/* The setup messages on the unix socket. */
+struct shm_wire_msg {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t type;
+	int32_t status;            /* ACK: 0 or -errno */
+	uint32_t slots;
+	uint64_t arena, heap, align, size;
+	int32_t pid;
+	uint32_t mr_id;            /* MR: an exported region, its memfd attached */
+	uint32_t mr_key;
+	uint32_t pad;
+	uint64_t mr_len;
+};
+_Static_assert(sizeof(struct shm_wire_msg) == 72, "the setup message is 72 bytes on the wire");
+
+static inline uint64_t shm_align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+/*
+ * Where each part lies for a geometry, every part on an `align` boundary. It
+ * judges nothing: shm_geom_compute checks the bounds first, and the hostile
+ * peer of tests/integ/test_shm.c uses this alone to build regions out of them.
+ */
+static inline void shm_geom_layout(struct shm_geom *g, uint32_t slots, uint64_t arena,
+				   uint64_t heap, uint64_t align)
+{
+	uint64_t off;
+
+	g->slots = slots;
+	g->arena = arena;
+	g->heap = heap;
+	g->align = align;
+	off = shm_align_up(sizeof(struct shm_hdr), align);
+	for (int d = 0; d < 2; d++) {
+		g->ring_off[d] = off;
+		off = shm_align_up(off + (uint64_t)slots * sizeof(struct shm_desc), align);
+	}
+	for (int d = 0; d < 2; d++) {
+		g->arena_off[d] = off;
+		off = shm_align_up(off + arena, align);
+	}
+	for (int d = 0; d < 2; d++) {
+		g->heap_off[d] = off;
+		off = shm_align_up(off + heap, align);
+	}
+	g->size = off;
+}
+
+/* Lay the region out (region.c). Returns 0 or -EINVAL for a geometry out of
+ * bounds. */
+int shm_geom_compute(struct shm_geom *g, uint32_t slots, uint64_t arena, uint64_t heap,
+		     uint64_t align);
+
+#endif /* WP_SHM_LAYOUT_H */
