@@ -82,6 +82,8 @@ enum wp_select {
 #define WP_CAP_MSHOT_RX (1u << 3) /* multishot receive into provided buffers */
 #define WP_CAP_SQPOLL (1u << 4)   /* kernel submission polling thread */
 #define WP_CAP_BUSY_POLL (1u << 5)
+#define WP_CAP_INET (1u << 6)     /* addressed by host:port: may stand in for another such
+				   * path under WP_SELECT_PREFER and ANY */
 
 struct wp_probe_result {
 	const char *name;   /* "uring.send_zc", "tcp", ... */

@@ -211,7 +211,7 @@ int wp_txq_send2(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *pre
 	WP_CNT_ADD(msgs_tx, 1);
 	WP_CNT_ADD(bytes_tx, WP_FRAME_HDR + prelen + len);
 	if (!ep->dirty && ep->state == WP_EPS_OPEN)
-		ep->fast.kick(ep);
+		wp_ctx_mark_dirty(ep);
 	return 0;
 
 out_nomem:
@@ -349,6 +349,10 @@ struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs)
 		return NULL;
 	ep->ctx = ctx;
 	ep->fast = *ctx->ops->fast;
+	/* Stream paths' frames go to the shared transmit queue; their flush
+	 * takes them from there. */
+	if (ctx->ops->caps & WP_CAP_STREAM)
+		ep->fast.send = wp_txq_send;
 	ep->fd = -1;
 	if (cbs)
 		ep->cbs = *cbs;
@@ -395,7 +399,7 @@ void wp_conn_established(struct wp_ep *ep)
 	ep->state = WP_EPS_OPEN;
 	WP_CNT_ADD(conns_opened, 1);
 	if (wp_txq_pending(&ep->tx) && !ep->dirty)
-		ep->fast.kick(ep);
+		wp_ctx_mark_dirty(ep);
 	if (ep->cbs.event)
 		ep->cbs.event(ep->cbs.arg, ep, WP_EP_CONNECTED, 0);
 }

@@ -24,6 +24,7 @@
 #include "frame.h"
 #include "rx.h"
 #include "meter/counters.h"
+#include "backend.h"
 
 #define WP_STAGE_BLK (64u << 10)   /* staging block: headers + small payloads */
 #define WP_COPY_MAX 512u           /* payloads up to this are staged (copied) */
@@ -31,60 +32,6 @@
 
 struct wp_ctx;
 struct wp_ep;
-
-/* ---- backend ops -------------------------------------------------- */
-
-/* Fast-path ops, copied into each endpoint. */
-struct wp_fast_ops {
-	/* The tx queue became non-empty: make sure the next flush sends it. */
-	void (*kick)(struct wp_ep *ep);
-	/* Queue one frame (state and size already checked by wp_conn_send).
-	 * Stream paths: wp_txq_send. Same contract as wp_conn_send. */
-	int (*send)(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
-		    wp_done_fn done, void *arg);
-};
-
-/* Control ops: one table per backend; no NULL slots. */
-struct wp_backend_ops {
-	const char *name;
-	uint32_t caps;
-	const struct wp_fast_ops *fast; /* copied into each endpoint */
-	/* Can this backend run here? 0 or -errno with a reason in why. */
-	int (*available)(char *why, size_t len);
-	int (*init)(struct wp_ctx *ctx);
-	void (*fini)(struct wp_ctx *ctx);
-	int (*listen)(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen);
-	int (*connect)(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen);
-	/* Stop I/O and close the fd; may leave kernel ops in flight (ep->io_inflight). */
-	void (*close)(struct wp_ep *ep);
-	int (*progress)(struct wp_ctx *ctx, int64_t timeout_us);
-	/* What was really obtained (options, modes, downgrades). */
-	void (*explain)(struct wp_ctx *ctx, char *buf, size_t len);
-	/* Registered memory: 0 or -errno; sets mr->idx when the kernel holds it. */
-	int (*mem_register)(struct wp_ctx *ctx, struct wp_mr *mr);
-	void (*mem_unregister)(struct wp_ctx *ctx, struct wp_mr *mr);
-	/* The endpoint is being freed: release ep->bk and whatever it holds. */
-	void (*ep_free)(struct wp_ep *ep);
-	/* Send buffers for wp_ep_buf_alloc: memory a send from is cheapest
-	 * (shm: the shared heap the peer reads in place). */
-	void *(*buf_alloc)(struct wp_ep *ep, size_t len);
-	void (*buf_free)(struct wp_ep *ep, void *buf);
-	/* A URI the peer can connect to, for a listening endpoint. */
-	int (*local_uri)(const struct wp_ep *ep, char *buf, size_t len);
-	/* A region was exported: offer it to peers that can map it. */
-	void (*mr_exported)(struct wp_ctx *ctx, struct wp_mr *mr);
-	/* Move a transfer through mapped memory now, or -EOPNOTSUPP (frames). */
-	int (*xfer_direct)(struct wp_ep *ep, const struct wp_xfer_params *p,
-			   struct wp_xfer_stats *st);
-	/* Receive memory (wp_ctx_pools with ep == NULL, wp_ep_pools): fill up
-	 * to max ranges, return how many there are. */
-	int (*pools)(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
-		     uint32_t max);
-};
-
-extern const struct wp_backend_ops wp_tcp_ops;
-extern const struct wp_backend_ops wp_uring_ops;
-extern const struct wp_backend_ops wp_shm_ops;
 
 /* ---- transmit queue ------------------------------------------------ */
 
@@ -265,14 +212,10 @@ void wp_ctx_run_deferred(struct wp_ctx *ctx);
 /* The shortest sleep any poller tolerates caps timeout_us; then run them. */
 int64_t wp_ctx_pollers_cap(struct wp_ctx *ctx, int64_t timeout_us);
 int wp_ctx_pollers_run(struct wp_ctx *ctx);
-void wp_ctx_mark_dirty(struct wp_ep *ep);
 /* Drive p from every wp_ctx_progress until wp_ctx_poller_del (p is the
  * caller's memory and must outlive the registration). */
 void wp_ctx_poller_add(struct wp_ctx *ctx, struct wp_poller *p);
 void wp_ctx_poller_del(struct wp_ctx *ctx, struct wp_poller *p);
-/* Default pools op: no receive memory of its own at this level. */
-int wp_no_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
-		uint32_t max);
 
 /* conn.c */
 struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs);
@@ -282,16 +225,9 @@ bool wp_ep_freeable(const struct wp_ep *ep);
  * Checks state and size, then calls ep->fast.send. */
 int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
 		 wp_done_fn done, void *arg);
-/* The stream paths' fast.send: stage or reference the frame in ep->tx. */
-int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
-		wp_done_fn done, void *arg);
 /* The same with a small prefix (<= 64 B, copied) between header and payload. */
 int wp_txq_send2(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *pre, uint32_t prelen,
 		 const void *data, size_t len, wp_done_fn done, void *arg);
-/* Dispatch one whole, validated frame (through the guard, then conn's own
- * MSG and CLOSE or the handler an upper layer installed). Returns non-zero
- * when the endpoint closed and no more frames should be fed. */
-int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
 /* Install an upper layer (at context creation or first use). */
 void wp_conn_layer_set(struct wp_ctx *ctx, enum wp_layer_id id, const struct wp_layer_ops *ops);
 /* Install the handler of one received frame type. */
@@ -300,53 +236,21 @@ void wp_conn_on_frame(struct wp_ctx *ctx, uint8_t type, wp_frame_fn fn);
 bool wp_conn_admin(const struct wp_ctx *ctx, uint32_t tenant);
 /* A frame with no business here: count it, tell the peer, close. */
 void wp_conn_unexpected(struct wp_ep *ep);
-/* An endpoint that never opened (accept out of memory, a failed listen or
- * connect): mark it closed and released, freed at the next reap. */
-void wp_ep_discard(struct wp_ep *ep);
-/* Default ops for paths whose send buffers are plain memory. */
-void wp_ep_bk_free(struct wp_ep *ep);
-void *wp_buf_alloc_heap(struct wp_ep *ep, size_t len);
-void wp_buf_free_heap(struct wp_ep *ep, void *buf);
-int wp_local_uri_inet(const struct wp_ep *ep, char *buf, size_t len);
-/* Received bytes from the kernel: parse and dispatch. Returns 0 or -EPROTO
- * (the endpoint was closed with a CLOSE frame attempt and counted). */
-int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len);
-/* Orderly EOF or an error from the transport: close, fail what is pending. */
-void wp_conn_fail(struct wp_ep *ep, int err);
-/* A TCP socket with TCP_NODELAY (counted syscalls). Returns fd or -errno. */
-int wp_sock_stream(int family, bool nonblock);
-/* Socket, bind, listen, local port into ep; ep->fd and state set on success. */
-int wp_sock_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen, bool nonblock);
-/* The connection is up (connect completed or accepted). */
-void wp_conn_established(struct wp_ep *ep);
-/* Gather iovecs from segment *idx (first one from byte off), merging
- * contiguous staging. With split_zc, stops before a zero-copy-eligible
- * segment, or returns that segment alone (*is_zc = true) if it comes first.
- * Advances *idx past what was gathered. Returns the iovec count. */
-int wp_txq_iov(const struct wp_txq *q, uint64_t *idx, uint32_t off, struct iovec *iov, int max,
-	       size_t *bytes, bool split_zc, bool *is_zc);
-/* n more bytes were accepted by the kernel; mark_done: segments fully sent
- * are complete now (copying send); else they wait for wp_txq_release_range. */
-void wp_txq_advance(struct wp_ep *ep, size_t n, bool mark_done);
-/* Zero-copy notification: segments [from, upto) are complete. */
-void wp_txq_release_range(struct wp_ep *ep, uint64_t from, uint64_t upto);
 /* Complete all segments with status (connection gone). */
 void wp_txq_drop(struct wp_ep *ep, int status);
+/* Anything queued that was not handed to the kernel yet? */
 static inline bool wp_txq_pending(const struct wp_txq *q)
 {
 	return q->sent != q->tail;
 }
 
 /* mem.c */
-struct wp_mr *wp_mr_find(struct wp_ctx *ctx, const void *p, size_t len);
 void wp_mr_attach_all(struct wp_ctx *ctx);
 void wp_mr_free_all(struct wp_ctx *ctx);
 
 /* xfer.c */
 /* Attach bulk transfers to a new context (XFER frames, the read method). */
 int wp_xfer_attach(struct wp_ctx *ctx);
-int wp_no_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_xfer_stats *st);
-void wp_no_mr_exported(struct wp_ctx *ctx, struct wp_mr *mr);
 struct wp_mr *wp_mr_by_id(struct wp_ctx *ctx, uint32_t id, uint32_t key);
 
 /* rpc.c */
@@ -364,8 +268,8 @@ int wp_rpc_pending_new(struct wp_ep *ep, void (*on_data)(void *, struct wp_msg *
 int wp_rpc_send_ctl(struct wp_ep *ep, uint8_t type, uint16_t flags, uint64_t id, uint32_t method,
 		    uint32_t aux, const void *data, size_t len);
 
-/* uri */
-int wp_uri_parse(const char *uri, char *scheme, size_t slen, struct sockaddr_storage *ss,
-		 socklen_t *salen);
+/* ctx.c */
+/* Split "scheme://rest": scheme into buf, returns rest or NULL. */
+const char *wp_uri_scheme(const char *uri, char *scheme, size_t slen);
 
 #endif

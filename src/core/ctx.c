@@ -11,17 +11,62 @@
 #include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "core.h"
 
-/* Best first: what `any` picks. */
-static const struct wp_backend_ops *const backends[] = { &wp_uring_ops, &wp_tcp_ops, &wp_shm_ops };
+/* ---- the paths: built in (src/registry.c), then registered ----------- */
+
+#define MAX_PATHS 16
+
+static const struct wp_backend_ops *paths[MAX_PATHS];
+static int npaths = -1;
+static pthread_mutex_t paths_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Under paths_lock. */
+static void paths_init(void)
+{
+	if (npaths >= 0)
+		return;
+	npaths = 0;
+	for (int i = 0; wp_registry_paths[i] && npaths < MAX_PATHS; i++)
+		paths[npaths++] = wp_registry_paths[i];
+}
+
+int wp_backend_register(const struct wp_backend_ops *ops)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&paths_lock);
+	paths_init();
+	for (int i = 0; i < npaths; i++)
+		if (!strcmp(paths[i]->name, ops->name))
+			ret = -EEXIST;
+	if (ret == 0 && npaths == MAX_PATHS)
+		ret = -ENOSPC;
+	if (ret == 0)
+		paths[npaths++] = ops;
+	pthread_mutex_unlock(&paths_lock);
+	return ret;
+}
+
+int wp_paths(const struct wp_backend_ops *const **out)
+{
+	int n;
+
+	pthread_mutex_lock(&paths_lock);
+	paths_init();
+	n = npaths;
+	pthread_mutex_unlock(&paths_lock);
+	*out = paths;
+	return n;
+}
 
 /* Paths addressed by host:port (what `any` and `prefer` may swap between). */
 static bool inet_path(const struct wp_backend_ops *b)
 {
-	return b != &wp_shm_ops;
+	return b->caps & WP_CAP_INET;
 }
 
 void wp_ctx_opts_init(struct wp_ctx_opts *o)
@@ -133,6 +178,18 @@ void wp_ctx_destroy(struct wp_ctx *ctx)
 	free(ctx);
 }
 
+/* One round of the path: what is queued leaves, the path waits for and
+ * handles its events, and answers queued by their callbacks leave too. */
+static int path_round(struct wp_ctx *ctx, int64_t timeout_us)
+{
+	int ret;
+
+	wp_ctx_flush(ctx);
+	ret = ctx->ops->poll(ctx, timeout_us);
+	wp_ctx_flush(ctx);
+	return ret;
+}
+
 int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	int n = 0, ret;
@@ -171,7 +228,7 @@ int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
 		if (timeout_us > 0)
 			end = wp_now_ns() + (uint64_t)timeout_us * 1000;
 		for (;;) {
-			ret = ctx->ops->progress(ctx, 0);
+			ret = path_round(ctx, 0);
 			if (ret != 0 || ctx->ndefer)
 				break;
 			if (end && wp_now_ns() >= end)
@@ -179,7 +236,7 @@ int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
 			__builtin_ia32_pause();
 		}
 	} else {
-		ret = ctx->ops->progress(ctx, timeout_us);
+		ret = path_round(ctx, timeout_us);
 	}
 	if (ret > 0)
 		n += ret;
@@ -206,52 +263,27 @@ uint32_t wp_path_caps(const struct wp_ctx *ctx)
 	return ctx->ops ? ctx->ops->caps : 0;
 }
 
-/* shm: "/path" (a filesystem socket), "@name" (abstract), "@" (abstract,
- * name chosen by the kernel at bind: autobind, salen = just the family). */
-static int uri_parse_unix(const char *rest, struct sockaddr_storage *ss, socklen_t *salen)
-{
-	struct sockaddr_un *un = (struct sockaddr_un *)ss;
-	size_t n = strlen(rest);
-
-	memset(ss, 0, sizeof(*ss));
-	un->sun_family = AF_UNIX;
-	if (rest[0] == '/') {
-		if (n >= sizeof(un->sun_path))
-			return -ENAMETOOLONG;
-		memcpy(un->sun_path, rest, n + 1);
-		*salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-		return 0;
-	}
-	if (rest[0] == '@') {
-		if (n >= sizeof(un->sun_path))
-			return -ENAMETOOLONG;
-		/* Abstract names start with a NUL byte and are n bytes long. */
-		memcpy(un->sun_path + 1, rest + 1, n - 1);
-		*salen = (socklen_t)(n == 1 ? sizeof(sa_family_t)
-					   : offsetof(struct sockaddr_un, sun_path) + n);
-		return 0;
-	}
-	return -EINVAL;
-}
-
-/* "scheme://host:port", host may be [v6]; "shm:///path" or "shm://@name". */
-int wp_uri_parse(const char *uri, char *scheme, size_t slen, struct sockaddr_storage *ss,
-		 socklen_t *salen)
+/* "scheme://rest": the scheme into buf; returns rest, or NULL. */
+const char *wp_uri_scheme(const char *uri, char *scheme, size_t slen)
 {
 	const char *sep = strstr(uri, "://");
+
+	if (!sep || (size_t)(sep - uri) >= slen || sep == uri)
+		return NULL;
+	memcpy(scheme, uri, (size_t)(sep - uri));
+	scheme[sep - uri] = '\0';
+	return sep + 3;
+}
+
+/* "host:port", host numeric, may be [v6]. */
+int wp_addr_parse_inet(const char *h, struct sockaddr_storage *ss, socklen_t *salen)
+{
 	char host[256];
-	const char *h, *colon;
+	const char *colon;
 	size_t hl;
 	long port;
 	char *end;
 
-	if (!sep || (size_t)(sep - uri) >= slen || sep == uri)
-		return -EINVAL;
-	memcpy(scheme, uri, (size_t)(sep - uri));
-	scheme[sep - uri] = '\0';
-	h = sep + 3;
-	if (!strcmp(scheme, "shm"))
-		return uri_parse_unix(h, ss, salen);
 	if (*h == '[') {
 		const char *rb = strchr(h, ']');
 
@@ -299,10 +331,28 @@ int wp_uri_parse(const char *uri, char *scheme, size_t slen, struct sockaddr_sto
 
 static const struct wp_backend_ops *backend_by_name(const char *name)
 {
-	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-		if (!strcmp(backends[i]->name, name))
-			return backends[i];
+	const struct wp_backend_ops *const *b;
+	int n = wp_paths(&b);
+
+	for (int i = 0; i < n; i++)
+		if (!strcmp(b[i]->name, name))
+			return b[i];
 	return NULL;
+}
+
+/* "tcp, uring, shm, any": for messages about an unknown scheme. */
+static const char *known_paths(char *buf, size_t len)
+{
+	const struct wp_backend_ops *const *b;
+	int n = wp_paths(&b);
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s, ", b[i]->name);
+	if (off < len)
+		snprintf(buf + off, len - off, "any");
+	return buf;
 }
 
 static const char *select_name(enum wp_select s)
@@ -314,16 +364,19 @@ static const char *select_name(enum wp_select s)
 static int choose_path(struct wp_ctx *ctx, const char *scheme)
 {
 	const struct wp_backend_ops *want = NULL, *got = NULL;
+	const struct wp_backend_ops *const *b;
 	char why[200] = "", note[300] = "";
-	int ret;
+	int ret, nb;
 
 	if (ctx->ops) {
 		if (strcmp(scheme, "any") && strcmp(scheme, ctx->ops->name)) {
 			const struct wp_backend_ops *b = backend_by_name(scheme);
 
 			if (!b) {
-				wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: tcp, uring, shm, any)",
-				       scheme);
+				char k[128];
+
+				wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: %s)", scheme,
+				       known_paths(k, sizeof(k)));
 				return -EPROTONOSUPPORT;
 			}
 			if (ctx->o.select == WP_SELECT_REQUIRE || !inet_path(b) ||
@@ -347,8 +400,26 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme)
 	} else {
 		want = backend_by_name(scheme);
 		if (!want) {
-			wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: tcp, uring, shm, any)",
-			       scheme);
+			char k[128];
+
+			for (int i = 0; wp_registry_absent[i].name; i++) {
+				if (strcmp(wp_registry_absent[i].name, scheme))
+					continue;
+				if (ctx->o.select == WP_SELECT_REQUIRE) {
+					wp_log(ctx, WP_LOG_ERR, "path %s required but not built: %s",
+					       scheme, wp_registry_absent[i].why);
+					return -ENOSYS;
+				}
+				snprintf(why, sizeof(why), "not built: %s",
+					 wp_registry_absent[i].why);
+				snprintf(note, sizeof(note), "; %s %s, fell back (select=%s)", scheme,
+					 why, select_name(ctx->o.select));
+				wp_log(ctx, WP_LOG_WARN, "path %s %s: using the best available",
+				       scheme, why);
+				goto pick;
+			}
+			wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: %s)", scheme,
+			       known_paths(k, sizeof(k)));
 			return -EPROTONOSUPPORT;
 		}
 	}
@@ -366,16 +437,18 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme)
 				 want->name, why, select_name(ctx->o.select));
 		}
 	}
-	for (size_t i = 0; !got && i < sizeof(backends) / sizeof(backends[0]); i++) {
+pick:
+	nb = wp_paths(&b);
+	for (int i = 0; !got && i < nb; i++) {
 		char w2[200];
 
-		if (backends[i] == want || !inet_path(backends[i]))
+		if (b[i] == want || !inet_path(b[i]))
 			continue;
-		if (backends[i]->available(w2, sizeof(w2)) == 0)
-			got = backends[i];
+		if (b[i]->available(w2, sizeof(w2)) == 0)
+			got = b[i];
 		else if (!want)
 			snprintf(note + strlen(note), sizeof(note) - strlen(note),
-				 "; %s unavailable (%s)", backends[i]->name, w2);
+				 "; %s unavailable (%s)", b[i]->name, w2);
 	}
 	if (!got) {
 		wp_log(ctx, WP_LOG_ERR, "no path available%s", note);
@@ -410,16 +483,25 @@ static int ep_open(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *
 	struct sockaddr_storage ss;
 	socklen_t salen;
 	char scheme[16];
+	const char *rest;
 	struct wp_ep *ep;
 	int ret;
 
-	ret = wp_uri_parse(uri, scheme, sizeof(scheme), &ss, &salen);
-	if (ret < 0) {
-		wp_log(ctx, WP_LOG_ERR,
-		       "bad URI '%s': want SCHEME://HOST:PORT with a numeric host, e.g. "
-		       "tcp://127.0.0.1:7000, or shm:///path/to/socket or shm://@name",
-		       uri);
-		return ret;
+	rest = wp_uri_scheme(uri, scheme, sizeof(scheme));
+	if (!rest) {
+		ret = -EINVAL;
+		goto bad_uri;
+	}
+	/* The path named reads its own address (`any`: host:port, like every
+	 * path that may stand in for another); an unknown scheme is refused by
+	 * choose_path with the list of known ones. */
+	{
+		const struct wp_backend_ops *b = backend_by_name(scheme);
+
+		ret = b ? b->addr_parse(rest, &ss, &salen)
+			: !strcmp(scheme, "any") ? wp_addr_parse_inet(rest, &ss, &salen) : 0;
+		if (ret < 0)
+			goto bad_uri;
 	}
 	ret = choose_path(ctx, scheme);
 	if (ret < 0)
@@ -439,6 +521,13 @@ static int ep_open(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *
 	}
 	*out = ep;
 	return 0;
+
+bad_uri:
+	wp_log(ctx, WP_LOG_ERR,
+	       "bad URI '%s': want SCHEME://HOST:PORT with a numeric host, e.g. "
+	       "tcp://127.0.0.1:7000, or shm:///path/to/socket or shm://@name",
+	       uri);
+	return ret;
 }
 
 int wp_listen(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs,

@@ -47,6 +47,24 @@ void wp_ctx_mark_dirty(struct wp_ep *ep)
 	ep->ctx->dirty = ep;
 }
 
+/*
+ * The one flush loop: each endpoint with output gets its path's transmit
+ * burst. An endpoint marked dirty again during the loop (a completion run by
+ * the burst queued more) is flushed again before the loop ends, so nothing
+ * queued here waits for the next round's sleep.
+ */
+void wp_ctx_flush(struct wp_ctx *ctx)
+{
+	while (ctx->dirty) {
+		struct wp_ep *ep = ctx->dirty;
+
+		ctx->dirty = ep->next_dirty;
+		ep->dirty = false;
+		if (ep->state == WP_EPS_OPEN)
+			ep->fast.flush(ep);
+	}
+}
+
 void wp_ctx_poller_add(struct wp_ctx *ctx, struct wp_poller *p)
 {
 	p->next = ctx->pollers;

@@ -296,6 +296,17 @@ void wp_pool_destroy(struct wp_pool *p)
 
 /* ---- receive memory (wp_ctx_pools, wp_ep_pools) ------------------- */
 
+/* Paths that copy from any memory: registration is bookkeeping only. */
+int wp_no_mem_register(struct wp_ctx *ctx, struct wp_mr *mr)
+{
+	mr->idx = -1;
+	return 0;
+}
+
+void wp_no_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr)
+{
+}
+
 int wp_no_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
 		uint32_t max)
 {

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/probe.h"
 #include "gpu/gpu_ops.h"
 
 static int count_entries(const char *dir)
@@ -48,4 +49,20 @@ void wp_gpu_gpudirect_why(char *buf, size_t len)
 
 	snprintf(buf, len, "%d RDMA dev (/sys/class/infiniband); %s; %s; %s; no RDMA/UCX path in "
 		 "this wirepath", rdma, peer, dmabuf, gpu);
+}
+
+/*
+ * The GPU probes, a lazy group of src/registry.c: a real cudaGetDeviceCount
+ * (which loads the driver and creates no context), and why GPUDirect cannot
+ * run. Lazy because loading the CUDA driver costs tens of milliseconds on a
+ * GPU machine.
+ */
+void wp_gpu_probe(void)
+{
+	char d[160];
+	int ret = wp_gpu_probe_cuda(d, sizeof(d));
+
+	wp_probe_add("gpu.cuda", ret, "%s", d);
+	wp_gpu_gpudirect_why(d, sizeof(d));
+	wp_probe_add("gpu.gpudirect", -EOPNOTSUPP, "%s", d);
 }

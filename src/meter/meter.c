@@ -31,6 +31,7 @@
 
 #include "wirepath/wirepath.h"
 #include "meter/counters.h"
+#include "core/probe.h"
 
 /* The meter treats a snapshot as a flat u64 array; that needs no padding. */
 _Static_assert(sizeof(struct wp_meter_snap) % sizeof(uint64_t) == 0, "snap is not u64 array");
@@ -488,4 +489,19 @@ int wp_meter_json(const struct wp_meter_snap *s, char *buf, size_t len)
 const char *wp_version(void)
 {
 	return WP_STR(WP_VERSION_MAJOR) "." WP_STR(WP_VERSION_MINOR) ".0";
+}
+
+/* Can the kernel count our syscalls (the raw_syscalls:sys_enter tracepoint)?
+ * A probe group of src/registry.c. */
+void wp_meter_probe(void)
+{
+	const char *paths[] = { "/sys/kernel/tracing/events/raw_syscalls/sys_enter/id",
+				"/sys/kernel/debug/tracing/events/raw_syscalls/sys_enter/id" };
+	int ok = 0;
+
+	for (size_t i = 0; i < 2 && !ok; i++)
+		ok = access(paths[i], R_OK) == 0;
+	wp_probe_add("meter.kernel_syscalls", ok ? 0 : -ENOENT,
+		     ok ? "raw_syscalls:sys_enter readable: syscalls can be counted by the kernel"
+			: "tracefs not mounted (the bench mounts it when root)");
 }

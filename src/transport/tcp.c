@@ -40,6 +40,34 @@ static struct tcp_ctx *tctx(struct wp_ctx *ctx)
 	return ctx->bk;
 }
 
+/* Plain TCP sockets, and the kernel features around them. */
+static void tcp_probe(void)
+{
+	int fd, ret, one = 1;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ret = fd < 0 ? -errno : 0;
+	wp_probe_add("tcp", ret, ret ? "socket: %s" : "TCP sockets%s", ret ? strerror(-ret) : "");
+	if (fd >= 0) {
+		ret = setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof(one)) < 0 ? -errno : 0;
+		wp_probe_add("tcp.msg_zerocopy", ret,
+			     ret ? "SO_ZEROCOPY: %s" : "SO_ZEROCOPY accepted%s",
+			     ret ? strerror(-ret) : "");
+		close(fd);
+	}
+	fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd >= 0) {
+		struct epoll_event ev;
+		struct timespec ts = { 0, 0 };
+
+		ret = epoll_pwait2(fd, &ev, 1, &ts, NULL) < 0 ? -errno : 0;
+		wp_probe_add("epoll_pwait2", ret,
+			     ret ? "epoll_pwait2: %s" : "ns-resolution waits%s",
+			     ret ? strerror(-ret) : "");
+		close(fd);
+	}
+}
+
 static int tcp_available(char *why, size_t len)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -152,9 +180,6 @@ static void tcp_close(struct wp_ep *ep)
 	}
 }
 
-/* Queued sends go out in this context's next flush round. */
-static const struct wp_fast_ops wp_tcp_fast = { .kick = wp_ctx_mark_dirty, .send = wp_txq_send };
-
 static void set_want_out(struct wp_ep *ep, bool on)
 {
 	struct tcp_ep *te = ep->bk;
@@ -200,17 +225,8 @@ static void tcp_flush(struct wp_ep *ep)
 		set_want_out(ep, false);
 }
 
-static void flush_dirty(struct wp_ctx *ctx)
-{
-	while (ctx->dirty) {
-		struct wp_ep *ep = ctx->dirty;
-
-		ctx->dirty = ep->next_dirty;
-		ep->dirty = false;
-		if (ep->state == WP_EPS_OPEN)
-			tcp_flush(ep);
-	}
-}
+/* The transmit burst: queued frames leave in one writev per round. */
+static const struct wp_fast_ops wp_tcp_fast = { .flush = tcp_flush };
 
 static void do_accept(struct wp_ep *l)
 {
@@ -230,11 +246,8 @@ static void do_accept(struct wp_ep *l)
 		ep = wp_ep_alloc(l->ctx, &l->cbs);
 		if (!ep || ep_bk_alloc(ep) < 0) {
 			wp_log(l->ctx, WP_LOG_ERR, "accept: out of memory, dropping connection");
-			if (ep) {
-				ep->state = WP_EPS_CLOSED;
-				ep->owner_released = true;
-				l->ctx->nr_closed++;
-			}
+			if (ep)
+				wp_ep_discard(ep);
 			close(fd);
 			continue;
 		}
@@ -301,13 +314,14 @@ static void connect_done(struct wp_ep *ep)
 		set_want_out(ep, false);
 }
 
-static int tcp_progress(struct wp_ctx *ctx, int64_t timeout_us)
+/* One epoll wait; what the callbacks queue leaves in the core's flush
+ * right after. */
+static int tcp_poll(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	struct tcp_ctx *t = tctx(ctx);
 	struct timespec ts, *tsp = NULL;
 	int n;
 
-	flush_dirty(ctx);
 	if (timeout_us >= 0) {
 		ts.tv_sec = timeout_us / 1000000;
 		ts.tv_nsec = (timeout_us % 1000000) * 1000;
@@ -339,8 +353,6 @@ static int tcp_progress(struct wp_ctx *ctx, int64_t timeout_us)
 			break; /* closed earlier in this batch */
 		}
 	}
-	/* Answers queued by the callbacks above leave now, in this round. */
-	flush_dirty(ctx);
 	return n;
 }
 
@@ -351,17 +363,6 @@ static void tcp_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 "connection per round, payloads <= %u B staged (copied), larger sent in place; "
 		 "64 KiB receive buffer, frames parsed in place; %s",
 		 WP_IOV_MAX, WP_COPY_MAX, ctx->o.busy_poll ? "busy-poll on" : "sleeps in epoll_wait");
-}
-
-/* Plain sockets copy from any memory: registration is bookkeeping only. */
-static int tcp_mem_register(struct wp_ctx *ctx, struct wp_mr *mr)
-{
-	mr->idx = -1;
-	return 0;
-}
-
-static void tcp_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr)
-{
 }
 
 /* A connection receives into its own read buffer (frames inside one read
@@ -382,17 +383,19 @@ static int tcp_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp
 const struct wp_backend_ops wp_tcp_ops = {
 	.name = "tcp",
 	.fast = &wp_tcp_fast,
-	.caps = WP_CAP_STREAM | WP_CAP_BUSY_POLL,
+	.caps = WP_CAP_STREAM | WP_CAP_INET | WP_CAP_BUSY_POLL,
 	.available = tcp_available,
+	.probe = tcp_probe,
+	.addr_parse = wp_addr_parse_inet,
 	.init = tcp_init,
 	.fini = tcp_fini,
 	.listen = tcp_listen,
 	.connect = tcp_connect,
 	.close = tcp_close,
-	.progress = tcp_progress,
+	.poll = tcp_poll,
 	.explain = tcp_explain,
-	.mem_register = tcp_mem_register,
-	.mem_unregister = tcp_mem_unregister,
+	.mem_register = wp_no_mem_register, /* plain sockets copy from any memory */
+	.mem_unregister = wp_no_mem_unregister,
 	.ep_free = wp_ep_bk_free,
 	.buf_alloc = wp_buf_alloc_heap,
 	.buf_free = wp_buf_free_heap,

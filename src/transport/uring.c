@@ -480,9 +480,6 @@ static void uring_close(struct wp_ep *ep)
 	ep->fd = -1;
 }
 
-/* Queued sends go out in this context's next flush round. */
-static const struct wp_fast_ops wp_uring_fast = { .kick = wp_ctx_mark_dirty, .send = wp_txq_send };
-
 /* ---- send ------------------------------------------------------------ */
 
 static struct uop *uop_get(struct uring_ctx *u)
@@ -700,11 +697,8 @@ static void accept_done(struct wp_ctx *ctx, struct wp_ep *l, struct io_uring_cqe
 	ep = wp_ep_alloc(ctx, &l->cbs);
 	if (!ep || ep_bk_alloc(ep) < 0) {
 		wp_log(ctx, WP_LOG_ERR, "accept: out of memory, dropping connection");
-		if (ep) {
-			ep->state = WP_EPS_CLOSED;
-			ep->owner_released = true;
-			ctx->nr_closed++;
-		}
+		if (ep)
+			wp_ep_discard(ep);
 		close(cqe->res);
 		return;
 	}
@@ -754,25 +748,18 @@ static void handle_cqe(struct wp_ctx *ctx, struct io_uring_cqe *cqe)
 	}
 }
 
-static void flush_dirty(struct wp_ctx *ctx)
-{
-	while (ctx->dirty) {
-		struct wp_ep *ep = ctx->dirty;
-
-		ctx->dirty = ep->next_dirty;
-		ep->dirty = false;
-		uring_flush(ep);
-	}
-}
+/* The transmit burst: one chain of linked SQEs per connection, submitted by
+ * the round's single enter. */
+static const struct wp_fast_ops wp_uring_fast = { .flush = uring_flush };
 
 /*
- * One round: queue every dirty connection's sends, then a single enter that
- * submits them and waits for at least one completion (or the timeout), then
- * the completions. The enter is skipped when completions are already
+ * One round: the core's flush has queued every dirty connection's sends as
+ * SQEs; a single enter submits them and waits for at least one completion
+ * (or the timeout), then the completions. The enter is skipped when completions are already
  * waiting and nothing needs submitting (or SQPOLL picks the SQEs up).
  * Syscalls are counted here exactly as liburing 2.3 issues them.
  */
-static int uring_progress(struct wp_ctx *ctx, int64_t timeout_us)
+static int uring_poll(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	struct uring_ctx *u = uctx(ctx);
 	struct io_uring_cqe *cqe;
@@ -790,7 +777,6 @@ static int uring_progress(struct wp_ctx *ctx, int64_t timeout_us)
 		}
 		u->disabled = false;
 	}
-	flush_dirty(ctx);
 	sq_pending = io_uring_sq_ready(&u->ring) > 0;
 	if (io_uring_cq_ready(&u->ring) || timeout_us == 0) {
 		need_enter = false;
@@ -828,9 +814,8 @@ static int uring_progress(struct wp_ctx *ctx, int64_t timeout_us)
 		n++;
 	}
 	io_uring_cq_advance(&u->ring, n);
-	/* Answers queued by callbacks become SQEs now; they are submitted by
-	 * the next round's enter, together with its wait. */
-	flush_dirty(ctx);
+	/* Answers queued by callbacks become SQEs in the core's flush right
+	 * after; the next round's enter submits them, together with its wait. */
 	return (int)n;
 }
 
@@ -916,16 +901,18 @@ static int uring_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct 
 
 const struct wp_backend_ops wp_uring_ops = {
 	.name = "uring",
-	.caps = WP_CAP_STREAM | WP_CAP_BATCH | WP_CAP_ZC_SEND | WP_CAP_MSHOT_RX | WP_CAP_SQPOLL |
-		WP_CAP_BUSY_POLL,
+	.caps = WP_CAP_STREAM | WP_CAP_INET | WP_CAP_BATCH | WP_CAP_ZC_SEND | WP_CAP_MSHOT_RX |
+		WP_CAP_SQPOLL | WP_CAP_BUSY_POLL,
 	.fast = &wp_uring_fast,
 	.available = uring_available,
+	.probe = wp_uring_probe,
+	.addr_parse = wp_addr_parse_inet,
 	.init = uring_init,
 	.fini = uring_fini,
 	.listen = uring_listen,
 	.connect = uring_connect,
 	.close = uring_close,
-	.progress = uring_progress,
+	.poll = uring_poll,
 	.explain = uring_explain,
 	.mem_register = uring_mem_register,
 	.mem_unregister = uring_mem_unregister,

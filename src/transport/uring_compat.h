@@ -2,7 +2,7 @@
 /*
  * liburing 2.3 (Debian 12) predates several constants the running kernel
  * (6.x) understands. Everything missing is defined here, once; whether the
- * kernel really supports each feature is probed at run time (src/core/probe.c),
+ * kernel really supports each feature is probed at run time (uring_probe.c),
  * never assumed from a header.
  */
 #ifndef WP_URING_COMPAT_H
@@ -37,5 +37,8 @@ static inline int wp_uring_enable_rings(struct io_uring *ring)
 
 	return r < 0 ? -errno : 0;
 }
+
+/* uring_probe.c: the path's probes (backend op `probe`). */
+void wp_uring_probe(void);
 
 #endif

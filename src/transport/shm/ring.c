@@ -49,6 +49,17 @@ static int shm_available(char *why, size_t len)
 	return 0;
 }
 
+/* The kernel features the path stands on, really used (shm_available). */
+static void shm_probe(void)
+{
+	char why[160] = "";
+	int ret = shm_available(why, sizeof(why));
+
+	wp_probe_add("path.shm", ret,
+		     ret ? "%s" : "sealed memfd, eventfd doorbells, unix SEQPACKET with SCM_RIGHTS%s",
+		     ret ? why : "");
+}
+
 static int shm_init(struct wp_ctx *ctx)
 {
 	struct shm_ctx *sc = calloc(1, sizeof(*sc));
@@ -266,7 +277,6 @@ static int shm_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *
 	return pend_push(ep, h, data, len, done, arg);
 }
 
-static const struct wp_fast_ops wp_shm_fast = { .kick = wp_ctx_mark_dirty, .send = shm_send };
 
 static void ring_bell(struct shm_ep *se)
 {
@@ -278,29 +288,25 @@ static void ring_bell(struct shm_ep *se)
 	}
 }
 
-/* Queued sends and doorbells, once per round per touched endpoint. */
-static void flush_dirty(struct wp_ctx *ctx)
+/* The transmit burst: queued sends and the doorbell, once per round per
+ * touched endpoint (the core's flush loop calls it for open endpoints). */
+static void shm_flush(struct wp_ep *ep)
 {
-	while (ctx->dirty) {
-		struct wp_ep *ep = ctx->dirty;
-		struct shm_ep *se = sep(ep);
+	struct shm_ep *se = sep(ep);
 
-		ctx->dirty = ep->next_dirty;
-		ep->dirty = false;
-		if (ep->state != WP_EPS_OPEN)
-			continue;
-		if (se->pend_head != se->pend_tail)
-			pend_flush(ep);
-		if (!se->bell)
-			continue;
-		se->bell = false;
-		/* Pairs with the sleeper's flag store + fence + ring re-check. */
-		atomic_thread_fence(memory_order_seq_cst);
-		if (atomic_load_explicit(&se->hdr->side[1 - se->side].sleeping,
-					 memory_order_relaxed))
-			ring_bell(se);
-	}
+	if (se->pend_head != se->pend_tail)
+		pend_flush(ep);
+	if (!se->bell)
+		return;
+	se->bell = false;
+	/* Pairs with the sleeper's flag store + fence + ring re-check. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&se->hdr->side[1 - se->side].sleeping, memory_order_relaxed))
+		ring_bell(se);
 }
+
+/* A message path: whole frames go to shm_send, no byte stream. */
+static const struct wp_fast_ops wp_shm_fast = { .send = shm_send, .flush = shm_flush };
 
 /* Deliver what the peer published. Returns frames delivered. */
 int shm_rx_poll(struct wp_ep *ep)
@@ -436,13 +442,15 @@ static int epoll_round(struct wp_ctx *ctx, int timeout_ms)
 	return handle_events(ctx, nev);
 }
 
-static int shm_progress(struct wp_ctx *ctx, int64_t timeout_us)
+/* Poll the rings, spin, then sleep on the doorbells and sockets. The core
+ * flushes before and after; while spinning, this loop flushes between polls
+ * itself, so answers leave at once. */
+static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	struct shm_ctx *sc = sctx(ctx);
 	int n, ret;
 	uint64_t now;
 
-	flush_dirty(ctx);
 	n = poll_all(ctx);
 	if (n == 0 && timeout_us != 0 && ctx->o.spin_us > 0 && sc->open && !ctx->ndefer) {
 		/* Spin: a wake-up costs tens of microseconds here, a poll 100 ns. */
@@ -453,7 +461,7 @@ static int shm_progress(struct wp_ctx *ctx, int64_t timeout_us)
 		do {
 			__builtin_ia32_pause();
 			n = poll_all(ctx);
-			flush_dirty(ctx);
+			wp_ctx_flush(ctx);
 		} while (n == 0 && !ctx->ndefer && wp_now_ns() - t0 < budget);
 	}
 	now = wp_now_ns();
@@ -480,7 +488,6 @@ static int shm_progress(struct wp_ctx *ctx, int64_t timeout_us)
 		n += ret;
 		n += poll_all(ctx);
 	}
-	flush_dirty(ctx);
 	return n;
 }
 
@@ -559,12 +566,14 @@ const struct wp_backend_ops wp_shm_ops = {
 	.caps = WP_CAP_BATCH | WP_CAP_BUSY_POLL,
 	.fast = &wp_shm_fast,
 	.available = shm_available,
+	.probe = shm_probe,
+	.addr_parse = shm_addr_parse,
 	.init = shm_init,
 	.fini = shm_fini,
 	.listen = shm_listen,
 	.connect = shm_connect,
 	.close = shm_close,
-	.progress = shm_progress,
+	.poll = shm_poll,
 	.explain = shm_explain,
 	.mem_register = shm_mem_register,
 	.mem_unregister = shm_mem_unregister,

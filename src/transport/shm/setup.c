@@ -473,11 +473,8 @@ static void do_accept(struct wp_ep *l)
 		ep = wp_ep_alloc(l->ctx, &l->cbs);
 		if (!ep || !bk_alloc(ep, 1)) {
 			wp_log(l->ctx, WP_LOG_ERR, "shm accept: out of memory, dropping connection");
-			if (ep) {
-				ep->state = WP_EPS_CLOSED;
-				ep->owner_released = true;
-				l->ctx->nr_closed++;
-			}
+			if (ep)
+				wp_ep_discard(ep);
 			close(fd);
 			continue;
 		}
@@ -705,4 +702,33 @@ int shm_mem_register(struct wp_ctx *ctx, struct wp_mr *mr)
 
 void shm_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr)
 {
+}
+
+/* "shm:///path" (a filesystem socket), "shm://@name" (abstract), "shm://@"
+ * (abstract, name chosen by the kernel at bind: autobind, salen = just the
+ * family). */
+int shm_addr_parse(const char *rest, struct sockaddr_storage *ss, socklen_t *salen)
+{
+	struct sockaddr_un *un = (struct sockaddr_un *)ss;
+	size_t n = strlen(rest);
+
+	memset(ss, 0, sizeof(*ss));
+	un->sun_family = AF_UNIX;
+	if (rest[0] == '/') {
+		if (n >= sizeof(un->sun_path))
+			return -ENAMETOOLONG;
+		memcpy(un->sun_path, rest, n + 1);
+		*salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+		return 0;
+	}
+	if (rest[0] == '@') {
+		if (n >= sizeof(un->sun_path))
+			return -ENAMETOOLONG;
+		/* Abstract names start with a NUL byte and are n bytes long. */
+		memcpy(un->sun_path + 1, rest + 1, n - 1);
+		*salen = (socklen_t)(n == 1 ? sizeof(sa_family_t)
+					   : offsetof(struct sockaddr_un, sun_path) + n);
+		return 0;
+	}
+	return -EINVAL;
 }

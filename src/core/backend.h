@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The backend interface: what a path implements, and what the core gives it.
+ * docs/architecture.md ("How to add a path") is the recipe; tests/integ/
+ * backend_mem.c is the smallest complete example (an in-process pair).
+ *
+ * The context owns the event loop: wp_ctx_progress runs deferred completions,
+ * then the one flush loop (every endpoint on the dirty list gets its path's
+ * transmit burst, fast.flush), then the path's poll (wait for and handle
+ * completions and events), then the flush loop again so answers queued by
+ * callbacks leave in the same round, then pollers and reaping. A path never
+ * walks the dirty list itself; one that waits in a loop of its own (shm's
+ * spin) calls wp_ctx_flush between its polls.
+ *
+ * Two kinds of path, told apart by capability bits, never by pointer:
+ * - stream paths (WP_CAP_STREAM) move bytes: frames are queued in the shared
+ *   transmit queue (ep->tx, by the core) and the path's flush takes iovecs
+ *   from it (wp_txq_iov) and reports progress (wp_txq_advance); received
+ *   chunks go to the shared parser (wp_conn_input);
+ * - message paths move whole frames: their fast.send takes each frame, and
+ *   whole received frames go to wp_conn_deliver.
+ * Paths addressed by host:port carry WP_CAP_INET: only those may stand in
+ * for each other under `prefer` and `any`.
+ *
+ * Threading: everything runs on the thread that drives the context, except
+ * `available` and `probe`, which run from any thread (the probe table's
+ * lock serialises probes).
+ */
+#ifndef WP_BACKEND_H
+#define WP_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "wirepath/wirepath.h"
+#include "frame.h"
+#include "probe.h"
+
+struct wp_ctx;
+struct wp_ep;
+struct wp_mr;
+
+/* Fast-path ops, copied into each endpoint at its creation. */
+struct wp_fast_ops {
+	/* Message paths: take one frame (state and size already checked by
+	 * wp_conn_send; same contract). Stream paths leave it NULL: the core
+	 * queues their frames in ep->tx. */
+	int (*send)(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
+		    wp_done_fn done, void *arg);
+	/* The transmit burst: hand what is queued for this open endpoint to
+	 * the kernel (or the peer) now. Called by the context's flush loop. */
+	void (*flush)(struct wp_ep *ep);
+};
+
+/* Control ops: one table per path. Unsupported ops point at the wp_no_*
+ * defaults below, never NULL (except fast->send on stream paths). */
+struct wp_backend_ops {
+	const char *name;        /* the URI scheme */
+	uint32_t caps;           /* WP_CAP_*: what it offers; callers test these */
+	const struct wp_fast_ops *fast;
+	/* Can this path run here? Cheap; 0 or -errno with a reason in why. */
+	int (*available)(char *why, size_t len);
+	/* Report this path's probes with wp_probe_add: each one a real attempt
+	 * on the running kernel, with what it returned. */
+	void (*probe)(void);
+	/* The address after "scheme://" (wp_addr_parse_inet for host:port). */
+	int (*addr_parse)(const char *rest, struct sockaddr_storage *ss, socklen_t *salen);
+	int (*init)(struct wp_ctx *ctx);
+	void (*fini)(struct wp_ctx *ctx);
+	int (*listen)(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen);
+	int (*connect)(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen);
+	/* Stop I/O and close the fd; may leave kernel ops in flight (ep->io_inflight). */
+	void (*close)(struct wp_ep *ep);
+	/* Completion polling: wait at most timeout_us (-1 forever, 0 not at
+	 * all) for events, handle them (received bytes or frames, finished
+	 * sends, accepts, connects). Returns events handled or -errno. */
+	int (*poll)(struct wp_ctx *ctx, int64_t timeout_us);
+	/* What was really obtained (options, modes, downgrades). */
+	void (*explain)(struct wp_ctx *ctx, char *buf, size_t len);
+	/* Registered memory: 0 or -errno; sets mr->idx when the kernel holds it. */
+	int (*mem_register)(struct wp_ctx *ctx, struct wp_mr *mr);
+	void (*mem_unregister)(struct wp_ctx *ctx, struct wp_mr *mr);
+	/* The endpoint is being freed: release ep->bk and whatever it holds. */
+	void (*ep_free)(struct wp_ep *ep);
+	/* Send buffers for wp_ep_buf_alloc: memory a send from is cheapest
+	 * (shm: the shared heap the peer reads in place). */
+	void *(*buf_alloc)(struct wp_ep *ep, size_t len);
+	void (*buf_free)(struct wp_ep *ep, void *buf);
+	/* A URI the peer can connect to, for a listening endpoint. */
+	int (*local_uri)(const struct wp_ep *ep, char *buf, size_t len);
+	/* A region was exported: offer it to peers that can map it. */
+	void (*mr_exported)(struct wp_ctx *ctx, struct wp_mr *mr);
+	/* Move a transfer through mapped memory now, or -EOPNOTSUPP (frames). */
+	int (*xfer_direct)(struct wp_ep *ep, const struct wp_xfer_params *p,
+			   struct wp_xfer_stats *st);
+	/* Receive memory (wp_ctx_pools with ep == NULL, wp_ep_pools): fill up
+	 * to max ranges, return how many there are. */
+	int (*pools)(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
+		     uint32_t max);
+};
+
+/* ---- registration (ctx.c, src/registry.c) ---------------------------- */
+
+/* Paths built into the library, best first (what `any` picks), NULL-ended. */
+extern const struct wp_backend_ops *const wp_registry_paths[];
+
+/* Paths this version knows but the build left out (meson said why). */
+struct wp_absent_path {
+	const char *name, *why;
+};
+extern const struct wp_absent_path wp_registry_absent[];
+
+/* Add a path at run time (a test backend; before the first context).
+ * 0, -EEXIST (a path of that name), -ENOSPC. */
+int wp_backend_register(const struct wp_backend_ops *ops);
+/* Every path, built in then registered. Returns the count. */
+int wp_paths(const struct wp_backend_ops *const **out);
+
+/* ---- what the core gives every path (conn.c, loop.c, ctx.c) ----------- */
+
+/* The endpoint has output: the next flush loop runs its fast.flush. */
+void wp_ctx_mark_dirty(struct wp_ep *ep);
+/* The flush loop: every dirty open endpoint's transmit burst, now. */
+void wp_ctx_flush(struct wp_ctx *ctx);
+
+/* A new endpoint (an accepted connection: copy the listener's cbs). */
+struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs);
+/* An endpoint that never opened (accept out of memory): mark it closed and
+ * released; it is freed at the next reap. */
+void wp_ep_discard(struct wp_ep *ep);
+/* The connection is up (connect completed or accepted). */
+void wp_conn_established(struct wp_ep *ep);
+/* Orderly EOF (err 0) or an error from the transport: close, fail what is
+ * pending, tell the owner. */
+void wp_conn_fail(struct wp_ep *ep, int err);
+/* Stream paths: received bytes, any chunking. Returns 0, or -EPROTO / -ENOMEM
+ * after closing the endpoint (a CLOSE frame attempted and counted). */
+int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len);
+/* Message paths: one whole frame whose header was validated. Returns non-zero
+ * when the endpoint closed and no more frames should be fed. */
+int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
+
+/* Stream paths: the shared transmit queue (struct wp_txq in core.h). */
+int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
+		wp_done_fn done, void *arg);
+struct wp_txq;
+struct iovec;
+/* Gather iovecs from segment *idx (first one from byte off), merging
+ * contiguous staging. With split_zc, stops before a zero-copy-eligible
+ * segment, or returns that segment alone (*is_zc = true) if it comes first.
+ * Advances *idx past what was gathered. Returns the iovec count. */
+int wp_txq_iov(const struct wp_txq *q, uint64_t *idx, uint32_t off, struct iovec *iov, int max,
+	       size_t *bytes, bool split_zc, bool *is_zc);
+/* n more bytes were accepted by the kernel; mark_done: segments fully sent
+ * are complete now (copying send); else they wait for wp_txq_release_range. */
+void wp_txq_advance(struct wp_ep *ep, size_t n, bool mark_done);
+/* Zero-copy notification: segments [from, upto) are complete. */
+void wp_txq_release_range(struct wp_ep *ep, uint64_t from, uint64_t upto);
+
+/* TCP sockets shared by the host:port paths. */
+int wp_addr_parse_inet(const char *rest, struct sockaddr_storage *ss, socklen_t *salen);
+/* A TCP socket with TCP_NODELAY (counted syscalls). Returns fd or -errno. */
+int wp_sock_stream(int family, bool nonblock);
+/* Socket, bind, listen, local port into ep; ep->fd and state set on success. */
+int wp_sock_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen, bool nonblock);
+
+/* Registered memory lookup (uring: a payload inside a fixed buffer). */
+struct wp_mr *wp_mr_find(struct wp_ctx *ctx, const void *p, size_t len);
+
+/* Defaults for ops a path has no special version of. */
+void wp_ep_bk_free(struct wp_ep *ep);                       /* free(ep->bk) */
+void *wp_buf_alloc_heap(struct wp_ep *ep, size_t len);      /* plain memory */
+void wp_buf_free_heap(struct wp_ep *ep, void *buf);
+int wp_local_uri_inet(const struct wp_ep *ep, char *buf, size_t len);
+int wp_no_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_xfer_stats *st);
+void wp_no_mr_exported(struct wp_ctx *ctx, struct wp_mr *mr);
+int wp_no_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
+		uint32_t max);
+int wp_no_mem_register(struct wp_ctx *ctx, struct wp_mr *mr); /* bookkeeping only */
+void wp_no_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr);
+
+#endif
