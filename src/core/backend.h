@@ -165,6 +165,15 @@ int wp_sock_stream(int family, bool nonblock);
 /* Socket, bind, listen, local port into ep; ep->fd and state set on success. */
 int wp_sock_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen, bool nonblock);
 
+/* Paths that wait in epoll (src/core/epoll.c): ctx->bk is a zeroed struct of
+ * size bytes whose first member is the epoll fd (int epfd). */
+struct epoll_event;
+int wp_epoll_bk_init(struct wp_ctx *ctx, size_t size);
+void wp_epoll_bk_fini(struct wp_ctx *ctx);
+int wp_epoll_ctl(struct wp_ctx *ctx, int op, int fd, uint32_t events, uint64_t data);
+/* Wait at most timeout_us (-1 forever). Returns events, 0 on EINTR, or -errno. */
+int wp_epoll_wait(struct wp_ctx *ctx, struct epoll_event *ev, int max, int64_t timeout_us);
+
 /* Registered memory lookup (uring: a payload inside a fixed buffer). */
 struct wp_mr *wp_mr_find(struct wp_ctx *ctx, const void *p, size_t len);
 

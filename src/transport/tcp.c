@@ -26,7 +26,7 @@
 #define TCP_READS_PER_EVENT 8
 
 struct tcp_ctx {
-	int epfd;
+	int epfd;               /* first: wp_epoll_bk_init */
 	struct epoll_event ev[TCP_EVENTS];
 };
 
@@ -82,39 +82,12 @@ static int tcp_available(char *why, size_t len)
 
 static int tcp_init(struct wp_ctx *ctx)
 {
-	struct tcp_ctx *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -ENOMEM;
-	WP_SYSCALL(WP_SYS_OTHER);
-	t->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (t->epfd < 0) {
-		int err = -errno;
-
-		free(t);
-		return err;
-	}
-	ctx->bk = t;
-	return 0;
-}
-
-static void tcp_fini(struct wp_ctx *ctx)
-{
-	struct tcp_ctx *t = tctx(ctx);
-
-	if (!t)
-		return;
-	close(t->epfd);
-	free(t);
-	ctx->bk = NULL;
+	return wp_epoll_bk_init(ctx, sizeof(struct tcp_ctx));
 }
 
 static int ep_ctl(struct wp_ep *ep, int op, uint32_t events)
 {
-	struct epoll_event ev = { .events = events, .data.ptr = ep };
-
-	WP_SYSCALL(WP_SYS_EPOLL_CTL);
-	return epoll_ctl(tctx(ep->ctx)->epfd, op, ep->fd, &ev) < 0 ? -errno : 0;
+	return wp_epoll_ctl(ep->ctx, op, ep->fd, events, (uintptr_t)ep);
 }
 
 static int ep_bk_alloc(struct wp_ep *ep)
@@ -319,18 +292,10 @@ static void connect_done(struct wp_ep *ep)
 static int tcp_poll(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	struct tcp_ctx *t = tctx(ctx);
-	struct timespec ts, *tsp = NULL;
-	int n;
+	int n = wp_epoll_wait(ctx, t->ev, TCP_EVENTS, timeout_us);
 
-	if (timeout_us >= 0) {
-		ts.tv_sec = timeout_us / 1000000;
-		ts.tv_nsec = (timeout_us % 1000000) * 1000;
-		tsp = &ts;
-	}
-	WP_SYSCALL(WP_SYS_EPOLL_WAIT);
-	n = epoll_pwait2(t->epfd, t->ev, TCP_EVENTS, tsp, NULL);
 	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
+		return n;
 	for (int i = 0; i < n; i++) {
 		struct wp_ep *ep = t->ev[i].data.ptr;
 		uint32_t e = t->ev[i].events;
@@ -388,7 +353,7 @@ const struct wp_backend_ops wp_tcp_ops = {
 	.probe = tcp_probe,
 	.addr_parse = wp_addr_parse_inet,
 	.init = tcp_init,
-	.fini = tcp_fini,
+	.fini = wp_epoll_bk_fini,
 	.listen = tcp_listen,
 	.connect = tcp_connect,
 	.close = tcp_close,

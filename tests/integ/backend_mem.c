@@ -63,7 +63,7 @@ struct mem_ep {
 };
 
 struct mem_ctx {
-	int epfd;
+	int epfd;               /* first: wp_epoll_bk_init */
 	struct epoll_event ev[MEM_EVENTS];
 };
 
@@ -126,10 +126,7 @@ static void pair_release(struct mem_pair *p, int s)
 
 static int watch(struct wp_ep *ep, int efd)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ep };
-	struct mem_ctx *mc = ep->ctx->bk;
-
-	return epoll_ctl(mc->epfd, EPOLL_CTL_ADD, efd, &ev) < 0 ? -errno : 0;
+	return wp_epoll_ctl(ep->ctx, EPOLL_CTL_ADD, efd, EPOLLIN, (uintptr_t)ep);
 }
 
 static struct mem_ep *bk_alloc(struct wp_ep *ep)
@@ -162,30 +159,7 @@ static void mem_probe(void)
 
 static int mem_init(struct wp_ctx *ctx)
 {
-	struct mem_ctx *mc = calloc(1, sizeof(*mc));
-
-	if (!mc)
-		return -ENOMEM;
-	mc->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (mc->epfd < 0) {
-		int err = -errno;
-
-		free(mc);
-		return err;
-	}
-	ctx->bk = mc;
-	return 0;
-}
-
-static void mem_fini(struct wp_ctx *ctx)
-{
-	struct mem_ctx *mc = ctx->bk;
-
-	if (!mc)
-		return;
-	close(mc->epfd);
-	free(mc);
-	ctx->bk = NULL;
+	return wp_epoll_bk_init(ctx, sizeof(struct mem_ctx));
 }
 
 static int sa_port(const struct sockaddr *sa)
@@ -281,12 +255,11 @@ static int mem_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t sa
 static void mem_close(struct wp_ep *ep)
 {
 	struct mem_ep *me = mep(ep);
-	struct mem_ctx *mc = ep->ctx->bk;
 
 	if (!me)
 		return;
 	if (me->pair) {
-		epoll_ctl(mc->epfd, EPOLL_CTL_DEL, me->pair->efd[me->side], NULL);
+		wp_epoll_ctl(ep->ctx, EPOLL_CTL_DEL, me->pair->efd[me->side], 0, 0);
 		pair_release(me->pair, me->side);
 		me->pair = NULL;
 	}
@@ -426,11 +399,10 @@ static void mem_accept(struct wp_ep *l)
 static int mem_poll(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	struct mem_ctx *mc = ctx->bk;
-	int n, ms = timeout_us < 0 ? -1 : (int)((timeout_us + 999) / 1000);
+	int n = wp_epoll_wait(ctx, mc->ev, MEM_EVENTS, timeout_us);
 
-	n = epoll_wait(mc->epfd, mc->ev, MEM_EVENTS, ms);
 	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
+		return n;
 	for (int i = 0; i < n; i++) {
 		struct wp_ep *ep = mc->ev[i].data.ptr;
 		struct mem_ep *me = mep(ep);
@@ -476,7 +448,7 @@ static const struct wp_backend_ops wp_mem_ops = {
 	.probe = mem_probe,
 	.addr_parse = wp_addr_parse_inet,
 	.init = mem_init,
-	.fini = mem_fini,
+	.fini = wp_epoll_bk_fini,
 	.listen = mem_listen,
 	.connect = mem_connect,
 	.close = mem_close,

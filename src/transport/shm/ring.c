@@ -62,32 +62,11 @@ static void shm_probe(void)
 
 static int shm_init(struct wp_ctx *ctx)
 {
-	struct shm_ctx *sc = calloc(1, sizeof(*sc));
+	int ret = wp_epoll_bk_init(ctx, sizeof(struct shm_ctx));
 
-	if (!sc)
-		return -ENOMEM;
-	WP_SYSCALL(WP_SYS_OTHER);
-	sc->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (sc->epfd < 0) {
-		int err = -errno;
-
-		free(sc);
-		return err;
-	}
-	shm_probe_huge(sc);
-	ctx->bk = sc;
-	return 0;
-}
-
-static void shm_fini(struct wp_ctx *ctx)
-{
-	struct shm_ctx *sc = sctx(ctx);
-
-	if (!sc)
-		return;
-	close(sc->epfd);
-	free(sc);
-	ctx->bk = NULL;
+	if (ret == 0)
+		shm_probe_huge(sctx(ctx));
+	return ret;
 }
 
 /* ---- data path -------------------------------------------------------- */
@@ -429,16 +408,14 @@ static int handle_events(struct wp_ctx *ctx, int nev)
 	return nev;
 }
 
-static int epoll_round(struct wp_ctx *ctx, int timeout_ms)
+static int epoll_round(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	struct shm_ctx *sc = sctx(ctx);
-	int nev;
+	int nev = wp_epoll_wait(ctx, sc->ev, SHM_EVENTS, timeout_us);
 
-	WP_SYSCALL(WP_SYS_EPOLL_WAIT);
-	nev = epoll_wait(sc->epfd, sc->ev, SHM_EVENTS, timeout_ms);
 	sc->last_epoll_ns = wp_now_ns();
 	if (nev < 0)
-		return errno == EINTR ? 0 : -errno;
+		return nev;
 	return handle_events(ctx, nev);
 }
 
@@ -474,14 +451,14 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 			n += ret;
 		}
 	} else {
-		int ms = timeout_us < 0 ? -1 : (int)((timeout_us + 999) / 1000);
+		int64_t us = timeout_us;
 
 		set_sleeping(ctx, 1);
 		/* Pairs with the producer's index store + fence + flag load. */
 		atomic_thread_fence(memory_order_seq_cst);
 		if (work_ready(ctx))
-			ms = 0;
-		ret = epoll_round(ctx, ms);
+			us = 0;
+		ret = epoll_round(ctx, us);
 		set_sleeping(ctx, 0);
 		if (ret < 0)
 			return ret;
@@ -569,7 +546,7 @@ const struct wp_backend_ops wp_shm_ops = {
 	.probe = shm_probe,
 	.addr_parse = shm_addr_parse,
 	.init = shm_init,
-	.fini = shm_fini,
+	.fini = wp_epoll_bk_fini,
 	.listen = shm_listen,
 	.connect = shm_connect,
 	.close = shm_close,

@@ -27,10 +27,7 @@
 /* epoll data: the endpoint, low bit set for its doorbell. */
 static int ep_watch(struct wp_ep *ep, int fd, uint32_t events, uintptr_t tag)
 {
-	struct epoll_event ev = { .events = events, .data.u64 = (uintptr_t)ep | tag };
-
-	WP_SYSCALL(WP_SYS_EPOLL_CTL);
-	return epoll_ctl(sctx(ep->ctx)->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+	return wp_epoll_ctl(ep->ctx, EPOLL_CTL_ADD, fd, events, (uintptr_t)ep | tag);
 }
 
 static struct shm_ep *bk_alloc(struct wp_ep *ep, int side)
@@ -587,8 +584,7 @@ void shm_close(struct wp_ep *ep)
 
 			if (fd < 0)
 				continue;
-			WP_SYSCALL(WP_SYS_EPOLL_CTL);
-			epoll_ctl(sctx(ep->ctx)->epfd, EPOLL_CTL_DEL, fd, NULL);
+			wp_epoll_ctl(ep->ctx, EPOLL_CTL_DEL, fd, 0, 0);
 		}
 	}
 	if (se->sock >= 0) {

@@ -79,7 +79,7 @@ struct shm_ep {
 };
 
 struct shm_ctx {
-	int epfd;
+	int epfd;                  /* first: wp_epoll_bk_init */
 	struct wp_ep *open;        /* connections to poll */
 	uint64_t last_epoll_ns;
 	bool huge;                 /* 2 MiB hugetlb memfds work here */
