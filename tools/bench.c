@@ -1211,8 +1211,10 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 		bench_uri(uri, sizeof(uri), res->path, sv.port);
 		file_line(sv.out, "explain: ", res->explain_server, sizeof(res->explain_server));
 		if (!cfg->quiet)
-			fprintf(stderr, "wirepath bench: %s: server pid %d on port %d: %s\n",
-				res->path, (int)sv.pid, sv.port, res->explain_server);
+			/* The URI, not a port: shm is addressed by an abstract
+			 * unix socket name and has no port. */
+			fprintf(stderr, "wirepath bench: %s: server pid %d on %s: %s\n",
+				res->path, (int)sv.pid, uri, res->explain_server);
 	}
 
 	wp_ctx_opts_init(&o);
