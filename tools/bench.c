@@ -49,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stub_proto.h"
 #include "tools.h"
 #include "wirepath/policy.h"
 #include "workload.h"
@@ -224,21 +225,6 @@ static void run_fail(struct run *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *kind_name(uint32_t kind)
-{
-	switch (kind) {
-	case WPB_TOOL:
-		return "tool";
-	case WPB_MEM:
-		return "memory";
-	case WPB_MODEL:
-		return "model";
-	case WPB_TELEMETRY:
-		return "telemetry";
-	}
-	return "?";
-}
-
 /* A call's final status in words: library errno (< 0) or server status (> 0). */
 static const char *status_str(int status, char *buf, size_t len)
 {
@@ -394,7 +380,7 @@ static int rec_send(struct agent *a, struct rec *c)
 	}
 	if (backpressure(rc))
 		return 1;
-	run_fail(r, "agent %u: cannot start a %s call: %s (%s)", a->idx, kind_name(c->kind),
+	run_fail(r, "agent %u: cannot start a %s call: %s (%s)", a->idx, wpb_method_name(c->kind),
 		 strerror(-rc), tool_errno_name(rc));
 	rec_put(r, c);
 	return -1;
@@ -442,9 +428,8 @@ static void issue_tool(struct agent *a, uint32_t resp, int will_retry)
 
 	if (!c)
 		return;
-	/* The record's own buffer: only the 8-byte header changes, the rest stays filled. */
-	wpb_put32(c->buf, resp);
-	wpb_put32(c->buf + 4, r->w->tool_service_us);
+	/* The record's own buffer: only the header changes, the rest stays filled. */
+	wpb_bytes_req_put(c->buf, &(struct wpb_bytes_req){ resp, r->w->tool_service_us });
 	c->req = c->buf;
 	c->req_len = r->tool_req_len;
 	c->expect = resp;
@@ -513,8 +498,7 @@ static void agent_advance(struct agent *a)
 			if (r->model_req_len)
 				issue_simple(a, WPB_MODEL, r->model_req, r->model_req_len,
 					     (uint64_t)w->tokens * w->token_bytes,
-					     w->tokens ? (w->tokens + w->token_batch - 1) /
-					     w->token_batch : 0);
+					     wpb_model_chunks(w->tokens, w->token_batch));
 			break;
 		case PH_MODEL:
 			a->ph = PH_TOOL;
@@ -588,13 +572,13 @@ static void rec_on_done(void *arg, int status)
 	if (status != 0) {
 		/* Tearing down fails what is left in flight; that is not an error. */
 		if (!r->teardown)
-			run_fail(r, "agent %u: %s call failed: %s", a->idx, kind_name(c->kind),
+			run_fail(r, "agent %u: %s call failed: %s", a->idx, wpb_method_name(c->kind),
 				 status_str(status, sb, sizeof(sb)));
 		goto out;
 	}
 	if (c->got != c->expect) {
 		run_fail(r, "agent %u: %s reply of %" PRIu64 " bytes, expected %" PRIu64, a->idx,
-			 kind_name(c->kind), c->got, c->expect);
+			 wpb_method_name(c->kind), c->got, c->expect);
 		goto out;
 	}
 	switch (c->kind) {
@@ -1068,20 +1052,20 @@ static int run_setup_buffers(struct run *r)
 	r->tel_buf = malloc(r->tel_len ? r->tel_len : 1);
 	if (!r->mem_req || !r->bulk_req || !r->model_req || !r->tel_buf)
 		return -ENOMEM;
-	wpb_put32(r->mem_req, w->mem_bytes);
-	wpb_put32(r->mem_req + 4, w->mem_service_us);
+	wpb_bytes_req_put(r->mem_req, &(struct wpb_bytes_req){ w->mem_bytes, w->mem_service_us });
 	/* Bulk context moves at memory-lookup service time. */
-	wpb_put32(r->bulk_req, (uint32_t)w->bulk_bytes);
-	wpb_put32(r->bulk_req + 4, w->mem_service_us);
+	wpb_bytes_req_put(r->bulk_req,
+			  &(struct wpb_bytes_req){ (uint32_t)w->bulk_bytes, w->mem_service_us });
 	for (uint32_t i = 0; i < model_len; i++)
 		r->model_req[i] = wpb_pattern(i);
-	if (model_len) {
-		wpb_put32(r->model_req, w->tokens);
-		wpb_put32(r->model_req + 4, w->token_bytes);
-		wpb_put32(r->model_req + 8, w->token_batch);
-		wpb_put32(r->model_req + 12, w->model_service_us);
-		wpb_put32(r->model_req + 16, w->token_interval_us);
-	}
+	if (model_len)
+		wpb_model_req_put(r->model_req, &(struct wpb_model_req){
+			.tokens = w->tokens,
+			.token_bytes = w->token_bytes,
+			.token_batch = w->token_batch,
+			.service_us = w->model_service_us,
+			.interval_us = w->token_interval_us,
+		});
 	for (uint32_t i = 0; i < r->tel_len; i++)
 		r->tel_buf[i] = wpb_pattern(i);
 	return 0;
@@ -2149,7 +2133,7 @@ static void kv_run_path(struct bench_cfg *cfg, struct kv_path *res)
 	struct wp_mr *local = NULL;
 	struct wp_rkey rk;
 	struct server sv = { 0 };
-	uint8_t req[8];
+	uint8_t req[WPB_KV_HDR];
 	char uri[320];
 
 	res->state = RES_ERROR;
@@ -2179,14 +2163,12 @@ static void kv_run_path(struct bench_cfg *cfg, struct kv_path *res)
 		goto out;
 	}
 	snprintf(res->explain, sizeof(res->explain), "%s", wp_ctx_explain(k.ctx));
-	wpb_put32(req, (uint32_t)KV_REGION);
-	wpb_put32(req + 4, (uint32_t)(KV_REGION >> 32));
-	if (kv_call(&k, WPB_KV, req, sizeof(req)) < 0 || k.reply_len < 24) {
+	wpb_put64(req, KV_REGION);
+	if (kv_call(&k, WPB_KV, req, sizeof(req)) < 0 ||
+	    wpb_kv_reply_get(k.reply, k.reply_len, &rk) < 0) {
 		snprintf(res->msg, sizeof(res->msg), "no region from the server: %s", k.why);
 		goto out;
 	}
-	rk = (struct wp_rkey){ wpb_get32(k.reply), wpb_get32(k.reply + 4),
-			       wpb_get64(k.reply + 8), wpb_get32(k.reply + 16), 0 };
 	if (wp_mr_alloc(k.ctx, KV_REGION, &local) < 0) {
 		snprintf(res->msg, sizeof(res->msg), "cannot allocate %llu MiB",
 			 (unsigned long long)(KV_REGION >> 20));

@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "stub_proto.h"
 #include "tools.h"
 #include "wirepath/gpu.h"
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * `wirepath serve`: the stub services the bench calls (tool, memory, model,
- * telemetry; ids and request formats in tools.h), on one context driven by
- * one thread, like a real single-core service would be.
+ * telemetry, kv; ids and request formats in stub_proto.h), on one context
+ * driven by one thread, like a real single-core service would be.
  *
  * The stubs exist to measure the data path, so they do no work of their own:
  * every reply points into one static pattern buffer filled once at start and
@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "stub_proto.h"
 #include "tools.h"
 #include "wirepath/gpu.h"
 #include "wirepath/policy.h"
@@ -58,7 +59,7 @@ struct srv {
 	struct job **heap;   /* min-heap on due */
 	size_t n, cap;
 	struct job *free_jobs;
-	uint64_t calls[6];   /* by method id (1..5) */
+	uint64_t calls[WPB_METHOD_MAX + 1]; /* by method id */
 	struct wp_mr *kv;    /* the bulk-transfer target, allocated at the first WPB_KV */
 	uint64_t bad_requests;
 	uint64_t send_errors;
@@ -262,17 +263,17 @@ static void on_kv(void *arg, struct wp_call *call, struct wp_msg *req)
 {
 	struct srv *s = arg;
 	struct wp_rkey rk;
-	uint8_t out[24];
+	uint8_t out[WPB_KV_REPLY];
 	uint64_t want;
 	int rc;
 
 	s->calls[WPB_KV]++;
-	if (req->len < 8) {
+	if (req->len < WPB_KV_HDR) {
 		s->bad_requests++;
 		wp_call_error(call, EINVAL, "short request");
 		return;
 	}
-	want = (uint64_t)wpb_get32(req->data) | (uint64_t)wpb_get32((const uint8_t *)req->data + 4) << 32;
+	want = wpb_get64(req->data);
 	if (want == 0 || want > WPB_KV_MAX) {
 		s->bad_requests++;
 		wp_call_error(call, EINVAL, "region size out of range");
@@ -291,41 +292,32 @@ static void on_kv(void *arg, struct wp_call *call, struct wp_msg *req)
 		memset(wp_mr_addr(s->kv), 0, want); /* fault it in outside the measurement */
 	}
 	wp_mr_export(s->kv, &rk);
-	wpb_put32(out, rk.id);
-	wpb_put32(out + 4, rk.key);
-	wpb_put32(out + 8, (uint32_t)rk.len);
-	wpb_put32(out + 12, (uint32_t)(rk.len >> 32));
-	wpb_put32(out + 16, rk.flags);
-	wpb_put32(out + 20, 0);
+	wpb_kv_reply_put(out, &rk);
 	wp_call_reply(call, out, sizeof(out), NULL, NULL);
+}
+
+/* Tool and memory calls: a reply of the size asked, after the service time asked. */
+static void on_bytes(struct srv *s, struct wp_call *call, uint32_t method, struct wp_msg *req)
+{
+	struct wpb_bytes_req r;
+
+	s->calls[method]++;
+	if (wpb_bytes_req_get(req->data, req->len, &r) < 0) {
+		s->bad_requests++;
+		wp_call_error(call, EINVAL, "short request");
+		return;
+	}
+	answer_bytes(s, call, method, r.bytes, r.service_us);
 }
 
 static void on_tool(void *arg, struct wp_call *call, struct wp_msg *req)
 {
-	struct srv *s = arg;
-
-	s->calls[WPB_TOOL]++;
-	if (req->len < WPB_TOOL_HDR) {
-		s->bad_requests++;
-		wp_call_error(call, EINVAL, "short request");
-		return;
-	}
-	answer_bytes(s, call, WPB_TOOL, wpb_get32(req->data),
-		     wpb_get32((const uint8_t *)req->data + 4));
+	on_bytes(arg, call, WPB_TOOL, req);
 }
 
 static void on_mem(void *arg, struct wp_call *call, struct wp_msg *req)
 {
-	struct srv *s = arg;
-
-	s->calls[WPB_MEM]++;
-	if (req->len < WPB_MEM_HDR) {
-		s->bad_requests++;
-		wp_call_error(call, EINVAL, "short request");
-		return;
-	}
-	answer_bytes(s, call, WPB_MEM, wpb_get32(req->data),
-		     wpb_get32((const uint8_t *)req->data + 4));
+	on_bytes(arg, call, WPB_MEM, req);
 }
 
 /* The prompt is in device memory (or the feed failed or closed). */
@@ -359,27 +351,22 @@ static void on_kitchen(void *arg, const struct wp_gpu_done *d)
 static void on_model(void *arg, struct wp_call *call, struct wp_msg *req)
 {
 	struct srv *s = arg;
-	const uint8_t *p = req->data;
-	uint32_t tokens, token_bytes, batch, service_us, interval_us;
+	struct wpb_model_req m;
 	uint64_t chunk;
 	struct job *j;
 
 	s->calls[WPB_MODEL]++;
-	if (req->len < WPB_MODEL_HDR) {
+	if (wpb_model_req_get(req->data, req->len, &m) < 0) {
 		s->bad_requests++;
 		wp_call_error(call, EINVAL, "short request");
 		return;
 	}
-	tokens = wpb_get32(p);
-	token_bytes = wpb_get32(p + 4);
-	batch = wpb_get32(p + 8);
-	service_us = wpb_get32(p + 12);
-	interval_us = wpb_get32(p + 16);
-	chunk = (uint64_t)token_bytes * batch;
-	if (batch == 0 || chunk > WPB_CHUNK_MAX) {
+	chunk = (uint64_t)m.token_bytes * m.token_batch;
+	if (m.token_batch == 0 || chunk > WPB_CHUNK_MAX) {
 		s->bad_requests++;
 		wp_call_error(call, EINVAL,
-			      batch ? "token_bytes * token_batch above 16 MiB" : "token_batch is 0");
+			      m.token_batch ? "token_bytes * token_batch above 16 MiB" :
+			      "token_batch is 0");
 		return;
 	}
 	j = job_alloc(s);
@@ -390,10 +377,10 @@ static void on_model(void *arg, struct wp_call *call, struct wp_msg *req)
 	}
 	j->call = call;
 	j->method = WPB_MODEL;
-	j->chunks = tokens ? (uint32_t)(((uint64_t)tokens + batch - 1) / batch) : 0;
+	j->chunks = wpb_model_chunks(m.tokens, m.token_batch);
 	j->chunk_bytes = (uint32_t)chunk;
-	j->last_bytes = tokens ? (tokens - (j->chunks - 1) * batch) * token_bytes : 0;
-	j->interval_us = interval_us;
+	j->last_bytes = m.tokens ? (m.tokens - (j->chunks - 1) * m.token_batch) * m.token_bytes : 0;
+	j->interval_us = m.interval_us;
 	if (s->feed) {
 		int rc;
 
@@ -401,7 +388,7 @@ static void on_model(void *arg, struct wp_call *call, struct wp_msg *req)
 		 * checksums it; the model's service time starts once the GPU has
 		 * it and the sum matches the host's. */
 		j->s = s;
-		j->service_us = service_us;
+		j->service_us = m.service_us;
 		j->want_sum = wp_gpu_kitchen_sum(req->data, req->len);
 		rc = wp_gpu_feed_submit_lent(s->feed, req->data, req->len, on_kitchen, j);
 		if (rc < 0) {
@@ -412,7 +399,7 @@ static void on_model(void *arg, struct wp_call *call, struct wp_msg *req)
 		}
 		return;
 	}
-	job_start(s, j, service_us);
+	job_start(s, j, m.service_us);
 }
 
 /* ------------------------------------------------------------------ */

@@ -2,10 +2,8 @@
 /*
  * Declarations shared by the wirepath CLI's three parts: the command
  * dispatcher and helpers (wirepath.c), the stub server (serve.c) and the
- * bench (bench.c). It fixes the bench protocol both sides speak: the method
- * ids of the stub services and the little-endian request headers they parse,
- * so a bench client and a `wirepath serve` built from the same tree always
- * agree. Everything here is tool code: it uses only the public API.
+ * bench (bench.c). The protocol the bench and the stub server speak is in
+ * stub_proto.h. Everything here is tool code: it uses only the public API.
  */
 #ifndef WP_TOOLS_H
 #define WP_TOOLS_H
@@ -15,71 +13,6 @@
 #include <stdint.h>
 
 #include "wirepath/wirepath.h"
-
-/* ------------------------------------------------------------------ */
-/* Bench protocol: stub services offered by `wirepath serve`           */
-/* ------------------------------------------------------------------ */
-
-/* Request [u32 resp_size][u32 service_us] ... -> one reply of resp_size bytes. */
-#define WPB_TOOL 1u
-/* Request [u32 bytes][u32 service_us] -> a reply of `bytes` bytes. */
-#define WPB_MEM 2u
-/*
- * Request [u32 tokens][u32 token_bytes][u32 token_batch][u32 service_us]
- * [u32 interval_us] -> after service_us, ceil(tokens / token_batch) stream
- * chunks of token_bytes * token_batch bytes (the last one shorter), one every
- * interval_us, then the end of the stream.
- */
-#define WPB_MODEL 3u
-/* One-way message (wp_ep_send_msg): per-step telemetry, counted, no reply. */
-#define WPB_TELEMETRY 4u
-
-/*
- * Request [u64 bytes] -> the remote key (struct wp_rkey, fields little-endian:
- * u32 id, u32 key, u64 len, u32 flags, u32 pad) of an exported region of at
- * least `bytes` bytes, the target of `wirepath bench --workload kv`.
- */
-#define WPB_KV 5u
-#define WPB_KV_MAX (1ull << 30)
-
-#define WPB_TOOL_HDR 8u
-#define WPB_MEM_HDR 8u
-#define WPB_MODEL_HDR 20u
-
-/*
- * Replies larger than this go out as a stream of chunks of this size (the
- * library's default max_frame); the client checks only the byte total. The
- * server's static pattern buffer has exactly this size.
- */
-#define WPB_CHUNK_MAX (16u << 20)
-
-static inline void wpb_put32(void *p, uint32_t v)
-{
-	uint8_t *b = p;
-
-	b[0] = (uint8_t)v;
-	b[1] = (uint8_t)(v >> 8);
-	b[2] = (uint8_t)(v >> 16);
-	b[3] = (uint8_t)(v >> 24);
-}
-
-static inline uint32_t wpb_get32(const void *p)
-{
-	const uint8_t *b = p;
-
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
-
-static inline uint64_t wpb_get64(const void *p)
-{
-	return (uint64_t)wpb_get32(p) | (uint64_t)wpb_get32((const uint8_t *)p + 4) << 32;
-}
-
-/* The byte every payload carries at offset i (server replies, client requests). */
-static inline uint8_t wpb_pattern(size_t i)
-{
-	return (uint8_t)(i * 131u + 7u);
-}
 
 /* ------------------------------------------------------------------ */
 /* Commands (argv[0] is the command name)                              */
