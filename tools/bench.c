@@ -51,6 +51,7 @@
 
 #include "stub_proto.h"
 #include "tools.h"
+#include "util.h"
 #include "wirepath/policy.h"
 #include "workload.h"
 
@@ -235,11 +236,6 @@ static const char *status_str(int status, char *buf, size_t len)
 	return buf;
 }
 
-static int backpressure(int rc)
-{
-	return rc == -EAGAIN || rc == -ENOBUFS;
-}
-
 /* xorshift64*: small, fast, good enough to draw sizes. */
 static uint64_t rng_next(uint64_t *s)
 {
@@ -378,7 +374,7 @@ static int rec_send(struct agent *a, struct rec *c)
 		a->last_event_ns = c->t0;
 		return 0;
 	}
-	if (backpressure(rc))
+	if (tool_backpressure(rc))
 		return 1;
 	run_fail(r, "agent %u: cannot start a %s call: %s (%s)", a->idx, wpb_method_name(c->kind),
 		 strerror(-rc), tool_errno_name(rc));
@@ -521,7 +517,7 @@ static void agent_advance(struct agent *a)
 			/* The step ends when the telemetry send has completed. */
 			rc = wp_ep_send_msg(a->ep, WPB_TELEMETRY, r->tel_buf, r->tel_len, tel_done,
 					    a);
-			if (backpressure(rc)) {
+			if (tool_backpressure(rc)) {
 				agent_stall(a);
 				return;
 			}

@@ -37,6 +37,7 @@
 
 #include "stub_proto.h"
 #include "tools.h"
+#include "util.h"
 #include "wirepath/gpu.h"
 
 #define GF_MAX_PATHS 4
@@ -428,7 +429,7 @@ static void gf_cell_local(const struct gf_cfg *cfg, struct gf_cell *c, struct gf
 				continue;
 			rc = wp_gpu_feed_submit(c->f, c->lbuf[i], c->size, gf_on_local,
 						&c->larg[i]);
-			if (rc == -EAGAIN || rc == -ENOBUFS)
+			if (tool_backpressure(rc))
 				break;
 			if (rc < 0) {
 				c->refused++;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "tools.h"
+#include "util.h"
 #include "wirepath/policy.h"
 
 static void policy_usage(FILE *f)

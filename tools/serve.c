@@ -30,6 +30,7 @@
 
 #include "stub_proto.h"
 #include "tools.h"
+#include "util.h"
 #include "wirepath/gpu.h"
 #include "wirepath/policy.h"
 
@@ -161,11 +162,6 @@ static struct job *heap_pop(struct srv *s)
 /* Answering                                                           */
 /* ------------------------------------------------------------------ */
 
-static int backpressure(int rc)
-{
-	return rc == -EAGAIN || rc == -ENOBUFS;
-}
-
 /*
  * Send what is due of one answer. Returns 1 when the answer is over (the job
  * can be freed) or 0 when it must run again at j->due.
@@ -192,7 +188,7 @@ static int job_run(struct srv *s, struct job *j, uint64_t now)
 		uint32_t len = j->sent + 1 == j->chunks ? j->last_bytes : j->chunk_bytes;
 
 		rc = wp_call_stream(j->call, s->pattern, len, serve_noop_done, NULL);
-		if (backpressure(rc))
+		if (tool_backpressure(rc))
 			goto retry;
 		if (rc < 0) {
 			s->send_errors++;

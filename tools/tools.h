@@ -1,76 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Declarations shared by the wirepath CLI's three parts: the command
- * dispatcher and helpers (wirepath.c), the stub server (serve.c) and the
- * bench (bench.c). The protocol the bench and the stub server speak is in
+ * The wirepath commands: one entry point per command, each in its own file,
+ * called by the command table in wirepath.c. The helpers the commands share
+ * are in util.h, the protocol the bench and the stub server speak in
  * stub_proto.h. Everything here is tool code: it uses only the public API.
  */
 #ifndef WP_TOOLS_H
 #define WP_TOOLS_H
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include "wirepath/wirepath.h"
-
-/* ------------------------------------------------------------------ */
-/* Commands (argv[0] is the command name)                              */
-/* ------------------------------------------------------------------ */
-
-int cmd_probe(int argc, char **argv);
-int cmd_serve(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
+/* argv[0] is the command name; each returns the process exit status. */
+int cmd_probe(int argc, char **argv);  /* tools/probe.c */
+int cmd_serve(int argc, char **argv);  /* tools/serve.c */
+int cmd_bench(int argc, char **argv);  /* tools/bench.c */
+int cmd_policy(int argc, char **argv); /* tools/policy.c */
 /* `wirepath bench --workload gpufeed` (tools/bench_gpufeed.c). */
 int cmd_bench_gpufeed(int argc, char **argv);
-int cmd_policy(int argc, char **argv); /* tools/policy.c */
-
-/* Exit status for a bad flag or value (after one line that says what to do). */
-#define EXIT_USAGE 2
-
-/* ------------------------------------------------------------------ */
-/* Helpers (wirepath.c)                                                */
-/* ------------------------------------------------------------------ */
-
-/* A growable string; on allocation failure `oom` is set and appends are dropped. */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append s as a JSON string literal (quotes included); NULL gives null. */
-void sb_json_str(struct sbuf *b, const char *s);
-/* Append a JSON number; NaN and infinities give null. */
-void sb_json_num(struct sbuf *b, double v);
-void sb_free(struct sbuf *b);
-
-/* "EOPNOTSUPP", or "E<n>" when glibc has no name. */
-const char *tool_errno_name(int err);
-/* The probe table as a JSON array of {name, ok, err, errno, error, detail}. */
-void tool_probes_json(struct sbuf *b);
-/* wp_ctx_opts.log for tools: "wirepath: <level>: msg" on stderr. */
-void tool_log(void *arg, enum wp_log_level level, const char *msg);
-
-/*
- * Parse numbers in flags. Each returns 0 or -EINVAL (not a number, trailing
- * junk, out of [min, max]).
- * - tool_parse_u64: plain decimal.
- * - tool_parse_size: bytes with an optional K/KiB/M/MiB/G/GiB suffix.
- * - tool_parse_secs: seconds, decimal fraction allowed ("0.3").
- */
-int tool_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-int tool_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-int tool_parse_secs(const char *s, double min, double max, double *out);
-/* Parse "require" | "prefer" | "any". */
-int tool_parse_select(const char *s, enum wp_select *out);
-const char *tool_select_name(enum wp_select s);
-
-/*
- * Report a bad flag or value: "wirepath CMD: <message>; see 'wirepath CMD
- * --help'" on stderr. Returns EXIT_USAGE so callers can `return usage_error()`.
- */
-int tool_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
