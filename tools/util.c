@@ -230,6 +230,25 @@ const char *tool_select_name(enum wp_select s)
 	return "?";
 }
 
+void tool_help_entry(FILE *f, int col, const char *left, const char *help)
+{
+	int w = (int)strlen(left);
+
+	/* Two spaces of indent and at least two before the text. */
+	if (2 + w + 2 <= col)
+		fprintf(f, "  %-*s", col - 2, left);
+	else
+		fprintf(f, "  %s\n%*s", left, col, "");
+	for (const char *p = help; *p;) {
+		size_t n = strcspn(p, "\n");
+
+		fprintf(f, "%.*s\n", (int)n, p);
+		p += n;
+		if (*p == '\n' && *++p)
+			fprintf(f, "%*s", col, "");
+	}
+}
+
 int tool_usage_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;

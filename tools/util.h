@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "wirepath/wirepath.h"
 
@@ -58,6 +59,13 @@ int tool_parse_secs(const char *s, double min, double max, double *out);
 /* Parse "require" | "prefer" | "any". */
 int tool_parse_select(const char *s, enum wp_select *out);
 const char *tool_select_name(enum wp_select s);
+
+/*
+ * One entry of a help listing: "  LEFT" and, from column `col`, HELP. Lines
+ * of HELP after the first, and HELP under a LEFT too wide for the column,
+ * start on a new line at `col`. Commands and options are listed with it.
+ */
+void tool_help_entry(FILE *f, int col, const char *left, const char *help);
 
 /*
  * Report a bad flag or value: "wirepath CMD: <message>; see 'wirepath CMD
