@@ -126,6 +126,15 @@ const char *tool_errno_name(int err)
 	return buf;
 }
 
+const char *tool_status_str(int status, char *buf, size_t len)
+{
+	if (status < 0)
+		snprintf(buf, len, "%s (%s)", strerror(-status), tool_errno_name(status));
+	else
+		snprintf(buf, len, "server answered status %d (%s)", status, strerror(status));
+	return buf;
+}
+
 void tool_log(void *arg, enum wp_log_level level, const char *msg)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };

@@ -41,6 +41,8 @@ void sb_free(struct sbuf *b);
 
 /* "EOPNOTSUPP", or "E<n>" when glibc has no name. */
 const char *tool_errno_name(int err);
+/* A call's final status in words: library errno (< 0) or server status (> 0). */
+const char *tool_status_str(int status, char *buf, size_t len);
 /* The probe table as a JSON array of {name, ok, err, errno, error, detail}. */
 void tool_probes_json(struct sbuf *b);
 /* wp_ctx_opts.log for tools: "wirepath: <level>: msg" on stderr. */
