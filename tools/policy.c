@@ -11,14 +11,35 @@
  * to do), 2 usage error.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "opt.h"
 #include "tools.h"
 #include "util.h"
 #include "wirepath/policy.h"
+
+struct popts {
+	const char *dev;
+	const char *rules;
+	int json, keys, generic, native_only;
+};
+
+static const struct tool_opt policy_opts[] = {
+	{ .name = "dev", .kind = TOOL_OPT_STR, .off = offsetof(struct popts, dev), .meta = "IFACE",
+	  .help = "the interface (every subcommand but check)" },
+	{ .name = "json", .kind = TOOL_OPT_FLAG, .off = offsetof(struct popts, json),
+	  .help = "load, reload, stats: one JSON object" },
+	{ .name = "keys", .kind = TOOL_OPT_FLAG, .off = offsetof(struct popts, keys),
+	  .help = "show: the tenants' keys, not redacted" },
+	{ .name = "generic", .kind = TOOL_OPT_FLAG, .off = offsetof(struct popts, generic),
+	  .help = "load: generic XDP, asked for" },
+	{ .name = "native-only", .kind = TOOL_OPT_FLAG, .off = offsetof(struct popts, native_only),
+	  .help = "load: native XDP or nothing, no generic fallback" },
+	{ .name = NULL },
+};
 
 static void policy_usage(FILE *f)
 {
@@ -44,61 +65,27 @@ static void policy_usage(FILE *f)
 		"  show      the active rules, read back from the maps (keys redacted\n"
 		"            unless --keys)\n"
 		"  stats     packets and bytes per verdict, per reason, per tenant, per rule\n"
-		"  unload    detach and remove the pins\n");
+		"  unload    detach and remove the pins\n"
+		"\n"
+		"options:\n");
+	tool_opt_help(f, policy_opts, 18);
 }
-
-struct popts {
-	const char *dev;
-	const char *rules;
-	int json, keys, generic, native_only;
-};
 
 static int parse_opts(const char *sub, int argc, char **argv, struct popts *o, int need_dev,
 		      int need_rules)
 {
-	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "keys", no_argument, NULL, 'k' },
-		{ "generic", no_argument, NULL, 'g' },
-		{ "native-only", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	char cmd[32];
-	int c;
+	int rc, first;
 
 	snprintf(cmd, sizeof(cmd), "policy %s", sub);
 	memset(o, 0, sizeof(*o));
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			o->dev = optarg;
-			break;
-		case 'j':
-			o->json = 1;
-			break;
-		case 'k':
-			o->keys = 1;
-			break;
-		case 'g':
-			o->generic = 1;
-			break;
-		case 'n':
-			o->native_only = 1;
-			break;
-		case 'h':
-			policy_usage(stdout);
-			exit(0);
-		case ':':
-			return tool_usage_error("policy", "'%s' needs a value", argv[optind - 1]);
-		default:
-			return tool_usage_error("policy", "unknown option '%s' for '%s'",
-						argv[optind - 1], cmd);
-		}
+	rc = tool_opt_parse("policy", policy_opts, o, argc, argv, &first);
+	if (rc == TOOL_OPT_HELP) {
+		policy_usage(stdout);
+		exit(0);
 	}
+	if (rc)
+		return rc;
 	if (o->generic && o->native_only)
 		return tool_usage_error("policy", "--generic and --native-only contradict");
 	if (need_dev && !o->dev)
@@ -106,12 +93,12 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o, i
 	if (!need_dev && o->dev)
 		return tool_usage_error("policy", "'%s' takes no --dev", cmd);
 	if (need_rules) {
-		if (optind >= argc)
+		if (first >= argc)
 			return tool_usage_error("policy", "'%s' needs a RULES file", cmd);
-		o->rules = argv[optind++];
+		o->rules = argv[first++];
 	}
-	if (optind < argc)
-		return tool_usage_error("policy", "unexpected argument '%s'", argv[optind]);
+	if (first < argc)
+		return tool_usage_error("policy", "unexpected argument '%s'", argv[first]);
 	return 0;
 }
 
@@ -173,7 +160,7 @@ static int cmd_check(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_load(int argc, char **argv, int reload)
+static int policy_load(int argc, char **argv, int reload)
 {
 	char err[WP_POLICY_ERR_MAX] = "";
 	struct wp_xdp_info info;
@@ -336,9 +323,31 @@ static int cmd_unload(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_load(int argc, char **argv)
+{
+	return policy_load(argc, argv, 0);
+}
+
+static int cmd_reload(int argc, char **argv)
+{
+	return policy_load(argc, argv, 1);
+}
+
+/* The subcommands; the dispatch and the unknown-subcommand error come from here. */
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv); /* argv[0] is the subcommand */
+} policy_cmds[] = {
+	{ "check", cmd_check },   { "load", cmd_load },   { "reload", cmd_reload },
+	{ "show", cmd_show },     { "stats", cmd_stats }, { "unload", cmd_unload },
+};
+#define POLICY_NCMDS (sizeof(policy_cmds) / sizeof(policy_cmds[0]))
+
 int cmd_policy(int argc, char **argv)
 {
+	char names[128];
 	const char *sub;
+	size_t n = 0;
 
 	if (argc < 2) {
 		policy_usage(stderr);
@@ -349,19 +358,12 @@ int cmd_policy(int argc, char **argv)
 		policy_usage(stdout);
 		return 0;
 	}
-	if (!strcmp(sub, "check"))
-		return cmd_check(argc - 1, argv + 1);
-	if (!strcmp(sub, "load"))
-		return cmd_load(argc - 1, argv + 1, 0);
-	if (!strcmp(sub, "reload"))
-		return cmd_load(argc - 1, argv + 1, 1);
-	if (!strcmp(sub, "show"))
-		return cmd_show(argc - 1, argv + 1);
-	if (!strcmp(sub, "stats"))
-		return cmd_stats(argc - 1, argv + 1);
-	if (!strcmp(sub, "unload"))
-		return cmd_unload(argc - 1, argv + 1);
-	return tool_usage_error("policy", "unknown subcommand '%s' (check, load, reload, show, "
-					  "stats, unload)",
-				sub);
+	for (size_t i = 0; i < POLICY_NCMDS; i++)
+		if (!strcmp(sub, policy_cmds[i].name))
+			return policy_cmds[i].fn(argc - 1, argv + 1);
+	names[0] = '\0';
+	for (size_t i = 0; i < POLICY_NCMDS && n < sizeof(names); i++)
+		n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "",
+				      policy_cmds[i].name);
+	return tool_usage_error("policy", "unknown subcommand '%s' (%s)", sub, names);
 }

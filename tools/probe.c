@@ -4,13 +4,25 @@
  * yes/no and, for a no, the errno the real attempt got and what was tried,
  * so a user can see why a path is missing instead of guessing.
  */
-#include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
 
+#include "opt.h"
 #include "tools.h"
 #include "util.h"
+
+struct probe_cfg {
+	int json;
+};
+
+static const struct tool_opt probe_opts[] = {
+	{ .name = "json", .kind = TOOL_OPT_FLAG, .off = offsetof(struct probe_cfg, json),
+	  .help = "one JSON object: {\"version\", \"kernel\", \"probes\":[{name, ok,\n"
+		  "err, errno, error, detail}]}" },
+	{ .name = NULL },
+};
 
 static void probe_usage(FILE *f)
 {
@@ -20,43 +32,29 @@ static void probe_usage(FILE *f)
 		"Run every capability probe (each one really exercises the feature on\n"
 		"this kernel) and print, per path and feature, yes or no with the reason:\n"
 		"the errno the attempt got and what was tried.\n"
-		"\n"
-		"  --json    one JSON object: {\"version\", \"kernel\", \"probes\":[{name, ok,\n"
-		"            err, errno, error, detail}]}\n");
+		"\n");
+	tool_opt_help(f, probe_opts, 12);
 }
 
 int cmd_probe(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct probe_cfg cfg = { 0 };
 	const struct wp_probe_result *r;
 	struct utsname u;
-	int json = 0, c, n;
+	int rc, n;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = 1;
-			break;
-		case 'h':
-			probe_usage(stdout);
-			return 0;
-		default:
-			return tool_usage_error("probe", "unknown option '%s'", argv[optind - 1]);
-		}
+	rc = tool_opt_parse("probe", probe_opts, &cfg, argc, argv, NULL);
+	if (rc == TOOL_OPT_HELP) {
+		probe_usage(stdout);
+		return 0;
 	}
-	if (optind < argc)
-		return tool_usage_error("probe", "unexpected argument '%s'", argv[optind]);
+	if (rc)
+		return rc;
 
 	if (uname(&u) < 0)
 		snprintf(u.release, sizeof(u.release), "unknown");
 	n = wp_probe_all(&r);
-	if (json) {
+	if (cfg.json) {
 		struct sbuf b = { 0 };
 
 		sb_printf(&b, "{\"version\":");

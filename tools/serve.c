@@ -20,14 +20,15 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "opt.h"
 #include "stub_proto.h"
 #include "tools.h"
 #include "util.h"
@@ -464,6 +465,50 @@ static int write_port_file(const char *path, int port)
 	return 0;
 }
 
+struct serve_cfg {
+	const char *listen;
+	const char *port_file;
+	const char *policy;
+	int kitchen_cuda;
+	struct wp_ctx_opts o; /* select, sqpoll, busy_poll, zc_threshold */
+};
+
+static const struct tool_opt serve_opts[] = {
+	{ .name = "listen", .kind = TOOL_OPT_STR, .off = offsetof(struct serve_cfg, listen),
+	  .meta = "URI",
+	  .help = "tcp://HOST:PORT, uring://HOST:PORT or any://HOST:PORT\n"
+		  "(port 0 picks a free one)" },
+	{ .name = "port-file", .kind = TOOL_OPT_FILE, .off = offsetof(struct serve_cfg, port_file),
+	  .meta = "F", .help = "also write the bound port to F (atomically)" },
+	{ .name = "select", .kind = TOOL_OPT_FN, .fn = tool_opt_select,
+	  .off = offsetof(struct serve_cfg, o.select), .meta = "MODE",
+	  .takes = "require, prefer or any",
+	  .help = "require (fail if the path is unavailable), prefer (fall\n"
+		  "back, loudly; the default) or any" },
+	{ .name = "sqpoll", .kind = TOOL_OPT_FLAG, .off = offsetof(struct serve_cfg, o.sqpoll),
+	  .help = "uring: kernel submission polling thread" },
+	{ .name = "busy-poll", .kind = TOOL_OPT_FLAG, .off = offsetof(struct serve_cfg, o.busy_poll),
+	  .help = "never sleep waiting for events; spin" },
+	{ .name = "zc-threshold", .kind = TOOL_OPT_FN, .fn = tool_opt_zc,
+	  .off = offsetof(struct serve_cfg, o.zc_threshold), .meta = "N",
+	  .takes = "a byte count >= 1 (K/M suffix) or 'never'",
+	  .help = "uring: zero-copy send at or above N bytes (K/M suffix),\n"
+		  "or 'never'" },
+	{ .name = "kitchen", .kind = TOOL_OPT_FN, .fn = tool_opt_kitchen,
+	  .off = offsetof(struct serve_cfg, kitchen_cuda), .meta = "sim|cuda",
+	  .takes = "sim or cuda",
+	  .help = "the model stub: sim (default) waits service_us; cuda\n"
+		  "first delivers each prompt to GPU memory through the\n"
+		  "GPU feed (pinned mode) and checks the GPU's checksum\n"
+		  "of it against the host's (docs/gpu.md)" },
+	{ .name = "policy", .kind = TOOL_OPT_FILE, .off = offsetof(struct serve_cfg, policy),
+	  .meta = "RULES",
+	  .help = "check every received frame's tenant tag against RULES'\n"
+		  "keys (docs/policy.md); a bad tag closes the connection\n"
+		  "and the stats call answers only admin tenants" },
+	{ .name = NULL },
+};
+
 static void serve_usage(FILE *f)
 {
 	fprintf(f,
@@ -479,115 +524,39 @@ static void serve_usage(FILE *f)
 		"and the library's own stats call. Replies come from a static buffer (no copy).\n"
 		"Prints the chosen path's explain line and the bound port; SIGTERM or SIGINT\n"
 		"stop it cleanly.\n"
-		"\n"
-		"  --listen URI         tcp://HOST:PORT, uring://HOST:PORT or any://HOST:PORT\n"
-		"                       (port 0 picks a free one)\n"
-		"  --port-file F        also write the bound port to F (atomically)\n"
-		"  --select MODE        require (fail if the path is unavailable), prefer (fall\n"
-		"                       back, loudly; the default) or any\n"
-		"  --sqpoll             uring: kernel submission polling thread\n"
-		"  --busy-poll          never sleep waiting for events; spin\n"
-		"  --zc-threshold N     uring: zero-copy send at or above N bytes (K/M suffix),\n"
-		"                       or 'never'\n"
-		"  --kitchen sim|cuda   the model stub: sim (default) waits service_us; cuda\n"
-		"                       first delivers each prompt to GPU memory through the\n"
-		"                       GPU feed (pinned mode) and checks the GPU's checksum\n"
-		"                       of it against the host's (docs/gpu.md)\n"
-		"  --policy RULES       check every received frame's tenant tag against RULES'\n"
-		"                       keys (docs/policy.md); a bad tag closes the connection\n"
-		"                       and the stats call answers only admin tenants\n",
+		"\n",
 		WPB_TOOL, WPB_MEM, WPB_MODEL, WPB_TELEMETRY);
+	tool_opt_help(f, serve_opts, 23);
 }
 
 int cmd_serve(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "port-file", required_argument, NULL, 'p' },
-		{ "select", required_argument, NULL, 's' },
-		{ "sqpoll", no_argument, NULL, 'Q' },
-		{ "busy-poll", no_argument, NULL, 'B' },
-		{ "zc-threshold", required_argument, NULL, 'z' },
-		{ "policy", required_argument, NULL, 'P' },
-		{ "kitchen", required_argument, NULL, 'K' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *uri = NULL, *port_file = NULL, *policy_path = NULL;
+	struct serve_cfg cfg = { 0 };
 	struct wp_policy *pol = NULL;
-	int kitchen_cuda = 0;
-	struct wp_ctx_opts o;
 	struct wp_ep_cbs cbs;
 	struct sigaction sa;
 	struct srv s;
 	struct wp_ep *lep;
 	char scheme[32];
-	uint64_t v;
-	int c, rc, port, kerr, status = 0;
+	int rc, port, kerr, status = 0;
 
 	memset(&s, 0, sizeof(s));
-	wp_ctx_opts_init(&o);
-	o.log = tool_log;
-
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			uri = optarg;
-			break;
-		case 'p':
-			port_file = optarg;
-			break;
-		case 's':
-			if (tool_parse_select(optarg, &o.select) < 0)
-				return tool_usage_error("serve", "--select takes require, prefer or any, not '%s'",
-							optarg);
-			break;
-		case 'Q':
-			o.sqpoll = 1;
-			break;
-		case 'B':
-			o.busy_poll = 1;
-			s.busy_poll = 1;
-			break;
-		case 'z':
-			if (!strcmp(optarg, "never")) {
-				o.zc_threshold = UINT32_MAX;
-				break;
-			}
-			if (tool_parse_size(optarg, 1, UINT32_MAX - 1, &v) < 0)
-				return tool_usage_error("serve",
-							"--zc-threshold takes a byte count >= 1 (K/M suffix) or 'never', not '%s'",
-							optarg);
-			o.zc_threshold = (uint32_t)v;
-			break;
-		case 'P':
-			policy_path = optarg;
-			break;
-		case 'K':
-			if (strcmp(optarg, "sim") && strcmp(optarg, "cuda"))
-				return tool_usage_error("serve", "--kitchen takes sim or cuda, not '%s'",
-							optarg);
-			kitchen_cuda = !strcmp(optarg, "cuda");
-			break;
-		case 'h':
-			serve_usage(stdout);
-			return 0;
-		case ':':
-			return tool_usage_error("serve", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return tool_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
-		}
+	wp_ctx_opts_init(&cfg.o);
+	cfg.o.log = tool_log;
+	rc = tool_opt_parse("serve", serve_opts, &cfg, argc, argv, NULL);
+	if (rc == TOOL_OPT_HELP) {
+		serve_usage(stdout);
+		return 0;
 	}
-	if (optind < argc)
-		return tool_usage_error("serve", "unexpected argument '%s'", argv[optind]);
-	if (!uri)
+	if (rc)
+		return rc;
+	s.busy_poll = cfg.o.busy_poll;
+	if (!cfg.listen)
 		return tool_usage_error("serve", "--listen URI is required (e.g. --listen tcp://127.0.0.1:7000)");
-	if (policy_path) {
+	if (cfg.policy) {
 		char perr[WP_POLICY_ERR_MAX];
 
-		rc = wp_policy_parse_file(policy_path, &pol, perr, sizeof(perr));
+		rc = wp_policy_parse_file(cfg.policy, &pol, perr, sizeof(perr));
 		if (rc < 0) {
 			fprintf(stderr, "wirepath serve: %s\n", perr);
 			return EXIT_USAGE;
@@ -617,7 +586,7 @@ int cmd_serve(int argc, char **argv)
 	for (size_t i = 0; i < WPB_CHUNK_MAX; i++)
 		s.pattern[i] = wpb_pattern(i);
 
-	rc = wp_ctx_create(&o, &s.ctx);
+	rc = wp_ctx_create(&cfg.o, &s.ctx);
 	if (rc < 0) {
 		fprintf(stderr, "wirepath serve: cannot create a context: %s\n", strerror(-rc));
 		status = 1;
@@ -628,13 +597,13 @@ int cmd_serve(int argc, char **argv)
 		wp_policy_free(pol);
 		pol = NULL;
 		if (rc < 0) {
-			fprintf(stderr, "wirepath serve: cannot apply %s: %s\n", policy_path,
+			fprintf(stderr, "wirepath serve: cannot apply %s: %s\n", cfg.policy,
 				strerror(-rc));
 			status = 1;
 			goto out_destroy;
 		}
 	}
-	if (kitchen_cuda) {
+	if (cfg.kitchen_cuda) {
 		struct wp_gpu_opts go;
 
 		wp_gpu_opts_init(&go);
@@ -661,23 +630,23 @@ int cmd_serve(int argc, char **argv)
 	cbs.event = serve_on_event;
 	cbs.msg = serve_on_msg;
 	cbs.arg = &s;
-	rc = wp_listen(s.ctx, uri, &cbs, &lep);
+	rc = wp_listen(s.ctx, cfg.listen, &cbs, &lep);
 	if (rc < 0) {
 		const struct wp_probe_result *pr;
 
-		uri_scheme(uri, scheme, sizeof(scheme));
+		uri_scheme(cfg.listen, scheme, sizeof(scheme));
 		pr = wp_probe_get(scheme);
 		if (pr && !pr->ok)
 			fprintf(stderr, "wirepath serve: cannot listen on %s: %s; %s unavailable: %s (%s)\n",
-				uri, strerror(-rc), scheme, pr->detail, tool_errno_name(pr->err));
+				cfg.listen, strerror(-rc), scheme, pr->detail, tool_errno_name(pr->err));
 		else
-			fprintf(stderr, "wirepath serve: cannot listen on %s: %s (%s)\n", uri,
+			fprintf(stderr, "wirepath serve: cannot listen on %s: %s (%s)\n", cfg.listen,
 				strerror(-rc), tool_errno_name(rc));
 		status = 1;
 		goto out_destroy;
 	}
 	port = wp_ep_local_port(lep);
-	printf("wirepath serve: listening on %s, port %d, path %s\n", uri, port,
+	printf("wirepath serve: listening on %s, port %d, path %s\n", cfg.listen, port,
 	       wp_ctx_path(s.ctx) ? wp_ctx_path(s.ctx) : "?");
 	{
 		char cu[160];
@@ -694,11 +663,11 @@ int cmd_serve(int argc, char **argv)
 	else
 		printf("meter: syscalls kernel-counted (raw_syscalls:sys_enter)\n");
 	fflush(stdout);
-	if (port_file) {
-		rc = write_port_file(port_file, port);
+	if (cfg.port_file) {
+		rc = write_port_file(cfg.port_file, port);
 		if (rc < 0) {
 			fprintf(stderr, "wirepath serve: cannot write the port file %s: %s\n",
-				port_file, strerror(-rc));
+				cfg.port_file, strerror(-rc));
 			status = 1;
 			goto out_destroy;
 		}
@@ -756,7 +725,7 @@ int cmd_serve(int argc, char **argv)
 		       serve_stop == SIGINT ? "SIGINT" : "SIGTERM", s.conns, s.calls[WPB_TOOL],
 		       s.calls[WPB_MEM], s.calls[WPB_MODEL], s.telemetry_msgs, s.telemetry_bytes,
 		       s.bad_requests, s.send_errors);
-	if (kitchen_cuda)
+	if (cfg.kitchen_cuda)
 		printf("kitchen: %" PRIu64 " prompts (%" PRIu64 " bytes) in GPU memory, %" PRIu64
 		       " host bytes copied, %" PRIu64 " checksum mismatches, %" PRIu64 " errors\n",
 		       s.kitchen_payloads, s.kitchen_bytes, s.kitchen_host_copies,
