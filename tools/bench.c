@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * `wirepath bench`: the command. It parses the options, loads the workload
- * and dispatches by mode: the agent steps of an agentic workload
- * (bench_agentic.c, reported by bench_report.c), the kv transfer sweep
- * (bench_kv.c) or the GPU feed (bench_gpufeed.c). Every path runs against a
- * `wirepath serve` of its own (bench_server.c) unless --peer names one.
+ * `wirepath bench`: the command. It reads argv once, against the option
+ * tables of every mode, picks the mode from --workload, and dispatches: the
+ * agent steps of an agentic workload (bench_agentic.c, reported by
+ * bench_report.c), the kv transfer sweep (bench_kv.c) or the GPU feed
+ * (bench_gpufeed.c, which has options of its own). Every path runs against
+ * a `wirepath serve` of its own (bench_server.c) unless --peer names one.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "opt.h"
 #include "stub_proto.h"
 #include "tools.h"
 #include "util.h"
@@ -41,6 +43,138 @@ const struct wp_probe_result *bench_path_probe(const char *path)
 	return wp_probe_get(name);
 }
 
+/* --paths for the agentic workloads and kv: names from bench_known_paths, each once. */
+static int parse_paths(const char *cmd, const char *arg, void *dst)
+{
+	struct bench_paths *paths = dst;
+	const char *p = arg;
+
+	paths->n = 0;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		int known = 0;
+
+		if (n == 0)
+			return tool_usage_error(cmd, "--paths has an empty name in '%s'", arg);
+		for (size_t k = 0; k < BENCH_NKNOWN; k++) {
+			const char *kp = bench_known_paths[k];
+
+			if (strlen(kp) == n && !strncmp(kp, p, n))
+				known = 1;
+		}
+		if (!known)
+			return tool_usage_error(cmd,
+						"unknown path '%.*s' in --paths (known: tcp, uring, shm, xsk, rdma, ucx)",
+						(int)n, p);
+		for (int i = 0; i < paths->n; i++)
+			if (strlen(paths->name[i]) == n && !strncmp(paths->name[i], p, n))
+				return tool_usage_error(cmd, "path '%.*s' given twice in --paths",
+							(int)n, p);
+		if (paths->n == BENCH_MAX_PATHS)
+			return tool_usage_error(cmd, "at most %d paths in --paths", BENCH_MAX_PATHS);
+		snprintf(paths->name[paths->n++], sizeof(paths->name[0]), "%.*s", (int)n, p);
+		p += n;
+		if (*p == ',') {
+			p++;
+			if (!*p)
+				return tool_usage_error(cmd, "--paths ends with a comma: '%s'", arg);
+		}
+	}
+	if (!paths->n)
+		return tool_usage_error(cmd, "--paths needs at least one path");
+	return 0;
+}
+
+/* --peer: HOST:PORT, its scheme (if any) stripped; each path supplies its own. */
+static int parse_peer(const char *cmd, const char *arg, void *dst)
+{
+	const char *hp = strstr(arg, "://");
+	const char *colon;
+
+	hp = hp ? hp + 3 : arg;
+	colon = strrchr(hp, ':');
+	if (!*hp || !colon || colon == hp || !colon[1] || strlen(hp) >= BENCH_PEER_MAX)
+		return -EINVAL;
+	for (const char *c = colon + 1; *c; c++)
+		if (*c < '0' || *c > '9')
+			return tool_usage_error(cmd, "--peer has a bad port in '%s'", arg);
+	snprintf(dst, BENCH_PEER_MAX, "%s", hp);
+	return 0;
+}
+
+static int parse_tenant_key(const char *cmd, const char *arg, void *dst)
+{
+	struct bench_tenant *t = dst;
+
+	if (wp_policy_tenant_key_parse(arg, &t->id, t->key) < 0)
+		return -EINVAL;
+	t->on = 1;
+	return 0;
+}
+
+#define CFG(field) offsetof(struct bench_cfg, field)
+
+/*
+ * The options of the agentic workloads and kv (kv uses the common ones and
+ * ignores the rest); the GPU feed's are bench_gf_opts. In --help order.
+ */
+static const struct tool_opt bench_opts[] = {
+	{ .name = "paths", .kind = TOOL_OPT_FN, .fn = parse_paths, .off = CFG(paths),
+	  .meta = "LIST",
+	  .help = "comma-separated, from tcp, uring, shm, xsk, rdma, ucx\n"
+		  "(default tcp,uring); one the host lacks is reported\n"
+		  "unavailable with the probe's reason, never replaced" },
+	{ .name = "workload", .kind = TOOL_OPT_STR, .off = CFG(workload), .meta = "W",
+	  .help = "agentic (default), classic, a workload file, kv, or gpufeed\n"
+		  "(kv: bulk transfer sweep 64 KiB..64 MiB: GB/s, CPU s/GB,\n"
+		  "bytes copied per byte; --duration is then per size,\n"
+		  "default 1; gpufeed: network to GPU memory, its options\n"
+		  "in 'wirepath bench --workload gpufeed --help')" },
+	{ .name = "duration", .kind = TOOL_OPT_SECS, .off = CFG(duration_s), .fmin = 0.01,
+	  .fmax = 86400, .meta = "S", .help = "measured seconds per path (default 5)" },
+	{ .name = "warmup", .kind = TOOL_OPT_SECS, .off = CFG(warmup_s), .fmin = 0, .fmax = 3600,
+	  .meta = "S", .help = "seconds run before measuring (default 1)" },
+	{ .name = "agents", .kind = TOOL_OPT_U32, .off = CFG(agents), .min = 1, .max = 4096,
+	  .meta = "N", .help = "agents, each with its own endpoint (default 4)" },
+	{ .name = "peer", .kind = TOOL_OPT_FN, .fn = parse_peer, .off = CFG(peer), .meta = "URI",
+	  .takes = "HOST:PORT or SCHEME://HOST:PORT",
+	  .help = "use a running `wirepath serve` at HOST:PORT instead of\n"
+		  "starting one (its scheme is replaced by each path)" },
+	{ .name = "json", .kind = TOOL_OPT_FILE, .off = CFG(json_path), .meta = "FILE",
+	  .help = "results (default results/latest.json; a .dat table is\n"
+		  "written next to it)" },
+	{ .name = "svg", .kind = TOOL_OPT_FILE, .off = CFG(svg_path), .meta = "FILE",
+	  .help = "also draw a chart with scripts/chart.sh" },
+	{ .name = "model-steps-per-s", .kind = TOOL_OPT_SECS, .off = CFG(model_rate), .fmin = 1e-6,
+	  .fmax = 1e12, .meta = "R", .takes = "a rate > 0",
+	  .help = "the model's agent-step rate for the crossover\n"
+		  "(default 200: " BENCH_MODEL_RATE_BASIS ")" },
+	{ .name = "sqpoll", .kind = TOOL_OPT_FLAG, .off = CFG(sqpoll),
+	  .help = "uring: kernel submission polling thread (both sides)" },
+	{ .name = "busy-poll", .kind = TOOL_OPT_FLAG, .off = CFG(busy_poll),
+	  .help = "spin instead of sleeping (both sides)" },
+	{ .name = "zc-threshold", .kind = TOOL_OPT_FN, .fn = tool_opt_zc, .off = CFG(zc_threshold),
+	  .meta = "N", .takes = "a byte count >= 1 (K/M suffix) or 'never'",
+	  .help = "uring: zero-copy send at or above N bytes, or 'never'" },
+	{ .name = "seed", .kind = TOOL_OPT_U64, .off = CFG(seed), .min = 0, .max = UINT64_MAX,
+	  .meta = "N", .takes = "a non-negative integer",
+	  .help = "seed for tool result sizes and retries (default 1)" },
+	{ .name = "kitchen", .kind = TOOL_OPT_FN, .fn = tool_opt_kitchen, .off = CFG(kitchen_cuda),
+	  .meta = "sim|cuda", .takes = "sim or cuda",
+	  .help = "the model stub: sim (default) or cuda, where the server\n"
+		  "first delivers each prompt to GPU memory and checks the\n"
+		  "GPU's checksum of it (docs/gpu.md; for --peer, start\n"
+		  "the server with --kitchen cuda instead)" },
+	{ .name = "tenant-key", .kind = TOOL_OPT_FN, .fn = parse_tenant_key, .off = CFG(tenant),
+	  .meta = "ID:HEX32", .takes = "ID:KEY, a tenant id 1..4294967295 and 32 hex digits",
+	  .help = "sign every frame as tenant ID with this key, for a\n"
+		  "--peer server started with --policy (the tenant must\n"
+		  "be admin there: the bench reads the server's stats)" },
+	{ .name = "quiet", .short_name = 'q', .kind = TOOL_OPT_FLAG, .off = CFG(quiet),
+	  .help = "no progress or status lines, only the results" },
+	{ .name = NULL },
+};
+
 static void bench_usage(FILE *f)
 {
 	fprintf(f,
@@ -54,95 +188,8 @@ static void bench_usage(FILE *f)
 		"report per step, agent and server summed: host CPU, syscalls, context\n"
 		"switches, bytes copied, tool latency; then the crossover: how many cores the\n"
 		"host needs to keep up with the model.\n"
-		"\n"
-		"  --paths LIST            comma-separated, from tcp, uring, shm, xsk, rdma, ucx\n"
-		"                          (default tcp,uring); one the host lacks is reported\n"
-		"                          unavailable with the probe's reason, never replaced\n"
-		"  --workload W            agentic (default), classic, a workload file, kv, or gpufeed\n"
-		"                          (kv: bulk transfer sweep 64 KiB..64 MiB: GB/s, CPU s/GB,\n"
-		"                          bytes copied per byte; --duration is then per size,\n"
-		"                          default 1; gpufeed: network to GPU memory, its options\n"
-		"                          in 'wirepath bench --workload gpufeed --help')\n"
-		"  --duration S            measured seconds per path (default 5)\n"
-		"  --warmup S              seconds run before measuring (default 1)\n"
-		"  --agents N              agents, each with its own endpoint (default 4)\n"
-		"  --peer URI              use a running `wirepath serve` at HOST:PORT instead of\n"
-		"                          starting one (its scheme is replaced by each path)\n"
-		"  --json FILE             results (default results/latest.json; a .dat table is\n"
-		"                          written next to it)\n"
-		"  --svg FILE              also draw a chart with scripts/chart.sh\n"
-		"  --model-steps-per-s R   the model's agent-step rate for the crossover\n"
-		"                          (default 200: %s)\n"
-		"  --sqpoll                uring: kernel submission polling thread (both sides)\n"
-		"  --busy-poll             spin instead of sleeping (both sides)\n"
-		"  --zc-threshold N        uring: zero-copy send at or above N bytes, or 'never'\n"
-		"  --seed N                seed for tool result sizes and retries (default 1)\n"
-		"  --kitchen sim|cuda      the model stub: sim (default) or cuda, where the server\n"
-		"                          first delivers each prompt to GPU memory and checks the\n"
-		"                          GPU's checksum of it (docs/gpu.md; for --peer, start\n"
-		"                          the server with --kitchen cuda instead)\n"
-		"  --tenant-key ID:HEX32   sign every frame as tenant ID with this key, for a\n"
-		"                          --peer server started with --policy (the tenant must\n"
-		"                          be admin there: the bench reads the server's stats)\n"
-		"  --quiet                 no progress or status lines, only the results\n",
-		BENCH_MODEL_RATE_BASIS);
-}
-
-static int parse_paths(struct bench_cfg *cfg, const char *arg)
-{
-	const char *p = arg;
-
-	cfg->npaths = 0;
-	while (*p) {
-		size_t n = strcspn(p, ",");
-		int known = 0;
-
-		if (n == 0)
-			return tool_usage_error("bench", "--paths has an empty name in '%s'", arg);
-		for (size_t k = 0; k < BENCH_NKNOWN; k++) {
-			const char *kp = bench_known_paths[k];
-
-			if (strlen(kp) == n && !strncmp(kp, p, n))
-				known = 1;
-		}
-		if (!known)
-			return tool_usage_error("bench",
-						"unknown path '%.*s' in --paths (known: tcp, uring, shm, xsk, rdma, ucx)",
-						(int)n, p);
-		for (int i = 0; i < cfg->npaths; i++)
-			if (strlen(cfg->paths[i]) == n && !strncmp(cfg->paths[i], p, n))
-				return tool_usage_error("bench", "path '%.*s' given twice in --paths",
-							(int)n, p);
-		if (cfg->npaths == BENCH_MAX_PATHS)
-			return tool_usage_error("bench", "at most %d paths in --paths", BENCH_MAX_PATHS);
-		snprintf(cfg->paths[cfg->npaths++], sizeof(cfg->paths[0]), "%.*s", (int)n, p);
-		p += n;
-		if (*p == ',') {
-			p++;
-			if (!*p)
-				return tool_usage_error("bench", "--paths ends with a comma: '%s'", arg);
-		}
-	}
-	if (!cfg->npaths)
-		return tool_usage_error("bench", "--paths needs at least one path");
-	return 0;
-}
-
-static int parse_peer(struct bench_cfg *cfg, const char *arg)
-{
-	const char *hp = strstr(arg, "://");
-	const char *colon;
-
-	hp = hp ? hp + 3 : arg;
-	colon = strrchr(hp, ':');
-	if (!*hp || !colon || colon == hp || !colon[1] || strlen(hp) >= sizeof(cfg->peer))
-		return tool_usage_error("bench", "--peer takes HOST:PORT or SCHEME://HOST:PORT, not '%s'",
-					arg);
-	for (const char *c = colon + 1; *c; c++)
-		if (*c < '0' || *c > '9')
-			return tool_usage_error("bench", "--peer has a bad port in '%s'", arg);
-	snprintf(cfg->peer, sizeof(cfg->peer), "%s", hp);
-	return 0;
+		"\n");
+	tool_opt_help(f, bench_opts, 26);
 }
 
 /* Limits of the bench protocol on top of wl_validate(). */
@@ -192,160 +239,60 @@ static void rm_tmpdir(const char *dir)
 
 int cmd_bench(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "paths", required_argument, NULL, 'P' },
-		{ "workload", required_argument, NULL, 'w' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "warmup", required_argument, NULL, 'W' },
-		{ "agents", required_argument, NULL, 'a' },
-		{ "peer", required_argument, NULL, 'p' },
-		{ "json", required_argument, NULL, 'j' },
-		{ "svg", required_argument, NULL, 's' },
-		{ "model-steps-per-s", required_argument, NULL, 'R' },
-		{ "sqpoll", no_argument, NULL, 'Q' },
-		{ "busy-poll", no_argument, NULL, 'B' },
-		{ "zc-threshold", required_argument, NULL, 'z' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "tenant-key", required_argument, NULL, 'K' },
-		{ "kitchen", required_argument, NULL, 'k' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	static const struct tool_opt *const tables[] = { bench_opts, bench_gf_opts };
 	static struct bench_cfg cfg;
+	struct tool_opt_seen seen;
+	const char *workload = "agentic";
 	struct sigaction sa;
-	char err[512];
+	char err[512], mode[300];
 	const char *tmp;
-	uint64_t v;
-	int c, rc, status, duration_set = 0;
+	int rc, kv, status;
 
-	/* The GPU feed has options of its own (tools/bench_gpufeed.c). */
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--workload=gpufeed") ||
-		    (!strcmp(argv[i], "--workload") && i + 1 < argc && !strcmp(argv[i + 1], "gpufeed")))
-			return cmd_bench_gpufeed(argc, argv);
+	/*
+	 * argv is read once, against every mode's options; the mode is what
+	 * --workload says, and only its own options may then be given.
+	 */
+	rc = tool_opt_scan("bench", tables, 2, argc, argv, &seen, NULL);
+	if (rc && rc != TOOL_OPT_HELP)
+		return rc;
+	tool_opt_given(&seen, "workload", &workload);
+	if (!strcmp(workload, "gpufeed")) {
+		if (rc == TOOL_OPT_HELP) {
+			bench_gpufeed_usage(stdout);
+			return 0;
+		}
+		return bench_gpufeed(&seen);
+	}
+	if (rc == TOOL_OPT_HELP) {
+		bench_usage(stdout);
+		return 0;
+	}
 
+	kv = !strcmp(workload, "kv");
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.workload = "agentic";
-	cfg.duration_s = 5;
+	/* The kv sweep measures bulk transfers: a shorter window per size. */
+	cfg.duration_s = kv ? 1.0 : 5;
 	cfg.warmup_s = 1;
 	cfg.agents = 4;
 	cfg.json_path = "results/latest.json";
 	cfg.model_rate = BENCH_DEFAULT_MODEL_RATE;
 	cfg.seed = 1;
-	snprintf(cfg.paths[0], sizeof(cfg.paths[0]), "tcp");
-	snprintf(cfg.paths[1], sizeof(cfg.paths[1]), "uring");
-	cfg.npaths = 2;
-
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":hq", opts, NULL)) != -1) {
-		switch (c) {
-		case 'P':
-			if ((rc = parse_paths(&cfg, optarg)))
-				return rc;
-			break;
-		case 'w':
-			cfg.workload = optarg;
-			break;
-		case 'd':
-			if (tool_parse_secs(optarg, 0.01, 86400, &cfg.duration_s) < 0)
-				return tool_usage_error("bench", "--duration takes seconds in [0.01, 86400], not '%s'",
-							optarg);
-			duration_set = 1;
-			break;
-		case 'W':
-			if (tool_parse_secs(optarg, 0, 3600, &cfg.warmup_s) < 0)
-				return tool_usage_error("bench", "--warmup takes seconds in [0, 3600], not '%s'",
-							optarg);
-			break;
-		case 'a':
-			if (tool_parse_u64(optarg, 1, 4096, &v) < 0)
-				return tool_usage_error("bench", "--agents takes a count in [1, 4096], not '%s'",
-							optarg);
-			cfg.agents = (uint32_t)v;
-			break;
-		case 'p':
-			if ((rc = parse_peer(&cfg, optarg)))
-				return rc;
-			break;
-		case 'j':
-			if (!*optarg)
-				return tool_usage_error("bench", "--json needs a file name");
-			cfg.json_path = optarg;
-			break;
-		case 's':
-			if (!*optarg)
-				return tool_usage_error("bench", "--svg needs a file name");
-			cfg.svg_path = optarg;
-			break;
-		case 'R':
-			if (tool_parse_secs(optarg, 1e-6, 1e12, &cfg.model_rate) < 0)
-				return tool_usage_error("bench", "--model-steps-per-s takes a rate > 0, not '%s'",
-							optarg);
-			break;
-		case 'Q':
-			cfg.sqpoll = 1;
-			break;
-		case 'B':
-			cfg.busy_poll = 1;
-			break;
-		case 'z':
-			cfg.zc_set = 1;
-			if (!strcmp(optarg, "never")) {
-				cfg.zc_threshold = UINT32_MAX;
-				break;
-			}
-			if (tool_parse_size(optarg, 1, UINT32_MAX - 1, &v) < 0)
-				return tool_usage_error("bench",
-							"--zc-threshold takes a byte count >= 1 (K/M suffix) or 'never', not '%s'",
-							optarg);
-			cfg.zc_threshold = (uint32_t)v;
-			break;
-		case 'S':
-			if (tool_parse_u64(optarg, 0, UINT64_MAX, &cfg.seed) < 0)
-				return tool_usage_error("bench", "--seed takes a non-negative integer, not '%s'",
-							optarg);
-			break;
-		case 'k':
-			if (strcmp(optarg, "sim") && strcmp(optarg, "cuda"))
-				return tool_usage_error("bench", "--kitchen takes sim or cuda, not '%s'",
-							optarg);
-			cfg.kitchen_cuda = !strcmp(optarg, "cuda");
-			break;
-		case 'K':
-			if (wp_policy_tenant_key_parse(optarg, &cfg.tenant, cfg.key) < 0)
-				return tool_usage_error("bench",
-							"--tenant-key takes ID:KEY, a tenant id 1..4294967295 and 32 hex digits, not '%s'",
-							optarg);
-			cfg.signed_frames = 1;
-			break;
-		case 'q':
-			cfg.quiet = 1;
-			break;
-		case 'h':
-			bench_usage(stdout);
-			return 0;
-		case ':':
-			return tool_usage_error("bench", "option '%s' needs a value", argv[optind - 1]);
-		default:
-			return tool_usage_error("bench", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
+	snprintf(cfg.paths.name[0], sizeof(cfg.paths.name[0]), "tcp");
+	snprintf(cfg.paths.name[1], sizeof(cfg.paths.name[1]), "uring");
+	cfg.paths.n = 2;
+	snprintf(mode, sizeof(mode), "--workload %.280s", workload);
+	rc = tool_opt_apply("bench", bench_opts, mode, &seen, &cfg);
+	if (rc)
+		return rc;
 	if (cfg.kitchen_cuda && cfg.peer[0])
 		return tool_usage_error("bench", "--kitchen cuda applies to the server the bench "
 					"starts; with --peer, start it with 'wirepath serve --kitchen cuda'");
-	if (optind < argc)
-		return tool_usage_error("bench", "unexpected argument '%s'", argv[optind]);
 
 	err[0] = '\0';
-	if (!strcmp(cfg.workload, "kv")) {
-		/* The sweep measures bulk transfers: a shorter window per size. */
-		if (!duration_set)
-			cfg.duration_s = 1.0;
-	} else if (wl_load(cfg.workload, &cfg.w, err, sizeof(err)) < 0 ||
-	    wl_validate(&cfg.w, err, sizeof(err)) < 0 ||
-	    check_workload(&cfg.w, err, sizeof(err)) < 0)
+	if (!kv && (wl_load(cfg.workload, &cfg.w, err, sizeof(err)) < 0 ||
+		    wl_validate(&cfg.w, err, sizeof(err)) < 0 ||
+		    check_workload(&cfg.w, err, sizeof(err)) < 0))
 		return tool_usage_error("bench", "bad workload: %s", err[0] ? err : cfg.workload);
 
 	/*
@@ -380,7 +327,7 @@ int cmd_bench(int argc, char **argv)
 		}
 	}
 
-	if (!strcmp(cfg.workload, "kv"))
+	if (kv)
 		status = bench_kv(&cfg);
 	else
 		status = bench_agentic(&cfg);

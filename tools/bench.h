@@ -19,12 +19,15 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
+#include "opt.h"
 #include "wirepath/wirepath.h"
 #include "workload.h"
 
 #define BENCH_MAX_PATHS 8
+#define BENCH_PEER_MAX 256
 #define NS_PER_S 1000000000ull
 #define BENCH_SPAWN_TIMEOUT_NS (10 * NS_PER_S)
 #define BENCH_CONNECT_TIMEOUT_NS (5 * NS_PER_S)
@@ -48,26 +51,35 @@
 /* Set by SIGINT/SIGTERM (bench.c): every loop checks it and winds down. */
 extern volatile sig_atomic_t bench_interrupted;
 
+/* A --paths list, in the order given. */
+struct bench_paths {
+	char name[BENCH_MAX_PATHS][16];
+	int n;
+};
+
+/* --tenant-key: sign every frame as tenant `id` with `key`. */
+struct bench_tenant {
+	int on;
+	uint32_t id;
+	uint8_t key[16];
+};
+
 struct bench_cfg {
-	char paths[BENCH_MAX_PATHS][16];
-	int npaths;
+	struct bench_paths paths;
 	const char *workload;
 	struct wl w;
 	double duration_s, warmup_s;
 	uint32_t agents;
-	char peer[256];     /* HOST:PORT (scheme stripped), or "" to spawn a server */
+	char peer[BENCH_PEER_MAX]; /* HOST:PORT (scheme stripped), or "" to spawn a server */
 	const char *json_path;
 	const char *svg_path;
 	double model_rate;
 	int sqpoll, busy_poll;
-	int zc_set;
-	uint32_t zc_threshold;
+	uint32_t zc_threshold; /* 0: not given, the library's default */
 	uint64_t seed;
 	int quiet;
 	int kitchen_cuda;   /* --kitchen cuda: the spawned server's model stub feeds the GPU */
-	int signed_frames;  /* --tenant-key: sign every frame as `tenant` */
-	uint32_t tenant;
-	uint8_t key[16];
+	struct bench_tenant tenant;
 	int kern_err;       /* wp_meter_kernel_syscalls_start() result */
 	char tmpdir[256];   /* where spawned servers write their port and output */
 };
@@ -111,6 +123,15 @@ const struct wp_probe_result *bench_path_probe(const char *path);
 
 int bench_agentic(struct bench_cfg *cfg); /* bench_agentic.c */
 int bench_kv(struct bench_cfg *cfg);      /* bench_kv.c */
+
+/*
+ * bench_gpufeed.c: the GPU feed has options of its own (bench_gf_opts,
+ * scanned with the others); bench_gpufeed() parses what was given with
+ * them and runs.
+ */
+extern const struct tool_opt bench_gf_opts[];
+void bench_gpufeed_usage(FILE *f);
+int bench_gpufeed(const struct tool_opt_seen *seen);
 
 /* ------------------------------------------------------------------ */
 /* bench_server.c: the spawned `wirepath serve`                        */

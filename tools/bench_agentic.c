@@ -809,7 +809,7 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 	o.select = WP_SELECT_REQUIRE;
 	o.sqpoll = cfg->sqpoll;
 	o.busy_poll = cfg->busy_poll;
-	if (cfg->zc_set)
+	if (cfg->zc_threshold)
 		o.zc_threshold = cfg->zc_threshold;
 	o.log = tool_log;
 	o.log_level = WP_LOG_WARN;
@@ -830,8 +830,8 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 			 strerror(-rc), tool_errno_name(rc));
 		goto out_ctx;
 	}
-	if (cfg->signed_frames)
-		wp_ep_set_tenant_key(r.stats_ep, cfg->tenant, cfg->key);
+	if (cfg->tenant.on)
+		wp_ep_set_tenant_key(r.stats_ep, cfg->tenant.id, cfg->tenant.key);
 	for (uint32_t i = 0; i < r.nagents; i++) {
 		struct agent *a = &r.agents[i];
 
@@ -847,8 +847,8 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 				 uri, strerror(-rc));
 			goto out_ctx;
 		}
-		if (cfg->signed_frames)
-			wp_ep_set_tenant_key(a->ep, cfg->tenant, cfg->key);
+		if (cfg->tenant.on)
+			wp_ep_set_tenant_key(a->ep, cfg->tenant.id, cfg->tenant.key);
 	}
 	deadline = wp_now_ns() + BENCH_CONNECT_TIMEOUT_NS;
 	while (!r.failed && !bench_interrupted &&
@@ -944,13 +944,13 @@ int bench_agentic(struct bench_cfg *cfg)
 	struct path_res *res;
 	int status = 0, nok = 0;
 
-	res = calloc((size_t)cfg->npaths, sizeof(*res));
+	res = calloc((size_t)cfg->paths.n, sizeof(*res));
 	if (!res) {
 		fprintf(stderr, "wirepath bench: out of memory\n");
 		return 1;
 	}
-	for (int i = 0; i < cfg->npaths; i++) {
-		snprintf(res[i].path, sizeof(res[i].path), "%s", cfg->paths[i]);
+	for (int i = 0; i < cfg->paths.n; i++) {
+		snprintf(res[i].path, sizeof(res[i].path), "%s", cfg->paths.name[i]);
 		if (bench_interrupted) {
 			res[i].state = RES_ERROR;
 			snprintf(res[i].msg, sizeof(res[i].msg), "interrupted");
@@ -975,7 +975,7 @@ int bench_agentic(struct bench_cfg *cfg)
 		return 130;
 	}
 
-	if (bench_report(cfg, res, cfg->npaths))
+	if (bench_report(cfg, res, cfg->paths.n))
 		status = 1;
 	if (!nok) {
 		fprintf(stderr, "wirepath bench: no path could run; see 'wirepath probe'\n");

@@ -26,6 +26,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench.h"
+#include "opt.h"
 #include "stub_proto.h"
-#include "tools.h"
 #include "util.h"
 #include "wirepath/gpu.h"
 
@@ -53,15 +55,20 @@ enum { GF_PAGEABLE, GF_PINNED, GF_PINNED_1COPY, GF_MAPPED, GF_GPUDIRECT, GF_NMOD
 static const char *const gf_mode_names[GF_NMODES] = { "pageable", "pinned", "pinned_1copy",
 						       "mapped", "gpudirect" };
 
+/* --sizes: payload sizes, increasing. */
+struct gf_sizes {
+	uint64_t v[GF_MAX_SIZES];
+	int n;
+};
+
 struct gf_cfg {
-	char paths[GF_MAX_PATHS][16];
-	int npaths;
+	const char *workload;     /* "gpufeed": how the mode was picked */
+	struct bench_paths paths; /* at most GF_MAX_PATHS */
 	int mode_on[GF_NMODES];
-	uint64_t sizes[GF_MAX_SIZES];
-	int nsizes;
+	struct gf_sizes sizes;
 	uint32_t senders;
 	double duration_s;
-	int device;
+	uint32_t device;
 	const char *json_path;
 	int quiet;
 };
@@ -346,7 +353,7 @@ static void gf_feed_opts(const struct gf_cfg *cfg, int mode, uint64_t maxsize,
 			 struct wp_gpu_opts *o)
 {
 	wp_gpu_opts_init(o);
-	o->device = cfg->device;
+	o->device = (int)cfg->device;
 	o->mode = mode == GF_PAGEABLE ? WP_GPU_PAGEABLE
 		  : mode == GF_MAPPED ? WP_GPU_MAPPED
 		  : mode == GF_GPUDIRECT ? WP_GPU_GPUDIRECT
@@ -702,20 +709,20 @@ static void gf_goal(struct sbuf *b, int *first, const char *name, double got, do
 static void gf_goals(struct sbuf *b, const struct gf_cfg *cfg, const struct gf_row *rows, int n,
 		     const struct gf_ref *refs, int print)
 {
-	uint64_t big = cfg->sizes[cfg->nsizes - 1], small = cfg->sizes[0];
+	uint64_t big = cfg->sizes.v[cfg->sizes.n - 1], small = cfg->sizes.v[0];
 	int first = 1;
 	char basis[200];
 
 	sb_printf(b, "  \"goals\": [");
-	for (int p = 0; p < cfg->npaths; p++) {
-		const char *path = cfg->paths[p];
+	for (int p = 0; p < cfg->paths.n; p++) {
+		const char *path = cfg->paths.name[p];
 		const struct gf_row *pin = gf_find(rows, n, path, "pinned", big);
 		const struct gf_row *pag = gf_find(rows, n, path, "pageable", big);
 		const struct gf_row *bat = gf_find(rows, n, path, "pinned", small);
 		const struct gf_row *one = gf_find(rows, n, path, "pinned_1copy", small);
 		char name[96];
 
-		for (int s = 0; s < cfg->nsizes; s++) {
+		for (int s = 0; s < cfg->sizes.n; s++) {
 			if (refs[s].size != big || !refs[s].ok || !pin)
 				continue;
 			snprintf(name, sizeof(name), "%s: pinned / cudaMemcpy-from-pinned GB/s",
@@ -754,7 +761,7 @@ static int gf_write_json(const struct gf_cfg *cfg, const struct gf_row *rows, in
 	sb_printf(&b, ",\n  \"probes\": ");
 	tool_probes_json(&b);
 	sb_printf(&b, ",\n  \"reference\": [");
-	for (int s = 0; s < cfg->nsizes; s++) {
+	for (int s = 0; s < cfg->sizes.n; s++) {
 		sb_printf(&b, "%s\n    {\"what\": \"cudaMemcpyAsync from pinned, back to back\", "
 			  "\"size\": %" PRIu64 ", \"ok\": %s, \"gbps\": ", s ? "," : "",
 			  refs[s].size, refs[s].ok ? "true" : "false");
@@ -837,19 +844,7 @@ static int gf_write_json(const struct gf_cfg *cfg, const struct gf_row *rows, in
 /* Options                                                             */
 /* ------------------------------------------------------------------ */
 
-static void gf_usage(FILE *f)
-{
-	fprintf(f,
-		"usage: wirepath bench --workload gpufeed [--paths local,shm,tcp,uring]\n"
-		"         [--modes pageable,pinned,pinned_1copy,mapped,gpudirect]\n"
-		"         [--sizes 4K,64K,1M,16M,64M] [--senders N] [--duration S] [--device N]\n"
-		"         [--json FILE] [--quiet]\n"
-		"Payloads from N sender processes (fan-in) over each path, or from this process\n"
-		"(local), into GPU memory in each mode, checksummed on the GPU (docs/gpu.md).\n"
-		"  --duration S   seconds of sending per cell (default 1)\n"
-		"  --json FILE    default results/gpufeed.json\n");
-}
-
+/* Split a comma list into out[max][16]; the count, or -EINVAL. */
 static int gf_split(const char *arg, char out[][16], int max)
 {
 	char tmp[256], *save = NULL, *t;
@@ -858,98 +853,112 @@ static int gf_split(const char *arg, char out[][16], int max)
 	snprintf(tmp, sizeof(tmp), "%s", arg);
 	for (t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		if (n == max || strlen(t) >= 16)
-			return -1;
+			return -EINVAL;
 		snprintf(out[n++], 16, "%s", t);
 	}
-	return n;
+	return n ? n : -EINVAL;
 }
 
-static int gf_parse(struct gf_cfg *cfg, int argc, char **argv)
+static int gf_parse_paths(const char *cmd, const char *arg, void *dst)
 {
-	char list[GF_MAX_SIZES][16];
-	uint64_t v;
-	int n;
+	struct bench_paths *paths = dst;
+	int n = gf_split(arg, paths->name, GF_MAX_PATHS);
 
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+	if (n < 0)
+		return n;
+	for (int k = 0; k < n; k++)
+		if (strcmp(paths->name[k], "local") && strcmp(paths->name[k], "shm") &&
+		    strcmp(paths->name[k], "tcp") && strcmp(paths->name[k], "uring"))
+			return -EINVAL;
+	paths->n = n;
+	return 0;
+}
 
-		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			gf_usage(stdout);
-			return 1;
-		}
-		if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
-			cfg->quiet = 1;
-			continue;
-		}
-		if (!strncmp(a, "--workload=", 11))
-			continue;
-		if (!val)
-			return tool_usage_error("bench", "option '%s' needs a value", a);
-		i++;
-		if (!strcmp(a, "--workload")) {
-			continue;
-		} else if (!strcmp(a, "--paths")) {
-			n = gf_split(val, cfg->paths, GF_MAX_PATHS);
-			if (n <= 0)
-				return tool_usage_error("bench", "--paths takes up to %d of local, shm, tcp, uring",
-							GF_MAX_PATHS);
-			for (int k = 0; k < n; k++)
-				if (strcmp(cfg->paths[k], "local") && strcmp(cfg->paths[k], "shm") &&
-				    strcmp(cfg->paths[k], "tcp") && strcmp(cfg->paths[k], "uring"))
-					return tool_usage_error("bench", "gpufeed paths are local, shm, tcp, uring; not '%s'",
-								cfg->paths[k]);
-			cfg->npaths = n;
-		} else if (!strcmp(a, "--modes")) {
-			n = gf_split(val, list, GF_NMODES);
-			if (n <= 0)
-				return tool_usage_error("bench", "--modes takes a comma list");
-			memset(cfg->mode_on, 0, sizeof(cfg->mode_on));
-			for (int k = 0; k < n; k++) {
-				int m;
+static int gf_parse_modes(const char *cmd, const char *arg, void *dst)
+{
+	int *mode_on = dst;
+	char list[GF_NMODES][16];
+	int n = gf_split(arg, list, GF_NMODES);
 
-				for (m = 0; m < GF_NMODES; m++)
-					if (!strcmp(list[k], gf_mode_names[m]))
-						break;
-				if (m == GF_NMODES)
-					return tool_usage_error("bench", "unknown gpufeed mode '%s' (pageable, pinned, pinned_1copy, mapped, gpudirect)",
-								list[k]);
-				cfg->mode_on[m] = 1;
-			}
-		} else if (!strcmp(a, "--sizes")) {
-			n = gf_split(val, list, GF_MAX_SIZES);
-			if (n <= 0)
-				return tool_usage_error("bench", "--sizes takes a comma list of sizes");
-			for (int k = 0; k < n; k++) {
-				if (tool_parse_size(list[k], 64, 1ull << 30, &v) < 0)
-					return tool_usage_error("bench", "bad size '%s' (64 B .. 1 GiB, K/M suffix)",
-								list[k]);
-				if (k && v <= cfg->sizes[k - 1])
-					return tool_usage_error("bench", "--sizes must be increasing");
-				cfg->sizes[k] = v;
-			}
-			cfg->nsizes = n;
-		} else if (!strcmp(a, "--senders")) {
-			if (tool_parse_u64(val, 1, GF_MAX_SENDERS, &v) < 0)
-				return tool_usage_error("bench", "--senders takes 1..%d", GF_MAX_SENDERS);
-			cfg->senders = (uint32_t)v;
-		} else if (!strcmp(a, "--duration")) {
-			if (tool_parse_secs(val, 0.05, 3600, &cfg->duration_s) < 0)
-				return tool_usage_error("bench", "--duration takes seconds in [0.05, 3600]");
-		} else if (!strcmp(a, "--device")) {
-			if (tool_parse_u64(val, 0, 64, &v) < 0)
-				return tool_usage_error("bench", "--device takes a CUDA device ordinal");
-			cfg->device = (int)v;
-		} else if (!strcmp(a, "--json")) {
-			cfg->json_path = val;
-		} else {
-			return tool_usage_error("bench", "option '%s' is not one of the gpufeed workload's",
-						a);
-		}
+	if (n < 0)
+		return n;
+	memset(mode_on, 0, GF_NMODES * sizeof(*mode_on));
+	for (int k = 0; k < n; k++) {
+		int m;
+
+		for (m = 0; m < GF_NMODES; m++)
+			if (!strcmp(list[k], gf_mode_names[m]))
+				break;
+		if (m == GF_NMODES)
+			return -EINVAL;
+		mode_on[m] = 1;
 	}
 	return 0;
 }
 
-int cmd_bench_gpufeed(int argc, char **argv)
+static int gf_parse_sizes(const char *cmd, const char *arg, void *dst)
+{
+	struct gf_sizes *sizes = dst;
+	char list[GF_MAX_SIZES][16];
+	int n = gf_split(arg, list, GF_MAX_SIZES);
+
+	if (n < 0)
+		return n;
+	for (int k = 0; k < n; k++) {
+		if (tool_parse_size(list[k], 64, 1ull << 30, &sizes->v[k]) < 0)
+			return -EINVAL;
+		if (k && sizes->v[k] <= sizes->v[k - 1])
+			return -EINVAL;
+	}
+	sizes->n = n;
+	return 0;
+}
+
+#define GF(field) offsetof(struct gf_cfg, field)
+
+/* Scanned by cmd_bench() with the other modes' options; in --help order. */
+const struct tool_opt bench_gf_opts[] = {
+	/* How this mode was picked; bench --help documents it. */
+	{ .name = "workload", .kind = TOOL_OPT_STR, .off = GF(workload) },
+	{ .name = "paths", .kind = TOOL_OPT_FN, .fn = gf_parse_paths, .off = GF(paths),
+	  .meta = "LIST", .takes = "up to 4 of local, shm, tcp, uring, comma-separated",
+	  .help = "from local (this process), shm, tcp, uring\n"
+		  "(default local,shm,tcp)" },
+	{ .name = "modes", .kind = TOOL_OPT_FN, .fn = gf_parse_modes, .off = GF(mode_on),
+	  .meta = "LIST",
+	  .takes = "a comma list of pageable, pinned, pinned_1copy, mapped, gpudirect",
+	  .help = "from pageable, pinned, pinned_1copy, mapped, gpudirect\n"
+		  "(default all)" },
+	{ .name = "sizes", .kind = TOOL_OPT_FN, .fn = gf_parse_sizes, .off = GF(sizes),
+	  .meta = "LIST",
+	  .takes = "increasing sizes in 64 B .. 1 GiB (K/M/G suffix), comma-separated",
+	  .help = "payload sizes, increasing (default 4K,64K,1M,16M,64M)" },
+	{ .name = "senders", .kind = TOOL_OPT_U32, .off = GF(senders), .min = 1,
+	  .max = GF_MAX_SENDERS, .meta = "N", .help = "sender processes per path (default 4)" },
+	{ .name = "duration", .kind = TOOL_OPT_SECS, .off = GF(duration_s), .fmin = 0.05,
+	  .fmax = 3600, .meta = "S", .help = "seconds of sending per cell (default 1)" },
+	{ .name = "device", .kind = TOOL_OPT_U32, .off = GF(device), .min = 0, .max = 64,
+	  .meta = "N", .takes = "a CUDA device ordinal", .help = "CUDA device (default 0)" },
+	{ .name = "json", .kind = TOOL_OPT_FILE, .off = GF(json_path), .meta = "FILE",
+	  .help = "default results/gpufeed.json" },
+	{ .name = "quiet", .short_name = 'q', .kind = TOOL_OPT_FLAG, .off = GF(quiet),
+	  .help = "no status lines, no rows for cells that could not run" },
+	{ .name = NULL },
+};
+
+void bench_gpufeed_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: wirepath bench --workload gpufeed [--paths local,shm,tcp,uring]\n"
+		"         [--modes pageable,pinned,pinned_1copy,mapped,gpudirect]\n"
+		"         [--sizes 4K,64K,1M,16M,64M] [--senders N] [--duration S] [--device N]\n"
+		"         [--json FILE] [--quiet]\n"
+		"Payloads from N sender processes (fan-in) over each path, or from this process\n"
+		"(local), into GPU memory in each mode, checksummed on the GPU (docs/gpu.md).\n");
+	tool_opt_help(f, bench_gf_opts, 17);
+}
+
+int bench_gpufeed(const struct tool_opt_seen *seen)
 {
 	static struct gf_cfg cfg;
 	static const uint64_t def_sizes[] = { 4u << 10, 64u << 10, 1u << 20, 16u << 20,
@@ -961,20 +970,20 @@ int cmd_bench_gpufeed(int argc, char **argv)
 	int rc, n = 0, status = 0;
 
 	memset(&cfg, 0, sizeof(cfg));
-	snprintf(cfg.paths[0], 16, "local");
-	snprintf(cfg.paths[1], 16, "shm");
-	snprintf(cfg.paths[2], 16, "tcp");
-	cfg.npaths = 3;
+	snprintf(cfg.paths.name[0], 16, "local");
+	snprintf(cfg.paths.name[1], 16, "shm");
+	snprintf(cfg.paths.name[2], 16, "tcp");
+	cfg.paths.n = 3;
 	for (int m = 0; m < GF_NMODES; m++)
 		cfg.mode_on[m] = 1;
-	memcpy(cfg.sizes, def_sizes, sizeof(def_sizes));
-	cfg.nsizes = 5;
+	memcpy(cfg.sizes.v, def_sizes, sizeof(def_sizes));
+	cfg.sizes.n = 5;
 	cfg.senders = 4;
 	cfg.duration_s = 1.0;
 	cfg.json_path = "results/gpufeed.json";
-	rc = gf_parse(&cfg, argc, argv);
+	rc = tool_opt_apply("bench", bench_gf_opts, "--workload gpufeed", seen, &cfg);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc;
 
 	/* Before anything is forked or measured: is there a GPU at all? */
 	if (wp_ctx_create(NULL, &ctx) < 0)
@@ -992,37 +1001,37 @@ int cmd_bench_gpufeed(int argc, char **argv)
 	wp_ctx_destroy(ctx);
 	signal(SIGPIPE, SIG_IGN);
 
-	rows = calloc((size_t)cfg.npaths * cfg.nsizes * GF_NMODES, sizeof(*rows));
+	rows = calloc((size_t)cfg.paths.n * cfg.sizes.n * GF_NMODES, sizeof(*rows));
 	if (!rows)
 		return 1;
 	memset(refs, 0, sizeof(refs));
-	for (int s = 0; s < cfg.nsizes; s++)
-		gf_reference(&cfg, cfg.sizes[s], cfg.sizes[cfg.nsizes - 1], &refs[s]);
+	for (int s = 0; s < cfg.sizes.n; s++)
+		gf_reference(&cfg, cfg.sizes.v[s], cfg.sizes.v[cfg.sizes.n - 1], &refs[s]);
 
 	printf("workload gpufeed: %u senders per path (local: this process), %.2f s per cell\n",
 	       cfg.senders, cfg.duration_s);
 	printf("%-6s %-13s %10s %9s %11s %10s %10s %11s %9s %9s %s\n", "path", "mode", "size",
 	       "GB/s", "payloads/s", "rx us/MiB", "tx us/MiB", "copies/B", "p50 us", "p99 us",
 	       "verified");
-	for (int s = 0; s < cfg.nsizes; s++) {
+	for (int s = 0; s < cfg.sizes.n; s++) {
 		if (!refs[s].ok) { /* never a number that was not measured */
 			printf("%-6s %-13s %10" PRIu64 "   error: the reference copy failed\n", "ref",
-			       "memcpy_pinned", cfg.sizes[s]);
+			       "memcpy_pinned", cfg.sizes.v[s]);
 			continue;
 		}
 		printf("%-6s %-13s %10" PRIu64 " %9.2f %11s %10.1f %10s %11s %9s %9s %s\n", "ref",
-		       "memcpy_pinned", cfg.sizes[s], refs[s].gbps, "-", refs[s].cpu_us_per_mib,
+		       "memcpy_pinned", cfg.sizes.v[s], refs[s].gbps, "-", refs[s].cpu_us_per_mib,
 		       "-", "0", "-", "-", "-");
 	}
-	for (int p = 0; p < cfg.npaths; p++) {
-		for (int s = 0; s < cfg.nsizes; s++) {
+	for (int p = 0; p < cfg.paths.n; p++) {
+		for (int s = 0; s < cfg.sizes.n; s++) {
 			for (int m = 0; m < GF_NMODES; m++) {
 				struct gf_row *r = &rows[n];
 
 				if (!cfg.mode_on[m])
 					continue;
-				gf_run_cell(&cfg, cfg.paths[p], m, cfg.sizes[s],
-					    cfg.sizes[cfg.nsizes - 1], r);
+				gf_run_cell(&cfg, cfg.paths.name[p], m, cfg.sizes.v[s],
+					    cfg.sizes.v[cfg.sizes.n - 1], r);
 				n++;
 				if (r->state) {
 					if (!cfg.quiet)

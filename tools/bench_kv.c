@@ -195,7 +195,7 @@ static void kv_run_path(struct bench_cfg *cfg, struct kv_path *res)
 	o.select = WP_SELECT_REQUIRE;
 	o.busy_poll = cfg->busy_poll;
 	o.sqpoll = cfg->sqpoll;
-	if (cfg->zc_set)
+	if (cfg->zc_threshold)
 		o.zc_threshold = cfg->zc_threshold;
 	if (wp_ctx_create(&o, &k.ctx) < 0 || wp_connect(k.ctx, uri, &cbs, &k.ep) < 0) {
 		snprintf(res->msg, sizeof(res->msg), "cannot connect to %s", uri);
@@ -325,8 +325,8 @@ int bench_kv(struct bench_cfg *cfg)
 	int status = 0, nok = 0, rc;
 
 	memset(res, 0, sizeof(res));
-	for (int i = 0; i < cfg->npaths && !bench_interrupted; i++) {
-		snprintf(res[i].path, sizeof(res[i].path), "%s", cfg->paths[i]);
+	for (int i = 0; i < cfg->paths.n && !bench_interrupted; i++) {
+		snprintf(res[i].path, sizeof(res[i].path), "%s", cfg->paths.name[i]);
 		kv_run_path(cfg, &res[i]);
 		if (res[i].state == RES_OK)
 			nok++;
@@ -343,7 +343,7 @@ int bench_kv(struct bench_cfg *cfg)
 	printf("workload kv: one-sided writes into the server's region, %d in flight, %.1f s per size\n",
 	       KV_DEPTH, cfg->duration_s);
 	printf("path    size      GB/s  CPU s/GB  copied B/B  mapped\n");
-	for (int i = 0; i < cfg->npaths; i++) {
+	for (int i = 0; i < cfg->paths.n; i++) {
 		if (res[i].state != RES_OK) {
 			printf("%-6s  %s: %s\n", res[i].path,
 			       res[i].state == RES_UNAVAILABLE ? "unavailable" : "error", res[i].msg);
@@ -359,14 +359,14 @@ int bench_kv(struct bench_cfg *cfg)
 		}
 	}
 	/* CPU per GB against tcp at 4 MiB, the yardstick. */
-	for (int i = 0; i < cfg->npaths; i++)
-		for (int t = 0; t < cfg->npaths; t++)
+	for (int i = 0; i < cfg->paths.n; i++)
+		for (int t = 0; t < cfg->paths.n; t++)
 			if (i != t && !strcmp(res[t].path, "tcp") && res[i].state == RES_OK &&
 			    res[t].state == RES_OK && res[i].nrows > 3 && res[t].nrows > 3)
 				printf("%s / tcp at 4 MiB: CPU per GB %.2fx, GB/s %.2fx\n", res[i].path,
 				       res[i].rows[3].cpu_s_per_gb / res[t].rows[3].cpu_s_per_gb,
 				       res[i].rows[3].gb_per_s / res[t].rows[3].gb_per_s);
-	rc = kv_write_json(cfg, res, cfg->npaths);
+	rc = kv_write_json(cfg, res, cfg->paths.n);
 	if (rc < 0) {
 		fprintf(stderr, "wirepath bench: cannot write %s: %s\n", cfg->json_path, strerror(-rc));
 		status = 1;

@@ -274,9 +274,9 @@ static int write_json(const struct bench_cfg *cfg, const struct path_res *res, i
 	}
 
 	sb_printf(&b, ",\"config\":{\"paths\":[");
-	for (int i = 0; i < cfg->npaths; i++) {
+	for (int i = 0; i < cfg->paths.n; i++) {
 		sb_printf(&b, "%s", i ? "," : "");
-		sb_json_str(&b, cfg->paths[i]);
+		sb_json_str(&b, cfg->paths.name[i]);
 	}
 	sb_printf(&b, "],\"workload_source\":");
 	sb_json_str(&b, cfg->workload);
@@ -288,7 +288,7 @@ static int write_json(const struct bench_cfg *cfg, const struct path_res *res, i
 	sb_json_str(&b, cfg->peer[0] ? cfg->peer : NULL);
 	sb_printf(&b, ",\"sqpoll\":%s,\"busy_poll\":%s,\"zc_threshold\":",
 		  cfg->sqpoll ? "true" : "false", cfg->busy_poll ? "true" : "false");
-	if (cfg->zc_set)
+	if (cfg->zc_threshold)
 		sb_printf(&b, "%u", cfg->zc_threshold);
 	else
 		sb_printf(&b, "null");

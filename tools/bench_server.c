@@ -144,7 +144,7 @@ int bench_server_start(const struct bench_cfg *cfg, const char *path, struct ben
 		argv[n++] = "--sqpoll";
 	if (cfg->busy_poll)
 		argv[n++] = "--busy-poll";
-	if (cfg->zc_set) {
+	if (cfg->zc_threshold) {
 		if (cfg->zc_threshold == UINT32_MAX)
 			snprintf(zc, sizeof(zc), "never");
 		else

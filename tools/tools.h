@@ -13,7 +13,5 @@ int cmd_probe(int argc, char **argv);  /* tools/probe.c */
 int cmd_serve(int argc, char **argv);  /* tools/serve.c */
 int cmd_bench(int argc, char **argv);  /* tools/bench.c */
 int cmd_policy(int argc, char **argv); /* tools/policy.c */
-/* `wirepath bench --workload gpufeed` (tools/bench_gpufeed.c). */
-int cmd_bench_gpufeed(int argc, char **argv);
 
 #endif
