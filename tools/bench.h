@@ -3,12 +3,13 @@
  * What the parts of `wirepath bench` share, and nothing else: the run's
  * configuration, one path's result, and the entry points of each part.
  *
- *   bench.c          the command: options, the workload, dispatch by mode
- *   bench_agentic.c  --workload agentic|classic|FILE: the agent state machine
- *   bench_kv.c       --workload kv: the bulk transfer sweep
- *   bench_gpufeed.c  --workload gpufeed: network to GPU memory
- *   bench_server.c   the `wirepath serve` each path runs against, its stats
- *   bench_report.c   the agentic results: table, JSON, .dat, chart, crossover
+ *   bench.c               the command: options, the workload, dispatch by mode
+ *   bench_agentic.c       --workload agentic|classic|FILE: the agent state machine
+ *   bench_kv.c            --workload kv: the bulk transfer sweep
+ *   bench_gpufeed.c       --workload gpufeed: network to GPU memory, its options
+ *   bench_gpufeed_send.c  a GPU feed sender (a forked process)
+ *   bench_server.c        the `wirepath serve` each path runs against, its stats
+ *   bench_report.c        the agentic results: table, JSON, .dat, chart, crossover
  *
  * The stub services' wire format is stub_proto.h's, shared with serve.c.
  */
@@ -132,6 +133,21 @@ int bench_kv(struct bench_cfg *cfg);      /* bench_kv.c */
 extern const struct tool_opt bench_gf_opts[];
 void bench_gpufeed_usage(FILE *f);
 int bench_gpufeed(const struct tool_opt_seen *seen);
+
+/*
+ * bench_gpufeed_send.c: a GPU feed sender, in a forked process. It sends
+ * payloads as one-way messages GF_METHOD_DATA + id, then GF_METHOD_STOP + id
+ * carrying [u64 count][u64 sum of wp_gpu_kitchen_sum() of each payload]
+ * (little-endian), and returns the process's exit status (0: all sent).
+ */
+#define GF_METHOD_DATA 0x100u
+#define GF_METHOD_STOP 0x200u
+#define GF_STOP_LEN 16u
+int bench_gf_send(const char *uri, uint64_t size, uint32_t id, double secs);
+/* The pseudo-random payload of sender buffer `seed`, n bytes. */
+void bench_gf_fill(uint8_t *p, uint64_t n, uint64_t seed);
+/* A context max_frame that fits a payload of `size` bytes and its header. */
+uint32_t bench_gf_max_frame(uint64_t size);
 
 /* ------------------------------------------------------------------ */
 /* bench_server.c: the spawned `wirepath serve`                        */

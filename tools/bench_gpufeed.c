@@ -20,7 +20,9 @@
  * these rows and printed with the numbers they came from.
  *
  * Without CUDA or a GPU the workload says why in one line and exits 1: it
- * never prints a number it did not measure.
+ * never prints a number it did not measure. The senders are forked
+ * processes (bench_gpufeed_send.c); this file is the receiver, the cells,
+ * the reference rows, the goals and the options.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -32,7 +34,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,9 +46,6 @@
 #define GF_MAX_PATHS 4
 #define GF_MAX_SIZES 16
 #define GF_MAX_SENDERS 64
-#define GF_METHOD_DATA 0x100u  /* + sender id */
-#define GF_METHOD_STOP 0x200u  /* + sender id: [u64 count][u64 sum of sums] */
-#define GF_BUFS 4              /* buffers per sender, cycled */
 #define GF_DRAIN_NS (30ull * 1000000000ull)
 
 /* Modes, plus the one-copy-per-payload variant of pinned. */
@@ -219,7 +217,7 @@ static void gf_ep_msg(void *arg, struct wp_ep *ep, struct wp_msg *m)
 	if (m->method >= GF_METHOD_STOP && m->method < GF_METHOD_STOP + GF_MAX_SENDERS) {
 		struct gf_sender_acc *a = &c->acc[m->method - GF_METHOD_STOP];
 
-		if (m->len == 16) {
+		if (m->len == GF_STOP_LEN) {
 			a->want_count = wpb_get64(m->data);
 			a->want_sum = wpb_get64((const uint8_t *)m->data + 8);
 			a->stopped = 1;
@@ -234,115 +232,6 @@ static void gf_ep_msg(void *arg, struct wp_ep *ep, struct wp_msg *m)
 	if (wp_gpu_feed_submit_lent(c->f, m->data, m->len, gf_on_gpu,
 				    gf_args[m->method - GF_METHOD_DATA]) < 0)
 		c->refused++;
-}
-
-/* ------------------------------------------------------------------ */
-/* Senders (forked)                                                    */
-/* ------------------------------------------------------------------ */
-
-struct gf_tx {
-	int inflight[GF_BUFS];
-	int connected;
-};
-
-static void gf_tx_done(void *arg, int status)
-{
-	*(int *)arg = status < 0 ? -1 : 0;
-}
-
-static void gf_tx_event(void *arg, struct wp_ep *ep, enum wp_ep_event ev, int err)
-{
-	((struct gf_tx *)arg)->connected = ev == WP_EP_CONNECTED ? 1 : -1;
-}
-
-static void gf_fill(uint8_t *p, uint64_t n, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 0x1234567ull;
-
-	for (uint64_t i = 0; i + 8 <= n; i += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(p + i, &x, 8);
-	}
-	for (uint64_t i = n & ~7ull; i < n; i++)
-		p[i] = (uint8_t)(i * 131u);
-}
-
-static uint32_t gf_max_frame(uint64_t size)
-{
-	uint64_t mf = 16u << 20;
-
-	while (mf < size + 4096)
-		mf <<= 1;
-	return (uint32_t)mf;
-}
-
-static int gf_sender(const char *uri, uint64_t size, uint32_t id, double secs)
-{
-	struct wp_ctx_opts o;
-	struct wp_ctx *ctx;
-	struct wp_ep *ep;
-	struct gf_tx t = { { 0 }, 0 };
-	struct wp_ep_cbs cbs = { .event = gf_tx_event, .arg = &t };
-	uint8_t *buf[GF_BUFS], stop[16];
-	uint64_t sum[GF_BUFS], count = 0, total = 0, end;
-	int stop_done = 1;
-	uint64_t heap_mb = (GF_BUFS * size + (size >> 1)) / (1u << 20) + 16;
-
-	wp_ctx_opts_init(&o);
-	o.select = WP_SELECT_REQUIRE;
-	o.max_frame = gf_max_frame(size);
-	o.shm_heap_mb = (uint32_t)(heap_mb > 4096 ? 4096 : heap_mb);
-	if (wp_ctx_create(&o, &ctx) < 0 || wp_connect(ctx, uri, &cbs, &ep) < 0)
-		return 2;
-	end = wp_now_ns() + 10000000000ull;
-	while (!t.connected && wp_now_ns() < end)
-		wp_ctx_progress(ctx, 1000);
-	if (t.connected != 1)
-		return 3;
-	for (int k = 0; k < GF_BUFS; k++) {
-		/* In the endpoint's send buffers: on shm, the shared heap the
-		 * receiver reads in place. */
-		buf[k] = wp_ep_buf_alloc(ep, size);
-		if (!buf[k])
-			return 4;
-		gf_fill(buf[k], size, (uint64_t)id * 16 + (uint64_t)k);
-		sum[k] = wp_gpu_kitchen_sum(buf[k], size);
-	}
-	end = wp_now_ns() + (uint64_t)(secs * 1e9);
-	while (wp_now_ns() < end && t.connected == 1) {
-		for (int k = 0; k < GF_BUFS; k++) {
-			if (t.inflight[k] == 1)
-				continue;
-			if (t.inflight[k] < 0)
-				return 5;
-			t.inflight[k] = 1;
-			if (wp_ep_send_msg(ep, GF_METHOD_DATA + id, buf[k], size, gf_tx_done,
-					   &t.inflight[k]) < 0) {
-				t.inflight[k] = 0;
-				break;
-			}
-			count++;
-			total += sum[k];
-		}
-		wp_ctx_progress(ctx, 1000);
-	}
-	for (int k = 0; k < GF_BUFS; k++)
-		while (t.inflight[k] == 1 && t.connected == 1)
-			wp_ctx_progress(ctx, 1000);
-	for (int i = 0; i < 8; i++)
-		stop[i] = (uint8_t)(count >> (8 * i)), stop[8 + i] = (uint8_t)(total >> (8 * i));
-	stop_done = 1;
-	if (wp_ep_send_msg(ep, GF_METHOD_STOP + id, stop, sizeof(stop), gf_tx_done, &stop_done) < 0)
-		return 6;
-	while (stop_done == 1 && t.connected == 1)
-		wp_ctx_progress(ctx, 1000);
-	/* Everything was handed over (shm: released by the receiver; tcp,
-	 * uring: accepted by the kernel, delivered before our FIN). */
-	wp_ep_close(ep);
-	wp_ctx_destroy(ctx);
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -422,7 +311,7 @@ static void gf_cell_local(const struct gf_cfg *cfg, struct gf_cell *c, struct gf
 			r->state = 2;
 			return;
 		}
-		gf_fill(c->lbuf[i], c->size, 7000 + i);
+		bench_gf_fill(c->lbuf[i], c->size, 7000 + i);
 		c->lsum[i] = wp_gpu_kitchen_sum(c->lbuf[i], c->size);
 		c->larg[i] = (struct gf_larg){ c, i };
 	}
@@ -497,7 +386,7 @@ static void gf_run_cell(const struct gf_cfg *cfg, const char *path, int mode, ui
 	}
 	wp_ctx_opts_init(&co);
 	co.select = WP_SELECT_REQUIRE;
-	co.max_frame = gf_max_frame(size);
+	co.max_frame = bench_gf_max_frame(size);
 	/* Errors to stderr, except the gpudirect refusal the row reports. */
 	co.log = mode == GF_GPUDIRECT ? NULL : tool_log;
 	co.log_level = WP_LOG_ERR;
@@ -553,7 +442,7 @@ static void gf_run_cell(const struct gf_cfg *cfg, const char *path, int mode, ui
 			break;
 		if (p == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGTERM);
-			_exit(gf_sender(uri, size, i, cfg->duration_s));
+			_exit(bench_gf_send(uri, size, i, cfg->duration_s));
 		}
 		pids[nforked++] = p;
 	}
@@ -752,8 +641,7 @@ static int gf_write_json(const struct gf_cfg *cfg, const struct gf_row *rows, in
 			 const struct gf_ref *refs)
 {
 	struct sbuf b = { 0 };
-	FILE *fp;
-	int ret = 0;
+	int ret;
 
 	sb_printf(&b, "{\n  \"workload\": \"gpufeed\",\n  \"senders\": %u,\n  \"seconds_per_cell\": ",
 		  cfg->senders);
@@ -821,21 +709,7 @@ static int gf_write_json(const struct gf_cfg *cfg, const struct gf_row *rows, in
 		sb_free(&b);
 		return -ENOMEM;
 	}
-	{
-		char dir[512];
-		const char *slash = strrchr(cfg->json_path, '/');
-
-		if (slash && slash != cfg->json_path) {
-			snprintf(dir, sizeof(dir), "%.*s", (int)(slash - cfg->json_path),
-				 cfg->json_path);
-			mkdir(dir, 0755);
-		}
-	}
-	fp = fopen(cfg->json_path, "w");
-	if (!fp || fwrite(b.p, 1, b.len, fp) != b.len)
-		ret = -errno;
-	if (fp && fclose(fp) != 0 && !ret)
-		ret = -errno;
+	ret = bench_write_file(cfg->json_path, b.p, b.len);
 	sb_free(&b);
 	return ret;
 }
