@@ -646,8 +646,12 @@ int cmd_serve(int argc, char **argv)
 		goto out_destroy;
 	}
 	port = wp_ep_local_port(lep);
-	printf("wirepath serve: listening on %s, port %d, path %s\n", cfg.listen, port,
-	       wp_ctx_path(s.ctx) ? wp_ctx_path(s.ctx) : "?");
+	/* shm has no port: its number is the abstract socket name, in the connect URI. */
+	if (wp_ctx_path(s.ctx) && !strcmp(wp_ctx_path(s.ctx), "shm"))
+		printf("wirepath serve: listening on %s, path shm\n", cfg.listen);
+	else
+		printf("wirepath serve: listening on %s, port %d, path %s\n", cfg.listen, port,
+		       wp_ctx_path(s.ctx) ? wp_ctx_path(s.ctx) : "?");
 	{
 		char cu[160];
 
