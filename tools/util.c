@@ -226,19 +226,6 @@ int tool_parse_select(const char *s, enum wp_select *out)
 	return 0;
 }
 
-const char *tool_select_name(enum wp_select s)
-{
-	switch (s) {
-	case WP_SELECT_REQUIRE:
-		return "require";
-	case WP_SELECT_PREFER:
-		return "prefer";
-	case WP_SELECT_ANY:
-		return "any";
-	}
-	return "?";
-}
-
 void tool_help_entry(FILE *f, int col, const char *left, const char *help)
 {
 	int w = (int)strlen(left);

@@ -60,7 +60,6 @@ int tool_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int tool_parse_secs(const char *s, double min, double max, double *out);
 /* Parse "require" | "prefer" | "any". */
 int tool_parse_select(const char *s, enum wp_select *out);
-const char *tool_select_name(enum wp_select s);
 
 /*
  * One entry of a help listing: "  LEFT" and, from column `col`, HELP. Lines
