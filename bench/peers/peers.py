@@ -16,6 +16,11 @@ CPU is counted in nanoseconds of on-CPU time, never in clock ticks:
     Where schedstat is missing (no CONFIG_SCHED_INFO) we fall back to
     utime+stime from /proc/PID/task/TID/stat in clock ticks.
 Only the Python standard library is used.
+
+One file of about 1,200 lines on purpose: it is a table of subcommands
+(`peers.py freeport|cpu|report...`) that run.sh and ucx.sh call, each a few
+screens long, sharing the CPU accounting and the parsers; split, each piece
+would import all the others. The real-stack bench (issue 14) replaces it.
 """
 import json
 import os
