@@ -62,18 +62,33 @@ int wp_epoll_ctl(struct wp_ctx *ctx, int op, int fd, uint32_t events, uint64_t d
 	return epoll_ctl(epfd_of(ctx), op, fd, &ev) < 0 ? -errno : 0;
 }
 
+/* epoll_pwait2 is Linux 5.11; valgrind 3.19 (Debian 12) does not know it and
+ * answers ENOSYS. Then, once and for the process, millisecond waits rounded
+ * up (never shorter than asked). Relaxed: every thread finds the same. */
+static int no_pwait2;
+
 int wp_epoll_wait(struct wp_ctx *ctx, struct epoll_event *ev, int max, int64_t timeout_us)
 {
 	struct timespec ts, *tsp = NULL;
 	int n;
 
-	if (timeout_us >= 0) {
-		ts.tv_sec = timeout_us / 1000000;
-		ts.tv_nsec = (timeout_us % 1000000) * 1000;
-		tsp = &ts;
+	if (!__atomic_load_n(&no_pwait2, __ATOMIC_RELAXED)) {
+		if (timeout_us >= 0) {
+			ts.tv_sec = timeout_us / 1000000;
+			ts.tv_nsec = (timeout_us % 1000000) * 1000;
+			tsp = &ts;
+		}
+		WP_SYSCALL(WP_SYS_EPOLL_WAIT);
+		n = epoll_pwait2(epfd_of(ctx), ev, max, tsp, NULL);
+		if (n >= 0)
+			return n;
+		if (errno != ENOSYS)
+			return errno == EINTR ? 0 : -errno;
+		__atomic_store_n(&no_pwait2, 1, __ATOMIC_RELAXED);
 	}
 	WP_SYSCALL(WP_SYS_EPOLL_WAIT);
-	n = epoll_pwait2(epfd_of(ctx), ev, max, tsp, NULL);
+	n = epoll_wait(epfd_of(ctx), ev, max,
+		       timeout_us < 0 ? -1 : (int)((timeout_us + 999) / 1000));
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	return n;
