@@ -14,7 +14,11 @@
  *   blocks except wp_ctx_progress(), which waits at most its timeout.
  * - Callbacks run from inside wp_ctx_progress() (never from inside the call
  *   that queued the work), so a callback may safely queue more work.
- * - The library never prints; it logs through wp_ctx_opts.log.
+ * - Errors are reported one way: the return value says what (-errno), the
+ *   log says why, in one line at WP_LOG_ERR. There is no error string to
+ *   fetch afterwards. The library never prints: it logs through the
+ *   context's callback (wp_ctx_opts.log) or, for calls without a context
+ *   and contexts without a callback, the process hook (wp_set_log).
  *
  * Buffer ownership (one contract for every path)
  * - SEND: a payload given to a send function with a completion callback
@@ -62,7 +66,26 @@ extern "C" {
 
 enum wp_log_level { WP_LOG_ERR = 0, WP_LOG_WARN = 1, WP_LOG_INFO = 2, WP_LOG_DEBUG = 3 };
 
+/* msg is one line without a newline, shorter than WP_LOG_LINE_MAX, lent to
+ * the call. */
 typedef void (*wp_log_fn)(void *arg, enum wp_log_level level, const char *msg);
+
+#define WP_LOG_LINE_MAX 512
+
+/*
+ * The process-wide log hook, as libxdp's libxdp_set_print: where calls that
+ * have no context log (wp_policy_parse*, wp_policy_xdp_*, the probes), and
+ * where a context whose wp_ctx_opts.log is NULL logs (a GPU feed's failed
+ * open, say). Messages above level are dropped unformatted. fn NULL
+ * discards everything (the default). Returns the previous hook.
+ *
+ * Thread-safe: call it from any thread, at any time. The hook may run on
+ * any thread, concurrently with itself. When wp_set_log returns, the
+ * previous hook is not running and will not be called again (its arg may be
+ * freed). The hook must not call wp_set_log or the probes (wp_probe_*: it
+ * may be their answers being logged); either deadlocks.
+ */
+WP_API wp_log_fn wp_set_log(wp_log_fn fn, void *arg, enum wp_log_level level);
 
 /* ------------------------------------------------------------------ */
 /* Paths and capability probes                                         */
@@ -130,7 +153,8 @@ struct wp_ctx_opts {
 				   * copies in (0 = 4 MiB) */
 	uint32_t shm_heap_mb;     /* shm: per-direction heap for wp_ep_buf_alloc, read
 				   * in place by the peer (0 = 16 MiB) */
-	wp_log_fn log;            /* NULL: discard */
+	wp_log_fn log;            /* NULL: the process hook (wp_set_log; by default
+				   * that discards) */
 	void *log_arg;
 	enum wp_log_level log_level; /* default WP_LOG_WARN */
 };
