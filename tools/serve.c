@@ -619,9 +619,9 @@ int cmd_serve(int argc, char **argv)
 		wp_gpu_opts_init(&go);
 		rc = wp_gpu_feed_open(s.ctx, &go, &s.feed);
 		if (rc < 0) {
+			/* The reason went to tool_log: the context's log. */
 			fprintf(stderr, "wirepath serve: --kitchen cuda: %s (use --kitchen sim on a "
-				"host without a GPU)\n", wp_gpu_last_error()[0] ? wp_gpu_last_error() :
-				strerror(-rc));
+				"host without a GPU)\n", strerror(-rc));
 			status = 1;
 			goto out_destroy;
 		}

@@ -31,7 +31,6 @@
  */
 #include <endian.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +45,6 @@
 #define FEED_DEV_ALIGN 256ull /* device regions: cudaMalloc's own alignment */
 #define FEED_PAYLOAD_ALIGN 16u /* payloads inside a batch: the kernel loads words */
 #define FEED_MAX_SLOTS 64u
-
-static __thread char last_err[512];
 
 struct reg {
 	uint8_t *addr;
@@ -146,22 +143,6 @@ struct wp_gpu_feed {
 };
 
 /* ---- small helpers --------------------------------------------------- */
-
-static void set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void set_err(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_err, sizeof(last_err), fmt, ap);
-	va_end(ap);
-}
-
-const char *wp_gpu_last_error(void)
-{
-	return last_err;
-}
 
 static uint64_t align_up(uint64_t v, uint64_t a)
 {
@@ -1312,13 +1293,13 @@ int wp_gpu_feed_open_ops(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
 	char why[256] = "", note[320] = "";
 	int ret;
 
-	last_err[0] = '\0';
+	/* Every failure below logs its reason through ctx's log, or the
+	 * process hook when ctx has none (wp_log). */
 	wp_gpu_opts_init(&def);
 	if (!o)
 		o = &def;
 	if (opts_check(o, why, sizeof(why)) < 0) {
-		set_err("bad gpu feed options: %s", why);
-		wp_log(ctx, WP_LOG_ERR, "%s", last_err);
+		wp_log(ctx, WP_LOG_ERR, "bad gpu feed options: %s", why);
 		return -EINVAL;
 	}
 	f = calloc(1, sizeof(*f));
@@ -1331,8 +1312,7 @@ int wp_gpu_feed_open_ops(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
 	if (o->mode == WP_GPU_GPUDIRECT) {
 		wp_gpu_gpudirect_why(why, sizeof(why));
 		if (o->select == WP_SELECT_REQUIRE) {
-			set_err("gpudirect unavailable: %s", why);
-			wp_log(ctx, WP_LOG_ERR, "gpu feed: %s", last_err);
+			wp_log(ctx, WP_LOG_ERR, "gpu feed: gpudirect unavailable: %s", why);
 			free(f);
 			return -EOPNOTSUPP;
 		}
@@ -1347,7 +1327,6 @@ int wp_gpu_feed_open_ops(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
 				      .max_segs = o->batch_max };
 	ret = ops->open(&cfg, &f->bk, why, sizeof(why));
 	if (ret < 0) {
-		set_err("%s", why);
 		wp_log(ctx, WP_LOG_ERR, "gpu feed: %s", why);
 		f->bk = NULL;
 		goto out_free;
@@ -1355,8 +1334,8 @@ int wp_gpu_feed_open_ops(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
 	f->dev_size = o->dev_bytes;
 	ret = ops->dev_alloc(f->bk, f->dev_size, &f->dev_base);
 	if (ret < 0) {
-		set_err("cannot allocate the %llu MiB device arena: %s",
-			(unsigned long long)(o->dev_bytes >> 20), ops->last_error(f->bk));
+		wp_log(ctx, WP_LOG_ERR, "gpu feed: cannot allocate the %llu MiB device arena: %s",
+		       (unsigned long long)(o->dev_bytes >> 20), ops->last_error(f->bk));
 		f->dev_base = 0;
 		goto out_free;
 	}
@@ -1368,7 +1347,7 @@ int wp_gpu_feed_open_ops(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
 	f->slot_dev = calloc(o->slots, sizeof(*f->slot_dev));
 	f->slot_busy = calloc(o->slots, sizeof(*f->slot_busy));
 	if (!f->jobs || !f->regions || !f->segs || !f->slot || !f->slot_dev || !f->slot_busy) {
-		set_err("out of memory");
+		wp_log(ctx, WP_LOG_ERR, "gpu feed: out of memory");
 		goto out_free;
 	}
 	f->jmask = f->rmask = o->max_jobs - 1;
@@ -1377,14 +1356,16 @@ int wp_gpu_feed_open_ops(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
 
 		ret = ops->host_alloc(f->bk, o->slot_bytes, &p);
 		if (ret < 0) {
-			set_err("cannot allocate %u pinned staging slots of %u KiB: %s", f->nslots,
-				o->slot_bytes >> 10, ops->last_error(f->bk));
+			wp_log(ctx, WP_LOG_ERR,
+			       "gpu feed: cannot allocate %u pinned staging slots of %u KiB: %s",
+			       f->nslots, o->slot_bytes >> 10, ops->last_error(f->bk));
 			goto out_free;
 		}
 		f->slot[i] = p;
 		ret = ops->host_devptr(f->bk, p, &f->slot_dev[i]);
 		if (ret < 0) {
-			set_err("no device alias for a staging slot: %s", ops->last_error(f->bk));
+			wp_log(ctx, WP_LOG_ERR, "gpu feed: no device alias for a staging slot: %s",
+			       ops->last_error(f->bk));
 			goto out_free;
 		}
 	}
@@ -1396,8 +1377,6 @@ int wp_gpu_feed_open_ops(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
 	return 0;
 
 out_free:
-	if (last_err[0])
-		wp_log(ctx, WP_LOG_ERR, "gpu feed: %s", last_err);
 	feed_free(f); /* never added as a poller: deleting it is a no-op */
 	return ret;
 }
@@ -1408,8 +1387,6 @@ int wp_gpu_feed_open(struct wp_ctx *ctx, const struct wp_gpu_opts *o, struct wp_
 	const struct wp_gpu_ops *ops = wp_gpu_cuda_ops(why, sizeof(why));
 
 	if (!ops) {
-		last_err[0] = '\0';
-		set_err("%s", why);
 		wp_log(ctx, WP_LOG_ERR, "gpu feed: %s", why);
 		return -EOPNOTSUPP;
 	}
