@@ -61,6 +61,8 @@ enum wp_gpu_mode {
 };
 
 struct wp_gpu_opts {
+	size_t sz;              /* sizeof(struct wp_gpu_opts): wp_gpu_opts_init sets it
+				 * (versioned like wp_ctx_opts: see wirepath.h) */
 	enum wp_gpu_mode mode;  /* default WP_GPU_PINNED */
 	enum wp_select select;  /* REQUIRE (default): the mode or an error; PREFER or ANY:
 				 * gpudirect falls back to pinned, explained */
@@ -79,17 +81,19 @@ struct wp_gpu_opts {
 				 * MAPPED always runs it: the kernel is the consumer */
 	int64_t poll_us;        /* longest sleep of wp_ctx_progress while GPU work is in
 				 * flight (default 20; 0 = spin) */
+	/* New fields go here, at the end (src/gpu/feed.c takes each by name). */
 };
 
-/* Fill *o with the defaults. */
+/* Fill *o with the defaults, sz included (zeroed first, padding too). */
 WP_API void wp_gpu_opts_init(struct wp_gpu_opts *o);
 
 struct wp_gpu_feed;
 
 /*
- * Open a feed on ctx (o NULL: defaults). Returns 0, -EOPNOTSUPP (built
- * without CUDA, or GPUDIRECT unavailable under REQUIRE), -ENODEV (no usable
- * CUDA device), -EINVAL (bad options), -ENOMEM; every failure logs its
+ * Open a feed on ctx (o NULL: defaults; copied, not kept). Returns 0,
+ * -EOPNOTSUPP (built without CUDA, or GPUDIRECT unavailable under REQUIRE),
+ * -ENODEV (no usable CUDA device), -EINVAL (bad options, or fields past what
+ * this library knows set), -ENOMEM; every failure logs its
  * reason, one line at WP_LOG_ERR, through ctx's log (or the process hook).
  * Allocates the device arena and the pinned slots now, so the fast path
  * allocates nothing. *out belongs to the caller: close every feed before

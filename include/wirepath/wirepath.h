@@ -19,6 +19,12 @@
  *   fetch afterwards. The library never prints: it logs through the
  *   context's callback (wp_ctx_opts.log) or, for calls without a context
  *   and contexts without a callback, the process hook (wp_set_log).
+ * - Options structs (*_opts) start with `size_t sz`, the size the caller was
+ *   built with, as libbpf's do: fill them with their *_opts_init function
+ *   (or set .sz = sizeof(struct ...) in a zeroed struct). Fields beyond sz
+ *   take their defaults, so sz 0 means all defaults; a caller built against
+ *   a newer header may set sz larger than this library knows only if the
+ *   fields it does not know are zero, else the call fails with -EINVAL.
  *
  * Buffer ownership (one contract for every path)
  * - SEND: a payload given to a send function with a completion callback
@@ -134,6 +140,7 @@ struct wp_msg;
 struct wp_call;
 
 struct wp_ctx_opts {
+	size_t sz;                /* sizeof(struct wp_ctx_opts): wp_ctx_opts_init sets it */
 	enum wp_select select;    /* default WP_SELECT_PREFER */
 	uint32_t max_frame;       /* max payload bytes per frame; 0 = 16 MiB */
 	uint32_t zc_threshold;    /* uring: SEND_ZC at or above this payload; 0 = 16 KiB,
@@ -157,15 +164,20 @@ struct wp_ctx_opts {
 				   * that discards) */
 	void *log_arg;
 	enum wp_log_level log_level; /* default WP_LOG_WARN */
+	/* New fields go here, at the end (src/core/ctx.c takes each by name). */
 };
 
-/* Fill *o with the defaults. */
+/* Fill *o with the defaults, sz included (the whole struct is zeroed first,
+ * padding too). */
 WP_API void wp_ctx_opts_init(struct wp_ctx_opts *o);
 
 /*
  * Create a context. The path (backend) is chosen at the first listen or
  * connect from the URI scheme and o->select; every later endpoint of this
- * context uses the same path. opts may be NULL (defaults).
+ * context uses the same path. o may be NULL (defaults); it is copied, not
+ * kept. Returns 0, -EINVAL (a bad option, or fields past what this library
+ * knows set: see "Options structs" above; logged through the process hook),
+ * -ENOMEM. *out belongs to the caller (wp_ctx_destroy).
  */
 WP_API int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out);
 /* Close every endpoint (pending calls fail with -ECONNABORTED) and free. */

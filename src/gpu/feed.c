@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/opts.h"
 #include "gpu/gpu_ops.h"
 #include "gpu/kitchen_sum.h"
 
@@ -1172,6 +1173,26 @@ void wp_gpu_opts_init(struct wp_gpu_opts *o)
 	o->max_jobs = 4096;
 	o->kitchen = 1;
 	o->poll_us = 20;
+	o->sz = sizeof(*o);
+}
+
+/* The caller's options over the defaults in *d: a field its struct is too
+ * old to have keeps its default (core/opts.h). Every field, by name. */
+static void opts_take(struct wp_gpu_opts *d, const struct wp_gpu_opts *o)
+{
+#define TAKE(f) (d->f = WP_OPTS_GET(o, f, d->f))
+	TAKE(mode);
+	TAKE(select);
+	TAKE(device);
+	TAKE(slot_bytes);
+	TAKE(slots);
+	TAKE(small_max);
+	TAKE(batch_max);
+	TAKE(dev_bytes);
+	TAKE(max_jobs);
+	TAKE(kitchen);
+	TAKE(poll_us);
+#undef TAKE
 }
 
 static int opts_check(const struct wp_gpu_opts *o, char *why, size_t len)
@@ -1295,9 +1316,14 @@ int wp_gpu_feed_open_ops(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
 
 	/* Every failure below logs its reason through ctx's log, or the
 	 * process hook when ctx has none (wp_log). */
+	if (!WP_OPTS_VALID(o, poll_us)) {
+		wp_log(ctx, WP_LOG_ERR, "bad gpu feed options: sz %zu, but this library knows %zu "
+		       "bytes of wp_gpu_opts and fields past them are set", o->sz, sizeof(*o));
+		return -EINVAL;
+	}
 	wp_gpu_opts_init(&def);
-	if (!o)
-		o = &def;
+	opts_take(&def, o);
+	o = &def;
 	if (opts_check(o, why, sizeof(why)) < 0) {
 		wp_log(ctx, WP_LOG_ERR, "bad gpu feed options: %s", why);
 		return -EINVAL;

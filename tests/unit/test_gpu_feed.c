@@ -1093,6 +1093,38 @@ static void test_modes(void)
 		CHECK_EQ(test_log.errs, 0);
 		wp_ctx_destroy(c2);
 	}
+	/* Versioned options (core/opts.h): an older caller's struct ends
+	 * before kitchen, so kitchen keeps its default (on) whatever the
+	 * bytes there say; a newer one may not set fields unknown here. */
+	{
+		struct {
+			struct wp_gpu_opts o;
+			uint64_t newer;
+		} big;
+		struct wp_gpu_feed *g = NULL;
+
+		small_opts(&o, WP_GPU_PINNED);
+		CHECK_EQ(o.sz, sizeof(o));
+		o.kitchen = 0;
+		g = mk_feed(ctx, &o, false);
+		CHECK(strstr(wp_gpu_feed_explain(g), "kitchen off"));
+		wp_gpu_feed_close(g);
+		o.sz = offsetof(struct wp_gpu_opts, kitchen);
+		g = mk_feed(ctx, &o, false);
+		CHECK(strstr(wp_gpu_feed_explain(g), "kitchen on"));
+		wp_gpu_feed_close(g);
+
+		memset(&big, 0, sizeof(big));
+		small_opts(&big.o, WP_GPU_PINNED);
+		big.o.sz = sizeof(big);
+		g = mk_feed(ctx, &big.o, false);
+		wp_gpu_feed_close(g);
+		big.newer = 1;
+		test_log_capture();
+		CHECK_EQ(wp_gpu_feed_open_ops(ctx, &big.o, &host_ops, &g), -EINVAL);
+		CHECK_EQ(test_log.errs, 1);
+		CHECK(strstr(test_log.last, "wp_gpu_opts"));
+	}
 	wp_ctx_destroy(ctx);
 	printf("ok   modes: pageable (bounce copy counted, no batching), mapped (in place, one "
 	       "kernel per batch), gpudirect refused / prefer falls back\n");
