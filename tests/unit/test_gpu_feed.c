@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The GPU feed's CPU logic (src/gpu/feed.c), on any machine: batching,
+ * The GPU feed's CPU logic (src/gpu/feed*.c), on any machine: batching,
  * in-order completion, double buffering and back-pressure, registration
  * bookkeeping, the lent-buffer contract, mode fallback, and the kitchen
  * checksum against a slow reference.
