@@ -82,6 +82,9 @@ for t in tests/netns/*.sh; do
 	run_one "netns/$(basename "$t" .sh)" bash "$t" "$BUILD"
 done
 
+# The export list: headers' WP_API, src/libwirepath.map and nm -D agree.
+run_one "exports" bash tests/check_exports.sh "$BUILD"
+
 # CLI smoke: probe and a short bench on every path.
 run_one "cli_probe" "$BUILD/wirepath" probe --json
 run_one "cli_bench_smoke" bash tests/cli_smoke.sh "$BUILD"

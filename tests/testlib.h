@@ -2,8 +2,9 @@
 /*
  * Tiny test helpers: CHECK aborts the test with file:line, SKIP exits 77
  * (only for a missing feature found during setup), a watchdog alarm, an
- * FNV-1a checksum and a pattern filler for payload integrity, and --path
- * parsing.
+ * FNV-1a checksum and a pattern filler for payload integrity, --path
+ * parsing, and a capture of the process log hook for tests that check what
+ * the library said.
  */
 #ifndef WP_TESTLIB_H
 #define WP_TESTLIB_H
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "wirepath/wirepath.h"
 
 #define CHECK(cond)                                                                              \
 	do {                                                                                     \
@@ -81,6 +84,35 @@ static inline const char *test_path(int argc, char **argv)
 		if (!strcmp(argv[i], "--path"))
 			return argv[i + 1];
 	return "tcp";
+}
+
+/*
+ * The process log hook (wp_set_log), captured: the reasons calls without a
+ * context give. test_log_capture() installs it and clears the record; errs
+ * counts WP_LOG_ERR lines, last holds the last one. Every line is also
+ * echoed to stderr, so a failing test's log shows it.
+ */
+struct test_log {
+	int errs;
+	char last[WP_LOG_LINE_MAX];
+};
+static struct test_log test_log __attribute__((unused));
+
+static inline void test_log_fn(void *arg, enum wp_log_level level, const char *msg)
+{
+	struct test_log *t = arg;
+
+	if (level == WP_LOG_ERR) {
+		t->errs++;
+		snprintf(t->last, sizeof(t->last), "%s", msg);
+	}
+	fprintf(stderr, "log(%d): %s\n", (int)level, msg);
+}
+
+static inline void test_log_capture(void)
+{
+	memset(&test_log, 0, sizeof(test_log));
+	wp_set_log(test_log_fn, &test_log, WP_LOG_WARN);
 }
 
 #endif

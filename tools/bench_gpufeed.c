@@ -103,8 +103,27 @@ struct gf_sender_acc {
 	int stopped;
 };
 
+/* A context's log: its last error becomes a row's message; printed too,
+ * unless the row reports it itself (quiet). */
+struct gf_log {
+	int quiet;
+	char last[WP_LOG_LINE_MAX];
+};
+
+static void gf_log(void *arg, enum wp_log_level level, const char *msg)
+{
+	struct gf_log *l = arg;
+
+	if (level == WP_LOG_ERR)
+		snprintf(l->last, sizeof(l->last), "%s",
+			 strncmp(msg, "gpu feed: ", 10) ? msg : msg + 10);
+	if (!l->quiet)
+		tool_log(NULL, level, msg);
+}
+
 struct gf_cell {
 	struct wp_gpu_feed *f;
+	struct gf_log log;
 	struct wp_ctx *ctx;
 	int pools_per_ep;
 	uint64_t size;
@@ -388,7 +407,9 @@ static void gf_run_cell(const struct gf_cfg *cfg, const char *path, int mode, ui
 	co.select = WP_SELECT_REQUIRE;
 	co.max_frame = bench_gf_max_frame(size);
 	/* Errors to stderr, except the gpudirect refusal the row reports. */
-	co.log = mode == GF_GPUDIRECT ? NULL : tool_log;
+	c.log.quiet = mode == GF_GPUDIRECT;
+	co.log = gf_log;
+	co.log_arg = &c.log;
 	co.log_level = WP_LOG_ERR;
 	if (wp_ctx_create(&co, &c.ctx) < 0) {
 		r->state = 2;
@@ -398,7 +419,8 @@ static void gf_run_cell(const struct gf_cfg *cfg, const char *path, int mode, ui
 	rc = wp_gpu_feed_open(c.ctx, &go, &c.f);
 	if (rc < 0) {
 		r->state = rc == -EOPNOTSUPP || rc == -ENODEV ? 1 : 2;
-		snprintf(r->msg, sizeof(r->msg), "%s", wp_gpu_last_error());
+		snprintf(r->msg, sizeof(r->msg), "%.299s",
+			 c.log.last[0] ? c.log.last : strerror(-rc));
 		wp_ctx_destroy(c.ctx);
 		return;
 	}
@@ -839,6 +861,8 @@ int bench_gpufeed(const struct tool_opt_seen *seen)
 					      64u << 20 };
 	struct gf_row *rows;
 	struct gf_ref refs[GF_MAX_SIZES];
+	struct gf_log plog = { .quiet = 1 };
+	struct wp_ctx_opts po;
 	struct wp_ctx *ctx;
 	struct wp_gpu_feed *f;
 	int rc, n = 0, status = 0;
@@ -860,12 +884,16 @@ int bench_gpufeed(const struct tool_opt_seen *seen)
 		return rc;
 
 	/* Before anything is forked or measured: is there a GPU at all? */
-	if (wp_ctx_create(NULL, &ctx) < 0)
+	wp_ctx_opts_init(&po);
+	po.log = gf_log;
+	po.log_arg = &plog;
+	if (wp_ctx_create(&po, &ctx) < 0)
 		return 1;
 	rc = wp_gpu_feed_open(ctx, NULL, &f);
 	if (rc < 0) {
 		fprintf(stderr, "wirepath bench: gpufeed: %s; nothing measured (needs a CUDA build "
-			"and a GPU: see docs/gpu.md and 'wirepath probe')\n", wp_gpu_last_error());
+			"and a GPU: see docs/gpu.md and 'wirepath probe')\n",
+			plog.last[0] ? plog.last : strerror(-rc));
 		wp_ctx_destroy(ctx);
 		return 1;
 	}

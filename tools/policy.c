@@ -102,13 +102,41 @@ static int parse_opts(const char *sub, int argc, char **argv, struct popts *o, i
 	return 0;
 }
 
+/*
+ * The library says why a call failed through the process log hook: print
+ * it as this command's one-line error ("wirepath policy load: reason").
+ */
+static const char *log_who = "wirepath policy";
+static int log_errs;
+
+static void policy_log(void *arg, enum wp_log_level level, const char *msg)
+{
+	if (level == WP_LOG_ERR)
+		log_errs++;
+	fprintf(stderr, "%s: %s%s\n", log_who, level == WP_LOG_ERR ? "" : "warning: ", msg);
+}
+
+static void policy_log_as(const char *who)
+{
+	log_who = who;
+	log_errs = 0;
+}
+
+/* After a failed call: the hook printed why, or errno is all there is. */
+static void policy_failed(int ret)
+{
+	if (!log_errs)
+		fprintf(stderr, "%s: %s\n", log_who, strerror(-ret));
+}
+
 static int load_rules(const char *path, struct wp_policy **p)
 {
-	char err[WP_POLICY_ERR_MAX];
-	int ret = wp_policy_parse_file(path, p, err, sizeof(err));
+	int ret;
 
+	policy_log_as("wirepath policy");
+	ret = wp_policy_parse_file(path, p);
 	if (ret < 0) {
-		fprintf(stderr, "wirepath policy: %s\n", err[0] ? err : strerror(-ret));
+		policy_failed(ret);
 		if (ret == -EINVAL)
 			fprintf(stderr, "wirepath policy: nothing was changed; fix the line above "
 					"(format: docs/policy.md)\n");
@@ -162,7 +190,6 @@ static int cmd_check(int argc, char **argv)
 
 static int policy_load(int argc, char **argv, int reload)
 {
-	char err[WP_POLICY_ERR_MAX] = "";
 	struct wp_xdp_info info;
 	struct wp_policy *p;
 	struct popts o;
@@ -175,16 +202,16 @@ static int policy_load(int argc, char **argv, int reload)
 						  "--native-only are for load");
 	if (load_rules(o.rules, &p))
 		return 1;
+	policy_log_as(reload ? "wirepath policy reload" : "wirepath policy load");
 	if (reload)
-		ret = wp_policy_xdp_reload(o.dev, p, &info, err, sizeof(err));
+		ret = wp_policy_xdp_reload(o.dev, p, &info);
 	else
 		ret = wp_policy_xdp_load(o.dev, p,
 					 (o.generic ? WP_XDP_GENERIC : 0) |
 						 (o.native_only ? WP_XDP_NATIVE_ONLY : 0),
-					 &info, err, sizeof(err));
+					 &info);
 	if (ret < 0) {
-		fprintf(stderr, "wirepath policy %s: %s\n", reload ? "reload" : "load",
-			err[0] ? err : strerror(-ret));
+		policy_failed(ret);
 		wp_policy_free(p);
 		return 1;
 	}
@@ -211,7 +238,6 @@ static int policy_load(int argc, char **argv, int reload)
 
 static int cmd_show(int argc, char **argv)
 {
-	char err[WP_POLICY_ERR_MAX] = "";
 	struct wp_xdp_info info;
 	struct wp_policy *p;
 	struct popts o;
@@ -222,9 +248,10 @@ static int cmd_show(int argc, char **argv)
 		return ret;
 	if (o.json)
 		return tool_usage_error("policy", "show prints a rules file; use stats --json");
-	ret = wp_policy_xdp_show(o.dev, &p, &info, err, sizeof(err));
+	policy_log_as("wirepath policy show");
+	ret = wp_policy_xdp_show(o.dev, &p, &info);
 	if (ret < 0) {
-		fprintf(stderr, "wirepath policy show: %s\n", err[0] ? err : strerror(-ret));
+		policy_failed(ret);
 		return 1;
 	}
 	n = wp_policy_dump(p, o.keys ? WP_POLICY_DUMP_KEYS : 0, NULL, 0);
@@ -242,7 +269,6 @@ static int cmd_show(int argc, char **argv)
 
 static int cmd_stats(int argc, char **argv)
 {
-	char err[WP_POLICY_ERR_MAX] = "";
 	struct wp_policy_stats s;
 	struct wp_xdp_info info;
 	struct popts o;
@@ -250,9 +276,10 @@ static int cmd_stats(int argc, char **argv)
 
 	if (ret)
 		return ret;
-	ret = wp_policy_xdp_stats(o.dev, &s, &info, err, sizeof(err));
+	policy_log_as("wirepath policy stats");
+	ret = wp_policy_xdp_stats(o.dev, &s, &info);
 	if (ret < 0) {
-		fprintf(stderr, "wirepath policy stats: %s\n", err[0] ? err : strerror(-ret));
+		policy_failed(ret);
 		return 1;
 	}
 	if (o.json) {
@@ -308,15 +335,15 @@ static int cmd_stats(int argc, char **argv)
 
 static int cmd_unload(int argc, char **argv)
 {
-	char err[WP_POLICY_ERR_MAX] = "";
 	struct popts o;
 	int ret = parse_opts("unload", argc, argv, &o, 1, 0);
 
 	if (ret)
 		return ret;
-	ret = wp_policy_xdp_unload(o.dev, err, sizeof(err));
+	policy_log_as("wirepath policy unload");
+	ret = wp_policy_xdp_unload(o.dev);
 	if (ret < 0) {
-		fprintf(stderr, "wirepath policy unload: %s\n", err[0] ? err : strerror(-ret));
+		policy_failed(ret);
 		return 1;
 	}
 	printf("unloaded the wirepath policy from %s\n", o.dev);
@@ -354,6 +381,7 @@ int cmd_policy(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	sub = argv[1];
+	wp_set_log(policy_log, NULL, WP_LOG_WARN);
 	if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
 		policy_usage(stdout);
 		return 0;

@@ -529,6 +529,16 @@ static void serve_usage(FILE *f)
 	tool_opt_help(f, serve_opts, 23);
 }
 
+/* What the library says without a context (the rules parser), as our own
+ * one-line errors. */
+static int serve_logged_errs;
+
+static void serve_process_log(void *arg, enum wp_log_level level, const char *msg)
+{
+	serve_logged_errs += level == WP_LOG_ERR;
+	fprintf(stderr, "wirepath serve: %s\n", msg);
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	struct serve_cfg cfg = { 0 };
@@ -541,6 +551,7 @@ int cmd_serve(int argc, char **argv)
 	int rc, port, kerr, status = 0;
 
 	memset(&s, 0, sizeof(s));
+	wp_set_log(serve_process_log, NULL, WP_LOG_WARN);
 	wp_ctx_opts_init(&cfg.o);
 	cfg.o.log = tool_log;
 	rc = tool_opt_parse("serve", serve_opts, &cfg, argc, argv, NULL);
@@ -554,11 +565,10 @@ int cmd_serve(int argc, char **argv)
 	if (!cfg.listen)
 		return tool_usage_error("serve", "--listen URI is required (e.g. --listen tcp://127.0.0.1:7000)");
 	if (cfg.policy) {
-		char perr[WP_POLICY_ERR_MAX];
-
-		rc = wp_policy_parse_file(cfg.policy, &pol, perr, sizeof(perr));
+		rc = wp_policy_parse_file(cfg.policy, &pol);
 		if (rc < 0) {
-			fprintf(stderr, "wirepath serve: %s\n", perr);
+			if (!serve_logged_errs)
+				fprintf(stderr, "wirepath serve: %s: %s\n", cfg.policy, strerror(-rc));
 			return EXIT_USAGE;
 		}
 	}
@@ -609,9 +619,9 @@ int cmd_serve(int argc, char **argv)
 		wp_gpu_opts_init(&go);
 		rc = wp_gpu_feed_open(s.ctx, &go, &s.feed);
 		if (rc < 0) {
+			/* The reason went to tool_log: the context's log. */
 			fprintf(stderr, "wirepath serve: --kitchen cuda: %s (use --kitchen sim on a "
-				"host without a GPU)\n", wp_gpu_last_error()[0] ? wp_gpu_last_error() :
-				strerror(-rc));
+				"host without a GPU)\n", strerror(-rc));
 			status = 1;
 			goto out_destroy;
 		}

@@ -291,6 +291,11 @@ static int do_send(const struct args *a)
 	return 0;
 }
 
+static void recv_log(void *arg, enum wp_log_level level, const char *msg)
+{
+	fprintf(stderr, "wp_flood recv: %s\n", msg);
+}
+
 static int do_recv(const struct args *a)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET }, from[64];
@@ -303,17 +308,20 @@ static int do_recv(const struct args *a)
 	static const uint8_t zmac[6];
 	int fd, big = 16 << 20;
 	double end, u, s;
-	char err[WP_POLICY_ERR_MAX];
 
 	if (!a->bind || !a->port || inet_pton(AF_INET, a->bind, &sin.sin_addr) != 1) {
 		fprintf(stderr, "wp_flood recv: --bind IPv4 and --port are required\n");
 		return 2;
 	}
 	if (a->rules) {
-		int rc = wp_policy_parse_file(a->rules, &pol, err, sizeof(err));
+		int rc;
 
+		/* The parser says why through the process log hook. */
+		wp_set_log(recv_log, NULL, WP_LOG_ERR);
+		rc = wp_policy_parse_file(a->rules, &pol);
 		if (rc < 0) {
-			fprintf(stderr, "wp_flood recv: %s\n", err);
+			if (rc == -ENOMEM)
+				fprintf(stderr, "wp_flood recv: %s: %s\n", a->rules, strerror(-rc));
 			return 2;
 		}
 		if (wp_twin_create(pol, &twin) < 0)

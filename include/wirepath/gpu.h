@@ -40,8 +40,9 @@
  * and the two must match.
  *
  * Conventions follow wirepath.h: >= 0 or -errno, out-pointers, -EAGAIN and
- * -ENOBUFS are back-pressure. The library never prints; it logs through the
- * context's log callback.
+ * -ENOBUFS are back-pressure. The reason for an error is logged, one line at
+ * WP_LOG_ERR, through the feed's context's log callback, or the process hook
+ * (wp_set_log) when that context has none.
  */
 #ifndef WIREPATH_GPU_H
 #define WIREPATH_GPU_H
@@ -60,6 +61,8 @@ enum wp_gpu_mode {
 };
 
 struct wp_gpu_opts {
+	size_t sz;              /* sizeof(struct wp_gpu_opts): wp_gpu_opts_init sets it
+				 * (versioned like wp_ctx_opts: see wirepath.h) */
 	enum wp_gpu_mode mode;  /* default WP_GPU_PINNED */
 	enum wp_select select;  /* REQUIRE (default): the mode or an error; PREFER or ANY:
 				 * gpudirect falls back to pinned, explained */
@@ -78,20 +81,23 @@ struct wp_gpu_opts {
 				 * MAPPED always runs it: the kernel is the consumer */
 	int64_t poll_us;        /* longest sleep of wp_ctx_progress while GPU work is in
 				 * flight (default 20; 0 = spin) */
+	/* New fields go here, at the end (src/gpu/feed.c takes each by name). */
 };
 
-/* Fill *o with the defaults. */
+/* Fill *o with the defaults, sz included (zeroed first, padding too). */
 WP_API void wp_gpu_opts_init(struct wp_gpu_opts *o);
 
 struct wp_gpu_feed;
 
 /*
- * Open a feed on ctx. Returns 0, -EOPNOTSUPP (built without CUDA, or
- * GPUDIRECT unavailable under REQUIRE), -ENODEV (no usable CUDA device: the
- * CUDA error is logged), -EINVAL (bad options), -ENOMEM. On failure the
- * reason, one line, is also in wp_gpu_last_error(). Allocates the device
- * arena and the pinned slots now, so the fast path allocates nothing. Close
- * every feed before wp_ctx_destroy.
+ * Open a feed on ctx (o NULL: defaults; copied, not kept). Returns 0,
+ * -EOPNOTSUPP (built without CUDA, or GPUDIRECT unavailable under REQUIRE),
+ * -ENODEV (no usable CUDA device), -EINVAL (bad options, or fields past what
+ * this library knows set), -ENOMEM; every failure logs its
+ * reason, one line at WP_LOG_ERR, through ctx's log (or the process hook).
+ * Allocates the device arena and the pinned slots now, so the fast path
+ * allocates nothing. *out belongs to the caller: close every feed before
+ * wp_ctx_destroy.
  */
 WP_API int wp_gpu_feed_open(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
 			    struct wp_gpu_feed **out);
@@ -101,8 +107,6 @@ WP_API int wp_gpu_feed_open(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
  * everything and free. Blocks for as long as the device needs.
  */
 WP_API void wp_gpu_feed_close(struct wp_gpu_feed *f);
-/* The reason the last wp_gpu_feed_open of this thread failed ("" if none). */
-WP_API const char *wp_gpu_last_error(void);
 
 /* What a completion reports. */
 struct wp_gpu_done {

@@ -20,8 +20,10 @@
  * version, type, flags, tenant, method, req_id, len, aux). The payload is not
  * covered. See docs/protocol.md, "auth".
  *
- * Conventions as in wirepath.h: >= 0 or -errno; errors that concern the
- * rules text are written into err as "FILE:LINE: reason".
+ * Conventions as in wirepath.h: >= 0 or -errno. None of these calls has a
+ * context, so the reason for an error goes, one line at WP_LOG_ERR, to the
+ * process log hook (wp_set_log); for the rules text it reads
+ * "FILE:LINE: reason". Install a hook to see it (a CLI prints it).
  */
 #ifndef WIREPATH_POLICY_H
 #define WIREPATH_POLICY_H
@@ -37,19 +39,17 @@ extern "C" {
 
 struct wp_policy;
 
-/* Size that always holds one error line. */
-#define WP_POLICY_ERR_MAX 512
-
 /*
  * Parse and check a rules file (or text; name is used in messages). On any
- * error nothing is returned but the message: -EINVAL (bad rules: "FILE:LINE:
- * reason"), -errno from reading the file, -ENOMEM. *out is owned by the
- * caller (wp_policy_free).
+ * error *out is NULL and the first error is logged (process hook,
+ * WP_LOG_ERR): -EINVAL (bad rules: "FILE:LINE: reason"), -errno from
+ * reading the file ("PATH: cannot open: reason"; -EISDIR, -EFBIG: not a
+ * regular file of at most 4 MiB), -ENOMEM (not logged). *out is owned by
+ * the caller (wp_policy_free). Thread-safe: parsing touches no shared state.
  */
-WP_API int wp_policy_parse_file(const char *path, struct wp_policy **out, char *err,
-				size_t errlen);
-WP_API int wp_policy_parse(const char *name, const char *text, size_t len, struct wp_policy **out,
-			   char *err, size_t errlen);
+WP_API int wp_policy_parse_file(const char *path, struct wp_policy **out);
+WP_API int wp_policy_parse(const char *name, const char *text, size_t len,
+			   struct wp_policy **out);
 WP_API void wp_policy_free(struct wp_policy *p);
 
 /* Write the policy back as a rules file (canonical form). Keys are replaced
@@ -202,6 +202,14 @@ struct wp_xdp_info {
 	char detail[192];    /* one line: mode, and why, for humans */
 };
 
+/*
+ * The XDP calls below return 0 or -errno, and log every error, one line that
+ * says what to do, to the process hook at WP_LOG_ERR (-EOPNOTSUPP: built
+ * without the front door, -ENODEV: no such interface, -ENOENT: no wirepath
+ * policy loaded there, -EPERM: not root, ...). info (optional) is filled on
+ * success. p is only read: the caller keeps it.
+ */
+
 /* 1 if this build has the XDP front door (libbpf, clang, bpftool found). */
 WP_API int wp_policy_xdp_built(void);
 /*
@@ -209,19 +217,22 @@ WP_API int wp_policy_xdp_built(void);
  * fallback that info->fallback and info->detail report). Maps and program are
  * pinned under /sys/fs/bpf/wirepath/IFNAME (bpffs is mounted if needed) so
  * later processes can reload, read stats and unload. -EEXIST: a policy or
- * another XDP program is already attached. Errors come with a line in err.
+ * another XDP program is already attached.
  */
 WP_API int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned flags,
-			      struct wp_xdp_info *info, char *err, size_t errlen);
-/* Atomically replace the rules (the new set is complete before the switch). */
+			      struct wp_xdp_info *info);
+/* Atomically replace the rules (the new set is complete before the switch).
+ * A failure leaves the old rules active. */
 WP_API int wp_policy_xdp_reload(const char *ifname, const struct wp_policy *p,
-				struct wp_xdp_info *info, char *err, size_t errlen);
-WP_API int wp_policy_xdp_unload(const char *ifname, char *err, size_t errlen);
+				struct wp_xdp_info *info);
+WP_API int wp_policy_xdp_unload(const char *ifname);
+/* Counters; *out is the caller's to free with wp_policy_stats_free. */
 WP_API int wp_policy_xdp_stats(const char *ifname, struct wp_policy_stats *out,
-			       struct wp_xdp_info *info, char *err, size_t errlen);
-/* The active rules read back from the maps (keys included). */
-WP_API int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp_info *info,
-			      char *err, size_t errlen);
+			       struct wp_xdp_info *info);
+/* The active rules read back from the maps (keys included); *out is the
+ * caller's (wp_policy_free). */
+WP_API int wp_policy_xdp_show(const char *ifname, struct wp_policy **out,
+			      struct wp_xdp_info *info);
 
 #ifdef __cplusplus
 }

@@ -14,7 +14,17 @@
  *   blocks except wp_ctx_progress(), which waits at most its timeout.
  * - Callbacks run from inside wp_ctx_progress() (never from inside the call
  *   that queued the work), so a callback may safely queue more work.
- * - The library never prints; it logs through wp_ctx_opts.log.
+ * - Errors are reported one way: the return value says what (-errno), the
+ *   log says why, in one line at WP_LOG_ERR. There is no error string to
+ *   fetch afterwards. The library never prints: it logs through the
+ *   context's callback (wp_ctx_opts.log) or, for calls without a context
+ *   and contexts without a callback, the process hook (wp_set_log).
+ * - Options structs (*_opts) start with `size_t sz`, the size the caller was
+ *   built with, as libbpf's do: fill them with their *_opts_init function
+ *   (or set .sz = sizeof(struct ...) in a zeroed struct). Fields beyond sz
+ *   take their defaults, so sz 0 means all defaults; a caller built against
+ *   a newer header may set sz larger than this library knows only if the
+ *   fields it does not know are zero, else the call fails with -EINVAL.
  *
  * Buffer ownership (one contract for every path)
  * - SEND: a payload given to a send function with a completion callback
@@ -62,7 +72,26 @@ extern "C" {
 
 enum wp_log_level { WP_LOG_ERR = 0, WP_LOG_WARN = 1, WP_LOG_INFO = 2, WP_LOG_DEBUG = 3 };
 
+/* msg is one line without a newline, shorter than WP_LOG_LINE_MAX, lent to
+ * the call. */
 typedef void (*wp_log_fn)(void *arg, enum wp_log_level level, const char *msg);
+
+#define WP_LOG_LINE_MAX 512
+
+/*
+ * The process-wide log hook, as libxdp's libxdp_set_print: where calls that
+ * have no context log (wp_policy_parse*, wp_policy_xdp_*, the probes), and
+ * where a context whose wp_ctx_opts.log is NULL logs (a GPU feed's failed
+ * open, say). Messages above level are dropped unformatted. fn NULL
+ * discards everything (the default). Returns the previous hook.
+ *
+ * Thread-safe: call it from any thread, at any time. The hook may run on
+ * any thread, concurrently with itself. When wp_set_log returns, the
+ * previous hook is not running and will not be called again (its arg may be
+ * freed). The hook must not call wp_set_log or the probes (wp_probe_*: it
+ * may be their answers being logged); either deadlocks.
+ */
+WP_API wp_log_fn wp_set_log(wp_log_fn fn, void *arg, enum wp_log_level level);
 
 /* ------------------------------------------------------------------ */
 /* Paths and capability probes                                         */
@@ -111,6 +140,7 @@ struct wp_msg;
 struct wp_call;
 
 struct wp_ctx_opts {
+	size_t sz;                /* sizeof(struct wp_ctx_opts): wp_ctx_opts_init sets it */
 	enum wp_select select;    /* default WP_SELECT_PREFER */
 	uint32_t max_frame;       /* max payload bytes per frame; 0 = 16 MiB */
 	uint32_t zc_threshold;    /* uring: SEND_ZC at or above this payload; 0 = 16 KiB,
@@ -130,18 +160,24 @@ struct wp_ctx_opts {
 				   * copies in (0 = 4 MiB) */
 	uint32_t shm_heap_mb;     /* shm: per-direction heap for wp_ep_buf_alloc, read
 				   * in place by the peer (0 = 16 MiB) */
-	wp_log_fn log;            /* NULL: discard */
+	wp_log_fn log;            /* NULL: the process hook (wp_set_log; by default
+				   * that discards) */
 	void *log_arg;
 	enum wp_log_level log_level; /* default WP_LOG_WARN */
+	/* New fields go here, at the end (src/core/ctx.c takes each by name). */
 };
 
-/* Fill *o with the defaults. */
+/* Fill *o with the defaults, sz included (the whole struct is zeroed first,
+ * padding too). */
 WP_API void wp_ctx_opts_init(struct wp_ctx_opts *o);
 
 /*
  * Create a context. The path (backend) is chosen at the first listen or
  * connect from the URI scheme and o->select; every later endpoint of this
- * context uses the same path. opts may be NULL (defaults).
+ * context uses the same path. o may be NULL (defaults); it is copied, not
+ * kept. Returns 0, -EINVAL (a bad option, or fields past what this library
+ * knows set: see "Options structs" above; logged through the process hook),
+ * -ENOMEM. *out belongs to the caller (wp_ctx_destroy).
  */
 WP_API int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out);
 /* Close every endpoint (pending calls fail with -ECONNABORTED) and free. */

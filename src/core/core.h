@@ -203,8 +203,14 @@ struct wp_ctx {
 
 /* ---- internal functions ------------------------------------------- */
 
+/* log.c: to ctx's callback, or to the process hook (wp_set_log) when ctx
+ * is NULL or has none. */
 void wp_log(struct wp_ctx *ctx, enum wp_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* To the process hook: for calls that have no context. */
+void wp_log_global(enum wp_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void wp_vlog_global(enum wp_log_level lvl, const char *fmt, va_list ap);
 
 /* loop.c: below every layer */
 void wp_defer(struct wp_ctx *ctx, wp_done_fn fn, void *arg, int status);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "core.h"
+#include "opts.h"
 
 /* ---- the paths: built in (src/registry.c), then registered ----------- */
 
@@ -82,6 +83,30 @@ void wp_ctx_opts_init(struct wp_ctx_opts *o)
 	o->shm_arena_mb = 4;
 	o->shm_heap_mb = 16;
 	o->log_level = WP_LOG_WARN;
+	o->sz = sizeof(*o);
+}
+
+/* The caller's options over the defaults in *d: a field its struct is too
+ * old to have keeps its default (opts.h). Every field, by name. */
+static void opts_take(struct wp_ctx_opts *d, const struct wp_ctx_opts *o)
+{
+#define TAKE(f) (d->f = WP_OPTS_GET(o, f, d->f))
+	TAKE(select);
+	TAKE(max_frame);
+	TAKE(zc_threshold);
+	TAKE(zc_always);
+	TAKE(sqpoll);
+	TAKE(busy_poll);
+	TAKE(rx_buf_size);
+	TAKE(rx_buf_count);
+	TAKE(spin_us);
+	TAKE(shm_slots);
+	TAKE(shm_arena_mb);
+	TAKE(shm_heap_mb);
+	TAKE(log);
+	TAKE(log_arg);
+	TAKE(log_level);
+#undef TAKE
 }
 
 int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
@@ -92,8 +117,16 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 
 	if (!ctx)
 		return -ENOMEM;
+	if (!WP_OPTS_VALID(o, log_level)) {
+		wp_log_global(WP_LOG_ERR, "wp_ctx_create: opts.sz %zu, but this library knows "
+			      "%zu bytes of wp_ctx_opts and fields past them are set", o->sz,
+			      sizeof(*o));
+		free(ctx);
+		return -EINVAL;
+	}
 	wp_ctx_opts_init(&def);
-	ctx->o = o ? *o : def;
+	ctx->o = def;
+	opts_take(&ctx->o, o);
 	if (!ctx->o.max_frame)
 		ctx->o.max_frame = def.max_frame;
 	if (!ctx->o.zc_threshold)

@@ -42,6 +42,9 @@ void wp_probe_add(const char *name, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->detail, sizeof(r->detail), fmt, ap);
 	va_end(ap);
+	/* Probes run without a context: their answers go to the process hook. */
+	wp_log_global(WP_LOG_DEBUG, "probe %s: %s (%s)", name, r->ok ? "yes" : strerror(r->err),
+		      r->detail);
 }
 
 static void run_groups(bool lazy)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal to the GPU feed: the backend ops table the CPU logic (feed.c)
- * drives, and the constructor that takes one. feed.c knows nothing of CUDA;
+ * Internal to the GPU feed: the backend ops table the CPU logic (feed*.c)
+ * drives, and the constructor that takes one. feed*.c know nothing of CUDA;
  * cuda.c implements these ops with the CUDA runtime, and the unit test
  * (tests/unit/test_gpu_feed.c) with a host-memory test double, so slot reuse,
  * batching, ordering and registration are tested on machines with no GPU.

@@ -135,9 +135,9 @@ struct wpp_maps {
 void wpp_maps_init(struct wpp_maps *m);
 void wpp_maps_close(struct wpp_maps *m);
 /* Put p into the maps: first = 1 fills set 0 of fresh maps; otherwise the
- * atomic reload (fill the inactive set, switch, grace period, clear). */
-int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int first, char *err,
-		   size_t errlen);
+ * atomic reload (fill the inactive set, switch, grace period, clear).
+ * 0 or -errno, the reason logged through the process hook. */
+int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int first);
 int wpp_maps_stats(const struct wpp_maps *m, struct wp_policy_stats *out);
 
 /* Formatting shared by dump and rule names. */

@@ -2,8 +2,9 @@
 /*
  * The rules file parser (format: docs/policy.md). Line based, whitespace
  * separated, '#' starts a comment. Everything is checked before anything is
- * returned: a file with one bad line yields no policy at all, only the first
- * error as "FILE:LINE: reason", so a bad file can never partially apply.
+ * returned: a file with one bad line yields no policy at all, only -EINVAL
+ * and the first error, logged as "FILE:LINE: reason" through the process
+ * log hook (wp_set_log), so a bad file can never partially apply.
  *
  * This is code that reads operator input and, in a daemon, possibly input
  * from elsewhere: it never trusts a length, bounds every copy, and is fuzzed
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/core.h"
 #include "policy.h"
 
 #define LINE_MAX_LEN 1024
@@ -32,23 +34,18 @@ struct parser {
 	struct wpp_rtenant *cur;
 	uint32_t line;
 	int has_default;
-	char *err;
-	size_t errlen;
 };
 
+/* The parse error: one line to the process log hook (there is no context). */
 __attribute__((format(printf, 2, 3))) static int perr(struct parser *ps, const char *fmt, ...)
 {
+	char why[WP_LOG_LINE_MAX];
 	va_list ap;
-	int n;
 
-	if (!ps->err || !ps->errlen)
-		return -EINVAL;
-	n = snprintf(ps->err, ps->errlen, "%s:%u: ", ps->name, ps->line);
-	if (n < 0 || (size_t)n >= ps->errlen)
-		return -EINVAL;
 	va_start(ap, fmt);
-	vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
+	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	wp_log_global(WP_LOG_ERR, "%s:%u: %s", ps->name, ps->line, why);
 	return -EINVAL;
 }
 
@@ -620,16 +617,13 @@ static int statement(struct parser *ps, char *line)
 		    kw);
 }
 
-int wp_policy_parse(const char *name, const char *text, size_t len, struct wp_policy **out,
-		    char *err, size_t errlen)
+int wp_policy_parse(const char *name, const char *text, size_t len, struct wp_policy **out)
 {
-	struct parser ps = { .name = name ? name : "(rules)", .err = err, .errlen = errlen };
+	struct parser ps = { .name = name ? name : "(rules)" };
 	char buf[LINE_MAX_LEN + 2];
 	size_t pos = 0;
 	int ret;
 
-	if (err && errlen)
-		err[0] = '\0';
 	*out = NULL;
 	ps.p = calloc(1, sizeof(*ps.p));
 	if (!ps.p)
@@ -680,7 +674,7 @@ out_free:
 	return ret;
 }
 
-int wp_policy_parse_file(const char *path, struct wp_policy **out, char *err, size_t errlen)
+int wp_policy_parse_file(const char *path, struct wp_policy **out)
 {
 	struct stat st;
 	char *text;
@@ -692,14 +686,15 @@ int wp_policy_parse_file(const char *path, struct wp_policy **out, char *err, si
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(-ret));
+		wp_log_global(WP_LOG_ERR, "%s: cannot open: %s", path, strerror(-ret));
 		return ret;
 	}
 	if (fstat(fd, &st) < 0)
 		st.st_mode = 0;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > FILE_MAX) {
 		ret = S_ISDIR(st.st_mode) ? -EISDIR : -EFBIG;
-		snprintf(err, errlen, "%s: not a regular file of at most %u bytes", path, FILE_MAX);
+		wp_log_global(WP_LOG_ERR, "%s: not a regular file of at most %u bytes", path,
+			      FILE_MAX);
 		close(fd);
 		return ret;
 	}
@@ -717,7 +712,7 @@ int wp_policy_parse_file(const char *path, struct wp_policy **out, char *err, si
 		have += (size_t)n;
 	}
 	close(fd);
-	ret = wp_policy_parse(path, text, have, out, err, errlen);
+	ret = wp_policy_parse(path, text, have, out);
 	free(text);
 	return ret;
 }

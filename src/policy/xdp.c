@@ -21,8 +21,11 @@
  * the old rules. Concurrent reloads are serialised with flock() on the pin
  * directory.
  *
+ * Errors are -errno; the reason, one line, goes to the process log hook
+ * (wp_set_log) at WP_LOG_ERR: these calls have no context.
+ *
  * Built only with libbpf, clang and bpftool (WP_HAVE_XDP_POLICY); otherwise
- * every call returns -EOPNOTSUPP with a line that says what to install.
+ * every call returns -EOPNOTSUPP and logs a line that says what to install.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,19 +35,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/core.h"
 #include "policy.h"
 
-__attribute__((format(printf, 3, 4))) static int eset(char *err, size_t errlen, const char *fmt,
-						      ...)
+/* Why a call failed: one line to the process log hook (no context here). */
+__attribute__((format(printf, 1, 2))) static void xerr(const char *fmt, ...)
 {
 	va_list ap;
 
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return 0;
+	va_start(ap, fmt);
+	wp_vlog_global(WP_LOG_ERR, fmt, ap);
+	va_end(ap);
 }
 
 #ifndef WP_HAVE_XDP_POLICY
@@ -54,38 +55,35 @@ int wp_policy_xdp_built(void)
 	return 0;
 }
 
-#define NOT_BUILT(err, errlen)                                                                   \
-	(eset(err, errlen, "this wirepath was built without the XDP front door (needs "            \
-			   "libbpf-dev, clang and bpftool at build time: scripts/deps.sh)"),       \
+#define NOT_BUILT()                                                                              \
+	(xerr("this wirepath was built without the XDP front door (needs libbpf-dev, clang "     \
+	      "and bpftool at build time: scripts/deps.sh)"),                                    \
 	 -EOPNOTSUPP)
 
 int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned flags,
-		       struct wp_xdp_info *info, char *err, size_t errlen)
+		       struct wp_xdp_info *info)
 {
-	return NOT_BUILT(err, errlen);
+	return NOT_BUILT();
 }
 
-int wp_policy_xdp_reload(const char *ifname, const struct wp_policy *p, struct wp_xdp_info *info,
-			 char *err, size_t errlen)
+int wp_policy_xdp_reload(const char *ifname, const struct wp_policy *p, struct wp_xdp_info *info)
 {
-	return NOT_BUILT(err, errlen);
+	return NOT_BUILT();
 }
 
-int wp_policy_xdp_unload(const char *ifname, char *err, size_t errlen)
+int wp_policy_xdp_unload(const char *ifname)
 {
-	return NOT_BUILT(err, errlen);
+	return NOT_BUILT();
 }
 
-int wp_policy_xdp_stats(const char *ifname, struct wp_policy_stats *out, struct wp_xdp_info *info,
-			char *err, size_t errlen)
+int wp_policy_xdp_stats(const char *ifname, struct wp_policy_stats *out, struct wp_xdp_info *info)
 {
-	return NOT_BUILT(err, errlen);
+	return NOT_BUILT();
 }
 
-int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp_info *info,
-		       char *err, size_t errlen)
+int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp_info *info)
 {
-	return NOT_BUILT(err, errlen);
+	return NOT_BUILT();
 }
 
 #else /* WP_HAVE_XDP_POLICY */
@@ -340,8 +338,7 @@ static void grace_period(void)
 		usleep(100 * 1000);
 }
 
-int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int first, char *err,
-		   size_t errlen)
+int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int first)
 {
 	struct wpp_tenant *old = NULL;
 	struct wpp_image *img = malloc(sizeof(*img));
@@ -358,20 +355,20 @@ int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int firs
 		}
 		if (bpf_map_lookup_elem(m->fd[WPP_M_CTL], &zero, &active) < 0) {
 			ret = -errno;
-			eset(err, errlen, "reading the active set: %s", strerror(-ret));
+			xerr("reading the active set: %s", strerror(-ret));
 			goto out_free;
 		}
 		active &= 1;
 		ret = read_tenants(m, active, old);
 		if (ret < 0) {
-			eset(err, errlen, "reading the tenants: %s", strerror(-ret));
+			xerr("reading the tenants: %s", strerror(-ret));
 			goto out_free;
 		}
 	}
 	nw = first ? 0 : !active;
 	ret = wpp_image_build(p, nw, old, img);
 	if (ret < 0) {
-		eset(err, errlen, "no free tenant slot");
+		xerr("no free tenant slot");
 		goto out_free;
 	}
 	/* 1. The inactive set: clear leftovers (a reload killed half-way), fill. */
@@ -379,7 +376,7 @@ int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int firs
 	if (ret == 0)
 		ret = set_fill(m, img);
 	if (ret < 0) {
-		eset(err, errlen, "filling the new rule set: %s; the old rules stay active",
+		xerr("filling the new rule set: %s; the old rules stay active",
 		     strerror(-ret));
 		set_clear(m, nw, NULL);
 		goto out_free;
@@ -389,7 +386,7 @@ int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int firs
 	/* 2. Switch: one aligned 4-byte value. */
 	if (bpf_map_update_elem(m->fd[WPP_M_CTL], &zero, &nw, BPF_ANY) < 0) {
 		ret = -errno;
-		eset(err, errlen, "switching rule sets: %s; the old rules stay active",
+		xerr("switching rule sets: %s; the old rules stay active",
 		     strerror(-ret));
 		set_clear(m, nw, NULL);
 		goto out_free;
@@ -399,8 +396,8 @@ int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int firs
 	ret = set_clear(m, active, old);
 	if (ret < 0) {
 		/* The new rules are active; leftovers are cleared by the next reload. */
-		eset(err, errlen, "new rules active, but clearing the old set failed: %s",
-		     strerror(-ret));
+		wp_log_global(WP_LOG_WARN, "new rules active, but clearing the old set failed: %s",
+			      strerror(-ret));
 		ret = 0;
 	}
 out_free:
@@ -549,7 +546,7 @@ static unsigned long ns_ino(const char *pid, const char *ns)
 	return stat(path, &st) == 0 ? (unsigned long)st.st_ino : 0;
 }
 
-static int ensure_bpffs(char *err, size_t errlen)
+static int ensure_bpffs(void)
 {
 	const char *root = pin_root();
 	struct statfs sfs;
@@ -561,10 +558,10 @@ static int ensure_bpffs(char *err, size_t errlen)
 	 * fresh /sys: a bpffs mounted there would vanish with this process, and
 	 * the pins with it. Refuse rather than leave an unmanageable program. */
 	if (me && init && me != init) {
-		eset(err, errlen, "%s is not bpffs in this private mount namespace (ip netns "
-				  "exec?), so pins would vanish when this command exits; run "
-				  "'nsenter --net=/run/netns/NS wirepath policy ...' instead, or "
-				  "set WIREPATH_BPFFS to a bpffs mount that outlives the command",
+		xerr("%s is not bpffs in this private mount namespace (ip netns "
+		     "exec?), so pins would vanish when this command exits; run "
+		     "'nsenter --net=/run/netns/NS wirepath policy ...' instead, or "
+		     "set WIREPATH_BPFFS to a bpffs mount that outlives the command",
 		     root);
 		return -ENOTSUP;
 	}
@@ -572,8 +569,8 @@ static int ensure_bpffs(char *err, size_t errlen)
 	if (mount("bpf", root, "bpf", 0, "mode=0700") < 0) {
 		int ret = -errno;
 
-		eset(err, errlen, "%s is not bpffs and mounting it failed (%s); mount it: "
-				  "mount -t bpf bpf %s",
+		xerr("%s is not bpffs and mounting it failed (%s); mount it: "
+		     "mount -t bpf bpf %s",
 		     root, strerror(-ret), root);
 		return ret;
 	}
@@ -601,18 +598,18 @@ static int pin_path(char *buf, size_t len, const char *ifname, const char *name)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-static int iface(const char *ifname, struct wp_xdp_info *info, char *err, size_t errlen)
+static int iface(const char *ifname, struct wp_xdp_info *info)
 {
 	unsigned idx;
 
 	if (!ifname || !*ifname || strlen(ifname) >= IF_NAMESIZE || strchr(ifname, '/') ||
 	    ifname[0] == '.') {
-		eset(err, errlen, "'%s' is not an interface name", ifname ? ifname : "");
+		xerr("'%s' is not an interface name", ifname ? ifname : "");
 		return -EINVAL;
 	}
 	idx = if_nametoindex(ifname);
 	if (!idx) {
-		eset(err, errlen, "no interface '%s' in this network namespace (see 'ip link')",
+		xerr("no interface '%s' in this network namespace (see 'ip link')",
 		     ifname);
 		return -ENODEV;
 	}
@@ -666,7 +663,7 @@ static void unpin_all(const char *ifname, int rm_dir)
 		rmdir(path);
 }
 
-static int open_pinned(const char *ifname, struct wpp_maps *m, char *err, size_t errlen)
+static int open_pinned(const char *ifname, struct wpp_maps *m)
 {
 	char path[256];
 
@@ -679,11 +676,11 @@ static int open_pinned(const char *ifname, struct wpp_maps *m, char *err, size_t
 			int ret = -errno;
 
 			if (ret == -ENOENT)
-				eset(err, errlen, "no wirepath policy is loaded on %s; load one: "
-						  "wirepath policy load --dev %s RULES",
+				xerr("no wirepath policy is loaded on %s; load one: "
+				     "wirepath policy load --dev %s RULES",
 				     ifname, ifname);
 			else
-				eset(err, errlen, "opening %s: %s%s", path, strerror(-ret),
+				xerr("opening %s: %s%s", path, strerror(-ret),
 				     ret == -EPERM || ret == -EACCES ? " (run as root)" : "");
 			wpp_maps_close(m);
 			return ret;
@@ -693,7 +690,7 @@ static int open_pinned(const char *ifname, struct wpp_maps *m, char *err, size_t
 }
 
 /* Serialise loaders of one interface. Returns an fd to close, or -errno. */
-static int lock_dir(const char *ifname, char *err, size_t errlen)
+static int lock_dir(const char *ifname)
 {
 	char path[256];
 	int fd;
@@ -719,7 +716,7 @@ static int lock_dir(const char *ifname, char *err, size_t errlen)
 
 out_err:
 	fd = -errno;
-	eset(err, errlen, "creating %s: %s", path, strerror(-fd));
+	xerr("creating %s: %s", path, strerror(-fd));
 	return fd;
 }
 
@@ -751,7 +748,7 @@ static void info_fill(struct wp_xdp_info *info, const char *ifname, uint32_t act
 }
 
 int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned flags,
-		       struct wp_xdp_info *info, char *err, size_t errlen)
+		       struct wp_xdp_info *info)
 {
 	libbpf_print_fn_t prev_print = libbpf_set_print(bpf_print);
 	struct wp_xdp_info tmp;
@@ -765,13 +762,13 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 		info = &tmp;
 	memset(info, 0, sizeof(*info));
 	wpp_maps_init(&m);
-	ret = iface(ifname, info, err, errlen);
+	ret = iface(ifname, info);
 	if (ret < 0)
 		goto out;
-	ret = ensure_bpffs(err, errlen);
+	ret = ensure_bpffs();
 	if (ret < 0)
 		goto out;
-	lfd = lock_dir(ifname, err, errlen);
+	lfd = lock_dir(ifname);
 	if (lfd < 0) {
 		ret = lfd;
 		goto out;
@@ -780,12 +777,12 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 	mine = pinned_prog_id(ifname);
 	if (info->prog_id) {
 		if (mine && mine == info->prog_id)
-			eset(err, errlen, "a wirepath policy is already loaded on %s; use "
-					  "'wirepath policy reload --dev %s RULES'",
+			xerr("a wirepath policy is already loaded on %s; use "
+			     "'wirepath policy reload --dev %s RULES'",
 			     ifname, ifname);
 		else
-			eset(err, errlen, "%s already has an XDP program (id %u) that is not "
-					  "wirepath's; detach it first: ip link set dev %s xdp off",
+			xerr("%s already has an XDP program (id %u) that is not "
+			     "wirepath's; detach it first: ip link set dev %s xdp off",
 			     ifname, info->prog_id, ifname);
 		ret = -EEXIST;
 		goto out;
@@ -797,7 +794,7 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 	skel = policy_bpf__open_and_load();
 	if (!skel) {
 		ret = -errno ? -errno : -EINVAL;
-		eset(err, errlen, "loading the XDP program failed: %s%s%s",
+		xerr("loading the XDP program failed: %s%s%s",
 		     bpf_last[0] ? bpf_last : strerror(-ret),
 		     ret == -EPERM ? " (needs root: CAP_BPF and CAP_NET_ADMIN)" : "",
 		     ret == -ENOMEM ? " (memlock or memory cgroup limit?)" : "");
@@ -806,7 +803,7 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 	wpp_maps_from_skel(&m, skel);
 	prog_fd = bpf_program__fd(skel->progs.wpp_xdp);
 
-	ret = wpp_maps_apply(&m, p, 1, err, errlen);
+	ret = wpp_maps_apply(&m, p, 1);
 	if (ret < 0)
 		goto out;
 	/* Pin before attaching: an attached program is never left unowned. */
@@ -814,14 +811,14 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 		pin_path(path, sizeof(path), ifname, map_names[i]);
 		if (bpf_obj_pin(m.fd[i], path) < 0) {
 			ret = -errno;
-			eset(err, errlen, "pinning %s: %s", path, strerror(-ret));
+			xerr("pinning %s: %s", path, strerror(-ret));
 			goto out_unpin;
 		}
 	}
 	pin_path(path, sizeof(path), ifname, PROG_PIN);
 	if (bpf_obj_pin(prog_fd, path) < 0) {
 		ret = -errno;
-		eset(err, errlen, "pinning %s: %s", path, strerror(-ret));
+		xerr("pinning %s: %s", path, strerror(-ret));
 		goto out_unpin;
 	}
 
@@ -830,8 +827,8 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 		ret = bpf_xdp_attach(info->ifindex, prog_fd,
 				     XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_DRV_MODE, NULL);
 		if (ret < 0 && (flags & WP_XDP_NATIVE_ONLY)) {
-			eset(err, errlen, "native XDP on %s was refused: %s (drop "
-					  "--native-only to allow generic mode)",
+			xerr("native XDP on %s was refused: %s (drop "
+			     "--native-only to allow generic mode)",
 			     ifname, strerror(-ret));
 			goto out_unpin;
 		}
@@ -844,7 +841,7 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 		ret = bpf_xdp_attach(info->ifindex, prog_fd,
 				     XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_SKB_MODE, NULL);
 		if (ret < 0) {
-			eset(err, errlen, "attaching XDP to %s failed: %s", ifname,
+			xerr("attaching XDP to %s failed: %s", ifname,
 			     strerror(-ret));
 			goto out_unpin;
 		}
@@ -866,8 +863,7 @@ out:
 	return ret;
 }
 
-int wp_policy_xdp_reload(const char *ifname, const struct wp_policy *p, struct wp_xdp_info *info,
-			 char *err, size_t errlen)
+int wp_policy_xdp_reload(const char *ifname, const struct wp_policy *p, struct wp_xdp_info *info)
 {
 	struct wp_xdp_info tmp;
 	struct wpp_maps m;
@@ -877,18 +873,18 @@ int wp_policy_xdp_reload(const char *ifname, const struct wp_policy *p, struct w
 	if (!info)
 		info = &tmp;
 	memset(info, 0, sizeof(*info));
-	ret = iface(ifname, info, err, errlen);
+	ret = iface(ifname, info);
 	if (ret < 0)
 		return ret;
-	ret = open_pinned(ifname, &m, err, errlen);
+	ret = open_pinned(ifname, &m);
 	if (ret < 0)
 		return ret;
-	lfd = lock_dir(ifname, err, errlen);
+	lfd = lock_dir(ifname);
 	if (lfd < 0) {
 		wpp_maps_close(&m);
 		return lfd;
 	}
-	ret = wpp_maps_apply(&m, p, 0, err, errlen);
+	ret = wpp_maps_apply(&m, p, 0);
 	bpf_map_lookup_elem(m.fd[WPP_M_CTL], &zero, &active);
 	info_fill(info, ifname, active & 1, -1);
 	if (ret == 0 && info->prog_id != pinned_prog_id(ifname))
@@ -901,22 +897,22 @@ int wp_policy_xdp_reload(const char *ifname, const struct wp_policy *p, struct w
 	return ret;
 }
 
-int wp_policy_xdp_unload(const char *ifname, char *err, size_t errlen)
+int wp_policy_xdp_unload(const char *ifname)
 {
 	struct wp_xdp_info info;
 	uint32_t mine;
 	int ret, lfd;
 
 	memset(&info, 0, sizeof(info));
-	ret = iface(ifname, &info, err, errlen);
+	ret = iface(ifname, &info);
 	if (ret < 0)
 		return ret;
 	mine = pinned_prog_id(ifname);
 	if (!mine) {
-		eset(err, errlen, "no wirepath policy is loaded on %s", ifname);
+		xerr("no wirepath policy is loaded on %s", ifname);
 		return -ENOENT;
 	}
-	lfd = lock_dir(ifname, err, errlen);
+	lfd = lock_dir(ifname);
 	if (lfd < 0)
 		return lfd;
 	query(&info);
@@ -933,13 +929,13 @@ int wp_policy_xdp_unload(const char *ifname, char *err, size_t errlen)
 		if (fd >= 0)
 			close(fd);
 		if (ret < 0) {
-			eset(err, errlen, "detaching from %s failed: %s", ifname, strerror(-ret));
+			xerr("detaching from %s failed: %s", ifname, strerror(-ret));
 			close(lfd);
 			return ret;
 		}
 	} else if (info.prog_id) {
-		eset(err, errlen, "%s now runs another XDP program (id %u); wirepath's pins were "
-				  "removed, the program was left alone",
+		xerr("%s now runs another XDP program (id %u); wirepath's pins were "
+		     "removed, the program was left alone",
 		     ifname, info.prog_id);
 		unpin_all(ifname, 1);
 		close(lfd);
@@ -950,8 +946,7 @@ int wp_policy_xdp_unload(const char *ifname, char *err, size_t errlen)
 	return 0;
 }
 
-int wp_policy_xdp_stats(const char *ifname, struct wp_policy_stats *out, struct wp_xdp_info *info,
-			char *err, size_t errlen)
+int wp_policy_xdp_stats(const char *ifname, struct wp_policy_stats *out, struct wp_xdp_info *info)
 {
 	struct wp_xdp_info tmp;
 	struct wpp_maps m;
@@ -961,22 +956,21 @@ int wp_policy_xdp_stats(const char *ifname, struct wp_policy_stats *out, struct 
 		info = &tmp;
 	memset(info, 0, sizeof(*info));
 	memset(out, 0, sizeof(*out));
-	ret = iface(ifname, info, err, errlen);
+	ret = iface(ifname, info);
 	if (ret < 0)
 		return ret;
-	ret = open_pinned(ifname, &m, err, errlen);
+	ret = open_pinned(ifname, &m);
 	if (ret < 0)
 		return ret;
 	ret = wpp_maps_stats(&m, out);
 	if (ret < 0)
-		eset(err, errlen, "reading counters on %s: %s", ifname, strerror(-ret));
+		xerr("reading counters on %s: %s", ifname, strerror(-ret));
 	info_fill(info, ifname, out->active_set, -1);
 	wpp_maps_close(&m);
 	return ret;
 }
 
-int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp_info *info,
-		       char *err, size_t errlen)
+int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp_info *info)
 {
 	struct wp_xdp_info tmp;
 	struct wpp_maps m;
@@ -987,15 +981,15 @@ int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp
 		info = &tmp;
 	memset(info, 0, sizeof(*info));
 	*out = NULL;
-	ret = iface(ifname, info, err, errlen);
+	ret = iface(ifname, info);
 	if (ret < 0)
 		return ret;
-	ret = open_pinned(ifname, &m, err, errlen);
+	ret = open_pinned(ifname, &m);
 	if (ret < 0)
 		return ret;
 	ret = maps_show(&m, out);
 	if (ret < 0)
-		eset(err, errlen, "reading rules on %s: %s", ifname, strerror(-ret));
+		xerr("reading rules on %s: %s", ifname, strerror(-ret));
 	bpf_map_lookup_elem(m.fd[WPP_M_CTL], &zero, &active);
 	info_fill(info, ifname, active & 1, -1);
 	wpp_maps_close(&m);

@@ -7,8 +7,9 @@
  * into test_policy_fuzz_replay (tests/fuzz/replay_rules.c) on every test run.
  *
  * Per input:
- *  (a) parse it as a rules file. An error leaves no policy and one message
- *      "fuzz:LINE: reason" with LINE within the input's lines. A success
+ *  (a) parse it as a rules file. An error leaves no policy and logs one
+ *      line "fuzz:LINE: reason" (process log hook) with LINE within the
+ *      input's lines; a success logs nothing. A success
  *      dumps (with keys) to a text that parses again and dumps identically.
  *  (b) run the input as a packet through the twin with a fixed policy (and,
  *      when (a) succeeded, with the fuzzed one): a verdict and a reason in
@@ -34,6 +35,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort();                                                                 \
 		}                                                                                \
 	} while (0)
+
+/* What the parser logged (wp_set_log) during one input. */
+static int log_errs;
+static char log_last[WP_LOG_LINE_MAX];
+
+static void fuzz_log(void *arg, enum wp_log_level level, const char *msg)
+{
+	if (level != WP_LOG_ERR)
+		return;
+	log_errs++;
+	snprintf(log_last, sizeof(log_last), "%s", msg);
+}
 
 static const char fixed_rules[] = "default drop\n"
 				  "datagram 7100\n"
@@ -85,17 +98,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct wp_policy *fixed;
 	struct wp_policy *p = (struct wp_policy *)1, *q;
-	char err[WP_POLICY_ERR_MAX];
+	char *err = log_last;
 	int ret;
 
 	if (!fixed) {
-		FUZZ_CHECK(wp_policy_parse("fixed", fixed_rules, sizeof(fixed_rules) - 1, &fixed,
-					   err, sizeof(err)) == 0);
+		wp_set_log(fuzz_log, NULL, WP_LOG_ERR);
+		FUZZ_CHECK(wp_policy_parse("fixed", fixed_rules, sizeof(fixed_rules) - 1, &fixed) ==
+			   0);
 	}
 
 	/* (a) the parser */
-	err[0] = 'Z';
-	ret = wp_policy_parse("fuzz", (const char *)data, size, &p, err, sizeof(err));
+	log_errs = 0;
+	log_last[0] = 'Z';
+	log_last[1] = '\0';
+	ret = wp_policy_parse("fuzz", (const char *)data, size, &p);
+	FUZZ_CHECK(log_errs == (ret < 0));
 	if (ret < 0) {
 		size_t lines = 1;
 		unsigned long line;
@@ -103,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		FUZZ_CHECK(ret == -EINVAL);
 		FUZZ_CHECK(p == NULL);
-		FUZZ_CHECK(strlen(err) < sizeof(err));
+		FUZZ_CHECK(strlen(err) < sizeof(log_last));
 		FUZZ_CHECK(!strncmp(err, "fuzz:", 5));
 		line = strtoul(err + 5, &end, 10);
 		FUZZ_CHECK(end != err + 5 && end[0] == ':' && end[1] == ' ' && end[2]);
@@ -115,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		FUZZ_CHECK(ret == 0 && p != NULL);
 		d1 = dump(p);
-		FUZZ_CHECK(wp_policy_parse("dump", d1, strlen(d1), &q, err, sizeof(err)) == 0);
+		FUZZ_CHECK(wp_policy_parse("dump", d1, strlen(d1), &q) == 0);
 		d2 = dump(q);
 		FUZZ_CHECK(!strcmp(d1, d2));
 		free(d1);

@@ -108,12 +108,10 @@ int main(int argc, char **argv)
 	struct wp_ctx *c;
 	struct wp_ep *ep;
 	struct conn_wait w = { 0 };
-	char err[WP_POLICY_ERR_MAX];
 	static const uint8_t wrong[16] = { 1 };
 
 	test_watchdog(60);
-	CHECK(wp_policy_parse("auth.rules", rules, sizeof(rules) - 1, &pol, err, sizeof(err)) ==
-	      0);
+	CHECK(wp_policy_parse("auth.rules", rules, sizeof(rules) - 1, &pol) == 0);
 	srv_start(&s, &cbs);
 
 	/* acme (admin): served, stats allowed; answers signed and checked. */

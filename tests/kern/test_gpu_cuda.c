@@ -281,10 +281,11 @@ int main(void)
 	int r;
 
 	test_watchdog(170);
+	test_log_capture(); /* ctx has no log: the feed's reasons come here */
 	CHECK_EQ(wp_ctx_create(NULL, &ctx), 0);
 	r = wp_gpu_feed_open(ctx, NULL, &f);
 	if (r == -EOPNOTSUPP || r == -ENODEV)
-		SKIP("no GPU: %s", wp_gpu_last_error());
+		SKIP("no GPU: %s", test_log.last);
 	CHECK_EQ(r, 0);
 	wp_gpu_feed_close(f);
 
@@ -295,8 +296,10 @@ int main(void)
 	/* GPUDirect: refused here with the reason, or pinned under prefer. */
 	wp_gpu_opts_init(&o);
 	o.mode = WP_GPU_GPUDIRECT;
+	test_log.errs = 0;
 	CHECK_EQ(wp_gpu_feed_open(ctx, &o, &f), -EOPNOTSUPP);
-	printf("gpudirect (require): %s\n", wp_gpu_last_error());
+	CHECK_EQ(test_log.errs, 1);
+	printf("gpudirect (require): %s\n", test_log.last);
 	o.select = WP_SELECT_PREFER;
 	CHECK_EQ(wp_gpu_feed_open(ctx, &o, &f), 0);
 	CHECK_EQ(wp_gpu_feed_mode(f), WP_GPU_PINNED);

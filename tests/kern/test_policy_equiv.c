@@ -92,10 +92,10 @@ static size_t below(size_t n)
 static struct wp_policy *parse(const char *text)
 {
 	struct wp_policy *p;
-	char err[WP_POLICY_ERR_MAX];
 
-	if (wp_policy_parse("equiv.rules", text, strlen(text), &p, err, sizeof(err))) {
-		fprintf(stderr, "parse: %s\n", err);
+	test_log_capture();
+	if (wp_policy_parse("equiv.rules", text, strlen(text), &p)) {
+		fprintf(stderr, "parse: %s\n", test_log.last);
 		exit(1);
 	}
 	return p;
@@ -257,7 +257,6 @@ int main(int argc, char **argv)
 	struct wp_policy *p1 = parse(rules1), *p2 = parse(rules2);
 	struct wpp_maps m;
 	struct wp_policy_stats xs, ts;
-	char err[WP_POLICY_ERR_MAX];
 	uint64_t t = 1000000000ull, per_reason[WP_POLICY_REASONS_MAX] = { 0 };
 	long ran = 0;
 	int prog_fd;
@@ -278,8 +277,8 @@ int main(int argc, char **argv)
 	wpp_maps_init(&m);
 	wpp_maps_from_skel(&m, skel);
 	prog_fd = bpf_program__fd(skel->progs.wpp_xdp);
-	if (wpp_maps_apply(&m, p1, 1, err, sizeof(err)) < 0) {
-		fprintf(stderr, "apply: %s\n", err);
+	if (wpp_maps_apply(&m, p1, 1) < 0) {
+		fprintf(stderr, "apply: %s\n", test_log.last);
 		return 1;
 	}
 	CHECK_EQ(wp_twin_create(p1, &tw), 0);
@@ -296,7 +295,7 @@ int main(int argc, char **argv)
 		if (i == n / 3 || i == 2 * n / 3) { /* reload both, the same way */
 			const struct wp_policy *np = i == n / 3 ? p2 : p1;
 
-			CHECK_EQ(wpp_maps_apply(&m, np, 0, err, sizeof(err)), 0);
+			CHECK_EQ(wpp_maps_apply(&m, np, 0), 0);
 			CHECK_EQ(wp_twin_reload(tw, np), 0);
 		}
 		/* Time: mostly bursts at one instant, sometimes a step. */

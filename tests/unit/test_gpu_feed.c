@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The GPU feed's CPU logic (src/gpu/feed.c), on any machine: batching,
+ * The GPU feed's CPU logic (src/gpu/feed*.c), on any machine: batching,
  * in-order completion, double buffering and back-pressure, registration
  * bookkeeping, the lent-buffer contract, mode fallback, and the kitchen
  * checksum against a slow reference.
@@ -1056,8 +1056,10 @@ static void test_modes(void)
 
 		small_opts(&o, WP_GPU_GPUDIRECT);
 		o.select = WP_SELECT_REQUIRE;
+		test_log_capture(); /* ctx has no log of its own: the process hook */
 		CHECK_EQ(wp_gpu_feed_open_ops(ctx, &o, &host_ops, &g), -EOPNOTSUPP);
-		CHECK(strstr(wp_gpu_last_error(), "RDMA"));
+		CHECK_EQ(test_log.errs, 1);
+		CHECK(strstr(test_log.last, "RDMA"));
 		o.select = WP_SELECT_PREFER;
 		g = mk_feed(ctx, &o, false);
 		CHECK_EQ(wp_gpu_feed_mode(g), WP_GPU_PINNED);
@@ -1066,14 +1068,62 @@ static void test_modes(void)
 		wp_gpu_feed_close(g);
 	}
 
-	/* Bad options say what is wrong. */
+	/* Bad options say what is wrong: through the context's own log when it
+	 * has one, not the process hook. */
 	{
 		struct wp_gpu_feed *g = NULL;
+		struct test_log own = { 0 };
+		struct wp_ctx_opts co;
+		struct wp_ctx *c2;
 
 		small_opts(&o, WP_GPU_PINNED);
 		o.slots = 1;
+		test_log_capture();
 		CHECK_EQ(wp_gpu_feed_open_ops(ctx, &o, &host_ops, &g), -EINVAL);
-		CHECK(strstr(wp_gpu_last_error(), "double buffering"));
+		CHECK_EQ(test_log.errs, 1);
+		CHECK(strstr(test_log.last, "double buffering"));
+		wp_ctx_opts_init(&co);
+		co.log = test_log_fn;
+		co.log_arg = &own;
+		CHECK_EQ(wp_ctx_create(&co, &c2), 0);
+		test_log_capture();
+		CHECK_EQ(wp_gpu_feed_open_ops(c2, &o, &host_ops, &g), -EINVAL);
+		CHECK_EQ(own.errs, 1);
+		CHECK(strstr(own.last, "double buffering"));
+		CHECK_EQ(test_log.errs, 0);
+		wp_ctx_destroy(c2);
+	}
+	/* Versioned options (core/opts.h): an older caller's struct ends
+	 * before kitchen, so kitchen keeps its default (on) whatever the
+	 * bytes there say; a newer one may not set fields unknown here. */
+	{
+		struct {
+			struct wp_gpu_opts o;
+			uint64_t newer;
+		} big;
+		struct wp_gpu_feed *g = NULL;
+
+		small_opts(&o, WP_GPU_PINNED);
+		CHECK_EQ(o.sz, sizeof(o));
+		o.kitchen = 0;
+		g = mk_feed(ctx, &o, false);
+		CHECK(strstr(wp_gpu_feed_explain(g), "kitchen off"));
+		wp_gpu_feed_close(g);
+		o.sz = offsetof(struct wp_gpu_opts, kitchen);
+		g = mk_feed(ctx, &o, false);
+		CHECK(strstr(wp_gpu_feed_explain(g), "kitchen on"));
+		wp_gpu_feed_close(g);
+
+		memset(&big, 0, sizeof(big));
+		small_opts(&big.o, WP_GPU_PINNED);
+		big.o.sz = sizeof(big);
+		g = mk_feed(ctx, &big.o, false);
+		wp_gpu_feed_close(g);
+		big.newer = 1;
+		test_log_capture();
+		CHECK_EQ(wp_gpu_feed_open_ops(ctx, &big.o, &host_ops, &g), -EINVAL);
+		CHECK_EQ(test_log.errs, 1);
+		CHECK(strstr(test_log.last, "wp_gpu_opts"));
 	}
 	wp_ctx_destroy(ctx);
 	printf("ok   modes: pageable (bounce copy counted, no batching), mapped (in place, one "
@@ -1148,17 +1198,19 @@ static void test_lifecycle(void)
 	 * the device is missing; both say why. */
 	{
 		struct wp_gpu_feed *g = NULL;
-		int r = wp_gpu_feed_open(ctx, NULL, &g);
+		int r;
 
+		test_log_capture();
+		r = wp_gpu_feed_open(ctx, NULL, &g);
 		if (r == 0) {
 			printf("note real CUDA device present: %s\n", wp_gpu_feed_explain(g));
 			wp_gpu_feed_close(g);
 		} else {
 			CHECK(r == -EOPNOTSUPP || r == -ENODEV);
-			CHECK(wp_gpu_last_error()[0]);
+			CHECK_EQ(test_log.errs, 1);
 			if (r == -EOPNOTSUPP)
-				CHECK(strstr(wp_gpu_last_error(), "built without CUDA"));
-			printf("note wp_gpu_feed_open: %s (%s)\n", strerror(-r), wp_gpu_last_error());
+				CHECK(strstr(test_log.last, "built without CUDA"));
+			printf("note wp_gpu_feed_open: %s (%s)\n", strerror(-r), test_log.last);
 		}
 	}
 	wp_ctx_destroy(ctx);

@@ -2,7 +2,8 @@
 /*
  * The rules parser: a good file gives the expected policy and survives a
  * dump/parse round trip; every bad file gives no policy and exactly the
- * expected "FILE:LINE: reason" line. No privileges needed.
+ * expected "FILE:LINE: reason" line, logged once through the process log
+ * hook (wp_set_log). No privileges needed.
  */
 #include "testlib.h"
 #include "wirepath/policy.h"
@@ -29,14 +30,16 @@ static const char good[] =
 static struct wp_policy *parse_ok(const char *text)
 {
 	struct wp_policy *p = NULL;
-	char err[WP_POLICY_ERR_MAX];
-	int ret = wp_policy_parse("t.rules", text, strlen(text), &p, err, sizeof(err));
+	int ret;
 
+	test_log_capture();
+	ret = wp_policy_parse("t.rules", text, strlen(text), &p);
 	if (ret) {
-		fprintf(stderr, "unexpected parse error %d: %s\n", ret, err);
+		fprintf(stderr, "unexpected parse error %d: %s\n", ret, test_log.last);
 		exit(1);
 	}
 	CHECK(p);
+	CHECK_EQ(test_log.errs, 0);
 	return p;
 }
 
@@ -193,8 +196,6 @@ static const struct bad bads[] = {
 
 static void test_bad(void)
 {
-	char err[WP_POLICY_ERR_MAX];
-
 	for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
 		struct wp_policy *p = (struct wp_policy *)1;
 		/* texts with an embedded NUL carry their length via sizeof in a
@@ -205,10 +206,13 @@ static void test_bad(void)
 
 		if (!strcmp(bads[i].msg, "t.rules:2: control byte 0x00: not a text file?"))
 			len = sizeof("default drop\nx\0y\n") - 1;
-		ret = wp_policy_parse("t.rules", bads[i].text, len, &p, err, sizeof(err));
-		if (ret != -EINVAL || p != NULL || strcmp(err, bads[i].msg)) {
-			fprintf(stderr, "case %zu: ret %d, policy %p\n  got:  %s\n  want: %s\n", i,
-				ret, (void *)p, err, bads[i].msg);
+		test_log_capture();
+		ret = wp_policy_parse("t.rules", bads[i].text, len, &p);
+		if (ret != -EINVAL || p != NULL || test_log.errs != 1 ||
+		    strcmp(test_log.last, bads[i].msg)) {
+			fprintf(stderr, "case %zu: ret %d, policy %p, %d lines\n  got:  %s\n"
+				"  want: %s\n", i, ret, (void *)p, test_log.errs, test_log.last,
+				bads[i].msg);
 			exit(1);
 		}
 	}
@@ -224,43 +228,59 @@ static void test_bad(void)
 		memset(t + 13, 'a', n);
 		t[13 + n] = '\n';
 		t[14 + n] = '\0';
-		CHECK_EQ(wp_policy_parse("t.rules", t, strlen(t), &p, err, sizeof(err)), -EINVAL);
-		CHECK(!strcmp(err, "t.rules:2: line longer than 1024 bytes"));
+		test_log_capture();
+		CHECK_EQ(wp_policy_parse("t.rules", t, strlen(t), &p), -EINVAL);
+		CHECK(!strcmp(test_log.last, "t.rules:2: line longer than 1024 bytes"));
 		free(t);
 	}
-	/* the message is cut to the buffer, never overrun */
+	/* a name too long for one log line: the line is cut, never overrun */
 	{
-		char small[12];
+		char name[WP_LOG_LINE_MAX + 64];
 		struct wp_policy *p;
 
-		memset(small, 'X', sizeof(small));
-		CHECK_EQ(wp_policy_parse("t.rules", "default maybe\n", 14, &p, small, 8), -EINVAL);
-		CHECK_EQ(strlen(small), 7);
-		CHECK_EQ(small[8], 'X');
+		memset(name, 'n', sizeof(name) - 1);
+		name[sizeof(name) - 1] = '\0';
+		test_log_capture();
+		CHECK_EQ(wp_policy_parse(name, "default maybe\n", 14, &p), -EINVAL);
+		CHECK_EQ(test_log.errs, 1);
+		CHECK_EQ(strlen(test_log.last), WP_LOG_LINE_MAX - 1);
+	}
+	/* without a hook the reason is dropped, the error is the same */
+	{
+		struct wp_policy *p;
+
+		wp_set_log(NULL, NULL, WP_LOG_ERR);
+		CHECK_EQ(wp_policy_parse("t.rules", "default maybe\n", 14, &p), -EINVAL);
+		CHECK(p == NULL);
 	}
 }
 
 static void test_file(void)
 {
-	char path[] = "/tmp/wp-rules-XXXXXX", err[WP_POLICY_ERR_MAX];
+	char path[] = "/tmp/wp-rules-XXXXXX";
 	struct wp_policy *p;
 	int fd = mkstemp(path);
 
 	CHECK(fd >= 0);
 	CHECK(write(fd, "default drop\nbogus\n", 19) == 19);
 	close(fd);
-	CHECK_EQ(wp_policy_parse_file(path, &p, err, sizeof(err)), -EINVAL);
+	test_log_capture();
+	CHECK_EQ(wp_policy_parse_file(path, &p), -EINVAL);
 	{
 		char want[128];
 
 		snprintf(want, sizeof(want), "%s:2: unknown statement 'bogus' (default, datagram, "
 					     "tenant, allow, ports, rate)", path);
-		CHECK(!strcmp(err, want));
+		CHECK(!strcmp(test_log.last, want));
 	}
 	unlink(path);
-	CHECK_EQ(wp_policy_parse_file(path, &p, err, sizeof(err)), -ENOENT);
-	CHECK(strstr(err, "cannot open"));
-	CHECK_EQ(wp_policy_parse_file("/tmp", &p, err, sizeof(err)), -EISDIR);
+	test_log_capture();
+	CHECK_EQ(wp_policy_parse_file(path, &p), -ENOENT);
+	CHECK(strstr(test_log.last, "cannot open"));
+	CHECK(strstr(test_log.last, path));
+	test_log_capture();
+	CHECK_EQ(wp_policy_parse_file("/tmp", &p), -EISDIR);
+	CHECK(!strcmp(test_log.last, "/tmp: not a regular file of at most 4194304 bytes"));
 }
 
 /* The key parsers the tools share (bench --tenant-key, wp_flood, wpp_traffic). */

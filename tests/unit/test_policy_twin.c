@@ -46,10 +46,10 @@ static uint64_t now = 1000000000ull;
 static struct wp_policy *parse(const char *text)
 {
 	struct wp_policy *p;
-	char err[WP_POLICY_ERR_MAX];
 
-	if (wp_policy_parse("t.rules", text, strlen(text), &p, err, sizeof(err))) {
-		fprintf(stderr, "parse: %s\n", err);
+	test_log_capture();
+	if (wp_policy_parse("t.rules", text, strlen(text), &p)) {
+		fprintf(stderr, "parse: %s\n", test_log.last);
 		exit(1);
 	}
 	return p;
