@@ -35,7 +35,7 @@ bin="$out/fuzz_rules"
 if ! "$CLANG" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	-std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Iinclude -Isrc -Isrc/policy src/policy/rules.c src/policy/compile.c src/policy/stats.c \
-	src/policy/twin.c src/policy/xdp.c tests/fuzz/fuzz_rules.c -o "$bin"; then
+	src/policy/twin.c src/policy/xdp.c src/core/log.c tests/fuzz/fuzz_rules.c -o "$bin"; then
 	echo "FAIL: building $bin"
 	exit 1
 fi
