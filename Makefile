@@ -5,7 +5,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 DEMO_ARGS ?=
 
-.PHONY: all deps demo test test-asan fuzz clean
+.PHONY: all deps demo test test-asan fuzz format clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -32,6 +32,15 @@ test-asan: deps
 
 fuzz: deps
 	@bash tests/fuzz/run.sh $(BUILD) 60
+
+# Kernel style (.clang-format) over the C sources and headers git tracks, so
+# build directories and generated files (BPF skeletons, vmlinux.h) are never
+# touched; src/gpu/kitchen.cu is CUDA C++ and left alone. Not part of the
+# build or the tests: install clang-format (Debian 12: 14) yourself.
+CLANG_FORMAT ?= clang-format
+format:
+	@command -v $(CLANG_FORMAT) >/dev/null || { echo "make format: $(CLANG_FORMAT) not found (apt-get install clang-format)"; exit 1; }
+	@git ls-files -z -- '*.c' '*.h' | xargs -0 -r $(CLANG_FORMAT) -i
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -7,8 +7,8 @@
  * own (unless --peer), opens one context on that path (select=require: a path
  * the host lacks is reported as unavailable with the probe's reason, never
  * silently replaced) and drives N agents from this one thread, each on its
- * own endpoint. An agent step is a small state machine (DESIGN.md, "The
- * agentic workload"):
+ * own endpoint. An agent step is a small state machine (docs/workload.md,
+ * bench/workloads/README.md):
  *   1. mem_lookups parallel memory calls (plus one bulk transfer if set),
  *   2. one model call streaming the step's tokens (if model_req_bytes > 0),
  *   3. `fanout` parallel tool calls, sizes drawn from the workload's

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Bench workloads: the built-in "agentic" and "classic" parameter sets
- * (DESIGN.md, "The agentic workload"), the parser for workload files
+ * (basis: docs/workload.md), the parser for workload files
  * (format: bench/workloads/README.md), their limits, the tool-result size
  * distribution and the JSON form the bench records. One table of fields
  * drives the parser, the limits and the JSON writer, so a new field is one
@@ -102,7 +102,7 @@ static const struct wl_field wl_fields[F_NR] = {
 	FIELD(F_BULK, bulk_bytes, WL_SIZE, 0, WL_BULK_MAX),
 };
 
-/* Basis for each value: DESIGN.md, "The agentic workload". */
+/* Basis for each value: docs/workload.md. */
 static const struct wl wl_builtins[] = {
 	{
 		.name = "agentic",

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Bench workloads: the parameters of one agent step (DESIGN.md, "The agentic
- * workload"), parsed from a workload file (format: bench/workloads/README.md)
+ * Bench workloads: the parameters of one agent step (basis: docs/workload.md),
+ * parsed from a workload file (format: bench/workloads/README.md)
  * or taken from a built-in ("agentic", "classic").
  */
 #ifndef WP_WORKLOAD_H

@@ -164,7 +164,7 @@ static int parse_mac(const char *s, uint8_t mac[6])
 
 static int do_send(const struct args *a)
 {
-	int forged = 0, disallowed = 0, fd, one = 1;
+	int forged = 0, disallowed = 0, fd, one = 1, rc;
 	uint8_t dmac[6], smac[6], key[16] = { 0 };
 	uint32_t tenant = 0, daddr, legit = 0;
 	size_t plen = (size_t)(a->size > 0 ? a->size : 64), flen;
@@ -207,22 +207,36 @@ static int do_send(const struct args *a)
 		return die("AF_PACKET socket (needs CAP_NET_RAW)");
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", a->dev);
-	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0)
-		return die(a->dev);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
+		rc = die(a->dev);
+		goto out_close_fd;
+	}
 	memcpy(smac, ifr.ifr_hwaddr.sa_data, 6);
 	sll.sll_ifindex = (int)if_nametoindex(a->dev);
 	sll.sll_halen = 6;
 	memcpy(sll.sll_addr, dmac, 6);
 	/* Straight to the driver: no qdisc lock or enqueue per packet. */
-	if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) < 0)
-		return die("PACKET_QDISC_BYPASS");
+	if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)) < 0) {
+		rc = die("PACKET_QDISC_BYPASS");
+		goto out_close_fd;
+	}
 
 	flen = FL_HDRS + plen;
 	frames = calloc(FL_FRAMES, flen);
+	if (!frames) {
+		rc = die("calloc");
+		goto out_close_fd;
+	}
 	mm = calloc((size_t)batch, sizeof(*mm));
+	if (!mm) {
+		rc = die("calloc");
+		goto out_free_frames;
+	}
 	iov = calloc((size_t)batch, sizeof(*iov));
-	if (!frames || !mm || !iov)
-		return die("calloc");
+	if (!iov) {
+		rc = die("calloc");
+		goto out_free_mm;
+	}
 	for (int i = 0; i < FL_FRAMES; i++) {
 		uint8_t *f = frames + (size_t)i * flen;
 		int forge = forged && (!disallowed || (i & 1));
@@ -278,7 +292,8 @@ static int do_send(const struct args *a)
 			}
 			if (errno == EINTR)
 				continue;
-			return die("sendmmsg");
+			rc = die("sendmmsg");
+			goto out_free_iov;
 		}
 		sent += n;
 		next += n;
@@ -288,7 +303,16 @@ static int do_send(const struct args *a)
 	printf("{\"sent\":%ld,\"secs\":%.6f,\"pps\":%.0f,\"send_errors\":%ld,\"frame_bytes\":%zu,"
 	       "\"mix\":\"%s\",\"cpu_user_s\":%.6f,\"cpu_sys_s\":%.6f}\n",
 	       sent, t1 - t0, sent / (t1 - t0), errs, flen, a->mix, u, s);
-	return 0;
+	rc = 0;
+out_free_iov:
+	free(iov);
+out_free_mm:
+	free(mm);
+out_free_frames:
+	free(frames);
+out_close_fd:
+	close(fd);
+	return rc;
 }
 
 static void recv_log(void *arg, enum wp_log_level level, const char *msg)
@@ -306,7 +330,7 @@ static int do_recv(const struct args *a)
 	uint64_t got = 0, pass = 0, reasons[WP_POLICY_REASONS_MAX] = { 0 };
 	static uint8_t slots[64][FL_SLOT];
 	static const uint8_t zmac[6];
-	int fd, big = 16 << 20;
+	int fd, big = 16 << 20, rc;
 	double end, u, s;
 
 	if (!a->bind || !a->port || inet_pton(AF_INET, a->bind, &sin.sin_addr) != 1) {
@@ -314,8 +338,6 @@ static int do_recv(const struct args *a)
 		return 2;
 	}
 	if (a->rules) {
-		int rc;
-
 		/* The parser says why through the process log hook. */
 		wp_set_log(recv_log, NULL, WP_LOG_ERR);
 		rc = wp_policy_parse_file(a->rules, &pol);
@@ -324,16 +346,22 @@ static int do_recv(const struct args *a)
 				fprintf(stderr, "wp_flood recv: %s: %s\n", a->rules, strerror(-rc));
 			return 2;
 		}
-		if (wp_twin_create(pol, &twin) < 0)
-			return die("wp_twin_create");
+		if (wp_twin_create(pol, &twin) < 0) {
+			rc = die("wp_twin_create");
+			goto out_free_policy;
+		}
 	}
 	sin.sin_port = htons((uint16_t)a->port);
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (fd < 0)
-		return die("socket");
+	if (fd < 0) {
+		rc = die("socket");
+		goto out_destroy_twin;
+	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
-		return die("bind");
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		rc = die("bind");
+		goto out_close_fd;
+	}
 	for (int i = 0; i < 64; i++) {
 		memset(&mm[i], 0, sizeof(mm[i]));
 		iov[i].iov_base = slots[i] + FL_HDRS;
@@ -394,9 +422,14 @@ static int do_recv(const struct args *a)
 		first = 0;
 	}
 	printf("},\"cpu_user_s\":%.6f,\"cpu_sys_s\":%.6f}\n", u, s);
+	rc = 0;
+out_close_fd:
+	close(fd);
+out_destroy_twin:
 	wp_twin_destroy(twin);
+out_free_policy:
 	wp_policy_free(pol);
-	return 0;
+	return rc;
 }
 
 static void usage(void)

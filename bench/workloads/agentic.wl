@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 # The built-in "agentic" workload written out: one agent step of a tool-using
 # agent. Every value below is the built-in default; the comment after each key
-# gives its basis (DESIGN.md, "The agentic workload"). Format and the meaning
+# gives its basis (sources: docs/workload.md). Format and the meaning
 # of an agent step: bench/workloads/README.md.
 
 name = agentic
@@ -13,7 +13,7 @@ tool_resp_p90_bytes = 16 KiB  # p90 of appended tokens per step: 3-6 K tokens
 tool_resp_p99_bytes = 64 KiB  # p99 of appended tokens per step: 9-31 K tokens
 
 mem_lookups = 2             # memory/KV lookups per step: the fast (< 10 ms) class of tool latency
-mem_bytes = 16 KiB          # bytes per lookup (DESIGN.md: 2 x 16 KiB)
+mem_bytes = 16 KiB          # bytes per lookup (docs/workload.md: 2 x 16 KiB)
 
 model_req_bytes = 4 KiB     # prompt/context delta sent to the model per step
 tokens = 520                # 186.9 M output tokens over 357 K steps in the same traces

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 # The built-in "classic" workload written out: single-shot inference, one
 # request and one streamed answer per step, no tools and no memory. It is the
-# baseline the agentic step is compared with (DESIGN.md, "The agentic
-# workload", row "classic workload").
+# baseline the agentic step is compared with (docs/workload.md, "The
+# defaults, key by key", column "classic").
 
 base = classic              # start from the classic defaults (all set below anyway)
 name = classic
