@@ -17,16 +17,16 @@
 #include "wirepath/policy.h"
 
 struct pb {
-	int v6;              /* 0: IPv4, 1: IPv6 */
-	int nvlan;           /* VLAN tags, 0..3 */
-	uint16_t ethertype;  /* non-zero: this ethertype and raw payload (ARP, LLDP) */
-	uint8_t proto;       /* 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, other */
+	int v6;             /* 0: IPv4, 1: IPv6 */
+	int nvlan;          /* VLAN tags, 0..3 */
+	uint16_t ethertype; /* non-zero: this ethertype and raw payload (ARP, LLDP) */
+	uint8_t proto;      /* 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, other */
 	uint8_t src[16];
 	uint16_t sport, dport;
-	int ip_opts;         /* IPv4 option bytes, multiple of 4, <= 40 */
-	int frag;            /* IPv4: MF set; IPv6: a fragment header */
-	int frag_off;        /* IPv4: fragment offset (units of 8) */
-	int v6_ext;          /* IPv6 hop-by-hop/destination options headers */
+	int ip_opts;  /* IPv4 option bytes, multiple of 4, <= 40 */
+	int frag;     /* IPv4: MF set; IPv6: a fragment header */
+	int frag_off; /* IPv4: fragment offset (units of 8) */
+	int v6_ext;   /* IPv6 hop-by-hop/destination options headers */
 	uint8_t icmp_type;
 	const uint8_t *payload;
 	size_t plen;

@@ -27,21 +27,21 @@
 		}                                                                                \
 	} while (0)
 
-#define CHECK_EQ(a, b)                                                                           \
-	do {                                                                                     \
-		long long a_ = (long long)(a), b_ = (long long)(b);                              \
-		if (a_ != b_) {                                                                  \
-			fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n",        \
-				__FILE__, __LINE__, #a, #b, a_, b_);                             \
-			exit(1);                                                                 \
-		}                                                                                \
+#define CHECK_EQ(a, b)                                                                    \
+	do {                                                                              \
+		long long a_ = (long long)(a), b_ = (long long)(b);                       \
+		if (a_ != b_) {                                                           \
+			fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", \
+				__FILE__, __LINE__, #a, #b, a_, b_);                      \
+			exit(1);                                                          \
+		}                                                                         \
 	} while (0)
 
-#define SKIP(...)                                                                                \
-	do {                                                                                     \
-		fprintf(stderr, "skip: " __VA_ARGS__);                                           \
-		fprintf(stderr, "\n");                                                           \
-		exit(77);                                                                        \
+#define SKIP(...)                                      \
+	do {                                           \
+		fprintf(stderr, "skip: " __VA_ARGS__); \
+		fprintf(stderr, "\n");                 \
+		exit(77);                              \
 	} while (0)
 
 static inline void test_watchdog(unsigned seconds)

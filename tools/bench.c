@@ -63,21 +63,24 @@ static int parse_paths(const char *cmd, const char *arg, void *dst)
 				known = 1;
 		}
 		if (!known)
-			return tool_usage_error(cmd,
-						"unknown path '%.*s' in --paths (known: tcp, uring, shm, xsk, rdma, ucx)",
-						(int)n, p);
+			return tool_usage_error(
+				cmd,
+				"unknown path '%.*s' in --paths (known: tcp, uring, shm, xsk, rdma, ucx)",
+				(int)n, p);
 		for (int i = 0; i < paths->n; i++)
 			if (strlen(paths->name[i]) == n && !strncmp(paths->name[i], p, n))
 				return tool_usage_error(cmd, "path '%.*s' given twice in --paths",
 							(int)n, p);
 		if (paths->n == BENCH_MAX_PATHS)
-			return tool_usage_error(cmd, "at most %d paths in --paths", BENCH_MAX_PATHS);
+			return tool_usage_error(cmd, "at most %d paths in --paths",
+						BENCH_MAX_PATHS);
 		snprintf(paths->name[paths->n++], sizeof(paths->name[0]), "%.*s", (int)n, p);
 		p += n;
 		if (*p == ',') {
 			p++;
 			if (!*p)
-				return tool_usage_error(cmd, "--paths ends with a comma: '%s'", arg);
+				return tool_usage_error(cmd, "--paths ends with a comma: '%s'",
+							arg);
 		}
 	}
 	if (!paths->n)
@@ -119,58 +122,118 @@ static int parse_tenant_key(const char *cmd, const char *arg, void *dst)
  * ignores the rest); the GPU feed's are bench_gf_opts. In --help order.
  */
 static const struct tool_opt bench_opts[] = {
-	{ .name = "paths", .kind = TOOL_OPT_FN, .fn = parse_paths, .off = CFG(paths),
+	{ .name = "paths",
+	  .kind = TOOL_OPT_FN,
+	  .fn = parse_paths,
+	  .off = CFG(paths),
 	  .meta = "LIST",
 	  .help = "comma-separated, from tcp, uring, shm, xsk, rdma, ucx\n"
 		  "(default tcp,uring); one the host lacks is reported\n"
 		  "unavailable with the probe's reason, never replaced" },
-	{ .name = "workload", .kind = TOOL_OPT_STR, .off = CFG(workload), .meta = "W",
+	{ .name = "workload",
+	  .kind = TOOL_OPT_STR,
+	  .off = CFG(workload),
+	  .meta = "W",
 	  .help = "agentic (default), classic, a workload file, kv, or gpufeed\n"
 		  "(kv: bulk transfer sweep 64 KiB..64 MiB: GB/s, CPU s/GB,\n"
 		  "bytes copied per byte; --duration is then per size,\n"
 		  "default 1; gpufeed: network to GPU memory, its options\n"
 		  "in 'wirepath bench --workload gpufeed --help')" },
-	{ .name = "duration", .kind = TOOL_OPT_SECS, .off = CFG(duration_s), .fmin = 0.01,
-	  .fmax = 86400, .meta = "S", .help = "measured seconds per path (default 5)" },
-	{ .name = "warmup", .kind = TOOL_OPT_SECS, .off = CFG(warmup_s), .fmin = 0, .fmax = 3600,
-	  .meta = "S", .help = "seconds run before measuring (default 1)" },
-	{ .name = "agents", .kind = TOOL_OPT_U32, .off = CFG(agents), .min = 1, .max = 4096,
-	  .meta = "N", .help = "agents, each with its own endpoint (default 4)" },
-	{ .name = "peer", .kind = TOOL_OPT_FN, .fn = parse_peer, .off = CFG(peer), .meta = "URI",
+	{ .name = "duration",
+	  .kind = TOOL_OPT_SECS,
+	  .off = CFG(duration_s),
+	  .fmin = 0.01,
+	  .fmax = 86400,
+	  .meta = "S",
+	  .help = "measured seconds per path (default 5)" },
+	{ .name = "warmup",
+	  .kind = TOOL_OPT_SECS,
+	  .off = CFG(warmup_s),
+	  .fmin = 0,
+	  .fmax = 3600,
+	  .meta = "S",
+	  .help = "seconds run before measuring (default 1)" },
+	{ .name = "agents",
+	  .kind = TOOL_OPT_U32,
+	  .off = CFG(agents),
+	  .min = 1,
+	  .max = 4096,
+	  .meta = "N",
+	  .help = "agents, each with its own endpoint (default 4)" },
+	{ .name = "peer",
+	  .kind = TOOL_OPT_FN,
+	  .fn = parse_peer,
+	  .off = CFG(peer),
+	  .meta = "URI",
 	  .takes = "HOST:PORT or SCHEME://HOST:PORT",
 	  .help = "use a running `wirepath serve` at HOST:PORT instead of\n"
 		  "starting one (its scheme is replaced by each path)" },
-	{ .name = "json", .kind = TOOL_OPT_FILE, .off = CFG(json_path), .meta = "FILE",
+	{ .name = "json",
+	  .kind = TOOL_OPT_FILE,
+	  .off = CFG(json_path),
+	  .meta = "FILE",
 	  .help = "results (default results/latest.json; a .dat table is\n"
 		  "written next to it)" },
-	{ .name = "svg", .kind = TOOL_OPT_FILE, .off = CFG(svg_path), .meta = "FILE",
+	{ .name = "svg",
+	  .kind = TOOL_OPT_FILE,
+	  .off = CFG(svg_path),
+	  .meta = "FILE",
 	  .help = "also draw a chart with scripts/chart.sh" },
-	{ .name = "model-steps-per-s", .kind = TOOL_OPT_SECS, .off = CFG(model_rate), .fmin = 1e-6,
-	  .fmax = 1e12, .meta = "R", .takes = "a rate > 0",
+	{ .name = "model-steps-per-s",
+	  .kind = TOOL_OPT_SECS,
+	  .off = CFG(model_rate),
+	  .fmin = 1e-6,
+	  .fmax = 1e12,
+	  .meta = "R",
+	  .takes = "a rate > 0",
 	  .help = "the model's agent-step rate for the crossover\n"
 		  "(default 200: " BENCH_MODEL_RATE_BASIS ")" },
-	{ .name = "sqpoll", .kind = TOOL_OPT_FLAG, .off = CFG(sqpoll),
+	{ .name = "sqpoll",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = CFG(sqpoll),
 	  .help = "uring: kernel submission polling thread (both sides)" },
-	{ .name = "busy-poll", .kind = TOOL_OPT_FLAG, .off = CFG(busy_poll),
+	{ .name = "busy-poll",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = CFG(busy_poll),
 	  .help = "spin instead of sleeping (both sides)" },
-	{ .name = "zc-threshold", .kind = TOOL_OPT_FN, .fn = tool_opt_zc, .off = CFG(zc_threshold),
-	  .meta = "N", .takes = "a byte count >= 1 (K/M suffix) or 'never'",
+	{ .name = "zc-threshold",
+	  .kind = TOOL_OPT_FN,
+	  .fn = tool_opt_zc,
+	  .off = CFG(zc_threshold),
+	  .meta = "N",
+	  .takes = "a byte count >= 1 (K/M suffix) or 'never'",
 	  .help = "uring: zero-copy send at or above N bytes, or 'never'" },
-	{ .name = "seed", .kind = TOOL_OPT_U64, .off = CFG(seed), .min = 0, .max = UINT64_MAX,
-	  .meta = "N", .takes = "a non-negative integer",
+	{ .name = "seed",
+	  .kind = TOOL_OPT_U64,
+	  .off = CFG(seed),
+	  .min = 0,
+	  .max = UINT64_MAX,
+	  .meta = "N",
+	  .takes = "a non-negative integer",
 	  .help = "seed for tool result sizes and retries (default 1)" },
-	{ .name = "kitchen", .kind = TOOL_OPT_FN, .fn = tool_opt_kitchen, .off = CFG(kitchen_cuda),
-	  .meta = "sim|cuda", .takes = "sim or cuda",
+	{ .name = "kitchen",
+	  .kind = TOOL_OPT_FN,
+	  .fn = tool_opt_kitchen,
+	  .off = CFG(kitchen_cuda),
+	  .meta = "sim|cuda",
+	  .takes = "sim or cuda",
 	  .help = "the model stub: sim (default) or cuda, where the server\n"
 		  "first delivers each prompt to GPU memory and checks the\n"
 		  "GPU's checksum of it (docs/gpu.md; for --peer, start\n"
 		  "the server with --kitchen cuda instead)" },
-	{ .name = "tenant-key", .kind = TOOL_OPT_FN, .fn = parse_tenant_key, .off = CFG(tenant),
-	  .meta = "ID:HEX32", .takes = "ID:KEY, a tenant id 1..4294967295 and 32 hex digits",
+	{ .name = "tenant-key",
+	  .kind = TOOL_OPT_FN,
+	  .fn = parse_tenant_key,
+	  .off = CFG(tenant),
+	  .meta = "ID:HEX32",
+	  .takes = "ID:KEY, a tenant id 1..4294967295 and 32 hex digits",
 	  .help = "sign every frame as tenant ID with this key, for a\n"
 		  "--peer server started with --policy (the tenant must\n"
 		  "be admin there: the bench reads the server's stats)" },
-	{ .name = "quiet", .short_name = 'q', .kind = TOOL_OPT_FLAG, .off = CFG(quiet),
+	{ .name = "quiet",
+	  .short_name = 'q',
+	  .kind = TOOL_OPT_FLAG,
+	  .off = CFG(quiet),
 	  .help = "no progress or status lines, only the results" },
 	{ .name = NULL },
 };
@@ -196,17 +259,22 @@ static void bench_usage(FILE *f)
 static int check_workload(const struct wl *w, char *err, size_t errlen)
 {
 	if (w->tool_req_bytes > WPB_CHUNK_MAX || w->model_req_bytes > WPB_CHUNK_MAX) {
-		snprintf(err, errlen, "requests above %u bytes do not fit one frame (tool_req_bytes %u, model_req_bytes %u)",
-			 WPB_CHUNK_MAX, w->tool_req_bytes, w->model_req_bytes);
+		snprintf(
+			err, errlen,
+			"requests above %u bytes do not fit one frame (tool_req_bytes %u, model_req_bytes %u)",
+			WPB_CHUNK_MAX, w->tool_req_bytes, w->model_req_bytes);
 		return -EINVAL;
 	}
 	if ((uint64_t)w->token_bytes * w->token_batch > WPB_CHUNK_MAX) {
-		snprintf(err, errlen, "token_bytes * token_batch must stay within %u bytes (one stream frame)",
+		snprintf(err, errlen,
+			 "token_bytes * token_batch must stay within %u bytes (one stream frame)",
 			 WPB_CHUNK_MAX);
 		return -EINVAL;
 	}
 	if (!w->mem_lookups && !w->bulk_bytes && !w->model_req_bytes && !w->fanout) {
-		snprintf(err, errlen, "a step must make at least one call (memory lookup, model, tool or bulk) for the bench to pace it");
+		snprintf(
+			err, errlen,
+			"a step must make at least one call (memory lookup, model, tool or bulk) for the bench to pace it");
 		return -EINVAL;
 	}
 	if (w->bulk_bytes > UINT32_MAX) {
@@ -286,8 +354,10 @@ int cmd_bench(int argc, char **argv)
 	if (rc)
 		return rc;
 	if (cfg.kitchen_cuda && cfg.peer[0])
-		return tool_usage_error("bench", "--kitchen cuda applies to the server the bench "
-					"starts; with --peer, start it with 'wirepath serve --kitchen cuda'");
+		return tool_usage_error(
+			"bench",
+			"--kitchen cuda applies to the server the bench "
+			"starts; with --peer, start it with 'wirepath serve --kitchen cuda'");
 
 	err[0] = '\0';
 	if (!kv && (wl_load(cfg.workload, &cfg.w, err, sizeof(err)) < 0 ||
@@ -303,10 +373,12 @@ int cmd_bench(int argc, char **argv)
 	cfg.kern_err = wp_meter_kernel_syscalls_start();
 	if (!cfg.quiet) {
 		if (cfg.kern_err)
-			fprintf(stderr, "wirepath bench: syscalls counted by the library only: the kernel count is unavailable (%s: %s; needs tracefs and perf permission, e.g. root)\n",
+			fprintf(stderr,
+				"wirepath bench: syscalls counted by the library only: the kernel count is unavailable (%s: %s; needs tracefs and perf permission, e.g. root)\n",
 				tool_errno_name(cfg.kern_err), strerror(-cfg.kern_err));
 		else
-			fprintf(stderr, "wirepath bench: syscalls kernel-counted (raw_syscalls:sys_enter)\n");
+			fprintf(stderr,
+				"wirepath bench: syscalls kernel-counted (raw_syscalls:sys_enter)\n");
 	}
 
 	memset(&sa, 0, sizeof(sa));

@@ -42,7 +42,7 @@
  * step (the agentic workload), is about 190 steps/s.
  */
 #define BENCH_DEFAULT_MODEL_RATE 200.0
-#define BENCH_MODEL_RATE_BASIS                                                      \
+#define BENCH_MODEL_RATE_BASIS                                                         \
 	"an 8-GPU node decoding an 8B model at ~100k output tokens/s aggregate / 520 " \
 	"tokens per step ~ 190 steps/s"
 
@@ -79,10 +79,10 @@ struct bench_cfg {
 	uint32_t zc_threshold; /* 0: not given, the library's default */
 	uint64_t seed;
 	int quiet;
-	int kitchen_cuda;   /* --kitchen cuda: the spawned server's model stub feeds the GPU */
+	int kitchen_cuda; /* --kitchen cuda: the spawned server's model stub feeds the GPU */
 	struct bench_tenant tenant;
-	int kern_err;       /* wp_meter_kernel_syscalls_start() result */
-	char tmpdir[256];   /* where spawned servers write their port and output */
+	int kern_err;     /* wp_meter_kernel_syscalls_start() result */
+	char tmpdir[256]; /* where spawned servers write their port and output */
 };
 
 enum res_state { RES_OK, RES_UNAVAILABLE, RES_ERROR };
@@ -91,7 +91,7 @@ enum res_state { RES_OK, RES_UNAVAILABLE, RES_ERROR };
 struct path_res {
 	char path[16];
 	enum res_state state;
-	char msg[512];      /* unavailable: the reason; error: what failed */
+	char msg[512]; /* unavailable: the reason; error: what failed */
 	char explain_client[512];
 	char explain_server[512];
 	double wall_s;

@@ -55,9 +55,9 @@ struct agent {
 	struct wp_ep *ep;
 	uint32_t idx;
 	int connected;
-	int stalled;         /* back-pressure: resumed from the run loop */
+	int stalled; /* back-pressure: resumed from the run loop */
 	int ph;
-	uint32_t outstanding; /* calls whose on_done has not run yet */
+	uint32_t outstanding;                  /* calls whose on_done has not run yet */
 	struct rec *unsent_head, *unsent_tail; /* calls refused with back-pressure */
 	/*
 	 * Tool result sizes and retry choices, both drawn when the tool phase
@@ -80,13 +80,13 @@ struct rec {
 	uint32_t kind;
 	uint32_t req_len;
 	const void *req;
-	uint64_t expect;      /* reply bytes */
+	uint64_t expect; /* reply bytes */
 	uint64_t got;
 	uint32_t chunks, expect_chunks; /* expect_chunks checked for the model stream */
 	uint64_t t0;
-	int will_retry;       /* issue once more after it completes */
+	int will_retry; /* issue once more after it completes */
 	int req_pending, resp_pending;
-	uint8_t buf[];        /* tool request: header + pattern */
+	uint8_t buf[]; /* tool request: header + pattern */
 };
 
 struct run {
@@ -101,8 +101,8 @@ struct run {
 	int stats_connected;
 	int failed;
 	char err[512];
-	int stopping;  /* agents finish their step, then go idle */
-	int teardown;  /* the context is being destroyed: failures are expected */
+	int stopping; /* agents finish their step, then go idle */
+	int teardown; /* the context is being destroyed: failures are expected */
 	int measuring;
 	uint64_t steps, tokens, tool_calls, retries, telemetry;
 
@@ -468,8 +468,8 @@ static void rec_on_done(void *arg, int status)
 	if (status != 0) {
 		/* Tearing down fails what is left in flight; that is not an error. */
 		if (!r->teardown)
-			run_fail(r, "agent %u: %s call failed: %s", a->idx, wpb_method_name(c->kind),
-				 tool_status_str(status, sb, sizeof(sb)));
+			run_fail(r, "agent %u: %s call failed: %s", a->idx,
+				 wpb_method_name(c->kind), tool_status_str(status, sb, sizeof(sb)));
 		goto out;
 	}
 	if (c->got != c->expect) {
@@ -552,8 +552,8 @@ static void run_resume_stalled(struct run *r)
 
 static const char *phase_name(int ph)
 {
-	static const char *const names[] = { "memory", "model", "tool", "telemetry", "telemetry",
-					     "idle" };
+	static const char *const names[] = { "memory",    "model",     "tool",
+					     "telemetry", "telemetry", "idle" };
 
 	return (unsigned)ph < sizeof(names) / sizeof(names[0]) ? names[ph] : "?";
 }
@@ -572,9 +572,11 @@ static void run_watchdog(struct run *r, uint64_t now)
 
 		if (!a->outstanding || now - a->last_event_ns < r->stall_ns)
 			continue;
-		run_fail(r, "agent %u: %u %s call(s) in flight with no answer for %.1f s; the path lost a completion or a frame",
-			 a->idx, a->outstanding, phase_name(a->ph),
-			 (double)(now - a->last_event_ns) / 1e9);
+		run_fail(
+			r,
+			"agent %u: %u %s call(s) in flight with no answer for %.1f s; the path lost a completion or a frame",
+			a->idx, a->outstanding, phase_name(a->ph),
+			(double)(now - a->last_event_ns) / 1e9);
 		return;
 	}
 }
@@ -701,12 +703,12 @@ static int run_setup_buffers(struct run *r)
 		r->model_req[i] = wpb_pattern(i);
 	if (model_len)
 		wpb_model_req_put(r->model_req, &(struct wpb_model_req){
-			.tokens = w->tokens,
-			.token_bytes = w->token_bytes,
-			.token_batch = w->token_batch,
-			.service_us = w->model_service_us,
-			.interval_us = w->token_interval_us,
-		});
+							.tokens = w->tokens,
+							.token_bytes = w->token_bytes,
+							.token_batch = w->token_batch,
+							.service_us = w->model_service_us,
+							.interval_us = w->token_interval_us,
+						});
 	for (uint32_t i = 0; i < r->tel_len; i++)
 		r->tel_buf[i] = wpb_pattern(i);
 	return 0;
@@ -801,8 +803,8 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 		if (!cfg->quiet)
 			/* The URI, not a port: shm is addressed by an abstract
 			 * unix socket name and has no port. */
-			fprintf(stderr, "wirepath bench: %s: server pid %d on %s: %s\n",
-				res->path, (int)sv.pid, uri, res->explain_server);
+			fprintf(stderr, "wirepath bench: %s: server pid %d on %s: %s\n", res->path,
+				(int)sv.pid, uri, res->explain_server);
 	}
 
 	wp_ctx_opts_init(&o);
@@ -854,8 +856,8 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 	while (!r.failed && !bench_interrupted &&
 	       (r.nconnected < r.nagents || !r.stats_connected)) {
 		if (wp_now_ns() > deadline) {
-			run_fail(&r, "%u of %u connections to %s up after %llu s", r.nconnected +
-				 r.stats_connected, r.nagents + 1, uri,
+			run_fail(&r, "%u of %u connections to %s up after %llu s",
+				 r.nconnected + r.stats_connected, r.nagents + 1, uri,
 				 (unsigned long long)(BENCH_CONNECT_TIMEOUT_NS / NS_PER_S));
 			break;
 		}
@@ -914,8 +916,10 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 	if (r.failed)
 		goto out_fail;
 	if (res->steps == 0) {
-		run_fail(&r, "no agent step completed in the %.1f s window; raise --duration or lower the workload's service times",
-			 cfg->duration_s);
+		run_fail(
+			&r,
+			"no agent step completed in the %.1f s window; raise --duration or lower the workload's service times",
+			cfg->duration_s);
 		goto out_fail;
 	}
 	bench_res_compute(res, cfg->model_rate);
@@ -966,7 +970,8 @@ int bench_agentic(struct bench_cfg *cfg)
 			fprintf(stderr, "wirepath bench: %s failed: %s\n", res[i].path, res[i].msg);
 			status = 1;
 		} else if (!cfg->quiet) {
-			fprintf(stderr, "wirepath bench: %s unavailable: %s\n", res[i].path, res[i].msg);
+			fprintf(stderr, "wirepath bench: %s unavailable: %s\n", res[i].path,
+				res[i].msg);
 		}
 	}
 	if (bench_interrupted) {

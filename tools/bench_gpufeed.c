@@ -51,7 +51,7 @@
 /* Modes, plus the one-copy-per-payload variant of pinned. */
 enum { GF_PAGEABLE, GF_PINNED, GF_PINNED_1COPY, GF_MAPPED, GF_GPUDIRECT, GF_NMODES };
 static const char *const gf_mode_names[GF_NMODES] = { "pageable", "pinned", "pinned_1copy",
-						       "mapped", "gpudirect" };
+						      "mapped", "gpudirect" };
 
 /* --sizes: payload sizes, increasing. */
 struct gf_sizes {
@@ -76,7 +76,7 @@ struct gf_row {
 	const char *mode;
 	char mode_used[16];
 	uint64_t size;
-	int state;               /* 0 measured, 1 unavailable, 2 error */
+	int state; /* 0 measured, 1 unavailable, 2 error */
 	char msg[300];
 	char explain[640];
 	uint64_t payloads, bytes, refused;
@@ -98,7 +98,7 @@ struct gf_ref {
 /* ------------------------------------------------------------------ */
 
 struct gf_sender_acc {
-	uint64_t count, sum;         /* from the GPU's completions */
+	uint64_t count, sum;           /* from the GPU's completions */
 	uint64_t want_count, want_sum; /* from the sender's STOP */
 	int stopped;
 };
@@ -145,7 +145,7 @@ struct gf_cell {
 	uint32_t nl;
 };
 
-struct gf_larg {             /* a local submit's completion argument */
+struct gf_larg { /* a local submit's completion argument */
 	struct gf_cell *c;
 	uint32_t i;
 };
@@ -262,8 +262,8 @@ static void gf_feed_opts(const struct gf_cfg *cfg, int mode, uint64_t maxsize,
 {
 	wp_gpu_opts_init(o);
 	o->device = (int)cfg->device;
-	o->mode = mode == GF_PAGEABLE ? WP_GPU_PAGEABLE
-		  : mode == GF_MAPPED ? WP_GPU_MAPPED
+	o->mode = mode == GF_PAGEABLE    ? WP_GPU_PAGEABLE
+		  : mode == GF_MAPPED    ? WP_GPU_MAPPED
 		  : mode == GF_GPUDIRECT ? WP_GPU_GPUDIRECT
 					 : WP_GPU_PINNED;
 	if (mode == GF_PINNED_1COPY)
@@ -325,8 +325,9 @@ static void gf_cell_local(const struct gf_cfg *cfg, struct gf_cell *c, struct gf
 	for (uint32_t i = 0; i < c->nl; i++) {
 		c->lbuf[i] = pageable ? malloc(c->size) : wp_gpu_host_alloc(c->f, c->size);
 		if (!c->lbuf[i]) {
-			snprintf(r->msg, sizeof(r->msg), "cannot allocate %u source buffers of %" PRIu64
-				 " B", c->nl, c->size);
+			snprintf(r->msg, sizeof(r->msg),
+				 "cannot allocate %u source buffers of %" PRIu64 " B", c->nl,
+				 c->size);
 			r->state = 2;
 			return;
 		}
@@ -399,8 +400,10 @@ static void gf_run_cell(const struct gf_cfg *cfg, const char *path, int mode, ui
 	}
 	if (mode == GF_PINNED_1COPY && size > go.small_max) {
 		r->state = 1;
-		snprintf(r->msg, sizeof(r->msg), "one-copy reference only for batchable sizes "
-			 "(<= %u B)", go.small_max);
+		snprintf(r->msg, sizeof(r->msg),
+			 "one-copy reference only for batchable sizes "
+			 "(<= %u B)",
+			 go.small_max);
 		return;
 	}
 	wp_ctx_opts_init(&co);
@@ -425,8 +428,7 @@ static void gf_run_cell(const struct gf_cfg *cfg, const char *path, int mode, ui
 		return;
 	}
 	snprintf(r->explain, sizeof(r->explain), "%s", wp_gpu_feed_explain(c.f));
-	snprintf(r->mode_used, sizeof(r->mode_used), "%s",
-		 wp_gpu_mode_name(wp_gpu_feed_mode(c.f)));
+	snprintf(r->mode_used, sizeof(r->mode_used), "%s", wp_gpu_mode_name(wp_gpu_feed_mode(c.f)));
 	for (uint32_t i = 0; i < GF_MAX_SENDERS; i++) {
 		gf_args[i][0] = &c;
 		gf_args[i][1] = (struct gf_cell *)(uintptr_t)i;
@@ -477,9 +479,10 @@ static void gf_run_cell(const struct gf_cfg *cfg, const char *path, int mode, ui
 		if (stopped == (uint32_t)nforked && c.done == c.submitted)
 			break;
 		if (wp_now_ns() > end) {
-			snprintf(r->msg, sizeof(r->msg), "timed out: %u of %d senders finished, %" PRIu64
-				 " of %" PRIu64 " payloads completed", stopped, nforked, c.done,
-				 c.submitted);
+			snprintf(r->msg, sizeof(r->msg),
+				 "timed out: %u of %d senders finished, %" PRIu64 " of %" PRIu64
+				 " payloads completed",
+				 stopped, nforked, c.done, c.submitted);
 			break;
 		}
 		wp_ctx_progress(c.ctx, 1000);
@@ -604,7 +607,7 @@ static void gf_goal(struct sbuf *b, int *first, const char *name, double got, do
 
 	if (print)
 		printf("goal  %-52s %8.2f (want >= %.2f) %s   [%s]\n", name, got, want,
-	       met ? "met" : "NOT met", basis);
+		       met ? "met" : "NOT met", basis);
 	sb_printf(b, "%s\n    {\"goal\": ", *first ? "" : ",");
 	sb_json_str(b, name);
 	sb_printf(b, ", \"measured\": ");
@@ -643,7 +646,8 @@ static void gf_goals(struct sbuf *b, const struct gf_cfg *cfg, const struct gf_r
 			gf_goal(b, &first, name, pin->gbps / refs[s].gbps, 0.8, basis, print);
 		}
 		if (pin && pag && pin->cpu_us_per_mib > 0) {
-			snprintf(name, sizeof(name), "%s: pageable / pinned host CPU per MiB", path);
+			snprintf(name, sizeof(name), "%s: pageable / pinned host CPU per MiB",
+				 path);
 			snprintf(basis, sizeof(basis), "%.1f / %.1f us/MiB at %" PRIu64 " B",
 				 pag->cpu_us_per_mib, pin->cpu_us_per_mib, big);
 			gf_goal(b, &first, name, pag->cpu_us_per_mib / pin->cpu_us_per_mib, 2.0,
@@ -665,16 +669,18 @@ static int gf_write_json(const struct gf_cfg *cfg, const struct gf_row *rows, in
 	struct sbuf b = { 0 };
 	int ret;
 
-	sb_printf(&b, "{\n  \"workload\": \"gpufeed\",\n  \"senders\": %u,\n  \"seconds_per_cell\": ",
+	sb_printf(&b,
+		  "{\n  \"workload\": \"gpufeed\",\n  \"senders\": %u,\n  \"seconds_per_cell\": ",
 		  cfg->senders);
 	sb_json_num(&b, cfg->duration_s);
 	sb_printf(&b, ",\n  \"probes\": ");
 	tool_probes_json(&b);
 	sb_printf(&b, ",\n  \"reference\": [");
 	for (int s = 0; s < cfg->sizes.n; s++) {
-		sb_printf(&b, "%s\n    {\"what\": \"cudaMemcpyAsync from pinned, back to back\", "
-			  "\"size\": %" PRIu64 ", \"ok\": %s, \"gbps\": ", s ? "," : "",
-			  refs[s].size, refs[s].ok ? "true" : "false");
+		sb_printf(&b,
+			  "%s\n    {\"what\": \"cudaMemcpyAsync from pinned, back to back\", "
+			  "\"size\": %" PRIu64 ", \"ok\": %s, \"gbps\": ",
+			  s ? "," : "", refs[s].size, refs[s].ok ? "true" : "false");
 		sb_json_num(&b, refs[s].ok ? refs[s].gbps : NAN);
 		sb_printf(&b, ", \"cpu_us_per_mib\": ");
 		sb_json_num(&b, refs[s].ok ? refs[s].cpu_us_per_mib : NAN);
@@ -691,7 +697,9 @@ static int gf_write_json(const struct gf_cfg *cfg, const struct gf_row *rows, in
 		sb_printf(&b, ", \"mode\": ");
 		sb_json_str(&b, r->mode);
 		sb_printf(&b, ", \"size\": %" PRIu64 ", \"state\": \"%s\"", r->size,
-			  r->state == 0 ? "measured" : r->state == 1 ? "unavailable" : "error");
+			  r->state == 0   ? "measured"
+			  : r->state == 1 ? "unavailable"
+					  : "error");
 		if (r->state) {
 			sb_printf(&b, ", \"reason\": ");
 			sb_json_str(&b, r->msg);
@@ -713,13 +721,16 @@ static int gf_write_json(const struct gf_cfg *cfg, const struct gf_row *rows, in
 		sb_json_num(&b, r->send_cpu_us_per_mib);
 		sb_printf(&b, ", \"host_copies_per_byte\": ");
 		sb_json_num(&b, r->copies_per_byte);
-		sb_printf(&b, ", \"dma_copies\": %" PRIu64 ", \"batches\": %" PRIu64
-			  ", \"kernels\": %" PRIu64 ", \"lent_waits\": %" PRIu64 ", \"lat_p50_us\": ",
+		sb_printf(&b,
+			  ", \"dma_copies\": %" PRIu64 ", \"batches\": %" PRIu64
+			  ", \"kernels\": %" PRIu64 ", \"lent_waits\": %" PRIu64
+			  ", \"lat_p50_us\": ",
 			  r->dma_copies, r->batches, r->kernels, r->lent_waits);
 		sb_json_num(&b, r->p50_us);
 		sb_printf(&b, ", \"lat_p99_us\": ");
 		sb_json_num(&b, r->p99_us);
-		sb_printf(&b, ", \"refused\": %" PRIu64 ", \"verified\": %s, \"note\": ", r->refused,
+		sb_printf(&b,
+			  ", \"refused\": %" PRIu64 ", \"verified\": %s, \"note\": ", r->refused,
 			  r->verified ? "true" : "false");
 		sb_json_str(&b, r->msg[0] ? r->msg : NULL);
 		sb_printf(&b, ", \"explain\": ");
@@ -816,28 +827,60 @@ static int gf_parse_sizes(const char *cmd, const char *arg, void *dst)
 const struct tool_opt bench_gf_opts[] = {
 	/* How this mode was picked; bench --help documents it. */
 	{ .name = "workload", .kind = TOOL_OPT_STR, .off = GF(workload) },
-	{ .name = "paths", .kind = TOOL_OPT_FN, .fn = gf_parse_paths, .off = GF(paths),
-	  .meta = "LIST", .takes = "up to 4 of local, shm, tcp, uring, comma-separated",
+	{ .name = "paths",
+	  .kind = TOOL_OPT_FN,
+	  .fn = gf_parse_paths,
+	  .off = GF(paths),
+	  .meta = "LIST",
+	  .takes = "up to 4 of local, shm, tcp, uring, comma-separated",
 	  .help = "from local (this process), shm, tcp, uring\n"
 		  "(default local,shm,tcp)" },
-	{ .name = "modes", .kind = TOOL_OPT_FN, .fn = gf_parse_modes, .off = GF(mode_on),
+	{ .name = "modes",
+	  .kind = TOOL_OPT_FN,
+	  .fn = gf_parse_modes,
+	  .off = GF(mode_on),
 	  .meta = "LIST",
 	  .takes = "a comma list of pageable, pinned, pinned_1copy, mapped, gpudirect",
 	  .help = "from pageable, pinned, pinned_1copy, mapped, gpudirect\n"
 		  "(default all)" },
-	{ .name = "sizes", .kind = TOOL_OPT_FN, .fn = gf_parse_sizes, .off = GF(sizes),
+	{ .name = "sizes",
+	  .kind = TOOL_OPT_FN,
+	  .fn = gf_parse_sizes,
+	  .off = GF(sizes),
 	  .meta = "LIST",
 	  .takes = "increasing sizes in 64 B .. 1 GiB (K/M/G suffix), comma-separated",
 	  .help = "payload sizes, increasing (default 4K,64K,1M,16M,64M)" },
-	{ .name = "senders", .kind = TOOL_OPT_U32, .off = GF(senders), .min = 1,
-	  .max = GF_MAX_SENDERS, .meta = "N", .help = "sender processes per path (default 4)" },
-	{ .name = "duration", .kind = TOOL_OPT_SECS, .off = GF(duration_s), .fmin = 0.05,
-	  .fmax = 3600, .meta = "S", .help = "seconds of sending per cell (default 1)" },
-	{ .name = "device", .kind = TOOL_OPT_U32, .off = GF(device), .min = 0, .max = 64,
-	  .meta = "N", .takes = "a CUDA device ordinal", .help = "CUDA device (default 0)" },
-	{ .name = "json", .kind = TOOL_OPT_FILE, .off = GF(json_path), .meta = "FILE",
+	{ .name = "senders",
+	  .kind = TOOL_OPT_U32,
+	  .off = GF(senders),
+	  .min = 1,
+	  .max = GF_MAX_SENDERS,
+	  .meta = "N",
+	  .help = "sender processes per path (default 4)" },
+	{ .name = "duration",
+	  .kind = TOOL_OPT_SECS,
+	  .off = GF(duration_s),
+	  .fmin = 0.05,
+	  .fmax = 3600,
+	  .meta = "S",
+	  .help = "seconds of sending per cell (default 1)" },
+	{ .name = "device",
+	  .kind = TOOL_OPT_U32,
+	  .off = GF(device),
+	  .min = 0,
+	  .max = 64,
+	  .meta = "N",
+	  .takes = "a CUDA device ordinal",
+	  .help = "CUDA device (default 0)" },
+	{ .name = "json",
+	  .kind = TOOL_OPT_FILE,
+	  .off = GF(json_path),
+	  .meta = "FILE",
 	  .help = "default results/gpufeed.json" },
-	{ .name = "quiet", .short_name = 'q', .kind = TOOL_OPT_FLAG, .off = GF(quiet),
+	{ .name = "quiet",
+	  .short_name = 'q',
+	  .kind = TOOL_OPT_FLAG,
+	  .off = GF(quiet),
 	  .help = "no status lines, no rows for cells that could not run" },
 	{ .name = NULL },
 };
@@ -857,8 +900,7 @@ void bench_gpufeed_usage(FILE *f)
 int bench_gpufeed(const struct tool_opt_seen *seen)
 {
 	static struct gf_cfg cfg;
-	static const uint64_t def_sizes[] = { 4u << 10, 64u << 10, 1u << 20, 16u << 20,
-					      64u << 20 };
+	static const uint64_t def_sizes[] = { 4u << 10, 64u << 10, 1u << 20, 16u << 20, 64u << 20 };
 	struct gf_row *rows;
 	struct gf_ref refs[GF_MAX_SIZES];
 	struct gf_log plog = { .quiet = 1 };
@@ -891,7 +933,8 @@ int bench_gpufeed(const struct tool_opt_seen *seen)
 		return 1;
 	rc = wp_gpu_feed_open(ctx, NULL, &f);
 	if (rc < 0) {
-		fprintf(stderr, "wirepath bench: gpufeed: %s; nothing measured (needs a CUDA build "
+		fprintf(stderr,
+			"wirepath bench: gpufeed: %s; nothing measured (needs a CUDA build "
 			"and a GPU: see docs/gpu.md and 'wirepath probe')\n",
 			plog.last[0] ? plog.last : strerror(-rc));
 		wp_ctx_destroy(ctx);
@@ -917,8 +960,8 @@ int bench_gpufeed(const struct tool_opt_seen *seen)
 	       "verified");
 	for (int s = 0; s < cfg.sizes.n; s++) {
 		if (!refs[s].ok) { /* never a number that was not measured */
-			printf("%-6s %-13s %10" PRIu64 "   error: the reference copy failed\n", "ref",
-			       "memcpy_pinned", cfg.sizes.v[s]);
+			printf("%-6s %-13s %10" PRIu64 "   error: the reference copy failed\n",
+			       "ref", "memcpy_pinned", cfg.sizes.v[s]);
 			continue;
 		}
 		printf("%-6s %-13s %10" PRIu64 " %9.2f %11s %10.1f %10s %11s %9s %9s %s\n", "ref",
@@ -937,8 +980,8 @@ int bench_gpufeed(const struct tool_opt_seen *seen)
 				n++;
 				if (r->state) {
 					if (!cfg.quiet)
-						printf("%-6s %-13s %10" PRIu64 "   %s: %s\n", r->path,
-						       r->mode, r->size,
+						printf("%-6s %-13s %10" PRIu64 "   %s: %s\n",
+						       r->path, r->mode, r->size,
 						       r->state == 1 ? "unavailable" : "error",
 						       r->msg);
 					if (r->state == 2)
@@ -946,8 +989,9 @@ int bench_gpufeed(const struct tool_opt_seen *seen)
 					continue;
 				}
 				printf("%-6s %-13s %10" PRIu64 " %9.2f %11.0f %10.1f %10.1f %11.3f "
-				       "%9.1f %9.1f %s%s%s\n", r->path, r->mode, r->size, r->gbps,
-				       r->pps, r->cpu_us_per_mib, r->send_cpu_us_per_mib,
+				       "%9.1f %9.1f %s%s%s\n",
+				       r->path, r->mode, r->size, r->gbps, r->pps,
+				       r->cpu_us_per_mib, r->send_cpu_us_per_mib,
 				       r->copies_per_byte, r->p50_us, r->p99_us,
 				       r->verified ? "yes" : "NO", r->msg[0] ? ": " : "", r->msg);
 				fflush(stdout);
@@ -966,7 +1010,8 @@ int bench_gpufeed(const struct tool_opt_seen *seen)
 	}
 	rc = gf_write_json(&cfg, rows, n, refs);
 	if (rc < 0) {
-		fprintf(stderr, "wirepath bench: cannot write %s: %s\n", cfg.json_path, strerror(-rc));
+		fprintf(stderr, "wirepath bench: cannot write %s: %s\n", cfg.json_path,
+			strerror(-rc));
 		status = 1;
 	} else if (!cfg.quiet) {
 		fprintf(stderr, "wirepath bench: wrote %s\n", cfg.json_path);

@@ -17,10 +17,11 @@
 #include "stub_proto.h"
 #include "util.h"
 
-static const uint64_t kv_sizes[] = { 64u << 10, 256u << 10, 1u << 20, 4u << 20, 16u << 20,
-				     64u << 20 };
+static const uint64_t kv_sizes[] = {
+	64u << 10, 256u << 10, 1u << 20, 4u << 20, 16u << 20, 64u << 20
+};
 #define KV_NSIZES (sizeof(kv_sizes) / sizeof(kv_sizes[0]))
-#define KV_DEPTH 2          /* transfers in flight */
+#define KV_DEPTH 2 /* transfers in flight */
 #define KV_REGION (KV_DEPTH * (64ull << 20))
 
 struct kv_row {
@@ -80,9 +81,13 @@ static void kv_on_call_done(void *arg, int status)
 /* A unary call, driven to its end. Returns 0 or -1 with k->why set. */
 static int kv_call(struct kv_run *k, uint32_t method, const void *req, uint32_t len)
 {
-	struct wp_call_params p = { .method = method, .req = req, .req_len = len,
+	struct wp_call_params p = { .method = method,
+				    .req = req,
+				    .req_len = len,
 				    .deadline_us = (int64_t)(BENCH_STATS_TIMEOUT_NS / 1000),
-				    .on_data = kv_on_data, .on_done = kv_on_call_done, .arg = k };
+				    .on_data = kv_on_data,
+				    .on_done = kv_on_call_done,
+				    .arg = k };
 	int rc;
 
 	k->call_done = 0;
@@ -144,10 +149,15 @@ static int kv_pump(struct kv_run *k, struct wp_mr *local, const struct wp_rkey *
 		while (k->inflight < KV_DEPTH && !k->failed &&
 		       (wp_now_ns() < until || posted < min)) {
 			uint64_t slot = posted % KV_DEPTH;
-			struct wp_xfer_desc d = { slot * (64ull << 20), slot * (64ull << 20), size };
-			struct wp_xfer_params p = { .op = WP_XFER_WRITE, .local = local,
-						    .remote = rk, .desc = &d, .ndesc = 1,
-						    .on_done = kv_on_xfer, .arg = k };
+			struct wp_xfer_desc d = { slot * (64ull << 20), slot * (64ull << 20),
+						  size };
+			struct wp_xfer_params p = { .op = WP_XFER_WRITE,
+						    .local = local,
+						    .remote = rk,
+						    .desc = &d,
+						    .ndesc = 1,
+						    .on_done = kv_on_xfer,
+						    .arg = k };
 			int rc = wp_xfer_post(k->ep, &p);
 
 			if (rc < 0) {
@@ -249,7 +259,8 @@ static void kv_run_path(struct bench_cfg *cfg, struct kv_path *res)
 		row->n = k.done_n - n0;
 		row->secs = (double)(t1 - t0) / 1e9;
 		bytes = (double)row->n * (double)size;
-		cpu = (double)(ld.cpu_user_ns + ld.cpu_sys_ns + sd.cpu_user_ns + sd.cpu_sys_ns) / 1e9;
+		cpu = (double)(ld.cpu_user_ns + ld.cpu_sys_ns + sd.cpu_user_ns + sd.cpu_sys_ns) /
+		      1e9;
 		row->gb_per_s = bytes / row->secs / 1e9;
 		row->cpu_s_per_gb = cpu / (bytes / 1e9);
 		/* The stats calls themselves copy a few hundred bytes: noise. */
@@ -257,7 +268,8 @@ static void kv_run_path(struct bench_cfg *cfg, struct kv_path *res)
 		row->mapped = k.mapped;
 		res->nrows = (int)si + 1;
 		if (!cfg->quiet)
-			fprintf(stderr, "wirepath bench: kv %s %6llu KiB: %7.2f GB/s, %.3f CPU s/GB, "
+			fprintf(stderr,
+				"wirepath bench: kv %s %6llu KiB: %7.2f GB/s, %.3f CPU s/GB, "
 				"%.2f B copied per B\n",
 				res->path, (unsigned long long)(size >> 10), row->gb_per_s,
 				row->cpu_s_per_gb, row->copied_per_byte);
@@ -283,13 +295,16 @@ static int kv_write_json(const struct bench_cfg *cfg, const struct kv_path *res,
 	struct sbuf b = { 0 };
 	int rc, first = 1;
 
-	sb_printf(&b, "{\n  \"workload\": \"kv\",\n  \"depth\": %d,\n  \"seconds_per_size\": %.3f,\n",
+	sb_printf(&b,
+		  "{\n  \"workload\": \"kv\",\n  \"depth\": %d,\n  \"seconds_per_size\": %.3f,\n",
 		  KV_DEPTH, cfg->duration_s);
 	sb_printf(&b, "  \"paths\": {");
 	for (int i = 0; i < n; i++) {
-		sb_printf(&b, "%s\n    \"%s\": {\"state\": \"%s\", \"msg\": ", i ? "," : "", res[i].path,
-			  res[i].state == RES_OK ? "ok" :
-			  res[i].state == RES_UNAVAILABLE ? "unavailable" : "error");
+		sb_printf(&b, "%s\n    \"%s\": {\"state\": \"%s\", \"msg\": ", i ? "," : "",
+			  res[i].path,
+			  res[i].state == RES_OK            ? "ok"
+			  : res[i].state == RES_UNAVAILABLE ? "unavailable"
+							    : "error");
 		sb_json_str(&b, res[i].msg);
 		sb_printf(&b, ", \"explain\": ");
 		sb_json_str(&b, res[i].explain);
@@ -300,12 +315,15 @@ static int kv_write_json(const struct bench_cfg *cfg, const struct kv_path *res,
 		for (int j = 0; j < res[i].nrows; j++) {
 			const struct kv_row *r = &res[i].rows[j];
 
-			sb_printf(&b, "%s\n    {\"path\": \"%s\", \"op\": \"write\", \"size\": %" PRIu64
-				  ", \"transfers\": %" PRIu64 ", \"seconds\": %.3f, \"gb_per_s\": %.4f"
+			sb_printf(&b,
+				  "%s\n    {\"path\": \"%s\", \"op\": \"write\", \"size\": %" PRIu64
+				  ", \"transfers\": %" PRIu64
+				  ", \"seconds\": %.3f, \"gb_per_s\": %.4f"
 				  ", \"cpu_s_per_gb\": %.5f, \"copied_bytes_per_byte\": %.4f"
 				  ", \"mapped\": %s}",
-				  first ? "" : ",", res[i].path, r->size, r->n, r->secs, r->gb_per_s,
-				  r->cpu_s_per_gb, r->copied_per_byte, r->mapped ? "true" : "false");
+				  first ? "" : ",", res[i].path, r->size, r->n, r->secs,
+				  r->gb_per_s, r->cpu_s_per_gb, r->copied_per_byte,
+				  r->mapped ? "true" : "false");
 			first = 0;
 		}
 	}
@@ -331,7 +349,8 @@ int bench_kv(struct bench_cfg *cfg)
 		if (res[i].state == RES_OK)
 			nok++;
 		else if (res[i].state == RES_ERROR) {
-			fprintf(stderr, "wirepath bench: kv %s failed: %s\n", res[i].path, res[i].msg);
+			fprintf(stderr, "wirepath bench: kv %s failed: %s\n", res[i].path,
+				res[i].msg);
 			status = 1;
 		} else if (!cfg->quiet) {
 			fprintf(stderr, "wirepath bench: %s unavailable: %s\n", res[i].path,
@@ -346,14 +365,16 @@ int bench_kv(struct bench_cfg *cfg)
 	for (int i = 0; i < cfg->paths.n; i++) {
 		if (res[i].state != RES_OK) {
 			printf("%-6s  %s: %s\n", res[i].path,
-			       res[i].state == RES_UNAVAILABLE ? "unavailable" : "error", res[i].msg);
+			       res[i].state == RES_UNAVAILABLE ? "unavailable" : "error",
+			       res[i].msg);
 			continue;
 		}
 		for (int j = 0; j < res[i].nrows; j++) {
 			const struct kv_row *r = &res[i].rows[j];
 
 			printf("%-6s %5llu%s %8.2f %9.4f %11.2f  %s\n", res[i].path,
-			       (unsigned long long)(r->size >= (1u << 20) ? r->size >> 20 : r->size >> 10),
+			       (unsigned long long)(r->size >= (1u << 20) ? r->size >> 20
+									  : r->size >> 10),
 			       r->size >= (1u << 20) ? "M" : "K", r->gb_per_s, r->cpu_s_per_gb,
 			       r->copied_per_byte, r->mapped ? "yes (one memcpy)" : "no (frames)");
 		}
@@ -363,12 +384,14 @@ int bench_kv(struct bench_cfg *cfg)
 		for (int t = 0; t < cfg->paths.n; t++)
 			if (i != t && !strcmp(res[t].path, "tcp") && res[i].state == RES_OK &&
 			    res[t].state == RES_OK && res[i].nrows > 3 && res[t].nrows > 3)
-				printf("%s / tcp at 4 MiB: CPU per GB %.2fx, GB/s %.2fx\n", res[i].path,
+				printf("%s / tcp at 4 MiB: CPU per GB %.2fx, GB/s %.2fx\n",
+				       res[i].path,
 				       res[i].rows[3].cpu_s_per_gb / res[t].rows[3].cpu_s_per_gb,
 				       res[i].rows[3].gb_per_s / res[t].rows[3].gb_per_s);
 	rc = kv_write_json(cfg, res, cfg->paths.n);
 	if (rc < 0) {
-		fprintf(stderr, "wirepath bench: cannot write %s: %s\n", cfg->json_path, strerror(-rc));
+		fprintf(stderr, "wirepath bench: cannot write %s: %s\n", cfg->json_path,
+			strerror(-rc));
 		status = 1;
 	} else if (!cfg->quiet) {
 		fprintf(stderr, "wirepath bench: wrote %s\n", cfg->json_path);
@@ -377,4 +400,3 @@ int bench_kv(struct bench_cfg *cfg)
 		status = 1;
 	return status;
 }
-

@@ -32,8 +32,9 @@ void bench_res_compute(struct path_res *res, double model_rate)
 	res->cpu_us_per_step = res->cpu_us_client + res->cpu_us_server;
 	res->kernel_counted = c->kernel_syscalls_ok && s->kernel_syscalls_ok;
 	res->lib_syscalls_per_step = (double)(wp_meter_syscalls(c) + wp_meter_syscalls(s)) / st;
-	res->syscalls_per_step = res->kernel_counted ?
-		(double)(c->kernel_syscalls + s->kernel_syscalls) / st : res->lib_syscalls_per_step;
+	res->syscalls_per_step = res->kernel_counted
+					 ? (double)(c->kernel_syscalls + s->kernel_syscalls) / st
+					 : res->lib_syscalls_per_step;
 	res->ctxsw_per_step = (double)(c->ctx_vol + c->ctx_invol + s->ctx_vol + s->ctx_invol) / st;
 	res->copied_per_step = (double)(c->bytes_copied + s->bytes_copied) / st;
 	res->zc_sent = c->zc_sent + s->zc_sent;
@@ -107,7 +108,8 @@ static void json_result(struct sbuf *b, const struct path_res *res)
 		sb_printf(b, "}}");
 		return;
 	}
-	sb_printf(b, ",\"available\":true,\"ok\":true,\"steps\":%" PRIu64 ",\"wall_s\":", res->steps);
+	sb_printf(b,
+		  ",\"available\":true,\"ok\":true,\"steps\":%" PRIu64 ",\"wall_s\":", res->steps);
 	sb_json_num(b, res->wall_s);
 	sb_printf(b, ",\"steps_per_s\":");
 	sb_json_num(b, res->steps_per_s);
@@ -155,7 +157,9 @@ static void json_result(struct sbuf *b, const struct path_res *res)
 	sb_json_num(b, (double)res->tokens / st);
 	sb_printf(b, ",\"tool_calls_per_step\":");
 	sb_json_num(b, (double)res->tool_calls / st);
-	sb_printf(b, ",\"retries\":%" PRIu64 ",\"telemetry_msgs\":%" PRIu64 ",\"tool_rtt_us\":{\"p50\":",
+	sb_printf(b,
+		  ",\"retries\":%" PRIu64 ",\"telemetry_msgs\":%" PRIu64
+		  ",\"tool_rtt_us\":{\"p50\":",
 		  res->retries, res->telemetry);
 	sb_json_num(b, tool_q(res, 0.5));
 	sb_printf(b, ",\"p90\":");
@@ -165,8 +169,8 @@ static void json_result(struct sbuf *b, const struct path_res *res)
 	sb_printf(b, ",\"p999\":");
 	sb_json_num(b, tool_q(res, 0.999));
 	sb_printf(b, ",\"mean\":");
-	sb_json_num(b, res->tool_rtt.count ?
-		    us(res->tool_rtt.sum) / (double)res->tool_rtt.count : NAN);
+	sb_json_num(b, res->tool_rtt.count ? us(res->tool_rtt.sum) / (double)res->tool_rtt.count
+					   : NAN);
 	sb_printf(b, ",\"max\":");
 	sb_json_num(b, res->tool_rtt.count ? us(res->tool_rtt.max) : NAN);
 	sb_printf(b, ",\"count\":%" PRIu64 "},\"step_us\":{\"p50\":", res->tool_rtt.count);
@@ -175,7 +179,8 @@ static void json_result(struct sbuf *b, const struct path_res *res)
 	sb_json_num(b, us(wp_hist_quantile(&res->step, 0.99)));
 	sb_printf(b, ",\"max\":");
 	sb_json_num(b, us(res->step.max));
-	sb_printf(b, "},\"zc\":{\"sent\":%" PRIu64 ",\"copied\":%" PRIu64 "},\"explain\":{\"client\":",
+	sb_printf(b,
+		  "},\"zc\":{\"sent\":%" PRIu64 ",\"copied\":%" PRIu64 "},\"explain\":{\"client\":",
 		  res->zc_sent, res->zc_copied);
 	sb_json_str(b, res->explain_client);
 	sb_printf(b, ",\"server\":");
@@ -299,7 +304,7 @@ static int write_json(const struct bench_cfg *cfg, const struct path_res *res, i
 	sb_json_str(&b, cfg->kern_err ? tool_errno_name(cfg->kern_err) : NULL);
 	sb_printf(&b, "},\"note\":");
 	sb_json_str(&b, "per-step figures sum the agent (client) and server processes; each "
-		    "window edge makes one stats call, counted inside the window");
+			"window edge makes one stats call, counted inside the window");
 	sb_printf(&b, "},\"results\":[");
 	for (int i = 0; i < n; i++) {
 		sb_printf(&b, "%s", i ? "," : "");
@@ -308,8 +313,9 @@ static int write_json(const struct bench_cfg *cfg, const struct path_res *res, i
 	sb_printf(&b, "],\"crossover\":{\"model_steps_per_s\":");
 	sb_json_num(&b, cfg->model_rate);
 	sb_printf(&b, ",\"basis\":");
-	sb_json_str(&b, cfg->model_rate == BENCH_DEFAULT_MODEL_RATE ? BENCH_MODEL_RATE_BASIS :
-		    "given with --model-steps-per-s");
+	sb_json_str(&b, cfg->model_rate == BENCH_DEFAULT_MODEL_RATE
+				? BENCH_MODEL_RATE_BASIS
+				: "given with --model-steps-per-s");
 	sb_printf(&b, ",\"paths\":[");
 	for (int i = 0, k = 0; i < n; i++) {
 		if (res[i].state != RES_OK)
@@ -355,7 +361,7 @@ static int write_dat(const char *path, const struct path_res *res, int n)
 	int rc;
 
 	sb_printf(&b, "# path steps_per_s cpu_us_per_step syscalls_per_step ctx_switches_per_step "
-		  "copied_bytes_per_step tool_p50_us tool_p99_us\n");
+		      "copied_bytes_per_step tool_p50_us tool_p99_us\n");
 	for (int i = 0; i < n; i++) {
 		if (res[i].state != RES_OK)
 			continue;
@@ -408,14 +414,16 @@ static void run_chart(const char *dat, const char *svg, int quiet)
 	pid_t pid;
 
 	if (find_chart(chart, sizeof(chart)) < 0) {
-		fprintf(stderr, "wirepath bench: warning: no chart written: scripts/chart.sh not found next to the executable or in the current directory\n");
+		fprintf(stderr,
+			"wirepath bench: warning: no chart written: scripts/chart.sh not found next to the executable or in the current directory\n");
 		return;
 	}
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
 	if (pid < 0) {
-		fprintf(stderr, "wirepath bench: warning: no chart written: fork: %s\n", strerror(errno));
+		fprintf(stderr, "wirepath bench: warning: no chart written: fork: %s\n",
+			strerror(errno));
 		return;
 	}
 	if (pid == 0) {
@@ -424,7 +432,8 @@ static void run_chart(const char *dat, const char *svg, int quiet)
 		_exit(127);
 	}
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fprintf(stderr, "wirepath bench: warning: no chart written: %s %s %s failed (%s %d); the results are in %s\n",
+		fprintf(stderr,
+			"wirepath bench: warning: no chart written: %s %s %s failed (%s %d); the results are in %s\n",
 			chart, dat, svg, WIFEXITED(status) ? "exit status" : "signal",
 			WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), dat);
 	else if (!quiet)
@@ -470,9 +479,10 @@ static void print_table(const struct bench_cfg *cfg, const struct path_res *res,
 	}
 	if (any_kernel || any_lib)
 		printf("(per step, agent and server processes summed; syscalls %s)\n",
-		       any_kernel && !any_lib ? "counted by the kernel (raw_syscalls:sys_enter)" :
-		       !any_kernel ? "as counted by the library (kernel count unavailable)" :
-		       "kernel-counted where available, else library-counted; see the JSON");
+		       any_kernel && !any_lib ? "counted by the kernel (raw_syscalls:sys_enter)"
+		       : !any_kernel
+			       ? "as counted by the library (kernel count unavailable)"
+			       : "kernel-counted where available, else library-counted; see the JSON");
 
 	if (tcp) {
 		for (int i = 0; i < n; i++) {
@@ -483,7 +493,8 @@ static void print_table(const struct bench_cfg *cfg, const struct path_res *res,
 			printf("%s vs tcp: syscalls/step x%.2f, CPU us/step x%.2f, ctx switches/step x%.2f\n",
 			       p->path, p->syscalls_per_step / tcp->syscalls_per_step,
 			       p->cpu_us_per_step / tcp->cpu_us_per_step,
-			       tcp->ctxsw_per_step > 0 ? p->ctxsw_per_step / tcp->ctxsw_per_step : NAN);
+			       tcp->ctxsw_per_step > 0 ? p->ctxsw_per_step / tcp->ctxsw_per_step
+						       : NAN);
 		}
 	}
 
@@ -530,17 +541,20 @@ int bench_report(const struct bench_cfg *cfg, const struct path_res *res, int n)
 	print_table(cfg, res, n);
 	rc = write_json(cfg, res, n);
 	if (rc < 0) {
-		fprintf(stderr, "wirepath bench: cannot write %s: %s\n", cfg->json_path, strerror(-rc));
+		fprintf(stderr, "wirepath bench: cannot write %s: %s\n", cfg->json_path,
+			strerror(-rc));
 		status = 1;
 	} else {
 		dat_path(cfg->json_path, dat, sizeof(dat));
 		rc = write_dat(dat, res, n);
 		if (rc < 0) {
-			fprintf(stderr, "wirepath bench: cannot write %s: %s\n", dat, strerror(-rc));
+			fprintf(stderr, "wirepath bench: cannot write %s: %s\n", dat,
+				strerror(-rc));
 			status = 1;
 		} else {
 			if (!cfg->quiet)
-				fprintf(stderr, "wirepath bench: wrote %s and %s\n", cfg->json_path, dat);
+				fprintf(stderr, "wirepath bench: wrote %s and %s\n", cfg->json_path,
+					dat);
 			if (cfg->svg_path)
 				run_chart(dat, cfg->svg_path, cfg->quiet);
 		}

@@ -70,7 +70,8 @@ int bench_server_stop(struct bench_server *sv, int quiet)
 		return 0;
 	kill(sv->pid, SIGTERM);
 	if (bench_server_reap(sv, BENCH_STOP_TIMEOUT_NS, &status) < 0) {
-		fprintf(stderr, "wirepath bench: warning: server %d ignored SIGTERM for %llu s; killing it\n",
+		fprintf(stderr,
+			"wirepath bench: warning: server %d ignored SIGTERM for %llu s; killing it\n",
 			(int)sv->pid, (unsigned long long)(BENCH_STOP_TIMEOUT_NS / NS_PER_S));
 		kill(sv->pid, SIGKILL);
 		waitpid(sv->pid, &status, 0);
@@ -82,10 +83,12 @@ int bench_server_stop(struct bench_server *sv, int quiet)
 
 		bench_file_line(sv->err, "", line, sizeof(line));
 		if (WIFSIGNALED(status))
-			fprintf(stderr, "wirepath bench: warning: the server died of signal %d%s%s\n",
+			fprintf(stderr,
+				"wirepath bench: warning: the server died of signal %d%s%s\n",
 				WTERMSIG(status), line[0] ? ": " : "", line);
 		else
-			fprintf(stderr, "wirepath bench: warning: the server exited with status %d%s%s\n",
+			fprintf(stderr,
+				"wirepath bench: warning: the server exited with status %d%s%s\n",
 				WEXITSTATUS(status), line[0] ? ": " : "", line);
 		return -1;
 	}
@@ -214,8 +217,10 @@ int bench_server_start(const struct bench_cfg *cfg, const char *path, struct ben
 			return -1;
 		}
 		if (wp_now_ns() > deadline || bench_interrupted) {
-			snprintf(err, errlen, bench_interrupted ? "interrupted" :
-				 "the server did not report its port within 10 s");
+			snprintf(err, errlen,
+				 bench_interrupted
+					 ? "interrupted"
+					 : "the server did not report its port within 10 s");
 			bench_server_stop(sv, 1);
 			return -1;
 		}

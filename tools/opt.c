@@ -57,7 +57,8 @@ int tool_opt_scan(const char *cmd, const struct tool_opt *const *tables, int nta
 			if (dup || nlo == TOOL_OPT_SEEN_MAX)
 				continue;
 			lo[nlo].name = o->name;
-			lo[nlo].has_arg = o->kind == TOOL_OPT_FLAG ? no_argument : required_argument;
+			lo[nlo].has_arg = o->kind == TOOL_OPT_FLAG ? no_argument
+								   : required_argument;
 			lo[nlo].flag = NULL;
 			lo[nlo].val = 0;
 			nlo++;
@@ -191,8 +192,8 @@ int tool_opt_given(const struct tool_opt_seen *seen, const char *name, const cha
 	return 0;
 }
 
-int tool_opt_parse(const char *cmd, const struct tool_opt *table, void *cfg, int argc,
-		   char **argv, int *first_arg)
+int tool_opt_parse(const char *cmd, const struct tool_opt *table, void *cfg, int argc, char **argv,
+		   int *first_arg)
 {
 	struct tool_opt_seen seen;
 	int rc = tool_opt_scan(cmd, &table, 1, argc, argv, &seen, first_arg);

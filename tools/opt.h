@@ -34,19 +34,19 @@ enum tool_opt_kind {
 };
 
 struct tool_opt {
-	const char *name;        /* long name, without the dashes; NULL ends a table */
-	char short_name;         /* a one-letter alias, or 0 */
+	const char *name; /* long name, without the dashes; NULL ends a table */
+	char short_name;  /* a one-letter alias, or 0 */
 	enum tool_opt_kind kind;
-	size_t off;              /* offsetof() the value in the command's config */
-	uint64_t min, max;       /* TOOL_OPT_U32, TOOL_OPT_U64 */
-	double fmin, fmax;       /* TOOL_OPT_SECS */
+	size_t off;        /* offsetof() the value in the command's config */
+	uint64_t min, max; /* TOOL_OPT_U32, TOOL_OPT_U64 */
+	double fmin, fmax; /* TOOL_OPT_SECS */
 	/*
 	 * TOOL_OPT_FN: parse arg into dst (the config + off). 0 when good;
 	 * < 0 for the table's "takes" message; > 0 when it printed its own
 	 * usage error, which is then the exit status.
 	 */
 	int (*fn)(const char *cmd, const char *arg, void *dst);
-	const char *meta;        /* the value in the help line: "S", "LIST" */
+	const char *meta; /* the value in the help line: "S", "LIST" */
 	/*
 	 * What a bad value is told the option takes: "--NAME takes TAKES, not
 	 * 'x'". NULL: what min and max say ("a count in [1, 64]", "seconds in
@@ -93,8 +93,8 @@ int tool_opt_apply(const char *cmd, const struct tool_opt *table, const char *mo
 int tool_opt_given(const struct tool_opt_seen *seen, const char *name, const char **val);
 
 /* tool_opt_scan() and tool_opt_apply() for a command with one table. */
-int tool_opt_parse(const char *cmd, const struct tool_opt *table, void *cfg, int argc,
-		   char **argv, int *first_arg);
+int tool_opt_parse(const char *cmd, const struct tool_opt *table, void *cfg, int argc, char **argv,
+		   int *first_arg);
 
 /* The table's option lines for --help, the text from column `col`. */
 void tool_opt_help(FILE *f, const struct tool_opt *table, int col);

@@ -28,15 +28,26 @@ struct popts {
 };
 
 static const struct tool_opt policy_opts[] = {
-	{ .name = "dev", .kind = TOOL_OPT_STR, .off = offsetof(struct popts, dev), .meta = "IFACE",
+	{ .name = "dev",
+	  .kind = TOOL_OPT_STR,
+	  .off = offsetof(struct popts, dev),
+	  .meta = "IFACE",
 	  .help = "the interface (every subcommand but check)" },
-	{ .name = "json", .kind = TOOL_OPT_FLAG, .off = offsetof(struct popts, json),
+	{ .name = "json",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = offsetof(struct popts, json),
 	  .help = "load, reload, stats: one JSON object" },
-	{ .name = "keys", .kind = TOOL_OPT_FLAG, .off = offsetof(struct popts, keys),
+	{ .name = "keys",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = offsetof(struct popts, keys),
 	  .help = "show: the tenants' keys, not redacted" },
-	{ .name = "generic", .kind = TOOL_OPT_FLAG, .off = offsetof(struct popts, generic),
+	{ .name = "generic",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = offsetof(struct popts, generic),
 	  .help = "load: generic XDP, asked for" },
-	{ .name = "native-only", .kind = TOOL_OPT_FLAG, .off = offsetof(struct popts, native_only),
+	{ .name = "native-only",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = offsetof(struct popts, native_only),
 	  .help = "load: native XDP or nothing, no generic fallback" },
 	{ .name = NULL },
 };
@@ -365,8 +376,8 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv); /* argv[0] is the subcommand */
 } policy_cmds[] = {
-	{ "check", cmd_check },   { "load", cmd_load },   { "reload", cmd_reload },
-	{ "show", cmd_show },     { "stats", cmd_stats }, { "unload", cmd_unload },
+	{ "check", cmd_check }, { "load", cmd_load },   { "reload", cmd_reload },
+	{ "show", cmd_show },   { "stats", cmd_stats }, { "unload", cmd_unload },
 };
 #define POLICY_NCMDS (sizeof(policy_cmds) / sizeof(policy_cmds[0]))
 

@@ -18,7 +18,9 @@ struct probe_cfg {
 };
 
 static const struct tool_opt probe_opts[] = {
-	{ .name = "json", .kind = TOOL_OPT_FLAG, .off = offsetof(struct probe_cfg, json),
+	{ .name = "json",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = offsetof(struct probe_cfg, json),
 	  .help = "one JSON object: {\"version\", \"kernel\", \"probes\":[{name, ok,\n"
 		  "err, errno, error, detail}]}" },
 	{ .name = NULL },
@@ -26,13 +28,12 @@ static const struct tool_opt probe_opts[] = {
 
 static void probe_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: wirepath probe [--json]\n"
-		"\n"
-		"Run every capability probe (each one really exercises the feature on\n"
-		"this kernel) and print, per path and feature, yes or no with the reason:\n"
-		"the errno the attempt got and what was tried.\n"
-		"\n");
+	fprintf(f, "usage: wirepath probe [--json]\n"
+		   "\n"
+		   "Run every capability probe (each one really exercises the feature on\n"
+		   "this kernel) and print, per path and feature, yes or no with the reason:\n"
+		   "the errno the attempt got and what was tried.\n"
+		   "\n");
 	tool_opt_help(f, probe_opts, 12);
 }
 
@@ -85,8 +86,8 @@ int cmd_probe(int argc, char **argv)
 			printf("  %-*s yes  %s\n", (int)w, r[i].name, r[i].detail);
 		else
 			printf("  %-*s no   %s (%s): %s\n", (int)w, r[i].name,
-			       tool_errno_name(r[i].err), r[i].err ? strerror(r[i].err) : "no errno",
-			       r[i].detail);
+			       tool_errno_name(r[i].err),
+			       r[i].err ? strerror(r[i].err) : "no errno", r[i].detail);
 	}
 	return 0;
 }

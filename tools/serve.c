@@ -40,36 +40,36 @@
 
 /* One answer in progress: a (possibly delayed) reply or a paced stream. */
 struct job {
-	uint64_t due;        /* wp_now_ns() at which to send the next part */
+	uint64_t due; /* wp_now_ns() at which to send the next part */
 	struct wp_call *call;
 	uint32_t method;
-	uint32_t chunks;     /* parts in all; a unary reply is one part */
-	uint32_t sent;       /* parts sent so far */
+	uint32_t chunks; /* parts in all; a unary reply is one part */
+	uint32_t sent;   /* parts sent so far */
 	uint32_t chunk_bytes;
-	uint32_t last_bytes; /* size of the final part */
+	uint32_t last_bytes;  /* size of the final part */
 	uint32_t interval_us; /* between parts (token pacing) */
-	int unary;           /* one wp_call_reply rather than stream + end */
-	uint32_t service_us; /* model: waited after the kitchen has the prompt */
-	uint64_t want_sum;   /* model with --kitchen cuda: the prompt's host checksum */
+	int unary;            /* one wp_call_reply rather than stream + end */
+	uint32_t service_us;  /* model: waited after the kitchen has the prompt */
+	uint64_t want_sum;    /* model with --kitchen cuda: the prompt's host checksum */
 	struct srv *s;
 	struct job *next_free;
 };
 
 struct srv {
 	struct wp_ctx *ctx;
-	uint8_t *pattern;    /* WPB_CHUNK_MAX bytes, filled once, never written again */
-	struct job **heap;   /* min-heap on due */
+	uint8_t *pattern;  /* WPB_CHUNK_MAX bytes, filled once, never written again */
+	struct job **heap; /* min-heap on due */
 	size_t n, cap;
 	struct job *free_jobs;
 	uint64_t calls[WPB_METHOD_MAX + 1]; /* by method id */
-	struct wp_mr *kv;    /* the bulk-transfer target, allocated at the first WPB_KV */
+	struct wp_mr *kv; /* the bulk-transfer target, allocated at the first WPB_KV */
 	uint64_t bad_requests;
 	uint64_t send_errors;
 	uint64_t telemetry_msgs, telemetry_bytes, other_msgs;
 	uint64_t conns, conns_err;
 	int busy_poll;
 	int oom;
-	struct wp_gpu_feed *feed;   /* --kitchen cuda: prompts go to GPU memory */
+	struct wp_gpu_feed *feed; /* --kitchen cuda: prompts go to GPU memory */
 	uint64_t kitchen_payloads, kitchen_bytes, kitchen_host_copies, kitchen_mismatch,
 		kitchen_errors;
 };
@@ -362,8 +362,8 @@ static void on_model(void *arg, struct wp_call *call, struct wp_msg *req)
 	if (m.token_batch == 0 || chunk > WPB_CHUNK_MAX) {
 		s->bad_requests++;
 		wp_call_error(call, EINVAL,
-			      m.token_batch ? "token_bytes * token_batch above 16 MiB" :
-			      "token_batch is 0");
+			      m.token_batch ? "token_bytes * token_batch above 16 MiB"
+					    : "token_batch is 0");
 		return;
 	}
 	j = job_alloc(s);
@@ -474,34 +474,54 @@ struct serve_cfg {
 };
 
 static const struct tool_opt serve_opts[] = {
-	{ .name = "listen", .kind = TOOL_OPT_STR, .off = offsetof(struct serve_cfg, listen),
+	{ .name = "listen",
+	  .kind = TOOL_OPT_STR,
+	  .off = offsetof(struct serve_cfg, listen),
 	  .meta = "URI",
 	  .help = "tcp://HOST:PORT, uring://HOST:PORT or any://HOST:PORT\n"
 		  "(port 0 picks a free one)" },
-	{ .name = "port-file", .kind = TOOL_OPT_FILE, .off = offsetof(struct serve_cfg, port_file),
-	  .meta = "F", .help = "also write the bound port to F (atomically)" },
-	{ .name = "select", .kind = TOOL_OPT_FN, .fn = tool_opt_select,
-	  .off = offsetof(struct serve_cfg, o.select), .meta = "MODE",
+	{ .name = "port-file",
+	  .kind = TOOL_OPT_FILE,
+	  .off = offsetof(struct serve_cfg, port_file),
+	  .meta = "F",
+	  .help = "also write the bound port to F (atomically)" },
+	{ .name = "select",
+	  .kind = TOOL_OPT_FN,
+	  .fn = tool_opt_select,
+	  .off = offsetof(struct serve_cfg, o.select),
+	  .meta = "MODE",
 	  .takes = "require, prefer or any",
 	  .help = "require (fail if the path is unavailable), prefer (fall\n"
 		  "back, loudly; the default) or any" },
-	{ .name = "sqpoll", .kind = TOOL_OPT_FLAG, .off = offsetof(struct serve_cfg, o.sqpoll),
+	{ .name = "sqpoll",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = offsetof(struct serve_cfg, o.sqpoll),
 	  .help = "uring: kernel submission polling thread" },
-	{ .name = "busy-poll", .kind = TOOL_OPT_FLAG, .off = offsetof(struct serve_cfg, o.busy_poll),
+	{ .name = "busy-poll",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = offsetof(struct serve_cfg, o.busy_poll),
 	  .help = "never sleep waiting for events; spin" },
-	{ .name = "zc-threshold", .kind = TOOL_OPT_FN, .fn = tool_opt_zc,
-	  .off = offsetof(struct serve_cfg, o.zc_threshold), .meta = "N",
+	{ .name = "zc-threshold",
+	  .kind = TOOL_OPT_FN,
+	  .fn = tool_opt_zc,
+	  .off = offsetof(struct serve_cfg, o.zc_threshold),
+	  .meta = "N",
 	  .takes = "a byte count >= 1 (K/M suffix) or 'never'",
 	  .help = "uring: zero-copy send at or above N bytes (K/M suffix),\n"
 		  "or 'never'" },
-	{ .name = "kitchen", .kind = TOOL_OPT_FN, .fn = tool_opt_kitchen,
-	  .off = offsetof(struct serve_cfg, kitchen_cuda), .meta = "sim|cuda",
+	{ .name = "kitchen",
+	  .kind = TOOL_OPT_FN,
+	  .fn = tool_opt_kitchen,
+	  .off = offsetof(struct serve_cfg, kitchen_cuda),
+	  .meta = "sim|cuda",
 	  .takes = "sim or cuda",
 	  .help = "the model stub: sim (default) waits service_us; cuda\n"
 		  "first delivers each prompt to GPU memory through the\n"
 		  "GPU feed (pinned mode) and checks the GPU's checksum\n"
 		  "of it against the host's (docs/gpu.md)" },
-	{ .name = "policy", .kind = TOOL_OPT_FILE, .off = offsetof(struct serve_cfg, policy),
+	{ .name = "policy",
+	  .kind = TOOL_OPT_FILE,
+	  .off = offsetof(struct serve_cfg, policy),
 	  .meta = "RULES",
 	  .help = "check every received frame's tenant tag against RULES'\n"
 		  "keys (docs/policy.md); a bad tag closes the connection\n"
@@ -563,12 +583,14 @@ int cmd_serve(int argc, char **argv)
 		return rc;
 	s.busy_poll = cfg.o.busy_poll;
 	if (!cfg.listen)
-		return tool_usage_error("serve", "--listen URI is required (e.g. --listen tcp://127.0.0.1:7000)");
+		return tool_usage_error(
+			"serve", "--listen URI is required (e.g. --listen tcp://127.0.0.1:7000)");
 	if (cfg.policy) {
 		rc = wp_policy_parse_file(cfg.policy, &pol);
 		if (rc < 0) {
 			if (!serve_logged_errs)
-				fprintf(stderr, "wirepath serve: %s: %s\n", cfg.policy, strerror(-rc));
+				fprintf(stderr, "wirepath serve: %s: %s\n", cfg.policy,
+					strerror(-rc));
 			return EXIT_USAGE;
 		}
 	}
@@ -620,8 +642,10 @@ int cmd_serve(int argc, char **argv)
 		rc = wp_gpu_feed_open(s.ctx, &go, &s.feed);
 		if (rc < 0) {
 			/* The reason went to tool_log: the context's log. */
-			fprintf(stderr, "wirepath serve: --kitchen cuda: %s (use --kitchen sim on a "
-				"host without a GPU)\n", strerror(-rc));
+			fprintf(stderr,
+				"wirepath serve: --kitchen cuda: %s (use --kitchen sim on a "
+				"host without a GPU)\n",
+				strerror(-rc));
 			status = 1;
 			goto out_destroy;
 		}
@@ -647,11 +671,13 @@ int cmd_serve(int argc, char **argv)
 		uri_scheme(cfg.listen, scheme, sizeof(scheme));
 		pr = wp_probe_get(scheme);
 		if (pr && !pr->ok)
-			fprintf(stderr, "wirepath serve: cannot listen on %s: %s; %s unavailable: %s (%s)\n",
-				cfg.listen, strerror(-rc), scheme, pr->detail, tool_errno_name(pr->err));
+			fprintf(stderr,
+				"wirepath serve: cannot listen on %s: %s; %s unavailable: %s (%s)\n",
+				cfg.listen, strerror(-rc), scheme, pr->detail,
+				tool_errno_name(pr->err));
 		else
-			fprintf(stderr, "wirepath serve: cannot listen on %s: %s (%s)\n", cfg.listen,
-				strerror(-rc), tool_errno_name(rc));
+			fprintf(stderr, "wirepath serve: cannot listen on %s: %s (%s)\n",
+				cfg.listen, strerror(-rc), tool_errno_name(rc));
 		status = 1;
 		goto out_destroy;
 	}
@@ -733,9 +759,10 @@ int cmd_serve(int argc, char **argv)
 		job_free(&s, j);
 	}
 	if (serve_stop)
-		printf("wirepath serve: stopped by %s: %" PRIu64 " connections, calls: tool %" PRIu64
-		       ", memory %" PRIu64 ", model %" PRIu64 ", telemetry %" PRIu64
-		       " (%" PRIu64 " bytes); %" PRIu64 " bad requests, %" PRIu64 " send errors\n",
+		printf("wirepath serve: stopped by %s: %" PRIu64
+		       " connections, calls: tool %" PRIu64 ", memory %" PRIu64 ", model %" PRIu64
+		       ", telemetry %" PRIu64 " (%" PRIu64 " bytes); %" PRIu64
+		       " bad requests, %" PRIu64 " send errors\n",
 		       serve_stop == SIGINT ? "SIGINT" : "SIGTERM", s.conns, s.calls[WPB_TOOL],
 		       s.calls[WPB_MEM], s.calls[WPB_MODEL], s.telemetry_msgs, s.telemetry_bytes,
 		       s.bad_requests, s.send_errors);

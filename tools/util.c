@@ -167,9 +167,8 @@ int tool_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 		const char *suffix;
 		uint64_t mult;
 	} sfx[] = {
-		{ "", 1 },
-		{ "K", 1ull << 10 }, { "KiB", 1ull << 10 }, { "k", 1ull << 10 },
-		{ "M", 1ull << 20 }, { "MiB", 1ull << 20 },
+		{ "", 1 },           { "K", 1ull << 10 },   { "KiB", 1ull << 10 },
+		{ "k", 1ull << 10 }, { "M", 1ull << 20 },   { "MiB", 1ull << 20 },
 		{ "G", 1ull << 30 }, { "GiB", 1ull << 30 },
 	};
 	unsigned long long v;

@@ -20,25 +20,37 @@
 
 struct cmd {
 	const char *name;
-	const char *alias[2]; /* other spellings of the same command */
-	const char *args;     /* the synopsis after the name, in the listing */
+	const char *alias[2];             /* other spellings of the same command */
+	const char *args;                 /* the synopsis after the name, in the listing */
 	int (*fn)(int argc, char **argv); /* argv[0] is the command name */
-	const char *help;     /* a "\n" starts a continuation line */
+	const char *help;                 /* a "\n" starts a continuation line */
 };
 
 static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 static const struct cmd cmds[] = {
-	{ "probe", { NULL }, "[--json]", cmd_probe,
+	{ "probe",
+	  { NULL },
+	  "[--json]",
+	  cmd_probe,
 	  "which paths and features this host has, and why not" },
-	{ "serve", { NULL }, "--listen URI ...", cmd_serve,
+	{ "serve",
+	  { NULL },
+	  "--listen URI ...",
+	  cmd_serve,
 	  "the stub tool/memory/model services the bench calls" },
-	{ "bench", { NULL }, "[--paths tcp,uring] ...", cmd_bench,
+	{ "bench",
+	  { NULL },
+	  "[--paths tcp,uring] ...",
+	  cmd_bench,
 	  "agent steps over each path: CPU, syscalls, context\n"
 	  "switches, copies and latency per step, and the\n"
 	  "crossover against the model's step rate" },
-	{ "policy", { NULL }, "check|load|reload|show|stats|unload ...", cmd_policy,
+	{ "policy",
+	  { NULL },
+	  "check|load|reload|show|stats|unload ...",
+	  cmd_policy,
 	  "the front door: tenant policy in XDP (docs/policy.md)" },
 	{ "version", { "--version" }, NULL, cmd_version, "print the version" },
 	{ "help", { "--help", "-h" }, NULL, cmd_help, "this text" },
@@ -61,13 +73,12 @@ static void usage(FILE *f)
 {
 	char left[128];
 
-	fprintf(f,
-		"usage: wirepath COMMAND [OPTIONS]\n"
-		"\n"
-		"The host data path for agentic-AI serving: what each path costs this host\n"
-		"per agent step, and where the host, not the model, becomes the limit.\n"
-		"\n"
-		"commands:\n");
+	fprintf(f, "usage: wirepath COMMAND [OPTIONS]\n"
+		   "\n"
+		   "The host data path for agentic-AI serving: what each path costs this host\n"
+		   "per agent step, and where the host, not the model, becomes the limit.\n"
+		   "\n"
+		   "commands:\n");
 	for (size_t i = 0; i < NCMDS; i++) {
 		snprintf(left, sizeof(left), "%s%s%s", cmds[i].name, cmds[i].args ? " " : "",
 			 cmds[i].args ? cmds[i].args : "");

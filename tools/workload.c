@@ -346,8 +346,8 @@ static bool tok_eq(const char *s, size_t n, const char *lit)
 #define QUOTE(n) ((int)((n) > 40 ? 40 : (n)))
 
 /* Parse s[0..n) (non-empty, trimmed) as a value of field f. */
-static int parse_number(const struct wl_field *f, const char *s, size_t n, uint64_t *out,
-			char *msg, size_t mlen)
+static int parse_number(const struct wl_field *f, const char *s, size_t n, uint64_t *out, char *msg,
+			size_t mlen)
 {
 	uint64_t v = 0, mult = 1, limit = f->wide ? UINT64_MAX : UINT32_MAX;
 	const char *suf;

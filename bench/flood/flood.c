@@ -48,10 +48,10 @@
 
 #include "wirepath/policy.h"
 
-#define FL_HDRS 42      /* Ethernet 14 + IPv4 20 + UDP 8 */
-#define FL_FRAMES 4096  /* distinct prebuilt frames the sender cycles through */
+#define FL_HDRS 42     /* Ethernet 14 + IPv4 20 + UDP 8 */
+#define FL_FRAMES 4096 /* distinct prebuilt frames the sender cycles through */
 #define FL_MAX_BATCH 256
-#define FL_SLOT 2048    /* receive slot: headers rebuilt in front of the payload */
+#define FL_SLOT 2048 /* receive slot: headers rebuilt in front of the payload */
 
 struct args {
 	const char *dev, *dst_mac, *dst, *bind, *mix, *frame, *legit_src, *rules;
@@ -189,9 +189,10 @@ static int do_send(const struct args *a)
 		fprintf(stderr, "wp_flood send: --mix disallowed|forged|both\n");
 		return 2;
 	}
-	if (forged && (!a->frame || wp_policy_tenant_key_parse(a->frame, &tenant, key) < 0 || !a->legit_src ||
-		       inet_pton(AF_INET, a->legit_src, &legit) != 1)) {
-		fprintf(stderr, "wp_flood send: forged frames need --frame TENANT:32HEX and --legit-src IP\n");
+	if (forged && (!a->frame || wp_policy_tenant_key_parse(a->frame, &tenant, key) < 0 ||
+		       !a->legit_src || inet_pton(AF_INET, a->legit_src, &legit) != 1)) {
+		fprintf(stderr,
+			"wp_flood send: forged frames need --frame TENANT:32HEX and --legit-src IP\n");
 		return 2;
 	}
 	if (forged && plen < 40) {
@@ -401,8 +402,9 @@ static int do_recv(const struct args *a)
 
 			/* The packet as the wire had it, so the twin decides exactly
 			 * what XDP would (MACs are not part of any rule). */
-			build_hdrs(slots[i], zmac, zmac, from[i].sin_addr.s_addr, sin.sin_addr.s_addr,
-				   ntohs(from[i].sin_port), (uint16_t)a->port, len);
+			build_hdrs(slots[i], zmac, zmac, from[i].sin_addr.s_addr,
+				   sin.sin_addr.s_addr, ntohs(from[i].sin_port), (uint16_t)a->port,
+				   len);
 			if (wp_twin_decide(twin, slots[i], FL_HDRS + len, now, &reason) ==
 			    WP_VERDICT_PASS)
 				pass++;
@@ -444,13 +446,20 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "dev", required_argument, NULL, 'd' },   { "dst-mac", required_argument, NULL, 'm' },
-		{ "dst", required_argument, NULL, 't' },   { "port", required_argument, NULL, 'p' },
-		{ "mix", required_argument, NULL, 'x' },   { "frame", required_argument, NULL, 'f' },
-		{ "legit-src", required_argument, NULL, 'l' }, { "pps", required_argument, NULL, 'r' },
-		{ "secs", required_argument, NULL, 's' },  { "size", required_argument, NULL, 'z' },
-		{ "batch", required_argument, NULL, 'b' }, { "bind", required_argument, NULL, 'B' },
-		{ "rules", required_argument, NULL, 'R' }, { NULL, 0, NULL, 0 },
+		{ "dev", required_argument, NULL, 'd' },
+		{ "dst-mac", required_argument, NULL, 'm' },
+		{ "dst", required_argument, NULL, 't' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "mix", required_argument, NULL, 'x' },
+		{ "frame", required_argument, NULL, 'f' },
+		{ "legit-src", required_argument, NULL, 'l' },
+		{ "pps", required_argument, NULL, 'r' },
+		{ "secs", required_argument, NULL, 's' },
+		{ "size", required_argument, NULL, 'z' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "bind", required_argument, NULL, 'B' },
+		{ "rules", required_argument, NULL, 'R' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct args a = { .mix = "both" };
 	const char *cmd;
@@ -464,20 +473,48 @@ int main(int argc, char **argv)
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': a.dev = optarg; break;
-		case 'm': a.dst_mac = optarg; break;
-		case 't': a.dst = optarg; break;
-		case 'p': a.port = atoi(optarg); break;
-		case 'x': a.mix = optarg; break;
-		case 'f': a.frame = optarg; break;
-		case 'l': a.legit_src = optarg; break;
-		case 'r': a.pps = atof(optarg); break;
-		case 's': a.secs = atof(optarg); break;
-		case 'z': a.size = atoi(optarg); break;
-		case 'b': a.batch = atoi(optarg); break;
-		case 'B': a.bind = optarg; break;
-		case 'R': a.rules = optarg; break;
-		default: usage(); return 2;
+		case 'd':
+			a.dev = optarg;
+			break;
+		case 'm':
+			a.dst_mac = optarg;
+			break;
+		case 't':
+			a.dst = optarg;
+			break;
+		case 'p':
+			a.port = atoi(optarg);
+			break;
+		case 'x':
+			a.mix = optarg;
+			break;
+		case 'f':
+			a.frame = optarg;
+			break;
+		case 'l':
+			a.legit_src = optarg;
+			break;
+		case 'r':
+			a.pps = atof(optarg);
+			break;
+		case 's':
+			a.secs = atof(optarg);
+			break;
+		case 'z':
+			a.size = atoi(optarg);
+			break;
+		case 'b':
+			a.batch = atoi(optarg);
+			break;
+		case 'B':
+			a.bind = optarg;
+			break;
+		case 'R':
+			a.rules = optarg;
+			break;
+		default:
+			usage();
+			return 2;
 		}
 	}
 	if (a.port <= 0 || a.port > 65535) {

@@ -61,25 +61,25 @@ enum wp_gpu_mode {
 };
 
 struct wp_gpu_opts {
-	size_t sz;              /* sizeof(struct wp_gpu_opts): wp_gpu_opts_init sets it
+	size_t sz;             /* sizeof(struct wp_gpu_opts): wp_gpu_opts_init sets it
 				 * (versioned like wp_ctx_opts: see wirepath.h) */
-	enum wp_gpu_mode mode;  /* default WP_GPU_PINNED */
-	enum wp_select select;  /* REQUIRE (default): the mode or an error; PREFER or ANY:
+	enum wp_gpu_mode mode; /* default WP_GPU_PINNED */
+	enum wp_select select; /* REQUIRE (default): the mode or an error; PREFER or ANY:
 				 * gpudirect falls back to pinned, explained */
-	int device;             /* CUDA device ordinal (default 0) */
-	uint32_t slot_bytes;    /* pinned staging slot (default 4 MiB, 64 KiB..1 GiB) */
-	uint32_t slots;         /* staging slots, >= 2 for double buffering (default 4) */
-	uint32_t small_max;     /* payloads up to this are batched (default 64 KiB;
+	int device;            /* CUDA device ordinal (default 0) */
+	uint32_t slot_bytes;   /* pinned staging slot (default 4 MiB, 64 KiB..1 GiB) */
+	uint32_t slots;        /* staging slots, >= 2 for double buffering (default 4) */
+	uint32_t small_max;    /* payloads up to this are batched (default 64 KiB;
 				 * <= slot_bytes; 0 = never batch) */
-	uint32_t batch_max;     /* payloads per batched copy (default 256, max 4096;
+	uint32_t batch_max;    /* payloads per batched copy (default 256, max 4096;
 				 * 1 = one copy per payload) */
-	uint64_t dev_bytes;     /* device arena the payloads land in (default 256 MiB);
+	uint64_t dev_bytes;    /* device arena the payloads land in (default 256 MiB);
 				 * a payload larger than this is refused (-EMSGSIZE) */
-	uint32_t max_jobs;      /* payloads submitted and not yet completed (default 4096,
+	uint32_t max_jobs;     /* payloads submitted and not yet completed (default 4096,
 				 * a power of two) */
-	int kitchen;            /* 1 (default): checksum every payload on the GPU.
+	int kitchen;           /* 1 (default): checksum every payload on the GPU.
 				 * MAPPED always runs it: the kernel is the consumer */
-	int64_t poll_us;        /* longest sleep of wp_ctx_progress while GPU work is in
+	int64_t poll_us;       /* longest sleep of wp_ctx_progress while GPU work is in
 				 * flight (default 20; 0 = spin) */
 	/* New fields go here, at the end (src/gpu/feed.c takes each by name). */
 };
@@ -110,20 +110,20 @@ WP_API void wp_gpu_feed_close(struct wp_gpu_feed *f);
 
 /* What a completion reports. */
 struct wp_gpu_done {
-	int status;              /* 0, -ECANCELED (feed closed), -EIO (the device said no;
+	int status;            /* 0, -ECANCELED (feed closed), -EIO (the device said no;
 				  * logged) */
-	enum wp_gpu_mode mode;   /* how it was really moved */
-	uint64_t dev_ptr;        /* device address of the bytes */
+	enum wp_gpu_mode mode; /* how it was really moved */
+	uint64_t dev_ptr;      /* device address of the bytes */
 	uint64_t len;
-	uint64_t host_copies;    /* bytes the host CPU copied to deliver it (staging, or
+	uint64_t host_copies; /* bytes the host CPU copied to deliver it (staging, or
 				  * the driver's bounce buffer for pageable memory) */
-	uint32_t batch;          /* payloads that shared its copy or kernel (1: its own) */
-	uint32_t copies;         /* cudaMemcpyAsync calls issued for it (0: mapped) */
-	uint64_t ns;             /* submit to completion seen */
-	uint64_t gpu_sum;        /* wp_gpu_kitchen_sum computed by the GPU over the
+	uint32_t batch;       /* payloads that shared its copy or kernel (1: its own) */
+	uint32_t copies;      /* cudaMemcpyAsync calls issued for it (0: mapped) */
+	uint64_t ns;          /* submit to completion seen */
+	uint64_t gpu_sum;     /* wp_gpu_kitchen_sum computed by the GPU over the
 				  * delivered bytes, if summed */
 	int summed;
-	uint64_t handle;         /* for wp_gpu_feed_keep */
+	uint64_t handle; /* for wp_gpu_feed_keep */
 };
 
 typedef void (*wp_gpu_done_fn)(void *arg, const struct wp_gpu_done *d);
@@ -142,8 +142,8 @@ typedef void (*wp_gpu_done_fn)(void *arg, const struct wp_gpu_done *d);
  * The device bytes in d->dev_ptr are lent to cb: valid until it returns,
  * unless cb calls wp_gpu_feed_keep.
  */
-WP_API int wp_gpu_feed_submit(struct wp_gpu_feed *f, const void *buf, size_t len,
-			      wp_gpu_done_fn cb, void *arg);
+WP_API int wp_gpu_feed_submit(struct wp_gpu_feed *f, const void *buf, size_t len, wp_gpu_done_fn cb,
+			      void *arg);
 /*
  * The same for a buffer that is only lent to the caller, such as a received
  * wp_msg payload inside its callback: the feed is done reading it when the
@@ -206,17 +206,17 @@ WP_API void *wp_gpu_host_alloc(struct wp_gpu_feed *f, size_t len);
 WP_API void wp_gpu_host_free(struct wp_gpu_feed *f, void *p);
 
 struct wp_gpu_stats {
-	uint64_t payloads, bytes;     /* completed with status 0 */
-	uint64_t host_copied;         /* bytes the host copied (staging, pageable bounce) */
-	uint64_t direct_bytes;        /* bytes DMA'd in place from registered memory */
-	uint64_t mapped_bytes;        /* bytes a kernel read across PCIe from host memory */
-	uint64_t dma_copies;          /* cudaMemcpyAsync calls */
-	uint64_t batches;             /* batched copies or kernels (of any size) */
-	uint64_t batched_payloads;    /* payloads that went in them */
-	uint64_t kernels;             /* kitchen launches */
+	uint64_t payloads, bytes;          /* completed with status 0 */
+	uint64_t host_copied;              /* bytes the host copied (staging, pageable bounce) */
+	uint64_t direct_bytes;             /* bytes DMA'd in place from registered memory */
+	uint64_t mapped_bytes;             /* bytes a kernel read across PCIe from host memory */
+	uint64_t dma_copies;               /* cudaMemcpyAsync calls */
+	uint64_t batches;                  /* batched copies or kernels (of any size) */
+	uint64_t batched_payloads;         /* payloads that went in them */
+	uint64_t kernels;                  /* kitchen launches */
 	uint64_t lent_waits, lent_wait_ns; /* wp_gpu_feed_submit_lent waiting for the GPU */
-	uint64_t backpressure;        /* submits refused with -EAGAIN or -ENOBUFS */
-	uint64_t errors;              /* completions with a device error */
+	uint64_t backpressure;             /* submits refused with -EAGAIN or -ENOBUFS */
+	uint64_t errors;                   /* completions with a device error */
 	uint32_t jobs_inflight, xfers_inflight, slots_busy, regs;
 	uint64_t dev_used, reg_bytes;
 };
@@ -234,8 +234,7 @@ WP_API int wp_gpu_mode_parse(const char *s, enum wp_gpu_mode *out);
  * arena on one stream, then one wait, with no wirepath logic at all. Blocks.
  * *ns gets the wall time of the copies. Returns 0, -EMSGSIZE, -ENOMEM, -EIO.
  */
-WP_API int wp_gpu_feed_reference(struct wp_gpu_feed *f, size_t len, uint32_t iters,
-				 uint64_t *ns);
+WP_API int wp_gpu_feed_reference(struct wp_gpu_feed *f, size_t len, uint32_t iters, uint64_t *ns);
 
 /*
  * The kitchen checksum, the host reference the GPU kernel matches (senders

@@ -48,8 +48,7 @@ struct wp_policy;
  * the caller (wp_policy_free). Thread-safe: parsing touches no shared state.
  */
 WP_API int wp_policy_parse_file(const char *path, struct wp_policy **out);
-WP_API int wp_policy_parse(const char *name, const char *text, size_t len,
-			   struct wp_policy **out);
+WP_API int wp_policy_parse(const char *name, const char *text, size_t len, struct wp_policy **out);
 WP_API void wp_policy_free(struct wp_policy *p);
 
 /* Write the policy back as a rules file (canonical form). Keys are replaced
@@ -63,7 +62,7 @@ WP_API int wp_policy_dump(const struct wp_policy *p, unsigned flags, char *buf, 
 struct wp_policy_tenant {
 	char name[32];
 	uint32_t id;
-	uint32_t flags;        /* WP_POLICY_TENANT_* */
+	uint32_t flags; /* WP_POLICY_TENANT_* */
 	uint8_t key[16];
 	uint64_t pps, pps_burst; /* 0 = no packet limit */
 	uint64_t bps, bps_burst; /* bytes; 0 = no byte limit */
@@ -104,7 +103,7 @@ struct wp_policy_tenant_stats {
 struct wp_policy_rule_stats {
 	uint32_t rule;
 	uint32_t tenant_id;
-	char text[96];          /* "acme allow 10.0.0.0/8", "acme ports tcp:7000-7010" */
+	char text[96];            /* "acme allow 10.0.0.0/8", "acme ports tcp:7000-7010" */
 	struct wp_policy_count c; /* packets that matched it */
 };
 
@@ -194,12 +193,12 @@ WP_API int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p);
 struct wp_xdp_info {
 	int ifindex;
 	uint32_t prog_id;
-	int native;          /* 1: native (driver) mode, 0: generic (SKB) mode */
-	int fallback;        /* 1: native was refused and generic used instead */
-	int native_err;      /* the errno native mode got, when fallback */
+	int native;     /* 1: native (driver) mode, 0: generic (SKB) mode */
+	int fallback;   /* 1: native was refused and generic used instead */
+	int native_err; /* the errno native mode got, when fallback */
 	uint32_t active_set;
 	char pin_dir[256];
-	char detail[192];    /* one line: mode, and why, for humans */
+	char detail[192]; /* one line: mode, and why, for humans */
 };
 
 /*
@@ -231,8 +230,7 @@ WP_API int wp_policy_xdp_stats(const char *ifname, struct wp_policy_stats *out,
 			       struct wp_xdp_info *info);
 /* The active rules read back from the maps (keys included); *out is the
  * caller's (wp_policy_free). */
-WP_API int wp_policy_xdp_show(const char *ifname, struct wp_policy **out,
-			      struct wp_xdp_info *info);
+WP_API int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp_info *info);
 
 #ifdef __cplusplus
 }

@@ -111,14 +111,15 @@ enum wp_select {
 #define WP_CAP_MSHOT_RX (1u << 3) /* multishot receive into provided buffers */
 #define WP_CAP_SQPOLL (1u << 4)   /* kernel submission polling thread */
 #define WP_CAP_BUSY_POLL (1u << 5)
-#define WP_CAP_INET (1u << 6)     /* addressed by host:port: may stand in for another such
+#define WP_CAP_INET \
+	(1u << 6) /* addressed by host:port: may stand in for another such
 				   * path under WP_SELECT_PREFER and ANY */
 
 struct wp_probe_result {
-	const char *name;   /* "uring.send_zc", "tcp", ... */
-	int ok;             /* 1 available, 0 not */
-	int err;            /* errno a real attempt returned (0 if ok) */
-	char detail[160];   /* one line: what was tried and what the kernel said */
+	const char *name; /* "uring.send_zc", "tcp", ... */
+	int ok;           /* 1 available, 0 not */
+	int err;          /* errno a real attempt returned (0 if ok) */
+	char detail[160]; /* one line: what was tried and what the kernel said */
 };
 
 /*
@@ -140,27 +141,27 @@ struct wp_msg;
 struct wp_call;
 
 struct wp_ctx_opts {
-	size_t sz;                /* sizeof(struct wp_ctx_opts): wp_ctx_opts_init sets it */
-	enum wp_select select;    /* default WP_SELECT_PREFER */
-	uint32_t max_frame;       /* max payload bytes per frame; 0 = 16 MiB */
-	uint32_t zc_threshold;    /* uring: SEND_ZC at or above this payload; 0 = 16 KiB,
+	size_t sz;             /* sizeof(struct wp_ctx_opts): wp_ctx_opts_init sets it */
+	enum wp_select select; /* default WP_SELECT_PREFER */
+	uint32_t max_frame;    /* max payload bytes per frame; 0 = 16 MiB */
+	uint32_t zc_threshold; /* uring: SEND_ZC at or above this payload; 0 = 16 KiB,
 				   * UINT32_MAX = never */
-	int zc_always;            /* uring: keep asking for zero copy even on connections
+	int zc_always;         /* uring: keep asking for zero copy even on connections
 				   * where the kernel copied the first 16 sends */
-	int sqpoll;               /* uring: 1 = IORING_SETUP_SQPOLL */
-	int busy_poll;            /* never sleep in wp_ctx_progress; spin instead */
-	uint32_t rx_buf_size;     /* uring provided buffer size; 0 = 64 KiB */
-	uint32_t rx_buf_count;    /* uring provided buffers; 0 = 64 */
-	int64_t spin_us;          /* shm: poll the rings this long before sleeping on
+	int sqpoll;            /* uring: 1 = IORING_SETUP_SQPOLL */
+	int busy_poll;         /* never sleep in wp_ctx_progress; spin instead */
+	uint32_t rx_buf_size;  /* uring provided buffer size; 0 = 64 KiB */
+	uint32_t rx_buf_count; /* uring provided buffers; 0 = 64 */
+	int64_t spin_us;       /* shm: poll the rings this long before sleeping on
 				   * the doorbell (0 = default 50 us, -1 = never spin;
 				   * busy_poll = never sleep) */
-	uint32_t shm_slots;       /* shm: ring descriptors per direction (power of
+	uint32_t shm_slots;    /* shm: ring descriptors per direction (power of
 				   * two; 0 = 1024) */
-	uint32_t shm_arena_mb;    /* shm: per-direction arena for payloads the library
+	uint32_t shm_arena_mb; /* shm: per-direction arena for payloads the library
 				   * copies in (0 = 4 MiB) */
-	uint32_t shm_heap_mb;     /* shm: per-direction heap for wp_ep_buf_alloc, read
+	uint32_t shm_heap_mb;  /* shm: per-direction heap for wp_ep_buf_alloc, read
 				   * in place by the peer (0 = 16 MiB) */
-	wp_log_fn log;            /* NULL: the process hook (wp_set_log; by default
+	wp_log_fn log;         /* NULL: the process hook (wp_set_log; by default
 				   * that discards) */
 	void *log_arg;
 	enum wp_log_level log_level; /* default WP_LOG_WARN */
@@ -388,7 +389,7 @@ struct wp_rkey {
 	uint32_t id;
 	uint32_t key;
 	uint64_t len;
-	uint32_t flags;   /* WP_RKEY_SHARED: the region can be mapped on this host */
+	uint32_t flags; /* WP_RKEY_SHARED: the region can be mapped on this host */
 	uint32_t pad;
 };
 #define WP_RKEY_SHARED 1u
@@ -405,28 +406,28 @@ enum wp_xfer_op {
 	WP_XFER_READ = 2,  /* the peer's region -> local region */
 };
 
-struct wp_xfer_desc {      /* one contiguous piece */
+struct wp_xfer_desc { /* one contiguous piece */
 	uint64_t local_off;
 	uint64_t remote_off;
 	uint64_t len;
 };
 
 struct wp_xfer_stats {
-	uint64_t bytes;          /* payload bytes moved */
-	uint64_t ns;             /* post to completion */
-	uint64_t copied_local;   /* bytes user space copied on this side */
-	uint64_t copied_remote;  /* ... on the peer's side, as it reported */
-	uint32_t frames;         /* frames sent (0: mapped, no frames at all) */
-	uint32_t direct;         /* 1: the peer's memory was mapped (shm) */
+	uint64_t bytes;         /* payload bytes moved */
+	uint64_t ns;            /* post to completion */
+	uint64_t copied_local;  /* bytes user space copied on this side */
+	uint64_t copied_remote; /* ... on the peer's side, as it reported */
+	uint32_t frames;        /* frames sent (0: mapped, no frames at all) */
+	uint32_t direct;        /* 1: the peer's memory was mapped (shm) */
 };
 
 struct wp_xfer_params {
 	enum wp_xfer_op op;
-	struct wp_mr *local;            /* a region of this context */
-	const struct wp_rkey *remote;   /* from the peer's wp_mr_export */
+	struct wp_mr *local;          /* a region of this context */
+	const struct wp_rkey *remote; /* from the peer's wp_mr_export */
 	const struct wp_xfer_desc *desc;
-	uint32_t ndesc;                 /* 1..1024 */
-	int64_t deadline_us;            /* 0 = none */
+	uint32_t ndesc;      /* 1..1024 */
+	int64_t deadline_us; /* 0 = none */
 	void (*on_done)(void *arg, int status, const struct wp_xfer_stats *st);
 	void *arg;
 };
@@ -454,7 +455,7 @@ WP_API int wp_xfer_post(struct wp_ep *ep, const struct wp_xfer_params *p);
 
 /* Methods at or above this id are reserved for the library. */
 #define WP_METHOD_RESERVED 0xffff0000u
-#define WP_METHOD_STATS 0xffff0001u /* answered by every server: its meter snapshot */
+#define WP_METHOD_STATS 0xffff0001u     /* answered by every server: its meter snapshot */
 #define WP_METHOD_XFER_READ 0xffff0002u /* bulk read (wp_xfer_post), served by the library */
 
 /*
@@ -468,7 +469,7 @@ struct wp_call_params {
 	uint32_t method;
 	const void *req;
 	uint32_t req_len;
-	int64_t deadline_us;  /* relative; 0 = none */
+	int64_t deadline_us; /* relative; 0 = none */
 	/* With req_done != NULL the request belongs to the library until it runs;
 	 * otherwise it is copied at the call. */
 	wp_done_fn req_done;
@@ -511,14 +512,14 @@ WP_API struct wp_ep *wp_call_ep(const struct wp_call *call);
 /* ------------------------------------------------------------------ */
 
 enum wp_sys_kind {
-	WP_SYS_READ = 0,   /* read/readv/recv */
-	WP_SYS_WRITE,      /* write/writev/send/sendmsg */
+	WP_SYS_READ = 0, /* read/readv/recv */
+	WP_SYS_WRITE,    /* write/writev/send/sendmsg */
 	WP_SYS_EPOLL_WAIT,
 	WP_SYS_EPOLL_CTL,
 	WP_SYS_URING_ENTER,
 	WP_SYS_ACCEPT,
 	WP_SYS_CONNECT,
-	WP_SYS_SOCKET,     /* socket, setsockopt, bind, listen, getsockname */
+	WP_SYS_SOCKET, /* socket, setsockopt, bind, listen, getsockname */
 	WP_SYS_CLOSE,
 	WP_SYS_OTHER,
 	WP_SYS__COUNT
@@ -530,7 +531,7 @@ enum wp_bad_reason {
 	WP_BAD_TYPE,
 	WP_BAD_FLAGS,
 	WP_BAD_TOO_BIG,
-	WP_BAD_TRUNCATED, /* peer closed mid-frame */
+	WP_BAD_TRUNCATED,  /* peer closed mid-frame */
 	WP_BAD_UNEXPECTED, /* well-formed but not valid in this state */
 	WP_BAD_AUTH,       /* tag wrong or tenant unknown (wp_ctx_set_policy) */
 	WP_BAD__COUNT
@@ -541,24 +542,24 @@ enum wp_bad_reason {
  * over the stats call as a flat little-endian array (WP_METER_FIELDS values).
  */
 struct wp_meter_snap {
-	uint64_t version;          /* WP_METER_VERSION */
-	uint64_t wall_ns;          /* CLOCK_MONOTONIC at the snapshot */
-	uint64_t cpu_user_ns;      /* getrusage(RUSAGE_SELF) */
+	uint64_t version;     /* WP_METER_VERSION */
+	uint64_t wall_ns;     /* CLOCK_MONOTONIC at the snapshot */
+	uint64_t cpu_user_ns; /* getrusage(RUSAGE_SELF) */
 	uint64_t cpu_sys_ns;
-	uint64_t ctx_vol;          /* voluntary context switches */
+	uint64_t ctx_vol; /* voluntary context switches */
 	uint64_t ctx_invol;
-	uint64_t kernel_syscalls;  /* raw_syscalls:sys_enter for the process, or 0 */
-	uint64_t kernel_syscalls_ok; /* 1 if the above was counted by the kernel */
+	uint64_t kernel_syscalls;         /* raw_syscalls:sys_enter for the process, or 0 */
+	uint64_t kernel_syscalls_ok;      /* 1 if the above was counted by the kernel */
 	uint64_t syscalls[WP_SYS__COUNT]; /* issued by the library, by kind */
-	uint64_t msgs_tx, msgs_rx;  /* frames */
-	uint64_t bytes_tx, bytes_rx; /* wire bytes, headers included */
-	uint64_t bytes_copied;      /* bytes copied by user space on the data path */
-	uint64_t zc_sent;           /* zero-copy sends requested */
-	uint64_t zc_copied;         /* ... that the kernel reported as copied */
-	uint64_t zc_disabled;       /* connections that stopped asking: all copied */
+	uint64_t msgs_tx, msgs_rx;        /* frames */
+	uint64_t bytes_tx, bytes_rx;      /* wire bytes, headers included */
+	uint64_t bytes_copied;            /* bytes copied by user space on the data path */
+	uint64_t zc_sent;                 /* zero-copy sends requested */
+	uint64_t zc_copied;               /* ... that the kernel reported as copied */
+	uint64_t zc_disabled;             /* connections that stopped asking: all copied */
 	uint64_t bad_frames[WP_BAD__COUNT];
 	uint64_t conns_opened, conns_closed, conns_failed;
-	uint64_t rx_ring_empty;     /* uring: provided buffer ring ran dry (ENOBUFS) */
+	uint64_t rx_ring_empty; /* uring: provided buffer ring ran dry (ENOBUFS) */
 	uint64_t calls_ok, calls_failed, calls_timeout, calls_cancelled;
 };
 #define WP_METER_VERSION 2 /* 2: bad_frames gained bad_auth */

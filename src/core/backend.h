@@ -56,8 +56,8 @@ struct wp_fast_ops {
 /* Control ops: one table per path. Unsupported ops point at the wp_no_*
  * defaults below, never NULL (except fast->send on stream paths). */
 struct wp_backend_ops {
-	const char *name;        /* the URI scheme */
-	uint32_t caps;           /* WP_CAP_*: what it offers; callers test these */
+	const char *name; /* the URI scheme */
+	uint32_t caps;    /* WP_CAP_*: what it offers; callers test these */
 	const struct wp_fast_ops *fast;
 	/* Can this path run here? Cheap; 0 or -errno with a reason in why. */
 	int (*available)(char *why, size_t len);
@@ -178,8 +178,8 @@ int wp_epoll_wait(struct wp_ctx *ctx, struct epoll_event *ev, int max, int64_t t
 struct wp_mr *wp_mr_find(struct wp_ctx *ctx, const void *p, size_t len);
 
 /* Defaults for ops a path has no special version of. */
-void wp_ep_bk_free(struct wp_ep *ep);                       /* free(ep->bk) */
-void *wp_buf_alloc_heap(struct wp_ep *ep, size_t len);      /* plain memory */
+void wp_ep_bk_free(struct wp_ep *ep);                  /* free(ep->bk) */
+void *wp_buf_alloc_heap(struct wp_ep *ep, size_t len); /* plain memory */
 void wp_buf_free_heap(struct wp_ep *ep, void *buf);
 int wp_local_uri_inet(const struct wp_ep *ep, char *buf, size_t len);
 int wp_no_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_xfer_stats *st);

@@ -475,7 +475,8 @@ static void send_close_frame(struct wp_ep *ep, int reason)
 	uint8_t buf[WP_FRAME_HDR + 64];
 	const char *why = wp_bad_reason_name(reason);
 	size_t n = strlen(why);
-	struct wp_frame_hdr h = { .type = WP_FT_CLOSE, .aux = (uint32_t)reason,
+	struct wp_frame_hdr h = { .type = WP_FT_CLOSE,
+				  .aux = (uint32_t)reason,
 				  .len = (uint32_t)n };
 
 	if (ep->fd < 0)
@@ -518,8 +519,11 @@ int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_
 	switch (h->type) {
 	case WP_FT_MSG:
 		if (ep->cbs.msg) {
-			struct wp_msg m = { .data = payload, .len = h->len, .method = h->method,
-					    .tenant = h->tenant, .req_id = h->req_id };
+			struct wp_msg m = { .data = payload,
+					    .len = h->len,
+					    .method = h->method,
+					    .tenant = h->tenant,
+					    .req_id = h->req_id };
 
 			ep->cbs.msg(ep->cbs.arg, ep, &m);
 		}
@@ -609,7 +613,7 @@ int wp_sock_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen,
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
 		goto out_errno;
 	ep->local_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						       : ((struct sockaddr_in *)&ss)->sin_port);
+							: ((struct sockaddr_in *)&ss)->sin_port);
 	ep->fd = fd;
 	ep->state = WP_EPS_LISTEN;
 	return 0;
@@ -706,8 +710,8 @@ void wp_ep_set_tenant(struct wp_ep *ep, uint32_t tenant)
 	ep->tenant = tenant;
 }
 
-int wp_ep_send_msg(struct wp_ep *ep, uint32_t method, const void *data, size_t len,
-		   wp_done_fn done, void *arg)
+int wp_ep_send_msg(struct wp_ep *ep, uint32_t method, const void *data, size_t len, wp_done_fn done,
+		   void *arg)
 {
 	struct wp_frame_hdr h = { .type = WP_FT_MSG, .method = method };
 

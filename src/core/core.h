@@ -26,9 +26,9 @@
 #include "meter/counters.h"
 #include "backend.h"
 
-#define WP_STAGE_BLK (64u << 10)   /* staging block: headers + small payloads */
-#define WP_COPY_MAX 512u           /* payloads up to this are staged (copied) */
-#define WP_IOV_MAX 256u            /* iovecs per send submission */
+#define WP_STAGE_BLK (64u << 10) /* staging block: headers + small payloads */
+#define WP_COPY_MAX 512u         /* payloads up to this are staged (copied) */
+#define WP_IOV_MAX 256u          /* iovecs per send submission */
 
 struct wp_ctx;
 struct wp_ep;
@@ -38,7 +38,7 @@ struct wp_ep;
 struct wp_stage_blk {
 	struct wp_stage_blk *next; /* free list */
 	uint32_t fill;
-	uint32_t refs;             /* segments still referencing bytes here */
+	uint32_t refs; /* segments still referencing bytes here */
 	uint8_t data[WP_STAGE_BLK];
 };
 
@@ -46,9 +46,9 @@ struct wp_stage_blk {
 struct wp_seg {
 	const uint8_t *p;
 	uint32_t len;
-	uint8_t done_flag;         /* sent (and, for zero-copy, notified) */
-	uint8_t zc;                /* large payload: eligible for SEND_ZC */
-	struct wp_stage_blk *blk;  /* staged bytes, or NULL for a caller's payload */
+	uint8_t done_flag;        /* sent (and, for zero-copy, notified) */
+	uint8_t zc;               /* large payload: eligible for SEND_ZC */
+	struct wp_stage_blk *blk; /* staged bytes, or NULL for a caller's payload */
 	wp_done_fn done;
 	void *arg;
 };
@@ -60,10 +60,10 @@ struct wp_txq {
 	struct wp_seg *seg;
 	uint64_t mask;
 	uint64_t head, sent, tail;
-	uint64_t handed;           /* segments below this were handed to the kernel
+	uint64_t handed; /* segments below this were handed to the kernel
 				    * (uring: submitted, maybe not yet completed) */
 	uint32_t sent_off;
-	struct wp_stage_blk *cur;  /* staging block being appended to */
+	struct wp_stage_blk *cur; /* staging block being appended to */
 };
 
 /* ---- registered memory ------------------------------------------- */
@@ -74,10 +74,10 @@ struct wp_mr {
 	uint8_t *addr;
 	size_t len;
 	uint32_t refs;
-	int idx; /* backend buffer index (uring fixed buffer), -1 if none */
-	uint32_t id, key;   /* how peers name it (wp_mr_export) */
-	bool exported;      /* peers may place bytes in it / read from it */
-	int memfd;          /* wp_mr_alloc: the shareable backing, else -1 */
+	int idx;          /* backend buffer index (uring fixed buffer), -1 if none */
+	uint32_t id, key; /* how peers name it (wp_mr_export) */
+	bool exported;    /* peers may place bytes in it / read from it */
+	int memfd;        /* wp_mr_alloc: the shareable backing, else -1 */
 };
 
 /* ---- endpoints ----------------------------------------------------- */
@@ -112,8 +112,7 @@ struct wp_layer_ops {
 
 /* A handler for one received frame type. Returns 0, or < 0 for a frame that
  * has no business here (conn closes the connection as unexpected). */
-typedef int (*wp_frame_fn)(struct wp_ep *ep, const struct wp_frame_hdr *h,
-			   const uint8_t *payload);
+typedef int (*wp_frame_fn)(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
 
 /*
  * Frame authentication, installed into conn by the front door: ctx->guard
@@ -134,26 +133,26 @@ struct wp_ep {
 	struct wp_fast_ops fast;
 	enum wp_ep_state state;
 	int fd;
-	int err;                 /* why it closed */
-	bool accepted;           /* freed by the library after WP_EP_CLOSED */
-	bool owner_released;     /* wp_ep_close called (or accepted + closed) */
-	bool dirty;              /* on ctx->dirty list */
-	uint32_t refs;           /* holds by upper layers (live server calls) */
-	uint32_t io_inflight;    /* kernel ops (uring) that still reference us */
+	int err;              /* why it closed */
+	bool accepted;        /* freed by the library after WP_EP_CLOSED */
+	bool owner_released;  /* wp_ep_close called (or accepted + closed) */
+	bool dirty;           /* on ctx->dirty list */
+	uint32_t refs;        /* holds by upper layers (live server calls) */
+	uint32_t io_inflight; /* kernel ops (uring) that still reference us */
 	struct wp_ep_cbs cbs;
 	void *user;
-	uint32_t tenant;         /* default tenant of the frames it sends */
+	uint32_t tenant; /* default tenant of the frames it sends */
 	int local_port;
 	const struct wp_guard_ops *signer; /* signs sent frames, or NULL */
 
 	struct wp_rx rx;
 	struct wp_txq tx;
 
-	void *up[WP_LAYERS];     /* each upper layer's per-endpoint state */
+	void *up[WP_LAYERS]; /* each upper layer's per-endpoint state */
 
 	struct wp_ep *next_all, *prev_all; /* ctx->eps */
 	struct wp_ep *next_dirty;
-	void *bk;                /* backend private */
+	void *bk; /* backend private */
 };
 
 /* ---- context ------------------------------------------------------- */
@@ -191,13 +190,13 @@ struct wp_ctx {
 	struct wp_mr *mrs;
 	uint32_t next_mr_id;
 	int in_progress;
-	int nr_closed;           /* endpoints awaiting free */
+	int nr_closed;             /* endpoints awaiting free */
 	struct wp_poller *pollers; /* wp_ctx_poller_add */
 	/* Installed by the layers above conn (see wp_layer_ops). */
 	const struct wp_layer_ops *layer[WP_LAYERS];
-	void *up[WP_LAYERS];       /* each upper layer's per-context state */
+	void *up[WP_LAYERS]; /* each upper layer's per-context state */
 	wp_frame_fn on_frame[WP_FT__MAX + 1];
-	wp_rx_place_fn rx_place;   /* bulk pieces placed straight from the stream */
+	wp_rx_place_fn rx_place;          /* bulk pieces placed straight from the stream */
 	const struct wp_guard_ops *guard; /* checks received frames, or NULL */
 };
 

@@ -118,9 +118,10 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 	if (!ctx)
 		return -ENOMEM;
 	if (!WP_OPTS_VALID(o, log_level)) {
-		wp_log_global(WP_LOG_ERR, "wp_ctx_create: opts.sz %zu, but this library knows "
-			      "%zu bytes of wp_ctx_opts and fields past them are set", o->sz,
-			      sizeof(*o));
+		wp_log_global(WP_LOG_ERR,
+			      "wp_ctx_create: opts.sz %zu, but this library knows "
+			      "%zu bytes of wp_ctx_opts and fields past them are set",
+			      o->sz, sizeof(*o));
 		free(ctx);
 		return -EINVAL;
 	}
@@ -245,7 +246,8 @@ int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
 		ctx->in_progress++;
 		ret = wp_ctx_pollers_run(ctx);
 		if (!ret && timeout_us > 0) {
-			struct timespec ts = { timeout_us / 1000000, (timeout_us % 1000000) * 1000 };
+			struct timespec ts = { timeout_us / 1000000,
+					       (timeout_us % 1000000) * 1000 };
 
 			nanosleep(&ts, NULL);
 			ret = wp_ctx_pollers_run(ctx);
@@ -439,14 +441,15 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme)
 				if (strcmp(wp_registry_absent[i].name, scheme))
 					continue;
 				if (ctx->o.select == WP_SELECT_REQUIRE) {
-					wp_log(ctx, WP_LOG_ERR, "path %s required but not built: %s",
-					       scheme, wp_registry_absent[i].why);
+					wp_log(ctx, WP_LOG_ERR,
+					       "path %s required but not built: %s", scheme,
+					       wp_registry_absent[i].why);
 					return -ENOSYS;
 				}
 				snprintf(why, sizeof(why), "not built: %s",
 					 wp_registry_absent[i].why);
-				snprintf(note, sizeof(note), "; %s %s, fell back (select=%s)", scheme,
-					 why, select_name(ctx->o.select));
+				snprintf(note, sizeof(note), "; %s %s, fell back (select=%s)",
+					 scheme, why, select_name(ctx->o.select));
 				wp_log(ctx, WP_LOG_WARN, "path %s %s: using the best available",
 				       scheme, why);
 				goto pick;
@@ -531,8 +534,9 @@ static int ep_open(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *
 	{
 		const struct wp_backend_ops *b = backend_by_name(scheme);
 
-		ret = b ? b->addr_parse(rest, &ss, &salen)
-			: !strcmp(scheme, "any") ? wp_addr_parse_inet(rest, &ss, &salen) : 0;
+		ret = b                        ? b->addr_parse(rest, &ss, &salen)
+		      : !strcmp(scheme, "any") ? wp_addr_parse_inet(rest, &ss, &salen)
+					       : 0;
 		if (ret < 0)
 			goto bad_uri;
 	}
@@ -563,14 +567,12 @@ bad_uri:
 	return ret;
 }
 
-int wp_listen(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs,
-	      struct wp_ep **out)
+int wp_listen(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs, struct wp_ep **out)
 {
 	return ep_open(ctx, uri, cbs, out, true);
 }
 
-int wp_connect(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs,
-	       struct wp_ep **out)
+int wp_connect(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs, struct wp_ep **out)
 {
 	return ep_open(ctx, uri, cbs, out, false);
 }

@@ -33,7 +33,8 @@ enum wp_frame_type {
 #define WP_XFER_PREFIX 16u
 
 /* Flags (u16). Unknown flags are a protocol error. */
-#define WP_FF_LAST (1u << 0) /* DATA: this chunk also ends the response (aux = status);
+#define WP_FF_LAST \
+	(1u << 0) /* DATA: this chunk also ends the response (aux = status);
 			      * XFER: last frame of a write: the receiver answers */
 #define WP_FF__KNOWN (WP_FF_LAST)
 

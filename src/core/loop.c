@@ -105,4 +105,3 @@ int wp_ctx_pollers_run(struct wp_ctx *ctx)
 	}
 	return n;
 }
-

@@ -196,7 +196,9 @@ int wp_mr_export(struct wp_mr *mr, struct wp_rkey *out)
 
 	mr->exported = true;
 	if (out)
-		*out = (struct wp_rkey){ .id = mr->id, .key = mr->key, .len = mr->len,
+		*out = (struct wp_rkey){ .id = mr->id,
+					 .key = mr->key,
+					 .len = mr->len,
 					 .flags = mr->memfd >= 0 ? WP_RKEY_SHARED : 0 };
 	if (first && ctx->ops)
 		ctx->ops->mr_exported(ctx, mr);

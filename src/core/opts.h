@@ -36,12 +36,12 @@ static inline bool wp_opts_tail_zero(const void *opts, size_t known, size_t sz)
 }
 
 /* opts NULL, or nothing set past `last`, the last field this library knows. */
-#define WP_OPTS_VALID(opts, last)                                                                \
-	(!(opts) || (opts)->sz <= wp_offsetofend(__typeof__(*(opts)), last) ||                    \
+#define WP_OPTS_VALID(opts, last)                                              \
+	(!(opts) || (opts)->sz <= wp_offsetofend(__typeof__(*(opts)), last) || \
 	 wp_opts_tail_zero((opts), wp_offsetofend(__typeof__(*(opts)), last), (opts)->sz))
 
 /* The caller's struct reaches to the end of field. */
-#define WP_OPTS_HAS(opts, field)                                                                 \
+#define WP_OPTS_HAS(opts, field) \
 	((opts) && (opts)->sz >= wp_offsetofend(__typeof__(*(opts)), field))
 
 /* The caller's field, or fallback when its struct is too old to have it. */

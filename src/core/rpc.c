@@ -55,7 +55,7 @@ struct rpc_handler {
 struct rpc_ctx {
 	struct rpc_handler *handlers;
 	uint32_t nhandlers;
-	uint64_t next_deadline;  /* earliest client-call deadline, 0 = none */
+	uint64_t next_deadline;     /* earliest client-call deadline, 0 = none */
 	struct wp_poller deadlines; /* on ctx->pollers once a deadline was set */
 	bool deadlines_on;
 	struct wp_ctx *ctx;
@@ -179,7 +179,10 @@ static int send_ctl(struct wp_ep *ep, uint8_t type, uint64_t id, uint32_t method
 int wp_rpc_send_ctl(struct wp_ep *ep, uint8_t type, uint16_t flags, uint64_t id, uint32_t method,
 		    uint32_t aux, const void *data, size_t len)
 {
-	struct wp_frame_hdr h = { .type = type, .flags = flags, .req_id = id, .method = method,
+	struct wp_frame_hdr h = { .type = type,
+				  .flags = flags,
+				  .req_id = id,
+				  .method = method,
 				  .aux = aux };
 
 	return wp_conn_send(ep, &h, data, len, NULL, NULL);
@@ -216,7 +219,8 @@ static void set_deadline(struct wp_ep *ep, struct wp_pending *c, int64_t deadlin
 		rc->next_deadline = c->deadline_ns;
 	if (!rc->deadlines_on) {
 		rc->deadlines = (struct wp_poller){ .max_wait = deadlines_max_wait,
-						    .poll = deadlines_poll, .arg = rc };
+						    .poll = deadlines_poll,
+						    .arg = rc };
 		wp_ctx_poller_add(ep->ctx, &rc->deadlines);
 		rc->deadlines_on = true;
 	}
@@ -257,8 +261,7 @@ int wp_rpc_call(struct wp_ep *ep, const struct wp_call_params *p, uint64_t *id)
 	c->on_done = p->on_done;
 	c->arg = p->arg;
 	c->deadline_ns = 0;
-	ret = send_ctl(ep, WP_FT_REQ, c->id, p->method, 0, p->req, p->req_len, p->req_done,
-		       p->arg);
+	ret = send_ctl(ep, WP_FT_REQ, c->id, p->method, 0, p->req, p->req_len, p->req_done, p->arg);
 	if (ret < 0) {
 		pending_free(ep, c);
 		return ret;
@@ -407,8 +410,11 @@ static void serve_request(struct wp_ep *ep, const struct wp_frame_hdr *h, const 
 	struct rpc_handler *hd = NULL;
 	struct rpc_ep *r;
 	struct wp_call *k;
-	struct wp_msg m = { .data = payload, .len = h->len, .method = h->method,
-			    .tenant = h->tenant, .req_id = h->req_id };
+	struct wp_msg m = { .data = payload,
+			    .len = h->len,
+			    .method = h->method,
+			    .tenant = h->tenant,
+			    .req_id = h->req_id };
 	char why[64];
 
 	for (uint32_t i = 0; i < rc->nhandlers; i++) {
@@ -470,8 +476,11 @@ static int rpc_on_answer(struct wp_ep *ep, const struct wp_frame_hdr *h, const u
 		uint64_t id = c->id;
 
 		if (c->on_data) {
-			struct wp_msg m = { .data = payload, .len = h->len, .method = h->method,
-					    .tenant = h->tenant, .req_id = h->req_id };
+			struct wp_msg m = { .data = payload,
+					    .len = h->len,
+					    .method = h->method,
+					    .tenant = h->tenant,
+					    .req_id = h->req_id };
 
 			c->on_data(c->arg, &m);
 			/* on_data may have cancelled the call or closed the endpoint. */
@@ -497,8 +506,11 @@ static int rpc_on_answer(struct wp_ep *ep, const struct wp_frame_hdr *h, const u
 static int call_send(struct wp_call *k, uint8_t type, uint16_t flags, uint32_t aux,
 		     const void *data, size_t len, wp_done_fn done, void *arg)
 {
-	struct wp_frame_hdr h = { .type = type, .flags = flags, .req_id = k->req_id,
-				  .method = k->method, .aux = aux };
+	struct wp_frame_hdr h = { .type = type,
+				  .flags = flags,
+				  .req_id = k->req_id,
+				  .method = k->method,
+				  .aux = aux };
 
 	if (k->ended)
 		return -EINVAL;
@@ -517,20 +529,18 @@ static int call_finish(struct wp_call *k, int ret)
 	return ret;
 }
 
-int wp_call_reply(struct wp_call *call, const void *data, size_t len, wp_done_fn done,
-		  void *arg)
+int wp_call_reply(struct wp_call *call, const void *data, size_t len, wp_done_fn done, void *arg)
 {
 	return call_finish(call, call_send(call, WP_FT_DATA, WP_FF_LAST, 0, data, len, done, arg));
 }
 
 int wp_call_reply_status(struct wp_call *call, uint32_t status, const void *data, size_t len)
 {
-	return call_finish(call, call_send(call, WP_FT_DATA, WP_FF_LAST, status, data, len, NULL,
-					   NULL));
+	return call_finish(call,
+			   call_send(call, WP_FT_DATA, WP_FF_LAST, status, data, len, NULL, NULL));
 }
 
-int wp_call_stream(struct wp_call *call, const void *data, size_t len, wp_done_fn done,
-		   void *arg)
+int wp_call_stream(struct wp_call *call, const void *data, size_t len, wp_done_fn done, void *arg)
 {
 	return call_send(call, WP_FT_DATA, 0, 0, data, len, done, arg);
 }
@@ -544,8 +554,8 @@ int wp_call_error(struct wp_call *call, uint32_t status, const char *why)
 {
 	size_t n = why ? strlen(why) : 0;
 
-	return call_finish(call, call_send(call, WP_FT_ERR, 0, status ? status : EIO, why, n,
-					   NULL, NULL));
+	return call_finish(call, call_send(call, WP_FT_ERR, 0, status ? status : EIO, why, n, NULL,
+					   NULL));
 }
 
 int wp_call_cancelled(const struct wp_call *call)

@@ -96,8 +96,8 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 				take -= t;
 			}
 			if (take) {
-				rx->place(arg, &rx->cur, rx->xpre, p,
-					  rx->asm_have - WP_XFER_PREFIX, (uint32_t)take);
+				rx->place(arg, &rx->cur, rx->xpre, p, rx->asm_have - WP_XFER_PREFIX,
+					  (uint32_t)take);
 				rx->asm_have += (uint32_t)take;
 				p += take;
 				len -= take;

@@ -23,15 +23,15 @@ typedef void (*wp_rx_place_fn)(void *arg, const struct wp_frame_hdr *h, const ui
 
 struct wp_rx {
 	uint32_t max_payload;
-	wp_rx_place_fn place;         /* NULL: XFER frames are assembled like any */
+	wp_rx_place_fn place; /* NULL: XFER frames are assembled like any */
 	uint8_t xpre[WP_XFER_PREFIX];
 	uint8_t hdrbuf[WP_FRAME_HDR]; /* a header split across chunks */
 	uint32_t hdr_have;
-	struct wp_frame_hdr cur;      /* valid when hdr_have == WP_FRAME_HDR */
-	uint8_t *asm_buf;             /* payload assembly for split frames */
+	struct wp_frame_hdr cur; /* valid when hdr_have == WP_FRAME_HDR */
+	uint8_t *asm_buf;        /* payload assembly for split frames */
 	uint32_t asm_cap;
 	uint32_t asm_have;
-	uint64_t copied;              /* bytes copied into asm_buf, for the meter */
+	uint64_t copied; /* bytes copied into asm_buf, for the meter */
 };
 
 /* Called for each whole frame; payload points at h->len bytes, valid only

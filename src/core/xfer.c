@@ -30,9 +30,9 @@
  * stream (receiver side), made at the first XFER frame. */
 struct xfer_rx {
 	uint64_t id;
-	uint32_t err;            /* positive status to answer with, 0 = fine */
+	uint32_t err; /* positive status to answer with, 0 = fine */
 	uint64_t copied;
-	struct wp_mr *mr;        /* last region placed into */
+	struct wp_mr *mr; /* last region placed into */
 };
 
 struct xfer {
@@ -42,7 +42,7 @@ struct xfer {
 	void *arg;
 	struct wp_xfer_stats st;
 	uint64_t t0, id;
-	uint32_t sends_left;     /* frames whose payload the kernel may still read */
+	uint32_t sends_left; /* frames whose payload the kernel may still read */
 	bool answered;
 	int status;
 };
@@ -199,7 +199,8 @@ static int send_frames(struct wp_ep *ep, uint64_t req_id, bool last, const uint8
 	do {
 		uint32_t n = len - sent > XFER_CHUNK ? XFER_CHUNK : (uint32_t)(len - sent);
 		bool fin = last && sent + n == len;
-		struct wp_frame_hdr h = { .type = WP_FT_XFER, .flags = fin ? WP_FF_LAST : 0,
+		struct wp_frame_hdr h = { .type = WP_FT_XFER,
+					  .flags = fin ? WP_FF_LAST : 0,
 					  .req_id = req_id };
 		uint8_t pre[WP_XFER_PREFIX];
 		int ret;
@@ -341,9 +342,10 @@ int wp_xfer_post(struct wp_ep *ep, const struct wp_xfer_params *p)
 			const struct wp_xfer_desc *d = &p->desc[i];
 			uint32_t before = x->st.frames;
 
-			ret = send_frames(ep, x->id, i + 1 == p->ndesc, p->local->addr + d->local_off,
-					  d->len, d->remote_off, p->remote->id, p->remote->key,
-					  xfer_send_done, x, &x->st.frames);
+			ret = send_frames(ep, x->id, i + 1 == p->ndesc,
+					  p->local->addr + d->local_off, d->len, d->remote_off,
+					  p->remote->id, p->remote->key, xfer_send_done, x,
+					  &x->st.frames);
 			x->sends_left += x->st.frames - before;
 		}
 	} else {
@@ -355,14 +357,17 @@ int wp_xfer_post(struct wp_ep *ep, const struct wp_xfer_params *p)
 			ret = -ENOMEM;
 		} else {
 			wp_mr_export(p->local, NULL); /* the answer lands in it */
-			*r = (struct xfer_read_req){ htole32(p->remote->id), htole32(p->remote->key),
-						     htole32(p->local->id), htole32(p->local->key),
-						     htole32(p->ndesc), 0 };
+			*r = (struct xfer_read_req){
+				htole32(p->remote->id), htole32(p->remote->key),
+				htole32(p->local->id),  htole32(p->local->key),
+				htole32(p->ndesc),      0
+			};
 			for (uint32_t i = 0; i < p->ndesc; i++)
 				e[i] = (struct xfer_read_ent){ htole64(p->desc[i].remote_off),
 							       htole64(p->desc[i].local_off),
 							       htole64(p->desc[i].len) };
-			ret = wp_rpc_send_ctl(ep, WP_FT_REQ, 0, x->id, WP_METHOD_XFER_READ, 0, r, n);
+			ret = wp_rpc_send_ctl(ep, WP_FT_REQ, 0, x->id, WP_METHOD_XFER_READ, 0, r,
+					      n);
 			free(r);
 			x->st.frames = 1;
 		}

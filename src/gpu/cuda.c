@@ -138,15 +138,17 @@ static int cu_open(const struct wp_gpu_bk_cfg *cfg, void **out, char *why, size_
 	if (e != cudaSuccess)
 		goto out_fail;
 	if (!prop.canMapHostMemory) {
-		snprintf(why, len, "device %d (%.96s) cannot map host memory", cfg->device, prop.name);
+		snprintf(why, len, "device %d (%.96s) cannot map host memory", cfg->device,
+			 prop.name);
 		cu_close(b);
 		return -ENODEV;
 	}
 	e = (cudaError_t)wp_kitchen_check();
 	if (e != cudaSuccess) {
-		snprintf(why, len, "the kitchen kernel cannot run on %.96s (sm_%d%d): %s; built for "
-			 "sm_90 + compute_90 PTX", prop.name, prop.major, prop.minor,
-			 cudaGetErrorString(e));
+		snprintf(why, len,
+			 "the kitchen kernel cannot run on %.96s (sm_%d%d): %s; built for "
+			 "sm_90 + compute_90 PTX",
+			 prop.name, prop.major, prop.minor, cudaGetErrorString(e));
 		cu_close(b);
 		return -EIO; /* a device is there: this is a build problem, not "no GPU" */
 	}
@@ -162,8 +164,8 @@ static int cu_open(const struct wp_gpu_bk_cfg *cfg, void **out, char *why, size_
 		return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < b->nevents; i++) {
-		e = cudaEventCreateWithFlags(&b->ev[i], cudaEventDisableTiming |
-							 cudaEventBlockingSync);
+		e = cudaEventCreateWithFlags(&b->ev[i],
+					     cudaEventDisableTiming | cudaEventBlockingSync);
 		if (e != cudaSuccess)
 			goto out_fail;
 	}
@@ -190,9 +192,11 @@ static int cu_open(const struct wp_gpu_bk_cfg *cfg, void **out, char *why, size_
 		goto out_fail;
 	cudaDriverGetVersion(&drv);
 	cudaRuntimeGetVersion(&rt);
-	snprintf(b->what, sizeof(b->what), "CUDA device %d: %.96s (sm_%d%d, %d SMs), driver %d.%d, "
-		 "runtime %d.%d (static)", cfg->device, prop.name, prop.major, prop.minor,
-		 prop.multiProcessorCount, drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
+	snprintf(b->what, sizeof(b->what),
+		 "CUDA device %d: %.96s (sm_%d%d, %d SMs), driver %d.%d, "
+		 "runtime %d.%d (static)",
+		 cfg->device, prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+		 drv / 1000, drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
 	*out = b;
 	return 0;
 
@@ -252,8 +256,8 @@ static int cu_host_register(void *bk, void *p, size_t len, bool readonly)
 {
 	/* Read-only mappings (the shm peer's arena and heap) cannot be pinned
 	 * for writing: the driver needs to be told (CUDA 11.1+). */
-	cudaError_t e = cudaHostRegister(p, len, cudaHostRegisterMapped |
-						 (readonly ? cudaHostRegisterReadOnly : 0));
+	cudaError_t e = cudaHostRegister(
+		p, len, cudaHostRegisterMapped | (readonly ? cudaHostRegisterReadOnly : 0));
 
 	return e == cudaSuccess ? 0 : cu_fail(bk, e, "cudaHostRegister");
 }
@@ -304,7 +308,8 @@ static int cu_kitchen(void *bk, uint32_t stream, uint32_t slot, const struct wp_
 		/* Poison the result slot: a launch that never ran cannot pass
 		 * for one that did with an earlier payload's sum. */
 		if (segs[i].res < b->nres)
-			((volatile unsigned long long *)b->res)[segs[i].res] = 0x5a5a5a5a5a5a5a5aull;
+			((volatile unsigned long long *)b->res)[segs[i].res] =
+				0x5a5a5a5a5a5a5a5aull;
 	}
 	/* About four words per thread for the longest payload, capped: a
 	 * 64 MiB payload gets 1024 blocks of 256 threads. */
@@ -391,7 +396,8 @@ int wp_gpu_probe_cuda(char *detail, size_t len)
 
 	cudaDriverGetVersion(&drv);
 	if (e != cudaSuccess) {
-		snprintf(detail, len, "built with CUDA; cudaGetDeviceCount: %s%s", cudaGetErrorString(e),
+		snprintf(detail, len, "built with CUDA; cudaGetDeviceCount: %s%s",
+			 cudaGetErrorString(e),
 			 access("/dev/nvidia0", F_OK) ? " (/dev/nvidia0 absent: no driver)" : "");
 		return e == cudaErrorInsufficientDriver || e == cudaErrorNoDevice ? -ENODEV : -EIO;
 	}
@@ -406,8 +412,8 @@ int wp_gpu_probe_cuda(char *detail, size_t len)
 
 		if (cudaGetDeviceProperties(&p, i) != cudaSuccess)
 			continue;
-		off += (size_t)snprintf(detail + off, len - off, " %s%.64s (sm_%d%d)", i ? ", " : "",
-					p.name, p.major, p.minor);
+		off += (size_t)snprintf(detail + off, len - off, " %s%.64s (sm_%d%d)",
+					i ? ", " : "", p.name, p.major, p.minor);
 	}
 	return 0;
 }

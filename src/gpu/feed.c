@@ -297,9 +297,12 @@ void wp_gpu_feed_close(struct wp_gpu_feed *f)
 	f->in_poll++;
 	while (f->jhead < f->jtail) {
 		struct job *j = job_at(f, f->jhead++);
-		struct wp_gpu_done d = { .status = -ECANCELED, .mode = (enum wp_gpu_mode)j->mode,
-					 .len = j->len, .host_copies = j->host_copies,
-					 .batch = j->batch, .copies = j->copies,
+		struct wp_gpu_done d = { .status = -ECANCELED,
+					 .mode = (enum wp_gpu_mode)j->mode,
+					 .len = j->len,
+					 .host_copies = j->host_copies,
+					 .batch = j->batch,
+					 .copies = j->copies,
 					 .ns = wp_now_ns() - j->t0 };
 
 		j->cb(j->arg, &d);
@@ -316,8 +319,9 @@ static void make_explain(struct wp_gpu_feed *f, const char *note)
 	char batching[160], slots[96];
 
 	if (f->used == WP_GPU_PAGEABLE)
-		snprintf(batching, sizeof(batching),
-			 "one cudaMemcpyAsync per payload from pageable memory (driver bounce copy)");
+		snprintf(
+			batching, sizeof(batching),
+			"one cudaMemcpyAsync per payload from pageable memory (driver bounce copy)");
 	else if (!f->o.small_max)
 		snprintf(batching, sizeof(batching), "no batching");
 	else
@@ -332,11 +336,10 @@ static void make_explain(struct wp_gpu_feed *f, const char *note)
 	snprintf(f->explain, sizeof(f->explain),
 		 "gpu feed: mode %s (asked %s%s); %s; %s; %s; device arena %llu MiB; kitchen %s",
 		 wp_gpu_mode_name(f->used), wp_gpu_mode_name(f->asked), note,
-		 f->ops->describe(f->bk), slots, batching,
-		 (unsigned long long)(f->dev_size >> 20),
+		 f->ops->describe(f->bk), slots, batching, (unsigned long long)(f->dev_size >> 20),
 		 f->used == WP_GPU_MAPPED ? "on (mapped: the kernel is the reader)"
-		 : f->o.kitchen	  ? "on (GPU checksum of every payload)"
-				  : "off");
+		 : f->o.kitchen           ? "on (GPU checksum of every payload)"
+					  : "off");
 }
 
 int wp_gpu_feed_open_ops(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
@@ -351,8 +354,10 @@ int wp_gpu_feed_open_ops(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
 	/* Every failure below logs its reason through ctx's log, or the
 	 * process hook when ctx has none (wp_log). */
 	if (!WP_OPTS_VALID(o, poll_us)) {
-		wp_log(ctx, WP_LOG_ERR, "bad gpu feed options: sz %zu, but this library knows %zu "
-		       "bytes of wp_gpu_opts and fields past them are set", o->sz, sizeof(*o));
+		wp_log(ctx, WP_LOG_ERR,
+		       "bad gpu feed options: sz %zu, but this library knows %zu "
+		       "bytes of wp_gpu_opts and fields past them are set",
+		       o->sz, sizeof(*o));
 		return -EINVAL;
 	}
 	wp_gpu_opts_init(&def);
@@ -377,13 +382,16 @@ int wp_gpu_feed_open_ops(struct wp_ctx *ctx, const struct wp_gpu_opts *o,
 			return -EOPNOTSUPP;
 		}
 		f->used = WP_GPU_PINNED;
-		snprintf(note, sizeof(note), "; gpudirect unavailable (%s), fell back to pinned", why);
+		snprintf(note, sizeof(note), "; gpudirect unavailable (%s), fell back to pinned",
+			 why);
 		wp_log(ctx, WP_LOG_WARN, "gpu feed: gpudirect unavailable (%s): using pinned", why);
 	}
 	f->nslots = f->used == WP_GPU_PAGEABLE ? 0 : o->slots;
 
-	cfg = (struct wp_gpu_bk_cfg){ .device = o->device, .nstreams = FEED_NSTREAMS,
-				      .nevents = FEED_NXFER + 1, .nres = o->max_jobs,
+	cfg = (struct wp_gpu_bk_cfg){ .device = o->device,
+				      .nstreams = FEED_NSTREAMS,
+				      .nevents = FEED_NXFER + 1,
+				      .nres = o->max_jobs,
 				      .max_segs = o->batch_max };
 	ret = ops->open(&cfg, &f->bk, why, sizeof(why));
 	if (ret < 0) {

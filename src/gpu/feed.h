@@ -49,33 +49,33 @@
 #include "gpu/gpu_ops.h"
 
 #define FEED_NSTREAMS 2
-#define FEED_NXFER 64         /* transfers in flight (one event each) */
+#define FEED_NXFER 64             /* transfers in flight (one event each) */
 #define FEED_REF_EVENT FEED_NXFER /* the reference measurement's own event */
-#define FEED_DEV_ALIGN 256ull /* device regions: cudaMalloc's own alignment */
-#define FEED_PAYLOAD_ALIGN 16u /* payloads inside a batch: the kernel loads words */
+#define FEED_DEV_ALIGN 256ull     /* device regions: cudaMalloc's own alignment */
+#define FEED_PAYLOAD_ALIGN 16u    /* payloads inside a batch: the kernel loads words */
 #define FEED_MAX_SLOTS 64u
 
 struct reg {
 	uint8_t *addr;
 	size_t len;
-	uint64_t dev;       /* the device's alias of addr (mapped) */
+	uint64_t dev; /* the device's alias of addr (mapped) */
 	uint32_t refs;
-	uint32_t busy;      /* in-flight reads in place: unregistering waits */
-	bool owned;         /* wp_gpu_host_alloc: freed, not just unpinned */
+	uint32_t busy; /* in-flight reads in place: unregistering waits */
+	bool owned;    /* wp_gpu_host_alloc: freed, not just unpinned */
 };
 
 struct xfer {
 	bool live;
-	int32_t slot;        /* staging slot it reads, or -1 */
-	uint64_t seq;        /* issue order: waits pick the oldest */
+	int32_t slot;                /* staging slot it reads, or -1 */
+	uint64_t seq;                /* issue order: waits pick the oldest */
 	uint64_t job_first, job_end; /* jobs it counts for: [first, end) */
 };
 
 struct job {
 	wp_gpu_done_fn cb;
 	void *arg;
-	const uint8_t *src;  /* staged job still being chunked: the source */
-	uint8_t *reg_addr;   /* registered range read in place (busy held), or NULL */
+	const uint8_t *src; /* staged job still being chunked: the source */
+	uint8_t *reg_addr;  /* registered range read in place (busy held), or NULL */
 	uint64_t len, host_copies, dev, t0, staged;
 	int64_t region;      /* device arena region, -1 (mapped) */
 	uint32_t xfers_left; /* transfers not yet complete */
@@ -83,8 +83,8 @@ struct job {
 	int status;
 	uint8_t mode;
 	bool summed;
-	bool staging;        /* chunks still to stage (non-lent, slots were busy) */
-	bool in_batch;       /* in the batch being filled */
+	bool staging;  /* chunks still to stage (non-lent, slots were busy) */
+	bool in_batch; /* in the batch being filled */
 };
 
 struct region {
@@ -95,9 +95,9 @@ struct region {
 
 struct batch {
 	bool open;
-	int32_t slot;        /* staging slot being filled, -1 until a copy needs one */
+	int32_t slot; /* staging slot being filled, -1 until a copy needs one */
 	uint32_t fill, n, stream;
-	uint64_t dev;        /* PINNED: the device address of the slot's byte 0 */
+	uint64_t dev; /* PINNED: the device address of the slot's byte 0 */
 	int64_t region;
 	uint64_t job_first;
 };
@@ -125,7 +125,7 @@ struct wp_gpu_feed {
 	/* jobs */
 	struct job *jobs;
 	uint64_t jhead, jtail, jmask;
-	bool staging;        /* jobs[jtail - 1] is still being chunked */
+	bool staging; /* jobs[jtail - 1] is still being chunked */
 
 	/* transfers */
 	struct xfer xf[FEED_NXFER];
@@ -136,7 +136,7 @@ struct wp_gpu_feed {
 	struct batch b;
 	struct wp_gpu_seg *segs; /* batch_max: the open batch's kitchen segments */
 
-	struct reg *regs;    /* sorted by addr, no overlaps */
+	struct reg *regs; /* sorted by addr, no overlaps */
 	uint32_t nregs, regs_cap;
 
 	/* completion being run */
@@ -145,7 +145,7 @@ struct wp_gpu_feed {
 	struct job *cur;
 	bool cur_kept;
 
-	void *ref_buf;       /* the reference measurement's pinned buffer */
+	void *ref_buf; /* the reference measurement's pinned buffer */
 	size_t ref_len;
 
 	struct wp_gpu_stats st;

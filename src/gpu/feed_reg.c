@@ -158,7 +158,8 @@ int wp_gpu_register_pools(struct wp_gpu_feed *f, struct wp_ep *ep)
 		if (ret < 0) {
 			wp_log(f->ctx, WP_LOG_WARN,
 			       "gpu feed: receive pool (kind %u, %zu bytes%s) not registered: %s; "
-			       "payloads received there are staged", r[i].kind, r[i].len,
+			       "payloads received there are staged",
+			       r[i].kind, r[i].len,
 			       r[i].flags & WP_MEM_READONLY ? ", read-only" : "", strerror(-ret));
 			err = ret;
 			continue;
@@ -208,7 +209,8 @@ void wp_gpu_host_free(struct wp_gpu_feed *f, void *p)
 		return;
 	}
 	if (r->busy) {
-		wp_log(f->ctx, WP_LOG_ERR, "wp_gpu_host_free: %p is still being read by the GPU", p);
+		wp_log(f->ctx, WP_LOG_ERR, "wp_gpu_host_free: %p is still being read by the GPU",
+		       p);
 		return;
 	}
 	wpf_reg_remove(f, r);

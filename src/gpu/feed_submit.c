@@ -20,8 +20,14 @@ static struct job *job_new(struct wp_gpu_feed *f, const void *buf, size_t len, w
 {
 	struct job *j = job_at(f, f->jtail);
 
-	*j = (struct job){ .cb = cb, .arg = arg, .src = buf, .len = len, .t0 = wp_now_ns(),
-			   .region = -1, .batch = 1, .mode = (uint8_t)f->used,
+	*j = (struct job){ .cb = cb,
+			   .arg = arg,
+			   .src = buf,
+			   .len = len,
+			   .t0 = wp_now_ns(),
+			   .region = -1,
+			   .batch = 1,
+			   .mode = (uint8_t)f->used,
 			   .summed = f->o.kitchen || f->used == WP_GPU_MAPPED };
 	f->jtail++;
 	f->st.jobs_inflight = (uint32_t)(f->jtail - f->jhead);
@@ -92,7 +98,9 @@ static int batch_open(struct wp_gpu_feed *f)
 
 	if (wpf_xfer_get(f) < 0)
 		return -EAGAIN;
-	*b = (struct batch){ .slot = -1, .region = -1, .job_first = f->jtail,
+	*b = (struct batch){ .slot = -1,
+			     .region = -1,
+			     .job_first = f->jtail,
 			     .stream = wpf_stream_next(f) };
 	if (f->used == WP_GPU_PINNED) {
 		ret = wpf_arena_alloc(f, f->o.slot_bytes, &b->dev, &b->region);
@@ -108,8 +116,8 @@ static int batch_open(struct wp_gpu_feed *f)
  * always; MAPPED when the bytes are not registered, or only lent). 0,
  * -EAGAIN (no slot or transfer: caller waits or refuses), -ENOBUFS.
  */
-static int batch_add(struct wp_gpu_feed *f, const void *buf, size_t len, bool copy,
-		     struct reg *r, wp_gpu_done_fn cb, void *arg)
+static int batch_add(struct wp_gpu_feed *f, const void *buf, size_t len, bool copy, struct reg *r,
+		     wp_gpu_done_fn cb, void *arg)
 {
 	struct batch *b = &f->b;
 	uint32_t off = (uint32_t)align_up(b->fill, FEED_PAYLOAD_ALIGN);
@@ -325,8 +333,8 @@ static int submit_staged(struct wp_gpu_feed *f, const void *buf, size_t len, boo
 	return 0;
 }
 
-static int submit(struct wp_gpu_feed *f, const void *buf, size_t len, bool lent,
-		  wp_gpu_done_fn cb, void *arg)
+static int submit(struct wp_gpu_feed *f, const void *buf, size_t len, bool lent, wp_gpu_done_fn cb,
+		  void *arg)
 {
 	bool small = len <= f->o.small_max && f->used != WP_GPU_PAGEABLE;
 	struct reg *r;
@@ -410,8 +418,8 @@ int wp_gpu_feed_submit(struct wp_gpu_feed *f, const void *buf, size_t len, wp_gp
 	return submit(f, buf, len, false, cb, arg);
 }
 
-int wp_gpu_feed_submit_lent(struct wp_gpu_feed *f, const void *buf, size_t len,
-			    wp_gpu_done_fn cb, void *arg)
+int wp_gpu_feed_submit_lent(struct wp_gpu_feed *f, const void *buf, size_t len, wp_gpu_done_fn cb,
+			    void *arg)
 {
 	return submit(f, buf, len, true, cb, arg);
 }

@@ -150,7 +150,10 @@ void wpf_xfer_start(struct wp_gpu_feed *f, int i, uint32_t stream, int32_t slot,
 {
 	struct xfer *x = &f->xf[i];
 
-	*x = (struct xfer){ .live = true, .slot = slot, .seq = f->xf_seq++, .job_first = first,
+	*x = (struct xfer){ .live = true,
+			    .slot = slot,
+			    .seq = f->xf_seq++,
+			    .job_first = first,
 			    .job_end = end };
 	f->xf_live++;
 	f->st.xfers_inflight = f->xf_live;

@@ -33,9 +33,9 @@ struct wp_gpu_seg {
 struct wp_gpu_bk_cfg {
 	int device;
 	uint32_t nstreams;
-	uint32_t nevents;   /* in-flight transfers; also kitchen launch slots */
-	uint32_t nres;      /* checksum result slots */
-	uint32_t max_segs;  /* kitchen segments per launch */
+	uint32_t nevents;  /* in-flight transfers; also kitchen launch slots */
+	uint32_t nres;     /* checksum result slots */
+	uint32_t max_segs; /* kitchen segments per launch */
 };
 
 struct wp_gpu_ops {

@@ -37,18 +37,20 @@ void wp_gpu_gpudirect_why(char *buf, size_t len)
 {
 	int rdma = count_entries("/sys/class/infiniband");
 	const char *peer = access("/sys/module/nvidia_peermem", F_OK) == 0 ? "nvidia_peermem loaded"
-			   : access("/sys/module/nv_peer_mem", F_OK) == 0 ? "nv_peer_mem loaded"
-									 : "no nvidia_peermem";
+			   : access("/sys/module/nv_peer_mem", F_OK) == 0  ? "nv_peer_mem loaded"
+									   : "no nvidia_peermem";
 	const char *dmabuf = access("/sys/kernel/dmabuf", F_OK) == 0 ? "dma-buf sysfs present"
-								    : "no dma-buf sysfs";
+								     : "no dma-buf sysfs";
 	int attr = wp_gpu_probe_rdma_attr();
-	const char *gpu = attr == 1 ? "GPU supports it"
-			  : attr == 0 ? "GPU attribute says no"
+	const char *gpu = attr == 1             ? "GPU supports it"
+			  : attr == 0           ? "GPU attribute says no"
 			  : attr == -EOPNOTSUPP ? "no CUDA in this build"
 						: "no CUDA device";
 
-	snprintf(buf, len, "%d RDMA dev (/sys/class/infiniband); %s; %s; %s; no RDMA/UCX path in "
-		 "this wirepath", rdma, peer, dmabuf, gpu);
+	snprintf(buf, len,
+		 "%d RDMA dev (/sys/class/infiniband); %s; %s; %s; no RDMA/UCX path in "
+		 "this wirepath",
+		 rdma, peer, dmabuf, gpu);
 }
 
 /*

@@ -25,10 +25,10 @@ static inline struct wp_meter_snap *wp_cnt(void)
 
 /* Single writer per block: relaxed store is enough; readers pair with the
  * relaxed loads in wp_meter_snapshot() and tolerate a stale value. */
-#define WP_CNT_ADD(field, n)                                                                     \
-	do {                                                                                     \
-		struct wp_meter_snap *c_ = wp_cnt();                                             \
-		__atomic_store_n(&c_->field, c_->field + (uint64_t)(n), __ATOMIC_RELAXED);       \
+#define WP_CNT_ADD(field, n)                                                               \
+	do {                                                                               \
+		struct wp_meter_snap *c_ = wp_cnt();                                       \
+		__atomic_store_n(&c_->field, c_->field + (uint64_t)(n), __ATOMIC_RELAXED); \
 	} while (0)
 
 #define WP_SYSCALL(kind) WP_CNT_ADD(syscalls[kind], 1)

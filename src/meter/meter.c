@@ -51,7 +51,7 @@ struct cnt_block {
 __thread struct wp_meter_snap *wp_tls_cnt;
 
 static pthread_mutex_t cnt_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cnt_block *cnt_live;     /* live threads' blocks, under cnt_lock */
+static struct cnt_block *cnt_live;       /* live threads' blocks, under cnt_lock */
 static struct wp_meter_snap cnt_retired; /* exited threads' totals, under cnt_lock */
 /*
  * Shared block for threads whose own block could not be allocated. It has
@@ -377,14 +377,10 @@ static const char *const sys_kind_names[WP_SYS__COUNT] = {
 };
 
 static const char *const bad_reason_names[WP_BAD__COUNT] = {
-	[WP_BAD_MAGIC] = "bad_magic",
-	[WP_BAD_VERSION] = "bad_version",
-	[WP_BAD_TYPE] = "bad_type",
-	[WP_BAD_FLAGS] = "bad_flags",
-	[WP_BAD_TOO_BIG] = "too_big",
-	[WP_BAD_TRUNCATED] = "truncated",
-	[WP_BAD_UNEXPECTED] = "unexpected",
-	[WP_BAD_AUTH] = "bad_auth",
+	[WP_BAD_MAGIC] = "bad_magic",       [WP_BAD_VERSION] = "bad_version",
+	[WP_BAD_TYPE] = "bad_type",         [WP_BAD_FLAGS] = "bad_flags",
+	[WP_BAD_TOO_BIG] = "too_big",       [WP_BAD_TRUNCATED] = "truncated",
+	[WP_BAD_UNEXPECTED] = "unexpected", [WP_BAD_AUTH] = "bad_auth",
 };
 
 const char *wp_sys_kind_name(enum wp_sys_kind k)
@@ -401,7 +397,10 @@ const char *wp_bad_reason_name(enum wp_bad_reason r)
 	return bad_reason_names[r];
 }
 
-#define F(name) { #name, offsetof(struct wp_meter_snap, name) }
+#define F(name)                                             \
+	{                                                   \
+#name, offsetof(struct wp_meter_snap, name) \
+	}
 struct json_field {
 	const char *name;
 	size_t off;
@@ -409,17 +408,16 @@ struct json_field {
 
 /* Scalar fields in struct order; the arrays are written where they sit. */
 static const struct json_field json_head[] = {
-	F(version), F(wall_ns), F(cpu_user_ns), F(cpu_sys_ns), F(ctx_vol), F(ctx_invol),
-	F(kernel_syscalls), F(kernel_syscalls_ok),
+	F(version), F(wall_ns),   F(cpu_user_ns),     F(cpu_sys_ns),
+	F(ctx_vol), F(ctx_invol), F(kernel_syscalls), F(kernel_syscalls_ok),
 };
 static const struct json_field json_mid[] = {
-	F(msgs_tx), F(msgs_rx), F(bytes_tx), F(bytes_rx), F(bytes_copied), F(zc_sent),
-	F(zc_copied),
-	F(zc_disabled),
+	F(msgs_tx),      F(msgs_rx), F(bytes_tx),  F(bytes_rx),
+	F(bytes_copied), F(zc_sent), F(zc_copied), F(zc_disabled),
 };
 static const struct json_field json_tail[] = {
-	F(conns_opened), F(conns_closed), F(conns_failed), F(rx_ring_empty), F(calls_ok),
-	F(calls_failed), F(calls_timeout), F(calls_cancelled),
+	F(conns_opened), F(conns_closed), F(conns_failed),  F(rx_ring_empty),
+	F(calls_ok),     F(calls_failed), F(calls_timeout), F(calls_cancelled),
 };
 #undef F
 

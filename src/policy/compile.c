@@ -123,8 +123,8 @@ int wpp_image_build(const struct wp_policy *p, uint32_t set, const struct wpp_te
 
 		fill_tenant(&p->tenants[i], t);
 		if (old && !img->fresh[s] &&
-		    (old[s].pps != t->pps || old[s].pps_cap != t->pps_cap ||
-		     old[s].bps != t->bps || old[s].bps_cap != t->bps_cap))
+		    (old[s].pps != t->pps || old[s].pps_cap != t->pps_cap || old[s].bps != t->bps ||
+		     old[s].bps_cap != t->bps_cap))
 			img->reset_bucket[s] = true;
 		for (uint32_t j = 0; j < p->nprefixes; j++) {
 			const struct wpp_rprefix *x = &p->prefixes[j];

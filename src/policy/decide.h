@@ -43,20 +43,18 @@ struct wpp_env;
 static __always_inline __u32 wpp_env_active(struct wpp_env *e);
 static __always_inline const struct wpp_config *wpp_env_config(struct wpp_env *e, __u32 set);
 static __always_inline const struct wpp_lpm_val *wpp_env_lpm4(struct wpp_env *e,
-							       const struct wpp_lpm4_key *k);
+							      const struct wpp_lpm4_key *k);
 static __always_inline const struct wpp_lpm_val *wpp_env_lpm6(struct wpp_env *e,
-							       const struct wpp_lpm6_key *k);
+							      const struct wpp_lpm6_key *k);
 static __always_inline const struct wpp_tenant *wpp_env_tenant(struct wpp_env *e, __u32 set,
 							       __u32 slot);
 /* Take len bytes and one packet from slot's buckets (race-safe); 0 or a
  * WPP_R_RATE_* reason. Called only for tenants with a rate. */
-static __always_inline __u32 wpp_env_take(struct wpp_env *e, __u32 slot,
-					  const struct wpp_tenant *t,
+static __always_inline __u32 wpp_env_take(struct wpp_env *e, __u32 slot, const struct wpp_tenant *t,
 					  const struct wpp_config *cfg, __u64 len);
 /* Counters: global (reason or WPP_CNT_VERDICT + verdict), tenant, rule. */
 static __always_inline void wpp_env_count(struct wpp_env *e, __u32 idx, __u64 len);
-static __always_inline void wpp_env_tcount(struct wpp_env *e, __u32 slot, __u32 reason,
-					   __u64 len);
+static __always_inline void wpp_env_tcount(struct wpp_env *e, __u32 slot, __u32 reason, __u64 len);
 static __always_inline void wpp_env_rcount(struct wpp_env *e, __u32 set, __u32 rule, __u64 len);
 
 /* ---- token bucket (shared arithmetic; the caller holds the lock) ------ */

@@ -117,13 +117,13 @@ static __always_inline const struct wpp_config *wpp_env_config(struct wpp_env *e
 }
 
 static __always_inline const struct wpp_lpm_val *wpp_env_lpm4(struct wpp_env *e,
-							       const struct wpp_lpm4_key *k)
+							      const struct wpp_lpm4_key *k)
 {
 	return bpf_map_lookup_elem(&wpp_lpm4, k);
 }
 
 static __always_inline const struct wpp_lpm_val *wpp_env_lpm6(struct wpp_env *e,
-							       const struct wpp_lpm6_key *k)
+							      const struct wpp_lpm6_key *k)
 {
 	return bpf_map_lookup_elem(&wpp_lpm6, k);
 }
@@ -136,8 +136,7 @@ static __always_inline const struct wpp_tenant *wpp_env_tenant(struct wpp_env *e
 	return bpf_map_lookup_elem(&wpp_tenants, &k);
 }
 
-static __always_inline __u32 wpp_env_take(struct wpp_env *e, __u32 slot,
-					  const struct wpp_tenant *t,
+static __always_inline __u32 wpp_env_take(struct wpp_env *e, __u32 slot, const struct wpp_tenant *t,
 					  const struct wpp_config *cfg, __u64 len)
 {
 	__u64 now = cfg->clock_ns ? cfg->clock_ns : bpf_ktime_get_ns();
@@ -168,8 +167,7 @@ static __always_inline void wpp_env_count(struct wpp_env *e, __u32 idx, __u64 le
 	wpp_cnt_add(&wpp_cnt, idx, len);
 }
 
-static __always_inline void wpp_env_tcount(struct wpp_env *e, __u32 slot, __u32 reason,
-					   __u64 len)
+static __always_inline void wpp_env_tcount(struct wpp_env *e, __u32 slot, __u32 reason, __u64 len)
 {
 	wpp_cnt_add(&wpp_tcnt, slot * WPP_R__COUNT + reason, len);
 }

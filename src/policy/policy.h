@@ -19,22 +19,22 @@
 
 struct wpp_rprefix {
 	uint8_t v6;
-	uint8_t len;         /* prefix length in bits */
-	uint16_t tenant;     /* index into wp_policy.tenants */
+	uint8_t len;     /* prefix length in bits */
+	uint16_t tenant; /* index into wp_policy.tenants */
 	uint8_t addr[16];
 	uint32_t line;
 };
 
 struct wpp_rrange {
 	uint16_t lo, hi;
-	uint8_t proto;       /* WPP_P_* */
+	uint8_t proto; /* WPP_P_* */
 	uint32_t line;
 };
 
 struct wpp_rtenant {
 	char name[WPP_NAME_MAX];
 	uint32_t id;
-	uint32_t flags;      /* WP_POLICY_TENANT_* */
+	uint32_t flags; /* WP_POLICY_TENANT_* */
 	uint8_t key[16];
 	uint64_t pps, pps_burst, bps, bps_burst;
 	uint32_t line;
@@ -51,7 +51,7 @@ struct wp_policy {
 	} dgram[WPP_MAX_DGRAM];
 	uint32_t ntenants;
 	struct wpp_rtenant tenants[WPP_MAX_TENANTS];
-	uint32_t nprefixes;  /* both families */
+	uint32_t nprefixes; /* both families */
 	uint32_t n4, n6;
 	struct wpp_rprefix prefixes[2 * WPP_MAX_PREFIXES];
 };
@@ -72,10 +72,10 @@ struct wpp_image {
 	uint32_t set;
 	struct wpp_config cfg;
 	uint32_t ntenants;
-	uint32_t slot[WPP_MAX_TENANTS];      /* tenant i lives in slot[i] */
+	uint32_t slot[WPP_MAX_TENANTS]; /* tenant i lives in slot[i] */
 	struct wpp_tenant tenant[WPP_MAX_TENANTS];
-	bool fresh[WPP_SLOTS];               /* newly used slot: zero its counters */
-	bool reset_bucket[WPP_SLOTS];        /* new tenant or new rates: full bucket */
+	bool fresh[WPP_SLOTS];        /* newly used slot: zero its counters */
+	bool reset_bucket[WPP_SLOTS]; /* new tenant or new rates: full bucket */
 	uint32_t n4, n6, nrules;
 	struct wpp_e4 e4[WPP_MAX_PREFIXES];
 	struct wpp_e6 e6[WPP_MAX_PREFIXES];
@@ -100,11 +100,11 @@ struct wpp_view {
 	struct wpp_config cfg;
 	const struct wpp_tenant *tenants; /* WPP_SLOTS entries of the active set */
 	uint32_t n4, n6;
-	const struct wpp_e4 *e4;          /* entries of the active set */
+	const struct wpp_e4 *e4; /* entries of the active set */
 	const struct wpp_e6 *e6;
 	struct wpp_cnt cnt[WPP_CNT_N];
-	const struct wpp_cnt *tcnt;       /* WPP_SLOTS * WPP_R__COUNT */
-	const struct wpp_cnt *rcnt;       /* WPP_MAX_RULES of the active set */
+	const struct wpp_cnt *tcnt; /* WPP_SLOTS * WPP_R__COUNT */
+	const struct wpp_cnt *rcnt; /* WPP_MAX_RULES of the active set */
 };
 
 int wpp_stats_build(const struct wpp_view *v, struct wp_policy_stats *out);

@@ -25,7 +25,7 @@
 
 #define LINE_MAX_LEN 1024
 #define TOK_MAX 256
-#define FILE_MAX (4u << 20) /* a rules file larger than this is a mistake */
+#define FILE_MAX (4u << 20)  /* a rules file larger than this is a mistake */
 #define BURST_BYTES_MIN 1514 /* one full-size Ethernet frame */
 
 struct parser {
@@ -110,18 +110,34 @@ static int parse_with_unit(const char *s, const struct unit *u, size_t nu, uint6
 }
 
 static const struct unit pps_units[] = {
-	{ "pps", 1 }, { "kpps", 1000 }, { "Mpps", 1000000 },
+	{ "pps", 1 },
+	{ "kpps", 1000 },
+	{ "Mpps", 1000000 },
 };
 static const struct unit bps_units[] = {
-	{ "B/s", 1 }, { "KB/s", 1000 }, { "MB/s", 1000000 }, { "GB/s", 1000000000 },
-	{ "KiB/s", 1ull << 10 }, { "MiB/s", 1ull << 20 }, { "GiB/s", 1ull << 30 },
+	{ "B/s", 1 },
+	{ "KB/s", 1000 },
+	{ "MB/s", 1000000 },
+	{ "GB/s", 1000000000 },
+	{ "KiB/s", 1ull << 10 },
+	{ "MiB/s", 1ull << 20 },
+	{ "GiB/s", 1ull << 30 },
 };
 static const struct unit pkt_burst_units[] = {
-	{ "", 1 }, { "p", 1 }, { "k", 1000 }, { "M", 1000000 },
+	{ "", 1 },
+	{ "p", 1 },
+	{ "k", 1000 },
+	{ "M", 1000000 },
 };
 static const struct unit byte_units[] = {
-	{ "", 1 }, { "B", 1 }, { "KB", 1000 }, { "MB", 1000000 }, { "GB", 1000000000 },
-	{ "KiB", 1ull << 10 }, { "MiB", 1ull << 20 }, { "GiB", 1ull << 30 },
+	{ "", 1 },
+	{ "B", 1 },
+	{ "KB", 1000 },
+	{ "MB", 1000000 },
+	{ "GB", 1000000000 },
+	{ "KiB", 1ull << 10 },
+	{ "MiB", 1ull << 20 },
+	{ "GiB", 1ull << 30 },
 };
 
 /* ---- tokens ------------------------------------------------------------- */
@@ -517,10 +533,14 @@ static int parse_rate(struct parser *ps, const struct toks *tk, int *i, int end)
 				    val);
 		if (!strcmp(u, "bps") || !strcmp(u, "b/s") || !strcmp(u, "Mbps") ||
 		    !strcmp(u, "Gbps") || !strcmp(u, "kbps"))
-			return perr(ps, "'%s': rates are in bytes per second (B/s, KB/s, MB/s, "
-					"GB/s, KiB/s, ...) or packets (pps, kpps, Mpps)", val);
-		return perr(ps, "'%s' is not a rate: use a number with pps, kpps, Mpps, B/s, "
-				"KB/s, MB/s, GB/s, KiB/s, MiB/s or GiB/s", val);
+			return perr(ps,
+				    "'%s': rates are in bytes per second (B/s, KB/s, MB/s, "
+				    "GB/s, KiB/s, ...) or packets (pps, kpps, Mpps)",
+				    val);
+		return perr(ps,
+			    "'%s' is not a rate: use a number with pps, kpps, Mpps, B/s, "
+			    "KB/s, MB/s, GB/s, KiB/s, MiB/s or GiB/s",
+			    val);
 	}
 	if (rate < 1 || rate > WPP_RATE_MAX)
 		return perr(ps, "'%s': a rate must be 1..%llu per second", val,
@@ -544,8 +564,9 @@ static int parse_rate(struct parser *ps, const struct toks *tk, int *i, int end)
 			return perr(ps, "burst '%s' is not a size (B, KB, MB, GB, KiB, MiB, GiB)",
 				    val);
 		if (burst < BURST_BYTES_MIN)
-			return perr(ps, "burst %s is below one full-size Ethernet frame (%d B): "
-					"such packets could never pass",
+			return perr(ps,
+				    "burst %s is below one full-size Ethernet frame (%d B): "
+				    "such packets could never pass",
 				    val, BURST_BYTES_MIN);
 	} else {
 		if (parse_with_unit(val, pkt_burst_units, 4, &burst, &frac) < 0)
@@ -581,8 +602,9 @@ static int st_rate(struct parser *ps, const struct toks *tk)
 		if (i >= tk->n)
 			return 0;
 		if (strcmp(tk->t[i], ";"))
-			return perr(ps, "unexpected '%.40s' after a rate (separate two rates with "
-					"';')",
+			return perr(ps,
+				    "unexpected '%.40s' after a rate (separate two rates with "
+				    "';')",
 				    tk->t[i]);
 		i++;
 	}
@@ -807,8 +829,8 @@ __attribute__((format(printf, 2, 3))) static void outf(struct out *o, const char
 	int k;
 
 	va_start(ap, fmt);
-	k = vsnprintf(o->n < o->len ? o->buf + o->n : NULL, o->n < o->len ? o->len - o->n : 0,
-		      fmt, ap);
+	k = vsnprintf(o->n < o->len ? o->buf + o->n : NULL, o->n < o->len ? o->len - o->n : 0, fmt,
+		      ap);
 	va_end(ap);
 	if (k > 0)
 		o->n += (size_t)k;

@@ -21,22 +21,22 @@
 
 #define WPP_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
 
-#define WPP_SIPROUND(v0, v1, v2, v3)                                                             \
-	do {                                                                                     \
-		v0 += v1;                                                                        \
-		v1 = WPP_ROTL(v1, 13);                                                           \
-		v1 ^= v0;                                                                        \
-		v0 = WPP_ROTL(v0, 32);                                                           \
-		v2 += v3;                                                                        \
-		v3 = WPP_ROTL(v3, 16);                                                           \
-		v3 ^= v2;                                                                        \
-		v0 += v3;                                                                        \
-		v3 = WPP_ROTL(v3, 21);                                                           \
-		v3 ^= v0;                                                                        \
-		v2 += v1;                                                                        \
-		v1 = WPP_ROTL(v1, 17);                                                           \
-		v1 ^= v2;                                                                        \
-		v2 = WPP_ROTL(v2, 32);                                                           \
+#define WPP_SIPROUND(v0, v1, v2, v3)   \
+	do {                           \
+		v0 += v1;              \
+		v1 = WPP_ROTL(v1, 13); \
+		v1 ^= v0;              \
+		v0 = WPP_ROTL(v0, 32); \
+		v2 += v3;              \
+		v3 = WPP_ROTL(v3, 16); \
+		v3 ^= v2;              \
+		v0 += v3;              \
+		v3 = WPP_ROTL(v3, 21); \
+		v3 ^= v0;              \
+		v2 += v1;              \
+		v1 = WPP_ROTL(v1, 17); \
+		v1 ^= v2;              \
+		v2 = WPP_ROTL(v2, 32); \
 	} while (0)
 
 /* Little-endian load, byte by byte: independent of host order and alignment. */
@@ -51,25 +51,25 @@ static __always_inline __u32 wpp_le32(const __u8 *p)
 	return (__u32)p[0] | (__u32)p[1] << 8 | (__u32)p[2] << 16 | (__u32)p[3] << 24;
 }
 
-#define WPP_SIP_INIT(k0, k1)                                                                     \
-	__u64 v0 = 0x736f6d6570736575ull ^ (k0), v1 = 0x646f72616e646f6dull ^ (k1),              \
+#define WPP_SIP_INIT(k0, k1)                                                        \
+	__u64 v0 = 0x736f6d6570736575ull ^ (k0), v1 = 0x646f72616e646f6dull ^ (k1), \
 	      v2 = 0x6c7967656e657261ull ^ (k0), v3 = 0x7465646279746573ull ^ (k1)
 
-#define WPP_SIP_WORD(m)                                                                          \
-	do {                                                                                     \
-		v3 ^= (m);                                                                       \
-		WPP_SIPROUND(v0, v1, v2, v3);                                                    \
-		WPP_SIPROUND(v0, v1, v2, v3);                                                    \
-		v0 ^= (m);                                                                       \
+#define WPP_SIP_WORD(m)                       \
+	do {                                  \
+		v3 ^= (m);                    \
+		WPP_SIPROUND(v0, v1, v2, v3); \
+		WPP_SIPROUND(v0, v1, v2, v3); \
+		v0 ^= (m);                    \
 	} while (0)
 
-#define WPP_SIP_FINAL()                                                                          \
-	do {                                                                                     \
-		v2 ^= 0xff;                                                                      \
-		WPP_SIPROUND(v0, v1, v2, v3);                                                    \
-		WPP_SIPROUND(v0, v1, v2, v3);                                                    \
-		WPP_SIPROUND(v0, v1, v2, v3);                                                    \
-		WPP_SIPROUND(v0, v1, v2, v3);                                                    \
+#define WPP_SIP_FINAL()                       \
+	do {                                  \
+		v2 ^= 0xff;                   \
+		WPP_SIPROUND(v0, v1, v2, v3); \
+		WPP_SIPROUND(v0, v1, v2, v3); \
+		WPP_SIPROUND(v0, v1, v2, v3); \
+		WPP_SIPROUND(v0, v1, v2, v3); \
 	} while (0)
 
 /* SipHash-2-4 of exactly 32 bytes (a frame header without its tag). */

@@ -165,8 +165,8 @@ int wpp_stats_build(const struct wpp_view *v, struct wp_policy_stats *out)
 		uint32_t r = out->rules[i].rule;
 
 		if (r < WPP_MAX_RULES)
-			out->rules[i].c =
-				(struct wp_policy_count){ v->rcnt[r].pkts, v->rcnt[r].bytes };
+			out->rules[i].c = (struct wp_policy_count){ v->rcnt[r].pkts,
+								    v->rcnt[r].bytes };
 	}
 	qsort(out->rules, out->nrules, sizeof(*out->rules), rule_cmp);
 	return 0;

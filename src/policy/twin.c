@@ -57,7 +57,7 @@ static int prefix_match(const uint8_t *addr, const uint8_t *pfx, unsigned bits)
 }
 
 static __always_inline const struct wpp_lpm_val *wpp_env_lpm4(struct wpp_env *e,
-							       const struct wpp_lpm4_key *k)
+							      const struct wpp_lpm4_key *k)
 {
 	uint32_t s = k->set & 1;
 
@@ -68,7 +68,7 @@ static __always_inline const struct wpp_lpm_val *wpp_env_lpm4(struct wpp_env *e,
 }
 
 static __always_inline const struct wpp_lpm_val *wpp_env_lpm6(struct wpp_env *e,
-							       const struct wpp_lpm6_key *k)
+							      const struct wpp_lpm6_key *k)
 {
 	uint32_t s = k->set & 1;
 
@@ -84,8 +84,7 @@ static __always_inline const struct wpp_tenant *wpp_env_tenant(struct wpp_env *e
 	return set < WPP_SETS && slot < WPP_SLOTS ? &e->tenants[set][slot] : NULL;
 }
 
-static __always_inline __u32 wpp_env_take(struct wpp_env *e, __u32 slot,
-					  const struct wpp_tenant *t,
+static __always_inline __u32 wpp_env_take(struct wpp_env *e, __u32 slot, const struct wpp_tenant *t,
 					  const struct wpp_config *cfg, __u64 len)
 {
 	return wpp_tb_take(&e->buckets[slot], t, cfg->clock_ns ? cfg->clock_ns : e->now, len);
@@ -99,8 +98,7 @@ static __always_inline void wpp_env_count(struct wpp_env *e, __u32 idx, __u64 le
 	}
 }
 
-static __always_inline void wpp_env_tcount(struct wpp_env *e, __u32 slot, __u32 reason,
-					   __u64 len)
+static __always_inline void wpp_env_tcount(struct wpp_env *e, __u32 slot, __u32 reason, __u64 len)
 {
 	e->tcnt[slot * WPP_R__COUNT + reason].pkts++;
 	e->tcnt[slot * WPP_R__COUNT + reason].bytes += len;

@@ -18,7 +18,7 @@
 #include <linux/bpf.h> /* struct bpf_spin_lock */
 
 #define WPP_SETS 2
-#define WPP_MAX_TENANTS 128   /* per rules file */
+#define WPP_MAX_TENANTS 128 /* per rules file */
 /* Tenant slots. A tenant keeps its slot across reloads (so its counters and
  * its token bucket carry on); a new tenant gets a slot the active set does
  * not use, so during a reload old and new sets may together need twice the
@@ -28,9 +28,9 @@
 #define WPP_MAX_RANGES 16     /* destination port ranges per tenant */
 #define WPP_MAX_DGRAM 8       /* datagram port ranges (one frame per UDP datagram) */
 #define WPP_MAX_RULES (2 * WPP_MAX_PREFIXES + WPP_MAX_TENANTS * WPP_MAX_RANGES)
-#define WPP_MAX_XSKS 64       /* AF_XDP sockets by rx queue */
-#define WPP_V6_EXT_MAX 4      /* IPv6 extension headers walked before giving up */
-#define WPP_NAME_MAX 32       /* tenant name, NUL included */
+#define WPP_MAX_XSKS 64  /* AF_XDP sockets by rx queue */
+#define WPP_V6_EXT_MAX 4 /* IPv6 extension headers walked before giving up */
+#define WPP_NAME_MAX 32  /* tenant name, NUL included */
 
 /* Rates are kept in token-nanoseconds (tokens * 1e9), so a refill is one
  * multiply and the per-packet path never divides. Limits keep every product
@@ -81,7 +81,7 @@ enum wpp_reason {
 
 /* The decision, as wpp_decide() returns it. */
 #define WPP_RES(verdict, reason) ((__u32)(verdict) | (__u32)(reason) << 8)
-#define WPP_RES_VERDICT(r) ((r) & 0xff)
+#define WPP_RES_VERDICT(r) ((r)&0xff)
 #define WPP_RES_REASON(r) ((r) >> 8)
 
 struct wpp_cnt {

@@ -55,9 +55,9 @@ int wp_policy_xdp_built(void)
 	return 0;
 }
 
-#define NOT_BUILT()                                                                              \
-	(xerr("this wirepath was built without the XDP front door (needs libbpf-dev, clang "     \
-	      "and bpftool at build time: scripts/deps.sh)"),                                    \
+#define NOT_BUILT()                                                                          \
+	(xerr("this wirepath was built without the XDP front door (needs libbpf-dev, clang " \
+	      "and bpftool at build time: scripts/deps.sh)"),                                \
 	 -EOPNOTSUPP)
 
 int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned flags,
@@ -109,11 +109,10 @@ int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp
 #define PROG_PIN "wpp_prog"
 
 static const char *const map_names[WPP_M__COUNT] = {
-	[WPP_M_CTL] = "wpp_ctl",         [WPP_M_CONFIG] = "wpp_config",
-	[WPP_M_LPM4] = "wpp_lpm4",       [WPP_M_LPM6] = "wpp_lpm6",
-	[WPP_M_TENANTS] = "wpp_tenants", [WPP_M_BUCKETS] = "wpp_buckets",
-	[WPP_M_CNT] = "wpp_cnt",         [WPP_M_TCNT] = "wpp_tcnt",
-	[WPP_M_RCNT] = "wpp_rcnt",       [WPP_M_XSKS] = "wpp_xsks",
+	[WPP_M_CTL] = "wpp_ctl",   [WPP_M_CONFIG] = "wpp_config",   [WPP_M_LPM4] = "wpp_lpm4",
+	[WPP_M_LPM6] = "wpp_lpm6", [WPP_M_TENANTS] = "wpp_tenants", [WPP_M_BUCKETS] = "wpp_buckets",
+	[WPP_M_CNT] = "wpp_cnt",   [WPP_M_TCNT] = "wpp_tcnt",       [WPP_M_RCNT] = "wpp_rcnt",
+	[WPP_M_XSKS] = "wpp_xsks",
 };
 
 int wp_policy_xdp_built(void)
@@ -316,12 +315,12 @@ static int set_fill(const struct wpp_maps *m, const struct wpp_image *img)
 			return -errno;
 	}
 	for (uint32_t i = 0; i < img->n4; i++)
-		if (bpf_map_update_elem(m->fd[WPP_M_LPM4], &img->e4[i].k, &img->e4[i].v,
-					BPF_ANY) < 0)
+		if (bpf_map_update_elem(m->fd[WPP_M_LPM4], &img->e4[i].k, &img->e4[i].v, BPF_ANY) <
+		    0)
 			return -errno;
 	for (uint32_t i = 0; i < img->n6; i++)
-		if (bpf_map_update_elem(m->fd[WPP_M_LPM6], &img->e6[i].k, &img->e6[i].v,
-					BPF_ANY) < 0)
+		if (bpf_map_update_elem(m->fd[WPP_M_LPM6], &img->e6[i].k, &img->e6[i].v, BPF_ANY) <
+		    0)
 			return -errno;
 	/* Last: a valid config is what makes the set usable. */
 	if (bpf_map_update_elem(m->fd[WPP_M_CONFIG], &set, &img->cfg, BPF_ANY) < 0)
@@ -376,8 +375,7 @@ int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int firs
 	if (ret == 0)
 		ret = set_fill(m, img);
 	if (ret < 0) {
-		xerr("filling the new rule set: %s; the old rules stay active",
-		     strerror(-ret));
+		xerr("filling the new rule set: %s; the old rules stay active", strerror(-ret));
 		set_clear(m, nw, NULL);
 		goto out_free;
 	}
@@ -386,8 +384,7 @@ int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int firs
 	/* 2. Switch: one aligned 4-byte value. */
 	if (bpf_map_update_elem(m->fd[WPP_M_CTL], &zero, &nw, BPF_ANY) < 0) {
 		ret = -errno;
-		xerr("switching rule sets: %s; the old rules stay active",
-		     strerror(-ret));
+		xerr("switching rule sets: %s; the old rules stay active", strerror(-ret));
 		set_clear(m, nw, NULL);
 		goto out_free;
 	}
@@ -609,8 +606,7 @@ static int iface(const char *ifname, struct wp_xdp_info *info)
 	}
 	idx = if_nametoindex(ifname);
 	if (!idx) {
-		xerr("no interface '%s' in this network namespace (see 'ip link')",
-		     ifname);
+		xerr("no interface '%s' in this network namespace (see 'ip link')", ifname);
 		return -ENODEV;
 	}
 	info->ifindex = (int)idx;
@@ -625,8 +621,8 @@ static void query(struct wp_xdp_info *info)
 	info->prog_id = 0;
 	if (bpf_xdp_query(info->ifindex, 0, &q) == 0) {
 		info->prog_id = q.prog_id;
-		info->native =
-			q.attach_mode == XDP_ATTACHED_DRV || q.attach_mode == XDP_ATTACHED_HW;
+		info->native = q.attach_mode == XDP_ATTACHED_DRV ||
+			       q.attach_mode == XDP_ATTACHED_HW;
 	}
 }
 
@@ -744,7 +740,8 @@ static void info_fill(struct wp_xdp_info *info, const char *ifname, uint32_t act
 	else
 		snprintf(info->detail, sizeof(info->detail),
 			 "generic XDP on %s (prog id %u): packets pay for an skb before the "
-			 "policy sees them", ifname, info->prog_id);
+			 "policy sees them",
+			 ifname, info->prog_id);
 }
 
 int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned flags,
@@ -841,8 +838,7 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 		ret = bpf_xdp_attach(info->ifindex, prog_fd,
 				     XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_SKB_MODE, NULL);
 		if (ret < 0) {
-			xerr("attaching XDP to %s failed: %s", ifname,
-			     strerror(-ret));
+			xerr("attaching XDP to %s failed: %s", ifname, strerror(-ret));
 			goto out_unpin;
 		}
 	}

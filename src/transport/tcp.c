@@ -26,7 +26,7 @@
 #define TCP_READS_PER_EVENT 8
 
 struct tcp_ctx {
-	int epfd;               /* first: wp_epoll_bk_init */
+	int epfd; /* first: wp_epoll_bk_init */
 	struct epoll_event ev[TCP_EVENTS];
 };
 
@@ -327,7 +327,8 @@ static void tcp_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 "epoll (level-triggered), TCP_NODELAY, writev batching up to %u iovecs per "
 		 "connection per round, payloads <= %u B staged (copied), larger sent in place; "
 		 "64 KiB receive buffer, frames parsed in place; %s",
-		 WP_IOV_MAX, WP_COPY_MAX, ctx->o.busy_poll ? "busy-poll on" : "sleeps in epoll_wait");
+		 WP_IOV_MAX, WP_COPY_MAX,
+		 ctx->o.busy_poll ? "busy-poll on" : "sleeps in epoll_wait");
 }
 
 /* A connection receives into its own read buffer (frames inside one read

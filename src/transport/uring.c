@@ -71,10 +71,10 @@ struct uring_ctx {
 };
 
 struct uring_ep {
-	int fidx;          /* fixed file slot, -1 if none */
-	uint32_t sends;    /* send ops in flight */
+	int fidx;       /* fixed file slot, -1 if none */
+	uint32_t sends; /* send ops in flight */
 	bool listener;
-	bool zc_off;          /* the kernel copied every zero-copy send: stop asking */
+	bool zc_off; /* the kernel copied every zero-copy send: stop asking */
 	uint16_t zc_seen, zc_copied;
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
@@ -191,8 +191,7 @@ static int setup_ring(struct wp_ctx *ctx, struct uring_ctx *u)
 	 * disabled and is enabled by the first progress call, so the issuer is
 	 * the thread that drives the context, not necessarily the one that
 	 * created the endpoint (SINGLE_ISSUER binds the ring to one task). */
-	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-		  IORING_SETUP_R_DISABLED;
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
 	ret = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
 	if (ret == 0) {
 		u->defer_taskrun = true;
@@ -220,8 +219,7 @@ static int setup_buf_ring(struct wp_ctx *ctx, struct uring_ctx *u)
 	u->nbufs = n;
 	u->buf_size = ctx->o.rx_buf_size;
 	u->br_bytes = n * sizeof(struct io_uring_buf);
-	u->br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		     0);
+	u->br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (u->br == MAP_FAILED) {
 		u->br = NULL;
 		return -ENOMEM;
@@ -342,8 +340,7 @@ static void uring_fini(struct wp_ctx *ctx)
 		}
 		unsigned head, n = 0;
 
-		io_uring_for_each_cqe(&u->ring, head, cqe)
-		{
+		io_uring_for_each_cqe(&u->ring, head, cqe) {
 			handle_cqe(ctx, cqe);
 			n++;
 		}
@@ -500,7 +497,6 @@ static struct uop *uop_get(struct uring_ctx *u)
 
 static void uop_put(struct uring_ctx *u, struct uop *o)
 {
-
 	o->next_free = u->uop_free;
 	u->uop_free = o;
 }
@@ -549,8 +545,8 @@ static void uring_flush(struct wp_ep *ep)
 							    IORING_SEND_ZC_REPORT_USAGE,
 							    (unsigned)mr->idx);
 			else
-				io_uring_prep_send_zc(sqe, 0, o->iov[0].iov_base,
-						      o->iov[0].iov_len, MSG_WAITALL | MSG_NOSIGNAL,
+				io_uring_prep_send_zc(sqe, 0, o->iov[0].iov_base, o->iov[0].iov_len,
+						      MSG_WAITALL | MSG_NOSIGNAL,
 						      IORING_SEND_ZC_REPORT_USAGE);
 			WP_CNT_ADD(zc_sent, 1);
 		} else {
@@ -589,8 +585,8 @@ static void send_done(struct wp_ctx *ctx, struct uop *o, struct io_uring_cqe *cq
 		 * a notification CQE and a wake-up. After ZC_JUDGE sends that were
 		 * all copied, this connection sends by copy; the meter and the
 		 * log say so. */
-		if (++uep(ep)->zc_seen == ZC_JUDGE && uep(ep)->zc_copied == ZC_JUDGE && !ctx->o.zc_always &&
-		    !uep(ep)->zc_off) {
+		if (++uep(ep)->zc_seen == ZC_JUDGE && uep(ep)->zc_copied == ZC_JUDGE &&
+		    !ctx->o.zc_always && !uep(ep)->zc_off) {
 			uep(ep)->zc_off = true;
 			WP_CNT_ADD(zc_disabled, 1);
 			wp_log(ctx, WP_LOG_INFO,
@@ -781,8 +777,8 @@ static int uring_poll(struct wp_ctx *ctx, int64_t timeout_us)
 	if (io_uring_cq_ready(&u->ring) || timeout_us == 0) {
 		need_enter = false;
 		if (sq_pending)
-			need_enter = !u->sqpoll ||
-				     (IO_URING_READ_ONCE(*u->ring.sq.kflags) & IORING_SQ_NEED_WAKEUP);
+			need_enter = !u->sqpoll || (IO_URING_READ_ONCE(*u->ring.sq.kflags) &
+						    IORING_SQ_NEED_WAKEUP);
 		if (need_enter || (sq_pending && u->sqpoll)) {
 			if (need_enter)
 				WP_SYSCALL(WP_SYS_URING_ENTER);
@@ -808,8 +804,7 @@ static int uring_poll(struct wp_ctx *ctx, int64_t timeout_us)
 		io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, tsp, NULL);
 	}
 
-	io_uring_for_each_cqe(&u->ring, head, cqe)
-	{
+	io_uring_for_each_cqe(&u->ring, head, cqe) {
 		handle_cqe(ctx, cqe);
 		n++;
 	}
@@ -832,8 +827,8 @@ static int uring_mem_register(struct wp_ctx *ctx, struct wp_mr *mr)
 	WP_SYSCALL(WP_SYS_OTHER);
 	ret = io_uring_register_buffers_update_tag(&u->ring, (unsigned)slot, &iov, NULL, 1);
 	if (ret < 0) {
-		wp_log(ctx, WP_LOG_ERR,
-		       "registering %zu bytes with io_uring: %s%s", mr->len, strerror(-ret),
+		wp_log(ctx, WP_LOG_ERR, "registering %zu bytes with io_uring: %s%s", mr->len,
+		       strerror(-ret),
 		       ret == -ENOMEM ? " (pinned memory exceeds RLIMIT_MEMLOCK: register less, "
 					"or run with CAP_IPC_LOCK)"
 				      : "");
@@ -864,13 +859,13 @@ static void uring_explain(struct wp_ctx *ctx, char *buf, size_t len)
 	char zc[320];
 
 	if (u->zc_ok)
-		snprintf(zc, sizeof(zc),
-			 "SEND_ZC at or above %u B (%s)", ctx->o.zc_threshold,
+		snprintf(zc, sizeof(zc), "SEND_ZC at or above %u B (%s)", ctx->o.zc_threshold,
 			 ctx->o.zc_threshold == UINT32_MAX ? "disabled by option"
-			 : ctx->o.zc_always ? "kept on even where the kernel copies (zc_always)"
-					    : "copies reported by the kernel are counted as zc.copied; "
-					      "a connection whose first 16 were all copied, as on "
-					      "loopback and veth, sends by copy");
+			 : ctx->o.zc_always
+				 ? "kept on even where the kernel copies (zc_always)"
+				 : "copies reported by the kernel are counted as zc.copied; "
+				   "a connection whose first 16 were all copied, as on "
+				   "loopback and veth, sends by copy");
 	else
 		snprintf(zc, sizeof(zc), "SEND_ZC off (%s)", u->zc_why);
 	snprintf(buf, len,
@@ -881,8 +876,7 @@ static void uring_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 u->fixed_files ? "registered files" : "plain fds (file registration failed)",
 		 u->fixed_bufs ? "registered regions become fixed buffers for SEND_ZC"
 			       : "no fixed buffers (buffer table registration failed)",
-		 zc,
-		 ctx->o.busy_poll ? "; busy-poll on" : "");
+		 zc, ctx->o.busy_poll ? "; busy-poll on" : "");
 }
 
 /* Every connection receives into the one provided-buffer ring. */
@@ -895,7 +889,7 @@ static int uring_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct 
 		return 0;
 	if (max)
 		out[0] = (struct wp_mem_range){ u->bufs, (size_t)u->nbufs * u->buf_size,
-						 WP_MEM_URING_RX, 0 };
+						WP_MEM_URING_RX, 0 };
 	return 1;
 }
 

@@ -32,8 +32,8 @@
  * not export it: issue the register opcode directly. */
 static inline int wp_uring_enable_rings(struct io_uring *ring)
 {
-	long r = syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS,
-			 NULL, 0);
+	long r = syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL,
+			 0);
 
 	return r < 0 ? -errno : 0;
 }

@@ -77,7 +77,7 @@ void wp_uring_probe(void)
 
 	ret = io_uring_queue_init(64, &ring, 0);
 	wp_probe_add("uring", ret, ret ? "io_uring_setup: %s" : "io_uring_setup ok",
-	    ret ? strerror(-ret) : "");
+		     ret ? strerror(-ret) : "");
 	if (ret)
 		return;
 
@@ -87,8 +87,8 @@ void wp_uring_probe(void)
 		struct io_uring r2;
 		int r = io_uring_queue_init_params(8, &r2, &p);
 
-		wp_probe_add("uring.defer_taskrun", r, r ? "SINGLE_ISSUER|DEFER_TASKRUN: %s" : "ok%s",
-		    r ? strerror(-r) : "");
+		wp_probe_add("uring.defer_taskrun", r,
+			     r ? "SINGLE_ISSUER|DEFER_TASKRUN: %s" : "ok%s", r ? strerror(-r) : "");
 		if (!r)
 			io_uring_queue_exit(&r2);
 	}
@@ -98,25 +98,27 @@ void wp_uring_probe(void)
 		struct io_uring r2;
 		int r = io_uring_queue_init_params(8, &r2, &p);
 
-		wp_probe_add("uring.sqpoll", r, r ? "IORING_SETUP_SQPOLL: %s" : "kernel SQ thread started%s",
-		    r ? strerror(-r) : "");
+		wp_probe_add("uring.sqpoll", r,
+			     r ? "IORING_SETUP_SQPOLL: %s" : "kernel SQ thread started%s",
+			     r ? strerror(-r) : "");
 		if (!r)
 			io_uring_queue_exit(&r2);
 	}
 
 	ret = io_uring_register_files_sparse(&ring, 8);
 	wp_probe_add("uring.register_files", ret, ret ? "register_files_sparse: %s" : "ok%s",
-	    ret ? strerror(-ret) : "");
+		     ret ? strerror(-ret) : "");
 	{
 		size_t len = 64 << 10;
-		void *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		void *b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			       0);
 		struct iovec iov = { b, len };
 
 		ret = b == MAP_FAILED ? -ENOMEM : io_uring_register_buffers(&ring, &iov, 1);
 		wp_probe_add("uring.register_buffers", ret,
-		    ret ? "register_buffers(64 KiB): %s (memlock limit?)"
-			: "64 KiB pinned and registered%s",
-		    ret ? strerror(-ret) : "");
+			     ret ? "register_buffers(64 KiB): %s (memlock limit?)"
+				 : "64 KiB pinned and registered%s",
+			     ret ? strerror(-ret) : "");
 		if (!ret)
 			io_uring_unregister_buffers(&ring);
 		if (b != MAP_FAILED)
@@ -130,7 +132,8 @@ void wp_uring_probe(void)
 						    PROT_READ | PROT_WRITE,
 						    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		uint8_t *bufs = malloc(n * bsz);
-		struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)br, .ring_entries = 8,
+		struct io_uring_buf_reg reg = { .ring_addr = (uintptr_t)br,
+						.ring_entries = 8,
 						.bgid = 7 };
 
 		ret = (br == MAP_FAILED || !bufs) ? -ENOMEM : 0;
@@ -138,8 +141,9 @@ void wp_uring_probe(void)
 			io_uring_buf_ring_init(br);
 			ret = io_uring_register_buf_ring(&ring, &reg, 0);
 		}
-		wp_probe_add("uring.buf_ring", ret, ret ? "register_buf_ring: %s" : "provided buffer ring ok%s",
-		    ret ? strerror(-ret) : "");
+		wp_probe_add("uring.buf_ring", ret,
+			     ret ? "register_buf_ring: %s" : "provided buffer ring ok%s",
+			     ret ? strerror(-ret) : "");
 		if (!ret) {
 			for (size_t i = 0; i < n; i++)
 				io_uring_buf_ring_add(br, bufs + i * bsz, bsz, (unsigned short)i,
@@ -162,9 +166,9 @@ void wp_uring_probe(void)
 					ret = -EOPNOTSUPP;
 			}
 			wp_probe_add("uring.recv_multishot", ret,
-			    ret ? "multishot recv on loopback TCP: %s"
-				: "multishot recv into provided buffers ok%s",
-			    ret ? strerror(-ret) : "");
+				     ret ? "multishot recv on loopback TCP: %s"
+					 : "multishot recv into provided buffers ok%s",
+				     ret ? strerror(-ret) : "");
 			if (fds[0] >= 0) {
 				close(fds[0]);
 				close(fds[1]);
@@ -211,14 +215,15 @@ void wp_uring_probe(void)
 		}
 		free(b);
 		if (ret)
-			wp_probe_add("uring.send_zc", ret, "SEND_ZC with REPORT_USAGE on loopback TCP: %s",
-			    strerror(-ret));
+			wp_probe_add("uring.send_zc", ret,
+				     "SEND_ZC with REPORT_USAGE on loopback TCP: %s",
+				     strerror(-ret));
 		else
-			wp_probe_add("uring.send_zc", 0,
-			    "works; the loopback test send was %s by the kernel (only traffic "
-			    "leaving through a real NIC can avoid the copy)",
-			    copied ? "COPIED" : "not copied");
+			wp_probe_add(
+				"uring.send_zc", 0,
+				"works; the loopback test send was %s by the kernel (only traffic "
+				"leaving through a real NIC can avoid the copy)",
+				copied ? "COPIED" : "not copied");
 	}
 	io_uring_queue_exit(&ring);
 }
-

@@ -38,13 +38,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(cond)                                                                         \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "fuzz_frame: %s:%d: invariant failed: %s\n", __FILE__,   \
-				__LINE__, #cond);                                                \
-			abort();                                                                 \
-		}                                                                                \
+#define FUZZ_CHECK(cond)                                                                       \
+	do {                                                                                   \
+		if (!(cond)) {                                                                 \
+			fprintf(stderr, "fuzz_frame: %s:%d: invariant failed: %s\n", __FILE__, \
+				__LINE__, #cond);                                              \
+			abort();                                                               \
+		}                                                                              \
 	} while (0)
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
@@ -131,7 +131,7 @@ struct fuzz_sink {
 	const uint8_t *chunk; /* the chunk being fed */
 	size_t chunk_len;
 	uint64_t frames;
-	uint64_t digest; /* order-sensitive hash of every delivered frame */
+	uint64_t digest;   /* order-sensitive hash of every delivered frame */
 	uint64_t consumed; /* wire bytes of the delivered frames */
 	uint64_t in_place;
 };
@@ -186,8 +186,7 @@ static size_t chunk_size(const uint8_t *ctl, size_t nctl, size_t i)
 
 enum feed_mode { FEED_WHOLE, FEED_CHUNKS, FEED_BYTES };
 
-static void fuzz_feed(const uint8_t *data, size_t size, enum feed_mode mode,
-		      struct fuzz_result *r)
+static void fuzz_feed(const uint8_t *data, size_t size, enum feed_mode mode, struct fuzz_result *r)
 {
 	struct wp_rx rx;
 	struct fuzz_sink k = { .rx = &rx, .digest = 0xcbf29ce484222325ull };

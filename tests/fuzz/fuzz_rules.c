@@ -27,13 +27,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_CHECK(cond)                                                                         \
-	do {                                                                                     \
-		if (!(cond)) {                                                                   \
-			fprintf(stderr, "fuzz_rules: %s:%d: invariant failed: %s\n", __FILE__,   \
-				__LINE__, #cond);                                                \
-			abort();                                                                 \
-		}                                                                                \
+#define FUZZ_CHECK(cond)                                                                       \
+	do {                                                                                   \
+		if (!(cond)) {                                                                 \
+			fprintf(stderr, "fuzz_rules: %s:%d: invariant failed: %s\n", __FILE__, \
+				__LINE__, #cond);                                              \
+			abort();                                                               \
+		}                                                                              \
 	} while (0)
 
 /* What the parser logged (wp_set_log) during one input. */

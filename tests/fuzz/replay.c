@@ -151,9 +151,26 @@ static void run_one(const uint8_t *buf, size_t len)
 static uint32_t interesting32(void)
 {
 	static const uint32_t v[] = {
-		0, 1, 7, 8, 39, 40, 41, 4095, 4096, 4097, 65535, 65536,
-		(1u << 20) - 1, 1u << 20, (1u << 20) + 1, WP_FRAME_MAX_DEFAULT,
-		0x7fffffff, 0x80000000u, 0xfffffffeu, 0xffffffffu,
+		0,
+		1,
+		7,
+		8,
+		39,
+		40,
+		41,
+		4095,
+		4096,
+		4097,
+		65535,
+		65536,
+		(1u << 20) - 1,
+		1u << 20,
+		(1u << 20) + 1,
+		WP_FRAME_MAX_DEFAULT,
+		0x7fffffff,
+		0x80000000u,
+		0xfffffffeu,
+		0xffffffffu,
 	};
 	return v[rnd_below(sizeof(v) / sizeof(v[0]))];
 }
@@ -196,8 +213,8 @@ static void mutate_once(uint8_t *buf, size_t *len, size_t cap)
 		h = pick_header(buf, n);
 		a = h + (size_t[]){ 4, 5, 5, 6, 7 }[rnd_below(5)];
 		if (a < n)
-			buf[a] = (uint8_t)(size_t[]){ 0, 1, 2, WP_FT__MAX, WP_FT__MAX + 1, 0x80,
-						       0xff }[rnd_below(7)];
+			buf[a] = (uint8_t)(size_t[]){ 0,    1,   2, WP_FT__MAX, WP_FT__MAX + 1,
+						      0x80, 0xff }[rnd_below(7)];
 		break;
 	case 3: /* an edge value into a 32-bit field, most often len */
 		h = pick_header(buf, n);
@@ -276,8 +293,8 @@ int main(int argc, char **argv)
 	if (load_corpus(dir) < 0)
 		return 1;
 	if (nseeds == 0) {
-		fprintf(stderr, "test_fuzz_replay: no seeds in %s (run tests/fuzz/make-corpus.py)\n",
-			dir);
+		fprintf(stderr,
+			"test_fuzz_replay: no seeds in %s (run tests/fuzz/make-corpus.py)\n", dir);
 		return 1;
 	}
 

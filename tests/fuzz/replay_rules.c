@@ -92,12 +92,57 @@ static void run(const uint8_t *buf, size_t len)
 }
 
 static const char *const words[] = {
-	"default", "pass", "drop", "datagram", "tenant", "id", "key", "admin", "redirect",
-	"allow", "ports", "rate", "burst", ";", "#", "\n", "\t", " ", "0", "1", "65535", "65536",
-	"4294967295", "4294967296", "18446744073709551616", "7000-7010", "10-5", "tcp:", "udp:",
-	"10.0.0.0/8", "0.0.0.0/0", "::/0", "fd00::/8", "1.2.3.4/33", "fe80::1/129", "::ffff:1.2.3.4",
-	"pps", "kpps", "Mpps", "B/s", "KB/s", "MiB/s", "GB/s", "1514", "4000000000", "KiB",
-	"00112233445566778899aabbccddeeff", "0f0e0d0c0b0a09080706050403020100", "x", "-", "/",
+	"default",
+	"pass",
+	"drop",
+	"datagram",
+	"tenant",
+	"id",
+	"key",
+	"admin",
+	"redirect",
+	"allow",
+	"ports",
+	"rate",
+	"burst",
+	";",
+	"#",
+	"\n",
+	"\t",
+	" ",
+	"0",
+	"1",
+	"65535",
+	"65536",
+	"4294967295",
+	"4294967296",
+	"18446744073709551616",
+	"7000-7010",
+	"10-5",
+	"tcp:",
+	"udp:",
+	"10.0.0.0/8",
+	"0.0.0.0/0",
+	"::/0",
+	"fd00::/8",
+	"1.2.3.4/33",
+	"fe80::1/129",
+	"::ffff:1.2.3.4",
+	"pps",
+	"kpps",
+	"Mpps",
+	"B/s",
+	"KB/s",
+	"MiB/s",
+	"GB/s",
+	"1514",
+	"4000000000",
+	"KiB",
+	"00112233445566778899aabbccddeeff",
+	"0f0e0d0c0b0a09080706050403020100",
+	"x",
+	"-",
+	"/",
 	"tenant z id 9 key 99999999999999999999999999999999\n",
 };
 
@@ -147,7 +192,7 @@ static void mutate(uint8_t *b, size_t *len, size_t cap)
 	case 6: /* a digit run becomes an edge number */
 		for (a = below(n + 1); a < n; a++) {
 			if (b[a] >= '0' && b[a] <= '9') {
-				b[a] = (uint8_t)"09"[rnd() & 1];
+				b[a] = (uint8_t) "09"[rnd() & 1];
 				break;
 			}
 		}
@@ -232,7 +277,8 @@ int main(int argc, char **argv)
 		buf[12] = it & 1 ? 0x86 : 0x08;
 		buf[13] = it & 1 ? 0xdd : 0x00;
 		if (len > 14)
-			buf[14] = (uint8_t)((it & 1 ? 0x60 : 0x45) | (buf[14] & (it & 2 ? 0x0f : 0)));
+			buf[14] = (uint8_t)((it & 1 ? 0x60 : 0x45) |
+					    (buf[14] & (it & 2 ? 0x0f : 0)));
 		snprintf(what, sizeof(what), "packet %ld", it);
 		run(buf, len);
 	}

@@ -35,11 +35,11 @@
 #define MEM_EVENTS 64
 #define MEM_MAX_LISTENERS 64
 
-struct mem_pipe {               /* bytes written by one side, read by the other */
+struct mem_pipe { /* bytes written by one side, read by the other */
 	uint8_t buf[MEM_PIPE];
-	uint64_t rd, wr;        /* absolute offsets: wr - rd bytes are queued */
-	bool closed;            /* the writer let go: EOF after the bytes */
-	bool want_room;         /* the writer waits for the reader to make room */
+	uint64_t rd, wr; /* absolute offsets: wr - rd bytes are queued */
+	bool closed;     /* the writer let go: EOF after the bytes */
+	bool want_room;  /* the writer waits for the reader to make room */
 };
 
 struct mem_pair {
@@ -56,14 +56,14 @@ struct mem_listener {
 };
 
 struct mem_ep {
-	struct mem_pair *pair;  /* connection, or NULL */
+	struct mem_pair *pair; /* connection, or NULL */
 	int side;
 	struct mem_listener *l; /* listening endpoint, or NULL */
 	uint8_t rbuf[MEM_RBUF];
 };
 
 struct mem_ctx {
-	int epfd;               /* first: wp_epoll_bk_init */
+	int epfd; /* first: wp_epoll_bk_init */
 	struct epoll_event ev[MEM_EVENTS];
 };
 

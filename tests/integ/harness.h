@@ -147,8 +147,8 @@ static void h_ep_event(void *arg, struct wp_ep *ep, enum wp_ep_event ev, int err
 
 /* Connect and wait until the endpoint is up. */
 static inline struct wp_ep *client_connect(struct wp_ctx *c, const char *path, int port,
-					   struct conn_wait *w, void (*msg)(void *, struct wp_ep *,
-									    struct wp_msg *),
+					   struct conn_wait *w,
+					   void (*msg)(void *, struct wp_ep *, struct wp_msg *),
 					   void *msg_arg)
 {
 	struct wp_ep_cbs cbs = { .event = h_ep_event, .msg = msg, .arg = w };

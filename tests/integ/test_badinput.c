@@ -86,8 +86,12 @@ static void lib_echo_check(struct wp_ctx *c, struct wp_ep *ep, struct conn_wait 
 	uint8_t buf[1500];
 	size_t len = 100 + seed * 37 % 1400;
 	struct res r = { .sum = FNV_INIT };
-	struct wp_call_params p = { .method = M_ECHO, .req = buf, .req_len = (uint32_t)len,
-				    .deadline_us = 2000000, .on_data = on_data, .on_done = on_done,
+	struct wp_call_params p = { .method = M_ECHO,
+				    .req = buf,
+				    .req_len = (uint32_t)len,
+				    .deadline_us = 2000000,
+				    .on_data = on_data,
+				    .on_done = on_done,
 				    .arg = &r };
 
 	test_fill(buf, len, seed);
@@ -308,7 +312,10 @@ static long rss_bytes(void)
 static void hdr_bytes(uint8_t *out, uint8_t type, uint16_t flags, uint64_t id, uint32_t method,
 		      uint32_t len)
 {
-	struct wp_frame_hdr h = { .type = type, .flags = flags, .req_id = id, .method = method,
+	struct wp_frame_hdr h = { .type = type,
+				  .flags = flags,
+				  .req_id = id,
+				  .method = method,
 				  .len = len };
 
 	wp_frame_encode(&h, out);
@@ -322,7 +329,7 @@ struct bad_case {
 };
 
 static int port;
-static int nclosed;  /* server-side closes seen so far */
+static int nclosed; /* server-side closes seen so far */
 static int frames_seen, cases_run;
 
 /* Send one bad input on a fresh raw socket (whole, or one byte per write)
@@ -513,9 +520,8 @@ static void case_unexpected(struct wp_ctx *c, struct wp_ep *ep, struct conn_wait
 		uint16_t flags;
 		uint32_t len;
 	} ign[] = {
-		{ WP_FT_DATA, 0, 16 },          { WP_FT_DATA, WP_FF_LAST, 0 },
-		{ WP_FT_END, 0, 0 },            { WP_FT_ERR, 0, 11 },
-		{ WP_FT_CANCEL, 0, 0 },         { WP_FT_MSG, 0, 33 },
+		{ WP_FT_DATA, 0, 16 }, { WP_FT_DATA, WP_FF_LAST, 0 }, { WP_FT_END, 0, 0 },
+		{ WP_FT_ERR, 0, 11 },  { WP_FT_CANCEL, 0, 0 },        { WP_FT_MSG, 0, 33 },
 	};
 
 	snap(&before);
@@ -565,9 +571,9 @@ static void case_split(struct wp_ctx *c, struct wp_ep *ep, struct conn_wait *w)
 	fd = raw_connect(port);
 	while (atomic_load(&srv_up) == up0)
 		usleep(500);
-	raw_echo(fd, 1, 200, 1, 1);  /* 240 one-byte writes */
-	raw_echo(fd, 2, 0, 2, 1);    /* header only, one byte at a time */
-	raw_echo(fd, 3, 600, 3, 0);  /* whole */
+	raw_echo(fd, 1, 200, 1, 1); /* 240 one-byte writes */
+	raw_echo(fd, 2, 0, 2, 1);   /* header only, one byte at a time */
+	raw_echo(fd, 3, 600, 3, 0); /* whole */
 
 	/* Header, pause, payload in two pieces. */
 	hdr_bytes(buf, WP_FT_REQ, 0, 4, M_ECHO, 700);

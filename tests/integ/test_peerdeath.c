@@ -142,8 +142,8 @@ static void s_tick(struct srv *s)
 
 				atomic_fetch_add(&s_dead_cancelled, 1);
 				chunk_fill(b, c->seq);
-				if (c->stream && wp_call_stream(c->k, b, sizeof(b), NULL, NULL) !=
-							 -ENOTCONN)
+				if (c->stream &&
+				    wp_call_stream(c->k, b, sizeof(b), NULL, NULL) != -ENOTCONN)
 					ok = 0;
 				if (wp_call_end(c->k, 0) != -ENOTCONN)
 					ok = 0;
@@ -231,8 +231,12 @@ static struct wp_ep *c_connect(struct wp_ctx *c, const char *path, int port, str
 
 static int c_call(struct wp_ep *ep, uint32_t method, struct cres *r, uint32_t arg32)
 {
-	struct wp_call_params p = { .method = method, .req = &arg32, .req_len = 4,
-				    .on_data = c_on_data, .on_done = c_on_done, .arg = r };
+	struct wp_call_params p = { .method = method,
+				    .req = &arg32,
+				    .req_len = 4,
+				    .on_data = c_on_data,
+				    .on_done = c_on_done,
+				    .arg = r };
 
 	memset(r, 0, sizeof(*r));
 	return wp_rpc_call(ep, &p, NULL);
@@ -266,8 +270,12 @@ static void c_echo_check(struct wp_ctx *c, struct wp_ep *ep)
 {
 	static uint8_t buf[3000];
 	struct eres r = { .sum = FNV_INIT };
-	struct wp_call_params p = { .method = M_ECHO, .req = buf, .req_len = sizeof(buf),
-				    .on_data = e_on_data, .on_done = e_on_done, .arg = &r };
+	struct wp_call_params p = { .method = M_ECHO,
+				    .req = buf,
+				    .req_len = sizeof(buf),
+				    .on_data = e_on_data,
+				    .on_done = e_on_done,
+				    .arg = &r };
 
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = (uint8_t)(i * 13 + 5);
@@ -483,8 +491,11 @@ static void case_client_dies(const char *path)
 	{
 		uint64_t id, end = wp_now_ns() + 3000000000ull;
 		uint32_t zero = 0;
-		struct wp_call_params p = { .method = M_STREAM, .req = &zero, .req_len = 4,
-					    .on_data = c_on_data, .on_done = c_on_done,
+		struct wp_call_params p = { .method = M_STREAM,
+					    .req = &zero,
+					    .req_len = 4,
+					    .on_data = c_on_data,
+					    .on_done = c_on_done,
 					    .arg = &st };
 
 		memset(&st, 0, sizeof(st));
@@ -739,9 +750,12 @@ static void case_dies_mid_send(const char *path)
 	memset(req, 0x3c, sizeof(req));
 	CHECK(wp_ep_send_msg(ep, M_SINK, bs.buf, BIG, big_done, &bs) == 0);
 	{
-		struct wp_call_params p = { .method = M_BIG, .req = req, .req_len = BIG,
+		struct wp_call_params p = { .method = M_BIG,
+					    .req = req,
+					    .req_len = BIG,
 					    .req_done = bigcall_req_done,
-					    .on_done = bigcall_done, .arg = &bc };
+					    .on_done = bigcall_done,
+					    .arg = &bc };
 
 		/* req_done and on_done share arg; they tell themselves apart. */
 		CHECK(wp_rpc_call(ep, &p, NULL) == 0);
@@ -762,8 +776,8 @@ static void case_dies_mid_send(const char *path)
 	close(mid_pipe[0]);
 	for (int i = 0; i < 20; i++) /* fill the socket buffers */
 		CHECK(wp_ctx_progress(c, 1000) >= 0);
-	printf("  reader took %d KiB and stalled; message done %s, request done %s\n",
-	       got >> 10, bs.ndone ? "already" : "not yet", bc.nreq_done ? "already" : "not yet");
+	printf("  reader took %d KiB and stalled; message done %s, request done %s\n", got >> 10,
+	       bs.ndone ? "already" : "not yet", bc.nreq_done ? "already" : "not yet");
 	CHECK(!e.closed);
 	CHECK_EQ(bc.ndone, 0);
 
@@ -776,8 +790,8 @@ static void case_dies_mid_send(const char *path)
 	}
 	printf("  reader killed after %.1f ms: closed=%d (err %d), message done x%d (%d), "
 	       "request done x%d (%d), call done x%d (%d)\n",
-	       (double)(wp_now_ns() - t0) / 1e6, e.closed, e.err, bs.ndone, bs.status,
-	       bc.nreq_done, bc.req_status, bc.ndone, bc.status);
+	       (double)(wp_now_ns() - t0) / 1e6, e.closed, e.err, bs.ndone, bs.status, bc.nreq_done,
+	       bc.req_status, bc.ndone, bc.status);
 	CHECK_EQ(e.nclosed, 1);
 	CHECK(e.err < 0);
 	CHECK_EQ(bc.ndone, 1);

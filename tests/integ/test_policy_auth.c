@@ -58,8 +58,12 @@ static void on_done(void *arg, int status)
 static int call(struct wp_ctx *c, struct wp_ep *ep, uint32_t method)
 {
 	struct res r = { 0 };
-	struct wp_call_params p = { .method = method, .req = "ping", .req_len = 4,
-				    .on_data = on_data, .on_done = on_done, .arg = &r };
+	struct wp_call_params p = { .method = method,
+				    .req = "ping",
+				    .req_len = 4,
+				    .on_data = on_data,
+				    .on_done = on_done,
+				    .arg = &r };
 
 	CHECK(wp_rpc_call(ep, &p, NULL) == 0);
 	drive_until(c, &r.done, 5000);
@@ -74,8 +78,11 @@ static void refused(const char *path, int port, uint32_t tenant, const uint8_t *
 	struct wp_ep *ep = client_connect(c, path, port, &w, NULL, NULL);
 	struct wp_meter_snap a, b;
 	struct res r = { 0 };
-	struct wp_call_params p = { .method = M_ECHO, .req = "x", .req_len = 1,
-				    .on_done = on_done, .arg = &r };
+	struct wp_call_params p = { .method = M_ECHO,
+				    .req = "x",
+				    .req_len = 1,
+				    .on_done = on_done,
+				    .arg = &r };
 	int before = atomic_load(&served);
 
 	if (key)

@@ -118,9 +118,13 @@ static void on_done(void *arg, int status)
 static int start(struct wp_ep *ep, uint32_t method, uint32_t arg32, int64_t deadline_us,
 		 struct res *r, uint64_t *id)
 {
-	struct wp_call_params p = { .method = method, .req = &r->want, .req_len = 4,
-				    .deadline_us = deadline_us, .on_data = on_data,
-				    .on_done = on_done, .arg = r };
+	struct wp_call_params p = { .method = method,
+				    .req = &r->want,
+				    .req_len = 4,
+				    .deadline_us = deadline_us,
+				    .on_data = on_data,
+				    .on_done = on_done,
+				    .arg = r };
 
 	memset(r, 0, sizeof(*r));
 	r->want = arg32;
@@ -234,8 +238,10 @@ int main(int argc, char **argv)
 
 	/* Oversized request is refused locally. */
 	{
-		struct wp_call_params p = { .method = M_ECHO, .req = pattern,
-					    .req_len = (32u << 20), .on_done = on_done,
+		struct wp_call_params p = { .method = M_ECHO,
+					    .req = pattern,
+					    .req_len = (32u << 20),
+					    .on_done = on_done,
 					    .arg = &one };
 
 		CHECK(wp_rpc_call(ep, &p, NULL) == -EMSGSIZE);

@@ -276,8 +276,12 @@ static void e_done(void *arg, int status)
 
 static int echo_start(struct wp_ep *ep, struct eres *r, const uint8_t *buf, uint32_t len)
 {
-	struct wp_call_params p = { .method = M_ECHO, .req = buf, .req_len = len,
-				    .on_data = e_data, .on_done = e_done, .arg = r };
+	struct wp_call_params p = { .method = M_ECHO,
+				    .req = buf,
+				    .req_len = len,
+				    .on_data = e_data,
+				    .on_done = e_done,
+				    .arg = r };
 
 	memset(r, 0, sizeof(*r));
 	r->sum = FNV_INIT;
@@ -448,7 +452,8 @@ static void case_consumer_dies(void)
 			break;
 		CHECK(wp_now_ns() < end);
 	}
-	CHECK(pipe_read_int(rep_pipe[0], 1000, &R) == 0 && pipe_read_int(rep_pipe[0], 1000, &bad) == 0);
+	CHECK(pipe_read_int(rep_pipe[0], 1000, &R) == 0 &&
+	      pipe_read_int(rep_pipe[0], 1000, &bad) == 0);
 	close(rep_pipe[0]);
 	CHECK_EQ(bad, 0);
 	CHECK(R >= 100 && R <= (int)seq);
@@ -502,7 +507,8 @@ static void case_consumer_dies(void)
 		for (int i = 0; i < A_CALLS; i++)
 			all &= a_calls[i].done;
 		if (wp_now_ns() - t0 > 2000000000ull) {
-			fprintf(stderr, "4a: not everything completed 2 s after the kill (closed %d)\n",
+			fprintf(stderr,
+				"4a: not everything completed 2 s after the kill (closed %d)\n",
 				e.closed);
 			exit(1);
 		}
@@ -675,7 +681,8 @@ static void case_producer_dies(uint64_t target)
 		CHECK(wp_ctx_progress(s, 1000) >= 0);
 		CHECK(!b_se.closed);
 		if (wp_now_ns() > end) {
-			fprintf(stderr, "4b: only %llu messages in 10 s\n", (unsigned long long)b_got);
+			fprintf(stderr, "4b: only %llu messages in 10 s\n",
+				(unsigned long long)b_got);
 			exit(1);
 		}
 	}
@@ -747,7 +754,8 @@ static void c1_msg(void *arg, struct wp_ep *ep, struct wp_msg *m)
 	if (m->method != (uint32_t)seq + 1 || m->len != c1_len(seq) ||
 	    pay_check(m->data, m->len, seq)) {
 		if (atomic_fetch_add(&c1_bad, 1) == 0)
-			fprintf(stderr, "1: message %llu (method %u, %u bytes) is not what was sent\n",
+			fprintf(stderr,
+				"1: message %llu (method %u, %u bytes) is not what was sent\n",
 				(unsigned long long)seq, m->method, m->len);
 	}
 	atomic_store_explicit(&c1_recv, seq + 1, memory_order_release);
@@ -963,8 +971,10 @@ static void case_rpc(void)
 		for (int i = 0; i < NCALLS; i++) {
 			struct c2call *r = &c2[i];
 			uint32_t len = 4 + (uint32_t)((i * 97 + round * 1009) % 4500);
-			struct wp_call_params p = { .method = M_ECHO, .req_len = len,
-						    .on_data = c2_data, .on_done = c2_done,
+			struct wp_call_params p = { .method = M_ECHO,
+						    .req_len = len,
+						    .on_data = c2_data,
+						    .on_done = c2_done,
 						    .arg = r };
 			uint8_t *b = scratch;
 
@@ -1008,8 +1018,12 @@ static void case_rpc(void)
 	{
 		static struct c2stream st;
 		uint32_t n = 1000;
-		struct wp_call_params p = { .method = M_STREAM, .req = &n, .req_len = 4,
-					    .on_data = c2s_data, .on_done = c2s_done, .arg = &st };
+		struct wp_call_params p = { .method = M_STREAM,
+					    .req = &n,
+					    .req_len = 4,
+					    .on_data = c2s_data,
+					    .on_done = c2s_done,
+					    .arg = &st };
 
 		t0 = wp_now_ns();
 		CHECK_EQ(wp_rpc_call(c2_ep, &p, NULL), 0);
@@ -1140,8 +1154,9 @@ static void case_reuse(uint64_t n)
 		}
 		dt = wp_now_ns() - t0;
 		if (dt > 500000000ull) {
-			fprintf(stderr, "3: an in-place completion 5 ms away took %.0f ms: the sender "
-					"slept through the peer's release until its progress timeout\n",
+			fprintf(stderr,
+				"3: an in-place completion 5 ms away took %.0f ms: the sender "
+				"slept through the peer's release until its progress timeout\n",
 				(double)dt / 1e6);
 			exit(1);
 		}
@@ -1275,7 +1290,8 @@ static int raw_answer(int sock, int32_t *status)
 			return 1;
 		}
 		if (wp_now_ns() > end) {
-			fprintf(stderr, "5: the server did not answer on the setup socket in 2 s\n");
+			fprintf(stderr,
+				"5: the server did not answer on the setup socket in 2 s\n");
 			exit(1);
 		}
 	}
@@ -1294,10 +1310,15 @@ static int memfd_region(uint64_t size, int seal)
 
 static struct shm_wire_msg hello_for(const struct shm_geom *g)
 {
-	return (struct shm_wire_msg){ .magic = SHM_MAGIC, .version = SHM_VERSION,
-				      .type = SHM_MSG_HELLO, .slots = g->slots,
-				      .arena = g->arena, .heap = g->heap, .align = g->align,
-				      .size = g->size, .pid = getpid() };
+	return (struct shm_wire_msg){ .magic = SHM_MAGIC,
+				      .version = SHM_VERSION,
+				      .type = SHM_MSG_HELLO,
+				      .slots = g->slots,
+				      .arena = g->arena,
+				      .heap = g->heap,
+				      .align = g->align,
+				      .size = g->size,
+				      .pid = getpid() };
 }
 
 static uint64_t bad_total(const struct wp_meter_snap *s)
@@ -1311,14 +1332,30 @@ static uint64_t bad_total(const struct wp_meter_snap *s)
 
 /* One hello that must be refused: ACK with an error, then the hang-up. The
  * memfd and doorbells are ours to close afterwards. */
-enum { HB_NOFDS, HB_UNSEALED, HB_SLOTS, HB_ARENA, HB_SMALL, HB_NOT_HELLO, HB_VERSION,
-       HB_NOMAGIC, HB_PIPE_BELL, HB_FILE, HB__COUNT };
+enum {
+	HB_NOFDS,
+	HB_UNSEALED,
+	HB_SLOTS,
+	HB_ARENA,
+	HB_SMALL,
+	HB_NOT_HELLO,
+	HB_VERSION,
+	HB_NOMAGIC,
+	HB_PIPE_BELL,
+	HB_FILE,
+	HB__COUNT
+};
 static const char *const hb_name[HB__COUNT] = {
-	"hello without descriptors",      "unsealed memfd",
-	"slots not a power of two",       "arena of 2 GiB",
-	"region smaller than geometry",   "not a hello",
-	"unknown version",                "region without magic",
-	"doorbells that are pipes",       "a regular file as region",
+	"hello without descriptors",
+	"unsealed memfd",
+	"slots not a power of two",
+	"arena of 2 GiB",
+	"region smaller than geometry",
+	"not a hello",
+	"unknown version",
+	"region without magic",
+	"doorbells that are pipes",
+	"a regular file as region",
 };
 
 static void hostile_hello(int port, int kind)
@@ -1507,8 +1544,18 @@ static void raw_valid_msg(struct raw *r)
 	CHECK_EQ(atomic_load(&h_raw_bad), 0);
 }
 
-enum { HD_MAGIC, HD_VERSION, HD_TYPE, HD_OFF_PEER_ARENA, HD_OFF_PAST_HEAP, HD_OFF_REGION,
-       HD_PROD_JUMP, HD_CONS_JUMP, HD_SOCK_BYTES, HD__COUNT };
+enum {
+	HD_MAGIC,
+	HD_VERSION,
+	HD_TYPE,
+	HD_OFF_PEER_ARENA,
+	HD_OFF_PAST_HEAP,
+	HD_OFF_REGION,
+	HD_PROD_JUMP,
+	HD_CONS_JUMP,
+	HD_SOCK_BYTES,
+	HD__COUNT
+};
 static const struct {
 	const char *name;
 	int reason;
@@ -1563,7 +1610,9 @@ static void hostile_data(int port, int kind)
 		break;
 	case HD_CONS_JUMP: {
 		/* A request the server answers; then release more than it sent. */
-		struct wp_frame_hdr q = { .type = WP_FT_REQ, .method = M_ECHO, .req_id = 1,
+		struct wp_frame_hdr q = { .type = WP_FT_REQ,
+					  .method = M_ECHO,
+					  .req_id = 1,
 					  .len = 200 };
 		uint64_t off = r.g.arena_off[0] + 4096;
 		const struct shm_desc *rd = (const struct shm_desc *)(r.base + r.g.ring_off[1]);
@@ -1583,7 +1632,8 @@ static void hostile_data(int port, int kind)
 		CHECK_EQ(a.type, WP_FT_DATA);
 		CHECK_EQ(a.req_id, 1);
 		CHECK_EQ(a.len, 200);
-		CHECK(rd[0].off >= r.g.arena_off[1] && rd[0].off + 200 <= r.g.arena_off[1] + r.g.arena);
+		CHECK(rd[0].off >= r.g.arena_off[1] &&
+		      rd[0].off + 200 <= r.g.arena_off[1] + r.g.arena);
 		CHECK_EQ(pay_check(r.base + rd[0].off, 200, 777), 0);
 		wp_meter_snapshot(&s0);
 		atomic_store(&r.hdr->dir[1].cons, 5);

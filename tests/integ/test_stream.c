@@ -177,7 +177,8 @@ int main(int argc, char **argv)
 		CHECK(wp_ctx_progress(c, 1000) >= 0);
 
 	{
-		struct wp_call_params p = { .method = M_VERDICT, .on_data = on_v,
+		struct wp_call_params p = { .method = M_VERDICT,
+					    .on_data = on_v,
 					    .on_done = on_vdone };
 
 		CHECK(wp_rpc_call(ep, &p, NULL) == 0);

@@ -41,8 +41,14 @@ static int post_wait(struct wp_ctx *c, struct wp_ep *ep, enum wp_xfer_op op, str
 		     const struct wp_rkey *rk, const struct wp_xfer_desc *d, uint32_t n,
 		     struct res *r)
 {
-	struct wp_xfer_params p = { .op = op, .local = local, .remote = rk, .desc = d, .ndesc = n,
-				    .deadline_us = 10000000, .on_done = on_xfer, .arg = r };
+	struct wp_xfer_params p = { .op = op,
+				    .local = local,
+				    .remote = rk,
+				    .desc = d,
+				    .ndesc = n,
+				    .deadline_us = 10000000,
+				    .on_done = on_xfer,
+				    .arg = r };
 	int ret;
 
 	memset(r, 0, sizeof(*r));
@@ -106,7 +112,7 @@ int main(int argc, char **argv)
 			CHECK_EQ(r.st.copied_local, r.st.bytes);
 		} else {
 			CHECK_EQ(r.st.direct, 0);
-			CHECK_EQ(r.st.copied_local, 0); /* sent in place */
+			CHECK_EQ(r.st.copied_local, 0);           /* sent in place */
 			CHECK_EQ(r.st.copied_remote, r.st.bytes); /* placed with one copy */
 		}
 	}
@@ -157,8 +163,13 @@ int main(int argc, char **argv)
 	/* 5. Out of range: refused at the post, nothing taken. */
 	{
 		struct wp_xfer_desc d = { 0, SRV_LEN - 10, 11 };
-		struct wp_xfer_params p = { .op = WP_XFER_WRITE, .local = src, .remote = &srv_rkey,
-					    .desc = &d, .ndesc = 1, .on_done = on_xfer, .arg = &r };
+		struct wp_xfer_params p = { .op = WP_XFER_WRITE,
+					    .local = src,
+					    .remote = &srv_rkey,
+					    .desc = &d,
+					    .ndesc = 1,
+					    .on_done = on_xfer,
+					    .arg = &r };
 
 		CHECK(wp_xfer_post(ep, &p) == -EINVAL);
 		d = (struct wp_xfer_desc){ SRV_LEN, 0, 1 };

@@ -39,10 +39,11 @@ static void on_done(void *arg, const struct wp_gpu_done *d)
 		fprintf(stderr, "payload %zu: status %d\n", (size_t)tag, d->status);
 		G.errs++;
 	} else if (!d->summed || d->gpu_sum != G.want[tag]) {
-		fprintf(stderr, "payload %zu (%llu B, mode %s): GPU checksum %016llx, sender's "
-			"%016llx\n", (size_t)tag, (unsigned long long)d->len,
-			wp_gpu_mode_name(d->mode), (unsigned long long)d->gpu_sum,
-			(unsigned long long)G.want[tag]);
+		fprintf(stderr,
+			"payload %zu (%llu B, mode %s): GPU checksum %016llx, sender's "
+			"%016llx\n",
+			(size_t)tag, (unsigned long long)d->len, wp_gpu_mode_name(d->mode),
+			(unsigned long long)d->gpu_sum, (unsigned long long)G.want[tag]);
 		G.bad++;
 	}
 }
@@ -59,8 +60,7 @@ static void wait_all(struct wp_ctx *ctx, uint32_t n)
 }
 
 /* Submit, progressing through back-pressure. */
-static void put(struct wp_ctx *ctx, struct wp_gpu_feed *f, const void *p, size_t len,
-		uintptr_t tag)
+static void put(struct wp_ctx *ctx, struct wp_gpu_feed *f, const void *p, size_t len, uintptr_t tag)
 {
 	int r;
 
@@ -116,15 +116,16 @@ static void run_mode(struct wp_ctx *ctx, enum wp_gpu_mode m)
 	wait_all(ctx, n);
 	wp_gpu_feed_stats(f, &st);
 	printf("  %s: %u payloads verified on the GPU; %llu B host-copied, %llu in place, "
-	       "%llu mapped, %llu copies, %llu batches, %llu kernels\n", wp_gpu_mode_name(m), n,
-	       (unsigned long long)st.host_copied, (unsigned long long)st.direct_bytes,
-	       (unsigned long long)st.mapped_bytes, (unsigned long long)st.dma_copies,
-	       (unsigned long long)st.batches, (unsigned long long)st.kernels);
+	       "%llu mapped, %llu copies, %llu batches, %llu kernels\n",
+	       wp_gpu_mode_name(m), n, (unsigned long long)st.host_copied,
+	       (unsigned long long)st.direct_bytes, (unsigned long long)st.mapped_bytes,
+	       (unsigned long long)st.dma_copies, (unsigned long long)st.batches,
+	       (unsigned long long)st.kernels);
 	if (m == WP_GPU_PINNED) {
 		uint64_t ns = 0;
 
-		CHECK(st.batches < 256);         /* small payloads shared copies */
-		CHECK(st.direct_bytes > 0);      /* registered: no host copy */
+		CHECK(st.batches < 256);    /* small payloads shared copies */
+		CHECK(st.direct_bytes > 0); /* registered: no host copy */
 		CHECK_EQ(wp_gpu_feed_reference(f, big, 10, &ns), 0);
 		printf("  reference: 10 x 16 MiB cudaMemcpyAsync from pinned: %.2f GB/s\n",
 		       10.0 * big / (double)ns);
@@ -252,8 +253,9 @@ static void run_net(const char *path)
 	CHECK_EQ(G.bad, 0);
 	wp_gpu_feed_stats(x.f, &st);
 	printf("  %s: %u received messages verified on the GPU; %llu B host-copied by the feed, "
-	       "%llu B DMA'd in place from the receive pools\n", path, NET_MSGS,
-	       (unsigned long long)st.host_copied, (unsigned long long)st.direct_bytes);
+	       "%llu B DMA'd in place from the receive pools\n",
+	       path, NET_MSGS, (unsigned long long)st.host_copied,
+	       (unsigned long long)st.direct_bytes);
 	if (!strcmp(path, "shm")) {
 		/* The peer's heap is pinned: the large ones crossed with no copy. */
 		CHECK_EQ(x.pools, 3);

@@ -105,11 +105,11 @@ static struct wp_policy *parse(const char *text)
 static size_t gen(uint8_t *b, size_t cap, int *kind)
 {
 	static const char *const v4src[] = { "10.99.1.2", "10.99.1.200", "10.99.2.7", "10.99.3.3",
-					     "10.99.4.4", "172.16.0.1", "10.99.5.1" };
+					     "10.99.4.4", "172.16.0.1",  "10.99.5.1" };
 	static const char *const v6src[] = { "fd99::2", "fd99:1::9", "fd99:3::3", "fd99::3",
 					     "2001:db8::1" };
-	static const uint16_t ports[] = { 7000, 7001, 7005, 7010, 7011, 7100, 7200, 7201, 8000,
-					  9000, 22, 65535 };
+	static const uint16_t ports[] = { 7000, 7001, 7005, 7010, 7011, 7100,
+					  7200, 7201, 8000, 9000, 22,   65535 };
 	static const uint8_t protos[] = { 17, 17, 17, 17, 6, 6, 6, 1, 58, 47 };
 	uint8_t pl[1400];
 	struct pb p;
@@ -216,7 +216,8 @@ static void compare_stats(const struct wp_policy_stats *x, const struct wp_polic
 			fprintf(stderr, "verdict %s differs\n", wp_verdict_name(v));
 			bad = 1;
 		}
-	if (x->ntenants != t->ntenants || x->nrules != t->nrules || x->active_set != t->active_set) {
+	if (x->ntenants != t->ntenants || x->nrules != t->nrules ||
+	    x->active_set != t->active_set) {
 		fprintf(stderr, "tenants %u/%u rules %u/%u set %u/%u\n", x->ntenants, t->ntenants,
 			x->nrules, t->nrules, x->active_set, t->active_set);
 		exit(1);
@@ -236,7 +237,8 @@ static void compare_stats(const struct wp_policy_stats *x, const struct wp_polic
 			}
 	}
 	for (uint32_t i = 0; i < t->nrules; i++) {
-		if (x->rules[i].rule != t->rules[i].rule || strcmp(x->rules[i].text, t->rules[i].text) ||
+		if (x->rules[i].rule != t->rules[i].rule ||
+		    strcmp(x->rules[i].text, t->rules[i].text) ||
 		    memcmp(&x->rules[i].c, &t->rules[i].c, sizeof(x->rules[i].c))) {
 			fprintf(stderr, "rule #%u '%s' %llu vs #%u '%s' %llu\n", x->rules[i].rule,
 				x->rules[i].text, (unsigned long long)x->rules[i].c.pkts,
@@ -336,7 +338,8 @@ int main(int argc, char **argv)
 	/* Every reason the corpus can reach was reached (not trunc_l2: < 14 B skipped). */
 	for (unsigned r = 0; r < ts.nreasons; r++)
 		if (r != WPP_R_TRUNC_L2 && r != WPP_R_VLAN_DEPTH && !per_reason[r]) {
-			fprintf(stderr, "corpus never reached reason %s\n", wp_policy_reason_name(r));
+			fprintf(stderr, "corpus never reached reason %s\n",
+				wp_policy_reason_name(r));
 			return 1;
 		}
 	wp_policy_stats_free(&xs);

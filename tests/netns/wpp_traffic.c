@@ -264,12 +264,18 @@ static int do_listen(const struct args *a)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "src", required_argument, NULL, 's' },   { "dst", required_argument, NULL, 'd' },
-		{ "bind", required_argument, NULL, 'b' },  { "port", required_argument, NULL, 'p' },
-		{ "count", required_argument, NULL, 'n' }, { "pps", required_argument, NULL, 'r' },
-		{ "size", required_argument, NULL, 'z' },  { "frame", required_argument, NULL, 'f' },
-		{ "forge", no_argument, NULL, 'F' },       { "short", no_argument, NULL, 'S' },
-		{ "secs", required_argument, NULL, 't' },  { "idle-ms", required_argument, NULL, 'i' },
+		{ "src", required_argument, NULL, 's' },
+		{ "dst", required_argument, NULL, 'd' },
+		{ "bind", required_argument, NULL, 'b' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "pps", required_argument, NULL, 'r' },
+		{ "size", required_argument, NULL, 'z' },
+		{ "frame", required_argument, NULL, 'f' },
+		{ "forge", no_argument, NULL, 'F' },
+		{ "short", no_argument, NULL, 'S' },
+		{ "secs", required_argument, NULL, 't' },
+		{ "idle-ms", required_argument, NULL, 'i' },
 		{ "timeout-ms", required_argument, NULL, 'T' },
 		{ "seq-base", required_argument, NULL, 'q' },
 		{ NULL, 0, NULL, 0 },
@@ -284,21 +290,50 @@ int main(int argc, char **argv)
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': a.src = optarg; break;
-		case 'd': a.dst = optarg; break;
-		case 'b': a.bind = optarg; break;
-		case 'p': a.port = atoi(optarg); break;
-		case 'n': a.count = atol(optarg); break;
-		case 'r': a.pps = atof(optarg); break;
-		case 'z': a.size = atoi(optarg); break;
-		case 'f': a.frame = optarg; break;
-		case 'F': a.forge = 1; break;
-		case 'S': a.shortf = 1; break;
-		case 't': a.secs = atof(optarg); break;
-		case 'i': a.idle_ms = atoi(optarg); break;
-		case 'T': a.timeout_ms = atoi(optarg); break;
-		case 'q': a.seq_base = strtoull(optarg, NULL, 10); break;
-		default: return 2;
+		case 's':
+			a.src = optarg;
+			break;
+		case 'd':
+			a.dst = optarg;
+			break;
+		case 'b':
+			a.bind = optarg;
+			break;
+		case 'p':
+			a.port = atoi(optarg);
+			break;
+		case 'n':
+			a.count = atol(optarg);
+			break;
+		case 'r':
+			a.pps = atof(optarg);
+			break;
+		case 'z':
+			a.size = atoi(optarg);
+			break;
+		case 'f':
+			a.frame = optarg;
+			break;
+		case 'F':
+			a.forge = 1;
+			break;
+		case 'S':
+			a.shortf = 1;
+			break;
+		case 't':
+			a.secs = atof(optarg);
+			break;
+		case 'i':
+			a.idle_ms = atoi(optarg);
+			break;
+		case 'T':
+			a.timeout_ms = atoi(optarg);
+			break;
+		case 'q':
+			a.seq_base = strtoull(optarg, NULL, 10);
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (!strcmp(mode, "send"))

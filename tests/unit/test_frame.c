@@ -112,15 +112,15 @@ static void test_layout(void)
 		.auth = 0xf0e0d0c0b0a09080ull,
 	};
 	static const uint8_t want[WP_FRAME_HDR] = {
-		'W', 'P', 'F', '1',		/* 0: magic */
-		1,				/* 4: version */
-		3,				/* 5: type */
-		0x01, 0x00,			/* 6: flags */
-		0x44, 0x33, 0x22, 0x11,		/* 8: tenant */
-		0x88, 0x77, 0x66, 0x55,		/* 12: method */
+		'W',  'P',  'F',  '1',                          /* 0: magic */
+		1,                                              /* 4: version */
+		3,                                              /* 5: type */
+		0x01, 0x00,                                     /* 6: flags */
+		0x44, 0x33, 0x22, 0x11,                         /* 8: tenant */
+		0x88, 0x77, 0x66, 0x55,                         /* 12: method */
 		0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* 16: req_id */
-		0x0d, 0x0c, 0x0b, 0x0a,		/* 24: len */
-		0xd4, 0xc3, 0xb2, 0xa1,		/* 28: aux */
+		0x0d, 0x0c, 0x0b, 0x0a,                         /* 24: len */
+		0xd4, 0xc3, 0xb2, 0xa1,                         /* 28: aux */
 		0x80, 0x90, 0xa0, 0xb0, 0xc0, 0xd0, 0xe0, 0xf0, /* 32: auth */
 	};
 	uint8_t buf[WP_FRAME_HDR + 8];
@@ -155,10 +155,20 @@ static void test_round_trip(void)
 		uint32_t max;
 
 		switch (i % 4) {
-		case 0: max = UINT32_MAX; break;
-		case 1: max = len; break;      /* len == max is allowed */
-		case 2: len = 0; max = 0; break;
-		default: len %= WP_FRAME_MAX_DEFAULT + 1; max = WP_FRAME_MAX_DEFAULT; break;
+		case 0:
+			max = UINT32_MAX;
+			break;
+		case 1:
+			max = len;
+			break; /* len == max is allowed */
+		case 2:
+			len = 0;
+			max = 0;
+			break;
+		default:
+			len %= WP_FRAME_MAX_DEFAULT + 1;
+			max = WP_FRAME_MAX_DEFAULT;
+			break;
 		}
 		h = rnd_hdr(len);
 		h.type = (uint8_t)(WP_FT_MSG + i % WP_FT__MAX);
@@ -228,7 +238,8 @@ static void expect_bad(size_t off, uint8_t val, size_t first, int why, uint32_t 
 
 		if (n < first) {
 			if (ret != 0)
-				fprintf(stderr, "off %zu val %u avail %zu: ret %d\n", off, val, n, ret);
+				fprintf(stderr, "off %zu val %u avail %zu: ret %d\n", off, val, n,
+					ret);
 			CHECK_EQ(ret, 0);
 		} else {
 			if (ret != -EPROTO || reason != why)
@@ -252,7 +263,7 @@ static void test_rejections(void)
 		static const uint8_t vals[] = { 0x00, 0xff, 'w', 'X', '2', 0x80 };
 
 		for (size_t v = 0; v < sizeof(vals); v++)
-			if (vals[v] != (uint8_t)"WPF1"[i])
+			if (vals[v] != (uint8_t) "WPF1"[i])
 				expect_bad(i, vals[v], i + 1, WP_BAD_MAGIC, 1000);
 	}
 	{
@@ -299,8 +310,9 @@ static void test_rejections(void)
 
 	/* Too big: len = max + 1 and UINT32_MAX rejected, len = max accepted. */
 	{
-		static const uint32_t maxes[] = { 0, 1, 4095, 4096, 65536, WP_FRAME_MAX_DEFAULT,
-						  UINT32_MAX - 1 };
+		static const uint32_t maxes[] = {
+			0, 1, 4095, 4096, 65536, WP_FRAME_MAX_DEFAULT, UINT32_MAX - 1
+		};
 
 		for (size_t i = 0; i < sizeof(maxes) / sizeof(maxes[0]); i++) {
 			uint32_t max = maxes[i];
@@ -392,9 +404,15 @@ static void stream_make(struct stream *s, size_t n, uint32_t maxlen)
 		uint32_t len;
 
 		switch (rnd() % 4) {
-		case 0: len = 0; break;
-		case 1: len = rnd_range(0, maxlen < 64 ? maxlen : 64); break;
-		default: len = rnd_range(0, maxlen); break;
+		case 0:
+			len = 0;
+			break;
+		case 1:
+			len = rnd_range(0, maxlen < 64 ? maxlen : 64);
+			break;
+		default:
+			len = rnd_range(0, maxlen);
+			break;
 		}
 		struct wp_frame_hdr h = rnd_hdr(len);
 		stream_add(s, &h);
@@ -408,7 +426,7 @@ struct sink {
 	const uint8_t *chunk; /* chunk being fed, to tell in place from copied */
 	size_t chunk_len;
 	size_t in_place;
-	size_t stop_after;    /* return 1234 after this many frames (0: never) */
+	size_t stop_after; /* return 1234 after this many frames (0: never) */
 };
 
 static int sink_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload)
@@ -606,7 +624,9 @@ static void bad_mid_stream(size_t off, uint8_t val, int why, uint32_t badlen)
 	bad_off = s.len;
 	/* The byte that proves the frame bad: a magic byte, the version, or
 	 * (type, flags, len) the end of the header. */
-	detect = bad_off + (why == WP_BAD_MAGIC ? off + 1 : why == WP_BAD_VERSION ? 5 : WP_FRAME_HDR);
+	detect = bad_off + (why == WP_BAD_MAGIC     ? off + 1
+			    : why == WP_BAD_VERSION ? 5
+						    : WP_FRAME_HDR);
 	h = rnd_hdr(badlen);
 	wp_frame_encode(&h, bad);
 	if (off < WP_FRAME_HDR)
@@ -662,8 +682,9 @@ static void test_rx_bad_mid_stream(void)
 /* A header declaring max + 1 is refused before anything is allocated. */
 static void test_rx_too_big_no_alloc(void)
 {
-	static const uint32_t maxes[] = { 0, 100, 4096, 1u << 20, WP_FRAME_MAX_DEFAULT,
-					  UINT32_MAX - 1 };
+	static const uint32_t maxes[] = {
+		0, 100, 4096, 1u << 20, WP_FRAME_MAX_DEFAULT, UINT32_MAX - 1
+	};
 
 	for (size_t i = 0; i < sizeof(maxes) / sizeof(maxes[0]); i++) {
 		for (int split = 0; split < 3; split++) {

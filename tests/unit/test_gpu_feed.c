@@ -37,7 +37,7 @@ struct hop {
 	int kind;
 	uint64_t dst;
 	const void *src;
-	uint8_t *snap;          /* pageable: the bytes as they were at the call */
+	uint8_t *snap; /* pageable: the bytes as they were at the call */
 	size_t len;
 	struct wp_gpu_seg *segs;
 	uint32_t n, ev;

@@ -146,7 +146,9 @@ static void test_bucket_error(void)
 {
 	for (int m = 0; m < 64; m++) {
 		uint64_t p = 1ull << m;
-		uint64_t cand[] = { p, p - 1, p + 1, p + (p >> 1), p | (p - 1), p | (rng() & (p - 1)) };
+		uint64_t cand[] = { p,           p - 1,
+				    p + 1,       p + (p >> 1),
+				    p | (p - 1), p | (rng() & (p - 1)) };
 
 		for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
 			struct wp_hist h;

@@ -207,12 +207,12 @@ static void test_diff(void)
 static void test_names(void)
 {
 	static const char *const sys[WP_SYS__COUNT] = {
-		"read", "write", "epoll_wait", "epoll_ctl", "io_uring_enter",
-		"accept", "connect", "socket", "close", "other",
+		"read",   "write",   "epoll_wait", "epoll_ctl", "io_uring_enter",
+		"accept", "connect", "socket",     "close",     "other",
 	};
 	static const char *const bad[WP_BAD__COUNT] = {
-		"bad_magic", "bad_version", "bad_type", "bad_flags",
-		"too_big", "truncated", "unexpected", "bad_auth",
+		"bad_magic", "bad_version", "bad_type",   "bad_flags",
+		"too_big",   "truncated",   "unexpected", "bad_auth",
 	};
 
 	for (int i = 0; i < WP_SYS__COUNT; i++)
@@ -220,7 +220,7 @@ static void test_names(void)
 	for (int i = 0; i < WP_BAD__COUNT; i++)
 		CHECK(!strcmp(wp_bad_reason_name((enum wp_bad_reason)i), bad[i]));
 	CHECK(wp_sys_kind_name(WP_SYS__COUNT) != NULL);
-	CHECK(wp_bad_reason_name((enum wp_bad_reason)-1) != NULL);
+	CHECK(wp_bad_reason_name((enum wp_bad_reason) - 1) != NULL);
 	CHECK(!strcmp(wp_version(), "0.1.0"));
 	CHECK(wp_now_ns() > 0);
 }
@@ -231,15 +231,36 @@ static void test_json(void)
 	char full[4096], small[16];
 	int n, depth = 0, quotes = 0;
 	static const char *const keys[] = {
-		"\"version\":2", "\"wall_ns\":", "\"cpu_user_ns\":", "\"cpu_sys_ns\":",
-		"\"ctx_vol\":", "\"ctx_invol\":", "\"kernel_syscalls\":",
-		"\"kernel_syscalls_ok\":", "\"syscalls_total\":55", "\"syscalls\":{\"read\":1,",
-		"\"io_uring_enter\":5", "\"other\":10}", "\"msgs_tx\":12345", "\"msgs_rx\":",
-		"\"bytes_tx\":", "\"bytes_rx\":", "\"bytes_copied\":", "\"zc_sent\":",
-		"\"zc_copied\":", "\"bad_frames\":{\"bad_magic\":0,", "\"too_big\":4",
-		"\"unexpected\":0,", "\"bad_auth\":0}", "\"conns_opened\":", "\"conns_closed\":",
+		"\"version\":2",
+		"\"wall_ns\":",
+		"\"cpu_user_ns\":",
+		"\"cpu_sys_ns\":",
+		"\"ctx_vol\":",
+		"\"ctx_invol\":",
+		"\"kernel_syscalls\":",
+		"\"kernel_syscalls_ok\":",
+		"\"syscalls_total\":55",
+		"\"syscalls\":{\"read\":1,",
+		"\"io_uring_enter\":5",
+		"\"other\":10}",
+		"\"msgs_tx\":12345",
+		"\"msgs_rx\":",
+		"\"bytes_tx\":",
+		"\"bytes_rx\":",
+		"\"bytes_copied\":",
+		"\"zc_sent\":",
+		"\"zc_copied\":",
+		"\"bad_frames\":{\"bad_magic\":0,",
+		"\"too_big\":4",
+		"\"unexpected\":0,",
+		"\"bad_auth\":0}",
+		"\"conns_opened\":",
+		"\"conns_closed\":",
 		"\"conns_failed\":",
-		"\"rx_ring_empty\":", "\"calls_ok\":", "\"calls_failed\":", "\"calls_timeout\":",
+		"\"rx_ring_empty\":",
+		"\"calls_ok\":",
+		"\"calls_failed\":",
+		"\"calls_timeout\":",
 		"\"calls_cancelled\":18446744073709551615}",
 	};
 
@@ -309,8 +330,7 @@ static void test_kernel_syscalls(void)
 	err = wp_meter_kernel_syscalls_start();
 	if (err < 0) {
 		/* Setup found the feature missing: skip this part only. */
-		printf("kernel syscall counting unavailable (%s): part skipped\n",
-		       strerror(-err));
+		printf("kernel syscall counting unavailable (%s): part skipped\n", strerror(-err));
 		return;
 	}
 	CHECK_EQ(wp_meter_kernel_syscalls_start(), 0); /* idempotent */

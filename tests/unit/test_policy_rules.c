@@ -12,20 +12,19 @@
 #define KA "00112233445566778899aabbccddeeff"
 #define KB "0f0e0d0c0b0a09080706050403020100"
 
-static const char good[] =
-	"# a comment line\n"
-	"default drop   # trailing comment\n"
-	"datagram 7100-7101 7200\n"
-	"\n"
-	"tenant acme id 1 key " KA " admin\n"
-	"  allow 10.0.0.0/8 fd00::/8\n"
-	"  allow 192.168.1.7\n"
-	"  ports 7000 7001-7010 udp:7100 tcp:22\n"
-	"  rate 10000pps burst 2000 ; 100MB/s burst 1MB\n"
-	"tenant beta id 2 key " KB " redirect\n"
-	"\tallow 10.1.0.0/16\n"
-	"\tports tcp:80\n"
-	"\trate 5 kpps burst 50;2MiB/s burst 64KiB\n";
+static const char good[] = "# a comment line\n"
+			   "default drop   # trailing comment\n"
+			   "datagram 7100-7101 7200\n"
+			   "\n"
+			   "tenant acme id 1 key " KA " admin\n"
+			   "  allow 10.0.0.0/8 fd00::/8\n"
+			   "  allow 192.168.1.7\n"
+			   "  ports 7000 7001-7010 udp:7100 tcp:22\n"
+			   "  rate 10000pps burst 2000 ; 100MB/s burst 1MB\n"
+			   "tenant beta id 2 key " KB " redirect\n"
+			   "\tallow 10.1.0.0/16\n"
+			   "\tports tcp:80\n"
+			   "\trate 5 kpps burst 50;2MiB/s burst 64KiB\n";
 
 static struct wp_policy *parse_ok(const char *text)
 {
@@ -151,7 +150,8 @@ static const struct bad bads[] = {
 	  "t.rules:3: same key as tenant 'a' (line 2); every tenant needs its own" },
 	{ T1 "allow 10.0.0.1/8\n",
 	  "t.rules:3: '10.0.0.1/8' has host bits set; did you mean 10.0.0.0/8?" },
-	{ T1 "allow fd00::1/8\n", "t.rules:3: 'fd00::1/8' has host bits set; did you mean fd00::/8?" },
+	{ T1 "allow fd00::1/8\n",
+	  "t.rules:3: 'fd00::1/8' has host bits set; did you mean fd00::/8?" },
 	{ T1 "allow 10.0.0.0/33\n", "t.rules:3: '10.0.0.0/33': the prefix length must be 0..32" },
 	{ T1 "allow fd00::/129\n", "t.rules:3: 'fd00::/129': the prefix length must be 0..128" },
 	{ T1 "allow 10.0.0/8\n",
@@ -173,7 +173,8 @@ static const struct bad bads[] = {
 	  "t.rules:3: '1.5MB/s': whole numbers only (write 1500KB/s, not 1.5MB/s)" },
 	{ T1 "rate 100pps\n", "t.rules:3: '100pps' needs 'burst N' after it (the bucket size)" },
 	{ T1 "rate 100 pps burst\n", "t.rules:3: 'burst' needs a size" },
-	{ T1 "rate 0pps burst 10\n", "t.rules:3: '0pps': a rate must be 1..100000000000 per second" },
+	{ T1 "rate 0pps burst 10\n",
+	  "t.rules:3: '0pps': a rate must be 1..100000000000 per second" },
 	{ T1 "rate 1MB/s burst 100\n",
 	  "t.rules:3: burst 100 is below one full-size Ethernet frame (1514 B): such packets could "
 	  "never pass" },
@@ -210,9 +211,10 @@ static void test_bad(void)
 		ret = wp_policy_parse("t.rules", bads[i].text, len, &p);
 		if (ret != -EINVAL || p != NULL || test_log.errs != 1 ||
 		    strcmp(test_log.last, bads[i].msg)) {
-			fprintf(stderr, "case %zu: ret %d, policy %p, %d lines\n  got:  %s\n"
-				"  want: %s\n", i, ret, (void *)p, test_log.errs, test_log.last,
-				bads[i].msg);
+			fprintf(stderr,
+				"case %zu: ret %d, policy %p, %d lines\n  got:  %s\n"
+				"  want: %s\n",
+				i, ret, (void *)p, test_log.errs, test_log.last, bads[i].msg);
 			exit(1);
 		}
 	}
@@ -269,8 +271,10 @@ static void test_file(void)
 	{
 		char want[128];
 
-		snprintf(want, sizeof(want), "%s:2: unknown statement 'bogus' (default, datagram, "
-					     "tenant, allow, ports, rate)", path);
+		snprintf(want, sizeof(want),
+			 "%s:2: unknown statement 'bogus' (default, datagram, "
+			 "tenant, allow, ports, rate)",
+			 path);
 		CHECK(!strcmp(test_log.last, want));
 	}
 	unlink(path);

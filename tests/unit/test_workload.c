@@ -87,28 +87,27 @@ static void test_builtins(void)
 	CHECK(wl_equal(&w, &c));
 }
 
-static const char full_text[] =
-	"# every key, none at its default\n"
-	"name = full-1.0_x+y\n"
-	"fanout = 16\n"
-	"tool_req_bytes = 256\n"
-	"tool_resp_bytes = 2048\n"
-	"tool_resp_p90_bytes = 8192\n"
-	"tool_resp_p99_bytes = 131072\n"
-	"mem_lookups = 8\n"
-	"mem_bytes = 4096\n"
-	"model_req_bytes = 65536\n"
-	"tokens = 4096\n"
-	"token_bytes = 8\n"
-	"token_batch = 16\n"
-	"telemetry_counters = 20\n"
-	"telemetry_hists = 4\n"
-	"retry_pct = 15\n"
-	"tool_service_us = 1600000\n"
-	"mem_service_us = 5000\n"
-	"model_service_us = 250000\n"
-	"token_interval_us = 20000\n"
-	"bulk_bytes = 16777216\n";
+static const char full_text[] = "# every key, none at its default\n"
+				"name = full-1.0_x+y\n"
+				"fanout = 16\n"
+				"tool_req_bytes = 256\n"
+				"tool_resp_bytes = 2048\n"
+				"tool_resp_p90_bytes = 8192\n"
+				"tool_resp_p99_bytes = 131072\n"
+				"mem_lookups = 8\n"
+				"mem_bytes = 4096\n"
+				"model_req_bytes = 65536\n"
+				"tokens = 4096\n"
+				"token_bytes = 8\n"
+				"token_batch = 16\n"
+				"telemetry_counters = 20\n"
+				"telemetry_hists = 4\n"
+				"retry_pct = 15\n"
+				"tool_service_us = 1600000\n"
+				"mem_service_us = 5000\n"
+				"model_service_us = 250000\n"
+				"token_interval_us = 20000\n"
+				"bulk_bytes = 16777216\n";
 
 static void test_full_file(void)
 {
@@ -313,8 +312,8 @@ static void test_base(void)
 		 0);
 	CHECK(wl_equal(&w, &c));
 
-	CHECK_EQ(wl_parse_string("base = classic\nname = classic-16k\nmodel_req_bytes = 16K\n",
-				 "s", &w, err, sizeof(err)),
+	CHECK_EQ(wl_parse_string("base = classic\nname = classic-16k\nmodel_req_bytes = 16K\n", "s",
+				 &w, err, sizeof(err)),
 		 0);
 	CHECK(!strcmp(w.name, "classic-16k"));
 	CHECK_EQ(w.model_req_bytes, 16384);
@@ -334,26 +333,26 @@ static void test_validate(void)
 
 	wl_builtin("agentic", &a);
 
-#define BAD(field, value, want)                                                       \
-	do {                                                                          \
-		w = a;                                                                \
-		w.field = (value);                                                    \
-		err[0] = '\0';                                                        \
-		CHECK_EQ(wl_validate(&w, err, sizeof(err)), -EINVAL);                 \
-		if (!strstr(err, want)) {                                             \
-			fprintf(stderr, "%s: '%s' lacks '%s'\n", #field, err, want);  \
-			exit(1);                                                      \
-		}                                                                     \
-	} while (0)
-#define OK(field, value)                                                             \
+#define BAD(field, value, want)                                                      \
 	do {                                                                         \
 		w = a;                                                               \
 		w.field = (value);                                                   \
-		if (wl_validate(&w, err, sizeof(err))) {                             \
-			fprintf(stderr, "%s = %llu rejected: %s\n", #field,          \
-				(unsigned long long)(value), err);                   \
+		err[0] = '\0';                                                       \
+		CHECK_EQ(wl_validate(&w, err, sizeof(err)), -EINVAL);                \
+		if (!strstr(err, want)) {                                            \
+			fprintf(stderr, "%s: '%s' lacks '%s'\n", #field, err, want); \
 			exit(1);                                                     \
 		}                                                                    \
+	} while (0)
+#define OK(field, value)                                                    \
+	do {                                                                \
+		w = a;                                                      \
+		w.field = (value);                                          \
+		if (wl_validate(&w, err, sizeof(err))) {                    \
+			fprintf(stderr, "%s = %llu rejected: %s\n", #field, \
+				(unsigned long long)(value), err);          \
+			exit(1);                                            \
+		}                                                           \
 	} while (0)
 
 	OK(fanout, 1024);
@@ -480,10 +479,25 @@ static void test_resp_size(void)
 static void test_json(void)
 {
 	static const char *const keys[] = {
-		"name", "fanout", "tool_req_bytes", "tool_resp_bytes", "tool_resp_p90_bytes",
-		"tool_resp_p99_bytes", "mem_lookups", "mem_bytes", "model_req_bytes", "tokens",
-		"token_bytes", "token_batch", "telemetry_counters", "telemetry_hists", "retry_pct",
-		"tool_service_us", "mem_service_us", "model_service_us", "token_interval_us",
+		"name",
+		"fanout",
+		"tool_req_bytes",
+		"tool_resp_bytes",
+		"tool_resp_p90_bytes",
+		"tool_resp_p99_bytes",
+		"mem_lookups",
+		"mem_bytes",
+		"model_req_bytes",
+		"tokens",
+		"token_bytes",
+		"token_batch",
+		"telemetry_counters",
+		"telemetry_hists",
+		"retry_pct",
+		"tool_service_us",
+		"mem_service_us",
+		"model_service_us",
+		"token_interval_us",
 		"bulk_bytes",
 	};
 	char buf[1024], small[16], key[64];

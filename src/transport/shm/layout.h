@@ -51,7 +51,7 @@
 #define SHM_MAGIC 0x314d5057u /* "WPM1" */
 #define SHM_VERSION 1
 #define SHM_HUGE (2u << 20)
-#define SHM_GRANULE 256u      /* heap allocation unit */
+#define SHM_GRANULE 256u /* heap allocation unit */
 
 enum { SHM_MSG_HELLO = 1, SHM_MSG_ACK = 2, SHM_MSG_MR = 3 };
 
@@ -92,8 +92,8 @@ _Static_assert(sizeof(struct shm_desc) == 64, "descriptor is one cache line");
 /* Where everything lies; computed by each side from the geometry alone. */
 struct shm_geom {
 	uint32_t slots;
-	uint64_t arena, heap;      /* bytes per direction */
-	uint64_t align;            /* page size of the region */
+	uint64_t arena, heap; /* bytes per direction */
+	uint64_t align;       /* page size of the region */
 	uint64_t ring_off[2], arena_off[2], heap_off[2];
 	uint64_t size;
 };
@@ -103,11 +103,11 @@ struct shm_wire_msg {
 	uint32_t magic;
 	uint16_t version;
 	uint16_t type;
-	int32_t status;            /* ACK: 0 or -errno */
+	int32_t status; /* ACK: 0 or -errno */
 	uint32_t slots;
 	uint64_t arena, heap, align, size;
 	int32_t pid;
-	uint32_t mr_id;            /* MR: an exported region, its memfd attached */
+	uint32_t mr_id; /* MR: an exported region, its memfd attached */
 	uint32_t mr_key;
 	uint32_t pad;
 	uint64_t mr_len;

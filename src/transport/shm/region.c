@@ -143,8 +143,8 @@ void *shm_region_map(int fd, uint64_t size, bool populate)
 	void *p;
 
 	WP_SYSCALL(WP_SYS_OTHER);
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0),
-		 fd, 0);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd,
+		 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 
@@ -185,8 +185,7 @@ void shm_probe_huge(struct shm_ctx *sc)
 	void *p;
 
 	if (fd < 0) {
-		snprintf(sc->pages_why, sizeof(sc->pages_why), "hugetlb memfd: %s",
-			 strerror(-fd));
+		snprintf(sc->pages_why, sizeof(sc->pages_why), "hugetlb memfd: %s", strerror(-fd));
 		return;
 	}
 	p = shm_region_map(fd, SHM_HUGE, true);
@@ -240,8 +239,8 @@ int shm_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_ra
 	rx = 1 - se->side;
 	r[0] = (struct wp_mem_range){ se->base + se->g.arena_off[rx], se->g.arena,
 				      WP_MEM_SHM_RX_ARENA, WP_MEM_READONLY };
-	r[1] = (struct wp_mem_range){ se->base + se->g.heap_off[rx], se->g.heap,
-				      WP_MEM_SHM_RX_HEAP, WP_MEM_READONLY };
+	r[1] = (struct wp_mem_range){ se->base + se->g.heap_off[rx], se->g.heap, WP_MEM_SHM_RX_HEAP,
+				      WP_MEM_READONLY };
 	r[2] = (struct wp_mem_range){ se->base + se->g.heap_off[se->side], se->g.heap,
 				      WP_MEM_SHM_TX_HEAP, 0 };
 	for (uint32_t i = 0; i < 3 && i < max; i++)

@@ -56,7 +56,8 @@ static void shm_probe(void)
 	int ret = shm_available(why, sizeof(why));
 
 	wp_probe_add("path.shm", ret,
-		     ret ? "%s" : "sealed memfd, eventfd doorbells, unix SEQPACKET with SCM_RIGHTS%s",
+		     ret ? "%s"
+			 : "sealed memfd, eventfd doorbells, unix SEQPACKET with SCM_RIGHTS%s",
 		     ret ? why : "");
 }
 
@@ -238,8 +239,8 @@ static void pend_flush(struct wp_ep *ep)
 		if (ret < 0 && p->done && !was_copy)
 			wp_defer(ep->ctx, p->done, p->arg, ret);
 	}
-	atomic_store_explicit(&se->hdr->side[se->side].want_space,
-			      se->pend_head != se->pend_tail, memory_order_relaxed);
+	atomic_store_explicit(&se->hdr->side[se->side].want_space, se->pend_head != se->pend_tail,
+			      memory_order_relaxed);
 }
 
 static int shm_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
@@ -255,7 +256,6 @@ static int shm_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *
 	}
 	return pend_push(ep, h, data, len, done, arg);
 }
-
 
 static void ring_bell(struct shm_ep *se)
 {

@@ -22,7 +22,7 @@
 
 #include "shm.h"
 
-#define SHM_MAX_RMR 1024u     /* regions a peer may offer one connection */
+#define SHM_MAX_RMR 1024u /* regions a peer may offer one connection */
 
 /* epoll data: the endpoint, low bit set for its doorbell. */
 static int ep_watch(struct wp_ep *ep, int fd, uint32_t events, uintptr_t tag)
@@ -141,7 +141,9 @@ static ssize_t recv_fds(int sock, struct shm_wire_msg *m, int *fds, int *nfds)
 {
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	struct iovec iov = { m, sizeof(*m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cbuf,
 			     .msg_controllen = sizeof(cbuf) };
 	ssize_t n;
 
@@ -243,10 +245,15 @@ int shm_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 		ret = -errno;
 		goto out_unmap;
 	}
-	m = (struct shm_wire_msg){ .magic = SHM_MAGIC, .version = SHM_VERSION,
-				   .type = SHM_MSG_HELLO, .slots = se->g.slots,
-				   .arena = se->g.arena, .heap = se->g.heap,
-				   .align = se->g.align, .size = se->g.size, .pid = getpid() };
+	m = (struct shm_wire_msg){ .magic = SHM_MAGIC,
+				   .version = SHM_VERSION,
+				   .type = SHM_MSG_HELLO,
+				   .slots = se->g.slots,
+				   .arena = se->g.arena,
+				   .heap = se->g.heap,
+				   .align = se->g.align,
+				   .size = se->g.size,
+				   .pid = getpid() };
 	fds[0] = memfd;
 	fds[1] = efd_peer; /* the acceptor's doorbell: it waits on it */
 	fds[2] = se->efd_me;
@@ -298,8 +305,12 @@ static void open_list_del(struct wp_ep *ep)
 
 static void mr_offer(struct wp_ep *ep, struct wp_mr *mr)
 {
-	struct shm_wire_msg m = { .magic = SHM_MAGIC, .version = SHM_VERSION, .type = SHM_MSG_MR,
-				  .mr_id = mr->id, .mr_key = mr->key, .mr_len = mr->len };
+	struct shm_wire_msg m = { .magic = SHM_MAGIC,
+				  .version = SHM_VERSION,
+				  .type = SHM_MSG_MR,
+				  .mr_id = mr->id,
+				  .mr_key = mr->key,
+				  .mr_len = mr->len };
 
 	if (send_fds(sep(ep)->sock, &m, &mr->memfd, 1) < 0)
 		wp_log(ep->ctx, WP_LOG_WARN,
@@ -352,8 +363,8 @@ static void hello_in(struct wp_ep *ep)
 {
 	struct wp_ctx *ctx = ep->ctx;
 	struct shm_ep *se = sep(ep);
-	struct shm_wire_msg m, ack = { .magic = SHM_MAGIC, .version = SHM_VERSION,
-				       .type = SHM_MSG_ACK };
+	struct shm_wire_msg m,
+		ack = { .magic = SHM_MAGIC, .version = SHM_VERSION, .type = SHM_MSG_ACK };
 	int fds[3] = { -1, -1, -1 }, nfds, seals, ret;
 	const char *why = NULL;
 	struct stat st;
@@ -469,7 +480,8 @@ static void do_accept(struct wp_ep *l)
 		}
 		ep = wp_ep_alloc(l->ctx, &l->cbs);
 		if (!ep || !bk_alloc(ep, 1)) {
-			wp_log(l->ctx, WP_LOG_ERR, "shm accept: out of memory, dropping connection");
+			wp_log(l->ctx, WP_LOG_ERR,
+			       "shm accept: out of memory, dropping connection");
 			if (ep)
 				wp_ep_discard(ep);
 			close(fd);
@@ -723,7 +735,7 @@ int shm_addr_parse(const char *rest, struct sockaddr_storage *ss, socklen_t *sal
 		/* Abstract names start with a NUL byte and are n bytes long. */
 		memcpy(un->sun_path + 1, rest + 1, n - 1);
 		*salen = (socklen_t)(n == 1 ? sizeof(sa_family_t)
-					   : offsetof(struct sockaddr_un, sun_path) + n);
+					    : offsetof(struct sockaddr_un, sun_path) + n);
 		return 0;
 	}
 	return -EINVAL;

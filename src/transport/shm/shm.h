@@ -19,22 +19,22 @@
 
 #define SHM_EVENTS 64
 
-struct shm_rmr {               /* a region the peer exported to us */
+struct shm_rmr { /* a region the peer exported to us */
 	uint32_t id, key;
 	uint64_t len;
 	int fd;
-	uint8_t *map;              /* mapped at first use */
+	uint8_t *map; /* mapped at first use */
 };
 
 /* ---- private state -------------------------------------------------- */
 
-struct shm_infl {              /* a published descriptor awaiting release */
-	uint64_t arena_end;        /* arena head after its payload */
-	wp_done_fn done;           /* in place: the sender's completion */
+struct shm_infl {           /* a published descriptor awaiting release */
+	uint64_t arena_end; /* arena head after its payload */
+	wp_done_fn done;    /* in place: the sender's completion */
 	void *arg;
 };
 
-struct shm_pend {              /* a send that found no room yet */
+struct shm_pend { /* a send that found no room yet */
 	struct wp_frame_hdr h;
 	const void *data;
 	size_t len;
@@ -42,31 +42,31 @@ struct shm_pend {              /* a send that found no room yet */
 	void *arg;
 };
 
-struct shm_ext {               /* a free heap extent, in granules */
+struct shm_ext { /* a free heap extent, in granules */
 	uint32_t start, len;
 	struct shm_ext *next;
 };
 
 struct shm_ep {
 	int sock, efd_me, efd_peer;
-	int side;                  /* 0 connected, 1 accepted */
+	int side; /* 0 connected, 1 accepted */
 	uint8_t *base;
 	struct shm_geom g;
 	struct shm_hdr *hdr;
-	bool open;                 /* on the poll list */
+	bool open; /* on the poll list */
 	struct wp_ep *next_open, *prev_open;
 	/* transmit (direction `side`) */
 	struct shm_desc *tx_ring;
 	uint64_t tx_prod, tx_done;
-	uint32_t infl_cb;          /* published descriptors with a completion to run */
+	uint32_t infl_cb; /* published descriptors with a completion to run */
 	uint64_t arena_head, arena_tail;
 	struct shm_infl *infl;
 	struct shm_pend *pend;
 	uint32_t pend_head, pend_tail, pend_cap; /* ring, absolute indices */
-	bool bell;                 /* published since the last doorbell check */
+	bool bell;                               /* published since the last doorbell check */
 	/* heap allocator (private: the peer cannot corrupt it) */
 	struct shm_ext *free_ext;
-	uint32_t *blk_len;         /* granules per live allocation, by start */
+	uint32_t *blk_len; /* granules per live allocation, by start */
 	/* receive (direction 1 - side) */
 	struct shm_desc *rx_ring;
 	uint64_t rx_cons;
@@ -79,10 +79,10 @@ struct shm_ep {
 };
 
 struct shm_ctx {
-	int epfd;                  /* first: wp_epoll_bk_init */
-	struct wp_ep *open;        /* connections to poll */
+	int epfd;           /* first: wp_epoll_bk_init */
+	struct wp_ep *open; /* connections to poll */
 	uint64_t last_epoll_ns;
-	bool huge;                 /* 2 MiB hugetlb memfds work here */
+	bool huge; /* 2 MiB hugetlb memfds work here */
 	char pages_why[128];
 	struct epoll_event ev[SHM_EVENTS];
 };
