@@ -171,7 +171,7 @@ static int mem_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t sal
 {
 	struct mem_listener *l;
 	struct mem_ep *me = bk_alloc(ep);
-	int port = sa_port(sa), slot = -1, ret;
+	int port = sa_port(sa), slot = -1, ret = 0;
 
 	if (!me || !(l = calloc(1, sizeof(*l))))
 		return -ENOMEM;
