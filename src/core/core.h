@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal core: the context, endpoints, the transmit queue every stream
- * backend shares, the RPC tables and the backend ops tables. Backends see
- * this header; users see only include/wirepath/wirepath.h.
+ * path shares, the hooks the layers above conn install, and what the layers
+ * call of each other. Paths include it for the structs; their contract is
+ * backend.h. Users see only include/wirepath/wirepath.h.
  *
  * Threading: a context and its endpoints belong to one thread; nothing here
  * is locked. Lifetimes: endpoints are freed only at the end of
@@ -223,7 +224,6 @@ void wp_ctx_poller_add(struct wp_ctx *ctx, struct wp_poller *p);
 void wp_ctx_poller_del(struct wp_ctx *ctx, struct wp_poller *p);
 
 /* conn.c */
-struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs);
 void wp_ep_free(struct wp_ep *ep);
 bool wp_ep_freeable(const struct wp_ep *ep);
 /* Queue one frame: header + payload. done == NULL: payload copied.
@@ -252,11 +252,12 @@ static inline bool wp_txq_pending(const struct wp_txq *q)
 /* mem.c */
 void wp_mr_attach_all(struct wp_ctx *ctx);
 void wp_mr_free_all(struct wp_ctx *ctx);
+/* An exported region by the id and key a peer named it with, or NULL. */
+struct wp_mr *wp_mr_by_id(struct wp_ctx *ctx, uint32_t id, uint32_t key);
 
 /* xfer.c */
 /* Attach bulk transfers to a new context (XFER frames, the read method). */
 int wp_xfer_attach(struct wp_ctx *ctx);
-struct wp_mr *wp_mr_by_id(struct wp_ctx *ctx, uint32_t id, uint32_t key);
 
 /* rpc.c */
 /* Attach RPC to a new context (frame handlers, the stats method). */
@@ -272,9 +273,5 @@ int wp_rpc_pending_new(struct wp_ep *ep, void (*on_data)(void *, struct wp_msg *
 		       void (*on_done)(void *, int), void *arg, int64_t deadline_us, uint64_t *id);
 int wp_rpc_send_ctl(struct wp_ep *ep, uint8_t type, uint16_t flags, uint64_t id, uint32_t method,
 		    uint32_t aux, const void *data, size_t len);
-
-/* ctx.c */
-/* Split "scheme://rest": scheme into buf, returns rest or NULL. */
-const char *wp_uri_scheme(const char *uri, char *scheme, size_t slen);
 
 #endif

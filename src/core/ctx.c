@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * The context: path selection (require / prefer / any, never silent), the
- * progress loop shared by every backend (deferred callbacks, deadlines,
+ * The context: the paths (built in and registered), path selection (require
+ * / prefer / any, never silent), the progress loop every path shares
+ * (deferred callbacks, pollers, the flush loop around the path's poll,
  * busy-polling, endpoint reclamation), URIs, listen and connect.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stddef.h>
-#include <sys/un.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -299,7 +298,7 @@ uint32_t wp_path_caps(const struct wp_ctx *ctx)
 }
 
 /* "scheme://rest": the scheme into buf; returns rest, or NULL. */
-const char *wp_uri_scheme(const char *uri, char *scheme, size_t slen)
+static const char *uri_scheme(const char *uri, char *scheme, size_t slen)
 {
 	const char *sep = strstr(uri, "://");
 
@@ -395,85 +394,82 @@ static const char *select_name(enum wp_select s)
 	return s == WP_SELECT_REQUIRE ? "require" : s == WP_SELECT_PREFER ? "prefer" : "any";
 }
 
-/* Choose and start the backend at the first endpoint. */
-static int choose_path(struct wp_ctx *ctx, const char *scheme)
+/* Why a path this version knows was left out of the build, or NULL. */
+static const char *absent_why(const char *name)
 {
-	const struct wp_backend_ops *want = NULL, *got = NULL;
-	const struct wp_backend_ops *const *b;
-	char why[200] = "", note[300] = "";
-	int ret, nb;
+	for (int i = 0; wp_registry_absent[i].name; i++)
+		if (!strcmp(wp_registry_absent[i].name, name))
+			return wp_registry_absent[i].why;
+	return NULL;
+}
 
-	if (ctx->ops) {
-		if (strcmp(scheme, "any") && strcmp(scheme, ctx->ops->name)) {
-			const struct wp_backend_ops *b = backend_by_name(scheme);
+/* The path a scheme names: *b is it, or NULL for `any` and for a path the
+ * build left out (both host:port). -EPROTONOSUPPORT (logged) if unknown. */
+static int path_lookup(struct wp_ctx *ctx, const char *scheme, const struct wp_backend_ops **b)
+{
+	char k[128];
 
-			if (!b) {
-				char k[128];
-
-				wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: %s)", scheme,
-				       known_paths(k, sizeof(k)));
-				return -EPROTONOSUPPORT;
-			}
-			if (ctx->o.select == WP_SELECT_REQUIRE || !inet_path(b) ||
-			    !inet_path(ctx->ops)) {
-				wp_log(ctx, WP_LOG_ERR,
-				       "context runs path %s; '%s' required for this endpoint: "
-				       "use one context per path",
-				       ctx->ops->name, scheme);
-				return -EXDEV;
-			}
-			wp_log(ctx, WP_LOG_WARN,
-			       "endpoint asked for %s but this context runs %s (same wire "
-			       "protocol; select=%s)",
-			       scheme, ctx->ops->name, select_name(ctx->o.select));
-		}
+	*b = backend_by_name(scheme);
+	if (*b || !strcmp(scheme, "any") || absent_why(scheme))
 		return 0;
+	wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: %s)", scheme,
+	       known_paths(k, sizeof(k)));
+	return -EPROTONOSUPPORT;
+}
+
+/* A context runs one path: a later endpoint may name another only where
+ * both are host:port paths and select allows it. */
+static int check_same_path(struct wp_ctx *ctx, const char *scheme,
+			   const struct wp_backend_ops *want)
+{
+	if (!strcmp(scheme, "any") || !strcmp(scheme, ctx->ops->name))
+		return 0;
+	if (ctx->o.select == WP_SELECT_REQUIRE || (want && !inet_path(want)) ||
+	    !inet_path(ctx->ops)) {
+		wp_log(ctx, WP_LOG_ERR,
+		       "context runs path %s; '%s' required for this endpoint: "
+		       "use one context per path",
+		       ctx->ops->name, scheme);
+		return -EXDEV;
 	}
+	wp_log(ctx, WP_LOG_WARN,
+	       "endpoint asked for %s but this context runs %s (same wire "
+	       "protocol; select=%s)",
+	       scheme, ctx->ops->name, select_name(ctx->o.select));
+	return 0;
+}
 
-	if (!strcmp(scheme, "any")) {
-		want = NULL;
-	} else {
-		want = backend_by_name(scheme);
-		if (!want) {
-			char k[128];
+/*
+ * Choose and start the path at the first endpoint. want is the path the
+ * scheme names (NULL: `any`, or a path the build left out, which is then
+ * unavailable with meson's reason, like a path whose probe failed).
+ */
+static int choose_path(struct wp_ctx *ctx, const char *scheme, const struct wp_backend_ops *want)
+{
+	const struct wp_backend_ops *got = NULL;
+	const struct wp_backend_ops *const *b;
+	const char *absent = want ? NULL : absent_why(scheme);
+	char why[200] = "", note[300] = "";
+	int ret = 0, nb;
 
-			for (int i = 0; wp_registry_absent[i].name; i++) {
-				if (strcmp(wp_registry_absent[i].name, scheme))
-					continue;
-				if (ctx->o.select == WP_SELECT_REQUIRE) {
-					wp_log(ctx, WP_LOG_ERR,
-					       "path %s required but not built: %s", scheme,
-					       wp_registry_absent[i].why);
-					return -ENOSYS;
-				}
-				snprintf(why, sizeof(why), "not built: %s",
-					 wp_registry_absent[i].why);
-				snprintf(note, sizeof(note), "; %s %s, fell back (select=%s)",
-					 scheme, why, select_name(ctx->o.select));
-				wp_log(ctx, WP_LOG_WARN, "path %s %s: using the best available",
-				       scheme, why);
-				goto pick;
-			}
-			wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: %s)", scheme,
-			       known_paths(k, sizeof(k)));
-			return -EPROTONOSUPPORT;
+	if (want || absent) {
+		if (want) {
+			ret = want->available(why, sizeof(why));
+		} else {
+			snprintf(why, sizeof(why), "not built: %s", absent);
+			ret = -ENOSYS;
 		}
-	}
-
-	if (want) {
-		ret = want->available(why, sizeof(why));
 		if (ret == 0) {
 			got = want;
-		} else if (ctx->o.select == WP_SELECT_REQUIRE || !inet_path(want)) {
-			wp_log(ctx, WP_LOG_ERR, "path %s required but unavailable: %s", want->name,
+		} else if (ctx->o.select == WP_SELECT_REQUIRE || (want && !inet_path(want))) {
+			wp_log(ctx, WP_LOG_ERR, "path %s required but unavailable: %s", scheme,
 			       why);
 			return ret;
 		} else {
 			snprintf(note, sizeof(note), "; %s unavailable (%s), fell back (select=%s)",
-				 want->name, why, select_name(ctx->o.select));
+				 scheme, why, select_name(ctx->o.select));
 		}
 	}
-pick:
 	nb = wp_paths(&b);
 	for (int i = 0; !got && i < nb; i++) {
 		char w2[200];
@@ -482,7 +478,7 @@ pick:
 			continue;
 		if (b[i]->available(w2, sizeof(w2)) == 0)
 			got = b[i];
-		else if (!want)
+		else if (!ret)
 			snprintf(note + strlen(note), sizeof(note) - strlen(note),
 				 "; %s unavailable (%s)", b[i]->name, w2);
 	}
@@ -490,9 +486,9 @@ pick:
 		wp_log(ctx, WP_LOG_ERR, "no path available%s", note);
 		return -ENODEV;
 	}
-	if (want && got != want)
+	if (ret)
 		wp_log(ctx, WP_LOG_WARN, "path %s unavailable (%s): using %s instead (select=%s)",
-		       want->name, why, got->name, select_name(ctx->o.select));
+		       scheme, why, got->name, select_name(ctx->o.select));
 	ctx->ops = got;
 	ret = got->init(ctx);
 	if (ret < 0) {
@@ -506,8 +502,8 @@ pick:
 
 		got->explain(ctx, bk, sizeof(bk));
 		snprintf(ctx->explain, sizeof(ctx->explain), "%s: %s (select=%s%s%s)", got->name,
-			 bk, select_name(ctx->o.select), want ? "" : ", picked as best available",
-			 note);
+			 bk, select_name(ctx->o.select),
+			 want || absent ? "" : ", picked as best available", note);
 	}
 	wp_log(ctx, WP_LOG_INFO, "%s", ctx->explain);
 	return 0;
@@ -516,6 +512,7 @@ pick:
 static int ep_open(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *cbs,
 		   struct wp_ep **out, bool listen)
 {
+	const struct wp_backend_ops *want;
 	struct sockaddr_storage ss;
 	socklen_t salen;
 	char scheme[16];
@@ -523,24 +520,20 @@ static int ep_open(struct wp_ctx *ctx, const char *uri, const struct wp_ep_cbs *
 	struct wp_ep *ep;
 	int ret;
 
-	rest = wp_uri_scheme(uri, scheme, sizeof(scheme));
+	rest = uri_scheme(uri, scheme, sizeof(scheme));
 	if (!rest) {
 		ret = -EINVAL;
 		goto bad_uri;
 	}
-	/* The path named reads its own address (`any`: host:port, like every
-	 * path that may stand in for another); an unknown scheme is refused by
-	 * choose_path with the list of known ones. */
-	{
-		const struct wp_backend_ops *b = backend_by_name(scheme);
-
-		ret = b                        ? b->addr_parse(rest, &ss, &salen)
-		      : !strcmp(scheme, "any") ? wp_addr_parse_inet(rest, &ss, &salen)
-					       : 0;
-		if (ret < 0)
-			goto bad_uri;
-	}
-	ret = choose_path(ctx, scheme);
+	ret = path_lookup(ctx, scheme, &want);
+	if (ret < 0)
+		return ret;
+	/* The path named reads its own address; `any` and a path the build left
+	 * out are host:port, like every path that may stand in for another. */
+	ret = want ? want->addr_parse(rest, &ss, &salen) : wp_addr_parse_inet(rest, &ss, &salen);
+	if (ret < 0)
+		goto bad_uri;
+	ret = ctx->ops ? check_same_path(ctx, scheme, want) : choose_path(ctx, scheme, want);
 	if (ret < 0)
 		return ret;
 	ep = wp_ep_alloc(ctx, cbs);

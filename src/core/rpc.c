@@ -87,57 +87,57 @@ static struct rpc_ep *rep_get(struct wp_ep *ep)
 	return r;
 }
 
-static struct wp_pending *pending_find(struct wp_ep *e, uint64_t id)
+static struct wp_pending *pending_find(struct wp_ep *ep, uint64_t id)
 {
-	struct rpc_ep *ep = rep(e);
+	struct rpc_ep *r = rep(ep);
 	uint32_t slot = (uint32_t)id;
 
-	if (!ep || slot >= ep->calls_cap || ep->calls[slot].id != id || id == 0)
+	if (!r || slot >= r->calls_cap || r->calls[slot].id != id || id == 0)
 		return NULL;
-	return &ep->calls[slot];
+	return &r->calls[slot];
 }
 
-static int pending_alloc(struct wp_ep *e, struct wp_pending **out)
+static int pending_alloc(struct wp_ep *ep, struct wp_pending **out)
 {
-	struct rpc_ep *ep = rep_get(e);
+	struct rpc_ep *r = rep_get(ep);
 	uint32_t slot;
 
-	if (!ep)
+	if (!r)
 		return -ENOMEM;
-	if (ep->free_head == UINT32_MAX) {
-		uint32_t cap = ep->calls_cap ? ep->calls_cap * 2 : 64;
-		struct wp_pending *c = realloc(ep->calls, cap * sizeof(*c));
+	if (r->free_head == UINT32_MAX) {
+		uint32_t cap = r->calls_cap ? r->calls_cap * 2 : 64;
+		struct wp_pending *c = realloc(r->calls, cap * sizeof(*c));
 
 		if (!c)
 			return -ENOMEM;
-		memset(c + ep->calls_cap, 0, (cap - ep->calls_cap) * sizeof(*c));
+		memset(c + r->calls_cap, 0, (cap - r->calls_cap) * sizeof(*c));
 		/* Chain the new slots, lowest first. */
-		for (uint32_t i = cap; i-- > ep->calls_cap;) {
-			c[i].next_free = ep->free_head;
-			ep->free_head = i;
+		for (uint32_t i = cap; i-- > r->calls_cap;) {
+			c[i].next_free = r->free_head;
+			r->free_head = i;
 		}
-		ep->calls = c;
-		ep->calls_cap = cap;
+		r->calls = c;
+		r->calls_cap = cap;
 	}
-	slot = ep->free_head;
-	ep->free_head = ep->calls[slot].next_free;
-	ep->calls[slot].id = ((uint64_t)ep->gen++ << 32) | slot;
-	if (ep->gen == 0)
-		ep->gen = 1;
-	ep->calls_live++;
-	*out = &ep->calls[slot];
+	slot = r->free_head;
+	r->free_head = r->calls[slot].next_free;
+	r->calls[slot].id = ((uint64_t)r->gen++ << 32) | slot;
+	if (r->gen == 0)
+		r->gen = 1;
+	r->calls_live++;
+	*out = &r->calls[slot];
 	return 0;
 }
 
-static void pending_free(struct wp_ep *e, struct wp_pending *c)
+static void pending_free(struct wp_ep *ep, struct wp_pending *c)
 {
-	struct rpc_ep *ep = rep(e);
-	uint32_t slot = (uint32_t)(c - ep->calls);
+	struct rpc_ep *r = rep(ep);
+	uint32_t slot = (uint32_t)(c - r->calls);
 
 	c->id = 0;
-	c->next_free = ep->free_head;
-	ep->free_head = slot;
-	ep->calls_live--;
+	c->next_free = r->free_head;
+	r->free_head = slot;
+	r->calls_live--;
 }
 
 static void count_status(int status)
@@ -291,16 +291,16 @@ uint32_t wp_ep_inflight(const struct wp_ep *ep)
 }
 
 /* The endpoint closed: every client call fails, server calls are cancelled. */
-static void rpc_ep_closed(struct wp_ep *e, int status)
+static void rpc_ep_closed(struct wp_ep *ep, int status)
 {
-	struct rpc_ep *ep = rep(e);
+	struct rpc_ep *r = rep(ep);
 
-	if (!ep)
+	if (!r)
 		return;
-	for (uint32_t i = 0; i < ep->calls_cap && ep->calls_live; i++)
-		if (ep->calls[i].id)
-			pending_complete(e, &ep->calls[i], status, true);
-	for (struct wp_call *k = ep->srv_calls; k; k = k->next)
+	for (uint32_t i = 0; i < r->calls_cap && r->calls_live; i++)
+		if (r->calls[i].id)
+			pending_complete(ep, &r->calls[i], status, true);
+	for (struct wp_call *k = r->srv_calls; k; k = k->next)
 		k->cancelled = true;
 }
 
