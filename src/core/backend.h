@@ -81,7 +81,12 @@ struct wp_backend_ops {
 	/* Registered memory: 0 or -errno; sets mr->idx when the kernel holds it. */
 	int (*mem_register)(struct wp_ctx *ctx, struct wp_mr *mr);
 	void (*mem_unregister)(struct wp_ctx *ctx, struct wp_mr *mr);
-	/* The endpoint is being freed: release ep->bk and whatever it holds. */
+	/* Each endpoint's private state: ep->bk is ep_size zeroed bytes the
+	 * core allocates with the endpoint and frees after ep_free; ep_init
+	 * sets what zero does not (fds to -1). */
+	size_t ep_size;
+	void (*ep_init)(struct wp_ep *ep);
+	/* The endpoint is being freed: release what ep->bk holds. */
 	void (*ep_free)(struct wp_ep *ep);
 	/* Send buffers for wp_ep_buf_alloc: memory a send from is cheapest
 	 * (shm: the shared heap the peer reads in place). */
@@ -124,11 +129,12 @@ void wp_ctx_mark_dirty(struct wp_ep *ep);
 /* The flush loop: every dirty open endpoint's transmit burst, now. */
 void wp_ctx_flush(struct wp_ctx *ctx);
 
-/* A new endpoint (an accepted connection: copy the listener's cbs). */
+/* A new endpoint with its zeroed ep->bk and ep_init run (an accepted
+ * connection: copy the listener's cbs), or NULL when out of memory. */
 struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs);
-/* An endpoint that never opened (accept out of memory): mark it closed and
- * released; it is freed at the next reap. */
-void wp_ep_discard(struct wp_ep *ep);
+/* An accepted endpoint that could not be set up: closed, counted as a failed
+ * connection, freed at the next reap. */
+void wp_ep_accept_failed(struct wp_ep *ep, int err);
 /* The connection is up (connect completed or accepted). */
 void wp_conn_established(struct wp_ep *ep);
 /* Orderly EOF (err 0) or an error from the transport: close, fail what is
@@ -178,7 +184,8 @@ int wp_epoll_wait(struct wp_ctx *ctx, struct epoll_event *ev, int max, int64_t t
 struct wp_mr *wp_mr_find(struct wp_ctx *ctx, const void *p, size_t len);
 
 /* Defaults for ops a path has no special version of. */
-void wp_ep_bk_free(struct wp_ep *ep);                  /* free(ep->bk) */
+void wp_no_ep_init(struct wp_ep *ep);                  /* zero will do */
+void wp_no_ep_free(struct wp_ep *ep);                  /* holds nothing */
 void *wp_buf_alloc_heap(struct wp_ep *ep, size_t len); /* plain memory */
 void wp_buf_free_heap(struct wp_ep *ep, void *buf);
 int wp_local_uri_inet(const struct wp_ep *ep, char *buf, size_t len);

@@ -347,6 +347,10 @@ struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs)
 
 	if (!ep)
 		return NULL;
+	if (ctx->ops->ep_size && !(ep->bk = calloc(1, ctx->ops->ep_size))) {
+		free(ep);
+		return NULL;
+	}
 	ep->ctx = ctx;
 	ep->fast = *ctx->ops->fast;
 	/* Stream paths' frames go to the shared transmit queue; their flush
@@ -362,6 +366,7 @@ struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs)
 	if (ctx->eps)
 		ctx->eps->prev_all = ep;
 	ctx->eps = ep;
+	ctx->ops->ep_init(ep);
 	return ep;
 }
 
@@ -385,6 +390,7 @@ void wp_ep_free(struct wp_ep *ep)
 		if (ctx->layer[i] && ctx->layer[i]->ep_free)
 			ctx->layer[i]->ep_free(ep);
 	ctx->ops->ep_free(ep);
+	free(ep->bk);
 	free(ep);
 }
 
@@ -446,11 +452,11 @@ void wp_conn_fail(struct wp_ep *ep, int err)
 		ep->owner_released = true;
 }
 
-void wp_ep_discard(struct wp_ep *ep)
+void wp_ep_accept_failed(struct wp_ep *ep, int err)
 {
-	ep->state = WP_EPS_CLOSED;
-	ep->owner_released = true;
-	ep->ctx->nr_closed++;
+	ep->accepted = true; /* freed by the library once closed */
+	ep->state = WP_EPS_CONNECTING;
+	wp_conn_fail(ep, err);
 }
 
 void wp_conn_layer_set(struct wp_ctx *ctx, enum wp_layer_id id, const struct wp_layer_ops *ops)
@@ -661,10 +667,12 @@ int wp_ep_local_uri(const struct wp_ep *ep, char *buf, size_t len)
 	return ep->ctx->ops->local_uri(ep, buf, len);
 }
 
-void wp_ep_bk_free(struct wp_ep *ep)
+void wp_no_ep_init(struct wp_ep *ep)
 {
-	free(ep->bk);
-	ep->bk = NULL;
+}
+
+void wp_no_ep_free(struct wp_ep *ep)
+{
 }
 
 /* Plain memory: a send from it is referenced in place (above 512 B). */

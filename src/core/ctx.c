@@ -412,8 +412,7 @@ static int path_lookup(struct wp_ctx *ctx, const char *scheme, const struct wp_b
 	*b = backend_by_name(scheme);
 	if (*b || !strcmp(scheme, "any") || absent_why(scheme))
 		return 0;
-	wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: %s)", scheme,
-	       known_paths(k, sizeof(k)));
+	wp_log(ctx, WP_LOG_ERR, "unknown path '%s' (known: %s)", scheme, known_paths(k, sizeof(k)));
 	return -EPROTONOSUPPORT;
 }
 

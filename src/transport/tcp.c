@@ -90,15 +90,6 @@ static int ep_ctl(struct wp_ep *ep, int op, uint32_t events)
 	return wp_epoll_ctl(ep->ctx, op, ep->fd, events, (uintptr_t)ep);
 }
 
-static int ep_bk_alloc(struct wp_ep *ep)
-{
-	ep->bk = malloc(sizeof(struct tcp_ep));
-	if (!ep->bk)
-		return -ENOMEM;
-	((struct tcp_ep *)ep->bk)->want_out = false;
-	return 0;
-}
-
 static int tcp_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 {
 	int ret = wp_sock_listen(ep, sa, salen, true);
@@ -118,9 +109,6 @@ static int tcp_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t sa
 {
 	int fd, ret;
 
-	ret = ep_bk_alloc(ep);
-	if (ret < 0)
-		return ret;
 	fd = wp_sock_stream(sa->sa_family, true);
 	if (fd < 0)
 		return fd;
@@ -205,7 +193,7 @@ static void do_accept(struct wp_ep *l)
 {
 	for (;;) {
 		struct wp_ep *ep;
-		int one = 1, fd;
+		int one = 1, fd, ret;
 
 		WP_SYSCALL(WP_SYS_ACCEPT);
 		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -217,18 +205,16 @@ static void do_accept(struct wp_ep *l)
 		WP_SYSCALL(WP_SYS_SOCKET);
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		ep = wp_ep_alloc(l->ctx, &l->cbs);
-		if (!ep || ep_bk_alloc(ep) < 0) {
+		if (!ep) {
 			wp_log(l->ctx, WP_LOG_ERR, "accept: out of memory, dropping connection");
-			if (ep)
-				wp_ep_discard(ep);
 			close(fd);
 			continue;
 		}
 		ep->fd = fd;
 		ep->accepted = true;
-		if (ep_ctl(ep, EPOLL_CTL_ADD, EPOLLIN) < 0) {
-			ep->state = WP_EPS_CONNECTING;
-			wp_conn_fail(ep, -errno);
+		ret = ep_ctl(ep, EPOLL_CTL_ADD, EPOLLIN);
+		if (ret < 0) {
+			wp_ep_accept_failed(ep, ret);
 			continue;
 		}
 		wp_conn_established(ep);
@@ -362,7 +348,9 @@ const struct wp_backend_ops wp_tcp_ops = {
 	.explain = tcp_explain,
 	.mem_register = wp_no_mem_register, /* plain sockets copy from any memory */
 	.mem_unregister = wp_no_mem_unregister,
-	.ep_free = wp_ep_bk_free,
+	.ep_size = sizeof(struct tcp_ep),
+	.ep_init = wp_no_ep_init,
+	.ep_free = wp_no_ep_free,
 	.buf_alloc = wp_buf_alloc_heap,
 	.buf_free = wp_buf_free_heap,
 	.local_uri = wp_local_uri_inet,

@@ -364,15 +364,9 @@ static void uring_fini(struct wp_ctx *ctx)
 
 /* ---- endpoints -------------------------------------------------------- */
 
-static int ep_bk_alloc(struct wp_ep *ep)
+static void uring_ep_init(struct wp_ep *ep)
 {
-	struct uring_ep *e = calloc(1, sizeof(*e));
-
-	if (!e)
-		return -ENOMEM;
-	e->fidx = -1;
-	ep->bk = e;
-	return 0;
+	uep(ep)->fidx = -1; /* no registered file slot yet */
 }
 
 static void arm_recv(struct wp_ep *ep)
@@ -412,12 +406,9 @@ static void set_nodelay(int fd)
 
 static int uring_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 {
-	int ret = ep_bk_alloc(ep);
-
-	if (ret < 0)
-		return ret;
 	/* Blocking socket: io_uring polls it for us. */
-	ret = wp_sock_listen(ep, sa, salen, false);
+	int ret = wp_sock_listen(ep, sa, salen, false);
+
 	if (ret < 0)
 		return ret;
 	uep(ep)->listener = true;
@@ -428,11 +419,8 @@ static int uring_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t s
 static int uring_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 {
 	struct io_uring_sqe *sqe;
-	int fd, ret;
+	int fd;
 
-	ret = ep_bk_alloc(ep);
-	if (ret < 0)
-		return ret;
 	fd = wp_sock_stream(sa->sa_family, false);
 	if (fd < 0)
 		return fd;
@@ -691,10 +679,8 @@ static void accept_done(struct wp_ctx *ctx, struct wp_ep *l, struct io_uring_cqe
 		return;
 	}
 	ep = wp_ep_alloc(ctx, &l->cbs);
-	if (!ep || ep_bk_alloc(ep) < 0) {
+	if (!ep) {
 		wp_log(ctx, WP_LOG_ERR, "accept: out of memory, dropping connection");
-		if (ep)
-			wp_ep_discard(ep);
 		close(cqe->res);
 		return;
 	}
@@ -910,7 +896,9 @@ const struct wp_backend_ops wp_uring_ops = {
 	.explain = uring_explain,
 	.mem_register = uring_mem_register,
 	.mem_unregister = uring_mem_unregister,
-	.ep_free = wp_ep_bk_free,
+	.ep_size = sizeof(struct uring_ep),
+	.ep_init = uring_ep_init,
+	.ep_free = wp_no_ep_free,
 	.buf_alloc = wp_buf_alloc_heap,
 	.buf_free = wp_buf_free_heap,
 	.local_uri = wp_local_uri_inet,

@@ -129,12 +129,6 @@ static int watch(struct wp_ep *ep, int efd)
 	return wp_epoll_ctl(ep->ctx, EPOLL_CTL_ADD, efd, EPOLLIN, (uintptr_t)ep);
 }
 
-static struct mem_ep *bk_alloc(struct wp_ep *ep)
-{
-	ep->bk = calloc(1, sizeof(struct mem_ep));
-	return ep->bk;
-}
-
 /* ---- control ------------------------------------------------------- */
 
 static int mem_available(char *why, size_t len)
@@ -169,11 +163,11 @@ static int sa_port(const struct sockaddr *sa)
 
 static int mem_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 {
-	struct mem_listener *l;
-	struct mem_ep *me = bk_alloc(ep);
+	struct mem_listener *l = calloc(1, sizeof(*l));
+	struct mem_ep *me = mep(ep);
 	int port = sa_port(sa), slot = -1, ret = 0;
 
-	if (!me || !(l = calloc(1, sizeof(*l))))
+	if (!l)
 		return -ENOMEM;
 	l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (l->efd < 0 || (ret = watch(ep, l->efd)) < 0) {
@@ -214,12 +208,12 @@ out_free:
 
 static int mem_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 {
-	struct mem_ep *me = bk_alloc(ep);
+	struct mem_ep *me = mep(ep);
 	struct mem_listener *l = NULL;
-	struct mem_pair *p;
+	struct mem_pair *p = pair_new();
 	int ret;
 
-	if (!me || !(p = pair_new()))
+	if (!p)
 		return -ENOMEM;
 	ret = watch(ep, p->efd[0]);
 	if (ret < 0) {
@@ -256,8 +250,6 @@ static void mem_close(struct wp_ep *ep)
 {
 	struct mem_ep *me = mep(ep);
 
-	if (!me)
-		return;
 	if (me->pair) {
 		wp_epoll_ctl(ep->ctx, EPOLL_CTL_DEL, me->pair->efd[me->side], 0, 0);
 		pair_release(me->pair, me->side);
@@ -372,6 +364,7 @@ static void mem_accept(struct wp_ep *l)
 	for (;;) {
 		struct mem_pair *p = NULL;
 		struct wp_ep *ep;
+		int ret;
 
 		pthread_mutex_lock(&mem_lock);
 		if (ml->nq) {
@@ -382,15 +375,18 @@ static void mem_accept(struct wp_ep *l)
 		if (!p)
 			return;
 		ep = wp_ep_alloc(l->ctx, &l->cbs);
-		if (!ep || !bk_alloc(ep) || watch(ep, p->efd[1]) < 0) {
-			if (ep)
-				wp_ep_discard(ep);
+		if (!ep) {
 			pair_release(p, 1);
 			continue;
 		}
 		mep(ep)->pair = p;
 		mep(ep)->side = 1;
 		ep->accepted = true;
+		ret = watch(ep, p->efd[1]);
+		if (ret < 0) {
+			wp_ep_accept_failed(ep, ret); /* releases the pair (mem_close) */
+			continue;
+		}
 		wp_conn_established(ep);
 		ring(p->efd[1]); /* bytes written before the accept */
 	}
@@ -434,12 +430,6 @@ static void mem_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 MEM_PIPE >> 10);
 }
 
-static void mem_ep_free(struct wp_ep *ep)
-{
-	mem_close(ep);
-	wp_ep_bk_free(ep);
-}
-
 static const struct wp_backend_ops wp_mem_ops = {
 	.name = "mem",
 	.caps = WP_CAP_STREAM,
@@ -456,7 +446,9 @@ static const struct wp_backend_ops wp_mem_ops = {
 	.explain = mem_explain,
 	.mem_register = wp_no_mem_register,
 	.mem_unregister = wp_no_mem_unregister,
-	.ep_free = mem_ep_free,
+	.ep_size = sizeof(struct mem_ep),
+	.ep_init = wp_no_ep_init,
+	.ep_free = mem_close, /* idempotent; a failed listen or connect was never closed */
 	.buf_alloc = wp_buf_alloc_heap,
 	.buf_free = wp_buf_free_heap,
 	.local_uri = wp_local_uri_inet,

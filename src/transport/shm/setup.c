@@ -30,28 +30,23 @@ static int ep_watch(struct wp_ep *ep, int fd, uint32_t events, uintptr_t tag)
 	return wp_epoll_ctl(ep->ctx, EPOLL_CTL_ADD, fd, events, (uintptr_t)ep | tag);
 }
 
-static struct shm_ep *bk_alloc(struct wp_ep *ep, int side)
+/* No descriptors yet; the acceptor's side (1) until shm_connect says 0. */
+void shm_ep_init(struct wp_ep *ep)
 {
-	struct shm_ep *se = calloc(1, sizeof(*se));
+	struct shm_ep *se = sep(ep);
 
-	if (!se)
-		return NULL;
 	se->sock = se->efd_me = se->efd_peer = -1;
-	se->side = side;
-	ep->bk = se;
-	return se;
+	se->side = 1;
 }
 
 int shm_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 {
 	const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
-	struct shm_ep *se = bk_alloc(ep, 1);
+	struct shm_ep *se = sep(ep);
 	struct sockaddr_un got;
 	socklen_t gl = sizeof(got);
 	int fd, ret;
 
-	if (!se)
-		return -ENOMEM;
 	WP_SYSCALL(WP_SYS_SOCKET);
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
@@ -176,14 +171,13 @@ int shm_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 {
 	struct wp_ctx *ctx = ep->ctx;
 	struct shm_ctx *sc = sctx(ctx);
-	struct shm_ep *se = bk_alloc(ep, 0);
+	struct shm_ep *se = sep(ep);
 	struct shm_wire_msg m;
 	int memfd = -1, efd_peer, fds[3], ret;
 	uint8_t *base = NULL;
 	struct shm_hdr *hdr;
 
-	if (!se)
-		return -ENOMEM;
+	se->side = 0; /* the connector */
 	ret = shm_geom_compute(&se->g, ctx->o.shm_slots, (uint64_t)ctx->o.shm_arena_mb << 20,
 			       (uint64_t)ctx->o.shm_heap_mb << 20, sc->huge ? SHM_HUGE : 4096);
 	if (ret < 0)
@@ -479,11 +473,9 @@ static void do_accept(struct wp_ep *l)
 			return;
 		}
 		ep = wp_ep_alloc(l->ctx, &l->cbs);
-		if (!ep || !bk_alloc(ep, 1)) {
+		if (!ep) {
 			wp_log(l->ctx, WP_LOG_ERR,
 			       "shm accept: out of memory, dropping connection");
-			if (ep)
-				wp_ep_discard(ep);
 			close(fd);
 			continue;
 		}
@@ -584,8 +576,6 @@ void shm_close(struct wp_ep *ep)
 	struct shm_ep *se = sep(ep);
 	int status = ep->err ? ep->err : -ECONNRESET;
 
-	if (!se)
-		return;
 	open_list_del(ep);
 	/* Out of the epoll set explicitly: closing an fd drops it only once no
 	 * other fd refers to its file description, and the peer holds our
@@ -640,8 +630,6 @@ void shm_ep_free(struct wp_ep *ep)
 {
 	struct shm_ep *se = sep(ep);
 
-	if (!se)
-		return;
 	if (se->sock >= 0 || se->efd_me >= 0 || se->efd_peer >= 0 || se->pend_head != se->pend_tail)
 		shm_close(ep); /* failed before it opened */
 	if (se->base)
@@ -661,8 +649,6 @@ void shm_ep_free(struct wp_ep *ep)
 	free(se->blk_len);
 	free(se->infl);
 	free(se->pend);
-	free(se);
-	ep->bk = NULL;
 }
 
 int shm_local_uri(const struct wp_ep *ep, char *buf, size_t len)

@@ -109,6 +109,7 @@ int shm_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_ra
 	      uint32_t max);
 
 /* setup.c: the unix socket, from listen to close */
+void shm_ep_init(struct wp_ep *ep);
 int shm_addr_parse(const char *rest, struct sockaddr_storage *ss, socklen_t *salen);
 int shm_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen);
 int shm_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen);
