@@ -147,6 +147,11 @@ int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len);
  * when the endpoint closed and no more frames should be fed. */
 int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
 
+/* A payload sent without a completion outlives the call: keep a counted copy
+ * whose completion, wp_copy_done, frees it. 0 or -ENOMEM. */
+int wp_payload_copy(const void **data, size_t len, wp_done_fn *done, void **arg);
+void wp_copy_done(void *arg, int status);
+
 /* Stream paths: the shared transmit queue (struct wp_txq in core.h). */
 int wp_txq_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
 		wp_done_fn done, void *arg);

@@ -92,9 +92,23 @@ static struct wp_seg *txq_push(struct wp_txq *q)
 	return &q->seg[q->tail++ & q->mask];
 }
 
-static void free_copy(void *arg, int status)
+void wp_copy_done(void *arg, int status)
 {
 	free(arg);
+}
+
+int wp_payload_copy(const void **data, size_t len, wp_done_fn *done, void **arg)
+{
+	void *copy = malloc(len);
+
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, *data, len);
+	WP_CNT_ADD(bytes_copied, len);
+	*data = copy;
+	*done = wp_copy_done;
+	*arg = copy;
+	return 0;
 }
 
 static void seg_complete(struct wp_ep *ep, struct wp_seg *s, int status)
@@ -153,20 +167,11 @@ int wp_txq_send2(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *pre
 	stage_payload = len <= WP_COPY_MAX;
 	if (prelen > 64 || len + prelen > ctx->o.max_frame)
 		return -EMSGSIZE;
-	if (!stage_payload && !done) {
-		/* Large payload without a completion: the caller keeps its buffer,
-		 * so we copy it (counted) and free the copy on completion. Done
-		 * before anything is queued so a failure leaves the stream intact. */
-		void *copy = malloc(len);
-
-		if (!copy)
-			return -ENOMEM;
-		memcpy(copy, data, len);
-		WP_CNT_ADD(bytes_copied, len);
-		data = copy;
-		done = free_copy;
-		arg = copy;
-	}
+	/* Large payload without a completion: the caller keeps its buffer, so
+	 * we copy it (counted) before anything is queued, so a failure leaves
+	 * the stream intact. */
+	if (!stage_payload && !done && wp_payload_copy(&data, len, &done, &arg) < 0)
+		return -ENOMEM;
 	if (q->tail - q->head + 2 > q->mask + 1 && txq_grow(q) < 0)
 		goto out_nomem;
 	p = stage_reserve(ep, WP_FRAME_HDR + prelen + (stage_payload ? (uint32_t)len : 0), &blk);
@@ -215,7 +220,7 @@ int wp_txq_send2(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *pre
 	return 0;
 
 out_nomem:
-	if (done == free_copy)
+	if (done == wp_copy_done)
 		free(arg);
 	return -ENOMEM;
 }

@@ -180,11 +180,6 @@ static int post(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data
 	return 0;
 }
 
-void shm_pend_free_copy(void *arg, int status)
-{
-	free(arg);
-}
-
 static int pend_push(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
 		     wp_done_fn done, void *arg)
 {
@@ -203,18 +198,9 @@ static int pend_push(struct wp_ep *ep, const struct wp_frame_hdr *h, const void 
 		se->pend = np;
 		se->pend_cap = cap;
 	}
-	if (!done && len) {
-		/* The caller reuses its buffer at once: keep a copy (counted). */
-		void *copy = malloc(len);
-
-		if (!copy)
-			return -ENOMEM;
-		memcpy(copy, data, len);
-		WP_CNT_ADD(bytes_copied, len);
-		data = copy;
-		done = shm_pend_free_copy;
-		arg = copy;
-	}
+	/* The caller reuses its buffer at once: keep a copy (counted). */
+	if (!done && len && wp_payload_copy(&data, len, &done, &arg) < 0)
+		return -ENOMEM;
 	p = &se->pend[se->pend_tail++ & (se->pend_cap - 1)];
 	*p = (struct shm_pend){ *h, data, len, done, arg };
 	wp_ctx_mark_dirty(ep);
@@ -228,7 +214,7 @@ static void pend_flush(struct wp_ep *ep)
 
 	while (se->pend_head != se->pend_tail && ep->state == WP_EPS_OPEN) {
 		struct shm_pend *p = &se->pend[se->pend_head & (se->pend_cap - 1)];
-		bool was_copy = p->done == shm_pend_free_copy;
+		bool was_copy = p->done == wp_copy_done;
 		int ret = post(ep, &p->h, p->data, p->len, was_copy ? NULL : p->done, p->arg);
 
 		if (ret == -EAGAIN)

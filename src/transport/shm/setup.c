@@ -619,7 +619,7 @@ void shm_close(struct wp_ep *ep)
 	while (se->pend_head != se->pend_tail) {
 		struct shm_pend *p = &se->pend[se->pend_head++ & (se->pend_cap - 1)];
 
-		if (p->done == shm_pend_free_copy)
+		if (p->done == wp_copy_done)
 			free(p->arg);
 		else if (p->done)
 			wp_defer(ep->ctx, p->done, p->arg, status);

@@ -126,6 +126,5 @@ void shm_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr);
 /* ring.c: the data path */
 void shm_bad_peer(struct wp_ep *ep, int reason, const char *what);
 int shm_rx_poll(struct wp_ep *ep);
-void shm_pend_free_copy(void *arg, int status);
 
 #endif /* WP_SHM_H */
