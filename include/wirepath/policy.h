@@ -168,7 +168,8 @@ WP_API int wp_policy_tenant_key_parse(const char *s, uint32_t *tenant, uint8_t k
 
 /*
  * Sign every frame this endpoint sends with key as tenant `tenant` (also
- * sets the tenant, like wp_ep_set_tenant). key is copied. Returns 0.
+ * sets the tenant, like wp_ep_set_tenant). key is copied. Returns 0, or
+ * -ENOMEM (nothing changed).
  */
 WP_API int wp_ep_set_tenant_key(struct wp_ep *ep, uint32_t tenant, const uint8_t key[16]);
 
