@@ -140,6 +140,9 @@ void wp_conn_established(struct wp_ep *ep);
 /* Orderly EOF (err 0) or an error from the transport: close, fail what is
  * pending, tell the owner. */
 void wp_conn_fail(struct wp_ep *ep, int err);
+/* Stream paths: the peer's orderly EOF. A frame cut short by it is counted
+ * (WP_BAD_TRUNCATED) and closes with -EPIPE; else a clean close. */
+void wp_conn_eof(struct wp_ep *ep);
 /* Stream paths: received bytes, any chunking. Returns 0, or -EPROTO / -ENOMEM
  * after closing the endpoint (a CLOSE frame attempted and counted). */
 int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len);

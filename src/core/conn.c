@@ -457,6 +457,16 @@ void wp_conn_fail(struct wp_ep *ep, int err)
 		ep->owner_released = true;
 }
 
+void wp_conn_eof(struct wp_ep *ep)
+{
+	if (wp_rx_partial(&ep->rx)) {
+		WP_CNT_ADD(bad_frames[WP_BAD_TRUNCATED], 1);
+		wp_conn_fail(ep, -EPIPE);
+	} else {
+		wp_conn_fail(ep, 0);
+	}
+}
+
 void wp_ep_accept_failed(struct wp_ep *ep, int err)
 {
 	ep->accepted = true; /* freed by the library once closed */

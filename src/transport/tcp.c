@@ -238,12 +238,7 @@ static void do_read(struct wp_ep *ep)
 			continue;
 		}
 		if (n == 0) {
-			if (wp_rx_partial(&ep->rx)) {
-				WP_CNT_ADD(bad_frames[WP_BAD_TRUNCATED], 1);
-				wp_conn_fail(ep, -EPIPE);
-			} else {
-				wp_conn_fail(ep, 0);
-			}
+			wp_conn_eof(ep);
 			return;
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)

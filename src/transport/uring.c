@@ -649,12 +649,7 @@ static void recv_done(struct wp_ctx *ctx, struct wp_ep *ep, struct io_uring_cqe 
 		return;
 	}
 	if (cqe->res == 0) {
-		if (wp_rx_partial(&ep->rx)) {
-			WP_CNT_ADD(bad_frames[WP_BAD_TRUNCATED], 1);
-			wp_conn_fail(ep, -EPIPE);
-		} else {
-			wp_conn_fail(ep, 0);
-		}
+		wp_conn_eof(ep);
 		return;
 	}
 	wp_conn_fail(ep, cqe->res);

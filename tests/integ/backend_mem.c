@@ -344,12 +344,7 @@ static void mem_read(struct wp_ep *ep)
 		if (n && wp_conn_input(ep, me->rbuf, n) < 0)
 			return;
 		if (eof) {
-			if (wp_rx_partial(&ep->rx)) {
-				WP_CNT_ADD(bad_frames[WP_BAD_TRUNCATED], 1);
-				wp_conn_fail(ep, -EPIPE);
-			} else {
-				wp_conn_fail(ep, 0);
-			}
+			wp_conn_eof(ep);
 			return;
 		}
 		if (!n)
