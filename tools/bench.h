@@ -197,6 +197,10 @@ int bench_stats_result(const struct bench_stats *st, struct wp_meter_snap *out, 
 void bench_res_compute(struct path_res *res, double model_rate);
 /* Write data to path, creating its directories. 0 or -errno. */
 int bench_write_file(const char *path, const char *data, size_t len);
+struct sbuf;
+/* Write b to path (making its directory) and free b: 0, -ENOMEM if b ran out
+ * of memory while it was built, or -errno. */
+int bench_write_sb(const char *path, struct sbuf *b);
 /*
  * The agentic run's results: the table and crossover on stdout, the JSON and
  * the .dat next to it, the chart if asked. 0, or 1 if a file failed.

@@ -667,7 +667,6 @@ static int gf_write_json(const struct gf_cfg *cfg, const struct gf_row *rows, in
 			 const struct gf_ref *refs)
 {
 	struct sbuf b = { 0 };
-	int ret;
 
 	sb_printf(&b,
 		  "{\n  \"workload\": \"gpufeed\",\n  \"senders\": %u,\n  \"seconds_per_cell\": ",
@@ -738,13 +737,7 @@ static int gf_write_json(const struct gf_cfg *cfg, const struct gf_row *rows, in
 		sb_printf(&b, "}");
 	}
 	sb_printf(&b, "\n  ]\n}\n");
-	if (b.oom) {
-		sb_free(&b);
-		return -ENOMEM;
-	}
-	ret = bench_write_file(cfg->json_path, b.p, b.len);
-	sb_free(&b);
-	return ret;
+	return bench_write_sb(cfg->json_path, &b);
 }
 
 /* ------------------------------------------------------------------ */

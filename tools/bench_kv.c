@@ -293,7 +293,7 @@ out:
 static int kv_write_json(const struct bench_cfg *cfg, const struct kv_path *res, int n)
 {
 	struct sbuf b = { 0 };
-	int rc, first = 1;
+	int first = 1;
 
 	sb_printf(&b,
 		  "{\n  \"workload\": \"kv\",\n  \"depth\": %d,\n  \"seconds_per_size\": %.3f,\n",
@@ -328,13 +328,7 @@ static int kv_write_json(const struct bench_cfg *cfg, const struct kv_path *res,
 		}
 	}
 	sb_printf(&b, "\n  ]\n}\n");
-	if (b.oom) {
-		sb_free(&b);
-		return -ENOMEM;
-	}
-	rc = bench_write_file(cfg->json_path, b.p, b.len);
-	sb_free(&b);
-	return rc;
+	return bench_write_sb(cfg->json_path, &b);
 }
 
 int bench_kv(struct bench_cfg *cfg)

@@ -257,7 +257,7 @@ static int write_json(const struct bench_cfg *cfg, const struct path_res *res, i
 	struct sbuf b = { 0 };
 	struct utsname u;
 	char *wl;
-	int len, rc;
+	int len;
 
 	if (uname(&u) < 0)
 		snprintf(u.release, sizeof(u.release), "unknown");
@@ -335,13 +335,7 @@ static int write_json(const struct bench_cfg *cfg, const struct path_res *res, i
 	sb_json_str(&b, best ? best->path : NULL);
 	sb_printf(&b, "}}\n");
 
-	if (b.oom) {
-		sb_free(&b);
-		return -ENOMEM;
-	}
-	rc = bench_write_file(cfg->json_path, b.p, b.len);
-	sb_free(&b);
-	return rc;
+	return bench_write_sb(cfg->json_path, &b);
 }
 
 /* The .dat next to the JSON: same basename. */
@@ -358,7 +352,6 @@ static void dat_path(const char *json, char *out, size_t len)
 static int write_dat(const char *path, const struct path_res *res, int n)
 {
 	struct sbuf b = { 0 };
-	int rc;
 
 	sb_printf(&b, "# path steps_per_s cpu_us_per_step syscalls_per_step ctx_switches_per_step "
 		      "copied_bytes_per_step tool_p50_us tool_p99_us\n");
@@ -373,12 +366,14 @@ static int write_dat(const char *path, const struct path_res *res, int n)
 			  fmt_num(p50, sizeof(p50), tool_q(&res[i], 0.5), 3),
 			  fmt_num(p99, sizeof(p99), tool_q(&res[i], 0.99), 3));
 	}
-	if (b.oom) {
-		sb_free(&b);
-		return -ENOMEM;
-	}
-	rc = bench_write_file(path, b.p, b.len);
-	sb_free(&b);
+	return bench_write_sb(path, &b);
+}
+
+int bench_write_sb(const char *path, struct sbuf *b)
+{
+	int rc = b->oom ? -ENOMEM : bench_write_file(path, b->p, b->len);
+
+	sb_free(b);
 	return rc;
 }
 
