@@ -12,6 +12,8 @@ pkgs=(gcc make meson ninja-build pkg-config liburing-dev clang libclang-rt-14-de
 pkgs+=(libbpf-dev bpftool libelf-dev zlib1g-dev iproute2 util-linux)
 # The flood benchmark (bench/flood/run.sh) compares XDP with an nftables drop rule.
 pkgs+=(nftables)
+# Frame authentication v2 (src/auth) uses OpenSSL 3's libcrypto.
+pkgs+=(libssl-dev)
 if [ "${1:-}" = "--peers" ]; then
 	pkgs+=(sockperf nginx-light wrk ucx-utils)
 fi
