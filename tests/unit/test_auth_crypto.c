@@ -105,7 +105,7 @@ static void test_records(void)
 	/* Integrity only: header and payload as additional data. */
 	CHECK_EQ(wp_aead_seal(&s, 7, aad, 2, NULL, 0, tag), 0);
 	CHECK_EQ(wp_aead_open(&o, 7, aad, 2, NULL, 0, tag), 0);
-	CHECK_EQ(wp_aead_open(&o, 8, aad, 2, NULL, 0, tag), -EBADMSG); /* replayed elsewhere */
+	CHECK_EQ(wp_aead_open(&o, 8, aad, 2, NULL, 0, tag), -EBADMSG);  /* replayed elsewhere */
 	CHECK_EQ(wp_aead_open(&o2, 7, aad, 2, NULL, 0, tag), -EBADMSG); /* other key */
 	for (size_t bit = 0; bit < 8 * (sizeof(hdr) + sizeof(msg)); bit += 37) {
 		uint8_t *p = bit / 8 < sizeof(hdr) ? hdr + bit / 8 : msg + bit / 8 - sizeof(hdr);
