@@ -571,6 +571,12 @@ int wl_parse_string(const char *text, const char *origin, struct wl *w, char *er
 	return wl_parse(text, strlen(text), origin ? origin : "<string>", NULL, w, err, errlen);
 }
 
+int wl_parse_buf(const void *text, size_t len, const char *origin, struct wl *w, char *err,
+		 size_t errlen)
+{
+	return wl_parse(len ? text : "", len, origin ? origin : "<buffer>", NULL, w, err, errlen);
+}
+
 /* "bench/workloads/fanout64.wl" -> "fanout64"; odd characters become '_'. */
 static void name_from_path(const char *path, char *out, size_t len)
 {

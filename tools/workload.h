@@ -42,6 +42,10 @@ int wl_builtin(const char *name, struct wl *w);
 int wl_parse_file(const char *path, struct wl *w, char *err, size_t errlen);
 /* Same for text in memory; `origin` names it in error messages. */
 int wl_parse_string(const char *text, const char *origin, struct wl *w, char *err, size_t errlen);
+/* Same for len bytes that need not be NUL-terminated (what a file holds: a
+ * NUL byte in a line is an error, as in a file). */
+int wl_parse_buf(const void *text, size_t len, const char *origin, struct wl *w, char *err,
+		 size_t errlen);
 /* Load by name or path: a built-in name first, else a file. */
 int wl_load(const char *name_or_path, struct wl *w, char *err, size_t errlen);
 /* Check cross-field limits (fanout <= 1024, sizes <= 64 MiB, p50 <= p90 <= p99...). */
