@@ -1,24 +1,33 @@
 // SPDX-License-Identifier: MIT
 /*
  * Fuzz target for the frame decoder and the receive parser: the bytes a
- * hostile peer controls. Built two ways: with clang -fsanitize=fuzzer (and
- * ASan/UBSan) by tests/fuzz/run.sh for coverage-guided runs, and with plain
- * gcc into test_fuzz_replay (tests/fuzz/replay.c), which replays the corpus and
- * mutations of it on every test run. So: no libFuzzer-only API here.
+ * hostile peer controls. Built two ways (tests/fuzz/fuzz.h): with libFuzzer
+ * by tests/fuzz/run.sh, and into test_fuzz_frame, which replays
+ * tests/fuzz/corpus/ and mutations of it on every test run.
+ *
+ * wp-fuzz-args: -max_len=8192
  *
  * Per input:
  *  (a) wp_frame_decode on the input and on every prefix of its first header:
  *      results are monotonic (a prefix is "need more" or the same rejection),
  *      a rejection carries a reason in range, and a decoded header re-encodes
  *      to exactly the bytes it came from.
- *  (b) wp_rx_feed, max payload 1 MiB, three ways: whole, in chunks whose
- *      sizes come from bytes 8..23 of the input (the tenant, method and
+ *  (b) wp_rx_feed, max payload 1 MiB, in several ways: whole; in chunks
+ *      whose sizes come from bytes 8..23 of the input (the tenant, method and
  *      request id of the first frame, which the fuzzer can change without
- *      breaking the frame), and (small inputs) one byte at a time. Each
- *      chunk is its own exact-size heap block so ASan sees overreads. Every
- *      delivered frame: len <= max, payload non-NULL when len > 0, every
- *      payload byte read, in place or in the parser's assembly buffer. The
- *      three feeds must agree on the frames, their order and the outcome.
+ *      breaking the frame), so frames land both whole inside a chunk and
+ *      split at any byte (in a header, at its end, in a payload); the same
+ *      with a placement callback (rx.place, as xfer.c installs it), cut
+ *      differently, so XFER payloads are streamed piece by piece instead of
+ *      assembled; and (small inputs) one byte at a time, without and with
+ *      placement. Each chunk is its own exact-size heap block so ASan sees
+ *      overreads. Every delivered frame: len <= max, payload non-NULL when
+ *      len > 0, every payload byte read, in place or in the parser's
+ *      assembly buffer. Every placed piece: inside the chunk being fed, at
+ *      the offset right after the previous piece, behind the frame's 16-byte
+ *      prefix, and the frame's end is delivered with payload NULL once all of
+ *      it was placed. All feeds must agree on the frames (header and payload
+ *      bytes, placed or not), their order and the outcome.
  *  (c) each delivered header re-encodes to the header bytes it was parsed
  *      from and decodes back identically.
  * A broken invariant aborts (libFuzzer keeps the input as a crash).
@@ -33,19 +42,11 @@
 #include "core/frame.h"
 #include "core/rx.h"
 
+#include "fuzz.h"
+
 #define FUZZ_MAX_PAYLOAD (1u << 20)
-#define FUZZ_BYTEWISE_MAX 4096 /* byte-at-a-time feed only for inputs this small */
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_CHECK(cond)                                                                       \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "fuzz_frame: %s:%d: invariant failed: %s\n", __FILE__, \
-				__LINE__, #cond);                                              \
-			abort();                                                               \
-		}                                                                              \
-	} while (0)
+#define FUZZ_BYTEWISE_MAX 4096       /* byte-at-a-time feed only for inputs this small */
+#define FUZZ_BYTEWISE_PLACE_MAX 1024 /* and with placement, smaller still */
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
 {
@@ -131,9 +132,13 @@ struct fuzz_sink {
 	const uint8_t *chunk; /* the chunk being fed */
 	size_t chunk_len;
 	uint64_t frames;
-	uint64_t digest;   /* order-sensitive hash of every delivered frame */
+	uint64_t digest;   /* order-sensitive hash of every frame's header and payload */
 	uint64_t consumed; /* wire bytes of the delivered frames */
 	uint64_t in_place;
+	uint64_t placed;     /* XFER frames that went through rx.place */
+	int placing;         /* an XFER frame's pieces are being placed */
+	uint32_t place_next; /* the offset the next piece must have */
+	uint64_t pending;    /* digest with the pieces so far: counts once the frame ends */
 };
 
 static int fuzz_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload)
@@ -143,13 +148,35 @@ static int fuzz_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *
 	const uint8_t *raw;
 
 	FUZZ_CHECK(h->len <= k->rx->max_payload);
-	FUZZ_CHECK(h->len == 0 || payload != NULL);
+	if (!payload && h->len > 0) {
+		/* The end of a placed XFER frame: every byte went to place
+		 * (len > 16), or the whole payload is in the prefix. */
+		FUZZ_CHECK(k->rx->place && h->type == WP_FT_XFER);
+		FUZZ_CHECK(h == &k->rx->cur);
+		if (h->len > WP_XFER_PREFIX) {
+			FUZZ_CHECK(k->placing);
+			FUZZ_CHECK(k->place_next == h->len - WP_XFER_PREFIX);
+			k->digest = k->pending;
+		} else {
+			FUZZ_CHECK(!k->placing);
+			k->digest = fnv(h, sizeof(*h), k->digest);
+			k->digest = fnv(k->rx->xpre, h->len, k->digest);
+		}
+		hdr_check(h, k->rx->hdrbuf, k->rx->max_payload);
+		k->placing = 0;
+		k->placed++;
+		k->frames++;
+		k->consumed += WP_FRAME_HDR + (uint64_t)h->len;
+		return 0;
+	}
+	FUZZ_CHECK(!k->placing);
 	if (payload && pp >= c0 + WP_FRAME_HDR && pp + h->len <= c0 + k->chunk_len) {
 		raw = payload - WP_FRAME_HDR; /* in place: header right before */
 		k->in_place++;
 	} else {
 		/* Assembled: the payload is the parser's buffer and the header
-		 * the bytes it stashed. */
+		 * the bytes it stashed. A placed XFER frame never is. */
+		FUZZ_CHECK(!k->rx->place || h->type != WP_FT_XFER || h->len == 0);
 		FUZZ_CHECK(h->len == 0 || payload == k->rx->asm_buf);
 		FUZZ_CHECK(k->rx->asm_cap >= h->len);
 		FUZZ_CHECK(k->rx->asm_cap <= k->rx->max_payload);
@@ -165,38 +192,70 @@ static int fuzz_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *
 	return 0;
 }
 
+/* rx.place: a piece of an XFER payload, streamed instead of assembled. The
+ * hash takes the header and the prefix before the first piece, so a placed
+ * frame hashes exactly like the same frame delivered whole; it joins the
+ * digest when the frame ends (a partial frame is no frame). */
+static void fuzz_place(void *arg, const struct wp_frame_hdr *h, const uint8_t *prefix,
+		       const uint8_t *piece, uint32_t off, uint32_t n)
+{
+	struct fuzz_sink *k = arg;
+	uintptr_t pp = (uintptr_t)piece, c0 = (uintptr_t)k->chunk;
+
+	FUZZ_CHECK(h == &k->rx->cur && h->type == WP_FT_XFER);
+	FUZZ_CHECK(h->len > WP_XFER_PREFIX && h->len <= k->rx->max_payload);
+	FUZZ_CHECK(prefix == k->rx->xpre);
+	FUZZ_CHECK(n > 0 && piece != NULL);
+	FUZZ_CHECK(pp >= c0 && pp + n <= c0 + k->chunk_len);
+	FUZZ_CHECK((uint64_t)off + n <= h->len - WP_XFER_PREFIX);
+	if (!k->placing) {
+		FUZZ_CHECK(off == 0);
+		hdr_check(h, k->rx->hdrbuf, k->rx->max_payload);
+		k->placing = 1;
+		k->place_next = 0;
+		k->pending = fnv(h, sizeof(*h), k->digest);
+		k->pending = fnv(prefix, WP_XFER_PREFIX, k->pending);
+	}
+	FUZZ_CHECK(off == k->place_next);
+	k->pending = fnv(piece, n, k->pending);
+	k->place_next += n;
+}
+
 struct fuzz_result {
 	int ret;
 	int reason;
 	int partial;
-	uint64_t frames, digest, consumed, copied, in_place;
+	uint64_t frames, digest, consumed, copied, in_place, placed;
 };
 
 /* How a chunked feed cuts the input: chunk i has size sizes(ctl[i % nctl]). */
-static size_t chunk_size(const uint8_t *ctl, size_t nctl, size_t i)
+static size_t chunk_size(const uint8_t *ctl, size_t nctl, size_t i, uint8_t salt)
 {
 	uint8_t b;
 
 	if (nctl == 0)
 		return 1;
-	b = ctl[i % nctl];
+	b = ctl[(i + salt) % nctl] ^ salt;
 	/* Half small cuts (1..128, inside headers), half large (up to ~16 KiB). */
 	return b < 128 ? (size_t)b + 1 : (size_t)(b - 127) * 127;
 }
 
 enum feed_mode { FEED_WHOLE, FEED_CHUNKS, FEED_BYTES };
 
-static void fuzz_feed(const uint8_t *data, size_t size, enum feed_mode mode, struct fuzz_result *r)
+static void fuzz_feed(const uint8_t *data, size_t size, enum feed_mode mode, int place,
+		      struct fuzz_result *r)
 {
 	struct wp_rx rx;
 	struct fuzz_sink k = { .rx = &rx, .digest = 0xcbf29ce484222325ull };
 	const uint8_t *ctl = size > 8 ? data + 8 : data;
 	size_t nctl = size > 24 ? 16 : size > 8 ? size - 8 : size;
-	uint8_t *one = NULL;
+	uint8_t *one = NULL, salt = place ? 0x55 : 0; /* placement cuts elsewhere */
 	size_t pos = 0, i = 0;
 	int ret = 0, reason = -1;
 
 	wp_rx_init(&rx, FUZZ_MAX_PAYLOAD);
+	if (place)
+		rx.place = fuzz_place;
 	if (mode == FEED_BYTES) {
 		one = malloc(1);
 		FUZZ_CHECK(one != NULL);
@@ -214,7 +273,7 @@ static void fuzz_feed(const uint8_t *data, size_t size, enum feed_mode mode, str
 			pos = size;
 			continue;
 		case FEED_CHUNKS:
-			n = chunk_size(ctl, nctl, i++);
+			n = chunk_size(ctl, nctl, i++, salt);
 			if (n > size - pos)
 				n = size - pos;
 			c = malloc(n);
@@ -243,6 +302,9 @@ static void fuzz_feed(const uint8_t *data, size_t size, enum feed_mode mode, str
 	} else {
 		/* Everything not delivered is a partial frame the parser holds. */
 		FUZZ_CHECK(wp_rx_partial(&rx) == (k.consumed < size));
+		FUZZ_CHECK(k.placing ==
+			   (k.consumed < size && rx.hdr_have == WP_FRAME_HDR &&
+			    rx.cur.type == WP_FT_XFER && place && rx.asm_have > WP_XFER_PREFIX));
 	}
 	FUZZ_CHECK(k.consumed <= size);
 	FUZZ_CHECK(rx.copied <= size);
@@ -255,39 +317,143 @@ static void fuzz_feed(const uint8_t *data, size_t size, enum feed_mode mode, str
 	r->consumed = k.consumed;
 	r->copied = rx.copied;
 	r->in_place = k.in_place;
+	r->placed = k.placed;
 	wp_rx_free(&rx);
+}
+
+/* The same frames, in the same order, with the same outcome. */
+static void same_frames(const struct fuzz_result *a, const struct fuzz_result *b)
+{
+	FUZZ_CHECK(a->ret == b->ret && a->reason == b->reason);
+	FUZZ_CHECK(a->frames == b->frames && a->digest == b->digest);
+	FUZZ_CHECK(a->consumed == b->consumed);
+	if (a->ret == 0)
+		FUZZ_CHECK(a->partial == b->partial);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fuzz_result whole, chunks, bytes;
+	struct fuzz_result whole, chunks, placed, bytes;
 
 	if (size == 0)
 		return 0; /* data may be NULL; nothing to parse */
 	fuzz_decode(data, size);
 
-	fuzz_feed(data, size, FEED_WHOLE, &whole);
+	fuzz_feed(data, size, FEED_WHOLE, 0, &whole);
 	/* Fed whole, every frame is delivered in place; the only bytes copied
 	 * are a trailing partial frame (none after an error). */
-	FUZZ_CHECK(whole.in_place == whole.frames);
+	FUZZ_CHECK(whole.in_place == whole.frames && whole.placed == 0);
 	FUZZ_CHECK(whole.copied == (whole.ret ? 0 : size - whole.consumed));
 
-	fuzz_feed(data, size, FEED_CHUNKS, &chunks);
-	FUZZ_CHECK(chunks.ret == whole.ret && chunks.reason == whole.reason);
-	FUZZ_CHECK(chunks.frames == whole.frames && chunks.digest == whole.digest);
-	FUZZ_CHECK(chunks.consumed == whole.consumed);
-	if (whole.ret == 0)
-		FUZZ_CHECK(chunks.partial == whole.partial);
+	fuzz_feed(data, size, FEED_CHUNKS, 0, &chunks);
+	same_frames(&whole, &chunks);
+	FUZZ_CHECK(chunks.placed == 0);
+
+	/* With placement: XFER frames split across chunks are placed, the
+	 * others are delivered as before. */
+	fuzz_feed(data, size, FEED_CHUNKS, 1, &placed);
+	same_frames(&whole, &placed);
+	FUZZ_CHECK(placed.in_place + placed.placed <= placed.frames);
 
 	if (size <= FUZZ_BYTEWISE_MAX) {
-		fuzz_feed(data, size, FEED_BYTES, &bytes);
-		FUZZ_CHECK(bytes.ret == whole.ret && bytes.reason == whole.reason);
-		FUZZ_CHECK(bytes.frames == whole.frames && bytes.digest == whole.digest);
+		fuzz_feed(data, size, FEED_BYTES, 0, &bytes);
+		same_frames(&whole, &bytes);
 		/* One byte at a time nothing fits in a chunk: every frame is
 		 * assembled and every byte counted as copied. */
 		FUZZ_CHECK(bytes.in_place == 0);
 		if (whole.ret == 0)
 			FUZZ_CHECK(bytes.copied == size);
 	}
+	if (size <= FUZZ_BYTEWISE_PLACE_MAX) {
+		fuzz_feed(data, size, FEED_BYTES, 1, &bytes);
+		same_frames(&whole, &bytes);
+		FUZZ_CHECK(bytes.in_place == 0);
+	}
 	return 0;
+}
+
+/* ---- structure-aware mutations for the replay driver (fuzz.h) ---------- */
+
+/* Values that sit on the decoder's edges. */
+static uint32_t interesting32(uint64_t (*rnd)(void))
+{
+	static const uint32_t v[] = {
+		0,
+		1,
+		7,
+		8,
+		15,
+		16,
+		17,
+		39,
+		40,
+		41,
+		4095,
+		4096,
+		4097,
+		65535,
+		65536,
+		(1u << 20) - 1,
+		1u << 20,
+		(1u << 20) + 1,
+		WP_FRAME_MAX_DEFAULT,
+		0x7fffffff,
+		0x80000000u,
+		0xfffffffeu,
+		0xffffffffu,
+	};
+	return v[rnd() % (sizeof(v) / sizeof(v[0]))];
+}
+
+/* Offset of a frame header in buf to aim a field mutation at: walk the frames
+ * the declared lengths describe and pick one of their starts (or 0). */
+static size_t pick_header(const uint8_t *buf, size_t len, uint64_t (*rnd)(void))
+{
+	size_t starts[64], n = 0, off = 0;
+
+	while (off + WP_FRAME_HDR <= len && n < 64) {
+		uint32_t flen = (uint32_t)buf[off + 24] | (uint32_t)buf[off + 25] << 8 |
+				(uint32_t)buf[off + 26] << 16 | (uint32_t)buf[off + 27] << 24;
+
+		starts[n++] = off;
+		if (flen > len - off - WP_FRAME_HDR)
+			break;
+		off += WP_FRAME_HDR + flen;
+	}
+	return n ? starts[rnd() % n] : 0;
+}
+
+size_t wp_fuzz_mutate(uint8_t *buf, size_t len, size_t cap, uint64_t (*rnd)(void))
+{
+	static const size_t f8[] = { 4, 5, 5, 6, 7 };          /* version, type, flags */
+	static const size_t f32[] = { 24, 24, 24, 8, 12, 28 }; /* len (mostly), ids, aux */
+	static const uint8_t v8[] = { 0, 1, 2, WP_FT_XFER, WP_FT__MAX, WP_FT__MAX + 1, 0x80, 0xff };
+	size_t h = pick_header(buf, len, rnd), a;
+	uint32_t v;
+
+	switch (rnd() % 4) {
+	case 0: /* an edge value into a header byte (version, type, flags) */
+		a = h + f8[rnd() % 5];
+		if (a < len)
+			buf[a] = v8[rnd() % sizeof(v8)];
+		break;
+	case 1: /* an edge value into a 32-bit field, most often len */
+		a = h + f32[rnd() % 6];
+		v = interesting32(rnd);
+		if (a + 4 <= len)
+			for (int i = 0; i < 4; i++)
+				buf[a + i] = (uint8_t)(v >> (8 * i));
+		break;
+	case 2: /* the frame becomes a bulk-transfer frame (placement) */
+		if (h + 6 <= len)
+			buf[h + 5] = WP_FT_XFER;
+		break;
+	default: /* restore the magic and version of a header (keep it parseable) */
+		if (h + 5 <= len)
+			memcpy(buf + h, "WPF1\x01", 5);
+		else if (len + 5 <= cap)
+			memcpy(buf + len, "WPF1\x01", 5), len += 5;
+		break;
+	}
+	return len;
 }

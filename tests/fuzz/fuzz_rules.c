@@ -2,9 +2,13 @@
 /*
  * Fuzz target for the front door's user-space side: the rules parser (text
  * an operator, or later a daemon's API, supplies) and the decision function
- * (bytes anyone on the wire supplies). Built two ways, like fuzz_frame.c:
- * with clang -fsanitize=fuzzer by tests/fuzz/run_rules.sh, and with plain gcc
- * into test_policy_fuzz_replay (tests/fuzz/replay_rules.c) on every test run.
+ * (bytes anyone on the wire supplies). Built two ways (tests/fuzz/fuzz.h): with
+ * libFuzzer by tests/fuzz/run.sh, and into test_fuzz_rules, which replays
+ * tests/fuzz/corpus-rules/ and mutations of it (with the keywords of
+ * tests/fuzz/rules.dict, and packets behind valid Ethernet/IP headers) on
+ * every test run.
+ *
+ * wp-fuzz-args: -max_len=4096
  *
  * Per input:
  *  (a) parse it as a rules file. An error leaves no policy and logs one
@@ -25,16 +29,7 @@
 #include "wirepath/policy.h"
 #include "policy/policy.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define FUZZ_CHECK(cond)                                                                       \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "fuzz_rules: %s:%d: invariant failed: %s\n", __FILE__, \
-				__LINE__, #cond);                                              \
-			abort();                                                               \
-		}                                                                              \
-	} while (0)
+#include "fuzz.h"
 
 /* What the parser logged (wp_set_log) during one input. */
 static int log_errs;
@@ -147,4 +142,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		wp_policy_free(p);
 	}
 	return 0;
+}
+
+/*
+ * For the replay driver (fuzz.h): now and then a packet instead of a rules
+ * text, valid Ethernet and IPv4 or IPv6 headers followed by random bytes, so
+ * the decision meets more than the garbage that text mutations make of a
+ * rules file.
+ */
+size_t wp_fuzz_mutate(uint8_t *buf, size_t len, size_t cap, uint64_t (*rnd)(void))
+{
+	uint64_t r = rnd();
+	int v6 = r & 1;
+	size_t n = 14 + (size_t)(r >> 8) % 120;
+
+	(void)len;
+	if (n > cap)
+		n = cap;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (uint8_t)rnd();
+	if (n > 14) {
+		buf[12] = v6 ? 0x86 : 0x08;
+		buf[13] = v6 ? 0xdd : 0x00;
+		buf[14] = (uint8_t)((v6 ? 0x60 : 0x45) | (buf[14] & (r & 2 ? 0x0f : 0)));
+	}
+	return n;
 }
