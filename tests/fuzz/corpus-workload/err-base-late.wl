@@ -1,0 +1,2 @@
+fanout = 8
+base = agentic

@@ -1,0 +1,3 @@
+name = a
+fanout = 8
+fanout = 9

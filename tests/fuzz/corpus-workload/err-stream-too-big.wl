@@ -1,0 +1,2 @@
+tokens = 1048576
+token_bytes = 65

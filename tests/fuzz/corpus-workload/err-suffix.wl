@@ -1,0 +1,1 @@
+tool_req_bytes = 4 TiB
