@@ -5,7 +5,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 DEMO_ARGS ?=
 
-.PHONY: all deps demo test test-asan fuzz format clean
+.PHONY: all deps demo test test-asan fuzz fuzz-long format clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -30,8 +30,18 @@ test-asan: deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		bash tests/run.sh $(ASAN_BUILD)
 
+# libFuzzer on every target (tests/fuzz/run.sh; docs/testing.md, "Fuzzing"):
+# `make fuzz` for FUZZ_SECS each; `make fuzz-long` until FUZZ_LONG_RUNS
+# executions each (issue 12: at least 10 M), FUZZ_JOBS targets at a time.
+# Both end with the table docs/performance.md records.
+FUZZ_SECS ?= 60
+FUZZ_LONG_RUNS ?= 10000000
+FUZZ_JOBS ?= 1
 fuzz: deps
-	@bash tests/fuzz/run.sh $(BUILD) 60
+	@bash tests/fuzz/run.sh -j $(FUZZ_JOBS) $(BUILD) $(FUZZ_SECS)
+
+fuzz-long: deps
+	@FUZZ_RUNS=$(FUZZ_LONG_RUNS) bash tests/fuzz/run.sh -j $(FUZZ_JOBS) $(BUILD) 0
 
 # Kernel style (.clang-format) over the C sources and headers git tracks, so
 # build directories and generated files (BPF skeletons, vmlinux.h) are never

@@ -66,17 +66,19 @@ case " $PATHS " in
 	run_one "valgrind:test_rpc[shm]" bash -c "$vg_wrap" vg "$BUILD/tests/test_rpc" --path shm ;;
 esac
 
-# Short coverage-guided fuzz run of the frame decoder (libFuzzer, clang).
+# A short coverage-guided run of every fuzz target (libFuzzer, clang; the
+# first one also configures and builds the clang build). Their corpora are
+# replayed without clang above, by the test_fuzz_* binaries.
 if [ -z "${WP_NO_FUZZ:-}" ]; then
-	run_one "fuzz_frame(libFuzzer,20s)" bash tests/fuzz/run.sh "$BUILD" 20
+	for f in tests/fuzz/fuzz_*.c; do
+		n=${f#tests/fuzz/fuzz_}
+		n=${n%.c}
+		run_one "fuzz_$n(libFuzzer,10s)" bash tests/fuzz/run.sh "$BUILD" 10 "$n"
+	done
 fi
 
-# The front door: libFuzzer on the rules parser and the decision function,
-# then the network-namespace tests (each makes and removes its own
-# namespaces and veth pair; 77 without root, netns, veth or XDP).
-if [ -z "${WP_NO_FUZZ:-}" ]; then
-	run_one "fuzz_rules(libFuzzer,10s)" bash tests/fuzz/run_rules.sh "$BUILD" 10
-fi
+# The network-namespace tests (each makes and removes its own namespaces
+# and veth pair; 77 without root, netns, veth or XDP).
 for t in tests/netns/*.sh; do
 	[ "$(basename "$t")" = lib.sh ] && continue
 	run_one "netns/$(basename "$t" .sh)" bash "$t" "$BUILD"
