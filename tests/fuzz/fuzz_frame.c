@@ -45,8 +45,8 @@
 #include "fuzz.h"
 
 #define FUZZ_MAX_PAYLOAD (1u << 20)
-#define FUZZ_BYTEWISE_MAX 4096       /* byte-at-a-time feed only for inputs this small */
-#define FUZZ_BYTEWISE_PLACE_MAX 1024 /* and with placement, smaller still */
+#define FUZZ_BYTEWISE_MAX 1024       /* byte-at-a-time feed only for inputs this small */
+#define FUZZ_BYTEWISE_PLACE_MAX 256 /* and with placement, smaller still */
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
 {
