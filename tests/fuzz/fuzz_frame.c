@@ -12,7 +12,7 @@
  *      results are monotonic (a prefix is "need more" or the same rejection),
  *      a rejection carries a reason in range, and a decoded header re-encodes
  *      to exactly the bytes it came from.
- *  (b) wp_rx_feed, max payload 1 MiB, in several ways: whole; in chunks
+ *  (b) wp_rx_feed, max payload 1 MiB (5000 bytes when the input says so), in several ways: whole; in chunks
  *      whose sizes come from bytes 8..23 of the input (the tenant, method and
  *      request id of the first frame, which the fuzzer can change without
  *      breaking the frame), so frames land both whole inside a chunk and
@@ -28,6 +28,8 @@
  *      prefix, and the frame's end is delivered with payload NULL once all of
  *      it was placed. All feeds must agree on the frames (header and payload
  *      bytes, placed or not), their order and the outcome.
+ *      And when the deliver callback stops a feed at a frame, the feed
+ *      returns what it returned after exactly that many frames, whole or cut.
  *  (c) each delivered header re-encodes to the header bytes it was parsed
  *      from and decodes back identically.
  * A broken invariant aborts (libFuzzer keeps the input as a crash).
@@ -45,7 +47,8 @@
 #include "fuzz.h"
 
 #define FUZZ_MAX_PAYLOAD (1u << 20)
-#define FUZZ_BYTEWISE_MAX 1024       /* byte-at-a-time feed only for inputs this small */
+#define FUZZ_SMALL_MAX 5000         /* a limit that assembly growth (4096, 8192) overshoots */
+#define FUZZ_BYTEWISE_MAX 1024      /* byte-at-a-time feed only for inputs this small */
 #define FUZZ_BYTEWISE_PLACE_MAX 256 /* and with placement, smaller still */
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
@@ -139,7 +142,10 @@ struct fuzz_sink {
 	int placing;         /* an XFER frame's pieces are being placed */
 	uint32_t place_next; /* the offset the next piece must have */
 	uint64_t pending;    /* digest with the pieces so far: counts once the frame ends */
+	uint64_t stop_at;    /* deliver returns FUZZ_STOP at this frame (0: never) */
 };
+
+#define FUZZ_STOP 4242 /* what the sink returns to stop a feed */
 
 static int fuzz_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload)
 {
@@ -167,7 +173,7 @@ static int fuzz_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *
 		k->placed++;
 		k->frames++;
 		k->consumed += WP_FRAME_HDR + (uint64_t)h->len;
-		return 0;
+		return k->frames == k->stop_at ? FUZZ_STOP : 0;
 	}
 	FUZZ_CHECK(!k->placing);
 	if (payload && pp >= c0 + WP_FRAME_HDR && pp + h->len <= c0 + k->chunk_len) {
@@ -189,7 +195,7 @@ static int fuzz_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *
 	k->digest = fnv(payload, h->len, k->digest);
 	k->frames++;
 	k->consumed += WP_FRAME_HDR + (uint64_t)h->len;
-	return 0;
+	return k->frames == k->stop_at ? FUZZ_STOP : 0;
 }
 
 /* rx.place: a piece of an XFER payload, streamed instead of assembled. The
@@ -242,18 +248,21 @@ static size_t chunk_size(const uint8_t *ctl, size_t nctl, size_t i, uint8_t salt
 
 enum feed_mode { FEED_WHOLE, FEED_CHUNKS, FEED_BYTES };
 
+/* The parser's limit for this input's feeds (all of them: they must agree). */
+static uint32_t feed_max;
+
 static void fuzz_feed(const uint8_t *data, size_t size, enum feed_mode mode, int place,
-		      struct fuzz_result *r)
+		      uint64_t stop_at, struct fuzz_result *r)
 {
 	struct wp_rx rx;
-	struct fuzz_sink k = { .rx = &rx, .digest = 0xcbf29ce484222325ull };
+	struct fuzz_sink k = { .rx = &rx, .digest = 0xcbf29ce484222325ull, .stop_at = stop_at };
 	const uint8_t *ctl = size > 8 ? data + 8 : data;
 	size_t nctl = size > 24 ? 16 : size > 8 ? size - 8 : size;
 	uint8_t *one = NULL, salt = place ? 0x55 : 0; /* placement cuts elsewhere */
 	size_t pos = 0, i = 0;
 	int ret = 0, reason = -1;
 
-	wp_rx_init(&rx, FUZZ_MAX_PAYLOAD);
+	wp_rx_init(&rx, feed_max);
 	if (place)
 		rx.place = fuzz_place;
 	if (mode == FEED_BYTES) {
@@ -295,8 +304,11 @@ static void fuzz_feed(const uint8_t *data, size_t size, enum feed_mode mode, int
 	}
 	free(one);
 
-	FUZZ_CHECK(ret == 0 || ret == -EPROTO); /* the sink never stops; 1 MiB allocs succeed */
-	if (ret == -EPROTO) {
+	/* The sink stops only when asked; 1 MiB allocations succeed. */
+	FUZZ_CHECK(ret == 0 || ret == -EPROTO || (ret == FUZZ_STOP && stop_at));
+	if (ret == FUZZ_STOP) {
+		FUZZ_CHECK(k.frames == stop_at && !k.placing);
+	} else if (ret == -EPROTO) {
 		FUZZ_CHECK(reason >= 0 && reason < WP_BAD__COUNT);
 		FUZZ_CHECK(reason != WP_BAD_TRUNCATED && reason != WP_BAD_UNEXPECTED);
 	} else {
@@ -333,30 +345,34 @@ static void same_frames(const struct fuzz_result *a, const struct fuzz_result *b
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct fuzz_result whole, chunks, placed, bytes;
+	struct fuzz_result whole, chunks, placed, bytes, stop_w, stop_c;
 
 	if (size == 0)
 		return 0; /* data may be NULL; nothing to parse */
 	fuzz_decode(data, size);
 
-	fuzz_feed(data, size, FEED_WHOLE, 0, &whole);
+	/* Mostly 1 MiB; a small limit when bit 7 of byte 12 (the first frame's
+	 * method) is set, so frames over it come whole and the assembly buffer
+	 * must stop growing at the limit. */
+	feed_max = size > 12 && (data[12] & 0x80) ? FUZZ_SMALL_MAX : FUZZ_MAX_PAYLOAD;
+	fuzz_feed(data, size, FEED_WHOLE, 0, 0, &whole);
 	/* Fed whole, every frame is delivered in place; the only bytes copied
 	 * are a trailing partial frame (none after an error). */
 	FUZZ_CHECK(whole.in_place == whole.frames && whole.placed == 0);
 	FUZZ_CHECK(whole.copied == (whole.ret ? 0 : size - whole.consumed));
 
-	fuzz_feed(data, size, FEED_CHUNKS, 0, &chunks);
+	fuzz_feed(data, size, FEED_CHUNKS, 0, 0, &chunks);
 	same_frames(&whole, &chunks);
 	FUZZ_CHECK(chunks.placed == 0);
 
 	/* With placement: XFER frames split across chunks are placed, the
 	 * others are delivered as before. */
-	fuzz_feed(data, size, FEED_CHUNKS, 1, &placed);
+	fuzz_feed(data, size, FEED_CHUNKS, 1, 0, &placed);
 	same_frames(&whole, &placed);
 	FUZZ_CHECK(placed.in_place + placed.placed <= placed.frames);
 
 	if (size <= FUZZ_BYTEWISE_MAX) {
-		fuzz_feed(data, size, FEED_BYTES, 0, &bytes);
+		fuzz_feed(data, size, FEED_BYTES, 0, 0, &bytes);
 		same_frames(&whole, &bytes);
 		/* One byte at a time nothing fits in a chunk: every frame is
 		 * assembled and every byte counted as copied. */
@@ -365,9 +381,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(bytes.copied == size);
 	}
 	if (size <= FUZZ_BYTEWISE_PLACE_MAX) {
-		fuzz_feed(data, size, FEED_BYTES, 1, &bytes);
+		fuzz_feed(data, size, FEED_BYTES, 1, 0, &bytes);
 		same_frames(&whole, &bytes);
 		FUZZ_CHECK(bytes.in_place == 0);
+	}
+
+	/* The callback stops the feed at a frame the last byte picks: the feed
+	 * returns what it returned, whole or cut and placed alike, after
+	 * exactly that many frames. */
+	if (whole.frames > 0) {
+		uint64_t stop = 1 + data[size - 1] % whole.frames;
+
+		fuzz_feed(data, size, FEED_WHOLE, 0, stop, &stop_w);
+		fuzz_feed(data, size, FEED_CHUNKS, 1, stop, &stop_c);
+		FUZZ_CHECK(stop_w.ret == FUZZ_STOP && stop_w.frames == stop);
+		same_frames(&stop_w, &stop_c);
 	}
 	return 0;
 }

@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: MIT
 """Write the seed corpus for the frame fuzz target into tests/fuzz/corpus/.
 
-Seeds are small on purpose (the replay test mutates them 200000 times): a
-valid frame of every type, frames back to back, a frame split mid-payload
-and mid-header (truncated), a header declaring more than the fuzz target's
-1 MiB limit, and a few malformed headers. The layout mirrors
+Seeds are small on purpose (the replay test mutates them 100000 times): a
+valid frame of every type (XFER with its placement prefix), frames back to
+back, a frame split mid-payload and mid-header (truncated), a header
+declaring more than the fuzz target's 1 MiB limit, frames around its small
+(5000-byte) limit, and a few malformed headers. The layout mirrors
 src/core/frame.c and docs/protocol.md: 40 bytes, little-endian.
 
 Usage: tests/fuzz/make-corpus.py [OUTDIR]. Output is deterministic.
@@ -19,9 +20,10 @@ VERSION = 1
 HDR = struct.Struct("<4sBBHIIQIIQ")  # magic ver type flags tenant method req_id len aux auth
 assert HDR.size == 40
 
-MSG, REQ, DATA, END, ERR, CANCEL, CLOSE = range(1, 8)
+MSG, REQ, DATA, END, ERR, CANCEL, CLOSE, XFER = range(1, 9)
 FF_LAST = 1
 FUZZ_MAX = 1 << 20  # FUZZ_MAX_PAYLOAD in fuzz_frame.c
+SMALL_MAX_METHOD = 0x80  # bit 7 of the first frame's method: fuzz_frame's 5000-byte limit
 
 
 def frame(ftype, payload=b"", flags=0, tenant=7, method=0x100, req_id=1, aux=0, auth=0,
@@ -58,6 +60,16 @@ def main():
         # Oversized: declares max + 1 (a header alone, nothing follows).
         "too-big": frame(DATA, length=FUZZ_MAX + 1, req_id=8),
         "too-big-u32max": frame(DATA, length=0xFFFFFFFF, req_id=8),
+        # Bulk transfer: a 16-byte placement prefix (offset, region id, key)
+        # then the bytes, as xfer.c sends them; one shorter than the prefix.
+        "xfer": frame(XFER, struct.pack("<QII", 4096, 3, 0xC0FFEE) +
+                      bytes((i * 13) & 0xFF for i in range(200)), req_id=11, flags=FF_LAST),
+        "xfer-short": frame(XFER, b"0123456789", req_id=12) + frame(END, req_id=12),
+        # Under fuzz_frame's small limit (method bit 7): a frame that makes the
+        # assembly buffer grow past it, and one over it.
+        "small-max": frame(DATA, bytes(4500), method=SMALL_MAX_METHOD, req_id=13),
+        "small-max-too-big": frame(DATA, b"x" * 40, method=SMALL_MAX_METHOD, req_id=14) +
+                             frame(DATA, length=5001, req_id=14),
         # Malformed headers, one reason each, after a good frame.
         "bad-magic": frame(MSG, b"ok") + frame(MSG, b"x", magic=b"WPF2"),
         "bad-version": frame(MSG, b"ok") + frame(MSG, b"x", version=2),
