@@ -119,7 +119,11 @@ run_target() {
 	log="$dir/fuzz.log"
 	mkdir -p "$dir/corpus"
 	rm -f "$dir/result"
-	[ -d "$seeds" ] || { echo "| $t | - | - | - | - | - | no corpus $seeds |" >"$dir/result"; return 1; }
+	if [ ! -d "$seeds" ]; then
+		echo "FAIL: fuzz_$t has no corpus directory $seeds (a few small seeds: docs/testing.md)"
+		echo "| $t | - | - | - | - | - | no corpus $seeds |" >"$dir/result"
+		return 1
+	fi
 	args=$(sed -n 's/.*wp-fuzz-args: *//p' "tests/fuzz/fuzz_$t.c" | head -n 1)
 	[ -f "tests/fuzz/$t.dict" ] && args="$args -dict=tests/fuzz/$t.dict"
 	t0=$(date +%s%N)
@@ -149,7 +153,7 @@ run_target() {
 		grep -E 'ERROR|invariant failed|runtime error' "$log" | head -n 5
 		if [ -n "$crash" ]; then
 			echo "FAIL: fuzz_$t found a crash; input kept at $crash" \
-				"(reproduce: $bin $crash, or build/tests/test_fuzz_$t $crash)"
+				"(reproduce: $bin $crash, or $BUILD/tests/test_fuzz_$t $crash)"
 		else
 			echo "FAIL: fuzz_$t exited with status $rc; see $log"
 		fi
