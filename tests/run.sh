@@ -66,10 +66,12 @@ case " $PATHS " in
 	run_one "valgrind:test_rpc[shm]" bash -c "$vg_wrap" vg "$BUILD/tests/test_rpc" --path shm ;;
 esac
 
-# A short coverage-guided run of every fuzz target (libFuzzer, clang; the
-# first one also configures and builds the clang build). Their corpora are
+# A short coverage-guided run of every fuzz target (libFuzzer, clang). The
+# clang build comes first, on its own with three times the timeout: a cold
+# one is a whole sanitized library, slow on a busy machine. The corpora are
 # replayed without clang above, by the test_fuzz_* binaries.
 if [ -z "${WP_NO_FUZZ:-}" ]; then
+	TIMEOUT=$((TIMEOUT * 3)) run_one "fuzz_build(clang)" bash tests/fuzz/run.sh --build-only "$BUILD" 0
 	for f in tests/fuzz/fuzz_*.c; do
 		n=${f#tests/fuzz/fuzz_}
 		n=${n%.c}

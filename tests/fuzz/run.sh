@@ -12,10 +12,12 @@
 # Ends with a table (target, executions, seconds, exec/s, coverage, corpus,
 # crashes) for docs/performance.md.
 #
-# Usage: tests/fuzz/run.sh [-j N] BUILD SECONDS [TARGET...]
+# Usage: tests/fuzz/run.sh [-j N] [--build-only] BUILD SECONDS [TARGET...]
 #   SECONDS  per target; 0 = no time limit (then set FUZZ_RUNS)
 #   TARGET   frame, rules, ... (default: every tests/fuzz/fuzz_*.c)
 #   -j N     run N targets at a time (default 1; each uses one core)
+#   --build-only  configure and build, run nothing (tests/run.sh gives a
+#            cold clang build its own, longer timeout)
 # Env: FUZZ_RUNS (stop each target after this many executions: -runs=),
 #      FUZZ_ARGS (more libFuzzer flags), CLANG (default clang),
 #      FUZZ_NICE (default 10: fuzzing yields to everything else).
@@ -24,10 +26,14 @@
 #       runtime is missing (setup, not the code).
 set -u
 JOBS=1
-if [ "${1:-}" = -j ]; then
-	JOBS=${2:?-j needs a number}
-	shift 2
-fi
+BUILD_ONLY=
+while :; do
+	case ${1:-} in
+	-j) JOBS=${2:?-j needs a number}; shift 2 ;;
+	--build-only) BUILD_ONLY=1; shift ;;
+	*) break ;;
+	esac
+done
 BUILD=${1:?usage: tests/fuzz/run.sh [-j N] BUILD SECONDS [TARGET...]}
 SECS=${2:?usage: tests/fuzz/run.sh [-j N] BUILD SECONDS [TARGET...]}
 shift 2
@@ -37,7 +43,7 @@ NICE=${FUZZ_NICE:-10}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 1
 
-if [ "$SECS" = 0 ] && [ "$RUNS" = -1 ]; then
+if [ "$SECS" = 0 ] && [ "$RUNS" = -1 ] && [ -z "$BUILD_ONLY" ]; then
 	echo "FAIL: SECONDS is 0 (no time limit) and FUZZ_RUNS is unset: the run would never end"
 	exit 1
 fi
@@ -102,6 +108,10 @@ if ! nice -n "$NICE" ninja -C "$fb" -j "${FUZZ_BUILD_JOBS:-2}" "${ninja_targets[
 		echo "(a target needs its line in tests/meson.build's fuzz_targets)"
 	echo "FAIL: building the fuzz targets (log $out/build.log)"
 	exit 1
+fi
+if [ -n "$BUILD_ONLY" ]; then
+	echo "fuzz: built ${ninja_targets[*]} in $fb"
+	exit 0
 fi
 
 corpus_of() {
