@@ -12,10 +12,11 @@
  *      results are monotonic (a prefix is "need more" or the same rejection),
  *      a rejection carries a reason in range, and a decoded header re-encodes
  *      to exactly the bytes it came from.
- *  (b) wp_rx_feed, max payload 1 MiB (5000 bytes when the input says so), in several ways: whole; in chunks
- *      whose sizes come from bytes 8..23 of the input (the tenant, method and
- *      request id of the first frame, which the fuzzer can change without
- *      breaking the frame), so frames land both whole inside a chunk and
+ *  (b) wp_rx_feed, max payload 1 MiB (5000 bytes when bit 7 of byte 12 is
+ *      set), in several ways: whole; in chunks whose sizes come from bytes
+ *      8..23 of the input (the tenant, method and request id of the first
+ *      frame, which the fuzzer can change without breaking the frame), so
+ *      frames land both whole inside a chunk and
  *      split at any byte (in a header, at its end, in a payload); the same
  *      with a placement callback (rx.place, as xfer.c installs it), cut
  *      differently, so XFER payloads are streamed piece by piece instead of
