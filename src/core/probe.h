@@ -24,5 +24,6 @@ extern const struct wp_probe_group wp_registry_probes[];
 /* The groups' own probes. */
 void wp_meter_probe(void); /* src/meter/meter.c */
 void wp_gpu_probe(void);   /* src/gpu/gpudirect.c */
+void wp_ktls_probe(void);  /* src/auth/ktls.c */
 
 #endif
