@@ -165,6 +165,8 @@ struct wp_ctx_opts {
 				   * that discards) */
 	void *log_arg;
 	enum wp_log_level log_level; /* default WP_LOG_WARN */
+	int shm_same_uid;            /* shm: accept only connectors whose uid (SO_PEERCRED)
+				   * is this process's effective uid (0 = any uid) */
 	/* New fields go here, at the end (src/core/ctx.c takes each by name). */
 };
 
@@ -248,6 +250,23 @@ WP_API void wp_ep_set_user(struct wp_ep *ep, void *user);
 WP_API void *wp_ep_user(const struct wp_ep *ep);
 /* Set the tenant id stamped on frames this endpoint sends. */
 WP_API void wp_ep_set_tenant(struct wp_ep *ep, uint32_t tenant);
+
+/* Who is at the other end of a connection, as the kernel and the set-up
+ * exchange established it. */
+struct wp_ep_peer {
+	int32_t pid; /* SO_PEERCRED at connect time (shm); -1 if unknown */
+	uint32_t uid, gid;
+	uint32_t tenant; /* the tenant whose key the peer proved at set-up, or 0 */
+	int verified;    /* 1: the peer proved the tenant's key at set-up (shm with a
+			   * policy or a tenant key), so frames need no per-frame tag */
+	int cred;        /* 1: pid, uid and gid are the kernel's (unix sockets) */
+};
+/*
+ * Fill *out for ep. Returns 0, or -ENOTCONN before the endpoint is
+ * established. On paths without peer credentials (tcp, uring) cred is 0 and
+ * pid -1. Never blocks.
+ */
+WP_API int wp_ep_peer(const struct wp_ep *ep, struct wp_ep_peer *out);
 
 typedef void (*wp_done_fn)(void *arg, int status);
 
@@ -538,6 +557,22 @@ enum wp_bad_reason {
 };
 
 /*
+ * Why a connection was refused during set-up (shm: docs/protocol.md), on the
+ * side that refused it. Each refusal is logged with the peer's pid and uid.
+ */
+enum wp_setup_reason {
+	WP_SETUP_GARBAGE = 0, /* not a setup message here: size, magic, type, reserved bytes */
+	WP_SETUP_VERSION,     /* a setup version this library does not speak */
+	WP_SETUP_NO_AUTH,     /* an unauthenticated (v1) hello where a key proof is required */
+	WP_SETUP_NO_KEY,      /* this side has no key for the tenant (no policy, unknown tenant) */
+	WP_SETUP_BAD_PROOF,   /* the peer's proof of the tenant key is wrong */
+	WP_SETUP_PEER_UID,    /* the peer's uid (SO_PEERCRED) is not allowed */
+	WP_SETUP_REGION,      /* descriptors or region refused (count, kind, geometry, seals) */
+	WP_SETUP_REFUSED,     /* connector: the acceptor refused us (its verdict's errno) */
+	WP_SETUP__COUNT
+};
+
+/*
  * A snapshot of the process meter. All fields are u64 so a snapshot travels
  * over the stats call as a flat little-endian array (WP_METER_FIELDS values).
  */
@@ -561,8 +596,9 @@ struct wp_meter_snap {
 	uint64_t conns_opened, conns_closed, conns_failed;
 	uint64_t rx_ring_empty; /* uring: provided buffer ring ran dry (ENOBUFS) */
 	uint64_t calls_ok, calls_failed, calls_timeout, calls_cancelled;
+	uint64_t setup_refused[WP_SETUP__COUNT]; /* connections refused at set-up, by reason */
 };
-#define WP_METER_VERSION 2 /* 2: bad_frames gained bad_auth */
+#define WP_METER_VERSION 3 /* 2: bad_frames gained bad_auth; 3: setup_refused */
 #define WP_METER_FIELDS (sizeof(struct wp_meter_snap) / sizeof(uint64_t))
 
 /* Take a snapshot of this process's meter (all threads). */
@@ -583,6 +619,7 @@ WP_API int wp_meter_json(const struct wp_meter_snap *s, char *buf, size_t len);
 WP_API int wp_meter_kernel_syscalls_start(void);
 WP_API const char *wp_sys_kind_name(enum wp_sys_kind k);
 WP_API const char *wp_bad_reason_name(enum wp_bad_reason r);
+WP_API const char *wp_setup_reason_name(enum wp_setup_reason r);
 
 /* ------------------------------------------------------------------ */
 /* Latency histograms (log-linear, like HdrHistogram with 16 sub-buckets) */

@@ -733,6 +733,19 @@ void wp_ep_set_tenant(struct wp_ep *ep, uint32_t tenant)
 	ep->tenant = tenant;
 }
 
+int wp_ep_peer(const struct wp_ep *ep, struct wp_ep_peer *out)
+{
+	if (ep->state != WP_EPS_OPEN)
+		return -ENOTCONN;
+	*out = (struct wp_ep_peer){ .pid = ep->peer_cred ? ep->peer_pid : -1,
+				    .uid = ep->peer_cred ? ep->peer_uid : (uint32_t)-1,
+				    .gid = ep->peer_cred ? ep->peer_gid : (uint32_t)-1,
+				    .tenant = ep->peer_verified ? ep->tenant : 0,
+				    .verified = ep->peer_verified,
+				    .cred = ep->peer_cred };
+	return 0;
+}
+
 int wp_ep_send_msg(struct wp_ep *ep, uint32_t method, const void *data, size_t len, wp_done_fn done,
 		   void *arg)
 {

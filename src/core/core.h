@@ -127,6 +127,12 @@ struct wp_guard_ops {
 	void (*sign)(const struct wp_ep *ep, struct wp_frame_hdr *h);
 	/* May this tenant use the reserved methods (stats)? */
 	bool (*admin)(const struct wp_ctx *ctx, uint32_t tenant);
+	/* The raw 16-byte key of a tenant of ctx's policy, for a path that
+	 * authenticates its peer at set-up (shm). 0 or -ENOKEY. */
+	int (*tenant_key)(const struct wp_ctx *ctx, uint32_t tenant, uint8_t key[16]);
+	/* The key ep signs with (wp_ep_set_tenant_key; ep->signer is this
+	 * guard). 0 or -ENOKEY. */
+	int (*ep_key)(const struct wp_ep *ep, uint8_t key[16]);
 };
 
 struct wp_ep {
@@ -145,6 +151,14 @@ struct wp_ep {
 	uint32_t tenant; /* default tenant of the frames it sends */
 	int local_port;
 	const struct wp_guard_ops *signer; /* signs sent frames, or NULL */
+	/* Set by the path with `tenant` when the peer proved the tenant's key
+	 * at set-up (shm): every frame on it comes from that tenant, so no
+	 * per-frame tag, record or handshake is needed (the guard's check only
+	 * requires the frame's tenant to be ep->tenant). */
+	bool peer_verified;
+	bool peer_cred; /* peer_pid/uid/gid are the kernel's (SO_PEERCRED) */
+	int32_t peer_pid;
+	uint32_t peer_uid, peer_gid;
 
 	struct wp_rx rx;
 	struct wp_txq tx;

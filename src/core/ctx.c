@@ -105,6 +105,7 @@ static void opts_take(struct wp_ctx_opts *d, const struct wp_ctx_opts *o)
 	TAKE(log);
 	TAKE(log_arg);
 	TAKE(log_level);
+	TAKE(shm_same_uid);
 #undef TAKE
 }
 
@@ -116,7 +117,7 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 
 	if (!ctx)
 		return -ENOMEM;
-	if (!WP_OPTS_VALID(o, log_level)) {
+	if (!WP_OPTS_VALID(o, shm_same_uid)) {
 		wp_log_global(WP_LOG_ERR,
 			      "wp_ctx_create: opts.sz %zu, but this library knows "
 			      "%zu bytes of wp_ctx_opts and fields past them are set",

@@ -394,7 +394,9 @@ static void serve_stats(void *arg, struct wp_call *call, struct wp_msg *req)
 	uint64_t le[WP_METER_FIELDS];
 	const uint64_t *v = (const uint64_t *)&s;
 
-	if (!wp_conn_admin(call->ep->ctx, req->tenant)) {
+	/* A peer proved at set-up speaks only as its tenant (shm). */
+	if (!wp_conn_admin(call->ep->ctx,
+			   call->ep->peer_verified ? call->ep->tenant : req->tenant)) {
 		wp_call_error(call, EACCES, "stats: tenant is not admin");
 		return;
 	}

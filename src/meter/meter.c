@@ -383,6 +383,20 @@ static const char *const bad_reason_names[WP_BAD__COUNT] = {
 	[WP_BAD_UNEXPECTED] = "unexpected", [WP_BAD_AUTH] = "bad_auth",
 };
 
+static const char *const setup_reason_names[WP_SETUP__COUNT] = {
+	[WP_SETUP_GARBAGE] = "garbage",     [WP_SETUP_VERSION] = "version",
+	[WP_SETUP_NO_AUTH] = "no_auth",     [WP_SETUP_NO_KEY] = "no_key",
+	[WP_SETUP_BAD_PROOF] = "bad_proof", [WP_SETUP_PEER_UID] = "peer_uid",
+	[WP_SETUP_REGION] = "region",       [WP_SETUP_REFUSED] = "refused",
+};
+
+const char *wp_setup_reason_name(enum wp_setup_reason r)
+{
+	if ((unsigned)r >= WP_SETUP__COUNT)
+		return "unknown";
+	return setup_reason_names[r];
+}
+
 const char *wp_sys_kind_name(enum wp_sys_kind k)
 {
 	if ((unsigned)k >= WP_SYS__COUNT)
@@ -424,7 +438,7 @@ static const struct json_field json_tail[] = {
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 /* A field added to the struct but not here would silently vanish from the JSON. */
 _Static_assert(NELEM(json_head) + WP_SYS__COUNT + NELEM(json_mid) + WP_BAD__COUNT +
-			       NELEM(json_tail) ==
+			       NELEM(json_tail) + WP_SETUP__COUNT ==
 		       WP_METER_FIELDS,
 	       "wp_meter_json does not cover every field of struct wp_meter_snap");
 
@@ -475,7 +489,11 @@ int wp_meter_json(const struct wp_meter_snap *s, char *buf, size_t len)
 		jput(&j, "%s\"%s\":%" PRIu64, i ? "," : "", bad_reason_names[i], s->bad_frames[i]);
 	jput(&j, "}");
 	jfields(&j, s, json_tail, NELEM(json_tail));
-	jput(&j, "}");
+	jput(&j, ",\"setup_refused\":{");
+	for (int i = 0; i < WP_SETUP__COUNT; i++)
+		jput(&j, "%s\"%s\":%" PRIu64, i ? "," : "", setup_reason_names[i],
+		     s->setup_refused[i]);
+	jput(&j, "}}");
 	if (j.pos > (size_t)INT32_MAX)
 		return -EOVERFLOW;
 	return (int)j.pos;

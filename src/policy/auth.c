@@ -27,6 +27,7 @@ struct wp_auth_tenant {
 	uint32_t id;
 	uint32_t admin;
 	uint64_t k0, k1;
+	uint8_t key[16]; /* raw, for set-up proofs (shm: tenant_key) */
 };
 
 /* Per context (ctx->up[WP_LAYER_GUARD]): the tenants whose tags are accepted. */
@@ -38,6 +39,7 @@ struct wp_auth {
 /* Per endpoint (ep->up[WP_LAYER_GUARD]): the key its frames are signed with. */
 struct auth_ep {
 	uint64_t k0, k1;
+	uint8_t key[16]; /* raw, for set-up proofs (shm: ep_key) */
 };
 
 static const struct wp_guard_ops auth_guard;
@@ -78,7 +80,7 @@ static uint64_t hdr_tag(uint64_t k0, uint64_t k1, const struct wp_frame_hdr *h)
 	return wpp_siphash24_32(k0, k1, b);
 }
 
-static int ep_key_set(struct wp_ep *ep, uint64_t k0, uint64_t k1)
+static int ep_key_set(struct wp_ep *ep, uint64_t k0, uint64_t k1, const uint8_t key[16])
 {
 	struct auth_ep *a = ep->up[WP_LAYER_GUARD];
 
@@ -91,6 +93,7 @@ static int ep_key_set(struct wp_ep *ep, uint64_t k0, uint64_t k1)
 	}
 	a->k0 = k0;
 	a->k1 = k1;
+	memcpy(a->key, key, sizeof(a->key));
 	ep->signer = &auth_guard;
 	return 0;
 }
@@ -101,7 +104,7 @@ int wp_ep_set_tenant_key(struct wp_ep *ep, uint32_t tenant, const uint8_t key[16
 	int ret;
 
 	wpp_key_split(key, &k0, &k1);
-	ret = ep_key_set(ep, k0, k1);
+	ret = ep_key_set(ep, k0, k1, key);
 	if (ret == 0)
 		ep->tenant = tenant;
 	return ret;
@@ -135,12 +138,15 @@ static int auth_check(struct wp_ep *ep, const struct wp_frame_hdr *h)
 {
 	const struct wp_auth_tenant *t = auth_find(ep->ctx->up[WP_LAYER_GUARD], h->tenant);
 
+	/* Proved at set-up (shm): the peer is the tenant, frame by frame. */
+	if (ep->peer_verified)
+		return h->tenant == ep->tenant ? 0 : -EACCES;
 	if (!t || hdr_tag(t->k0, t->k1, h) != h->auth)
 		return -EACCES;
 	/* An accepted connection answers in the voice of whoever spoke first,
 	 * so a client that checks tags can check ours. Out of memory, it
 	 * answers unsigned and the client refuses that. */
-	if (ep->accepted && !ep->signer && ep_key_set(ep, t->k0, t->k1) == 0)
+	if (ep->accepted && !ep->signer && ep_key_set(ep, t->k0, t->k1, t->key) == 0)
 		ep->tenant = t->id;
 	return 0;
 }
@@ -152,10 +158,32 @@ static bool auth_admin(const struct wp_ctx *ctx, uint32_t tenant)
 	return t && t->admin;
 }
 
+static int auth_tenant_key(const struct wp_ctx *ctx, uint32_t tenant, uint8_t key[16])
+{
+	const struct wp_auth_tenant *t = auth_find(ctx->up[WP_LAYER_GUARD], tenant);
+
+	if (!t)
+		return -ENOKEY;
+	memcpy(key, t->key, 16);
+	return 0;
+}
+
+static int auth_ep_key(const struct wp_ep *ep, uint8_t key[16])
+{
+	const struct auth_ep *a = ep->up[WP_LAYER_GUARD];
+
+	if (!a)
+		return -ENOKEY;
+	memcpy(key, a->key, 16);
+	return 0;
+}
+
 static const struct wp_guard_ops auth_guard = {
 	.check = auth_check,
 	.sign = auth_sign,
 	.admin = auth_admin,
+	.tenant_key = auth_tenant_key,
+	.ep_key = auth_ep_key,
 };
 
 static void auth_ep_free(struct wp_ep *ep)
@@ -203,6 +231,7 @@ int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p)
 			a->t[i].id = p->tenants[i].id;
 			a->t[i].admin = !!(p->tenants[i].flags & WP_POLICY_TENANT_ADMIN);
 			wpp_key_split(p->tenants[i].key, &a->t[i].k0, &a->t[i].k1);
+			memcpy(a->t[i].key, p->tenants[i].key, sizeof(a->t[i].key));
 		}
 		qsort(a->t, a->n, sizeof(a->t[0]), tenant_cmp);
 	}

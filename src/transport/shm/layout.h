@@ -49,11 +49,21 @@
 #include "core/frame.h"
 
 #define SHM_MAGIC 0x314d5057u /* "WPM1" */
-#define SHM_VERSION 1
+#define SHM_VERSION 1         /* unauthenticated setup: HELLO, ACK, MR */
+#define SHM_VERSION_AUTH 2    /* authenticated setup: AUTH_* messages */
 #define SHM_HUGE (2u << 20)
 #define SHM_GRANULE 256u /* heap allocation unit */
 
-enum { SHM_MSG_HELLO = 1, SHM_MSG_ACK = 2, SHM_MSG_MR = 3 };
+enum {
+	SHM_MSG_HELLO = 1, /* v1: the region, unauthenticated */
+	SHM_MSG_ACK = 2,   /* v1: the acceptor's verdict */
+	SHM_MSG_MR = 3,    /* v1: an exported region, after setup (either version) */
+	/* v2 (struct shm_auth_msg), setup/docs/protocol.md: */
+	SHM_MSG_AUTH_HELLO = 4,     /* connector: tenant, its nonce; no descriptors */
+	SHM_MSG_AUTH_CHALLENGE = 5, /* acceptor: its nonce and proof of the key */
+	SHM_MSG_AUTH_REGION = 6,    /* connector: its proof, geometry, the 3 descriptors */
+	SHM_MSG_AUTH_ACK = 7,       /* acceptor: verdict (also any refusal, at any step) */
+};
 
 /* ---- the shared region --------------------------------------------- */
 
@@ -113,6 +123,66 @@ struct shm_wire_msg {
 	uint64_t mr_len;
 };
 _Static_assert(sizeof(struct shm_wire_msg) == 72, "the setup message is 72 bytes on the wire");
+
+#define SHM_AUTH_NONCE 32
+#define SHM_AUTH_PROOF 32
+
+/*
+ * The authenticated setup's messages (version 2), used when the acceptor has
+ * a policy or the connector a tenant key. Both sides prove the tenant's key:
+ * proof = HMAC-SHA256(key, label || tenant (le32) || nonce_c || nonce_a), the
+ * label naming the side that proves ("wirepath shm v2 acceptor" or
+ * "... connector"), so a proof can never be reflected back. The region and
+ * the doorbells travel only in AUTH_REGION, after the acceptor proved itself,
+ * and the acceptor maps them only after the connector's proof verified.
+ */
+struct shm_auth_msg {
+	uint32_t magic;
+	uint16_t version; /* SHM_VERSION_AUTH */
+	uint16_t type;    /* SHM_MSG_AUTH_* */
+	int32_t status;   /* AUTH_ACK: 0 or -errno; else 0 */
+	uint32_t tenant;  /* the tenant whose key is proved */
+	uint32_t slots;   /* AUTH_REGION: the geometry, as in HELLO v1 */
+	int32_t pid;      /* sender's pid (informational: SO_PEERCRED is what counts) */
+	uint64_t arena, heap, align, size;
+	uint8_t nonce[SHM_AUTH_NONCE]; /* AUTH_HELLO: nonce_c; AUTH_CHALLENGE: nonce_a */
+	uint8_t proof[SHM_AUTH_PROOF]; /* AUTH_CHALLENGE, AUTH_REGION */
+	uint64_t reserved;             /* zero */
+};
+_Static_assert(sizeof(struct shm_auth_msg) == 128, "the v2 setup message is 128 bytes");
+
+/* A setup message of either version, parsed (shm_setup_parse). */
+struct shm_setup {
+	uint16_t version, type;
+	int32_t status;
+	uint32_t tenant;
+	int32_t pid;
+	uint32_t slots;
+	uint64_t arena, heap, align, size;
+	uint8_t nonce[SHM_AUTH_NONCE];
+	uint8_t proof[SHM_AUTH_PROOF];
+	uint32_t mr_id, mr_key; /* MR */
+	uint64_t mr_len;
+	struct shm_geom g; /* HELLO, AUTH_REGION: the layout computed from the geometry */
+};
+
+#define SHM_SETUP_MAX 128 /* the largest setup message */
+#define SHM_WANT(t) (1u << (t))
+
+/*
+ * Validate one setup message as received (bytes in, nothing else: no
+ * descriptors, no state; fuzzed by tests/fuzz/fuzz_shm_hello.c): the size of
+ * its version, magic, version, a type in the mask `want` (SHM_WANT bits),
+ * reserved bytes zero, and for HELLO and AUTH_REGION a geometry in bounds
+ * whose computed layout has exactly the announced size. Returns 0 with *out
+ * filled, or -EPROTO with *reason (enum wp_setup_reason) and *why (a static
+ * string for the log) set.
+ */
+int shm_setup_parse(const void *buf, size_t n, unsigned want, struct shm_setup *out, int *reason,
+		    const char **why);
+/* Encode m as its version's wire message into buf (SHM_SETUP_MAX bytes).
+ * Returns the length (72 or 128). The exact inverse of shm_setup_parse. */
+size_t shm_setup_encode(const struct shm_setup *m, void *buf);
 
 static inline uint64_t shm_align_up(uint64_t v, uint64_t a)
 {

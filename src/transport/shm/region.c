@@ -16,18 +16,6 @@
 
 #include "shm.h"
 
-/* Lay the region out. Returns 0 or -EINVAL for a geometry out of bounds. */
-int shm_geom_compute(struct shm_geom *g, uint32_t slots, uint64_t arena, uint64_t heap,
-		     uint64_t align)
-{
-	if (slots < 8 || slots > (1u << 20) || (slots & (slots - 1)) ||
-	    (align != 4096 && align != SHM_HUGE) || arena < 4096 || arena > (1ull << 30) ||
-	    heap < SHM_GRANULE || heap > (4ull << 30) || arena % 64 || heap % SHM_GRANULE)
-		return -EINVAL;
-	shm_geom_layout(g, slots, arena, heap, align);
-	return 0;
-}
-
 /* ---- heap allocator ----------------------------------------------- */
 
 static int heap_init(struct shm_ep *se)

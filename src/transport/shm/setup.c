@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -20,6 +21,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
+#include "auth/crypto.h"
 #include "shm.h"
 
 #define SHM_MAX_RMR 1024u /* regions a peer may offer one connection */
@@ -35,8 +39,25 @@ void shm_ep_init(struct wp_ep *ep)
 {
 	struct shm_ep *se = sep(ep);
 
-	se->sock = se->efd_me = se->efd_peer = -1;
+	se->sock = se->efd_me = se->efd_peer = se->memfd = -1;
 	se->side = 1;
+	se->step = SHM_STEP_WAIT_HELLO;
+}
+
+/* The peer's credentials as the kernel recorded them at connect (the
+ * acceptor gets the connecting process's, the connector the listener's). */
+static void peer_cred(struct wp_ep *ep)
+{
+	struct ucred uc;
+	socklen_t l = sizeof(uc);
+
+	WP_SYSCALL(WP_SYS_SOCKET);
+	if (getsockopt(sep(ep)->sock, SOL_SOCKET, SO_PEERCRED, &uc, &l) < 0 || l != sizeof(uc))
+		return;
+	ep->peer_cred = true;
+	ep->peer_pid = uc.pid;
+	ep->peer_uid = uc.uid;
+	ep->peer_gid = uc.gid;
 }
 
 int shm_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
@@ -106,10 +127,13 @@ out_errno:
 	return ret;
 }
 
-static int send_fds(int sock, const struct shm_wire_msg *m, const int *fds, int nfds)
+/* Send one setup message (shm_setup_encode) with nfds descriptors. */
+static int send_setup(int sock, const struct shm_setup *sm, const int *fds, int nfds)
 {
+	uint8_t m[SHM_SETUP_MAX];
+	size_t len = shm_setup_encode(sm, m);
 	char cbuf[CMSG_SPACE(3 * sizeof(int))];
-	struct iovec iov = { (void *)m, sizeof(*m) };
+	struct iovec iov = { m, len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (nfds) {
@@ -125,17 +149,19 @@ static int send_fds(int sock, const struct shm_wire_msg *m, const int *fds, int 
 		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	}
 	WP_SYSCALL(WP_SYS_WRITE);
-	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(*m))
+	if (sendmsg(sock, &mh, MSG_NOSIGNAL) != (ssize_t)len)
 		return errno ? -errno : -EIO;
 	return 0;
 }
 
-/* Receive one setup message and up to 3 fds. Returns bytes, 0 at EOF,
- * -EAGAIN, or -errno. Extra or missing fds are the caller's to judge. */
-static ssize_t recv_fds(int sock, struct shm_wire_msg *m, int *fds, int *nfds)
+/* Receive one setup message (into m, SHM_SETUP_MAX bytes) and up to 3 fds.
+ * Returns bytes, 0 at EOF, -EAGAIN, -EMSGSIZE (longer than any setup
+ * message: the bytes are garbage), or -errno. Extra or missing fds are the
+ * caller's to judge. */
+static ssize_t recv_fds(int sock, uint8_t *m, int *fds, int *nfds)
 {
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];
-	struct iovec iov = { m, sizeof(*m) };
+	struct iovec iov = { m, SHM_SETUP_MAX };
 	struct msghdr mh = { .msg_iov = &iov,
 			     .msg_iovlen = 1,
 			     .msg_control = cbuf,
@@ -162,7 +188,9 @@ static ssize_t recv_fds(int sock, struct shm_wire_msg *m, int *fds, int *nfds)
 				close(fd);
 		}
 	}
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+	if (mh.msg_flags & MSG_TRUNC)
+		return -EMSGSIZE;
+	if (mh.msg_flags & MSG_CTRUNC)
 		return -EPROTO;
 	return n;
 }
@@ -172,8 +200,7 @@ int shm_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 	struct wp_ctx *ctx = ep->ctx;
 	struct shm_ctx *sc = sctx(ctx);
 	struct shm_ep *se = sep(ep);
-	struct shm_wire_msg m;
-	int memfd = -1, efd_peer, fds[3], ret;
+	int memfd = -1, efd_peer, ret;
 	uint8_t *base = NULL;
 	struct shm_hdr *hdr;
 
@@ -239,24 +266,14 @@ int shm_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 		ret = -errno;
 		goto out_unmap;
 	}
-	m = (struct shm_wire_msg){ .magic = SHM_MAGIC,
-				   .version = SHM_VERSION,
-				   .type = SHM_MSG_HELLO,
-				   .slots = se->g.slots,
-				   .arena = se->g.arena,
-				   .heap = se->g.heap,
-				   .align = se->g.align,
-				   .size = se->g.size,
-				   .pid = getpid() };
-	fds[0] = memfd;
-	fds[1] = efd_peer; /* the acceptor's doorbell: it waits on it */
-	fds[2] = se->efd_me;
-	ret = send_fds(se->sock, &m, fds, 3);
-	if (ret < 0)
-		goto out_unmap;
-	close(memfd); /* the mapping and the peer keep the region alive */
+	peer_cred(ep);
+	/* The hello leaves at the first progress round (the socket is
+	 * writable at once), not here: wp_ep_set_tenant_key is called after
+	 * wp_connect returns, and decides which hello it is. */
+	se->memfd = memfd; /* passed with the region's hello, closed then */
+	se->step = SHM_STEP_SEND_HELLO;
 	ep->state = WP_EPS_CONNECTING;
-	ret = ep_watch(ep, se->sock, EPOLLIN | EPOLLRDHUP, 0);
+	ret = ep_watch(ep, se->sock, EPOLLIN | EPOLLOUT | EPOLLRDHUP, 0);
 	if (ret < 0)
 		return ret; /* the endpoint is freed with everything it holds */
 	return 0;
@@ -299,14 +316,13 @@ static void open_list_del(struct wp_ep *ep)
 
 static void mr_offer(struct wp_ep *ep, struct wp_mr *mr)
 {
-	struct shm_wire_msg m = { .magic = SHM_MAGIC,
-				  .version = SHM_VERSION,
-				  .type = SHM_MSG_MR,
-				  .mr_id = mr->id,
-				  .mr_key = mr->key,
-				  .mr_len = mr->len };
+	struct shm_setup m = { .version = SHM_VERSION,
+			       .type = SHM_MSG_MR,
+			       .mr_id = mr->id,
+			       .mr_key = mr->key,
+			       .mr_len = mr->len };
 
-	if (send_fds(sep(ep)->sock, &m, &mr->memfd, 1) < 0)
+	if (send_setup(sep(ep)->sock, &m, &mr->memfd, 1) < 0)
 		wp_log(ep->ctx, WP_LOG_WARN,
 		       "shm: could not offer region %u to the peer (%s): transfers to it "
 		       "will use frames",
@@ -352,111 +368,431 @@ static bool doorbell_ok(int fd)
 	return fl >= 0 && ((fl & O_NONBLOCK) || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0);
 }
 
-/* Acceptor: the connector's hello, with the region and the doorbells. */
-static void hello_in(struct wp_ep *ep)
+/* ---- the handshake ------------------------------------------------- */
+
+#define SHM_LABEL_ACCEPTOR "wirepath shm v2 acceptor"
+#define SHM_LABEL_CONNECTOR "wirepath shm v2 connector"
+
+/* proof = HMAC-SHA256(key, label || tenant (le32) || nonce_c || nonce_a). */
+static int auth_proof(const struct shm_ep *se, const char *label, uint8_t out[SHM_AUTH_PROOF])
 {
-	struct wp_ctx *ctx = ep->ctx;
+	uint8_t t[4] = { (uint8_t)se->auth_tenant, (uint8_t)(se->auth_tenant >> 8),
+			 (uint8_t)(se->auth_tenant >> 16), (uint8_t)(se->auth_tenant >> 24) };
+	struct iovec iov[4] = { { (void *)label, strlen(label) },
+				{ t, sizeof(t) },
+				{ (void *)se->nonce_c, SHM_AUTH_NONCE },
+				{ (void *)se->nonce_a, SHM_AUTH_NONCE } };
+
+	_Static_assert(SHM_AUTH_PROOF == WP_AUTH_HMAC, "a proof is one HMAC-SHA256");
+	return wp_auth_hmac(se->key, sizeof(se->key), iov, 4, out);
+}
+
+static bool auth_proof_ok(const struct shm_ep *se, const char *label,
+			  const uint8_t got[SHM_AUTH_PROOF])
+{
+	uint8_t want[SHM_AUTH_PROOF];
+	bool ok = auth_proof(se, label, want) == 0 && wp_auth_equal(want, got, sizeof(want));
+
+	OPENSSL_cleanse(want, sizeof(want));
+	return ok;
+}
+
+/* Set-up is over (either way): the key and the nonces are not needed. */
+static void auth_wipe(struct shm_ep *se)
+{
+	OPENSSL_cleanse(se->key, sizeof(se->key));
+	OPENSSL_cleanse(se->nonce_c, sizeof(se->nonce_c));
+	OPENSSL_cleanse(se->nonce_a, sizeof(se->nonce_a));
+}
+
+/*
+ * Refuse a connection during set-up: count the reason, log it with the
+ * peer's credentials, tell the peer when it waits for a word from us (the
+ * acceptor: a verdict in the version the peer spoke, so a v1 connector reads
+ * it too; the connector, when the acceptor's proof was wrong: so the
+ * acceptor can say why too), fail the endpoint with err.
+ */
+static void setup_refuse(struct wp_ep *ep, int reason, const char *why, int err, int version)
+{
 	struct shm_ep *se = sep(ep);
-	struct shm_wire_msg m,
-		ack = { .magic = SHM_MAGIC, .version = SHM_VERSION, .type = SHM_MSG_ACK };
-	int fds[3] = { -1, -1, -1 }, nfds, seals, ret;
-	const char *why = NULL;
-	struct stat st;
-	uint8_t *base;
-	ssize_t n = recv_fds(se->sock, &m, fds, &nfds);
+	char who[96] = "";
 
-	if (n == -EAGAIN)
-		return;
-	if (n <= 0) {
-		wp_conn_fail(ep, n == 0 ? -ECONNRESET : (int)n);
-		goto out_close;
-	}
-	ret = -EPROTO;
-	if (n != sizeof(m) || m.magic != SHM_MAGIC || m.type != SHM_MSG_HELLO)
-		why = "not a wirepath shm hello";
-	else if (m.version != SHM_VERSION)
-		why = "unsupported shm version";
-	else if (nfds != 3)
-		why = "hello without its three descriptors";
-	else if (!doorbell_ok(fds[1]) || !doorbell_ok(fds[2]))
-		why = "doorbells that are not non-blocking eventfds";
-	else if (shm_geom_compute(&se->g, m.slots, m.arena, m.heap, m.align) < 0 ||
-		 se->g.size != m.size)
-		why = "region geometry out of bounds";
-	else if (fstat(fds[0], &st) < 0 || (uint64_t)st.st_size < se->g.size)
-		why = "region smaller than its geometry";
-	else if ((seals = fcntl(fds[0], F_GET_SEALS)) < 0 ||
-		 (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
-		why = "region size not sealed (it could shrink under us)";
-	if (why) {
-		WP_CNT_ADD(bad_frames[WP_BAD_MAGIC], 1);
-		wp_log(ctx, WP_LOG_WARN, "shm: refusing connection: %s", why);
-		goto out_refuse;
-	}
-	base = shm_region_map(fds[0], se->g.size, false);
-	if (!base) {
-		ret = -errno;
-		why = "mmap failed";
-		goto out_refuse;
-	}
-	if (((struct shm_hdr *)base)->magic != SHM_MAGIC) {
-		munmap(base, se->g.size);
-		why = "region header has no magic";
-		goto out_refuse;
-	}
-	ret = shm_ep_attach(ep, base);
-	if (ret < 0) {
-		why = "out of memory";
-		goto out_refuse;
-	}
-	close(fds[0]);
-	se->efd_me = fds[1];
-	se->efd_peer = fds[2];
-	se->peer_pid = m.pid;
-	ret = send_fds(se->sock, &ack, NULL, 0);
-	if (ret < 0) {
-		wp_conn_fail(ep, ret);
-		return;
-	}
-	established(ep);
-	return;
+	WP_CNT_ADD(setup_refused[reason], 1);
+	if (ep->peer_cred)
+		snprintf(who, sizeof(who), " (peer pid %d uid %u gid %u)", (int)ep->peer_pid,
+			 ep->peer_uid, ep->peer_gid);
+	wp_log(ep->ctx, WP_LOG_WARN, "shm: %s connection%s: %s [%s]",
+	       se->side ? "refusing" : "giving up on the", who, why,
+	       wp_setup_reason_name((enum wp_setup_reason)reason));
+	if (se->side == 1 ||
+	    (se->step == SHM_STEP_WAIT_CHALLENGE && reason == WP_SETUP_BAD_PROOF)) {
+		struct shm_setup ack = { .version = (uint16_t)version,
+					 .type = version == SHM_VERSION_AUTH ? SHM_MSG_AUTH_ACK
+									     : SHM_MSG_ACK,
+					 .status = err };
 
-out_refuse:
-	ack.status = ret;
-	send_fds(se->sock, &ack, NULL, 0);
-	wp_conn_fail(ep, ret);
-out_close:
-	for (int i = 0; i < 3; i++)
+		send_setup(se->sock, &ack, NULL, 0);
+	}
+	auth_wipe(se);
+	wp_conn_fail(ep, err);
+}
+
+static void close_fds(int *fds, int nfds)
+{
+	for (int i = 0; i < nfds; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 }
 
-static void ack_in(struct wp_ep *ep)
+/*
+ * Acceptor: take the region and the doorbells a (v1 or authenticated) hello
+ * passed. Everything is checked before anything is mapped. Returns 0 (fds
+ * consumed) or -errno with *why; the caller closes the fds then.
+ */
+static int region_take(struct wp_ep *ep, const struct shm_setup *m, int *fds, int nfds,
+		       const char **why)
 {
 	struct shm_ep *se = sep(ep);
-	struct shm_wire_msg m;
-	int fds[3], nfds;
-	ssize_t n = recv_fds(se->sock, &m, fds, &nfds);
+	struct stat st;
+	uint8_t *base;
+	int seals, ret;
 
-	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
+	if (nfds != 3)
+		*why = "hello without its three descriptors";
+	else if (!doorbell_ok(fds[1]) || !doorbell_ok(fds[2]))
+		*why = "doorbells that are not non-blocking eventfds";
+	else if (fstat(fds[0], &st) < 0 || (uint64_t)st.st_size < m->g.size)
+		*why = "region smaller than its geometry";
+	else if ((seals = fcntl(fds[0], F_GET_SEALS)) < 0 ||
+		 (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+		*why = "region size not sealed (it could shrink under us)";
+	else
+		*why = NULL;
+	if (*why)
+		return -EPROTO;
+	se->g = m->g;
+	base = shm_region_map(fds[0], se->g.size, false);
+	if (!base) {
+		*why = "mmap failed";
+		return -errno;
+	}
+	if (((struct shm_hdr *)base)->magic != SHM_MAGIC) {
+		munmap(base, se->g.size);
+		*why = "region header has no magic";
+		return -EPROTO;
+	}
+	ret = shm_ep_attach(ep, base);
+	if (ret < 0) {
+		*why = "out of memory";
+		return ret;
+	}
+	close(fds[0]);
+	se->efd_me = fds[1];
+	se->efd_peer = fds[2];
+	return 0;
+}
+
+/* Acceptor, first message: a v1 hello (with the region) or an AUTH_HELLO. */
+static void hello_in(struct wp_ep *ep, const struct shm_setup *m, int *fds, int nfds)
+{
+	struct wp_ctx *ctx = ep->ctx;
+	struct shm_ep *se = sep(ep);
+	struct shm_setup ch = { .version = SHM_VERSION_AUTH, .type = SHM_MSG_AUTH_CHALLENGE };
+	const char *why;
+	int ret;
+
+	if (ctx->o.shm_same_uid && (!ep->peer_cred || ep->peer_uid != geteuid())) {
+		close_fds(fds, nfds);
+		setup_refuse(ep, WP_SETUP_PEER_UID, "its uid is not ours (shm_same_uid)", -EACCES,
+			     m->version);
+		return;
+	}
+	if (m->type == SHM_MSG_HELLO) {
+		if (ctx->guard) {
+			close_fds(fds, nfds);
+			setup_refuse(ep, WP_SETUP_NO_AUTH,
+				     "unauthenticated (v1) hello, but this context has a policy: "
+				     "the peer must set a tenant key",
+				     -EACCES, SHM_VERSION);
+			return;
+		}
+		ret = region_take(ep, m, fds, nfds, &why);
+		if (ret < 0) {
+			close_fds(fds, nfds);
+			if (ret == -EPROTO)
+				WP_CNT_ADD(bad_frames[WP_BAD_MAGIC], 1);
+			setup_refuse(ep, WP_SETUP_REGION, why, ret, SHM_VERSION);
+			return;
+		}
+		if (send_setup(se->sock,
+			       &(struct shm_setup){ .version = SHM_VERSION, .type = SHM_MSG_ACK },
+			       NULL, 0) < 0) {
+			wp_conn_fail(ep, -errno);
+			return;
+		}
+		wp_log(ctx, WP_LOG_INFO, "shm: connection from pid %d uid %u (unauthenticated)",
+		       (int)ep->peer_pid, ep->peer_uid);
+		established(ep);
+		return;
+	}
+	/* AUTH_HELLO: prove the key first; the region comes after. */
+	if (nfds) {
+		close_fds(fds, nfds);
+		setup_refuse(ep, WP_SETUP_GARBAGE, "descriptors before the key proofs", -EPROTO,
+			     SHM_VERSION_AUTH);
+		return;
+	}
+	se->auth_tenant = m->tenant;
+	if (!ctx->guard || !ctx->guard->tenant_key ||
+	    ctx->guard->tenant_key(ctx, m->tenant, se->key) < 0) {
+		char w[96];
+
+		snprintf(w, sizeof(w), "no key for tenant %u here (%s)", m->tenant,
+			 ctx->guard ? "not in the policy" : "this context has no policy");
+		setup_refuse(ep, WP_SETUP_NO_KEY, w, -EACCES, SHM_VERSION_AUTH);
+		return;
+	}
+	memcpy(se->nonce_c, m->nonce, SHM_AUTH_NONCE);
+	ch.tenant = m->tenant;
+	ch.pid = getpid();
+	ret = wp_auth_random(se->nonce_a, SHM_AUTH_NONCE);
+	if (ret == 0)
+		ret = auth_proof(se, SHM_LABEL_ACCEPTOR, ch.proof);
+	if (ret < 0) {
+		auth_wipe(se);
+		wp_conn_fail(ep, ret);
+		return;
+	}
+	memcpy(ch.nonce, se->nonce_a, SHM_AUTH_NONCE);
+	if (send_setup(se->sock, &ch, NULL, 0) < 0) {
+		auth_wipe(se);
+		wp_conn_fail(ep, -errno);
+		return;
+	}
+	se->step = SHM_STEP_WAIT_REGION;
+}
+
+/* Acceptor: the connector's proof, with the region. */
+static void region_in(struct wp_ep *ep, const struct shm_setup *m, int *fds, int nfds)
+{
+	struct shm_ep *se = sep(ep);
+	const char *why;
+	int ret;
+
+	/* The proof first: nothing a peer without the key sends is looked at. */
+	if (m->tenant != se->auth_tenant || !auth_proof_ok(se, SHM_LABEL_CONNECTOR, m->proof)) {
+		char w[96];
+
+		close_fds(fds, nfds);
+		snprintf(w, sizeof(w), "wrong proof of tenant %u's key", se->auth_tenant);
+		setup_refuse(ep, WP_SETUP_BAD_PROOF, w, -EACCES, SHM_VERSION_AUTH);
+		return;
+	}
+	ret = region_take(ep, m, fds, nfds, &why);
+	if (ret < 0) {
+		close_fds(fds, nfds);
+		setup_refuse(ep, WP_SETUP_REGION, why, ret, SHM_VERSION_AUTH);
+		return;
+	}
+	auth_wipe(se);
+	ep->tenant = se->auth_tenant;
+	ep->peer_verified = true;
+	if (send_setup(se->sock,
+		       &(struct shm_setup){ .version = SHM_VERSION_AUTH,
+					    .type = SHM_MSG_AUTH_ACK,
+					    .tenant = se->auth_tenant },
+		       NULL, 0) < 0) {
+		wp_conn_fail(ep, -errno);
+		return;
+	}
+	wp_log(ep->ctx, WP_LOG_INFO, "shm: connection from pid %d uid %u gid %u: tenant %u proved",
+	       (int)ep->peer_pid, ep->peer_uid, ep->peer_gid, ep->tenant);
+	established(ep);
+}
+
+/* Connector, at the first event: the hello. With a tenant key, an
+ * AUTH_HELLO (no descriptors); without, the v1 hello with the region. */
+static void hello_out(struct wp_ep *ep)
+{
+	struct shm_ep *se = sep(ep);
+	struct shm_setup m = { .pid = getpid() };
+	int fds[3] = { se->memfd, se->efd_peer, se->efd_me }, ret;
+
+	ret = wp_epoll_ctl(ep->ctx, EPOLL_CTL_MOD, se->sock, EPOLLIN | EPOLLRDHUP, (uintptr_t)ep);
+	if (ret < 0) {
+		wp_conn_fail(ep, ret);
+		return;
+	}
+	if (ep->signer && ep->signer->ep_key && ep->signer->ep_key(ep, se->key) == 0) {
+		se->auth_tenant = ep->tenant;
+		m.version = SHM_VERSION_AUTH;
+		m.type = SHM_MSG_AUTH_HELLO;
+		m.tenant = ep->tenant;
+		ret = wp_auth_random(se->nonce_c, SHM_AUTH_NONCE);
+		memcpy(m.nonce, se->nonce_c, SHM_AUTH_NONCE);
+		if (ret == 0)
+			ret = send_setup(se->sock, &m, NULL, 0);
+		se->step = SHM_STEP_WAIT_CHALLENGE;
+	} else {
+		m.version = SHM_VERSION;
+		m.type = SHM_MSG_HELLO;
+		m.slots = se->g.slots;
+		m.arena = se->g.arena;
+		m.heap = se->g.heap;
+		m.align = se->g.align;
+		m.size = se->g.size;
+		/* fds[1]: the acceptor's doorbell, it waits on it; fds[2]: ours */
+		ret = send_setup(se->sock, &m, fds, 3);
+		if (ret == 0) {
+			close(se->memfd); /* the mapping and the peer keep it alive */
+			se->memfd = -1;
+		}
+		se->step = SHM_STEP_WAIT_ACK;
+	}
+	if (ret < 0) {
+		auth_wipe(se);
+		wp_conn_fail(ep, ret);
+	}
+}
+
+/* Connector: the acceptor's challenge (its proof), or its refusal. */
+static void challenge_in(struct wp_ep *ep, const struct shm_setup *m)
+{
+	struct shm_ep *se = sep(ep);
+	struct shm_setup r = { .version = SHM_VERSION_AUTH,
+			       .type = SHM_MSG_AUTH_REGION,
+			       .tenant = se->auth_tenant,
+			       .pid = getpid(),
+			       .slots = se->g.slots,
+			       .arena = se->g.arena,
+			       .heap = se->g.heap,
+			       .align = se->g.align,
+			       .size = se->g.size };
+	int fds[3] = { se->memfd, se->efd_peer, se->efd_me }, ret;
+
+	memcpy(se->nonce_a, m->nonce, SHM_AUTH_NONCE);
+	/* The region goes only to a peer that proved the key. */
+	if (m->tenant != se->auth_tenant || !auth_proof_ok(se, SHM_LABEL_ACCEPTOR, m->proof)) {
+		setup_refuse(ep, WP_SETUP_BAD_PROOF,
+			     "the server could not prove the tenant key: the region stays here",
+			     -EACCES, SHM_VERSION_AUTH);
+		return;
+	}
+	ret = auth_proof(se, SHM_LABEL_CONNECTOR, r.proof);
+	auth_wipe(se);
+	if (ret == 0)
+		ret = send_setup(se->sock, &r, fds, 3);
+	if (ret < 0) {
+		wp_conn_fail(ep, ret);
+		return;
+	}
+	close(se->memfd);
+	se->memfd = -1;
+	se->step = SHM_STEP_WAIT_AUTH_ACK;
+}
+
+/* One set-up message on a connection that is not open yet. */
+static void setup_in(struct wp_ep *ep)
+{
+	struct shm_ep *se = sep(ep);
+	uint8_t buf[SHM_SETUP_MAX];
+	int fds[3] = { -1, -1, -1 }, nfds = 0, reason;
+	const char *why;
+	unsigned want;
+	struct shm_setup m;
+	ssize_t n = recv_fds(se->sock, buf, fds, &nfds);
+	int ver = se->side == 1 && se->step == SHM_STEP_WAIT_HELLO ? SHM_VERSION : SHM_VERSION_AUTH;
+
 	if (n == -EAGAIN)
 		return;
-	if (n <= 0) {
-		wp_conn_fail(ep, n == 0 ? -ECONNREFUSED : (int)n);
+	if (n == 0 || (n < 0 && n != -EMSGSIZE)) {
+		close_fds(fds, nfds);
+		if (se->side == 0 && n == 0)
+			wp_log(ep->ctx, WP_LOG_WARN,
+			       "shm: the server hung up during set-up (it may require a tenant key)");
+		auth_wipe(se);
+		wp_conn_fail(ep, n == 0 ? (se->side ? -ECONNRESET : -ECONNREFUSED) : (int)n);
 		return;
 	}
-	if (n != sizeof(m) || m.magic != SHM_MAGIC || m.type != SHM_MSG_ACK) {
-		wp_conn_fail(ep, -EPROTO);
+	switch (se->step) {
+	case SHM_STEP_WAIT_HELLO:
+		want = SHM_WANT(SHM_MSG_HELLO) | SHM_WANT(SHM_MSG_AUTH_HELLO);
+		break;
+	case SHM_STEP_WAIT_REGION: /* or the connector's refusal of our proof */
+		want = SHM_WANT(SHM_MSG_AUTH_REGION) | SHM_WANT(SHM_MSG_AUTH_ACK);
+		break;
+	case SHM_STEP_WAIT_ACK:
+		want = SHM_WANT(SHM_MSG_ACK);
+		break;
+	default: /* the connector, authenticating: a refusal may come in either version */
+		want = SHM_WANT(SHM_MSG_ACK) | SHM_WANT(SHM_MSG_AUTH_ACK) |
+		       (se->step == SHM_STEP_WAIT_CHALLENGE ? SHM_WANT(SHM_MSG_AUTH_CHALLENGE) : 0);
+		break;
+	}
+	if (n == -EMSGSIZE) {
+		reason = WP_SETUP_GARBAGE;
+		why = "oversized setup message";
+	} else if (shm_setup_parse(buf, (size_t)n, want, &m, &reason, &why) == 0) {
+		why = NULL;
+	}
+	if (why) {
+		close_fds(fds, nfds);
+		/* v1-era hellos that fail are counted as before (not a hello). */
+		if (se->side == 1 && se->step == SHM_STEP_WAIT_HELLO)
+			WP_CNT_ADD(bad_frames[WP_BAD_MAGIC], 1);
+		if (n >= 6 && buf[4] == SHM_VERSION_AUTH && buf[5] == 0)
+			ver = SHM_VERSION_AUTH;
+		setup_refuse(ep, reason, why, -EPROTO, ver);
 		return;
 	}
-	if (m.status < 0) {
-		wp_log(ep->ctx, WP_LOG_WARN, "shm: the server refused the region: %s",
-		       strerror(-m.status));
-		wp_conn_fail(ep, m.status);
+	if (se->side == 1 && m.type == SHM_MSG_AUTH_ACK) {
+		char w[128];
+
+		close_fds(fds, nfds);
+		snprintf(w, sizeof(w), "the client refused our proof of tenant %u's key (%s)",
+			 se->auth_tenant,
+			 m.status < 0 ? "its key is not the policy's" : "and said nothing");
+		se->step = SHM_STEP_WAIT_HELLO; /* nothing more to tell it */
+		setup_refuse(ep, WP_SETUP_BAD_PROOF, w, -EACCES, SHM_VERSION_AUTH);
 		return;
 	}
-	established(ep);
+	if (m.type == SHM_MSG_ACK || m.type == SHM_MSG_AUTH_ACK) {
+		close_fds(fds, nfds);
+		if (m.status < 0) {
+			char w[128];
+
+			snprintf(w, sizeof(w), "the server refused us: %s%s", strerror(-m.status),
+				 m.status == -EACCES ? " (tenant key missing or not accepted)"
+						     : "");
+			setup_refuse(ep, WP_SETUP_REFUSED, w, m.status, m.version);
+			return;
+		}
+		/* An acceptance counts only where this side expects one: a server
+		 * that did not prove the key cannot skip the proofs by accepting. */
+		if (se->step !=
+		    (m.type == SHM_MSG_ACK ? SHM_STEP_WAIT_ACK : SHM_STEP_WAIT_AUTH_ACK)) {
+			setup_refuse(ep, WP_SETUP_BAD_PROOF,
+				     "the server accepted without proving the tenant key", -EACCES,
+				     SHM_VERSION_AUTH);
+			return;
+		}
+		ep->peer_verified = m.type == SHM_MSG_AUTH_ACK;
+		established(ep);
+		return;
+	}
+	switch (m.type) {
+	case SHM_MSG_HELLO:
+	case SHM_MSG_AUTH_HELLO:
+		hello_in(ep, &m, fds, nfds);
+		break;
+	case SHM_MSG_AUTH_REGION:
+		region_in(ep, &m, fds, nfds);
+		break;
+	case SHM_MSG_AUTH_CHALLENGE:
+		close_fds(fds, nfds);
+		challenge_in(ep, &m);
+		break;
+	}
 }
 
 static void do_accept(struct wp_ep *l)
@@ -482,6 +818,7 @@ static void do_accept(struct wp_ep *l)
 		sep(ep)->sock = fd;
 		ep->accepted = true;
 		ep->state = WP_EPS_CONNECTING;
+		peer_cred(ep); /* logged with the verdict; checked by shm_same_uid */
 		if (ep_watch(ep, fd, EPOLLIN | EPOLLRDHUP, 0) < 0)
 			wp_conn_fail(ep, -errno);
 	}
@@ -490,7 +827,7 @@ static void do_accept(struct wp_ep *l)
 /* ---- socket events, and the regions the peer offers -------------- */
 
 /* A region offer: keep its memfd (mapped at first use). */
-static int rmr_add(struct wp_ep *ep, const struct shm_wire_msg *m, int fd)
+static int rmr_add(struct wp_ep *ep, const struct shm_setup *m, int fd)
 {
 	struct shm_ep *se = sep(ep);
 	struct shm_rmr *r;
@@ -516,17 +853,21 @@ static int rmr_add(struct wp_ep *ep, const struct shm_wire_msg *m, int fd)
 ssize_t shm_sock_drain(struct wp_ep *ep)
 {
 	for (;;) {
-		struct shm_wire_msg m;
-		int fds[3], nfds;
-		ssize_t n = recv_fds(sep(ep)->sock, &m, fds, &nfds);
+		uint8_t buf[SHM_SETUP_MAX];
+		struct shm_setup m;
+		const char *why;
+		int fds[3], nfds, reason;
+		ssize_t n = recv_fds(sep(ep)->sock, buf, fds, &nfds);
 
+		if (n == -EMSGSIZE)
+			n = -EPROTO;
 		if (n <= 0) {
 			for (int i = 0; i < nfds; i++)
 				close(fds[i]);
 			return n;
 		}
-		if (n != sizeof(m) || m.magic != SHM_MAGIC || m.type != SHM_MSG_MR || nfds != 1 ||
-		    rmr_add(ep, &m, fds[0]) < 0) {
+		if (shm_setup_parse(buf, (size_t)n, SHM_WANT(SHM_MSG_MR), &m, &reason, &why) < 0 ||
+		    nfds != 1 || rmr_add(ep, &m, fds[0]) < 0) {
 			for (int i = 0; i < nfds; i++)
 				close(fds[i]);
 			return -EPROTO;
@@ -543,10 +884,10 @@ void shm_sock_event(struct wp_ep *ep, uint32_t e)
 		do_accept(ep);
 		break;
 	case WP_EPS_CONNECTING:
-		if (se->side == 1)
-			hello_in(ep);
+		if (se->side == 0 && se->step == SHM_STEP_SEND_HELLO)
+			hello_out(ep);
 		else
-			ack_in(ep);
+			setup_in(ep);
 		break;
 	case WP_EPS_OPEN: {
 		ssize_t n = shm_sock_drain(ep);
@@ -598,7 +939,10 @@ void shm_close(struct wp_ep *ep)
 		close(se->efd_me);
 	if (se->efd_peer >= 0)
 		close(se->efd_peer);
-	se->efd_me = se->efd_peer = -1;
+	if (se->memfd >= 0)
+		close(se->memfd);
+	se->efd_me = se->efd_peer = se->memfd = -1;
+	auth_wipe(se);
 	if (se->unlink_path) {
 		unlink(se->unlink_path);
 		free(se->unlink_path);
@@ -630,7 +974,8 @@ void shm_ep_free(struct wp_ep *ep)
 {
 	struct shm_ep *se = sep(ep);
 
-	if (se->sock >= 0 || se->efd_me >= 0 || se->efd_peer >= 0 || se->pend_head != se->pend_tail)
+	if (se->sock >= 0 || se->efd_me >= 0 || se->efd_peer >= 0 || se->memfd >= 0 ||
+	    se->pend_head != se->pend_tail)
 		shm_close(ep); /* failed before it opened */
 	if (se->base)
 		munmap(se->base, se->g.size);

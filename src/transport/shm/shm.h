@@ -75,7 +75,23 @@ struct shm_ep {
 	uint32_t nrmr;
 	/* listener: a filesystem socket we created, unlinked at close */
 	char *unlink_path;
-	int peer_pid;
+	/* set-up (setup.c): the region until it is passed, and the key proof */
+	int memfd;
+	uint8_t step; /* enum shm_step */
+	uint32_t auth_tenant;
+	uint8_t nonce_c[SHM_AUTH_NONCE], nonce_a[SHM_AUTH_NONCE];
+	uint8_t key[16]; /* the tenant's key, wiped when set-up ends */
+};
+
+/* Where a connection is in its set-up (shm_ep.step). */
+enum shm_step {
+	SHM_STEP_SEND_HELLO = 0, /* connector: at the first event (a key set after
+				  * wp_connect goes with the hello) */
+	SHM_STEP_WAIT_ACK,       /* connector: v1 hello sent */
+	SHM_STEP_WAIT_CHALLENGE, /* connector: AUTH_HELLO sent */
+	SHM_STEP_WAIT_AUTH_ACK,  /* connector: AUTH_REGION sent */
+	SHM_STEP_WAIT_HELLO,     /* acceptor: nothing received yet */
+	SHM_STEP_WAIT_REGION,    /* acceptor: CHALLENGE sent */
 };
 
 struct shm_ctx {
