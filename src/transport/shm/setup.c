@@ -740,7 +740,7 @@ static void setup_in(struct wp_ep *ep)
 		/* v1-era hellos that fail are counted as before (not a hello). */
 		if (se->side == 1 && se->step == SHM_STEP_WAIT_HELLO)
 			WP_CNT_ADD(bad_frames[WP_BAD_MAGIC], 1);
-		if (n >= 6 && buf[4] == SHM_VERSION_AUTH && buf[5] == 0)
+		if ((n == -EMSGSIZE || n >= 6) && buf[4] == SHM_VERSION_AUTH && buf[5] == 0)
 			ver = SHM_VERSION_AUTH;
 		setup_refuse(ep, reason, why, -EPROTO, ver);
 		return;
