@@ -217,8 +217,16 @@ static void test_names(void)
 
 	for (int i = 0; i < WP_SYS__COUNT; i++)
 		CHECK(!strcmp(wp_sys_kind_name((enum wp_sys_kind)i), sys[i]));
+	static const char *const setup[WP_SETUP__COUNT] = {
+		"garbage",   "version",  "no_auth", "no_key",
+		"bad_proof", "peer_uid", "region",  "refused",
+	};
+
 	for (int i = 0; i < WP_BAD__COUNT; i++)
 		CHECK(!strcmp(wp_bad_reason_name((enum wp_bad_reason)i), bad[i]));
+	for (int i = 0; i < WP_SETUP__COUNT; i++)
+		CHECK(!strcmp(wp_setup_reason_name((enum wp_setup_reason)i), setup[i]));
+	CHECK(!strcmp(wp_setup_reason_name(WP_SETUP__COUNT), "unknown"));
 	CHECK(wp_sys_kind_name(WP_SYS__COUNT) != NULL);
 	CHECK(wp_bad_reason_name((enum wp_bad_reason) - 1) != NULL);
 	CHECK(!strcmp(wp_version(), "0.1.0"));
@@ -231,7 +239,7 @@ static void test_json(void)
 	char full[4096], small[16];
 	int n, depth = 0, quotes = 0;
 	static const char *const keys[] = {
-		"\"version\":2",
+		"\"version\":3",
 		"\"wall_ns\":",
 		"\"cpu_user_ns\":",
 		"\"cpu_sys_ns\":",
@@ -261,7 +269,10 @@ static void test_json(void)
 		"\"calls_ok\":",
 		"\"calls_failed\":",
 		"\"calls_timeout\":",
-		"\"calls_cancelled\":18446744073709551615}",
+		"\"calls_cancelled\":18446744073709551615,",
+		"\"setup_refused\":{\"garbage\":0,",
+		"\"bad_proof\":7,",
+		"\"refused\":0}}",
 	};
 
 	memset(&s, 0, sizeof(s));
@@ -271,6 +282,7 @@ static void test_json(void)
 	s.msgs_tx = 12345;
 	s.bad_frames[WP_BAD_TOO_BIG] = 4;
 	s.calls_cancelled = UINT64_MAX;
+	s.setup_refused[WP_SETUP_BAD_PROOF] = 7;
 
 	n = wp_meter_json(&s, full, sizeof(full));
 	CHECK(n > 0 && (size_t)n < sizeof(full));
