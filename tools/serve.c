@@ -470,7 +470,7 @@ struct serve_cfg {
 	const char *port_file;
 	const char *policy;
 	int kitchen_cuda;
-	struct wp_ctx_opts o; /* select, sqpoll, busy_poll, zc_threshold */
+	struct wp_ctx_opts o; /* select, sqpoll, busy_poll, zc_threshold, shm_same_uid */
 };
 
 static const struct tool_opt serve_opts[] = {
@@ -525,7 +525,12 @@ static const struct tool_opt serve_opts[] = {
 	  .meta = "RULES",
 	  .help = "check every received frame's tenant tag against RULES'\n"
 		  "keys (docs/policy.md); a bad tag closes the connection\n"
-		  "and the stats call answers only admin tenants" },
+		  "and the stats call answers only admin tenants; on shm,\n"
+		  "clients prove their tenant key at set-up instead" },
+	{ .name = "shm-same-uid",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = offsetof(struct serve_cfg, o.shm_same_uid),
+	  .help = "shm: accept only clients running as our uid (SO_PEERCRED)" },
 	{ .name = NULL },
 };
 
