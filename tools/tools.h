@@ -13,5 +13,6 @@ int cmd_probe(int argc, char **argv);  /* tools/probe.c */
 int cmd_serve(int argc, char **argv);  /* tools/serve.c */
 int cmd_bench(int argc, char **argv);  /* tools/bench.c */
 int cmd_policy(int argc, char **argv); /* tools/policy.c */
+int cmd_soak(int argc, char **argv);   /* tools/soak.c */
 
 #endif

@@ -52,6 +52,13 @@ static const struct cmd cmds[] = {
 	  "check|load|reload|show|stats|unload ...",
 	  cmd_policy,
 	  "the front door: tenant policy in XDP (docs/policy.md)" },
+	{ "soak",
+	  { NULL },
+	  "[--secs S] [--paths tcp,uring,shm] ...",
+	  cmd_soak,
+	  "agentic load with faults injected (peers killed,\n"
+	  "resets, full rings, reloads): no acknowledged call\n"
+	  "lost or corrupted, RSS and fds flat (docs/soak.md)" },
 	{ "version", { "--version" }, NULL, cmd_version, "print the version" },
 	{ "help", { "--help", "-h" }, NULL, cmd_help, "this text" },
 };
