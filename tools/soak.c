@@ -274,7 +274,8 @@ static void ledger_tick(struct soak *S, uint64_t now)
 
 		if (!l->p)
 			continue;
-		memmove(l->snap_chunk + 1, l->snap_chunk, (LEDGER_SNAPS - 1) * sizeof(l->snap_chunk[0]));
+		memmove(l->snap_chunk + 1, l->snap_chunk,
+			(LEDGER_SNAPS - 1) * sizeof(l->snap_chunk[0]));
 		memmove(l->snap_t + 1, l->snap_t, (LEDGER_SNAPS - 1) * sizeof(l->snap_t[0]));
 		l->snap_chunk[0] = settled;
 		l->snap_t[0] = now;
@@ -418,7 +419,8 @@ static int proc_spawn(struct soak *S, struct proc *pr)
 		return -errno;
 	}
 	if (pid == 0) {
-		int r = fcntl(rep[1], F_DUPFD, 100), c = cmd[0] >= 0 ? fcntl(cmd[0], F_DUPFD, 100) : -1;
+		int r = fcntl(rep[1], F_DUPFD, 100),
+		    c = cmd[0] >= 0 ? fcntl(cmd[0], F_DUPFD, 100) : -1;
 		struct soak_peer_cfg cfg = pr->cfg;
 		int rc = 1;
 
@@ -590,7 +592,7 @@ static void sample_all(struct soak *S, uint64_t now)
 }
 
 struct flat {
-	uint32_t n;                              /* samples judged */
+	uint32_t n; /* samples judged */
 	double rss_first, rss_last, fd_first_max, fd_last;
 	uint32_t rss_min, rss_max, fd_min, fd_max;
 	int ok;
@@ -857,25 +859,28 @@ static void progress(struct soak *S, uint64_t now)
 {
 	for (int i = 0; i < S->npaths; i++) {
 		struct spath *p = &S->paths[i];
-		char rs[3][16];
+		char rs[3][16], xfd[16];
 		const int flat[3] = { R_S, R_A, R_X };
 
 		if (!p->avail)
 			continue;
 		for (int k = 0; k < 3; k++)
 			fmt_mib(rs[k], sizeof(rs[k]), &p->pr[flat[k]]);
+		if (p->pr[R_X].used && p->pr[R_X].s.n)
+			snprintf(xfd, sizeof(xfd), "%u", p->pr[R_X].s.fds[p->pr[R_X].s.n - 1]);
+		else
+			snprintf(xfd, sizeof(xfd), "-");
 		fprintf(stderr,
 			"soak %5.0f/%.0f s %-5s steps %" PRIu64 " acked %" PRIu64 " tokens %" PRIu64
 			" | faults kill_server %" PRIu64 " reset %" PRIu64 " stall %" PRIu64
 			" kill_client %" PRIu64 " reload %" PRIu64 " hog %" PRIu64
-			" | RSS MiB S %s A %s X %s | fds S %u A %u X %u | violations %" PRIu64 "\n",
+			" | RSS MiB S %s A %s X %s | fds S %u A %u X %s | violations %" PRIu64 "\n",
 			(double)(now - S->t0) / 1e9, S->cfg.secs, p->name, path_ctr(p, SC_STEPS),
 			path_ctr(p, SC_ACKED), path_ctr(p, SC_TOKENS), p->faults[F_KILL_SERVER],
 			p->faults[F_RESET], p->faults[F_STALL], p->faults[F_KILL_CLIENT],
 			p->faults[F_RELOAD], path_ctr(p, SC_HOG_SENT), rs[0], rs[1], rs[2],
 			p->pr[R_S].s.n ? p->pr[R_S].s.fds[p->pr[R_S].s.n - 1] : 0,
-			p->pr[R_A].s.n ? p->pr[R_A].s.fds[p->pr[R_A].s.n - 1] : 0,
-			p->pr[R_X].used && p->pr[R_X].s.n ? p->pr[R_X].s.fds[p->pr[R_X].s.n - 1] : 0,
+			p->pr[R_A].s.n ? p->pr[R_A].s.fds[p->pr[R_A].s.n - 1] : 0, xfd,
 			path_bad(p));
 	}
 }
@@ -924,7 +929,8 @@ static void stop_role(struct soak *S, const int *roles, int nroles, int sig, dou
 		left = 0;
 		for (int i = 0; i < S->npaths; i++)
 			for (int k = 0; k < nroles; k++)
-				left += S->paths[i].pr[roles[k]].used && S->paths[i].pr[roles[k]].alive;
+				left += S->paths[i].pr[roles[k]].used &&
+					S->paths[i].pr[roles[k]].alive;
 	}
 }
 
@@ -956,11 +962,12 @@ static int write_json(struct soak *S, const char *path, uint64_t warm_until, int
 	sb_json_num(&b, S->cfg.fault_secs);
 	sb_printf(&b, ",\"mode\":\"concurrent\",\"workload\":");
 	sb_json_str(&b, S->w.name);
-	sb_printf(&b,
-		  ",\"agents_per_target\":%u,\"seed\":%" PRIu64
-		  ",\"tolerance\":{\"rss_pct\":%d,\"rss_kb\":%d,\"fds\":%d},\"pass\":%s,\"paths\":[",
-		  S->cfg.agents, S->cfg.seed, SOAK_RSS_TOL_PCT, SOAK_RSS_TOL_KB, SOAK_FD_TOL,
-		  pass ? "true" : "false");
+	sb_printf(
+		&b,
+		",\"agents_per_target\":%u,\"seed\":%" PRIu64
+		",\"tolerance\":{\"rss_pct\":%d,\"rss_kb\":%d,\"fds\":%d},\"pass\":%s,\"paths\":[",
+		S->cfg.agents, S->cfg.seed, SOAK_RSS_TOL_PCT, SOAK_RSS_TOL_KB, SOAK_FD_TOL,
+		pass ? "true" : "false");
 	for (int i = 0; i < S->npaths; i++) {
 		struct spath *p = &S->paths[i];
 
@@ -985,8 +992,10 @@ static int write_json(struct soak *S, const char *path, uint64_t warm_until, int
 				  p->bad[k]);
 		sb_printf(&b, "},\"faults\":{");
 		for (int k = 0; k < F__COUNT; k++)
-			sb_printf(&b, "%s\"%s\":%" PRIu64, k ? "," : "", fault_names[k], p->faults[k]);
-		sb_printf(&b, ",\"hog_frames\":%" PRIu64 "},\"counters\":{", path_ctr(p, SC_HOG_SENT));
+			sb_printf(&b, "%s\"%s\":%" PRIu64, k ? "," : "", fault_names[k],
+				  p->faults[k]);
+		sb_printf(&b, ",\"hog_frames\":%" PRIu64 "},\"counters\":{",
+			  path_ctr(p, SC_HOG_SENT));
 		for (int k = 0; k < SC__COUNT; k++)
 			sb_printf(&b, "%s\"%s\":%" PRIu64, k ? "," : "", soak_ctr_name(k),
 				  path_ctr(p, k));
@@ -998,16 +1007,19 @@ static int write_json(struct soak *S, const char *path, uint64_t warm_until, int
 			if (!pr->used)
 				continue;
 			flat_judge(&pr->s, warm_until, &fl);
-			sb_printf(&b,
-				  "%s{\"role\":\"%s\",\"long_lived\":%s,\"incarnations\":%u,"
-				  "\"samples\":%u,\"rss_kb_first_quarter\":%.0f,"
-				  "\"rss_kb_last_quarter\":%.0f,\"rss_kb_min\":%u,\"rss_kb_max\":%u,"
-				  "\"fds_first_quarter_max\":%.0f,\"fds_last_quarter\":%.1f,"
-				  "\"fds_min\":%u,\"fds_max\":%u,\"flat\":%s}",
-				  first ? "" : ",", role_names[r], role_flat[r] ? "true" : "false",
-				  pr->incarnations, fl.n, fl.rss_first, fl.rss_last, fl.rss_min,
-				  fl.rss_max, fl.fd_first_max, fl.fd_last, fl.fd_min, fl.fd_max,
-				  !role_flat[r] ? "null" : fl.ok ? "true" : "false");
+			sb_printf(
+				&b,
+				"%s{\"role\":\"%s\",\"long_lived\":%s,\"incarnations\":%u,"
+				"\"samples\":%u,\"rss_kb_first_quarter\":%.0f,"
+				"\"rss_kb_last_quarter\":%.0f,\"rss_kb_min\":%u,\"rss_kb_max\":%u,"
+				"\"fds_first_quarter_max\":%.0f,\"fds_last_quarter\":%.1f,"
+				"\"fds_min\":%u,\"fds_max\":%u,\"flat\":%s}",
+				first ? "" : ",", role_names[r], role_flat[r] ? "true" : "false",
+				pr->incarnations, fl.n, fl.rss_first, fl.rss_last, fl.rss_min,
+				fl.rss_max, fl.fd_first_max, fl.fd_last, fl.fd_min, fl.fd_max,
+				!role_flat[r] ? "null"
+				: fl.ok       ? "true"
+					      : "false");
 			first = 0;
 		}
 		sb_printf(&b, "]}");
@@ -1043,7 +1055,8 @@ static int summary(struct soak *S, uint64_t warm_until)
 	int pass = 1, nrun = 0;
 
 	ledger_verdict(S);
-	fprintf(stderr, "\nwirepath soak: %.0f s, paths concurrently, a fault per path every %.1f s\n",
+	fprintf(stderr,
+		"\nwirepath soak: %.0f s, paths concurrently, a fault per path every %.1f s\n",
 		S->cfg.secs, S->cfg.fault_secs);
 	for (int i = 0; i < S->npaths; i++) {
 		struct spath *p = &S->paths[i];
@@ -1058,14 +1071,15 @@ static int summary(struct soak *S, uint64_t warm_until)
 		}
 		nrun++;
 		fprintf(stderr,
-			"  %-5s steps %" PRIu64 ", calls acked %" PRIu64 " (all verified), tokens %" PRIu64
-			", telemetry %" PRIu64 ", hog frames %" PRIu64 "\n",
+			"  %-5s steps %" PRIu64 ", calls acked %" PRIu64
+			" (all verified), tokens %" PRIu64 ", telemetry %" PRIu64
+			", hog frames %" PRIu64 "\n",
 			p->name, path_ctr(p, SC_STEPS), p->acked, path_ctr(p, SC_TOKENS),
 			path_ctr(p, SC_TEL_OK), path_ctr(p, SC_HOG_OK));
 		fprintf(stderr,
 			"        acknowledged lost %" PRIu64 ", corrupted %" PRIu64
-			", executed beyond attempts %" PRIu64 ", retried and executed twice %" PRIu64
-			" (allowed)\n",
+			", executed beyond attempts %" PRIu64
+			", retried and executed twice %" PRIu64 " (allowed)\n",
 			p->lost, corrupt, p->dup_excess, p->dup_allowed);
 		fprintf(stderr,
 			"        faults: kill_server %" PRIu64 ", reset %" PRIu64 ", stall %" PRIu64
@@ -1075,10 +1089,10 @@ static int summary(struct soak *S, uint64_t warm_until)
 			p->faults[F_KILL_CLIENT], p->faults[F_RELOAD], path_ctr(p, SC_RELOADS),
 			path_ctr(p, SC_HOG_SENT));
 		fprintf(stderr,
-			"        clean failures: reset %" PRIu64 ", aborted %" PRIu64 ", timed out %" PRIu64
-			", other %" PRIu64 "; retries %" PRIu64 ", reconnects %" PRIu64
-			", back-pressure %" PRIu64 ", uring ENOBUFS %" PRIu64 ", proxy RSTs %" PRIu64
-			"\n",
+			"        clean failures: reset %" PRIu64 ", aborted %" PRIu64
+			", timed out %" PRIu64 ", other %" PRIu64 "; retries %" PRIu64
+			", reconnects %" PRIu64 ", back-pressure %" PRIu64
+			", uring ENOBUFS %" PRIu64 ", proxy RSTs %" PRIu64 "\n",
 			path_ctr(p, SC_FAIL_RESET), path_ctr(p, SC_FAIL_ABORT),
 			path_ctr(p, SC_FAIL_TIMEOUT), path_ctr(p, SC_FAIL_OTHER),
 			path_ctr(p, SC_RETRIES), path_ctr(p, SC_RECONNECTS),
@@ -1094,10 +1108,12 @@ static int summary(struct soak *S, uint64_t warm_until)
 			fprintf(stderr,
 				"        %-8s x%-3u RSS MiB %.1f -> %.1f (min %.1f max %.1f), fds %.0f -> "
 				"%.1f (min %u max %u), %u samples: %s\n",
-				role_names[r], pr->incarnations, fl.rss_first / 1024, fl.rss_last / 1024,
-				fl.rss_min / 1024.0, fl.rss_max / 1024.0, fl.fd_first_max, fl.fd_last,
-				fl.fd_min, fl.fd_max, fl.n,
-				!role_flat[r] ? "restarted, not judged" : fl.ok ? "flat" : "GROWS");
+				role_names[r], pr->incarnations, fl.rss_first / 1024,
+				fl.rss_last / 1024, fl.rss_min / 1024.0, fl.rss_max / 1024.0,
+				fl.fd_first_max, fl.fd_last, fl.fd_min, fl.fd_max, fl.n,
+				!role_flat[r] ? "restarted, not judged"
+				: fl.ok       ? "flat"
+					      : "GROWS");
 			if (role_flat[r] && !fl.ok)
 				p->flat_fail = 1;
 		}
@@ -1108,7 +1124,8 @@ static int summary(struct soak *S, uint64_t warm_until)
 		fprintf(stderr, "%s\n", path_bad(p) ? "" : " none");
 		if (p->late_exec)
 			fprintf(stderr,
-				"        FAIL: %" PRIu64 " executions arrived over 30 s after their "
+				"        FAIL: %" PRIu64
+				" executions arrived over 30 s after their "
 				"client had settled the call\n",
 				p->late_exec);
 		if (p->lost || p->dup_excess || path_bad(p) || p->flat_fail || p->ack_twice ||
@@ -1118,11 +1135,13 @@ static int summary(struct soak *S, uint64_t warm_until)
 			fprintf(stderr, "        FAIL: no call was acknowledged at all\n");
 	}
 	if (S->forged) {
-		fprintf(stderr, "  executions of ids no client was given: %" PRIu64 "\n", S->forged);
+		fprintf(stderr, "  executions of ids no client was given: %" PRIu64 "\n",
+			S->forged);
 		pass = 0;
 	}
 	if (S->self.n)
-		fprintf(stderr, "  orchestrator RSS %.1f MiB (the ledger keeps about 30 s of calls)\n",
+		fprintf(stderr,
+			"  orchestrator RSS %.1f MiB (the ledger keeps about 30 s of calls)\n",
 			S->self.rss_kb[S->self.n - 1] / 1024.0);
 	if (!nrun)
 		pass = 0;
@@ -1221,8 +1240,8 @@ static int parse_paths(struct soak *S, const char *list)
 		for (k = 0; k < 3 && strcmp(tok, known[k]); k++)
 			;
 		if (k == 3)
-			return tool_usage_error("soak", "--paths: unknown path '%s' (tcp, uring, shm)",
-						tok);
+			return tool_usage_error(
+				"soak", "--paths: unknown path '%s' (tcp, uring, shm)", tok);
 		for (int i = 0; i < S->npaths; i++)
 			if (!strcmp(S->paths[i].name, known[k]))
 				return tool_usage_error("soak", "--paths: '%s' given twice", tok);
@@ -1326,7 +1345,8 @@ int cmd_soak(int argc, char **argv)
 		if (spawn_all(S, p) < 0)
 			goto out_stop;
 		/* Stagger the paths' faults across the period. */
-		p->next_fault = S->t0 + (uint64_t)(S->cfg.fault_secs * 1e9 * (1.0 + (double)i / S->npaths));
+		p->next_fault = S->t0 +
+				(uint64_t)(S->cfg.fault_secs * 1e9 * (1.0 + (double)i / S->npaths));
 	}
 	fprintf(stderr,
 		"wirepath soak: %.0f s over %s concurrently, workload %s, %u agents per client and "
@@ -1382,7 +1402,8 @@ out_stop:
 			pending = 0;
 			for (int i = 0; i < S->npaths; i++)
 				for (int r = 0; r < R__COUNT; r++)
-					pending += S->paths[i].pr[r].used && !S->paths[i].pr[r].alive &&
+					pending += S->paths[i].pr[r].used &&
+						   !S->paths[i].pr[r].alive &&
 						   S->paths[i].pr[r].respawn_at;
 		} while (pending && wp_now_ns() < until);
 	}

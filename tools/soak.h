@@ -59,18 +59,19 @@ struct soak_hdr {
 /* Why a payload was refused (soak_check). */
 enum soak_bad {
 	SOAK_OK = 0,
-	SOAK_BAD_SHORT,    /* shorter than the header or than its len says */
+	SOAK_BAD_SHORT, /* shorter than the header or than its len says */
 	SOAK_BAD_MAGIC,
-	SOAK_BAD_SUM,      /* checksum mismatch: corrupted */
-	SOAK_BAD_ID,       /* a payload of another call */
-	SOAK_BAD_ORDER,    /* a chunk out of order, or a telemetry gap */
-	SOAK_BAD_COUNT,    /* a stream with too few or too many chunks */
-	SOAK_BAD_STATUS,   /* a call ended with a server error (the server saw corruption) */
-	SOAK_BAD_HUNG,     /* a call with no completion long past its deadline */
-	SOAK_BAD_EXIT,     /* a process died that nobody killed */
-	SOAK_BAD_AUTH,     /* a server refused good frames after a policy reload */
-	SOAK_BAD_SETUP,    /* a peer could not start */
-	SOAK_BAD_RETRIES,  /* a call still unacknowledged after SOAK_MAX_ATTEMPTS */
+	SOAK_BAD_SUM,     /* checksum mismatch: corrupted */
+	SOAK_BAD_ID,      /* a payload of another call */
+	SOAK_BAD_ORDER,   /* a chunk out of order, or a telemetry gap */
+	SOAK_BAD_COUNT,   /* a stream with too few or too many chunks */
+	SOAK_BAD_STATUS,  /* a call ended with a server error (the server saw corruption) */
+	SOAK_BAD_HUNG,    /* a call with no completion long past its deadline */
+	SOAK_BAD_EXIT,    /* a process died that nobody killed */
+	SOAK_BAD_AUTH,    /* a server refused good frames after a policy reload */
+	SOAK_BAD_SETUP,   /* a peer could not start */
+	SOAK_BAD_RETRIES, /* a call still unacknowledged after SOAK_MAX_ATTEMPTS */
+	SOAK_BAD_STALLED, /* an agent's step did not end in SOAK_STEP_STALL_NS */
 	SOAK_BAD__COUNT
 };
 
@@ -116,25 +117,25 @@ enum soak_ctr {
 	/* client */
 	SC_STEPS,
 	SC_ACKED,
-	SC_TOKENS,      /* token chunks verified in order */
+	SC_TOKENS, /* token chunks verified in order */
 	SC_TEL_SENT,
-	SC_RETRIES,     /* calls issued again after a clean failure */
-	SC_FAIL_RESET,  /* calls failed -ECONNRESET */
-	SC_FAIL_ABORT,  /* -ECONNABORTED (our own close) */
+	SC_RETRIES,    /* calls issued again after a clean failure */
+	SC_FAIL_RESET, /* calls failed -ECONNRESET */
+	SC_FAIL_ABORT, /* -ECONNABORTED (our own close) */
 	SC_FAIL_TIMEOUT,
-	SC_FAIL_OTHER,  /* any other negative errno */
+	SC_FAIL_OTHER, /* any other negative errno */
 	SC_RECONNECTS,
-	SC_BACKPRESSURE, /* -EAGAIN/-ENOBUFS from a call or a send */
+	SC_BACKPRESSURE,  /* -EAGAIN/-ENOBUFS from a call or a send */
 	SC_RX_RING_EMPTY, /* meter: uring provided-buffer ring ran dry (ENOBUFS) */
-	SC_ABORTS,      /* endpoints closed on purpose with calls in flight */
+	SC_ABORTS,        /* endpoints closed on purpose with calls in flight */
 	SC_HOG_SENT,
 	/* server */
 	SC_EXECUTED,
-	SC_REPLY_LOST,  /* a reply or chunk refused: the client went away */
+	SC_REPLY_LOST, /* a reply or chunk refused: the client went away */
 	SC_TEL_OK,
 	SC_HOG_OK,
 	SC_RELOADS,
-	SC_BAD_AUTH,    /* meter: frames refused by the policy */
+	SC_BAD_AUTH, /* meter: frames refused by the policy */
 	SC_CONNS,
 	SC_LISTEN_RETRIES, /* a restarted server's address still held (uring) */
 	/* proxy */
@@ -155,6 +156,7 @@ const char *soak_ctr_name(unsigned c);
 #define SOAK_TENANT_B 2u
 #define SOAK_MAX_ATTEMPTS 200u
 #define SOAK_CALL_DEADLINE_US 5000000
+#define SOAK_STEP_STALL_NS (30 * 1000000000ull)
 #define SOAK_HOG_BYTES (2u << 20)
 #define SOAK_DRIP_BPS (1u << 20) /* the drip port's client -> server rate */
 
@@ -166,7 +168,7 @@ struct soak_peer_cfg {
 	uint32_t cid;     /* client: this incarnation's client id */
 	uint64_t seed;
 	const struct wl *w;
-	int squeeze;      /* small rings and buffers (docs/soak.md) */
+	int squeeze; /* small rings and buffers (docs/soak.md) */
 	uint32_t tenant;
 	uint8_t key[16];
 	uint8_t key_other[16]; /* the other good tenant's key (server policies) */

@@ -54,6 +54,7 @@ static const char *const soak_bad_names[SOAK_BAD__COUNT] = {
 	[SOAK_BAD_AUTH] = "auth_refused",
 	[SOAK_BAD_SETUP] = "setup",
 	[SOAK_BAD_RETRIES] = "retries_exhausted",
+	[SOAK_BAD_STALLED] = "agent_stalled",
 };
 
 const char *soak_bad_name(unsigned bad)
@@ -354,7 +355,8 @@ static void srv_on_call(void *arg, struct wp_call *call, struct wp_msg *req)
 	if (bad == SOAK_OK && (h.n == 0 || h.n > 1u << 16 || h.arg > (1u << 20)))
 		bad = SOAK_BAD_COUNT;
 	if (bad != SOAK_OK) {
-		soak_violation(s->c->who, bad, req->len >= 16 ? wpb_get64((const uint8_t *)req->data + 8) : 0,
+		soak_violation(s->c->who, bad,
+			       req->len >= 16 ? wpb_get64((const uint8_t *)req->data + 8) : 0,
 			       "request of %u bytes (method %u) refused", req->len, req->method);
 		wp_call_error(call, EPROTO, "soak: request failed its check");
 		return;
@@ -389,7 +391,10 @@ static int srv_job_run(struct ssrv *s, struct sjob *j)
 		return 1;
 	}
 	for (uint32_t burst = 0; j->sent < j->h.n && burst < 64; burst++) {
-		struct soak_hdr r = { .kind = j->h.kind, .id = j->h.id, .idx = j->sent, .n = j->h.n,
+		struct soak_hdr r = { .kind = j->h.kind,
+				      .id = j->h.id,
+				      .idx = j->sent,
+				      .n = j->h.n,
 				      .arg = j->h.arg };
 		uint8_t *buf = malloc(len);
 
@@ -490,7 +495,8 @@ static int srv_reload(struct ssrv *s)
 		     SOAK_TENANT_A, ka, SOAK_TENANT_B, kb);
 	if (s->reload_gen & 1)
 		n += snprintf(text + n, sizeof(text) - (size_t)n,
-			      "tenant visitor-%u id %u key %s\n", s->reload_gen, 3 + s->reload_gen % 64, kx);
+			      "tenant visitor-%u id %u key %s\n", s->reload_gen,
+			      3 + s->reload_gen % 64, kx);
 	rc = wp_policy_parse("soak-policy", text, (size_t)n, &p);
 	if (rc < 0)
 		return rc;
@@ -673,6 +679,8 @@ struct cagent {
 	uint8_t *tel_buf;
 	uint32_t tel_len;
 	uint64_t rng;
+	uint64_t step_t0; /* when the step in hand started (liveness) */
+	int stall_reported;
 };
 
 struct ccli {
@@ -730,10 +738,10 @@ static void op_on_data(void *arg, struct wp_msg *chunk)
 		bad = SOAK_BAD_SHORT;
 	if (bad != SOAK_OK) {
 		op->bad = 1;
-		soak_violation(cl->c->who, bad, op->h.id,
-			       "%s answer chunk %u (of %u) with %u bytes: %s", wpb_method_name(op->h.kind),
-			       op->got, op->h.n, chunk->len,
-			       bad == SOAK_BAD_SUM ? "checksum mismatch" : "not the chunk expected");
+		soak_violation(
+			cl->c->who, bad, op->h.id, "%s answer chunk %u (of %u) with %u bytes: %s",
+			wpb_method_name(op->h.kind), op->got, op->h.n, chunk->len,
+			bad == SOAK_BAD_SUM ? "checksum mismatch" : "not the chunk expected");
 		return;
 	}
 	op->got++;
@@ -765,9 +773,14 @@ static void op_on_done(void *arg, int status)
 		op->state = OP_GAVE_UP;
 	} else {
 		/* A clean failure: the call ended with the reason, exactly once. */
-		cl->ctr[status == -ECONNRESET	  ? SC_FAIL_RESET
+		if (getenv("SOAK_DEBUG"))
+			fprintf(stderr,
+				"%s: agent %u (%s, state %d): %s call %" PRIx64 " attempt %u: %s\n",
+				cl->c->who, a->idx, a->uri, a->state, wpb_method_name(op->h.kind),
+				op->h.id, op->attempts, tool_errno_name(status));
+		cl->ctr[status == -ECONNRESET     ? SC_FAIL_RESET
 			: status == -ECONNABORTED ? SC_FAIL_ABORT
-			: status == -ETIMEDOUT	  ? SC_FAIL_TIMEOUT
+			: status == -ETIMEDOUT    ? SC_FAIL_TIMEOUT
 						  : SC_FAIL_OTHER]++;
 		if (op->attempts >= SOAK_MAX_ATTEMPTS) {
 			soak_violation(cl->c->who, SOAK_BAD_RETRIES, op->h.id,
@@ -828,12 +841,16 @@ static void phase_start(struct cagent *a, int ph, uint32_t count, uint32_t kind,
 	for (uint32_t i = 0; i < count; i++) {
 		struct cop *op = &a->ops[i];
 		uint32_t arg = kind == SOAK_MODEL ? w->token_bytes * w->token_batch
-				     : kind == SOAK_MEM ? w->mem_bytes
-							: wl_tool_resp_size(w, (double)(cl_rng(&a->rng) >> 11) /
-										       9007199254740992.0);
+			       : kind == SOAK_MEM
+				       ? w->mem_bytes
+				       : wl_tool_resp_size(w, (double)(cl_rng(&a->rng) >> 11) /
+								      9007199254740992.0);
 
 		op->a = a;
-		op->h = (struct soak_hdr){ .kind = kind, .id = cl_next_id(a->cl), .n = n, .arg = arg };
+		op->h = (struct soak_hdr){ .kind = kind,
+					   .id = cl_next_id(a->cl),
+					   .n = n,
+					   .arg = arg };
 		op->state = OP_WAIT;
 		op->attempts = 0;
 		op->req_len = req_bytes > SOAK_HDR ? req_bytes : SOAK_HDR;
@@ -869,8 +886,10 @@ static void tel_done(void *arg, int status)
 static int tel_send(struct cagent *a)
 {
 	struct ccli *cl = a->cl;
-	struct soak_hdr h = { .kind = a->hog ? SOAK_HOG : SOAK_TEL, .id = cl_next_id(cl),
-			      .idx = a->tel_idx, .n = 1 };
+	struct soak_hdr h = { .kind = a->hog ? SOAK_HOG : SOAK_TEL,
+			      .id = cl_next_id(cl),
+			      .idx = a->tel_idx,
+			      .n = 1 };
 	int rc;
 
 	soak_fill(a->tel_buf, a->tel_len, &h);
@@ -895,6 +914,8 @@ static void step_done(struct cagent *a)
 
 	cl->ctr[SC_STEPS]++;
 	a->tel_state = 0;
+	a->step_t0 = wp_now_ns();
+	a->stall_reported = 0;
 	if (cl->stopping) {
 		a->ph = PH_IDLE;
 		return;
@@ -926,7 +947,8 @@ static void agent_advance(struct cagent *a)
 		switch (a->ph) {
 		case PH_MEM:
 			phase_start(a, PH_MODEL, w->model_req_bytes ? 1 : 0, SOAK_MODEL,
-				    w->model_req_bytes, wpb_model_chunks(w->tokens, w->token_batch));
+				    w->model_req_bytes,
+				    wpb_model_chunks(w->tokens, w->token_batch));
 			break;
 		case PH_MODEL:
 			phase_start(a, PH_TOOL, w->fanout, SOAK_TOOL, w->tool_req_bytes, 1);
@@ -1020,23 +1042,37 @@ static void client_watchdog(struct ccli *cl, uint64_t now)
 	for (uint32_t i = 0; i < cl->nagents; i++) {
 		struct cagent *a = &cl->agents[i];
 
+		/* Liveness: calls may fail and be retried, but a step must end.
+		 * Faults keep a target away for a second or two at most. */
+		if (!a->hog && a->ph != PH_IDLE && !a->stall_reported &&
+		    now - a->step_t0 > SOAK_STEP_STALL_NS) {
+			a->stall_reported = 1;
+			soak_violation(cl->c->who, SOAK_BAD_STALLED, 0,
+				       "agent %u (%s) in the same step for %.0f s (phase %d, "
+				       "endpoint state %d, %u calls in flight)",
+				       a->idx, a->uri, (double)(now - a->step_t0) / 1e9, a->ph,
+				       a->state, a->inflight);
+		}
 		/* A one-way send's done runs when the bytes are gone or the
 		 * endpoint closed; the hog's drip takes about 2 s. */
 		if (a->tel_state == 1 && !a->tel_hung_reported && now - a->tel_t0 > limit) {
 			a->tel_hung_reported = 1;
 			soak_violation(cl->c->who, SOAK_BAD_HUNG, 0,
 				       "%s message without a completion for %.1f s",
-				       a->hog ? "hog" : "telemetry", (double)(now - a->tel_t0) / 1e9);
+				       a->hog ? "hog" : "telemetry",
+				       (double)(now - a->tel_t0) / 1e9);
 		}
 		for (uint32_t k = 0; k < a->nops; k++) {
 			struct cop *op = &a->ops[k];
 
-			if (op->state != OP_FLIGHT || op->hung_reported || now - op->t_issue < limit)
+			if (op->state != OP_FLIGHT || op->hung_reported ||
+			    now - op->t_issue < limit)
 				continue;
 			op->hung_reported = 1;
 			soak_violation(cl->c->who, SOAK_BAD_HUNG, op->h.id,
 				       "%s call without a completion for %.1f s (deadline %.1f s)",
-				       wpb_method_name(op->h.kind), (double)(now - op->t_issue) / 1e9,
+				       wpb_method_name(op->h.kind),
+				       (double)(now - op->t_issue) / 1e9,
 				       SOAK_CALL_DEADLINE_US / 1e6);
 		}
 	}
@@ -1054,7 +1090,8 @@ static uint64_t client_low(const struct ccli *cl)
 		for (uint32_t k = 0; k < a->nops; k++) {
 			const struct cop *op = &a->ops[k];
 
-			if ((op->req_pending || (op->state != OP_ACKED && op->state != OP_GAVE_UP)) &&
+			if ((op->req_pending ||
+			     (op->state != OP_ACKED && op->state != OP_GAVE_UP)) &&
 			    op->h.id < low)
 				low = op->h.id;
 		}
@@ -1089,7 +1126,7 @@ int soak_client_main(const struct soak_peer_cfg *c)
 	cap = cl.w->fanout > cl.w->mem_lookups ? cl.w->fanout : cl.w->mem_lookups;
 	cap = cap ? cap : 1;
 	req_max = cl.w->tool_req_bytes > cl.w->model_req_bytes ? cl.w->tool_req_bytes
-								: cl.w->model_req_bytes;
+							       : cl.w->model_req_bytes;
 	req_max = req_max > SOAK_HDR ? req_max : SOAK_HDR;
 	if (!cl.agents) {
 		status = 1;
@@ -1120,6 +1157,7 @@ int soak_client_main(const struct soak_peer_cfg *c)
 				goto out;
 			}
 		}
+		a->step_t0 = wp_now_ns();
 		if (!a->hog)
 			phase_start(a, PH_MEM, cl.w->mem_lookups, SOAK_MEM, SOAK_HDR, 1);
 		agent_connect(a);

@@ -4,10 +4,15 @@
  * (tcp, uring): a byte forwarder between clients and a server that injects
  * the faults a library user cannot ask its own sockets for.
  *
- * - Small socket buffers: every socket the proxy holds has 4 KiB SO_SNDBUF
- *   and SO_RCVBUF (the kernel doubles them), so the library's sends on both
- *   sides meet a full socket (EAGAIN: back-pressure) whenever the proxy or
- *   the far side lags, which the orchestrator's stalls arrange.
+ * - Small socket buffers: every socket the proxy holds has 16 KiB SO_SNDBUF
+ *   and SO_RCVBUF (the kernel doubles them; the defaults grow to megabytes),
+ *   so the library's sends on both sides meet a full socket (EAGAIN:
+ *   back-pressure) whenever the proxy or the far side lags, which the
+ *   orchestrator's stalls arrange. Not smaller: with 4 KiB the advertised
+ *   window stays below one MSS and Linux's sender-side silly-window
+ *   avoidance holds the data back for seconds (seen: 12 KiB unsent behind
+ *   a 1856-byte window, MSS 2048, for 5 s), which is TCP's behaviour, not a
+ *   fault of the path under test.
  * - Connection resets: on the command 'R' (from the orchestrator, on a
  *   pipe) every forwarded connection of the main port is closed with
  *   SO_LINGER {1, 0}, which sends an RST both ways, mid-stream.
@@ -33,12 +38,12 @@
 #include "soak.h"
 
 #define PX_BUF (64u << 10)
-#define PX_SOCKBUF 4096
+#define PX_SOCKBUF 16384
 
 struct ppair {
 	struct ppair *next;
-	int fd[2];         /* 0: the client's side, 1: the server's */
-	uint8_t *buf[2];   /* buf[d]: read from fd[d], to be written to fd[!d] */
+	int fd[2];       /* 0: the client's side, 1: the server's */
+	uint8_t *buf[2]; /* buf[d]: read from fd[d], to be written to fd[!d] */
 	uint32_t off[2], len[2];
 	int drip;
 };
@@ -69,7 +74,8 @@ static void px_small_bufs(int fd)
 
 static int px_listen(int port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
@@ -124,7 +130,8 @@ static void px_close(struct pxy *x, struct ppair *p, int reset)
 
 static void px_accept(struct pxy *x, int lfd, int drip)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)x->c->px_target_port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)x->c->px_target_port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	struct ppair *p;
@@ -182,7 +189,8 @@ static int px_io(struct pxy *x, struct ppair *p, int s, uint32_t events)
 	ssize_t n;
 
 	if (events & EPOLLOUT && p->len[!s]) {
-		n = send(p->fd[s], p->buf[!s] + p->off[!s], p->len[!s], MSG_DONTWAIT | MSG_NOSIGNAL);
+		n = send(p->fd[s], p->buf[!s] + p->off[!s], p->len[!s],
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			goto out_close;
 		if (n > 0) {
@@ -250,8 +258,10 @@ int soak_proxy_main(const struct soak_peer_cfg *c)
 		soak_report_flush();
 		return 1;
 	}
-	epoll_ctl(x.ep, EPOLL_CTL_ADD, lfd, &(struct epoll_event){ .events = EPOLLIN, .data.u64 = 1 });
-	epoll_ctl(x.ep, EPOLL_CTL_ADD, dfd, &(struct epoll_event){ .events = EPOLLIN, .data.u64 = 3 });
+	epoll_ctl(x.ep, EPOLL_CTL_ADD, lfd,
+		  &(struct epoll_event){ .events = EPOLLIN, .data.u64 = 1 });
+	epoll_ctl(x.ep, EPOLL_CTL_ADD, dfd,
+		  &(struct epoll_event){ .events = EPOLLIN, .data.u64 = 3 });
 	epoll_ctl(x.ep, EPOLL_CTL_ADD, c->px_cmd_fd,
 		  &(struct epoll_event){ .events = EPOLLIN, .data.u64 = 5 });
 	x.drip_t = wp_now_ns();
