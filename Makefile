@@ -5,7 +5,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 DEMO_ARGS ?=
 
-.PHONY: all deps demo test test-asan fuzz fuzz-long format clean
+.PHONY: all deps demo test test-asan fuzz fuzz-long soak format clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -42,6 +42,17 @@ fuzz: deps
 
 fuzz-long: deps
 	@FUZZ_RUNS=$(FUZZ_LONG_RUNS) bash tests/fuzz/run.sh -j $(FUZZ_JOBS) $(BUILD) 0
+
+# The soak (docs/soak.md): SOAK_SECS (default 1800) of agentic load over
+# tcp, uring and shm at once with faults injected; the verdict (0 acknowledged
+# calls lost or corrupted, RSS and fds flat) and a JSON record in SOAK_OUT.
+# Not part of `make test` (which runs a 20-second smoke of it).
+SOAK_SECS ?= 1800
+SOAK_OUT ?= results/soak-$(shell date -u +%Y%m%dT%H%M%SZ).json
+SOAK_ARGS ?=
+soak: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/wirepath soak --secs $(SOAK_SECS) --out $(SOAK_OUT) $(SOAK_ARGS)
 
 # Kernel style (.clang-format) over the C sources and headers git tracks, so
 # build directories and generated files (BPF skeletons, vmlinux.h) are never

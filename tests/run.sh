@@ -92,6 +92,8 @@ run_one "exports" bash tests/check_exports.sh "$BUILD"
 # CLI smoke: probe and a short bench on every path.
 run_one "cli_probe" "$BUILD/wirepath" probe --json
 run_one "cli_bench_smoke" bash tests/cli_smoke.sh "$BUILD"
+# The soak's smoke: 20 s of every path at once with faults (make soak: 30 min).
+run_one "soak_smoke(20s)" bash tests/soak_smoke.sh "$BUILD"
 
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "failed: ${failed[*]}"
