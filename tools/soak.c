@@ -711,6 +711,15 @@ static uint64_t path_bad(const struct spath *p)
 	return v;
 }
 
+/* Payloads that failed a check: wrong sum, length, id, order, count, or a
+ * server that refused a request. */
+static uint64_t path_corrupt(const struct spath *p)
+{
+	return p->bad[SOAK_BAD_SUM] + p->bad[SOAK_BAD_MAGIC] + p->bad[SOAK_BAD_SHORT] +
+	       p->bad[SOAK_BAD_ID] + p->bad[SOAK_BAD_ORDER] + p->bad[SOAK_BAD_COUNT] +
+	       p->bad[SOAK_BAD_STATUS];
+}
+
 static int path_setup(struct soak *S, struct spath *p)
 {
 	const struct wp_probe_result *pr = wp_probe_get(p->name);
@@ -1050,6 +1059,37 @@ static int write_json(struct soak *S, const char *path, uint64_t warm_until, int
 	return rc;
 }
 
+/* One row for docs/soak.md's "Recorded runs" table, to paste as it is. */
+static void record_line(struct soak *S, int pass)
+{
+	char date[32], host[64] = "?", paths[64] = "";
+	uint64_t steps = 0, acked = 0, lost = 0, corrupt = 0, faults = 0;
+	time_t t = time(NULL);
+	int n = 0;
+
+	strftime(date, sizeof(date), "%Y-%m-%d", gmtime(&t));
+	gethostname(host, sizeof(host) - 1);
+	for (int i = 0; i < S->npaths; i++) {
+		struct spath *p = &S->paths[i];
+
+		if (!p->avail)
+			continue;
+		snprintf(paths + strlen(paths), sizeof(paths) - strlen(paths), "%s%s",
+			 n++ ? ", " : "", p->name);
+		steps += path_ctr(p, SC_STEPS);
+		acked += p->acked;
+		lost += p->lost;
+		corrupt += path_corrupt(p);
+		for (int k = 0; k < F__COUNT; k++)
+			faults += p->faults[k];
+	}
+	fprintf(stderr,
+		"record: | %s | %s | %.0f | %s | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %" PRIu64
+		" | %.0f | %s |\n",
+		date, host, S->cfg.secs, paths, steps, acked, lost, corrupt,
+		n ? (double)faults / n : 0.0, pass ? "pass" : "FAIL");
+}
+
 static int summary(struct soak *S, uint64_t warm_until)
 {
 	int pass = 1, nrun = 0;
@@ -1060,10 +1100,7 @@ static int summary(struct soak *S, uint64_t warm_until)
 		S->cfg.secs, S->cfg.fault_secs);
 	for (int i = 0; i < S->npaths; i++) {
 		struct spath *p = &S->paths[i];
-		uint64_t corrupt = p->bad[SOAK_BAD_SUM] + p->bad[SOAK_BAD_MAGIC] +
-				   p->bad[SOAK_BAD_SHORT] + p->bad[SOAK_BAD_ID] +
-				   p->bad[SOAK_BAD_ORDER] + p->bad[SOAK_BAD_COUNT] +
-				   p->bad[SOAK_BAD_STATUS];
+		uint64_t corrupt = path_corrupt(p);
 
 		if (!p->avail) {
 			fprintf(stderr, "  %-5s unavailable: %s\n", p->name, p->why);
@@ -1145,6 +1182,7 @@ static int summary(struct soak *S, uint64_t warm_until)
 			S->self.rss_kb[S->self.n - 1] / 1024.0);
 	if (!nrun)
 		pass = 0;
+	record_line(S, pass);
 	fprintf(stderr, "wirepath soak: %s\n", pass ? "PASS" : "FAIL");
 	return pass;
 }
