@@ -143,6 +143,7 @@ enum soak_ctr {
 	SC_PX_RESETS,
 	SC_PX_BYTES,
 	SC_PX_DRIP_BYTES,
+	SC_PX_ORPHANS, /* drip pairs of a killed client-B reset */
 	SC__COUNT
 };
 
@@ -157,8 +158,10 @@ const char *soak_ctr_name(unsigned c);
 #define SOAK_MAX_ATTEMPTS 200u
 #define SOAK_CALL_DEADLINE_US 5000000
 #define SOAK_STEP_STALL_NS (30 * 1000000000ull)
-#define SOAK_HOG_BYTES (2u << 20)
-#define SOAK_DRIP_BPS (1u << 20) /* the drip port's client -> server rate */
+#define SOAK_HOG_BYTES (3u << 20)   /* a hog's one-way frame */
+#define SOAK_HOGS 2                 /* hog endpoints in client-B (tcp, uring) */
+#define SOAK_DRIP_BPS (1u << 20)    /* the drip port's client -> server rate, all hogs */
+#define SOAK_RX_BUDGET (4ull << 20) /* server: the receive budget (SOAK_RX_BUDGET line) */
 
 /* What a forked peer is told (it reads this in its copy of the parent). */
 struct soak_peer_cfg {
@@ -177,7 +180,7 @@ struct soak_peer_cfg {
 	char target[2][128];
 	uint32_t agents[2];
 	char hog_target[128]; /* client: "" = no hog */
-	uint64_t rx_budget;   /* server: the per-context receive budget (0 = library default) */
+	uint64_t rx_budget;   /* server: the per-context receive budget (SOAK_RX_BUDGET) */
 	/* proxy */
 	int px_port, px_drip_port, px_target_port, px_cmd_fd;
 };

@@ -89,6 +89,7 @@ static const char *const soak_ctr_names[SC__COUNT] = {
 	[SC_PX_RESETS] = "proxy_resets",
 	[SC_PX_BYTES] = "proxy_bytes",
 	[SC_PX_DRIP_BYTES] = "proxy_drip_bytes",
+	[SC_PX_ORPHANS] = "proxy_orphans_reset",
 };
 
 const char *soak_ctr_name(unsigned c)
@@ -533,8 +534,10 @@ int soak_server_main(const struct soak_peer_cfg *c)
 	peer_opts(c, &o);
 	/*
 	 * SOAK_RX_BUDGET (issue 12, the memory-budget fault): once struct
-	 * wp_ctx_opts has the per-context receive budget, enable this line so
-	 * the hog's slow 2 MiB frames reach it:
+	 * wp_ctx_opts has the per-context receive budget (rx_budget, at least
+	 * max_frame), enable these two lines in server-S and server-V, so that
+	 * the two hogs' partial 3 MiB frames (6 MiB) overrun a 4 MiB budget:
+	 *	o.max_frame = (uint32_t)c->rx_budget;
 	 *	o.rx_budget = c->rx_budget;
 	 */
 	rc = wp_ctx_create(&o, &s.ctx);
@@ -1063,7 +1066,7 @@ static void client_watchdog(struct ccli *cl, uint64_t now)
 				       a->state, a->inflight);
 		}
 		/* A one-way send's done runs when the bytes are gone or the
-		 * endpoint closed; the hog's drip takes about 2 s. */
+		 * endpoint closed; a hog's frame takes about 6 s at the drip. */
 		if (a->tel_state == 1 && !a->tel_hung_reported && now - a->tel_t0 > limit) {
 			a->tel_hung_reported = 1;
 			soak_violation(cl->c->who, SOAK_BAD_HUNG, 0,
@@ -1130,7 +1133,7 @@ int soak_client_main(const struct soak_peer_cfg *c)
 		soak_report_flush();
 		return 1;
 	}
-	cl.nagents = c->agents[0] + c->agents[1] + (c->hog_target[0] ? 1 : 0);
+	cl.nagents = c->agents[0] + c->agents[1] + (c->hog_target[0] ? SOAK_HOGS : 0);
 	cl.agents = calloc(cl.nagents, sizeof(*cl.agents));
 	cap = cl.w->fanout > cl.w->mem_lookups ? cl.w->fanout : cl.w->mem_lookups;
 	cap = cap ? cap : 1;
@@ -1147,7 +1150,7 @@ int soak_client_main(const struct soak_peer_cfg *c)
 		a->cl = &cl;
 		a->idx = i;
 		a->rng = (c->seed ^ (0x9e3779b97f4a7c15ull * (i + 1))) | 1;
-		a->hog = c->hog_target[0] && i == cl.nagents - 1;
+		a->hog = c->hog_target[0] && i >= cl.nagents - SOAK_HOGS;
 		a->uri = a->hog ? c->hog_target : c->target[i < c->agents[0] ? 0 : 1];
 		a->tel_len = a->hog ? SOAK_HOG_BYTES
 				    : SOAK_HDR + 8 * cl.w->telemetry_counters +

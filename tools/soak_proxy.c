@@ -46,6 +46,7 @@ struct ppair {
 	uint8_t *buf[2]; /* buf[d]: read from fd[d], to be written to fd[!d] */
 	uint32_t off[2], len[2];
 	int drip;
+	int doomed; /* reset at the end of this round of events */
 };
 
 struct pxy {
@@ -168,6 +169,22 @@ static void px_accept(struct pxy *x, int lfd, int drip)
 		return;
 	}
 	fcntl(sfd, F_SETFL, fcntl(sfd, F_GETFL) | O_NONBLOCK);
+	if (drip) {
+		/*
+		 * Only client-B's SOAK_HOGS hogs use the drip port, and a hog
+		 * reconnects only after its connection closed. So a drip pair
+		 * beyond the newest SOAK_HOGS - 1 belongs to a killed client-B,
+		 * whose orphaned socket would otherwise drain megabytes of
+		 * unsent hog frame at the drip rate for many seconds: reset it.
+		 */
+		int n = 0;
+
+		for (struct ppair *q = x->pairs; q; q = q->next)
+			if (q->drip && !q->doomed && ++n >= SOAK_HOGS) {
+				q->doomed = 1;
+				x->ctr[SC_PX_ORPHANS]++;
+			}
+	}
 	p->fd[0] = cfd;
 	p->fd[1] = sfd;
 	p->drip = drip;
@@ -311,11 +328,19 @@ int soak_proxy_main(const struct soak_peer_cfg *c)
 			} else if (d > 5) {
 				struct ppair *p = (struct ppair *)(uintptr_t)(d & ~1ull);
 
+				if (p->doomed)
+					continue;
 				if (px_io(&x, p, (int)(d & 1), evs[i].events) < 0)
 					for (int k = i + 1; k < n; k++)
 						if ((evs[k].data.u64 & ~1ull) == (d & ~1ull))
 							evs[k].data.u64 = 0;
 			}
+		}
+		/* After the round: no event of it points at a freed pair. */
+		for (struct ppair *p = x.pairs, *next; p; p = next) {
+			next = p->next;
+			if (p->doomed)
+				px_close(&x, p, 1);
 		}
 		if (now >= next_ctr) {
 			next_ctr = now + 500 * 1000000ull;
