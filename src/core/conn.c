@@ -379,6 +379,21 @@ void wp_ep_free(struct wp_ep *ep)
 {
 	struct wp_ctx *ctx = ep->ctx;
 
+	/*
+	 * Still on the flush list: its owner closed it outside
+	 * wp_ctx_progress (freed at once) or it is reaped at the end of a
+	 * round, after output was queued since the last flush (a completion
+	 * deferred to the end of the round sent more). The flush loop must
+	 * never see it again. Found by the soak under ASan.
+	 */
+	if (ep->dirty) {
+		for (struct wp_ep **pp = &ctx->dirty; *pp; pp = &(*pp)->next_dirty)
+			if (*pp == ep) {
+				*pp = ep->next_dirty;
+				break;
+			}
+		ep->dirty = false;
+	}
 	if (ep->prev_all)
 		ep->prev_all->next_all = ep->next_all;
 	else
