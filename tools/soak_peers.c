@@ -321,7 +321,8 @@ struct sjob {
 };
 
 struct sconn {
-	uint32_t tel_next; /* the index the next telemetry message must carry */
+	struct sconn *prev, *next; /* every open connection, freed at the end */
+	uint32_t tel_next;         /* the index the next telemetry message must carry */
 };
 
 struct ssrv {
@@ -329,6 +330,7 @@ struct ssrv {
 	struct wp_ctx *ctx;
 	struct sjob *head, *tail; /* answers to start or continue, in order */
 	struct sjob *free_jobs;
+	struct sconn *conns;
 	uint64_t ctr[SC__COUNT];
 	uint64_t rng;
 	uint32_t reload_gen;
@@ -438,11 +440,26 @@ static void srv_on_event(void *arg, struct wp_ep *ep, enum wp_ep_event ev, int e
 {
 	struct ssrv *s = arg;
 
+	struct sconn *sc;
+
 	if (ev == WP_EP_CONNECTED) {
 		s->ctr[SC_CONNS]++;
-		wp_ep_set_user(ep, calloc(1, sizeof(struct sconn)));
-	} else if (ev == WP_EP_CLOSED) {
-		free(wp_ep_user(ep));
+		sc = calloc(1, sizeof(*sc));
+		if (sc) {
+			sc->next = s->conns;
+			if (s->conns)
+				s->conns->prev = sc;
+			s->conns = sc;
+		}
+		wp_ep_set_user(ep, sc);
+	} else if (ev == WP_EP_CLOSED && (sc = wp_ep_user(ep))) {
+		if (sc->prev)
+			sc->prev->next = sc->next;
+		else
+			s->conns = sc->next;
+		if (sc->next)
+			sc->next->prev = sc->prev;
+		free(sc);
 		wp_ep_set_user(ep, NULL);
 	}
 }
@@ -627,6 +644,13 @@ int soak_server_main(const struct soak_peer_cfg *c)
 		free(j);
 	}
 	wp_ctx_destroy(s.ctx);
+	/* Connections still open at the destroy got no WP_EP_CLOSED. */
+	while (s.conns) {
+		struct sconn *sc = s.conns;
+
+		s.conns = sc->next;
+		free(sc);
+	}
 	while (s.free_jobs) {
 		struct sjob *j = s.free_jobs;
 
