@@ -12,7 +12,7 @@
  *             1 MiB arena; 4 uring provided buffers of 4 KiB), agents on S
  *             (through the proxy on tcp/uring) and on V
  *   client-B  victim client, SIGKILLed and restarted as a new client id,
- *             agents on S and, on tcp/uring, the hog on the drip port
+ *             agents on S and, on tcp/uring, two hogs on the drip port
  *   proxy-X   tcp/uring only: small socket buffers, RSTs, the drip port
  * and injects one fault per path every --fault-secs, in turn: kill_server,
  * reset (proxy RST on tcp/uring; on shm an endpoint closed with its calls in
