@@ -10,8 +10,17 @@
  * The includer defines `struct wpp_env` and, after including this file, the
  * hooks declared below. Packet bytes are read only after an explicit bounds
  * check against `end` written the way the BPF verifier can follow it
- * (`if (p + n > end)`); lengths from headers are checked as integers first,
- * so the pointer checks never decide anything on their own.
+ * (`if (p + n > end)`); lengths from headers are checked as integers against
+ * the frame's whole length first, so the pointer checks never decide
+ * anything on their own.
+ *
+ * Multi-buffer frames (XDP frags, docs/policy.md "Jumbo frames"): `end` may
+ * be the end of the frame's first buffer while `len` is the whole frame.
+ * Every length check uses `len`, every read is checked against `end`, so a
+ * decision that reads only first-buffer bytes is the decision on the whole
+ * frame. A read past `end` with `more` set returns WPP_RES_MORE before
+ * anything is counted; the caller then decides again on a copy of the
+ * frame's first WPP_HDR_MAX bytes (nothing is read beyond them).
  *
  * Order of checks (docs/policy.md has the full table): L2 (Ethernet, up to
  * two VLAN tags) -> ARP / non-IP -> L3 (IPv4 with options, IPv6 with up to
@@ -26,6 +35,8 @@
 #include "siphash.h"
 
 #define WPP_NOSLOT 0xffffffffu
+/* Not a decision: the bytes to read lie past the first buffer (see above). */
+#define WPP_RES_MORE 0xffffffffu
 
 /* Fixed small loops: unrolled for the verifier's sake under clang; gcc (the
  * twin) decides for itself. */
@@ -137,15 +148,27 @@ static __always_inline __u32 wpp_finish(struct wpp_env *env, const struct wpp_co
 	return WPP_RES(v, reason);
 }
 
+/* A read that would go past `end`: the frame is cut there, unless `more`
+ * says the frame goes on in other buffers (then nothing has been counted). */
+static __always_inline __u32 wpp_cut(struct wpp_env *env, const struct wpp_config *cfg,
+				     __u32 reason, __u64 len, int more)
+{
+	if (more)
+		return WPP_RES_MORE;
+	return wpp_finish(env, cfg, reason, WPP_NOSLOT, len);
+}
+
 /* ---- the decision ------------------------------------------------------- */
 
 /*
- * Decide one packet: data..end are its bytes from the Ethernet header on,
- * len = end - data (passed in: BPF cannot subtract packet pointers). Counts
- * it and returns WPP_RES(verdict, reason).
+ * Decide one packet: data..end are its first bytes from the Ethernet header
+ * on, len the length of the whole frame (end - data for a frame in one
+ * buffer; passed in: BPF cannot subtract packet pointers). Counts it and
+ * returns WPP_RES(verdict, reason); with more set, WPP_RES_MORE (nothing
+ * counted) when a byte it must read is at or past end.
  */
 static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, const __u8 *end,
-					__u64 len)
+					__u64 len, int more)
 {
 	__u32 set = wpp_env_active(env) & 1;
 	const struct wpp_config *cfg = wpp_env_config(env, set);
@@ -154,7 +177,7 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 	struct wpp_lpm4_key k4;
 	struct wpp_lpm6_key k6;
 	const __u8 *p = data, *l4;
-	__u32 l4len, ulen = 0, slot, rule, pbit, i, r;
+	__u32 l4len, ulen = 0, slot, rule, pbit, i, r, l3off = 14;
 	__u16 eth, dport;
 	__u8 proto, v6 = 0;
 	int hit;
@@ -164,7 +187,7 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 
 	/* L2: Ethernet, then at most two 802.1Q / 802.1ad tags. */
 	if (p + 14 > end)
-		return wpp_finish(env, cfg, WPP_R_TRUNC_L2, WPP_NOSLOT, len);
+		return wpp_cut(env, cfg, WPP_R_TRUNC_L2, len, more);
 	eth = (__u16)(p[12] << 8 | p[13]);
 	p += 14;
 	WPP_UNROLL
@@ -172,9 +195,10 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 		if (eth != 0x8100 && eth != 0x88a8)
 			break;
 		if (p + 4 > end)
-			return wpp_finish(env, cfg, WPP_R_TRUNC_L2, WPP_NOSLOT, len);
+			return wpp_cut(env, cfg, WPP_R_TRUNC_L2, len, more);
 		eth = (__u16)(p[2] << 8 | p[3]);
 		p += 4;
+		l3off += 4;
 	}
 	if (eth == 0x8100 || eth == 0x88a8)
 		return wpp_finish(env, cfg, WPP_R_VLAN_DEPTH, WPP_NOSLOT, len);
@@ -185,12 +209,12 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 		__u32 ihl, tot;
 
 		if (p + 20 > end)
-			return wpp_finish(env, cfg, WPP_R_BAD_IP, WPP_NOSLOT, len);
+			return wpp_cut(env, cfg, WPP_R_BAD_IP, len, more);
 		ihl = (__u32)(p[0] & 0xf) * 4;
 		tot = (__u32)(p[2] << 8 | p[3]);
 		if ((p[0] >> 4) != 4 || ihl < 20 || tot < ihl)
 			return wpp_finish(env, cfg, WPP_R_BAD_IP, WPP_NOSLOT, len);
-		if (p + tot > end)
+		if (l3off + tot > len)
 			return wpp_finish(env, cfg, WPP_R_BAD_IP, WPP_NOSLOT, len);
 		if ((p[6] << 8 | p[7]) & 0x3fff) /* MF or a fragment offset */
 			return wpp_finish(env, cfg, WPP_R_FRAGMENT, WPP_NOSLOT, len);
@@ -209,11 +233,11 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 		__u8 nh;
 
 		if (p + 40 > end)
-			return wpp_finish(env, cfg, WPP_R_BAD_IP, WPP_NOSLOT, len);
+			return wpp_cut(env, cfg, WPP_R_BAD_IP, len, more);
 		l4len = (__u32)(p[4] << 8 | p[5]);
 		if ((p[0] >> 4) != 6)
 			return wpp_finish(env, cfg, WPP_R_BAD_IP, WPP_NOSLOT, len);
-		if (p + 40 + l4len > end)
+		if (l3off + 40 + l4len > len)
 			return wpp_finish(env, cfg, WPP_R_BAD_IP, WPP_NOSLOT, len);
 		nh = p[6];
 		__builtin_memset(&k6, 0, sizeof(k6));
@@ -235,7 +259,7 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 			if (l4len < 8)
 				return wpp_finish(env, cfg, WPP_R_BAD_IP, WPP_NOSLOT, len);
 			if (l4 + 8 > end)
-				return wpp_finish(env, cfg, WPP_R_BAD_IP, WPP_NOSLOT, len);
+				return wpp_cut(env, cfg, WPP_R_BAD_IP, len, more);
 			hl = ((__u32)l4[1] + 1) * 8;
 			if (hl > l4len)
 				return wpp_finish(env, cfg, WPP_R_BAD_IP, WPP_NOSLOT, len);
@@ -251,7 +275,7 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 			if (l4len < 1)
 				return wpp_finish(env, cfg, WPP_R_BAD_L4, WPP_NOSLOT, len);
 			if (l4 + 1 > end)
-				return wpp_finish(env, cfg, WPP_R_BAD_L4, WPP_NOSLOT, len);
+				return wpp_cut(env, cfg, WPP_R_BAD_L4, len, more);
 			if (l4[0] >= 133 && l4[0] <= 137)
 				return wpp_finish(env, cfg, WPP_R_NDP, WPP_NOSLOT, len);
 			return wpp_finish(env, cfg, WPP_R_OTHER_L4, WPP_NOSLOT, len);
@@ -268,7 +292,7 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 		if (l4len < 20)
 			return wpp_finish(env, cfg, WPP_R_BAD_L4, WPP_NOSLOT, len);
 		if (l4 + 20 > end)
-			return wpp_finish(env, cfg, WPP_R_BAD_L4, WPP_NOSLOT, len);
+			return wpp_cut(env, cfg, WPP_R_BAD_L4, len, more);
 		doff = (__u32)(l4[12] >> 4) * 4;
 		if (doff < 20 || doff > l4len)
 			return wpp_finish(env, cfg, WPP_R_BAD_L4, WPP_NOSLOT, len);
@@ -278,7 +302,7 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 		if (l4len < 8)
 			return wpp_finish(env, cfg, WPP_R_BAD_L4, WPP_NOSLOT, len);
 		if (l4 + 8 > end)
-			return wpp_finish(env, cfg, WPP_R_BAD_L4, WPP_NOSLOT, len);
+			return wpp_cut(env, cfg, WPP_R_BAD_L4, len, more);
 		ulen = (__u32)(l4[4] << 8 | l4[5]);
 		if (ulen < 8 || ulen > l4len)
 			return wpp_finish(env, cfg, WPP_R_BAD_L4, WPP_NOSLOT, len);
@@ -287,6 +311,12 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 	} else {
 		return wpp_finish(env, cfg, WPP_R_OTHER_L4, WPP_NOSLOT, len);
 	}
+
+	/* Counting starts below, and one more read follows (a datagram's frame
+	 * header): a frame in several buffers whose first one ends before it
+	 * is decided on a copy, before anything is counted. */
+	if (more && pbit == WPP_P_UDP && l4 + 8 + WPP_FRAME_HDR > end)
+		return WPP_RES_MORE;
 
 	/* Tenant: longest source prefix in the active set. */
 	lv = v6 ? wpp_env_lpm6(env, &k6) : wpp_env_lpm4(env, &k4);

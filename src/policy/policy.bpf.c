@@ -7,6 +7,12 @@
  * is only its BPF "env": the maps, the spin-locked buckets, the per-CPU
  * counters and the final XDP action.
  *
+ * Two programs share the maps: wpp_xdp_frags (SEC "xdp.frags", kernel >=
+ * 5.18), which multi-buffer frames reach whole, so interfaces with a jumbo
+ * MTU (9000, RoCE's 4096) take it in native mode; and wpp_xdp, the plain
+ * one, for kernels that refuse the first. The loader tries them in that
+ * order and says which one runs (docs/policy.md, "Jumbo frames").
+ *
  * Maps (pinned by the loader under /sys/fs/bpf/wirepath/IFACE/):
  *   wpp_ctl      [1]              active set (0 or 1)
  *   wpp_config   [2]              per set: default verdict, datagram ports
@@ -17,6 +23,8 @@
  *   wpp_tcnt     per-CPU          per tenant slot and reason
  *   wpp_rcnt     per-CPU          per set and rule
  *   wpp_xsks     XSKMAP           AF_XDP sockets by rx queue (redirect)
+ *   wpp_hdrs     per-CPU [1]      scratch: a multi-buffer frame's first
+ *                                 WPP_HDR_MAX bytes (not pinned)
  *
  * Token buckets use one bpf_spin_lock per tenant rather than per-CPU buckets
  * with the rate split by CPU count: a single flow lands on one CPU (RSS, and
@@ -100,6 +108,18 @@ struct {
 	__type(value, __u32);
 } wpp_xsks SEC(".maps");
 
+/* Only for frames whose headers reach past their first buffer. */
+struct wpp_hdrbuf {
+	__u8 b[WPP_HDR_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct wpp_hdrbuf);
+} wpp_hdrs SEC(".maps");
+
 struct wpp_env {
 	int unused;
 };
@@ -178,24 +198,65 @@ static __always_inline void wpp_env_rcount(struct wpp_env *e, __u32 set, __u32 r
 		wpp_cnt_add(&wpp_rcnt, set * WPP_MAX_RULES + rule, len);
 }
 
+static __always_inline int wpp_action(struct xdp_md *ctx, __u32 res)
+{
+	switch (WPP_RES_VERDICT(res)) {
+	case WPP_V_PASS:
+		return XDP_PASS;
+	case WPP_V_REDIRECT:
+		/* No socket on this queue: the low bits of flags are the action
+		 * (kernel >= 5.6), so traffic falls back to the stack. A
+		 * multi-buffer frame reaches a socket bound without XDP_USE_SG
+		 * as a redirect error (dropped by the kernel). */
+		return bpf_redirect_map(&wpp_xsks, ctx->rx_queue_index, XDP_PASS);
+	default:
+		return XDP_DROP;
+	}
+}
+
+/* Frames in one buffer only: a driver refuses it in native mode when its MTU
+ * would need more (veth: ERANGE above about 3.5 KB). */
 SEC("xdp")
 int wpp_xdp(struct xdp_md *ctx)
 {
 	const __u8 *data = (const __u8 *)(long)ctx->data;
 	const __u8 *end = (const __u8 *)(long)ctx->data_end;
 	struct wpp_env env = { 0 };
-	__u32 res = wpp_decide(&env, data, end, (__u64)(ctx->data_end - ctx->data));
 
-	switch (WPP_RES_VERDICT(res)) {
-	case WPP_V_PASS:
-		return XDP_PASS;
-	case WPP_V_REDIRECT:
-		/* No socket on this queue: the low bits of flags are the action
-		 * (kernel >= 5.6), so traffic falls back to the stack. */
-		return bpf_redirect_map(&wpp_xsks, ctx->rx_queue_index, XDP_PASS);
-	default:
+	return wpp_action(ctx, wpp_decide(&env, data, end, (__u64)(ctx->data_end - ctx->data), 0));
+}
+
+/*
+ * Multi-buffer frames: decided on the first buffer, where the headers are
+ * (a page or more on veth and the usual NICs), with the whole frame's
+ * length from bpf_xdp_get_buff_len for every length check and counter. If a
+ * header the decision needs lies past the first buffer (a driver splitting
+ * headers off early, or IPv6 extension headers kilobytes long), the first
+ * WPP_HDR_MAX bytes are copied out with bpf_xdp_load_bytes and the decision
+ * runs on the copy: it has counted nothing before asking (WPP_RES_MORE), so
+ * every frame is decided and counted once, exactly as the twin does on the
+ * whole frame.
+ */
+SEC("xdp.frags")
+int wpp_xdp_frags(struct xdp_md *ctx)
+{
+	const __u8 *data = (const __u8 *)(long)ctx->data;
+	const __u8 *end = (const __u8 *)(long)ctx->data_end;
+	__u64 lin = (__u64)(ctx->data_end - ctx->data), len = bpf_xdp_get_buff_len(ctx);
+	struct wpp_env env = { 0 };
+	struct wpp_hdrbuf *hb;
+	__u32 res, n, zero = 0;
+
+	res = wpp_decide(&env, data, end, len, len > lin);
+	if (res != WPP_RES_MORE)
+		return wpp_action(ctx, res);
+	n = len < WPP_HDR_MAX ? (__u32)len : WPP_HDR_MAX;
+	hb = bpf_map_lookup_elem(&wpp_hdrs, &zero);
+	/* Neither fails (a per-CPU array always has its entry; n is within the
+	 * frame); the verifier wants the checks all the same. */
+	if (!hb || n == 0 || bpf_xdp_load_bytes(ctx, 0, hb->b, n) < 0)
 		return XDP_DROP;
-	}
+	return wpp_action(ctx, wpp_decide(&env, hb->b, hb->b + n, len, 0));
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -207,7 +207,8 @@ int wp_twin_decide(struct wp_twin *t, const void *pkt, size_t len, uint64_t now_
 	uint32_t res;
 
 	t->env.now = now_ns ? now_ns : 1;
-	res = wpp_decide(&t->env, d, d + len, len);
+	/* The whole frame is in one buffer here: never WPP_RES_MORE. */
+	res = wpp_decide(&t->env, d, d + len, len, 0);
 	if (reason)
 		*reason = WPP_RES_REASON(res);
 	return (int)WPP_RES_VERDICT(res);

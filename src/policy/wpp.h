@@ -43,6 +43,13 @@
 #define WPP_FRAME_HDR 40
 #define WPP_FRAME_AUTH_COVER 32 /* the tag covers header bytes 0..31 */
 
+/* The furthest the decision ever reads into a frame: Ethernet with two VLAN
+ * tags, IPv6, WPP_V6_EXT_MAX extension headers of the largest size (2048
+ * bytes each), UDP and a frame header (IPv4 and TCP stop far earlier). A
+ * frame's first WPP_HDR_MAX bytes and its length decide it; XDP copies them
+ * when a multi-buffer frame's first buffer is shorter (decide.h). */
+#define WPP_HDR_MAX (14 + 2 * 4 + 40 + WPP_V6_EXT_MAX * 2048 + 8 + WPP_FRAME_HDR)
+
 enum wpp_verdict {
 	WPP_V_DROP = 0,
 	WPP_V_PASS = 1,
