@@ -24,7 +24,7 @@
 struct popts {
 	const char *dev;
 	const char *rules;
-	int json, keys, generic, native_only;
+	int json, keys, generic, native_only, no_frags;
 };
 
 static const struct tool_opt policy_opts[] = {
@@ -49,6 +49,11 @@ static const struct tool_opt policy_opts[] = {
 	  .kind = TOOL_OPT_FLAG,
 	  .off = offsetof(struct popts, native_only),
 	  .help = "load: native XDP or nothing, no generic fallback" },
+	{ .name = "no-frags",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = offsetof(struct popts, no_frags),
+	  .help = "load: the plain program, not the frags-aware one (jumbo MTUs then "
+		  "refuse native mode)" },
 	{ .name = NULL },
 };
 
@@ -56,8 +61,8 @@ static void policy_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: wirepath policy check RULES\n"
-		"       wirepath policy load   --dev IFACE [--generic | --native-only] [--json]\n"
-		"                              RULES\n"
+		"       wirepath policy load   --dev IFACE [--generic | --native-only] [--no-frags]\n"
+		"                              [--json] RULES\n"
 		"       wirepath policy reload --dev IFACE [--json] RULES\n"
 		"       wirepath policy show   --dev IFACE [--keys]\n"
 		"       wirepath policy stats  --dev IFACE [--json]\n"
@@ -70,7 +75,9 @@ static void policy_usage(FILE *f)
 		"  check     parse RULES and report the first error as FILE:LINE: reason\n"
 		"  load      attach the policy to IFACE: native XDP, or generic XDP as a\n"
 		"            fallback that is reported loudly (--native-only refuses it,\n"
-		"            --generic asks for it); pins under /sys/fs/bpf/wirepath/IFACE\n"
+		"            --generic asks for it); pins under /sys/fs/bpf/wirepath/IFACE.\n"
+		"            The frags-aware program (multi-buffer frames: jumbo MTUs in\n"
+		"            native mode) where the kernel takes it, else the plain one\n"
 		"  reload    swap in new rules atomically: traffic sees the old set or the\n"
 		"            new one, never a mix; a bad file changes nothing\n"
 		"  show      the active rules, read back from the maps (keys redacted\n"
@@ -165,6 +172,8 @@ static void info_json(struct sbuf *b, const char *dev, const struct wp_xdp_info 
 		  in->fallback ? "true" : "false");
 	sb_printf(b, ",\"native_error\":");
 	sb_json_str(b, in->fallback ? tool_errno_name(in->native_err) : "");
+	sb_printf(b, ",\"frags\":%s,\"frags_error\":", in->frags ? "true" : "false");
+	sb_json_str(b, in->frags_err ? tool_errno_name(in->frags_err) : "");
 	sb_printf(b, ",\"active_set\":%u,\"pin_dir\":", in->active_set);
 	sb_json_str(b, in->pin_dir);
 	sb_printf(b, ",\"detail\":");
@@ -208,9 +217,10 @@ static int policy_load(int argc, char **argv, int reload)
 
 	if (ret)
 		return ret;
-	if (reload && (o.generic || o.native_only))
-		return tool_usage_error("policy", "reload keeps the mode; --generic and "
-						  "--native-only are for load");
+	if (reload && (o.generic || o.native_only || o.no_frags))
+		return tool_usage_error("policy", "reload keeps the mode and the program; "
+						  "--generic, --native-only and --no-frags are "
+						  "for load");
 	if (load_rules(o.rules, &p))
 		return 1;
 	policy_log_as(reload ? "wirepath policy reload" : "wirepath policy load");
@@ -219,7 +229,8 @@ static int policy_load(int argc, char **argv, int reload)
 	else
 		ret = wp_policy_xdp_load(o.dev, p,
 					 (o.generic ? WP_XDP_GENERIC : 0) |
-						 (o.native_only ? WP_XDP_NATIVE_ONLY : 0),
+						 (o.native_only ? WP_XDP_NATIVE_ONLY : 0) |
+						 (o.no_frags ? WP_XDP_NO_FRAGS : 0),
 					 &info);
 	if (ret < 0) {
 		policy_failed(ret);

@@ -190,6 +190,9 @@ WP_API int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p);
 
 #define WP_XDP_NATIVE_ONLY 1u /* fail instead of falling back to generic mode */
 #define WP_XDP_GENERIC 2u     /* ask for generic (SKB) mode */
+/* Load the plain program even where the kernel takes the frags-aware one
+ * (a driver that misbehaves with multi-buffer programs; tests). */
+#define WP_XDP_NO_FRAGS 4u
 
 struct wp_xdp_info {
 	int ifindex;
@@ -199,7 +202,16 @@ struct wp_xdp_info {
 	int native_err; /* the errno native mode got, when fallback */
 	uint32_t active_set;
 	char pin_dir[256];
-	char detail[192]; /* one line: mode, and why, for humans */
+	char detail[192]; /* one line: mode, program, and why, for humans */
+	/* 1: the frags-aware program (SEC "xdp.frags") runs: multi-buffer
+	 * frames (jumbo MTU) are decided on their first buffer with the whole
+	 * frame's length, and native mode works whatever the MTU. 0: the plain
+	 * program; a driver refuses it in native mode when the MTU needs more
+	 * than one buffer (veth: above about 3.5 KB, ERANGE). */
+	int frags;
+	/* load only: the errno the kernel refused the frags-aware program with
+	 * (it then loads the plain one); 0 when it loaded or was not tried. */
+	int frags_err;
 };
 
 /*
@@ -214,7 +226,9 @@ struct wp_xdp_info {
 WP_API int wp_policy_xdp_built(void);
 /*
  * Load p onto ifname and attach it (native mode first; generic mode as a
- * fallback that info->fallback and info->detail report). Maps and program are
+ * fallback that info->fallback and info->detail report). The frags-aware
+ * program is loaded where the kernel takes it (>= 5.18), the plain one
+ * otherwise or with WP_XDP_NO_FRAGS; info->frags says which runs. Maps and program are
  * pinned under /sys/fs/bpf/wirepath/IFNAME (bpffs is mounted if needed) so
  * later processes can reload, read stats and unload. -EEXIST: a policy or
  * another XDP program is already attached.

@@ -6,6 +6,13 @@
  * reported), and pins program and maps under /sys/fs/bpf/wirepath/IFACE so a
  * later process can reload, read counters and unload.
  *
+ * Of the object's two programs it attaches the frags-aware one (multi-buffer
+ * frames, so jumbo MTUs work in native mode) where the kernel takes it, the
+ * plain one where the kernel refuses it (< 5.18) or when asked
+ * (WP_XDP_NO_FRAGS), and says which: info->frags, the detail line. A later
+ * process tells them apart by the attached program's name, the one trace
+ * bpf_prog_info keeps of BPF_F_XDP_HAS_FRAGS.
+ *
  * One XDP program per interface, attached with bpf_xdp_attach(): libxdp's
  * dispatcher needs freplace, which this kernel refuses (EPERM).
  *
@@ -107,6 +114,7 @@ int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp
 
 #define PIN_ROOT_DEFAULT "/sys/fs/bpf"
 #define PROG_PIN "wpp_prog"
+#define FRAGS_PROG_NAME "wpp_xdp_frags" /* policy.bpf.c; < BPF_OBJ_NAME_LEN */
 
 static const char *const map_names[WPP_M__COUNT] = {
 	[WPP_M_CTL] = "wpp_ctl",   [WPP_M_CONFIG] = "wpp_config",   [WPP_M_LPM4] = "wpp_lpm4",
@@ -613,16 +621,35 @@ static int iface(const char *ifname, struct wp_xdp_info *info)
 	return 0;
 }
 
-/* What is attached now: prog id and mode. */
+/* Whether program `id` is the frags-aware one (by its name). */
+static int prog_is_frags(uint32_t id)
+{
+	struct bpf_prog_info pi;
+	__u32 len = sizeof(pi);
+	int fd = bpf_prog_get_fd_by_id(id), frags = 0;
+
+	if (fd < 0)
+		return 0;
+	memset(&pi, 0, sizeof(pi));
+	if (bpf_obj_get_info_by_fd(fd, &pi, &len) == 0)
+		frags = !strcmp(pi.name, FRAGS_PROG_NAME);
+	close(fd);
+	return frags;
+}
+
+/* What is attached now: prog id, mode, which program. */
 static void query(struct wp_xdp_info *info)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
 
 	info->prog_id = 0;
+	info->frags = 0;
 	if (bpf_xdp_query(info->ifindex, 0, &q) == 0) {
 		info->prog_id = q.prog_id;
 		info->native = q.attach_mode == XDP_ATTACHED_DRV ||
 			       q.attach_mode == XDP_ATTACHED_HW;
+		if (q.prog_id)
+			info->frags = prog_is_frags(q.prog_id);
 	}
 }
 
@@ -723,25 +750,35 @@ out_err:
 static void info_fill(struct wp_xdp_info *info, const char *ifname, uint32_t active,
 		      int asked_generic)
 {
+	char prog[72];
+
 	query(info);
 	info->active_set = active;
 	pin_path(info->pin_dir, sizeof(info->pin_dir), ifname, NULL);
+	if (info->frags)
+		snprintf(prog, sizeof(prog), "frags-aware");
+	else if (info->frags_err)
+		snprintf(prog, sizeof(prog), "plain program (frags-aware refused: %s)",
+			 strerror(info->frags_err));
+	else
+		snprintf(prog, sizeof(prog), "plain program");
 	if (info->native)
-		snprintf(info->detail, sizeof(info->detail), "native XDP on %s (prog id %u)",
-			 ifname, info->prog_id);
+		snprintf(info->detail, sizeof(info->detail), "native XDP on %s (prog id %u), %s",
+			 ifname, info->prog_id, prog);
 	else if (info->fallback)
 		snprintf(info->detail, sizeof(info->detail),
-			 "GENERIC XDP on %s (prog id %u): native mode was refused (%s), so "
+			 "GENERIC XDP on %s (prog id %u), %s: native mode was refused (%s), so "
 			 "packets pay for an skb before the policy sees them",
-			 ifname, info->prog_id, strerror(info->native_err));
+			 ifname, info->prog_id, prog, strerror(info->native_err));
 	else if (asked_generic > 0)
 		snprintf(info->detail, sizeof(info->detail),
-			 "generic XDP on %s (prog id %u), as asked", ifname, info->prog_id);
+			 "generic XDP on %s (prog id %u), %s, as asked", ifname, info->prog_id,
+			 prog);
 	else
 		snprintf(info->detail, sizeof(info->detail),
-			 "generic XDP on %s (prog id %u): packets pay for an skb before the "
+			 "generic XDP on %s (prog id %u), %s: packets pay for an skb before the "
 			 "policy sees them",
-			 ifname, info->prog_id);
+			 ifname, info->prog_id, prog);
 }
 
 int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned flags,
@@ -752,7 +789,7 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 	struct policy_bpf *skel = NULL;
 	struct wpp_maps m;
 	char path[256];
-	int ret, lfd = -1, prog_fd;
+	int ret, lfd = -1, prog_fd, frags_err = 0;
 	uint32_t mine;
 
 	if (!info)
@@ -788,7 +825,7 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 	unpin_all(ifname, 0);
 
 	bpf_last[0] = '\0';
-	skel = policy_bpf__open_and_load();
+	skel = wpp_skel_load(!(flags & WP_XDP_NO_FRAGS), &frags_err);
 	if (!skel) {
 		ret = -errno ? -errno : -EINVAL;
 		xerr("loading the XDP program failed: %s%s%s",
@@ -798,7 +835,16 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 		goto out;
 	}
 	wpp_maps_from_skel(&m, skel);
-	prog_fd = bpf_program__fd(skel->progs.wpp_xdp);
+	prog_fd = bpf_program__fd(skel->progs.wpp_xdp_frags);
+	if (prog_fd < 0) {
+		prog_fd = bpf_program__fd(skel->progs.wpp_xdp);
+		if (frags_err)
+			wp_log_global(WP_LOG_WARN,
+				      "the kernel refused the frags-aware XDP program (%s), so "
+				      "the plain one runs: native mode fails where the MTU needs "
+				      "more than one buffer per frame",
+				      strerror(frags_err));
+	}
 
 	ret = wpp_maps_apply(&m, p, 1);
 	if (ret < 0)
@@ -821,12 +867,21 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 
 	ret = -EOPNOTSUPP;
 	if (!(flags & WP_XDP_GENERIC)) {
+		bpf_last[0] = '\0';
 		ret = bpf_xdp_attach(info->ifindex, prog_fd,
 				     XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_DRV_MODE, NULL);
 		if (ret < 0 && (flags & WP_XDP_NATIVE_ONLY)) {
-			xerr("native XDP on %s was refused: %s (drop "
-			     "--native-only to allow generic mode)",
-			     ifname, strerror(-ret));
+			/* libbpf passes on the driver's extack ("Peer MTU is too
+			 * large to set XDP" from veth for the plain program). */
+			const char *why = strstr(bpf_last, "error message: ");
+
+			xerr("native XDP on %s was refused: %s%s%s%s%s (drop --native-only to "
+			     "allow generic mode)",
+			     ifname, strerror(-ret), why ? " (kernel: " : "", why ? why + 15 : "",
+			     why ? ")" : "",
+			     prog_fd == bpf_program__fd(skel->progs.wpp_xdp)
+				     ? "; the plain program takes frames of one buffer only"
+				     : "");
 			goto out_unpin;
 		}
 		if (ret < 0) {
@@ -842,6 +897,7 @@ int wp_policy_xdp_load(const char *ifname, const struct wp_policy *p, unsigned f
 			goto out_unpin;
 		}
 	}
+	info->frags_err = frags_err;
 	info_fill(info, ifname, 0, !!(flags & WP_XDP_GENERIC));
 	ret = 0;
 	goto out;
