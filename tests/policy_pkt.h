@@ -30,6 +30,9 @@ struct pb {
 	uint8_t icmp_type;
 	const uint8_t *payload;
 	size_t plen;
+	/* IPv6: each hop-by-hop/destination options header is
+	 * (v6_ext_len + 1) * 8 bytes (0..255: up to 2048), Pad1-filled. */
+	uint8_t v6_ext_len;
 };
 
 static inline void pb_put16(uint8_t *p, uint16_t v)
@@ -50,7 +53,7 @@ static inline void pb_src6(struct pb *p, const char *a)
 	p->v6 = 1;
 }
 
-/* Build into out (cap bytes, >= 2048). Returns the length. */
+/* Build into out (cap bytes, >= 2048 and >= the frame). Returns the length. */
 static inline size_t pb_build(const struct pb *p, uint8_t *out, size_t cap)
 {
 	uint8_t *q = out, *ip, *l4;
@@ -122,14 +125,16 @@ static inline size_t pb_build(const struct pb *p, uint8_t *out, size_t cap)
 				types[p->v6_ext < 15 ? p->v6_ext : 15] = 44;
 			ip[6] = n ? types[0] : nh;
 			for (int i = 0; i < n && i < 16; i++) {
+				size_t xl = types[i] == 44 ? 8 : ((size_t)p->v6_ext_len + 1) * 8;
+
 				x[0] = i + 1 < n ? types[i + 1] : nh;
-				x[1] = 0; /* (0 + 1) * 8 bytes */
+				x[1] = (uint8_t)(xl / 8 - 1);
 				if (types[i] != 44) {
-					x[2] = 1; /* PadN */
+					x[2] = 1; /* PadN; zeros after it are Pad1 */
 					x[3] = 4;
 				}
-				x += 8;
-				hl += 8;
+				x += xl;
+				hl += xl;
 			}
 		}
 		pb_put16(ip + 4, (uint16_t)(hl + l4len + p->plen));

@@ -7,12 +7,23 @@
  * verdicts for every packet and identical counters at the end (per reason,
  * per verdict, per tenant, per rule), across two reloads.
  *
+ * Both programs run, sharing the maps: the plain one (wpp_xdp) on half of
+ * the frames that fit one buffer, the frags-aware one (wpp_xdp_frags) on the
+ * other half and on every frame longer than that. A quarter of the corpus
+ * is 3.4 to 9 KB (jumbo MTU), which BPF_PROG_TEST_RUN hands over in several
+ * buffers (the first a page less head- and tailroom), and some IPv6 frames
+ * carry kilobytes of extension headers, so their UDP header and frame lie
+ * past the first buffer: those take the program's copy path and must still
+ * pass exactly when the twin, given the whole frame, passes them.
+ *
  * Both sides get the same clock: the test sets wpp_config.clock_ns before
  * each packet (a test-only field; zero in production) and passes the same
  * time to the twin, so token buckets decide identically.
  *
  * Needs root and BPF: skips (77) only when loading the program finds BPF
- * unavailable (EPERM, ENOSYS), never because a decision differs.
+ * unavailable (EPERM, ENOSYS), never because a decision differs. A kernel
+ * that refuses the frags-aware program (< 5.18) gets the plain one on
+ * frames of one buffer, and the output says so.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -89,6 +100,12 @@ static size_t below(size_t n)
 	return n ? (size_t)(rnd() % n) : 0;
 }
 
+/* The frags-aware program loaded: the corpus may hold frames of several buffers. */
+static int frags_ok;
+#define KIND_DEEP 20    /* a valid frame whose UDP header may lie past the first buffer */
+static size_t deep_end; /* where a KIND_DEEP frame's frame header ends */
+#define BUF_MAX 32768
+
 static struct wp_policy *parse(const char *text)
 {
 	struct wp_policy *p;
@@ -111,12 +128,29 @@ static size_t gen(uint8_t *b, size_t cap, int *kind)
 	static const uint16_t ports[] = { 7000, 7001, 7005, 7010, 7011, 7100,
 					  7200, 7201, 8000, 9000, 22,   65535 };
 	static const uint8_t protos[] = { 17, 17, 17, 17, 6, 6, 6, 1, 58, 47 };
-	uint8_t pl[1400];
+	static uint8_t pl[12000];
 	struct pb p;
 	size_t n, plen = below(4) ? below(64) : below(1200);
+	int big = frags_ok && below(4) == 0; /* 3.4 to 9 KB */
 
 	memset(&p, 0, sizeof(p));
 	*kind = (int)below(20);
+	if (big)
+		plen = 3400 + below(5700);
+	if (frags_ok && *kind == 19 && below(2)) {
+		/* acme over IPv6 with 1..4 long extension headers: a signed frame */
+		*kind = KIND_DEEP;
+		pb_src6(&p, "fd99::2");
+		p.proto = 17;
+		p.sport = 5555;
+		p.dport = 7100;
+		p.v6_ext = 1 + (int)below(4);
+		p.v6_ext_len = (uint8_t)(128 + below(128));
+		p.payload = pl;
+		p.plen = pb_frame(pl, 1, 0x100, (uint32_t)below(3000), keys[0], 0);
+		deep_end = 14 + 40 + (size_t)p.v6_ext * ((size_t)p.v6_ext_len + 1) * 8 + 8 + 40;
+		return pb_build(&p, b, cap);
+	}
 	if (*kind == 0) { /* ARP or another ethertype */
 		p.ethertype = below(2) ? 0x0806 : (uint16_t)(0x88cc + below(3));
 		p.nvlan = (int)below(4);
@@ -150,6 +184,7 @@ static size_t gen(uint8_t *b, size_t cap, int *kind)
 	p.frag = below(15) == 0;
 	p.frag_off = !p.v6 && below(20) == 0 ? (int)below(100) : 0;
 	p.v6_ext = p.v6 && below(5) == 0 ? (int)below(7) : 0;
+	p.v6_ext_len = big && below(2) ? (uint8_t)below(256) : 0;
 	p.icmp_type = (uint8_t)(below(2) ? 133 + below(6) : below(256));
 	for (size_t i = 0; i < plen; i++)
 		pl[i] = (uint8_t)rnd();
@@ -158,7 +193,8 @@ static size_t gen(uint8_t *b, size_t cap, int *kind)
 		uint32_t tenant = (uint32_t)(below(4) ? 1 + below(4) : below(9));
 		int k = (int)below(4), forge = below(5) == 0;
 
-		plen = pb_frame(pl, tenant, 0x100, (uint32_t)below(200), keys[k], forge);
+		plen = pb_frame(pl, tenant, 0x100,
+				(uint32_t)(big ? 3400 + below(5600) : below(200)), keys[k], forge);
 		if (below(10) == 0)
 			plen = below(plen + 1);
 	}
@@ -260,13 +296,16 @@ int main(int argc, char **argv)
 	struct wpp_maps m;
 	struct wp_policy_stats xs, ts;
 	uint64_t t = 1000000000ull, per_reason[WP_POLICY_REASONS_MAX] = { 0 };
-	long ran = 0;
-	int prog_fd;
+	long ran = 0, ran_frags = 0, ran_plain = 0, ran_big = 0, deep_pass = 0;
+	int prog_fd, frags_fd, frags_err;
+	/* BPF_PROG_TEST_RUN's first buffer: a page less XDP headroom and the
+	 * skb_shared_info tailroom (320 bytes on 64-bit builds). */
+	size_t first_buf = (size_t)sysconf(_SC_PAGESIZE) - 256 - 320;
 
 	test_watchdog(150);
 	if (geteuid() != 0)
 		SKIP("needs root for BPF_PROG_TEST_RUN");
-	skel = policy_bpf__open_and_load();
+	skel = wpp_skel_load(1, &frags_err);
 	if (!skel) {
 		int e = errno;
 
@@ -279,6 +318,12 @@ int main(int argc, char **argv)
 	wpp_maps_init(&m);
 	wpp_maps_from_skel(&m, skel);
 	prog_fd = bpf_program__fd(skel->progs.wpp_xdp);
+	frags_fd = bpf_program__fd(skel->progs.wpp_xdp_frags);
+	frags_ok = frags_fd >= 0;
+	if (!frags_ok)
+		printf("test_policy_equiv: the kernel refused the frags-aware program (%s): "
+		       "frames of one buffer, plain program only\n",
+		       strerror(frags_err));
 	if (wpp_maps_apply(&m, p1, 1) < 0) {
 		fprintf(stderr, "apply: %s\n", test_log.last);
 		return 1;
@@ -286,8 +331,8 @@ int main(int argc, char **argv)
 	CHECK_EQ(wp_twin_create(p1, &tw), 0);
 
 	for (long i = 0; i < n; i++) {
-		uint8_t b[2048];
-		int kind;
+		static uint8_t b[BUF_MAX];
+		int kind, frags;
 		size_t len = gen(b, sizeof(b), &kind);
 		unsigned reason;
 		int v, want;
@@ -307,21 +352,28 @@ int main(int argc, char **argv)
 			continue; /* BPF_PROG_TEST_RUN refuses frames shorter than Ethernet */
 		set_clock(&m, t);
 		v = wp_twin_decide(tw, b, len, t, &reason);
-		if (bpf_prog_test_run_opts(prog_fd, &o) < 0) {
-			fprintf(stderr, "BPF_PROG_TEST_RUN: %s (packet %ld, %zu bytes)\n",
-				strerror(errno), i, len);
+		/* Frames over 2 KB may not fit the first buffer: frags-aware only. */
+		frags = frags_ok && (len > 2048 || (i & 1));
+		if (bpf_prog_test_run_opts(frags ? frags_fd : prog_fd, &o) < 0) {
+			fprintf(stderr, "BPF_PROG_TEST_RUN (%s): %s (packet %ld, %zu bytes)\n",
+				frags ? "frags-aware" : "plain", strerror(errno), i, len);
 			return 1;
 		}
 		/* Redirect with no AF_XDP socket falls back to XDP_PASS. */
 		want = v == WP_VERDICT_DROP ? XDP_DROP : XDP_PASS;
 		if ((int)o.retval != want) {
-			fprintf(stderr, "packet %ld (%zu bytes, kind %d): xdp %u, twin %s/%s\n", i,
-				len, kind, o.retval, wp_verdict_name(v),
-				wp_policy_reason_name(reason));
+			fprintf(stderr,
+				"packet %ld (%zu bytes, kind %d, %s program): xdp %u, twin %s/%s\n",
+				i, len, kind, frags ? "frags-aware" : "plain", o.retval,
+				wp_verdict_name(v), wp_policy_reason_name(reason));
 			return 1;
 		}
 		per_reason[reason]++;
 		ran++;
+		ran_frags += frags;
+		ran_plain += !frags;
+		ran_big += len > 4096;
+		deep_pass += kind == KIND_DEEP && deep_end > first_buf && v != WP_VERDICT_DROP;
 	}
 	CHECK_EQ(wpp_maps_stats(&m, &xs), 0);
 	CHECK_EQ(wp_twin_stats(tw, &ts), 0);
@@ -329,9 +381,10 @@ int main(int argc, char **argv)
 	for (unsigned r = 0; r < ts.nreasons; r++)
 		CHECK_EQ(ts.reason[r].pkts, per_reason[r]);
 
-	printf("test_policy_equiv: %ld packets on %d CPUs, two reloads; identical verdicts and "
-	       "counters. reasons:",
-	       ran, ncpu);
+	printf("test_policy_equiv: %ld packets on %d CPUs (%ld plain program, %ld frags-aware; "
+	       "%ld over 4096 bytes, %ld passed with headers past the first %zu bytes), two "
+	       "reloads; identical verdicts and counters. reasons:",
+	       ran, ncpu, ran_plain, ran_frags, ran_big, deep_pass, first_buf);
 	for (unsigned r = 0; r < ts.nreasons; r++)
 		printf(" %s=%llu", wp_policy_reason_name(r), (unsigned long long)per_reason[r]);
 	printf("\n");
@@ -342,6 +395,13 @@ int main(int argc, char **argv)
 				wp_policy_reason_name(r));
 			return 1;
 		}
+	if (frags_ok && (ran_big < n / 20 || deep_pass == 0 || ran_plain == 0)) {
+		fprintf(stderr,
+			"corpus too thin for frags: %ld frames over 4096 bytes, %ld deep "
+			"passes, %ld on the plain program\n",
+			ran_big, deep_pass, ran_plain);
+		return 1;
+	}
 	wp_policy_stats_free(&xs);
 	wp_policy_stats_free(&ts);
 	wp_twin_destroy(tw);

@@ -245,6 +245,82 @@ static void test_frames(void)
 	EXPECT(b, n, WP_VERDICT_PASS, WPP_R_PASS);
 }
 
+/*
+ * Frames longer than a page, to a 9000-byte MTU and past it: the twin takes
+ * the whole frame, checks lengths against all of it and reads headers
+ * wherever they are (XDP gets such frames in several buffers and must agree:
+ * tests/kern/test_policy_equiv.c). A twin of its own, so the counts of the
+ * other cases stay as they are.
+ */
+static void test_jumbo(void)
+{
+	static uint8_t b[70000], fr[66000];
+	struct wp_twin *outer = tw;
+	struct wp_policy *p = parse(rules);
+	struct wp_policy_stats s;
+	uint64_t pass_bytes = 0;
+	size_t n;
+	struct pb q;
+
+	CHECK_EQ(wp_twin_create(p, &tw), 0);
+	wp_policy_free(p);
+	memset(&q, 0, sizeof(q));
+	q.proto = 17;
+	q.sport = 40000;
+	q.dport = 7100;
+	q.payload = fr;
+	pb_src4(&q, "10.99.1.2");
+	for (int i = 0; i < 2; i++) { /* 5000 and 8900 byte payloads: 5054, 8954 bytes */
+		q.plen = pb_frame(fr, 1, 0x100, i ? 8900 : 5000, ka, 0);
+		n = pb_build(&q, b, sizeof(b));
+		CHECK_EQ(n, 14 + 20 + 8 + q.plen);
+		EXPECT(b, n, WP_VERDICT_PASS, WPP_R_PASS);
+		pass_bytes += n;
+		/* cut on the wire after one page: the IP length says more */
+		EXPECT(b, 4096, WP_VERDICT_DROP, WPP_R_BAD_IP);
+		q.plen--; /* len says one byte more than follows */
+		n = pb_build(&q, b, sizeof(b));
+		EXPECT(b, n, WP_VERDICT_DROP, WPP_R_BAD_FRAME);
+	}
+	q.plen = pb_frame(fr, 1, 0x100, 8900, ka, 1); /* forged */
+	n = pb_build(&q, b, sizeof(b));
+	EXPECT(b, n, WP_VERDICT_DROP, WPP_R_AUTH);
+	q.plen = pb_frame(fr, 2, 0x100, 8900, kb, 0); /* beta's frame from acme */
+	n = pb_build(&q, b, sizeof(b));
+	EXPECT(b, n, WP_VERDICT_DROP, WPP_R_TENANT_MISMATCH);
+	/* a plain datagram of 64000 bytes (GRO or loopback sizes): no limit */
+	q.dport = 7001;
+	q.plen = 64000;
+	memset(fr, 0x5a, q.plen);
+	n = pb_build(&q, b, sizeof(b));
+	EXPECT(b, n, WP_VERDICT_PASS, WPP_R_PASS);
+	pass_bytes += n;
+	/* IPv6, two 2048-byte extension headers: UDP starts past the first page */
+	pb_src6(&q, "fd99::2");
+	q.dport = 7100;
+	q.v6_ext = 2;
+	q.v6_ext_len = 255;
+	q.plen = pb_frame(fr, 1, 0x100, 1000, ka, 0);
+	n = pb_build(&q, b, sizeof(b));
+	CHECK_EQ(n, 14 + 40 + 2 * 2048 + 8 + q.plen);
+	EXPECT(b, n, WP_VERDICT_PASS, WPP_R_PASS);
+	pass_bytes += n;
+	q.v6_ext = 4; /* the most walked: 14 + 40 + 8192 bytes before UDP */
+	n = pb_build(&q, b, sizeof(b));
+	EXPECT(b, n, WP_VERDICT_PASS, WPP_R_PASS);
+	pass_bytes += n;
+	q.v6_ext = 5;
+	n = pb_build(&q, b, sizeof(b));
+	EXPECT(b, n, WP_VERDICT_DROP, WPP_R_IPV6_EXT);
+	EXPECT(b, 14 + 40 + 3000, WP_VERDICT_DROP, WPP_R_BAD_IP); /* cut in the 2nd header */
+	CHECK_EQ(wp_twin_stats(tw, &s), 0);
+	CHECK_EQ(s.reason[WPP_R_PASS].pkts, 5);
+	CHECK_EQ(s.reason[WPP_R_PASS].bytes, pass_bytes);
+	wp_policy_stats_free(&s);
+	wp_twin_destroy(tw);
+	tw = outer;
+}
+
 static void test_rate(void)
 {
 	uint8_t b[2048], pl[1024];
@@ -407,6 +483,9 @@ int main(void)
 	test_rate();
 	test_counters(1);
 	test_reload();
+	memset(want_reason, 0, sizeof(want_reason));
+	memset(want_verdict, 0, sizeof(want_verdict));
+	test_jumbo();
 	wp_twin_destroy(tw);
 	printf("test_policy_twin: all verdicts, reasons and counters as expected\n");
 	return 0;
