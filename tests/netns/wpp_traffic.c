@@ -17,6 +17,13 @@
  *       Exit 0 if a TCP connection is established within T ms, 1 if not.
  *   wpp_traffic tcp-listen --bind B --port P --secs S
  *       Accepts (and closes) connections for S seconds.
+ *   wpp_traffic twin --dev IFACE --rules RULES --secs S [--idle-ms M]
+ *       Captures every frame IFACE sends (AF_PACKET, outgoing only: on a
+ *       veth, exactly the frames the peer's XDP program gets) and decides
+ *       each, whole, with the user-space twin of RULES. Stops like recv.
+ *       Prints "ready", then one JSON line: {"frames","bytes","max_len",
+ *       "truncated","pass_by_port":{PORT:N},"policy":{the twin's counters,
+ *       as `wirepath policy stats --json` prints XDP's}}.
  *
  * Exit status 2 on bad arguments or a failed socket setup.
  */
@@ -24,6 +31,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
@@ -37,7 +47,7 @@
 #include "wirepath/policy.h"
 
 struct args {
-	const char *src, *dst, *bind, *frame;
+	const char *src, *dst, *bind, *frame, *dev, *rules;
 	int port, size, forge, shortf, idle_ms, timeout_ms;
 	long count;
 	double pps, secs;
@@ -261,6 +271,106 @@ static int do_listen(const struct args *a)
 	return 0;
 }
 
+static void twin_log(void *arg, enum wp_log_level level, const char *msg)
+{
+	fprintf(stderr, "wpp_traffic: %s\n", msg);
+}
+
+static int do_twin(const struct args *a)
+{
+	static uint8_t buf[65536];
+	static uint32_t pass_by_port[65536];
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	struct wp_policy_stats st;
+	struct wp_policy *p;
+	struct wp_twin *tw;
+	uint64_t frames = 0, bytes = 0, truncated = 0, max_len = 0;
+	double end = now_s() + a->secs, last = 0;
+	int fd, big = 16 << 20, n;
+	char *j;
+
+	wp_set_log(twin_log, NULL, WP_LOG_ERR);
+	if (wp_policy_parse_file(a->rules, &p) < 0 || wp_twin_create(p, &tw) < 0)
+		return 2;
+	wp_policy_free(p);
+	sll.sll_ifindex = (int)if_nametoindex(a->dev);
+	fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+	if (!sll.sll_ifindex || fd < 0 || bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+		fprintf(stderr, "wpp_traffic: capturing on %s: %s\n", a->dev, strerror(errno));
+		return 2;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+	printf("ready\n");
+	fflush(stdout);
+	for (;;) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		double t = now_s();
+		int ms = (int)((end - t) * 1000);
+
+		if (t >= end || (frames && a->idle_ms && (t - last) * 1000 > a->idle_ms))
+			break;
+		if (frames && a->idle_ms && ms > a->idle_ms)
+			ms = a->idle_ms;
+		if (poll(&pf, 1, ms > 0 ? ms : 1) <= 0)
+			continue;
+		for (;;) {
+			struct sockaddr_ll from;
+			socklen_t fl = sizeof(from);
+			ssize_t len = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
+					       (struct sockaddr *)&from, &fl);
+			struct timespec ts;
+			unsigned reason;
+			int v;
+
+			if (len < 0)
+				break;
+			if (from.sll_pkttype != PACKET_OUTGOING)
+				continue;
+			last = now_s();
+			frames++;
+			if ((size_t)len > sizeof(buf)) { /* never decided on a cut copy */
+				truncated++;
+				continue;
+			}
+			bytes += (uint64_t)len;
+			if ((uint64_t)len > max_len)
+				max_len = (uint64_t)len;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			v = wp_twin_decide(tw, buf, (size_t)len,
+					   (uint64_t)ts.tv_sec * 1000000000ull +
+						   (uint64_t)ts.tv_nsec,
+					   &reason);
+			/* IPv4 without options, UDP: count passes by destination port */
+			if (v != WP_VERDICT_DROP && len >= 42 && buf[12] == 8 && buf[13] == 0 &&
+			    buf[14] == 0x45 && buf[23] == 17)
+				pass_by_port[buf[36] << 8 | buf[37]]++;
+		}
+	}
+	close(fd);
+	if (wp_twin_stats(tw, &st) < 0)
+		return 2;
+	n = wp_policy_stats_json(&st, NULL, 0);
+	j = malloc((size_t)n + 1);
+	if (!j)
+		return 2;
+	wp_policy_stats_json(&st, j, (size_t)n + 1);
+	printf("{\"frames\":%llu,\"bytes\":%llu,\"max_len\":%llu,\"truncated\":%llu,"
+	       "\"pass_by_port\":{",
+	       (unsigned long long)frames, (unsigned long long)bytes, (unsigned long long)max_len,
+	       (unsigned long long)truncated);
+	for (int port = 0, first = 1; port < 65536; port++) {
+		if (!pass_by_port[port])
+			continue;
+		printf("%s\"%d\":%u", first ? "" : ",", port, pass_by_port[port]);
+		first = 0;
+	}
+	printf("},\"policy\":%s}\n", j);
+	free(j);
+	wp_policy_stats_free(&st);
+	wp_twin_destroy(tw);
+	return truncated ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -278,6 +388,8 @@ int main(int argc, char **argv)
 		{ "idle-ms", required_argument, NULL, 'i' },
 		{ "timeout-ms", required_argument, NULL, 'T' },
 		{ "seq-base", required_argument, NULL, 'q' },
+		{ "dev", required_argument, NULL, 'D' },
+		{ "rules", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct args a = { .secs = 5 };
@@ -332,6 +444,12 @@ int main(int argc, char **argv)
 		case 'q':
 			a.seq_base = strtoull(optarg, NULL, 10);
 			break;
+		case 'D':
+			a.dev = optarg;
+			break;
+		case 'R':
+			a.rules = optarg;
+			break;
 		default:
 			return 2;
 		}
@@ -344,6 +462,8 @@ int main(int argc, char **argv)
 		return do_connect(&a);
 	if (!strcmp(mode, "tcp-listen") && a.bind)
 		return do_listen(&a);
+	if (!strcmp(mode, "twin") && a.dev && a.rules)
+		return do_twin(&a);
 	fprintf(stderr, "wpp_traffic: unknown mode or missing arguments (see the file's header)\n");
 	return 2;
 }
