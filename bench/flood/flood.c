@@ -22,7 +22,8 @@
  *       headers in front of the payload and runs the same decision function
  *       as the XDP program (wp_twin_decide) before anything else touches it.
  *       Prints "ready", then at SIGTERM/SIGINT or after S seconds one JSON
- *       object: datagrams received, passed, dropped per reason, and this
+ *       object: datagrams received, passed, dropped per reason, truncated
+ *       (longer than a 9000-byte MTU carries: not decided), and this
  *       process's user and system CPU seconds (getrusage).
  *
  * Exit status 0, or 2 on bad arguments or a failed socket setup.
@@ -51,7 +52,12 @@
 #define FL_HDRS 42     /* Ethernet 14 + IPv4 20 + UDP 8 */
 #define FL_FRAMES 4096 /* distinct prebuilt frames the sender cycles through */
 #define FL_MAX_BATCH 256
-#define FL_SLOT 2048 /* receive slot: headers rebuilt in front of the payload */
+/* Receive slot: headers rebuilt in front of the payload. It holds the
+ * largest datagram of a 9000-byte MTU (8972 bytes), so the twin decides a
+ * jumbo datagram whole, as the frags-aware XDP program does; a longer one
+ * (reassembled from IP fragments, which XDP drops as such) is counted as
+ * truncated and never decided on a cut copy. */
+#define FL_SLOT (FL_HDRS + 9000)
 
 struct args {
 	const char *dev, *dst_mac, *dst, *bind, *mix, *frame, *legit_src, *rules;
@@ -328,7 +334,7 @@ static int do_recv(const struct args *a)
 	struct iovec iov[64];
 	struct wp_policy *pol = NULL;
 	struct wp_twin *twin = NULL;
-	uint64_t got = 0, pass = 0, reasons[WP_POLICY_REASONS_MAX] = { 0 };
+	uint64_t got = 0, pass = 0, truncated = 0, reasons[WP_POLICY_REASONS_MAX] = { 0 };
 	static uint8_t slots[64][FL_SLOT];
 	static const uint8_t zmac[6];
 	int fd, big = 16 << 20, rc;
@@ -400,6 +406,10 @@ static int do_recv(const struct args *a)
 			size_t len = mm[i].msg_len;
 			unsigned reason = 0;
 
+			if (mm[i].msg_hdr.msg_flags & MSG_TRUNC) {
+				truncated++;
+				continue;
+			}
 			/* The packet as the wire had it, so the twin decides exactly
 			 * what XDP would (MACs are not part of any rule). */
 			build_hdrs(slots[i], zmac, zmac, from[i].sin_addr.s_addr,
@@ -413,8 +423,10 @@ static int do_recv(const struct args *a)
 		}
 	}
 	cpu_s(&u, &s);
-	printf("{\"received\":%llu,\"passed\":%llu,\"twin\":%s,\"reasons\":{",
-	       (unsigned long long)got, (unsigned long long)pass, twin ? "true" : "false");
+	printf("{\"received\":%llu,\"passed\":%llu,\"truncated\":%llu,\"twin\":%s,"
+	       "\"reasons\":{",
+	       (unsigned long long)got, (unsigned long long)pass, (unsigned long long)truncated,
+	       twin ? "true" : "false");
 	for (unsigned r = 0, first = 1; r < wp_policy_reason_count() && r < WP_POLICY_REASONS_MAX;
 	     r++) {
 		if (!reasons[r])
