@@ -167,7 +167,7 @@ static inline size_t pb_frame(uint8_t *out, uint32_t tenant, uint32_t method, ui
 {
 	memset(out, 0, 40 + paylen);
 	memcpy(out, "WPF1", 4);
-	out[4] = 1;
+	out[4] = 2; /* frame version */
 	out[5] = 1; /* MSG */
 	for (int i = 0; i < 4; i++) {
 		out[8 + i] = (uint8_t)(tenant >> (8 * i));

@@ -599,8 +599,15 @@ int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len)
 		WP_CNT_ADD(bytes_copied, ep->rx.copied - copied0);
 	if (ret == -EPROTO) {
 		WP_CNT_ADD(bad_frames[reason], 1);
-		wp_log(ep->ctx, WP_LOG_WARN, "bad frame from peer (%s): closing the connection",
-		       wp_bad_reason_name(reason));
+		if (reason == WP_BAD_VERSION)
+			wp_log(ep->ctx, WP_LOG_WARN,
+			       "peer speaks wirepath frame v%u; this library speaks v%u: closing the "
+			       "connection",
+			       ep->rx.peer_version, WP_FRAME_VERSION);
+		else
+			wp_log(ep->ctx, WP_LOG_WARN,
+			       "bad frame from peer (%s): closing the connection",
+			       wp_bad_reason_name(reason));
 		send_close_frame(ep, reason);
 		wp_conn_fail(ep, -EPROTO);
 		return -EPROTO;

@@ -72,6 +72,7 @@ int wp_frame_decode(const void *buf, size_t avail, uint32_t max_payload, struct 
 		return -EPROTO;
 	}
 	if (avail > 4 && p[4] != WP_FRAME_VERSION) {
+		h->version = p[4]; /* so the caller can say which version it met */
 		*reason = WP_BAD_VERSION;
 		return -EPROTO;
 	}

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define WP_FRAME_MAGIC 0x31465057u /* "WPF1" read as little-endian bytes */
-#define WP_FRAME_VERSION 1
+#define WP_FRAME_VERSION 2         /* 2: authentication v2 (handshake, records) */
 #define WP_FRAME_HDR 40u
 #define WP_FRAME_MAX_DEFAULT (16u << 20)
 
@@ -59,6 +59,7 @@ void wp_frame_encode(const struct wp_frame_hdr *h, void *out);
  * Returns WP_FRAME_HDR when a valid header was decoded into *h, 0 when more
  * bytes are needed, or -EPROTO with *reason (enum wp_bad_reason) set.
  * Validation: magic, version, type range, known flags, len <= max_payload.
+ * On WP_BAD_VERSION, h->version holds the version the peer sent.
  * Checks magic and version as soon as their bytes are present, so garbage is
  * rejected without waiting for a full header.
  */

@@ -68,8 +68,10 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 			len -= take;
 			ret = wp_frame_decode(rx->hdrbuf, rx->hdr_have, rx->max_payload, &rx->cur,
 					      reason);
-			if (ret < 0)
+			if (ret < 0) {
+				rx->peer_version = rx->cur.version;
 				return ret;
+			}
 			if (ret == 0)
 				return 0; /* still short; len is 0 here */
 			rx->asm_have = 0;
@@ -140,8 +142,10 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 			struct wp_frame_hdr h;
 
 			ret = wp_frame_decode(p, len, rx->max_payload, &h, reason);
-			if (ret < 0)
+			if (ret < 0) {
+				rx->peer_version = h.version;
 				return ret;
+			}
 			if (ret > 0 && len - WP_FRAME_HDR >= h.len) {
 				ret = fn(arg, &h, p + WP_FRAME_HDR);
 				if (ret)

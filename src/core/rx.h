@@ -31,7 +31,8 @@ struct wp_rx {
 	uint8_t *asm_buf;        /* payload assembly for split frames */
 	uint32_t asm_cap;
 	uint32_t asm_have;
-	uint64_t copied; /* bytes copied into asm_buf, for the meter */
+	uint64_t copied;      /* bytes copied into asm_buf, for the meter */
+	uint8_t peer_version; /* the version a WP_BAD_VERSION frame carried */
 };
 
 /* Called for each whole frame; payload points at h->len bytes, valid only

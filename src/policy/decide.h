@@ -373,8 +373,8 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 			/* Magic, version and length: enough to know which bytes the
 			 * tag covers. Type and flags are the receiver's to judge
 			 * (the frame codec), so new frame types need no new XDP. */
-			if (h[0] != 'W' || h[1] != 'P' || h[2] != 'F' || h[3] != '1' || h[4] != 1 ||
-			    wpp_le32(h + 24) != plen - WPP_FRAME_HDR)
+			if (h[0] != 'W' || h[1] != 'P' || h[2] != 'F' || h[3] != '1' ||
+			    h[4] != WPP_FRAME_VERSION || wpp_le32(h + 24) != plen - WPP_FRAME_HDR)
 				return wpp_finish(env, cfg, WPP_R_BAD_FRAME, slot, len);
 			if (wpp_le32(h + 8) != t->id)
 				return wpp_finish(env, cfg, WPP_R_TENANT_MISMATCH, slot, len);

@@ -41,6 +41,7 @@
 
 /* Frame layout the datagram check reads (src/core/frame.h, docs/protocol.md). */
 #define WPP_FRAME_HDR 40
+#define WPP_FRAME_VERSION 2     /* src/core/frame.h WP_FRAME_VERSION */
 #define WPP_FRAME_AUTH_COVER 32 /* the tag covers header bytes 0..31 */
 
 /* The furthest the decision ever reads into a frame: Ethernet with two VLAN

@@ -16,7 +16,7 @@ import struct
 import sys
 
 MAGIC = b"WPF1"
-VERSION = 1
+VERSION = 2
 HDR = struct.Struct("<4sBBHIIQIIQ")  # magic ver type flags tenant method req_id len aux auth
 assert HDR.size == 40
 
@@ -72,7 +72,7 @@ def main():
                              frame(DATA, length=5001, req_id=14),
         # Malformed headers, one reason each, after a good frame.
         "bad-magic": frame(MSG, b"ok") + frame(MSG, b"x", magic=b"WPF2"),
-        "bad-version": frame(MSG, b"ok") + frame(MSG, b"x", version=2),
+        "bad-version": frame(MSG, b"ok") + frame(MSG, b"x", version=1),
         "bad-type": frame(MSG, b"ok") + frame(0, b"x"),
         "bad-flags": frame(MSG, b"ok") + frame(DATA, b"x", flags=0x8000),
     }

@@ -144,7 +144,7 @@ static int do_send(const struct args *a)
 			uint32_t pl = (uint32_t)len;
 
 			memcpy(buf, "WPF1", 4);
-			buf[4] = 1;
+			buf[4] = 2; /* frame version */
 			buf[5] = 1;
 			for (int k = 0; k < 4; k++) {
 				buf[8 + k] = (uint8_t)(tenant >> (8 * k));

@@ -113,7 +113,7 @@ static void test_layout(void)
 	};
 	static const uint8_t want[WP_FRAME_HDR] = {
 		'W',  'P',  'F',  '1',                          /* 0: magic */
-		1,                                              /* 4: version */
+		2,                                              /* 4: version */
 		3,                                              /* 5: type */
 		0x01, 0x00,                                     /* 6: flags */
 		0x44, 0x33, 0x22, 0x11,                         /* 8: tenant */
@@ -284,7 +284,8 @@ static void test_rejections(void)
 
 	/* Bad version: detected from the 5th byte on. */
 	expect_bad(4, 0, 5, WP_BAD_VERSION, 1000);
-	expect_bad(4, 2, 5, WP_BAD_VERSION, 1000);
+	expect_bad(4, 1, 5, WP_BAD_VERSION, 1000); /* a v1 peer */
+	expect_bad(4, 3, 5, WP_BAD_VERSION, 1000);
 	expect_bad(4, 0xff, 5, WP_BAD_VERSION, 1000);
 
 	/* Bad type: 0, WP_FT__MAX + 1, 255; needs the whole header. */
@@ -670,7 +671,7 @@ static void test_rx_bad_mid_stream(void)
 {
 	bad_mid_stream(0, 'X', WP_BAD_MAGIC, 10);
 	bad_mid_stream(3, '2', WP_BAD_MAGIC, 10);
-	bad_mid_stream(4, 2, WP_BAD_VERSION, 10);
+	bad_mid_stream(4, 1, WP_BAD_VERSION, 10);
 	bad_mid_stream(5, 0, WP_BAD_TYPE, 10);
 	bad_mid_stream(5, WP_FT__MAX + 1, WP_BAD_TYPE, 10);
 	bad_mid_stream(7, 0x80, WP_BAD_FLAGS, 10);
