@@ -176,3 +176,57 @@ int wp_aead_open(struct wp_aead *a, uint64_t seq, const struct iovec *aad, int n
 	/* GCM's final step is where the tag is checked. */
 	return EVP_CipherFinal_ex(c, fin, &outl) == 1 ? 0 : -EBADMSG;
 }
+
+/* ---- one record, piece by piece ------------------------------------- */
+
+int wp_aead_begin(struct wp_aead *a, uint64_t seq)
+{
+	return record_begin(a, seq, NULL, 0);
+}
+
+int wp_aead_aad(struct wp_aead *a, const void *p, size_t n)
+{
+	int outl;
+
+	while (n) {
+		int k = n > INT_MAX ? INT_MAX : (int)n;
+
+		if (EVP_CipherUpdate(a->ctx, NULL, &outl, p, k) != 1)
+			return -EIO;
+		p = (const uint8_t *)p + k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+int wp_aead_crypt(struct wp_aead *a, uint8_t *buf, size_t n)
+{
+	int outl;
+
+	while (n) {
+		int k = n > INT_MAX ? INT_MAX : (int)n;
+
+		if (EVP_CipherUpdate(a->ctx, buf, &outl, buf, k) != 1)
+			return -EIO;
+		buf += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+int wp_aead_end(struct wp_aead *a, uint8_t tag[WP_AUTH_TAG])
+{
+	EVP_CIPHER_CTX *c = a->ctx;
+	uint8_t fin[16];
+	int outl;
+
+	if (a->seal)
+		return EVP_CipherFinal_ex(c, fin, &outl) == 1 &&
+				       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, WP_AUTH_TAG,
+							   tag) == 1
+			       ? 0
+			       : -EIO;
+	if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, WP_AUTH_TAG, tag) != 1)
+		return -EIO;
+	return EVP_CipherFinal_ex(c, fin, &outl) == 1 ? 0 : -EBADMSG;
+}

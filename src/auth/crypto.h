@@ -71,4 +71,19 @@ int wp_aead_seal(struct wp_aead *a, uint64_t seq, const struct iovec *aad, int n
 int wp_aead_open(struct wp_aead *a, uint64_t seq, const struct iovec *aad, int n, uint8_t *buf,
 		 size_t len, const uint8_t tag[WP_AUTH_TAG]);
 
+/*
+ * The same record piece by piece, for bytes that arrive or are queued in
+ * pieces (a batch of frames, a bulk transfer placed as it arrives): begin
+ * with the record's sequence number, then all additional data (aad, any
+ * number of calls), then the bytes to encrypt or decrypt in place (crypt, any
+ * number of calls; none for integrity only), then end: sealing writes the
+ * tag, opening checks it (0, or -EBADMSG). GCM takes all additional data
+ * before any encrypted byte: aad after crypt is an error (-EIO). Each returns
+ * 0 or -EIO.
+ */
+int wp_aead_begin(struct wp_aead *a, uint64_t seq);
+int wp_aead_aad(struct wp_aead *a, const void *p, size_t n);
+int wp_aead_crypt(struct wp_aead *a, uint8_t *buf, size_t n);
+int wp_aead_end(struct wp_aead *a, uint8_t tag[WP_AUTH_TAG]);
+
 #endif

@@ -132,12 +132,68 @@ static void test_records(void)
 	wp_aead_fini(&o2);
 }
 
+/* Piece by piece (a batch of frames, a transfer placed as it arrives) gives
+ * the same tag as one call, for any cut, and the same ciphertext. */
+static void test_pieces(void)
+{
+	uint8_t key[32], iv[12], tag[16], tag2[16], hdr[40], msg[1000], enc[1000], enc2[1000];
+	struct iovec aad[2] = { { hdr, sizeof(hdr) }, { msg, sizeof(msg) } };
+	struct wp_aead s, o;
+
+	CHECK_EQ(wp_auth_random(key, sizeof(key)), 0);
+	CHECK_EQ(wp_auth_random(iv, sizeof(iv)), 0);
+	CHECK_EQ(wp_auth_random(hdr, sizeof(hdr)), 0);
+	CHECK_EQ(wp_auth_random(msg, sizeof(msg)), 0);
+	CHECK_EQ(wp_aead_init(&s, key, iv, true), 0);
+	CHECK_EQ(wp_aead_init(&o, key, iv, false), 0);
+	CHECK_EQ(wp_aead_seal(&s, 3, aad, 2, NULL, 0, tag), 0);
+	for (size_t cut = 0; cut <= sizeof(msg); cut += 77) {
+		CHECK_EQ(wp_aead_begin(&s, 3), 0);
+		CHECK_EQ(wp_aead_aad(&s, hdr, 13), 0);
+		CHECK_EQ(wp_aead_aad(&s, hdr + 13, sizeof(hdr) - 13), 0);
+		CHECK_EQ(wp_aead_aad(&s, msg, cut), 0);
+		CHECK_EQ(wp_aead_aad(&s, msg + cut, sizeof(msg) - cut), 0);
+		CHECK_EQ(wp_aead_end(&s, tag2), 0);
+		CHECK(!memcmp(tag, tag2, sizeof(tag)));
+		CHECK_EQ(wp_aead_begin(&o, 3), 0);
+		CHECK_EQ(wp_aead_aad(&o, hdr, sizeof(hdr)), 0);
+		CHECK_EQ(wp_aead_aad(&o, msg, cut), 0);
+		CHECK_EQ(wp_aead_aad(&o, msg + cut, sizeof(msg) - cut), 0);
+		CHECK_EQ(wp_aead_end(&o, tag2), 0);
+	}
+	tag2[0] ^= 1;
+	CHECK_EQ(wp_aead_begin(&o, 3), 0);
+	CHECK_EQ(wp_aead_aad(&o, hdr, sizeof(hdr)), 0);
+	CHECK_EQ(wp_aead_aad(&o, msg, sizeof(msg)), 0);
+	CHECK_EQ(wp_aead_end(&o, tag2), -EBADMSG);
+
+	/* Encrypted in two pieces = in one. */
+	memcpy(enc, msg, sizeof(msg));
+	memcpy(enc2, msg, sizeof(msg));
+	CHECK_EQ(wp_aead_seal(&s, 4, aad, 1, enc, sizeof(enc), tag), 0);
+	CHECK_EQ(wp_aead_begin(&s, 4), 0);
+	CHECK_EQ(wp_aead_aad(&s, hdr, sizeof(hdr)), 0);
+	CHECK_EQ(wp_aead_crypt(&s, enc2, 16), 0);
+	CHECK_EQ(wp_aead_crypt(&s, enc2 + 16, sizeof(enc2) - 16), 0);
+	CHECK_EQ(wp_aead_end(&s, tag2), 0);
+	CHECK(!memcmp(enc, enc2, sizeof(enc)) && !memcmp(tag, tag2, sizeof(tag)));
+	CHECK_EQ(wp_aead_begin(&o, 4), 0);
+	CHECK_EQ(wp_aead_aad(&o, hdr, sizeof(hdr)), 0);
+	CHECK_EQ(wp_aead_crypt(&o, enc2, 100), 0);
+	CHECK_EQ(wp_aead_crypt(&o, enc2 + 100, sizeof(enc2) - 100), 0);
+	CHECK_EQ(wp_aead_end(&o, tag2), 0);
+	CHECK(!memcmp(enc2, msg, sizeof(msg)));
+	wp_aead_fini(&s);
+	wp_aead_fini(&o);
+}
+
 int main(void)
 {
 	test_hkdf();
 	test_hmac();
 	test_gcm_vectors();
 	test_records();
+	test_pieces();
 	printf("auth crypto: vectors and record properties ok\n");
 	return 0;
 }
