@@ -15,10 +15,11 @@
  *   checked right after its header is decoded, and reserved methods (stats)
  *   answer only admin tenants.
  *
- * Frame authentication: auth = SipHash-2-4(tenant key, header bytes 0..31),
- * i.e. everything in the 40-byte header except the tag itself (magic,
- * version, type, flags, tenant, method, req_id, len, aux). The payload is not
- * covered. See docs/protocol.md, "auth".
+ * Frame authentication on stream connections is v2: a handshake proving the
+ * tenant key, then AES-256-GCM records over headers and payloads (see
+ * wp_ep_set_tenant_key, wp_ctx_set_policy, docs/protocol.md). Datagram
+ * frames checked in XDP carry auth = SipHash-2-4(tenant key, header bytes
+ * 0..31) (wp_frame_tag).
  *
  * Conventions as in wirepath.h: >= 0 or -errno. None of these calls has a
  * context, so the reason for an error goes, one line at WP_LOG_ERR, to the
@@ -167,19 +168,45 @@ WP_API int wp_policy_key_parse(const char *hex32, uint8_t key[16]);
 WP_API int wp_policy_tenant_key_parse(const char *s, uint32_t *tenant, uint8_t key[16]);
 
 /*
- * Sign every frame this endpoint sends with key as tenant `tenant` (also
- * sets the tenant, like wp_ep_set_tenant). key is copied. Returns 0, or
- * -ENOMEM (nothing changed).
+ * Authenticate this connecting endpoint as tenant `tenant` holding key
+ * (authentication v2, docs/protocol.md): call it right after wp_connect,
+ * before the context progresses, and before the first send. On stream paths
+ * (tcp, uring) it starts the handshake: the client's HELLO is queued first,
+ * and frames sent before the server has proved the key are held, in order,
+ * and leave once the handshake ends (sealed in records like every later
+ * frame). If the handshake fails (wrong key on either side, a server
+ * without this tenant or without v2), the connection closes and the calls
+ * pending on it fail with -EACCES (refused) or -EPROTO (handshake not
+ * finished); the meter counts the reason. Paths without a byte stream (shm)
+ * keep the key for their own setup-time authentication. Also sets the
+ * tenant, like wp_ep_set_tenant. key is copied.
+ * Returns 0, -EINVAL (tenant 0, unknown flags), -ENOTCONN (closed),
+ * -EALREADY (accepted endpoint, or a key was already set), -ENOMEM or -EIO
+ * (no random bytes): nothing changed then.
  */
 WP_API int wp_ep_set_tenant_key(struct wp_ep *ep, uint32_t tenant, const uint8_t key[16]);
 
 /*
- * Enforce p's keys on every frame this context receives: a frame whose
- * tenant is not in p, or whose tag is wrong, closes its connection as a bad
- * frame (meter: bad_frames.bad_auth). Reserved methods (WP_METHOD_STATS) are
- * answered only for tenants p marks `admin`; others get ERR(EACCES).
- * Accepted endpoints sign their answers with the key of the tenant that
- * spoke first on them. The tenant table is copied; NULL removes the policy.
+ * Ask for confidentiality as well: every payload is encrypted (AES-256-GCM,
+ * one record per frame; the sender copies each payload into staging to
+ * encrypt it, counted in bytes_copied). TLS 1.3-style records in user space.
+ */
+#define WP_TENANT_KEY_CONFIDENTIAL 1u
+/* wp_ep_set_tenant_key with flags (WP_TENANT_KEY_*). */
+WP_API int wp_ep_set_tenant_key_flags(struct wp_ep *ep, uint32_t tenant, const uint8_t key[16],
+				      unsigned flags);
+
+/*
+ * Enforce p on every connection this context accepts on a stream path: the
+ * peer must run the v2 handshake as one of p's tenants and prove its key,
+ * then every frame must come in a record whose tag checks (docs/policy.md
+ * lists what is refused and the meter reason of each: bad_auth,
+ * handshake, no_handshake, replayed, spliced, truncated). Reserved methods
+ * (WP_METHOD_STATS) are answered only for tenants p marks `admin`; others
+ * get ERR(EACCES). Accepted endpoints answer in the tenant's records. On
+ * paths without a byte stream (shm), frames are accepted only from a peer
+ * the path authenticated at setup. The tenant table is copied; NULL removes
+ * the policy (for connections accepted afterwards).
  * Returns 0 or -ENOMEM.
  */
 WP_API int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p);

@@ -550,9 +550,15 @@ enum wp_bad_reason {
 	WP_BAD_TYPE,
 	WP_BAD_FLAGS,
 	WP_BAD_TOO_BIG,
-	WP_BAD_TRUNCATED,  /* peer closed mid-frame */
-	WP_BAD_UNEXPECTED, /* well-formed but not valid in this state */
-	WP_BAD_AUTH,       /* tag wrong or tenant unknown (wp_ctx_set_policy) */
+	WP_BAD_TRUNCATED,    /* peer closed mid-frame */
+	WP_BAD_UNEXPECTED,   /* well-formed but not valid in this state */
+	WP_BAD_AUTH,         /* record tag wrong (altered), tenant unknown or not the
+			    * connection's (wp_ctx_set_policy) */
+	WP_BAD_HANDSHAKE,    /* v2 handshake failed: a proof did not verify (wrong key on
+			    * either side) or a malformed handshake message */
+	WP_BAD_NO_HANDSHAKE, /* a frame where the handshake (or a record) must come first */
+	WP_BAD_REPLAY,       /* record or frame out of sequence: replayed or reordered */
+	WP_BAD_SPLICED,      /* a frame from another connection (its connection id) */
 	WP_BAD__COUNT
 };
 
@@ -598,7 +604,7 @@ struct wp_meter_snap {
 	uint64_t calls_ok, calls_failed, calls_timeout, calls_cancelled;
 	uint64_t setup_refused[WP_SETUP__COUNT]; /* connections refused at set-up, by reason */
 };
-#define WP_METER_VERSION 3 /* 2: bad_frames gained bad_auth; 3: setup_refused */
+#define WP_METER_VERSION 3 /* 2: bad_frames gained bad_auth; 3: setup_refused, authentication v2 */
 #define WP_METER_FIELDS (sizeof(struct wp_meter_snap) / sizeof(uint64_t))
 
 /* Take a snapshot of this process's meter (all threads). */

@@ -7,6 +7,8 @@
  * wp_txq_advance(); it hands received chunks to wp_conn_input().
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -133,15 +135,6 @@ int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *dat
 		return -ENOTCONN;
 	if (len > ep->ctx->o.max_frame)
 		return -EMSGSIZE;
-	if (ep->signer) { /* front door: the tag covers the final header */
-		struct wp_frame_hdr hh = *h;
-
-		hh.len = (uint32_t)len;
-		if (!hh.tenant)
-			hh.tenant = ep->tenant;
-		ep->signer->sign(ep, &hh);
-		return ep->fast.send(ep, &hh, data, len, done, arg);
-	}
 	return ep->fast.send(ep, h, data, len, done, arg);
 }
 
@@ -158,7 +151,12 @@ int wp_txq_send2(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *pre
 	struct wp_txq *q = &ep->tx;
 	struct wp_stage_blk *blk;
 	struct wp_seg *s;
+	struct wp_frame_hdr hh = *h;
 	bool stage_payload;
+	int mode = WP_TX_PLAIN;
+	wp_done_fn user_done = NULL; /* run once its payload was copied (ENCRYPT) */
+	void *user_arg = NULL;
+	uint64_t first;
 	uint8_t *p;
 
 	/* Small payloads ride in the staging block right after their header:
@@ -167,6 +165,20 @@ int wp_txq_send2(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *pre
 	stage_payload = len <= WP_COPY_MAX;
 	if (prelen > 64 || len + prelen > ctx->o.max_frame)
 		return -EMSGSIZE;
+	hh.len = (uint32_t)len + prelen;
+	if (!hh.tenant)
+		hh.tenant = ep->tenant;
+	if (ep->guard) { /* authentication v2: hold, seal or encrypt */
+		mode = ep->guard->tx(ep, &hh, pre, prelen, data, len, done, arg);
+		if (mode < 0 || mode == WP_TX_HELD)
+			return mode < 0 ? mode : 0;
+		/* Encrypted in place: a caller's large payload is copied first. */
+		if (mode == WP_TX_ENCRYPT && !stage_payload && done) {
+			user_done = done;
+			user_arg = arg;
+			done = NULL;
+		}
+	}
 	/* Large payload without a completion: the caller keeps its buffer, so
 	 * we copy it (counted) before anything is queued, so a failure leaves
 	 * the stream intact. */
@@ -177,16 +189,10 @@ int wp_txq_send2(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *pre
 	p = stage_reserve(ep, WP_FRAME_HDR + prelen + (stage_payload ? (uint32_t)len : 0), &blk);
 	if (!p)
 		goto out_nomem;
-	{
-		struct wp_frame_hdr hh = *h;
-
-		hh.len = (uint32_t)len + prelen;
-		if (!hh.tenant)
-			hh.tenant = ep->tenant;
-		wp_frame_encode(&hh, p);
-		if (prelen)
-			memcpy(p + WP_FRAME_HDR, pre, prelen);
-	}
+	wp_frame_encode(&hh, p);
+	if (prelen)
+		memcpy(p + WP_FRAME_HDR, pre, prelen);
+	first = q->tail;
 	s = txq_push(q);
 	s->p = p;
 	s->len = WP_FRAME_HDR + prelen;
@@ -213,16 +219,55 @@ int wp_txq_send2(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *pre
 		s->done_flag = 0;
 		s->zc = len >= ctx->o.zc_threshold;
 	}
+	if (user_done)
+		wp_defer(ctx, user_done, user_arg, 0); /* copied: the caller's buffer is free */
 	WP_CNT_ADD(msgs_tx, 1);
 	WP_CNT_ADD(bytes_tx, WP_FRAME_HDR + prelen + len);
 	if (!ep->dirty && ep->state == WP_EPS_OPEN)
 		wp_ctx_mark_dirty(ep);
+	if (mode != WP_TX_PLAIN) {
+		uint8_t *payload = stage_payload ? p + WP_FRAME_HDR + prelen : (uint8_t *)data;
+		int ret = ep->guard->queued(ep, first, p, prelen, payload, len);
+
+		/* Queued already: the stream cannot take it back, so it ends. */
+		if (ret < 0)
+			wp_conn_fail(ep, ret);
+	}
 	return 0;
 
 out_nomem:
 	if (done == wp_copy_done)
 		free(arg);
 	return -ENOMEM;
+}
+
+int wp_txq_raw(struct wp_ep *ep, const void *bytes, uint32_t n)
+{
+	struct wp_txq *q = &ep->tx;
+	struct wp_stage_blk *blk;
+	struct wp_seg *s;
+	uint8_t *p;
+
+	if (n > 4096)
+		return -EMSGSIZE;
+	if (q->tail - q->head + 1 > q->mask + 1 && txq_grow(q) < 0)
+		return -ENOMEM;
+	p = stage_reserve(ep, n, &blk);
+	if (!p)
+		return -ENOMEM;
+	memcpy(p, bytes, n);
+	s = txq_push(q);
+	s->p = p;
+	s->len = n;
+	s->blk = blk;
+	s->done = NULL;
+	s->done_flag = 0;
+	s->zc = 0;
+	blk->refs++;
+	WP_CNT_ADD(bytes_tx, n);
+	if (!ep->dirty && ep->state == WP_EPS_OPEN)
+		wp_ctx_mark_dirty(ep);
+	return 0;
 }
 
 int wp_txq_iov(const struct wp_txq *q, uint64_t *idx, uint32_t off, struct iovec *iov, int max,
@@ -448,6 +493,8 @@ static void conn_shutdown(struct wp_ep *ep, int err, int send_status, int call_s
 		WP_CNT_ADD(conns_closed, 1);
 	ep->state = WP_EPS_CLOSED;
 	ep->err = err;
+	if (ep->guard && ep->guard->closing)
+		call_status = ep->guard->closing(ep, call_status);
 	ctx->ops->close(ep);
 	wp_txq_drop(ep, send_status);
 	for (int i = WP_LAYERS; i-- > 0;)
@@ -515,12 +562,10 @@ static void send_close_frame(struct wp_ep *ep, int reason)
 				  .aux = (uint32_t)reason,
 				  .len = (uint32_t)n };
 
-	if (ep->fd < 0)
+	/* Once the guard seals what we send, the peer refuses a plain frame:
+	 * it sees the connection end instead. */
+	if (ep->fd < 0 || ep->records_tx)
 		return;
-	if (ep->signer) {
-		h.tenant = ep->tenant;
-		ep->signer->sign(ep, &h);
-	}
 	wp_frame_encode(&h, buf);
 	memcpy(buf + WP_FRAME_HDR, why, n);
 	WP_SYSCALL(WP_SYS_WRITE);
@@ -536,21 +581,40 @@ void wp_conn_unexpected(struct wp_ep *ep)
 	wp_conn_fail(ep, -EPROTO);
 }
 
+void wp_conn_refuse(struct wp_ep *ep, int reason, int err, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	if (ep->state == WP_EPS_CLOSED)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	WP_CNT_ADD(bad_frames[reason], 1);
+	wp_log(ep->ctx, WP_LOG_WARN, "%s (%s): closing the connection", line,
+	       wp_bad_reason_name(reason));
+	send_close_frame(ep, reason);
+	wp_conn_fail(ep, err);
+}
+
 int wp_conn_deliver(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
+{
+	const struct wp_guard_ops *g = ep->guard ? ep->guard : ep->ctx->guard;
+
+	/* Front door: with a guard, no frame is dispatched before the
+	 * handshake, and none before its record's tag checks out
+	 * (src/policy/auth.c). */
+	if (g && g->check(ep, h, payload))
+		return ep->state == WP_EPS_CLOSED ? 1 : 0;
+	return wp_conn_dispatch(ep, h, payload);
+}
+
+int wp_conn_dispatch(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload)
 {
 	struct wp_ctx *ctx = ep->ctx;
 	wp_frame_fn fn;
 
-	/* Front door: with a guard, no frame is looked at beyond its header
-	 * until its tenant's tag checks out (src/policy/auth.c). */
-	if (ctx->guard && ctx->guard->check(ep, h) < 0) {
-		WP_CNT_ADD(bad_frames[WP_BAD_AUTH], 1);
-		wp_log(ctx, WP_LOG_WARN, "frame from tenant %u failed authentication: closing",
-		       h->tenant);
-		send_close_frame(ep, WP_BAD_AUTH);
-		wp_conn_fail(ep, -EACCES);
-		return 1;
-	}
 	WP_CNT_ADD(msgs_rx, 1);
 	switch (h->type) {
 	case WP_FT_MSG:
@@ -595,6 +659,9 @@ int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len)
 
 	WP_CNT_ADD(bytes_rx, len);
 	ret = wp_rx_feed(&ep->rx, p, len, rx_deliver, ep, &reason);
+	/* The chunk goes back to the path: held frames must not point into it. */
+	if (ep->guard && ep->guard->chunk_end && ep->state != WP_EPS_CLOSED)
+		ep->guard->chunk_end(ep);
 	if (ep->rx.copied != copied0)
 		WP_CNT_ADD(bytes_copied, ep->rx.copied - copied0);
 	if (ret == -EPROTO) {

@@ -115,23 +115,57 @@ struct wp_layer_ops {
  * has no business here (conn closes the connection as unexpected). */
 typedef int (*wp_frame_fn)(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
 
+/* What the guard wants done with a frame being queued (wp_guard_ops.tx). */
+enum wp_guard_tx {
+	WP_TX_PLAIN,   /* queue it as is (no records on this connection) */
+	WP_TX_HELD,    /* the guard keeps it until the handshake ends */
+	WP_TX_RECORD,  /* queue it; it joins the open record (integrity) */
+	WP_TX_ENCRYPT, /* queue it with its payload in writable memory (staged or
+			* copied, counted): the guard encrypts it in place */
+};
+
 /*
- * Frame authentication, installed into conn by the front door: ctx->guard
- * checks every received frame right after its header is decoded, before
- * it is dispatched; ep->signer signs every frame the endpoint sends.
+ * Frame authentication v2 (src/policy/auth.c, docs/protocol.md), installed
+ * into conn: ctx->guard judges the first frame of every connection a context
+ * with a policy accepts; ep->guard is the endpoint's own once it has one (a
+ * connecting endpoint with a tenant key, an accepted one that began its
+ * handshake). conn calls the guard by these hooks only.
  */
 struct wp_guard_ops {
-	/* 0 if h carries a valid tag, else -EACCES. */
-	int (*check)(struct wp_ep *ep, const struct wp_frame_hdr *h);
-	/* Set h->auth (h->tenant and h->len already final). */
-	void (*sign)(const struct wp_ep *ep, struct wp_frame_hdr *h);
+	/*
+	 * A received frame, right after its header was decoded and its payload
+	 * arrived (payload NULL: an XFER frame placed piecewise). 0: dispatch
+	 * it now. 1: the guard took it: a handshake message, or a frame held
+	 * until its record's tag checks (the guard then dispatches it with
+	 * wp_conn_dispatch), or a refusal (the guard counted it, logged it and
+	 * closed the endpoint).
+	 */
+	int (*check)(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
+	/* The end of one received chunk: held frames that point into it are
+	 * copied out (counted). May be NULL. */
+	void (*chunk_end)(struct wp_ep *ep);
+	/* A frame is about to be queued (h final but for h->auth, which the
+	 * guard sets): enum wp_guard_tx, or < 0 (the send fails with it). */
+	int (*tx)(struct wp_ep *ep, struct wp_frame_hdr *h, const void *pre, uint32_t prelen,
+		  const void *data, size_t len, wp_done_fn done, void *arg);
+	/* It was queued (RECORD, ENCRYPT): first is its first segment, hdr its
+	 * staged header (prefix right after it), payload its payload (writable
+	 * for ENCRYPT). 0 or < 0 (conn fails the endpoint). */
+	int (*queued)(struct wp_ep *ep, uint64_t first, uint8_t *hdr, uint32_t prelen,
+		      uint8_t *payload, size_t len);
+	/* Right before the path's transmit burst: close the open record. */
+	void (*flush)(struct wp_ep *ep);
+	/* The endpoint is closing: the status its pending calls fail with
+	 * (given the default; the guard says -EACCES or -EPROTO when it
+	 * refused the peer or the handshake never finished). */
+	int (*closing)(struct wp_ep *ep, int status);
 	/* May this tenant use the reserved methods (stats)? */
 	bool (*admin)(const struct wp_ctx *ctx, uint32_t tenant);
 	/* The raw 16-byte key of a tenant of ctx's policy, for a path that
 	 * authenticates its peer at set-up (shm). 0 or -ENOKEY. */
 	int (*tenant_key)(const struct wp_ctx *ctx, uint32_t tenant, uint8_t key[16]);
-	/* The key ep signs with (wp_ep_set_tenant_key; ep->signer is this
-	 * guard). 0 or -ENOKEY. */
+	/* The key ep authenticates with (wp_ep_set_tenant_key; ep->guard is
+	 * this guard). 0 or -ENOKEY. */
 	int (*ep_key)(const struct wp_ep *ep, uint8_t key[16]);
 };
 
@@ -150,7 +184,7 @@ struct wp_ep {
 	void *user;
 	uint32_t tenant; /* default tenant of the frames it sends */
 	int local_port;
-	const struct wp_guard_ops *signer; /* signs sent frames, or NULL */
+	const struct wp_guard_ops *guard; /* this endpoint's frame guard, or NULL */
 	/* Set by the path with `tenant` when the peer proved the tenant's key
 	 * at set-up (shm): every frame on it comes from that tenant, so no
 	 * per-frame tag, record or handshake is needed (the guard's check only
@@ -159,6 +193,7 @@ struct wp_ep {
 	bool peer_cred; /* peer_pid/uid/gid are the kernel's (SO_PEERCRED) */
 	int32_t peer_pid;
 	uint32_t peer_uid, peer_gid;
+	bool records_tx; /* the guard seals what it sends: never write a plain frame */
 
 	struct wp_rx rx;
 	struct wp_txq tx;
@@ -255,6 +290,15 @@ void wp_conn_on_frame(struct wp_ctx *ctx, uint8_t type, wp_frame_fn fn);
 bool wp_conn_admin(const struct wp_ctx *ctx, uint32_t tenant);
 /* A frame with no business here: count it, tell the peer, close. */
 void wp_conn_unexpected(struct wp_ep *ep);
+/* Dispatch a received frame the guard let through (or held until its record
+ * checked out). 1 if the endpoint closed meanwhile, else 0. */
+int wp_conn_dispatch(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8_t *payload);
+/* Count reason, log line, tell the peer (reason) when it still can read
+ * a plain frame, and close with err. */
+void wp_conn_refuse(struct wp_ep *ep, int reason, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Queue n raw bytes (a handshake message, a record's seal), staged. */
+int wp_txq_raw(struct wp_ep *ep, const void *bytes, uint32_t n);
 /* Complete all segments with status (connection gone). */
 void wp_txq_drop(struct wp_ep *ep, int status);
 /* Anything queued that was not handed to the kernel yet? */

@@ -25,7 +25,10 @@ enum wp_frame_type {
 	WP_FT_CANCEL = 6, /* client cancels req_id */
 	WP_FT_CLOSE = 7,  /* connection-level error; aux = wp_bad_reason, payload = text */
 	WP_FT_XFER = 8,   /* bulk transfer data for req_id; payload = placement prefix + bytes */
-	WP_FT__MAX = 8
+	WP_FT_HELLO = 9,  /* authentication v2 handshake; aux = phase (src/auth/hello.h) */
+	WP_FT_SEAL = 10,  /* ends a record: auth = conn id | seq | frames, the 16-byte
+			   * tag in method, req_id, aux (docs/protocol.md) */
+	WP_FT__MAX = 10
 };
 
 /* XFER payload prefix (16 bytes, LE): u64 offset in the target region,
@@ -48,7 +51,8 @@ struct wp_frame_hdr {
 	uint64_t req_id;
 	uint32_t len;  /* payload bytes that follow */
 	uint32_t aux;  /* status for END/ERR/DATA+LAST, reason for CLOSE, else 0 */
-	uint64_t auth; /* reserved: per-tenant SipHash tag (front-door issue); 0 now */
+	uint64_t auth; /* v2 records: conn id (16) | record seq (40) | index (8); 0 without;
+			* datagrams: the SipHash tag (docs/protocol.md) */
 };
 
 /* Encode h into exactly WP_FRAME_HDR bytes at out. */

@@ -60,6 +60,12 @@ void wp_ctx_flush(struct wp_ctx *ctx)
 
 		ctx->dirty = ep->next_dirty;
 		ep->dirty = false;
+		if (ep->state != WP_EPS_OPEN)
+			continue;
+		/* Authentication v2: the open record gets its seal, so the
+		 * burst ends on a record boundary (docs/protocol.md). */
+		if (ep->guard && ep->guard->flush)
+			ep->guard->flush(ep);
 		if (ep->state == WP_EPS_OPEN)
 			ep->fast.flush(ep);
 	}

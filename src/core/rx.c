@@ -107,6 +107,7 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 			if (rx->asm_have < rx->cur.len)
 				return 0;
 			rx->hdr_have = 0;
+			rx->inplace = 0;
 			ret = fn(arg, &rx->cur, NULL); /* placed already: finish it */
 			if (ret)
 				return ret;
@@ -131,6 +132,7 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 			if (rx->asm_have < rx->cur.len)
 				return 0;
 			rx->hdr_have = 0;
+			rx->inplace = 0;
 			ret = fn(arg, &rx->cur, rx->asm_buf);
 			if (ret)
 				return ret;
@@ -147,6 +149,7 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 				return ret;
 			}
 			if (ret > 0 && len - WP_FRAME_HDR >= h.len) {
+				rx->inplace = 1;
 				ret = fn(arg, &h, p + WP_FRAME_HDR);
 				if (ret)
 					return ret;

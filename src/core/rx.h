@@ -33,6 +33,7 @@ struct wp_rx {
 	uint32_t asm_have;
 	uint64_t copied;      /* bytes copied into asm_buf, for the meter */
 	uint8_t peer_version; /* the version a WP_BAD_VERSION frame carried */
+	uint8_t inplace;      /* the frame being delivered lies whole in the chunk */
 };
 
 /* Called for each whole frame; payload points at h->len bytes, valid only

@@ -381,6 +381,8 @@ static const char *const bad_reason_names[WP_BAD__COUNT] = {
 	[WP_BAD_TYPE] = "bad_type",         [WP_BAD_FLAGS] = "bad_flags",
 	[WP_BAD_TOO_BIG] = "too_big",       [WP_BAD_TRUNCATED] = "truncated",
 	[WP_BAD_UNEXPECTED] = "unexpected", [WP_BAD_AUTH] = "bad_auth",
+	[WP_BAD_HANDSHAKE] = "handshake",   [WP_BAD_NO_HANDSHAKE] = "no_handshake",
+	[WP_BAD_REPLAY] = "replayed",       [WP_BAD_SPLICED] = "spliced",
 };
 
 static const char *const setup_reason_names[WP_SETUP__COUNT] = {

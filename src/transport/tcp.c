@@ -292,8 +292,10 @@ static int tcp_poll(struct wp_ctx *ctx, int64_t timeout_us)
 		case WP_EPS_OPEN:
 			if (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
 				do_read(ep);
-			if ((e & EPOLLOUT) && ep->state == WP_EPS_OPEN)
-				tcp_flush(ep);
+			/* Writable again: the core's flush after this poll sends
+			 * (it first seals the open record, if any). */
+			if ((e & EPOLLOUT) && ep->state == WP_EPS_OPEN && !ep->dirty)
+				wp_ctx_mark_dirty(ep);
 			break;
 		default:
 			break; /* closed earlier in this batch */

@@ -623,7 +623,7 @@ static void hello_out(struct wp_ep *ep)
 		wp_conn_fail(ep, ret);
 		return;
 	}
-	if (ep->signer && ep->signer->ep_key && ep->signer->ep_key(ep, se->key) == 0) {
+	if (ep->guard && ep->guard->ep_key && ep->guard->ep_key(ep, se->key) == 0) {
 		se->auth_tenant = ep->tenant;
 		m.version = SHM_VERSION_AUTH;
 		m.type = SHM_MSG_AUTH_HELLO;
