@@ -123,8 +123,8 @@ int wp_hello_keys(const uint8_t *tenant_key, size_t keylen, const uint8_t cn[WP_
 		return ret;
 	memcpy(k->s2c_key, dir, WP_AUTH_KEYLEN);
 	memcpy(k->s2c_iv, dir + WP_AUTH_KEYLEN, WP_AUTH_IVLEN);
-	ret = wp_auth_hkdf(tenant_key, keylen, salt, sizeof(salt), "wirepath/2 proof",
-			   k->proof_key, sizeof(k->proof_key));
+	ret = wp_auth_hkdf(tenant_key, keylen, salt, sizeof(salt), "wirepath/2 proof", k->proof_key,
+			   sizeof(k->proof_key));
 	if (ret)
 		return ret;
 	ret = wp_auth_hkdf(tenant_key, keylen, salt, sizeof(salt), "wirepath/2 conn id", id,

@@ -1,21 +1,31 @@
 // SPDX-License-Identifier: MIT
 /*
- * The front door on stream connections (run once per path): a server whose
- * context has a policy checks every received frame's tag right after its
- * header is decoded.
- *  - a client signing with its tenant key is served; its answers come back
- *    signed (a client with the same policy accepts them);
- *  - the stats method answers an admin tenant and refuses (EACCES) another;
- *  - a client without a key, or with a wrong key, or claiming another
- *    tenant's id, is closed as a bad frame: bad_frames.bad_auth counts each,
- *    and the handler never runs for them. On shm, where the peer proves the
- *    key at set-up, each is refused there instead, before any region is
- *    mapped: setup_refused counts its reason (no_auth, bad_proof, no_key) and
- *    the client's endpoint closes with -EACCES without ever connecting.
- *
- * Keys are set right after wp_connect returns, before the first progress
- * call, which is what shm's set-up needs (its hello leaves then).
+ * Frame authentication v2 on stream connections (run once per path; the
+ * attacks that need a TCP man in the middle or a raw socket run on the INET
+ * paths, tcp and uring). A server whose context has a policy accepts only
+ * peers that run the handshake and prove their tenant key, then only frames
+ * in records whose tag checks:
+ *  - a keyed client is served, with its answers checked the same way; stats
+ *    answer the admin tenant only; with confidentiality the request's bytes
+ *    never appear on the wire and the echo comes back intact;
+ *  - no key (no_handshake), a wrong key on the client or on the server
+ *    (handshake), an unknown tenant (bad_auth), a v1 peer (bad_version), a
+ *    truncated handshake (truncated on the server; the client's calls fail
+ *    with -EPROTO), a forged client proof (handshake) are refused;
+ *  - through an in-test TCP relay: a recorded session replayed on a new
+ *    connection to a fresh server (handshake: no call runs), a payload byte
+ *    altered (bad_auth), two records swapped (replayed), a record from
+ *    another connection spliced in (spliced);
+ * each counted under its reason, and the handler never runs for them.
+ * On paths without a byte stream (shm), a peer the path did not verify at
+ * setup is refused (no_handshake).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
 #include "harness.h"
 #include "wirepath/policy.h"
 
@@ -24,12 +34,16 @@
 static const char rules[] = "default drop\n"
 			    "tenant acme id 1 key 00112233445566778899aabbccddeeff admin\n"
 			    "tenant beta id 2 key 0f0e0d0c0b0a09080706050403020100\n";
+/* The same tenants, with acme's key different: a server holding a wrong key. */
+static const char rules_bad[] = "default drop\n"
+				"tenant acme id 1 key 00112233445566778899aabbccddee00 admin\n";
 static const uint8_t ka[16] = { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
 				0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff };
 static const uint8_t kb[16] = { 0x0f, 0x0e, 0x0d, 0x0c, 0x0b, 0x0a, 0x09, 0x08,
 				0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, 0x00 };
+static const char secret[] = "CONFIDENTIAL-PAYLOAD-0123456789";
 
-static struct wp_policy *pol;
+static struct wp_policy *pol, *pol_bad;
 static atomic_int served;
 
 static void h_echo(void *arg, struct wp_call *call, struct wp_msg *req)
@@ -41,16 +55,21 @@ static void h_echo(void *arg, struct wp_call *call, struct wp_msg *req)
 static void setup(struct srv *s)
 {
 	CHECK(wp_rpc_register(s->ctx, M_ECHO, h_echo, NULL) == 0);
-	CHECK(wp_ctx_set_policy(s->ctx, pol) == 0);
+	CHECK(wp_ctx_set_policy(s->ctx, s->user ? s->user : pol) == 0);
 }
 
 struct res {
 	int done, status, chunks;
+	char echo[64];
 };
 
 static void on_data(void *arg, struct wp_msg *m)
 {
-	((struct res *)arg)->chunks++;
+	struct res *r = arg;
+
+	r->chunks++;
+	if (m->len < sizeof(r->echo))
+		memcpy(r->echo, m->data, m->len);
 }
 
 static void on_done(void *arg, int status)
@@ -61,117 +80,467 @@ static void on_done(void *arg, int status)
 	r->done = 1;
 }
 
-static int call(struct wp_ctx *c, struct wp_ep *ep, uint32_t method)
+/* Start a call; on a connection already closed it fails at once (r->done). */
+static int call_try(struct wp_ep *ep, uint32_t method, const char *req, struct res *r)
 {
-	struct res r = { 0 };
 	struct wp_call_params p = { .method = method,
-				    .req = "ping",
-				    .req_len = 4,
+				    .req = req,
+				    .req_len = strlen(req),
 				    .on_data = on_data,
 				    .on_done = on_done,
-				    .arg = &r };
+				    .arg = r };
+	int ret;
 
+	memset(r, 0, sizeof(*r));
+	ret = wp_rpc_call(ep, &p, NULL);
+	if (ret < 0) {
+		r->done = 1;
+		r->status = ret;
+	}
+	return ret;
+}
+
+static void call_start(struct wp_ep *ep, uint32_t method, const char *req, struct res *r)
+{
+	struct wp_call_params p = { .method = method,
+				    .req = req,
+				    .req_len = strlen(req),
+				    .on_data = on_data,
+				    .on_done = on_done,
+				    .arg = r };
+
+	memset(r, 0, sizeof(*r));
 	CHECK(wp_rpc_call(ep, &p, NULL) == 0);
+}
+
+static int call(struct wp_ctx *c, struct wp_ep *ep, uint32_t method)
+{
+	struct res r;
+
+	call_start(ep, method, "ping", &r);
 	drive_until(c, &r.done, 5000);
+	if (method == M_ECHO && r.status == 0)
+		CHECK(!strcmp(r.echo, "ping")); /* intact through the records */
 	return r.status;
 }
 
-static void kc_event(void *arg, struct wp_ep *ep, enum wp_ep_event ev, int err)
+static uint64_t bad(int reason)
 {
-	struct conn_wait *w = arg;
+	struct wp_meter_snap s;
 
-	if (ev == WP_EP_CONNECTED) {
-		w->up = 1;
-	} else {
-		w->closed = 1;
-		w->err = err;
-	}
+	wp_meter_snapshot(&s);
+	return s.bad_frames[reason];
 }
 
-/* Connect with a tenant key (or just a tenant id) set before any progress. */
-static struct wp_ep *keyed_connect(struct wp_ctx *c, const char *path, int port,
-				   struct conn_wait *w, uint32_t tenant, const uint8_t *key)
+/* The server counts on its own thread: wait a moment for it. */
+static void wait_count(int reason, uint64_t before, uint64_t want)
 {
-	struct wp_ep_cbs cbs = { .event = kc_event, .arg = w };
-	struct wp_ep *ep;
-	char uri[64];
-
-	h_uri(uri, sizeof(uri), path, port);
-	CHECK(wp_connect(c, uri, &cbs, &ep) == 0);
-	if (key)
-		CHECK(wp_ep_set_tenant_key(ep, tenant, key) == 0);
-	else
-		wp_ep_set_tenant(ep, tenant);
-	return ep;
+	for (int i = 0; i < 300 && bad(reason) - before < want; i++)
+		usleep(10000);
+	if (bad(reason) - before != want)
+		fprintf(stderr, "reason %s: counted %llu, want %llu\n", wp_bad_reason_name(reason),
+			(unsigned long long)(bad(reason) - before), (unsigned long long)want);
+	CHECK_EQ(bad(reason) - before, want);
 }
 
-static struct wp_ep *keyed_up(struct wp_ctx *c, const char *path, int port, struct conn_wait *w,
-			      uint32_t tenant, const uint8_t *key)
-{
-	struct wp_ep *ep = keyed_connect(c, path, port, w, tenant, key);
-
-	while (!w->up && !w->closed)
-		CHECK(wp_ctx_progress(c, 1000) >= 0);
-	CHECK(w->up);
-	return ep;
-}
-
-/* The change of setup_refused[r] from a to b. */
-static uint64_t sr(const struct wp_meter_snap *a, const struct wp_meter_snap *b, int r)
-{
-	return b->setup_refused[r] - a->setup_refused[r];
-}
-
-/* A client that must be refused: connect, send, expect the close. On shm
- * the refusal comes at set-up: the server counts srv_reason, the client
- * cli_reason (both in this process's meter). */
-static void refused(const char *path, int port, uint32_t tenant, const uint8_t *key, int srv_reason,
-		    int cli_reason)
+/* A keyed client that must be refused: its call fails, the handler never runs. */
+static void refused(const char *path, int port, uint32_t tenant, const uint8_t *key, int reason,
+		    int want_status)
 {
 	struct wp_ctx *c = client_ctx(path);
 	struct conn_wait w = { 0 };
-	struct wp_ep *ep = keyed_connect(c, path, port, &w, tenant, key);
-	int shm = !strcmp(path, "shm");
-	struct wp_meter_snap a, b;
-	struct res r = { 0 };
-	struct wp_call_params p = { .method = M_ECHO,
-				    .req = "x",
-				    .req_len = 1,
-				    .on_done = on_done,
-				    .arg = &r };
-	int before = atomic_load(&served);
+	struct wp_ep *ep = client_connect(c, path, port, &w, NULL, NULL);
+	uint64_t before = bad(reason);
+	int before_served = atomic_load(&served);
+	struct res r;
 
-	wp_meter_snapshot(&a);
-	CHECK(wp_rpc_call(ep, &p, NULL) == 0);
+	if (key)
+		CHECK_EQ(wp_ep_set_tenant_key(ep, tenant, key), 0);
+	else
+		wp_ep_set_tenant(ep, tenant);
+	call_start(ep, M_ECHO, "x", &r);
 	drive_until(c, &w.closed, 5000);
 	drive_until(c, &r.done, 5000);
 	CHECK(r.status < 0); /* the call failed with the connection */
-	/* the server counts it when it closes (its thread; wait a moment) */
-	for (int i = 0; i < 200; i++) {
-		wp_meter_snapshot(&b);
-		if (shm ? (srv_reason == cli_reason
-				   ? sr(&a, &b, srv_reason) >= 2
-				   : sr(&a, &b, srv_reason) && sr(&a, &b, cli_reason))
-			: b.bad_frames[WP_BAD_AUTH] > a.bad_frames[WP_BAD_AUTH])
+	if (want_status)
+		CHECK_EQ(r.status, want_status);
+	wait_count(reason, before, 1);
+	CHECK_EQ(atomic_load(&served), before_served); /* never dispatched */
+	wp_ep_close(ep);
+	wp_ctx_destroy(c);
+}
+
+/* ---- raw sockets and a relay (INET paths) --------------------------------- */
+
+static int tcp_to(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	return fd;
+}
+
+static int tcp_listener(int *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CHECK(listen(fd, 4) == 0);
+	CHECK(getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* Send all of buf, then read until the peer closes (bounded by 5 s). */
+static size_t send_then_drain(int fd, const void *buf, size_t len, uint8_t *in, size_t cap)
+{
+	size_t got = 0;
+	struct timeval tv = { .tv_sec = 5 };
+
+	CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0);
+	if (len)
+		CHECK((size_t)send(fd, buf, len, MSG_NOSIGNAL) == len);
+	for (;;) {
+		ssize_t n = recv(fd, in + got, cap - got, 0);
+
+		if (n <= 0)
 			break;
-		usleep(10000);
+		got += (size_t)n;
+		if (got == cap)
+			got = 0; /* only the end matters */
 	}
-	if (shm) {
-		CHECK(!w.up); /* refused before the connection existed */
-		CHECK_EQ(w.err, -EACCES);
-		if (srv_reason == cli_reason) {
-			CHECK_EQ(sr(&a, &b, srv_reason), 2);
-		} else {
-			CHECK_EQ(sr(&a, &b, srv_reason), 1);
-			CHECK_EQ(sr(&a, &b, cli_reason), 1);
+	return got;
+}
+
+enum relay_mode { R_PASS, R_ALTER, R_REORDER, R_SPLICE, R_BAD_PROOF };
+
+struct relay {
+	enum relay_mode mode;
+	int lfd, port, srv_port;
+	pthread_t th;
+	uint8_t rec[1 << 16]; /* client -> server bytes as forwarded */
+	size_t rec_len;
+	uint8_t rec1[4096]; /* the client's second data record (a splice source) */
+	size_t rec1_len;
+	const uint8_t *splice;
+	size_t splice_len;
+};
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void fwd(struct relay *r, int fd, const uint8_t *p, size_t n)
+{
+	if (r->rec_len + n <= sizeof(r->rec)) {
+		memcpy(r->rec + r->rec_len, p, n);
+		r->rec_len += n;
+	}
+	if (n && send(fd, p, n, MSG_NOSIGNAL) < 0) {
+		/* the server hung up: the test checks why */
+	}
+}
+
+/*
+ * The man in the middle: server -> client bytes pass; client -> server
+ * bytes are cut into frames and records (a record ends with its SEAL frame)
+ * and, from the second data record on, tampered with as the mode says.
+ */
+static void *relay_main(void *arg)
+{
+	struct relay *r = arg;
+	int c = accept(r->lfd, NULL, NULL), s;
+	static uint8_t in[1 << 16], recbuf[1 << 15], held[1 << 15];
+	size_t in_len = 0, rec_len = 0, held_len = 0;
+	int k = 0; /* data records seen */
+
+	CHECK(c >= 0);
+	s = tcp_to(r->srv_port);
+	for (;;) {
+		struct pollfd pf[2] = { { c, POLLIN, 0 }, { s, POLLIN, 0 } };
+		uint8_t buf[4096];
+		ssize_t n;
+
+		if (poll(pf, 2, 5000) <= 0)
+			break;
+		if (pf[1].revents) {
+			n = recv(s, buf, sizeof(buf), 0);
+			if (n <= 0)
+				break;
+			if (send(c, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+				break;
 		}
-		printf("  refused at set-up: server %s, client %s\n",
-		       wp_setup_reason_name(srv_reason), wp_setup_reason_name(cli_reason));
-		CHECK_EQ(b.bad_frames[WP_BAD_AUTH], a.bad_frames[WP_BAD_AUTH]);
-	} else {
-		CHECK_EQ(b.bad_frames[WP_BAD_AUTH] - a.bad_frames[WP_BAD_AUTH], 1);
+		if (!pf[0].revents)
+			continue;
+		n = recv(c, in + in_len, sizeof(in) - in_len, 0);
+		if (n <= 0)
+			break;
+		in_len += (size_t)n;
+		for (;;) {
+			size_t flen;
+
+			if (in_len < 40)
+				break;
+			flen = 40 + le32(in + 24);
+			if (in_len < flen)
+				break;
+			if (in[5] == 9) { /* HELLO: the handshake passes (or its proof is forged) */
+				if (r->mode == R_BAD_PROOF && le32(in + 28) == 3)
+					in[40] ^= 1;
+				fwd(r, s, in, flen);
+			} else {
+				CHECK(rec_len + flen <= sizeof(recbuf));
+				memcpy(recbuf + rec_len, in, flen);
+				rec_len += flen;
+				if (in[5] == 10) { /* SEAL: a whole record */
+					if (k == 1 && rec_len <= sizeof(r->rec1)) {
+						memcpy(r->rec1, recbuf, rec_len);
+						r->rec1_len = rec_len;
+					}
+					if (k == 1 && r->mode == R_ALTER) {
+						recbuf[rec_len - 40 - 1] ^=
+							0x20; /* a payload byte */
+						fwd(r, s, recbuf, rec_len);
+					} else if (k == 1 && r->mode == R_REORDER) {
+						memcpy(held, recbuf, rec_len);
+						held_len = rec_len;
+					} else if (k == 2 && r->mode == R_REORDER) {
+						fwd(r, s, recbuf, rec_len);
+						fwd(r, s, held, held_len);
+					} else if (k == 1 && r->mode == R_SPLICE) {
+						fwd(r, s, r->splice, r->splice_len);
+					} else {
+						fwd(r, s, recbuf, rec_len);
+					}
+					k++;
+					rec_len = 0;
+				}
+			}
+			memmove(in, in + flen, in_len - flen);
+			in_len -= flen;
+		}
 	}
-	CHECK_EQ(atomic_load(&served), before); /* never dispatched */
+	close(c);
+	close(s);
+	return NULL;
+}
+
+static void relay_start(struct relay *r, enum relay_mode mode, int srv_port)
+{
+	r->mode = mode;
+	r->srv_port = srv_port;
+	r->rec_len = 0;
+	r->lfd = tcp_listener(&r->port);
+	CHECK(pthread_create(&r->th, NULL, relay_main, r) == 0);
+}
+
+static void relay_stop(struct relay *r)
+{
+	pthread_join(r->th, NULL);
+	close(r->lfd);
+}
+
+static bool has(const uint8_t *p, size_t n, const char *s)
+{
+	size_t k = strlen(s);
+
+	for (size_t i = 0; i + k <= n; i++)
+		if (!memcmp(p + i, s, k))
+			return true;
+	return false;
+}
+
+/*
+ * A session through the relay: a first call (record 0, always passed), then
+ * two calls in two records (1 and 2) that the relay may tamper with. Returns
+ * how many of the three calls succeeded.
+ */
+static int relay_session(const char *path, struct relay *r, unsigned flags)
+{
+	struct wp_ctx *c = client_ctx(path);
+	struct conn_wait w = { 0 };
+	struct wp_ep *ep = client_connect(c, path, r->port, &w, NULL, NULL);
+	struct res r0, r1, r2;
+	int ok = 0;
+
+	CHECK_EQ(wp_ep_set_tenant_key_flags(ep, 1, ka, flags), 0);
+	call_start(ep, M_ECHO, secret, &r0);
+	drive_until(c, &r0.done, 5000);
+	ok += r0.status == 0 && !strcmp(r0.echo, secret);
+	call_try(ep, M_ECHO, "second", &r1);
+	CHECK(wp_ctx_progress(c, 0) >= 0); /* its own record */
+	call_try(ep, M_ECHO, "third", &r2);
+	drive_until(c, &r1.done, 5000);
+	drive_until(c, &r2.done, 5000);
+	ok += r1.status == 0 && !strcmp(r1.echo, "second");
+	ok += r2.status == 0 && !strcmp(r2.echo, "third");
+	wp_ep_close(ep);
+	wp_ctx_destroy(c);
+	relay_stop(r);
+	return ok;
+}
+
+static void attacks(const char *path, struct srv *s)
+{
+	static struct relay r, r2;
+	static uint8_t in[1 << 16];
+	struct srv fresh = { .path = path, .setup = setup };
+	struct wp_ep_cbs cbs = { 0 };
+	int before;
+	uint64_t b0;
+
+	/* A clean session, recorded: the request is on the wire in clear. */
+	relay_start(&r, R_PASS, s->port);
+	CHECK_EQ(relay_session(path, &r, 0), 3);
+	CHECK(has(r.rec, r.rec_len, secret));
+	CHECK(r.rec1_len > 0);
+
+	/* Replayed on a new connection to a fresh server: its nonce is new, so
+	 * the recorded proof fails and no call runs. */
+	srv_start(&fresh, &cbs);
+	before = atomic_load(&served);
+	b0 = bad(WP_BAD_HANDSHAKE);
+	{
+		int fd = tcp_to(fresh.port);
+
+		send_then_drain(fd, r.rec, r.rec_len, in, sizeof(in));
+		close(fd);
+	}
+	wait_count(WP_BAD_HANDSHAKE, b0, 1);
+	CHECK_EQ(atomic_load(&served), before);
+	/* ... and to the same server, on a new connection. */
+	b0 = bad(WP_BAD_HANDSHAKE);
+	{
+		int fd = tcp_to(s->port);
+
+		send_then_drain(fd, r.rec, r.rec_len, in, sizeof(in));
+		close(fd);
+	}
+	wait_count(WP_BAD_HANDSHAKE, b0, 1);
+	CHECK_EQ(atomic_load(&served), before);
+	srv_stop(&fresh);
+
+	/* A payload byte altered in record 1: its tag fails; record 0 was served. */
+	before = atomic_load(&served);
+	b0 = bad(WP_BAD_AUTH);
+	relay_start(&r2, R_ALTER, s->port);
+	CHECK_EQ(relay_session(path, &r2, 0), 1);
+	wait_count(WP_BAD_AUTH, b0, 1);
+	CHECK_EQ(atomic_load(&served), before + 1);
+
+	/* Records 1 and 2 swapped: out of sequence. */
+	before = atomic_load(&served);
+	b0 = bad(WP_BAD_REPLAY);
+	relay_start(&r2, R_REORDER, s->port);
+	CHECK_EQ(relay_session(path, &r2, 0), 1);
+	wait_count(WP_BAD_REPLAY, b0, 1);
+	CHECK_EQ(atomic_load(&served), before + 1);
+
+	/* Record 1 replaced by the first session's record 1: another connection's. */
+	before = atomic_load(&served);
+	b0 = bad(WP_BAD_SPLICED);
+	r2.splice = r.rec1;
+	r2.splice_len = r.rec1_len;
+	relay_start(&r2, R_SPLICE, s->port);
+	CHECK_EQ(relay_session(path, &r2, 0), 1);
+	wait_count(WP_BAD_SPLICED, b0, 1);
+	CHECK_EQ(atomic_load(&served), before + 1);
+
+	/* The client's proof forged: the server refuses it itself. */
+	before = atomic_load(&served);
+	b0 = bad(WP_BAD_HANDSHAKE);
+	relay_start(&r2, R_BAD_PROOF, s->port);
+	CHECK_EQ(relay_session(path, &r2, 0), 0);
+	wait_count(WP_BAD_HANDSHAKE, b0, 1);
+	CHECK_EQ(atomic_load(&served), before);
+
+	/* Confidentiality: served, and the request never appears on the wire. */
+	relay_start(&r2, R_PASS, s->port);
+	CHECK_EQ(relay_session(path, &r2, WP_TENANT_KEY_CONFIDENTIAL), 3);
+	CHECK(!has(r2.rec, r2.rec_len, secret));
+	CHECK(!has(r2.rec, r2.rec_len, "second"));
+}
+
+/* Peers that are not wirepath v2 clients, on a raw socket. */
+static void raw_peers(struct srv *s)
+{
+	static uint8_t in[4096];
+	uint8_t v1[48] = { 'W', 'P', 'F', '1', 1, 1 }; /* a v1 MSG */
+	uint8_t hello[40] = { 'W', 'P', 'F', '1', 2, 9 };
+	int before = atomic_load(&served), fd;
+	uint64_t b0 = bad(WP_BAD_VERSION);
+	size_t n;
+
+	v1[8] = 1;  /* tenant 1 */
+	v1[24] = 8; /* 8 payload bytes */
+	fd = tcp_to(s->port);
+	n = send_then_drain(fd, v1, sizeof(v1), in, sizeof(in));
+	close(fd);
+	wait_count(WP_BAD_VERSION, b0, 1);
+	/* The server told it why before hanging up: a CLOSE naming the reason. */
+	CHECK(n >= 40 && in[5] == 7 && has(in, n, "bad_version"));
+
+	/* A handshake cut short: truncated on the server, which stays up. */
+	b0 = bad(WP_BAD_TRUNCATED);
+	fd = tcp_to(s->port);
+	send_then_drain(fd, hello, 20, in, 0), close(fd);
+	wait_count(WP_BAD_TRUNCATED, b0, 1);
+	CHECK_EQ(atomic_load(&served), before);
+}
+
+/* A server that hangs up after reading the client's HELLO: the client's call
+ * fails with -EPROTO (the handshake never finished), counted. */
+static void server_hangs_up(const char *path)
+{
+	int port, lfd = tcp_listener(&port), fd;
+	struct wp_ctx *c = client_ctx(path);
+	struct conn_wait w = { 0 };
+	struct wp_ep *ep;
+	struct res r;
+	uint64_t b0 = bad(WP_BAD_HANDSHAKE);
+	uint8_t buf[256];
+
+	ep = client_connect(c, path, port, &w, NULL, NULL);
+	CHECK_EQ(wp_ep_set_tenant_key(ep, 1, ka), 0);
+	call_start(ep, M_ECHO, "x", &r);
+	fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0);
+	while (wp_ctx_progress(c, 1000) >= 0 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0) {
+	}
+	close(fd);
+	drive_until(c, &r.done, 5000);
+	CHECK_EQ(r.status, -EPROTO);
+	CHECK_EQ(bad(WP_BAD_HANDSHAKE) - b0, 1);
+	wp_ep_close(ep);
+	wp_ctx_destroy(c);
+	close(lfd);
+}
+
+/* shm and other paths without a byte stream: no handshake there; a peer the
+ * path did not authenticate at setup is refused. */
+static void no_stream(const char *path, struct srv *s)
+{
+	struct wp_ctx *c = client_ctx(path);
+	struct conn_wait w = { 0 };
+	struct wp_ep *ep = client_connect(c, path, s->port, &w, NULL, NULL);
+	uint64_t b0 = bad(WP_BAD_NO_HANDSHAKE);
+	int before = atomic_load(&served);
+	struct res r;
+
+	CHECK_EQ(wp_ep_set_tenant_key(ep, 1, ka), 0);
+	call_start(ep, M_ECHO, "x", &r);
+	drive_until(c, &r.done, 5000);
+	CHECK(r.status < 0);
+	wait_count(WP_BAD_NO_HANDSHAKE, b0, 1);
+	CHECK_EQ(atomic_load(&served), before);
 	wp_ep_close(ep);
 	wp_ctx_destroy(c);
 }
@@ -180,20 +549,34 @@ int main(int argc, char **argv)
 {
 	const char *path = test_path(argc, argv);
 	struct srv s = { .path = path, .setup = setup };
+	struct srv sb = { .path = path, .setup = setup };
 	struct wp_ep_cbs cbs = { 0 };
 	struct wp_ctx *c;
 	struct wp_ep *ep;
 	struct conn_wait w = { 0 };
 	static const uint8_t wrong[16] = { 1 };
+	bool inet = strcmp(path, "mem") && strcmp(path, "shm");
 
-	test_watchdog(60);
+	test_watchdog(120);
 	CHECK(wp_policy_parse("auth.rules", rules, sizeof(rules) - 1, &pol) == 0);
+	CHECK(wp_policy_parse("bad.rules", rules_bad, sizeof(rules_bad) - 1, &pol_bad) == 0);
 	srv_start(&s, &cbs);
+	if (!strcmp(path, "shm")) {
+		no_stream(path, &s);
+		srv_stop(&s);
+		wp_policy_free(pol);
+		wp_policy_free(pol_bad);
+		printf("test_policy_auth[%s]: no byte stream: an unverified peer is refused "
+		       "(no_handshake)\n",
+		       path);
+		return 0;
+	}
 
-	/* acme (admin): served, stats allowed; answers signed and checked. */
+	/* acme (admin): served, stats allowed; the answers come in records too. */
 	c = client_ctx(path);
 	CHECK(wp_ctx_set_policy(c, pol) == 0);
-	ep = keyed_up(c, path, s.port, &w, 1, ka);
+	ep = client_connect(c, path, s.port, &w, NULL, NULL);
+	CHECK(wp_ep_set_tenant_key(ep, 1, ka) == 0);
 	CHECK_EQ(call(c, ep, M_ECHO), 0);
 	CHECK_EQ(call(c, ep, WP_METHOD_STATS), 0);
 	CHECK_EQ(call(c, ep, M_ECHO), 0);
@@ -201,28 +584,46 @@ int main(int argc, char **argv)
 	wp_ep_close(ep);
 	wp_ctx_destroy(c);
 
-	/* beta: served, but stats is for admins. */
-	c = client_ctx(path);
-	memset(&w, 0, sizeof(w));
-	ep = keyed_up(c, path, s.port, &w, 2, kb);
-	CHECK_EQ(call(c, ep, M_ECHO), 0);
-	CHECK_EQ(call(c, ep, WP_METHOD_STATS), EACCES);
-	CHECK_EQ(call(c, ep, M_ECHO), 0); /* the connection stays up */
-	wp_ep_close(ep);
-	wp_ctx_destroy(c);
+	/* beta: served, but stats is for admins; with confidentiality too. */
+	for (int conf = 0; conf < 2; conf++) {
+		c = client_ctx(path);
+		memset(&w, 0, sizeof(w));
+		ep = client_connect(c, path, s.port, &w, NULL, NULL);
+		CHECK_EQ(wp_ep_set_tenant_key_flags(ep, 2, kb,
+						    conf ? WP_TENANT_KEY_CONFIDENTIAL : 0),
+			 0);
+		CHECK_EQ(call(c, ep, M_ECHO), 0);
+		CHECK_EQ(call(c, ep, WP_METHOD_STATS), EACCES);
+		CHECK_EQ(call(c, ep, M_ECHO), 0); /* the connection stays up */
+		wp_ep_close(ep);
+		wp_ctx_destroy(c);
+	}
 
-	/* Refused: no key, a wrong key, acme's id with beta's key, an unknown tenant. */
-	/* On shm: the server's reason, then the client's. A wrong key: the
-	 * client finds the server's proof wrong first and says so. */
-	refused(path, s.port, 1, NULL, WP_SETUP_NO_AUTH, WP_SETUP_REFUSED);
-	refused(path, s.port, 1, wrong, WP_SETUP_BAD_PROOF, WP_SETUP_BAD_PROOF);
-	refused(path, s.port, 1, kb, WP_SETUP_BAD_PROOF, WP_SETUP_BAD_PROOF);
-	refused(path, s.port, 9, ka, WP_SETUP_NO_KEY, WP_SETUP_REFUSED);
+	/* Refused: no key; a wrong key; acme's id with beta's key; an unknown
+	 * tenant; a server holding a wrong key for acme. */
+	refused(path, s.port, 1, NULL, WP_BAD_NO_HANDSHAKE, 0);
+	refused(path, s.port, 1, wrong, WP_BAD_HANDSHAKE, -EACCES);
+	refused(path, s.port, 1, kb, WP_BAD_HANDSHAKE, -EACCES);
+	refused(path, s.port, 9, ka, WP_BAD_AUTH, 0);
+	sb.user = pol_bad;
+	srv_start(&sb, &cbs);
+	refused(path, sb.port, 1, ka, WP_BAD_HANDSHAKE, -EACCES);
+	srv_stop(&sb);
+
+	if (inet) {
+		raw_peers(&s);
+		server_hangs_up(path);
+		attacks(path, &s);
+	}
 
 	srv_stop(&s);
 	wp_policy_free(pol);
-	printf("test_policy_auth[%s]: signed tenants served, stats only for admin, 4 forgeries "
-	       "refused (%s)\n",
-	       path, strcmp(path, "shm") ? "closed as bad_auth" : "at set-up");
+	wp_policy_free(pol_bad);
+	printf("test_policy_auth[%s]: v2 handshake + records served (integrity and "
+	       "confidentiality), stats only for admin, 5 bad clients refused%s\n",
+	       path,
+	       inet ? "; v1 peer, truncated handshake, replay to a fresh server, altered, "
+		      "reordered, spliced records and a forged proof refused by reason"
+		    : "");
 	return 0;
 }
