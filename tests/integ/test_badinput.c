@@ -658,9 +658,9 @@ int main(int argc, char **argv)
 	bc.bytes[3] = '2';
 	run_bad(c, ep, &w, &bc, 1, 5);
 
-	/* (b) valid magic, version 2. */
-	bc = mk("version 2", WP_BAD_VERSION, WP_FT_REQ, 0, 0);
-	bc.bytes[4] = 2;
+	/* (b) valid magic, version 1: a v1 peer. */
+	bc = mk("version 1", WP_BAD_VERSION, WP_FT_REQ, 0, 0);
+	bc.bytes[4] = 1;
 	run_bad(c, ep, &w, &bc, 0, 11);
 	run_bad(c, ep, &w, &bc, 1, 12);
 	bc.bytes[4] = 0;
