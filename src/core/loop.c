@@ -59,13 +59,12 @@ void wp_ctx_flush(struct wp_ctx *ctx)
 		struct wp_ep *ep = ctx->dirty;
 
 		ctx->dirty = ep->next_dirty;
-		ep->dirty = false;
-		if (ep->state != WP_EPS_OPEN)
-			continue;
 		/* Authentication v2: the open record gets its seal, so the
-		 * burst ends on a record boundary (docs/protocol.md). */
-		if (ep->guard && ep->guard->flush)
+		 * burst ends on a record boundary (docs/protocol.md). Still
+		 * marked dirty here, so queueing the seal does not requeue us. */
+		if (ep->state == WP_EPS_OPEN && ep->guard && ep->guard->flush)
 			ep->guard->flush(ep);
+		ep->dirty = false;
 		if (ep->state == WP_EPS_OPEN)
 			ep->fast.flush(ep);
 	}
