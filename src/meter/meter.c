@@ -432,8 +432,8 @@ static const struct json_field json_mid[] = {
 	F(bytes_copied), F(zc_sent), F(zc_copied), F(zc_disabled),
 };
 static const struct json_field json_tail[] = {
-	F(conns_opened), F(conns_closed), F(conns_failed),  F(rx_ring_empty),
-	F(calls_ok),     F(calls_failed), F(calls_timeout), F(calls_cancelled),
+	F(conns_opened), F(conns_closed),  F(conns_failed),    F(rx_ring_empty), F(calls_ok),
+	F(calls_failed), F(calls_timeout), F(calls_cancelled), F(records_tx),    F(records_rx),
 };
 #undef F
 

@@ -295,6 +295,7 @@ static int tx_seal(struct wp_ep *ep, struct auth_ep *a)
 	a->tx_seq++;
 	a->tx_n = 0;
 	a->tx_bytes = 0;
+	WP_CNT_ADD(records_tx, 1);
 	return wp_txq_raw(ep, sealhdr, sizeof(sealhdr));
 }
 
@@ -388,6 +389,7 @@ static int auth_queued(struct wp_ep *ep, uint64_t first, uint8_t *hdr, uint32_t 
 		a->tx_seq++;
 		a->tx_n = 0;
 		a->tx_bytes = 0;
+		WP_CNT_ADD(records_tx, 1);
 		return wp_txq_raw(ep, sealhdr, sizeof(sealhdr));
 	}
 	if (a->tx_n >= REC_FRAMES || a->tx_bytes >= REC_BYTES || hdr[5] == WP_FT_XFER)
@@ -761,6 +763,7 @@ static int rx_seal(struct wp_ep *ep, struct auth_ep *a, const struct wp_frame_hd
 		return 1;
 	}
 	a->rx_seq++;
+	WP_CNT_ADD(records_rx, 1);
 	n = a->rx_n;
 	a->rx_n = 0; /* frames below may end up back here (a held frame's handler) */
 	for (uint32_t i = 0; i < n && ep->state != WP_EPS_CLOSED; i++) {

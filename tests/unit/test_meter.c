@@ -211,8 +211,8 @@ static void test_names(void)
 		"accept", "connect", "socket",     "close",     "other",
 	};
 	static const char *const bad[WP_BAD__COUNT] = {
-		"bad_magic", "bad_version", "bad_type",   "bad_flags",
-		"too_big",   "truncated",   "unexpected", "bad_auth",
+		"bad_magic",  "bad_version", "bad_type",  "bad_flags",    "too_big",  "truncated",
+		"unexpected", "bad_auth",    "handshake", "no_handshake", "replayed", "spliced",
 	};
 
 	for (int i = 0; i < WP_SYS__COUNT; i++)
@@ -261,7 +261,8 @@ static void test_json(void)
 		"\"bad_frames\":{\"bad_magic\":0,",
 		"\"too_big\":4",
 		"\"unexpected\":0,",
-		"\"bad_auth\":0}",
+		"\"bad_auth\":0,",
+		"\"spliced\":0}",
 		"\"conns_opened\":",
 		"\"conns_closed\":",
 		"\"conns_failed\":",
@@ -270,6 +271,8 @@ static void test_json(void)
 		"\"calls_failed\":",
 		"\"calls_timeout\":",
 		"\"calls_cancelled\":18446744073709551615,",
+		"\"records_tx\":0,",
+		"\"records_rx\":0,",
 		"\"setup_refused\":{\"garbage\":0,",
 		"\"bad_proof\":7,",
 		"\"refused\":0}}",
