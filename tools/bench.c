@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/random.h>
 
 #include "bench.h"
 #include "opt.h"
@@ -113,6 +114,47 @@ static int parse_tenant_key(const char *cmd, const char *arg, void *dst)
 		return -EINVAL;
 	t->on = 1;
 	return 0;
+}
+
+static int parse_auth(const char *cmd, const char *arg, void *dst)
+{
+	int *a = dst;
+
+	if (!strcmp(arg, "none"))
+		*a = BENCH_AUTH_NONE;
+	else if (!strcmp(arg, "v2"))
+		*a = BENCH_AUTH_V2;
+	else if (!strcmp(arg, "v2-conf"))
+		*a = BENCH_AUTH_V2_CONF;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * --auth without --tenant-key on a spawned server: a fresh random key for
+ * tenant 1, admin (the bench reads the server's stats), in a rules file the
+ * server gets with --policy. Returns 0 or -errno.
+ */
+static int bench_auth_setup(struct bench_cfg *cfg)
+{
+	char rules[256], hex[33];
+	FILE *f;
+
+	if (getrandom(cfg->tenant.key, sizeof(cfg->tenant.key), 0) != sizeof(cfg->tenant.key))
+		return -errno;
+	cfg->tenant.key[0] |= 1; /* never all zeros */
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", cfg->tenant.key[i]);
+	cfg->tenant.id = 1;
+	cfg->tenant.on = 1;
+	snprintf(rules, sizeof(rules), "default pass\ntenant bench id 1 key %s admin\n", hex);
+	snprintf(cfg->policy_path, sizeof(cfg->policy_path), "%s/auth.rules", cfg->tmpdir);
+	f = fopen(cfg->policy_path, "w");
+	if (!f)
+		return -errno;
+	fputs(rules, f);
+	return fclose(f) ? -EIO : 0;
 }
 
 #define CFG(field) offsetof(struct bench_cfg, field)
@@ -227,9 +269,19 @@ static const struct tool_opt bench_opts[] = {
 	  .off = CFG(tenant),
 	  .meta = "ID:HEX32",
 	  .takes = "ID:KEY, a tenant id 1..4294967295 and 32 hex digits",
-	  .help = "sign every frame as tenant ID with this key, for a\n"
+	  .help = "authenticate (v2) as tenant ID with this key, for a\n"
 		  "--peer server started with --policy (the tenant must\n"
 		  "be admin there: the bench reads the server's stats)" },
+	{ .name = "auth",
+	  .kind = TOOL_OPT_FN,
+	  .fn = parse_auth,
+	  .off = CFG(auth),
+	  .meta = "none|v2|v2-conf",
+	  .takes = "none, v2 or v2-conf",
+	  .help = "frame authentication v2 (handshake + records), with\n"
+		  "confidentiality for v2-conf; the server the bench starts\n"
+		  "gets a policy with a fresh key (with --peer, give\n"
+		  "--tenant-key). Default: none, or v2 with --tenant-key" },
 	{ .name = "quiet",
 	  .short_name = 'q',
 	  .kind = TOOL_OPT_FLAG,
@@ -302,6 +354,8 @@ static void rm_tmpdir(const char *dir)
 			unlink(p);
 		}
 	}
+	snprintf(p, sizeof(p), "%s/auth.rules", dir);
+	unlink(p);
 	rmdir(dir);
 }
 
@@ -353,6 +407,11 @@ int cmd_bench(int argc, char **argv)
 	rc = tool_opt_apply("bench", bench_opts, mode, &seen, &cfg);
 	if (rc)
 		return rc;
+	if (cfg.tenant.on && cfg.auth == BENCH_AUTH_NONE)
+		cfg.auth = BENCH_AUTH_V2; /* a key means v2 */
+	if (cfg.auth != BENCH_AUTH_NONE && cfg.peer[0] && !cfg.tenant.on)
+		return tool_usage_error("bench", "--auth with --peer needs --tenant-key ID:KEY, "
+						 "a tenant of the server's --policy");
 	if (cfg.kitchen_cuda && cfg.peer[0])
 		return tool_usage_error(
 			"bench",
@@ -395,6 +454,20 @@ int cmd_bench(int argc, char **argv)
 		if (!mkdtemp(cfg.tmpdir)) {
 			fprintf(stderr, "wirepath bench: cannot create a temp dir in %s: %s\n",
 				tmp && *tmp ? tmp : "/tmp", strerror(errno));
+			return 1;
+		}
+		if (cfg.auth != BENCH_AUTH_NONE && !cfg.tenant.on &&
+		    (rc = bench_auth_setup(&cfg)) < 0) {
+			fprintf(stderr, "wirepath bench: cannot write a policy for --auth: %s\n",
+				strerror(-rc));
+			rm_tmpdir(cfg.tmpdir);
+			return 1;
+		}
+		if (cfg.auth != BENCH_AUTH_NONE && !cfg.policy_path[0]) {
+			fprintf(stderr, "wirepath bench: --tenant-key applies to a --peer server "
+					"(started with --policy); leave it out to let the bench "
+					"make a key\n");
+			rm_tmpdir(cfg.tmpdir);
 			return 1;
 		}
 	}

@@ -58,12 +58,15 @@ struct bench_paths {
 	int n;
 };
 
-/* --tenant-key: sign every frame as tenant `id` with `key`. */
+/* --tenant-key: authenticate (v2) as tenant `id` with `key`. */
 struct bench_tenant {
 	int on;
 	uint32_t id;
 	uint8_t key[16];
 };
+
+/* --auth: frame authentication on the bench's connections. */
+enum bench_auth { BENCH_AUTH_NONE, BENCH_AUTH_V2, BENCH_AUTH_V2_CONF };
 
 struct bench_cfg {
 	struct bench_paths paths;
@@ -81,8 +84,10 @@ struct bench_cfg {
 	int quiet;
 	int kitchen_cuda; /* --kitchen cuda: the spawned server's model stub feeds the GPU */
 	struct bench_tenant tenant;
-	int kern_err;     /* wp_meter_kernel_syscalls_start() result */
-	char tmpdir[256]; /* where spawned servers write their port and output */
+	int auth;                   /* enum bench_auth (--auth; --tenant-key alone: v2) */
+	char policy_path[PATH_MAX]; /* the rules file given to a spawned server, or "" */
+	int kern_err;               /* wp_meter_kernel_syscalls_start() result */
+	char tmpdir[256];           /* where spawned servers write their port and output */
 };
 
 enum res_state { RES_OK, RES_UNAVAILABLE, RES_ERROR };

@@ -833,7 +833,9 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 		goto out_ctx;
 	}
 	if (cfg->tenant.on)
-		wp_ep_set_tenant_key(r.stats_ep, cfg->tenant.id, cfg->tenant.key);
+		wp_ep_set_tenant_key_flags(
+			r.stats_ep, cfg->tenant.id, cfg->tenant.key,
+			cfg->auth == BENCH_AUTH_V2_CONF ? WP_TENANT_KEY_CONFIDENTIAL : 0);
 	for (uint32_t i = 0; i < r.nagents; i++) {
 		struct agent *a = &r.agents[i];
 
@@ -850,7 +852,9 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 			goto out_ctx;
 		}
 		if (cfg->tenant.on)
-			wp_ep_set_tenant_key(a->ep, cfg->tenant.id, cfg->tenant.key);
+			wp_ep_set_tenant_key_flags(
+				a->ep, cfg->tenant.id, cfg->tenant.key,
+				cfg->auth == BENCH_AUTH_V2_CONF ? WP_TENANT_KEY_CONFIDENTIAL : 0);
 	}
 	deadline = wp_now_ns() + BENCH_CONNECT_TIMEOUT_NS;
 	while (!r.failed && !bench_interrupted &&

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wirepath/policy.h"
 #include "bench.h"
 #include "stub_proto.h"
 #include "util.h"
@@ -211,6 +212,10 @@ static void kv_run_path(struct bench_cfg *cfg, struct kv_path *res)
 		snprintf(res->msg, sizeof(res->msg), "cannot connect to %s", uri);
 		goto out;
 	}
+	if (cfg->tenant.on)
+		wp_ep_set_tenant_key_flags(
+			k.ep, cfg->tenant.id, cfg->tenant.key,
+			cfg->auth == BENCH_AUTH_V2_CONF ? WP_TENANT_KEY_CONFIDENTIAL : 0);
 	while (!k.up && !k.closed && !bench_interrupted)
 		wp_ctx_progress(k.ctx, 100000);
 	if (!k.up) {

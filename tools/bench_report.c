@@ -298,6 +298,10 @@ static int write_json(const struct bench_cfg *cfg, const struct path_res *res, i
 	else
 		sb_printf(&b, "null");
 	sb_printf(&b, ",\"kitchen\":\"%s\"", cfg->kitchen_cuda ? "cuda" : "sim");
+	sb_printf(&b, ",\"auth\":\"%s\"",
+		  cfg->auth == BENCH_AUTH_V2_CONF ? "v2-conf"
+		  : cfg->auth == BENCH_AUTH_V2    ? "v2"
+						  : "none");
 	sb_printf(&b, ",\"seed\":%" PRIu64 ",\"model_steps_per_s\":", cfg->seed);
 	sb_json_num(&b, cfg->model_rate);
 	sb_printf(&b, ",\"kernel_syscalls\":{\"ok\":%s,\"err\":", cfg->kern_err ? "false" : "true");

@@ -159,6 +159,10 @@ int bench_server_start(const struct bench_cfg *cfg, const char *path, struct ben
 		argv[n++] = "--kitchen";
 		argv[n++] = "cuda";
 	}
+	if (cfg->policy_path[0]) { /* --auth: the server checks the handshake and records */
+		argv[n++] = "--policy";
+		argv[n++] = (char *)cfg->policy_path;
+	}
 	argv[n] = NULL;
 
 	/* The real path rather than /proc/self/exe, so ps and top show "wirepath". */
