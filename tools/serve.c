@@ -523,10 +523,12 @@ static const struct tool_opt serve_opts[] = {
 	  .kind = TOOL_OPT_FILE,
 	  .off = offsetof(struct serve_cfg, policy),
 	  .meta = "RULES",
-	  .help = "check every received frame's tenant tag against RULES'\n"
-		  "keys (docs/policy.md); a bad tag closes the connection\n"
-		  "and the stats call answers only admin tenants; on shm,\n"
-		  "clients prove their tenant key at set-up instead" },
+	  .help = "require authentication v2 with RULES' tenant keys\n"
+		  "(docs/policy.md): on tcp and uring a handshake proving\n"
+		  "the key, then every frame in AES-256-GCM records\n"
+		  "(TLS 1.3-style, in user space); on shm, clients prove\n"
+		  "their key at set-up. Refusals close the connection,\n"
+		  "and the stats call answers only admin tenants" },
 	{ .name = "shm-same-uid",
 	  .kind = TOOL_OPT_FLAG,
 	  .off = offsetof(struct serve_cfg, o.shm_same_uid),

@@ -250,6 +250,11 @@ struct wp_ctx {
 	const struct wp_guard_ops *guard; /* checks received frames, or NULL */
 };
 
+/* What wp_ctx_explain adds while a context requires authentication v2. */
+#define WP_AUTH_EXPLAIN                                                                   \
+	"; stream peers must run authentication v2: a handshake proving the tenant key, " \
+	"then AES-256-GCM records (TLS 1.3-style, in user space, not kTLS)"
+
 /* ---- internal functions ------------------------------------------- */
 
 /* log.c: to ctx's callback, or to the process hook (wp_set_log) when ctx

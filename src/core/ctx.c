@@ -501,9 +501,10 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme, const struct wp_b
 		char bk[512];
 
 		got->explain(ctx, bk, sizeof(bk));
-		snprintf(ctx->explain, sizeof(ctx->explain), "%s: %s (select=%s%s%s)", got->name,
+		snprintf(ctx->explain, sizeof(ctx->explain), "%s: %s (select=%s%s%s)%s", got->name,
 			 bk, select_name(ctx->o.select),
-			 want || absent ? "" : ", picked as best available", note);
+			 want || absent ? "" : ", picked as best available", note,
+			 ctx->guard && (got->caps & WP_CAP_STREAM) ? WP_AUTH_EXPLAIN : "");
 	}
 	wp_log(ctx, WP_LOG_INFO, "%s", ctx->explain);
 	return 0;

@@ -1049,5 +1049,15 @@ int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p)
 	free(ctx->up[WP_LAYER_GUARD]);
 	ctx->up[WP_LAYER_GUARD] = a;
 	ctx->guard = a ? &auth_guard : NULL; /* conn asks it about every new connection */
+	/* A path chosen already: say so in its explain string too. */
+	if (ctx->ops && (ctx->ops->caps & WP_CAP_STREAM)) {
+		char *at = strstr(ctx->explain, WP_AUTH_EXPLAIN);
+		size_t n = strlen(ctx->explain);
+
+		if (a && !at && n + sizeof(WP_AUTH_EXPLAIN) <= sizeof(ctx->explain))
+			memcpy(ctx->explain + n, WP_AUTH_EXPLAIN, sizeof(WP_AUTH_EXPLAIN));
+		else if (!a && at)
+			*at = '\0';
+	}
 	return 0;
 }
