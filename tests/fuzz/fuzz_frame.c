@@ -479,9 +479,9 @@ size_t wp_fuzz_mutate(uint8_t *buf, size_t len, size_t cap, uint64_t (*rnd)(void
 		break;
 	default: /* restore the magic and version of a header (keep it parseable) */
 		if (h + 5 <= len)
-			memcpy(buf + h, "WPF1\x01", 5);
+			memcpy(buf + h, "WPF1", 4), buf[h + 4] = WP_FRAME_VERSION;
 		else if (len + 5 <= cap)
-			memcpy(buf + len, "WPF1\x01", 5), len += 5;
+			memcpy(buf + len, "WPF1", 4), buf[len + 4] = WP_FRAME_VERSION, len += 5;
 		break;
 	}
 	return len;
