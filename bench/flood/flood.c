@@ -146,7 +146,7 @@ static void build_forged(uint8_t *p, size_t plen, uint32_t tenant, const uint8_t
 
 	memset(p, 0, plen);
 	memcpy(p, "WPF1", 4);
-	p[4] = 1;
+	p[4] = 2; /* frame version (src/core/frame.h) */
 	p[5] = 1;
 	for (int k = 0; k < 4; k++) {
 		p[8 + k] = (uint8_t)(tenant >> (8 * k));

@@ -786,6 +786,12 @@ static void auth_place(void *arg, const struct wp_frame_hdr *h, const uint8_t *p
 
 	if (ep->state == WP_EPS_CLOSED || a->hs == HS_FAILED)
 		return;
+	/* Not a byte lands before the peer proved its key. */
+	if (a->hs != HS_DONE) {
+		refuse(ep, a, WP_BAD_NO_HANDSHAKE, -EACCES,
+		       "tenant %u sent a transfer before proving its key", a->tenant);
+		return;
+	}
 	if (!a->rx_begun) {
 		uint8_t hb[WP_FRAME_HDR];
 

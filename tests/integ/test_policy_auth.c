@@ -302,6 +302,7 @@ struct relay {
 	size_t rec1_len;
 	const uint8_t *splice;
 	size_t splice_len;
+	int broken; /* the server side failed: stop */
 };
 
 static uint32_t le32(const uint8_t *p)
@@ -309,15 +310,16 @@ static uint32_t le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Forward to the server. A server that hung up (or stopped reading: sends
+ * time out) ends the relay, which then hangs up on the client too. */
 static void fwd(struct relay *r, int fd, const uint8_t *p, size_t n)
 {
 	if (r->rec_len + n <= sizeof(r->rec)) {
 		memcpy(r->rec + r->rec_len, p, n);
 		r->rec_len += n;
 	}
-	if (n && send(fd, p, n, MSG_NOSIGNAL) < 0) {
-		/* the server hung up: the test checks why */
-	}
+	if (n && !r->broken && send(fd, p, n, MSG_NOSIGNAL) != (ssize_t)n)
+		r->broken = 1;
 }
 
 /*
@@ -332,10 +334,15 @@ static void *relay_main(void *arg)
 	static uint8_t in[1 << 16], recbuf[3 << 20], held[1 << 15];
 	size_t in_len = 0, rec_len = 0, held_len = 0;
 	int k = 0; /* data records seen */
+	struct timeval tv = { .tv_sec = 3 };
 
 	CHECK(c >= 0);
 	s = tcp_to(r->srv_port);
-	for (;;) {
+	r->broken = 0;
+	CHECK(setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0);
+	CHECK(setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0);
+	CHECK(setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0);
+	while (!r->broken) {
 		struct pollfd pf[2] = { { c, POLLIN, 0 }, { s, POLLIN, 0 } };
 		uint8_t buf[4096];
 		ssize_t n;
