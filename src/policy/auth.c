@@ -319,7 +319,8 @@ static int hold(struct auth_ep *a, const struct wp_frame_hdr *h, const void *pre
 	t = &a->held[a->nheld++];
 	t->h = *h;
 	t->h.len -= prelen; /* wp_txq_send2 adds it again */
-	memcpy(t->pre, pre, prelen);
+	if (prelen)
+		memcpy(t->pre, pre, prelen);
 	t->prelen = prelen;
 	t->data = data;
 	t->len = len;
