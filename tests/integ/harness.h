@@ -13,6 +13,34 @@
 #include "testlib.h"
 #include "wirepath/wirepath.h"
 
+#ifdef WP_TEST_AUTH
+/*
+ * The same test under authentication v2 (tests/integ/test_*_auth.c): every
+ * server the harness starts has a policy, every client the harness connects
+ * runs the handshake, so every frame of the test travels in records.
+ */
+#include "wirepath/policy.h"
+
+static const char h_auth_rules[] =
+	"default drop\ntenant t id 1 key 000102030405060708090a0b0c0d0e0f admin\n";
+static const uint8_t h_auth_key[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+
+static inline void h_auth_server(struct wp_ctx *ctx)
+{
+	static struct wp_policy *pol;
+
+	if (!pol)
+		CHECK(wp_policy_parse("harness.rules", h_auth_rules, sizeof(h_auth_rules) - 1,
+				      &pol) == 0);
+	CHECK(wp_ctx_set_policy(ctx, pol) == 0);
+}
+
+static inline void h_auth_client(struct wp_ep *ep)
+{
+	CHECK(wp_ep_set_tenant_key(ep, 1, h_auth_key) == 0);
+}
+#endif
+
 struct srv {
 	const char *path;
 	struct wp_ctx *ctx;
@@ -67,6 +95,9 @@ static inline int srv_open(struct srv *s, const struct wp_ep_cbs *cbs)
 		return ret;
 	if (s->setup)
 		s->setup(s);
+#ifdef WP_TEST_AUTH
+	h_auth_server(s->ctx);
+#endif
 	h_uri(uri, sizeof(uri), s->path, 0);
 	ret = wp_listen(s->ctx, uri, cbs, &s->l);
 	if (ret < 0)
@@ -158,6 +189,9 @@ static inline struct wp_ep *client_connect(struct wp_ctx *c, const char *path, i
 	(void)msg_arg;
 	h_uri(uri, sizeof(uri), path, port);
 	CHECK(wp_connect(c, uri, &cbs, &ep) == 0);
+#ifdef WP_TEST_AUTH
+	h_auth_client(ep);
+#endif
 	while (!w->up && !w->closed)
 		CHECK(wp_ctx_progress(c, 1000) >= 0);
 	CHECK(w->up);
