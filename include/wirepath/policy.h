@@ -59,6 +59,9 @@ WP_API int wp_policy_dump(const struct wp_policy *p, unsigned flags, char *buf, 
 
 #define WP_POLICY_TENANT_ADMIN 1u
 #define WP_POLICY_TENANT_REDIRECT 2u
+/* Stream connections of this tenant must ask for confidentiality
+ * (WP_TENANT_KEY_CONFIDENTIAL); a handshake without it is refused. */
+#define WP_POLICY_TENANT_CONFIDENTIAL 4u
 
 struct wp_policy_tenant {
 	char name[32];

@@ -46,6 +46,7 @@
 struct wp_auth_tenant {
 	uint32_t id;
 	uint32_t admin;
+	uint32_t conf; /* must ask for confidentiality */
 	uint8_t key[16];
 };
 
@@ -454,6 +455,11 @@ static void hs_server_hello(struct wp_ep *ep, struct auth_ep *a, const struct wp
 
 	if (!t) {
 		refuse(ep, a, WP_BAD_AUTH, -EACCES, "handshake from unknown tenant %u", m->tenant);
+		return;
+	}
+	if (t->conf && !(m->flags & WP_HELLO_F_CONF)) {
+		refuse(ep, a, WP_BAD_HANDSHAKE, -EACCES,
+		       "tenant %u must ask for confidentiality (policy: confidential)", t->id);
 		return;
 	}
 	a->server = true;
@@ -1048,6 +1054,7 @@ int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p)
 		for (uint32_t i = 0; i < p->ntenants; i++) {
 			a->t[i].id = p->tenants[i].id;
 			a->t[i].admin = !!(p->tenants[i].flags & WP_POLICY_TENANT_ADMIN);
+			a->t[i].conf = !!(p->tenants[i].flags & WP_POLICY_TENANT_CONFIDENTIAL);
 			memcpy(a->t[i].key, p->tenants[i].key, sizeof(a->t[i].key));
 		}
 		qsort(a->t, a->n, sizeof(a->t[0]), tenant_cmp);

@@ -49,6 +49,8 @@ static void fill_tenant(const struct wpp_rtenant *r, struct wpp_tenant *t)
 		t->flags |= WPP_TF_ADMIN;
 	if (r->flags & WP_POLICY_TENANT_REDIRECT)
 		t->flags |= WPP_TF_REDIRECT;
+	if (r->flags & WP_POLICY_TENANT_CONFIDENTIAL)
+		t->flags |= WPP_TF_CONF;
 	{
 		uint64_t k0, k1; /* __u64 is not uint64_t on every ABI */
 

@@ -325,7 +325,8 @@ static int st_tenant(struct parser *ps, const struct toks *tk)
 	int have_id = 0, have_key = 0;
 
 	if (tk->n < 2)
-		return perr(ps, "expected 'tenant NAME id N key HEX32 [admin] [redirect]'");
+		return perr(ps, "expected 'tenant NAME id N key HEX32 [admin] [redirect] "
+				"[confidential]'");
 	if (!valid_name(tk->t[1]))
 		return perr(ps, "tenant name '%.40s' must be 1..%d of A-Z a-z 0-9 _ - .", tk->t[1],
 			    WPP_NAME_MAX - 1);
@@ -373,8 +374,12 @@ static int st_tenant(struct parser *ps, const struct toks *tk)
 			t->flags |= WP_POLICY_TENANT_ADMIN;
 		} else if (!strcmp(w, "redirect")) {
 			t->flags |= WP_POLICY_TENANT_REDIRECT;
+		} else if (!strcmp(w, "confidential")) {
+			t->flags |= WP_POLICY_TENANT_CONFIDENTIAL;
 		} else {
-			return perr(ps, "unknown tenant option '%.40s' (id, key, admin, redirect)",
+			return perr(ps,
+				    "unknown tenant option '%.40s' (id, key, admin, redirect, "
+				    "confidential)",
 				    w);
 		}
 	}
@@ -865,8 +870,9 @@ int wp_policy_dump(const struct wp_policy *p, unsigned flags, char *buf, size_t 
 		} else {
 			outf(&o, "redacted");
 		}
-		outf(&o, "%s%s\n", t->flags & WP_POLICY_TENANT_ADMIN ? " admin" : "",
-		     t->flags & WP_POLICY_TENANT_REDIRECT ? " redirect" : "");
+		outf(&o, "%s%s%s\n", t->flags & WP_POLICY_TENANT_ADMIN ? " admin" : "",
+		     t->flags & WP_POLICY_TENANT_REDIRECT ? " redirect" : "",
+		     t->flags & WP_POLICY_TENANT_CONFIDENTIAL ? " confidential" : "");
 		for (uint32_t j = 0; j < p->nprefixes; j++) {
 			const struct wpp_rprefix *x = &p->prefixes[j];
 

@@ -302,7 +302,8 @@ int wpp_policy_from_view(const struct wpp_view *v, struct wp_policy **out)
 		snprintf(r->name, sizeof(r->name), "%.*s", WPP_NAME_MAX - 1, t->name);
 		r->id = t->id;
 		r->flags = ((t->flags & WPP_TF_ADMIN) ? WP_POLICY_TENANT_ADMIN : 0) |
-			   ((t->flags & WPP_TF_REDIRECT) ? WP_POLICY_TENANT_REDIRECT : 0);
+			   ((t->flags & WPP_TF_REDIRECT) ? WP_POLICY_TENANT_REDIRECT : 0) |
+			   ((t->flags & WPP_TF_CONF) ? WP_POLICY_TENANT_CONFIDENTIAL : 0);
 		wpp_key_join(t->k0, t->k1, r->key);
 		if (t->pps) {
 			r->pps = t->pps;

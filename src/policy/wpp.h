@@ -143,6 +143,7 @@ struct wpp_range {
 #define WPP_TF_VALID (1u << 0)
 #define WPP_TF_ADMIN (1u << 1)    /* may call reserved methods (stats) */
 #define WPP_TF_REDIRECT (1u << 2) /* allowed traffic goes to AF_XDP */
+#define WPP_TF_CONF (1u << 3)     /* stream connections must be encrypted (user space only) */
 
 /* Per set and slot: wpp_tenants[set * WPP_SLOTS + slot]. */
 struct wpp_tenant {

@@ -33,13 +33,16 @@
 
 static const char rules[] = "default drop\n"
 			    "tenant acme id 1 key 00112233445566778899aabbccddeeff admin\n"
-			    "tenant beta id 2 key 0f0e0d0c0b0a09080706050403020100\n";
+			    "tenant beta id 2 key 0f0e0d0c0b0a09080706050403020100\n"
+			    "tenant gamma id 3 key 0e0e0d0c0b0a09080706050403020100 confidential\n";
 /* The same tenants, with acme's key different: a server holding a wrong key. */
 static const char rules_bad[] = "default drop\n"
 				"tenant acme id 1 key 00112233445566778899aabbccddee00 admin\n";
 static const uint8_t ka[16] = { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
 				0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff };
 static const uint8_t kb[16] = { 0x0f, 0x0e, 0x0d, 0x0c, 0x0b, 0x0a, 0x09, 0x08,
+				0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, 0x00 };
+static const uint8_t kg[16] = { 0x0e, 0x0e, 0x0d, 0x0c, 0x0b, 0x0a, 0x09, 0x08,
 				0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, 0x00 };
 static const char secret[] = "CONFIDENTIAL-PAYLOAD-0123456789";
 
@@ -215,8 +218,8 @@ static void wait_count(int reason, uint64_t before, uint64_t want)
 }
 
 /* A keyed client that must be refused: its call fails, the handler never runs. */
-static void refused(const char *path, int port, uint32_t tenant, const uint8_t *key, int reason,
-		    int want_status)
+static void refused_n(const char *path, int port, uint32_t tenant, const uint8_t *key, int reason,
+		      int want_status, uint64_t want_count)
 {
 	struct wp_ctx *c = client_ctx(path);
 	struct conn_wait w = { 0 };
@@ -235,10 +238,16 @@ static void refused(const char *path, int port, uint32_t tenant, const uint8_t *
 	CHECK(r.status < 0); /* the call failed with the connection */
 	if (want_status)
 		CHECK_EQ(r.status, want_status);
-	wait_count(reason, before, 1);
+	wait_count(reason, before, want_count);
 	CHECK_EQ(atomic_load(&served), before_served); /* never dispatched */
 	wp_ep_close(ep);
 	wp_ctx_destroy(c);
+}
+
+static void refused(const char *path, int port, uint32_t tenant, const uint8_t *key, int reason,
+		    int want_status)
+{
+	refused_n(path, port, tenant, key, reason, want_status, 1);
 }
 
 /* ---- raw sockets and a relay (INET paths) --------------------------------- */
@@ -713,6 +722,16 @@ int main(int argc, char **argv)
 	refused(path, s.port, 1, wrong, WP_BAD_HANDSHAKE, -EACCES);
 	refused(path, s.port, 1, kb, WP_BAD_HANDSHAKE, -EACCES);
 	refused(path, s.port, 9, ka, WP_BAD_AUTH, 0);
+	/* gamma must ask for confidentiality: refused by the server, and the
+	 * client counts its unfinished handshake too (same process here). */
+	refused_n(path, s.port, 3, kg, WP_BAD_HANDSHAKE, -EPROTO, 2);
+	c = client_ctx(path);
+	memset(&w, 0, sizeof(w));
+	ep = client_connect(c, path, s.port, &w, NULL, NULL);
+	CHECK_EQ(wp_ep_set_tenant_key_flags(ep, 3, kg, WP_TENANT_KEY_CONFIDENTIAL), 0);
+	CHECK_EQ(call(c, ep, M_ECHO), 0);
+	wp_ep_close(ep);
+	wp_ctx_destroy(c);
 	sb.user = pol_bad;
 	srv_start(&sb, &cbs);
 	refused(path, sb.port, 1, ka, WP_BAD_HANDSHAKE, -EACCES);
@@ -728,8 +747,8 @@ int main(int argc, char **argv)
 	wp_policy_free(pol);
 	wp_policy_free(pol_bad);
 	printf("test_policy_auth[%s]: v2 handshake + records served (integrity and "
-	       "confidentiality), 3 MiB transfers both ways, stats only for admin, 5 bad clients "
-	       "refused%s\n",
+	       "confidentiality), 3 MiB transfers both ways, stats only for admin, a tenant that "
+	       "must encrypt, 6 bad clients refused%s\n",
 	       path,
 	       inet ? "; v1 peer, truncated handshake, replay to a fresh server, altered, "
 		      "reordered, spliced records, a forged proof and an altered transfer "

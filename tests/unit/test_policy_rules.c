@@ -21,7 +21,7 @@ static const char good[] = "# a comment line\n"
 			   "  allow 192.168.1.7\n"
 			   "  ports 7000 7001-7010 udp:7100 tcp:22\n"
 			   "  rate 10000pps burst 2000 ; 100MB/s burst 1MB\n"
-			   "tenant beta id 2 key " KB " redirect\n"
+			   "tenant beta id 2 key " KB " redirect confidential\n"
 			   "\tallow 10.1.0.0/16\n"
 			   "\tports tcp:80\n"
 			   "\trate 5 kpps burst 50;2MiB/s burst 64KiB\n";
@@ -71,7 +71,7 @@ static void test_good(void)
 	CHECK_EQ(p->tenants[0].ranges[3].proto, WPP_P_TCP);
 	CHECK_EQ(p->prefixes[2].len, 32); /* a bare address is a /32 */
 	CHECK_EQ(wp_policy_tenant_get(p, 1, &t), 0);
-	CHECK_EQ(t.flags, WP_POLICY_TENANT_REDIRECT);
+	CHECK_EQ(t.flags, WP_POLICY_TENANT_REDIRECT | WP_POLICY_TENANT_CONFIDENTIAL);
 	CHECK_EQ(t.pps, 5000);
 	CHECK_EQ(t.pps_burst, 50);
 	CHECK_EQ(t.bps, 2u << 20);
@@ -143,7 +143,7 @@ static const struct bad bads[] = {
 	{ "default drop\ntenant a/b id 1 key " KA "\n",
 	  "t.rules:2: tenant name 'a/b' must be 1..31 of A-Z a-z 0-9 _ - ." },
 	{ "default drop\ntenant a id 1 key " KA " vip\n",
-	  "t.rules:2: unknown tenant option 'vip' (id, key, admin, redirect)" },
+	  "t.rules:2: unknown tenant option 'vip' (id, key, admin, redirect, confidential)" },
 	{ T1 "tenant a id 2 key " KB "\n", "t.rules:3: tenant 'a' is already defined at line 2" },
 	{ T1 "tenant b id 1 key " KB "\n", "t.rules:3: id 1 is already tenant 'a' (line 2)" },
 	{ T1 "tenant b id 2 key " KA "\n",
