@@ -603,7 +603,7 @@ struct wp_meter_snap {
 	uint64_t rx_ring_empty; /* uring: provided buffer ring ran dry (ENOBUFS) */
 	uint64_t calls_ok, calls_failed, calls_timeout, calls_cancelled;
 	uint64_t setup_refused[WP_SETUP__COUNT]; /* connections refused at set-up, by reason */
-	uint64_t records_tx, records_rx; /* authentication v2 records sealed, verified */
+	uint64_t records_tx, records_rx;         /* authentication v2 records sealed, verified */
 };
 #define WP_METER_VERSION 3 /* 2: bad_frames gained bad_auth; 3: setup_refused, authentication v2 */
 #define WP_METER_FIELDS (sizeof(struct wp_meter_snap) / sizeof(uint64_t))

@@ -842,11 +842,18 @@ static int auth_check(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint
 	if (!(ep->ctx->ops->caps & WP_CAP_STREAM)) {
 		if (ep->peer_verified ? h->tenant == ep->tenant : !ep->ctx->guard)
 			return 0;
-		WP_CNT_ADD(bad_frames[WP_BAD_NO_HANDSHAKE], 1);
-		wp_log(ep->ctx, WP_LOG_WARN,
-		       "frame from tenant %u on a %s connection whose peer was not "
-		       "authenticated at setup: closing",
-		       h->tenant, ep->ctx->ops->name);
+		if (ep->peer_verified) {
+			WP_CNT_ADD(bad_frames[WP_BAD_AUTH], 1);
+			wp_log(ep->ctx, WP_LOG_WARN,
+			       "a frame of tenant %u on tenant %u's %s connection: closing",
+			       h->tenant, ep->tenant, ep->ctx->ops->name);
+		} else {
+			WP_CNT_ADD(bad_frames[WP_BAD_NO_HANDSHAKE], 1);
+			wp_log(ep->ctx, WP_LOG_WARN,
+			       "frame from tenant %u on a %s connection whose peer was not "
+			       "authenticated at set-up: closing",
+			       h->tenant, ep->ctx->ops->name);
+		}
 		wp_conn_fail(ep, -EACCES);
 		return 1;
 	}

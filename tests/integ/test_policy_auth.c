@@ -17,8 +17,9 @@
  *    altered (bad_auth), two records swapped (replayed), a record from
  *    another connection spliced in (spliced);
  * each counted under its reason, and the handler never runs for them.
- * On paths without a byte stream (shm), a peer the path did not verify at
- * setup is refused (no_handshake).
+ * On shm (no byte stream, no records) the peer proves its key at set-up:
+ * keyed tenants are served, stats answer the admin only, and no key, a wrong
+ * key or an unknown tenant are refused at set-up (setup_refused, both sides).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -636,25 +637,93 @@ static void server_hangs_up(const char *path)
 	close(lfd);
 }
 
-/* shm and other paths without a byte stream: no handshake there; a peer the
- * path did not authenticate at setup is refused. */
-static void no_stream(const char *path, struct srv *s)
+/* shm: no handshake and no records; the peer proves its key at set-up
+ * (src/transport/shm/setup.c), before any region is mapped. The key is set
+ * right after wp_connect, before the first progress call, which is when
+ * shm's hello leaves. */
+static struct wp_ep *keyed_up(struct wp_ctx *c, const char *path, int port, struct conn_wait *w,
+			      uint32_t tenant, const uint8_t *key)
+{
+	struct wp_ep_cbs cbs = { .event = h_ep_event, .arg = w };
+	struct wp_ep *ep;
+	char uri[64];
+
+	h_uri(uri, sizeof(uri), path, port);
+	CHECK(wp_connect(c, uri, &cbs, &ep) == 0);
+	if (key)
+		CHECK(wp_ep_set_tenant_key(ep, tenant, key) == 0);
+	else
+		wp_ep_set_tenant(ep, tenant);
+	while (!w->up && !w->closed)
+		CHECK(wp_ctx_progress(c, 1000) >= 0);
+	return ep;
+}
+
+static uint64_t setup_refused(int reason)
+{
+	struct wp_meter_snap s;
+
+	wp_meter_snapshot(&s);
+	return s.setup_refused[reason];
+}
+
+/* Refused at set-up: the server counts srv, the client cli (one process). */
+static void shm_refused(const char *path, int port, uint32_t tenant, const uint8_t *key, int srv,
+			int cli)
 {
 	struct wp_ctx *c = client_ctx(path);
 	struct conn_wait w = { 0 };
-	struct wp_ep *ep = client_connect(c, path, s->port, &w, NULL, NULL);
-	uint64_t b0 = bad(WP_BAD_NO_HANDSHAKE);
+	uint64_t s0 = setup_refused(srv), c0 = setup_refused(cli);
 	int before = atomic_load(&served);
-	struct res r;
+	struct wp_ep *ep = keyed_up(c, path, port, &w, tenant, key);
 
-	CHECK_EQ(wp_ep_set_tenant_key(ep, 1, ka), 0);
-	call_start(ep, M_ECHO, "x", &r);
-	drive_until(c, &r.done, 5000);
-	CHECK(r.status < 0);
-	wait_count(WP_BAD_NO_HANDSHAKE, b0, 1);
+	CHECK(!w.up); /* refused before the connection existed */
+	CHECK_EQ(w.err, -EACCES);
+	for (int i = 0;
+	     i < 300 && (srv == cli ? setup_refused(srv) - s0
+				    : setup_refused(srv) - s0 + setup_refused(cli) - c0) < 2;
+	     i++)
+		usleep(10000);
+	if (srv == cli) {
+		CHECK_EQ(setup_refused(srv) - s0, 2);
+	} else {
+		CHECK_EQ(setup_refused(srv) - s0, 1);
+		CHECK_EQ(setup_refused(cli) - c0, 1);
+	}
 	CHECK_EQ(atomic_load(&served), before);
 	wp_ep_close(ep);
 	wp_ctx_destroy(c);
+}
+
+static void shm_flow(const char *path, struct srv *s)
+{
+	static const uint8_t wrong[16] = { 1 };
+	struct conn_wait w = { 0 };
+	struct wp_ctx *c = client_ctx(path);
+	struct wp_ep *ep = keyed_up(c, path, s->port, &w, 1, ka);
+	struct wp_ep_peer peer;
+
+	CHECK(w.up);
+	CHECK_EQ(wp_ep_peer(ep, &peer), 0);
+	CHECK(peer.verified && peer.tenant == 1);
+	CHECK_EQ(call(c, ep, M_ECHO), 0);
+	CHECK_EQ(call(c, ep, WP_METHOD_STATS), 0);
+	wp_ep_close(ep);
+	wp_ctx_destroy(c);
+
+	c = client_ctx(path);
+	memset(&w, 0, sizeof(w));
+	ep = keyed_up(c, path, s->port, &w, 2, kb);
+	CHECK(w.up);
+	CHECK_EQ(call(c, ep, M_ECHO), 0);
+	CHECK_EQ(call(c, ep, WP_METHOD_STATS), EACCES);
+	wp_ep_close(ep);
+	wp_ctx_destroy(c);
+
+	shm_refused(path, s->port, 1, NULL, WP_SETUP_NO_AUTH, WP_SETUP_REFUSED);
+	shm_refused(path, s->port, 1, wrong, WP_SETUP_BAD_PROOF, WP_SETUP_BAD_PROOF);
+	shm_refused(path, s->port, 1, kb, WP_SETUP_BAD_PROOF, WP_SETUP_BAD_PROOF);
+	shm_refused(path, s->port, 9, ka, WP_SETUP_NO_KEY, WP_SETUP_REFUSED);
 }
 
 int main(int argc, char **argv)
@@ -674,12 +743,12 @@ int main(int argc, char **argv)
 	CHECK(wp_policy_parse("bad.rules", rules_bad, sizeof(rules_bad) - 1, &pol_bad) == 0);
 	srv_start(&s, &cbs);
 	if (!strcmp(path, "shm")) {
-		no_stream(path, &s);
+		shm_flow(path, &s);
 		srv_stop(&s);
 		wp_policy_free(pol);
 		wp_policy_free(pol_bad);
-		printf("test_policy_auth[%s]: no byte stream: an unverified peer is refused "
-		       "(no_handshake)\n",
+		printf("test_policy_auth[%s]: no byte stream: keys proved at set-up, tenants "
+		       "served, stats only for admin, 4 bad clients refused at set-up\n",
 		       path);
 		return 0;
 	}
