@@ -13,11 +13,17 @@
  * running and never runs again, and its arg may be freed. glibc's default
  * rwlock prefers readers, so a hook that itself calls into the library
  * (which may log again) cannot deadlock against a waiting wp_set_log.
+ *
+ * Rate-limited lines (wp_vlog_rl) are for what a peer can make happen at
+ * will (refused accepts, timeouts, out of descriptors): one line per interval
+ * per key, as the kernel's printk_ratelimit, and the next line says how many
+ * were dropped, so a flood costs a counter, not a disk.
  */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "core.h"
 
@@ -77,4 +83,33 @@ void wp_log(struct wp_ctx *ctx, enum wp_log_level lvl, const char *fmt, ...)
 		ctx->o.log(ctx->o.log_arg, lvl, buf);
 	}
 	va_end(ap);
+}
+
+uint64_t wp_coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int wp_vlog_rl(struct wp_ctx *ctx, struct wp_ratelimit *rl, uint64_t interval_ns,
+	       enum wp_log_level lvl, const char *fmt, va_list ap)
+{
+	char buf[WP_LOG_LINE_MAX];
+	uint64_t now = wp_coarse_ns();
+
+	if (now < rl->next_ns) {
+		rl->suppressed++;
+		return 0;
+	}
+	rl->next_ns = now + interval_ns;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (rl->suppressed)
+		wp_log(ctx, lvl, "%s (%llu more suppressed)", buf,
+		       (unsigned long long)rl->suppressed);
+	else
+		wp_log(ctx, lvl, "%s", buf);
+	rl->suppressed = 0;
+	return 1;
 }
