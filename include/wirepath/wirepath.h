@@ -167,6 +167,35 @@ struct wp_ctx_opts {
 	enum wp_log_level log_level; /* default WP_LOG_WARN */
 	int shm_same_uid;            /* shm: accept only connectors whose uid (SO_PEERCRED)
 				   * is this process's effective uid (0 = any uid) */
+	/*
+	 * Limits for a server exposed to peers it does not trust
+	 * (docs/limits.md). Receive memory: frames split across reads are
+	 * assembled in memory charged to this context; a peer can never make
+	 * the context allocate past rx_budget. When an assembly would exceed it
+	 * the connection stops being read (back-pressure: the kernel's socket
+	 * buffer holds the rest) until memory frees; large assemblies stop at
+	 * 7/8 of the budget so small split frames still find room. Frames that
+	 * arrive whole in one read cost nothing against it.
+	 */
+	uint64_t rx_budget; /* bytes; 0 = 256 MiB; at least max_frame */
+	/* Accepted connections open at once: in the context, from one source
+	 * address (tcp, uring), bound to one tenant (the front door). 0 = no
+	 * limit (the default for all three: the fd limit bounds the first and
+	 * is handled without spinning). Refusals are counted in the meter. */
+	uint32_t conns_max;
+	uint32_t conns_per_source;
+	uint32_t conns_per_tenant;
+	/* Timeouts, in ms, checked by a sweep at a fraction of the shortest
+	 * (10 ms to 1 s): a started frame must complete within frame_timeout_ms
+	 * (0 = 30 s; UINT32_MAX = never), a connection with no bytes either way
+	 * for idle_timeout_ms is closed (0 = never, the default: pooled RPC
+	 * connections idle between bursts), an accepted endpoint must finish
+	 * its setup (shm: hello/ack; stream paths: its first frame; with an
+	 * authenticating front door: its handshake) within
+	 * handshake_timeout_ms (0 = 10 s; UINT32_MAX = never). */
+	uint32_t frame_timeout_ms;
+	uint32_t idle_timeout_ms;
+	uint32_t handshake_timeout_ms;
 	/* New fields go here, at the end (src/core/ctx.c takes each by name). */
 };
 
@@ -604,8 +633,22 @@ struct wp_meter_snap {
 	uint64_t calls_ok, calls_failed, calls_timeout, calls_cancelled;
 	uint64_t setup_refused[WP_SETUP__COUNT]; /* connections refused at set-up, by reason */
 	uint64_t records_tx, records_rx;         /* authentication v2 records sealed, verified */
+	/* Limits (docs/limits.md). */
+	uint64_t rx_budget_pauses;   /* connections whose reads stopped: receive budget spent */
+	uint64_t rx_budget_resumes;  /* ... resumed when memory freed */
+	uint64_t rx_partial_shed;    /* partial frames dropped (stalled while paused, or
+				     * more bytes in flight than a paused connection keeps) */
+	uint64_t timeouts_frame;     /* closed: a started frame did not complete in time */
+	uint64_t timeouts_idle;      /* closed: no bytes either way for idle_timeout_ms */
+	uint64_t timeouts_handshake; /* closed: setup not finished in time */
+	uint64_t refused_ctx;        /* accepts refused: conns_max */
+	uint64_t refused_source;     /* accepts refused: conns_per_source */
+	uint64_t refused_tenant;     /* connections closed: conns_per_tenant */
+	uint64_t accept_pauses;      /* accepting paused (EMFILE, ENFILE, ENOBUFS, ENOMEM) */
+	uint64_t log_suppressed;     /* log lines dropped by rate limiting */
 };
-#define WP_METER_VERSION 3 /* 2: bad_frames gained bad_auth; 3: setup_refused, authentication v2 */
+#define WP_METER_VERSION 4 /* 2: bad_frames gained bad_auth; 3: setup_refused,
+				   * authentication v2; 4: limits */
 #define WP_METER_FIELDS (sizeof(struct wp_meter_snap) / sizeof(uint64_t))
 
 /* Take a snapshot of this process's meter (all threads). */

@@ -40,6 +40,7 @@
 struct wp_ctx;
 struct wp_ep;
 struct wp_mr;
+struct wp_admit;
 
 /* Fast-path ops, copied into each endpoint at its creation. */
 struct wp_fast_ops {
@@ -103,6 +104,14 @@ struct wp_backend_ops {
 	 * to max ranges, return how many there are. */
 	int (*pools)(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
 		     uint32_t max);
+	/* Stop (pause true) or resume taking input from ep: reads on a
+	 * connection (the receive budget is spent: the kernel's socket buffer
+	 * holds what the peer sends meanwhile), accepts on a listener (EMFILE
+	 * backoff). Bytes already on their way may still arrive after a pause
+	 * (the core keeps them). Events that end the connection (error, hang-up)
+	 * must still be reported. wp_no_rx_pause: the path cannot (shm frames
+	 * need no assembly memory; its listener then keeps accepting). */
+	void (*rx_pause)(struct wp_ep *ep, bool pause);
 };
 
 /* ---- registration (ctx.c, src/registry.c) ---------------------------- */
@@ -135,6 +144,27 @@ struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs);
 /* An accepted endpoint that could not be set up: closed, counted as a failed
  * connection, freed at the next reap. */
 void wp_ep_accept_failed(struct wp_ep *ep, int err);
+/*
+ * Accepting, with the context's limits (docs/limits.md). Before allocating an
+ * endpoint for an accepted descriptor, wp_conn_admit checks conns_max and
+ * conns_per_source (peer: the accepted address, NULL where there is none,
+ * as on shm): 0, or -EUSERS (counted, logged at a limited rate): close the
+ * descriptor, no endpoint. After wp_ep_alloc (and ep->accepted = true),
+ * wp_conn_admitted counts the endpoint until it closes.
+ */
+int wp_conn_admit(struct wp_ctx *ctx, const struct sockaddr *peer, socklen_t len,
+		  struct wp_admit *a);
+void wp_conn_admitted(struct wp_ep *ep, const struct wp_admit *a);
+/*
+ * accept failed on listener l with err. EMFILE, ENFILE, ENOBUFS and ENOMEM
+ * (out of descriptors or memory: retrying at once spins) pause accepting
+ * (rx_pause) for a backoff of 10 ms doubling to 1 s, resumed early when one
+ * of our endpoints closes; counted, logged at a limited rate. Other errors
+ * are logged at a limited rate. Returns true if accepting was paused.
+ */
+bool wp_accept_error(struct wp_ep *l, int err);
+/* An accept succeeded: the next error starts its backoff at 10 ms again. */
+void wp_accept_ok(struct wp_ep *l);
 /* The connection is up (connect completed or accepted). */
 void wp_conn_established(struct wp_ep *ep);
 /* Orderly EOF (err 0) or an error from the transport: close, fail what is
@@ -203,5 +233,6 @@ int wp_no_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_
 		uint32_t max);
 int wp_no_mem_register(struct wp_ctx *ctx, struct wp_mr *mr); /* bookkeeping only */
 void wp_no_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr);
+void wp_no_rx_pause(struct wp_ep *ep, bool pause); /* cannot: keeps reading */
 
 #endif

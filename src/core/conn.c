@@ -135,6 +135,7 @@ int wp_conn_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *dat
 		return -ENOTCONN;
 	if (len > ep->ctx->o.max_frame)
 		return -EMSGSIZE;
+	ep->active = true; /* the idle timer (limits.c) */
 	return ep->fast.send(ep, h, data, len, done, arg);
 }
 
@@ -411,7 +412,8 @@ struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs)
 	if (cbs)
 		ep->cbs = *cbs;
 	wp_rx_init(&ep->rx, ctx->o.max_frame);
-	ep->rx.place = ctx->rx_place; /* bulk transfers land without assembly */
+	ep->rx.budget = &ctx->lim.budget; /* assembly memory is the context's */
+	ep->rx.place = ctx->rx_place;     /* bulk transfers land without assembly */
 	ep->next_all = ctx->eps;
 	if (ctx->eps)
 		ctx->eps->prev_all = ep;
@@ -451,6 +453,7 @@ void wp_ep_free(struct wp_ep *ep)
 		blk_put(ctx, ep->tx.cur);
 	free(ep->tx.seg);
 	wp_rx_free(&ep->rx);
+	free(ep->stash);
 	for (int i = WP_LAYERS; i-- > 0;)
 		if (ctx->layer[i] && ctx->layer[i]->ep_free)
 			ctx->layer[i]->ep_free(ep);
@@ -491,11 +494,15 @@ static void conn_shutdown(struct wp_ep *ep, int err, int send_status, int call_s
 		WP_CNT_ADD(conns_failed, 1);
 	else if (ep->state == WP_EPS_OPEN)
 		WP_CNT_ADD(conns_closed, 1);
+	wp_limits_ep_closed(ep); /* uncounted, paused bytes dropped */
 	ep->state = WP_EPS_CLOSED;
 	ep->err = err;
 	if (ep->guard && ep->guard->closing)
 		call_status = ep->guard->closing(ep, call_status);
 	ctx->ops->close(ep);
+	/* Assembly memory goes back to the budget now, not when the owner
+	 * lets go: paused readers may resume with it. */
+	wp_rx_free(&ep->rx);
 	wp_txq_drop(ep, send_status);
 	for (int i = WP_LAYERS; i-- > 0;)
 		if (ctx->layer[i] && ctx->layer[i]->ep_closed)
@@ -513,6 +520,17 @@ void wp_conn_fail(struct wp_ep *ep, int err)
 	if (err)
 		wp_log(ctx, err == -ECONNRESET ? WP_LOG_INFO : WP_LOG_WARN,
 		       "endpoint fd %d closed: %s", ep->fd, strerror(-err));
+	if (ep->cbs.event)
+		ep->cbs.event(ep->cbs.arg, ep, WP_EP_CLOSED, err);
+	if (ep->accepted)
+		ep->owner_released = true;
+}
+
+void wp_conn_drop(struct wp_ep *ep, int err)
+{
+	if (ep->state == WP_EPS_CLOSED)
+		return;
+	conn_shutdown(ep, err, err, -ECONNRESET, false);
 	if (ep->cbs.event)
 		ep->cbs.event(ep->cbs.arg, ep, WP_EP_CLOSED, err);
 	if (ep->accepted)
@@ -616,6 +634,15 @@ int wp_conn_dispatch(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8
 	wp_frame_fn fn;
 
 	WP_CNT_ADD(msgs_rx, 1);
+	/* The timers (limits.c): bytes moved, and the first frame ends the
+	 * setup unless the guard runs a handshake (it says when it ends). */
+	ep->active = true;
+	if (__builtin_expect(!ep->hs_done, 0)) {
+		const struct wp_guard_ops *g = ep->guard ? ep->guard : ctx->guard;
+
+		if (!(g && g->owns_handshake))
+			wp_conn_handshake_done(ep);
+	}
 	switch (h->type) {
 	case WP_FT_MSG:
 		if (ep->cbs.msg) {
@@ -646,24 +673,29 @@ int wp_conn_dispatch(struct wp_ep *ep, const struct wp_frame_hdr *h, const uint8
 	return ep->state == WP_EPS_CLOSED ? 1 : 0;
 }
 
-static int rx_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload)
+int wp_conn_rx_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload)
 {
-	return wp_conn_deliver(arg, h, payload);
+	struct wp_ep *ep = arg;
+
+	ep->partial_since = 0; /* a frame completed: the frame timer restarts */
+	return wp_conn_deliver(ep, h, payload);
 }
 
-int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len)
+int wp_conn_feed(struct wp_ep *ep, const uint8_t *p, size_t len, int *reason)
 {
-	int reason = 0;
 	uint64_t copied0 = ep->rx.copied;
-	int ret;
+	int ret = wp_rx_feed(&ep->rx, p, len, wp_conn_rx_deliver, ep, reason);
 
-	WP_CNT_ADD(bytes_rx, len);
-	ret = wp_rx_feed(&ep->rx, p, len, rx_deliver, ep, &reason);
 	/* The chunk goes back to the path: held frames must not point into it. */
 	if (ep->guard && ep->guard->chunk_end && ep->state != WP_EPS_CLOSED)
 		ep->guard->chunk_end(ep);
 	if (ep->rx.copied != copied0)
 		WP_CNT_ADD(bytes_copied, ep->rx.copied - copied0);
+	return ret;
+}
+
+void wp_conn_rx_error(struct wp_ep *ep, int ret, int reason)
+{
 	if (ret == -EPROTO) {
 		WP_CNT_ADD(bad_frames[reason], 1);
 		if (reason == WP_BAD_VERSION)
@@ -677,11 +709,28 @@ int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len)
 			       wp_bad_reason_name(reason));
 		send_close_frame(ep, reason);
 		wp_conn_fail(ep, -EPROTO);
-		return -EPROTO;
-	}
-	if (ret == -ENOMEM) {
+	} else if (ret == -ENOMEM) {
 		wp_conn_fail(ep, -ENOMEM);
-		return -ENOMEM;
+	}
+}
+
+int wp_conn_input(struct wp_ep *ep, const uint8_t *p, size_t len)
+{
+	int reason = 0;
+	int ret;
+
+	WP_CNT_ADD(bytes_rx, len);
+	ep->active = true; /* the idle timer (limits.c) */
+	/* Paused for lack of receive budget: what still arrives (a path's
+	 * reads in flight) queues behind what is waiting, in order. */
+	if (__builtin_expect(ep->stash_len != 0, 0))
+		return wp_limits_rx_full(ep, p, len);
+	ret = wp_conn_feed(ep, p, len, &reason);
+	if (ret == -ENOBUFS)
+		return wp_limits_rx_full(ep, p + ep->rx.fed, len - ep->rx.fed);
+	if (ret == -EPROTO || ret == -ENOMEM) {
+		wp_conn_rx_error(ep, ret, reason);
+		return ret;
 	}
 	return 0;
 }

@@ -167,6 +167,10 @@ struct wp_guard_ops {
 	/* The key ep authenticates with (wp_ep_set_tenant_key; ep->guard is
 	 * this guard). 0 or -ENOKEY. */
 	int (*ep_key)(const struct wp_ep *ep, uint8_t key[16]);
+	/* The guard runs a handshake of its own and calls
+	 * wp_conn_handshake_done itself when it completes; otherwise the core
+	 * calls it at the first frame delivered. */
+	bool owns_handshake;
 };
 
 struct wp_ep {
@@ -203,6 +207,19 @@ struct wp_ep {
 	struct wp_ep *next_all, *prev_all; /* ctx->eps */
 	struct wp_ep *next_dirty;
 	void *bk; /* backend private */
+
+	/* Limits and timers (limits.c, docs/limits.md). Times are
+	 * CLOCK_MONOTONIC_COARSE ns read by the sweep, never per frame. */
+	bool active;    /* bytes moved since the last sweep (set per chunk/frame) */
+	bool hs_done;   /* setup finished (wp_conn_handshake_done) */
+	bool rx_paused; /* input stopped: budget spent, or (listener) accept backoff */
+	bool counted;   /* an accepted endpoint in ctx->lim.nconns */
+	uint64_t last_active, hs_since, partial_since;
+	struct wp_lim_node *src_node, *tenant_node; /* counted against these */
+	uint8_t *stash; /* budget-paused: received bytes the parser could not take */
+	uint32_t stash_len;
+	uint32_t backoff_ms; /* listener: the current accept backoff */
+	uint64_t resume_at;  /* listener: when accepting resumes */
 };
 
 /* ---- context ------------------------------------------------------- */
@@ -227,6 +244,47 @@ struct wp_poller {
 	void *arg;
 };
 
+/* ---- limits (limits.c) ----------------------------------------------- */
+
+#define WP_RX_BUDGET_DEFAULT (256ull << 20)
+#define WP_FRAME_TIMEOUT_DEFAULT_MS 30000u
+#define WP_HANDSHAKE_TIMEOUT_DEFAULT_MS 10000u
+
+/* Count of accepted endpoints per key (a source address, a tenant). */
+struct wp_lim_node {
+	struct wp_lim_node *next;
+	uint8_t key[16];
+	uint32_t n;
+};
+#define WP_LIM_BUCKETS 256
+
+/* What an accepted connection is counted against (wp_conn_admit). */
+struct wp_admit {
+	uint8_t src[16]; /* IPv6 or v4-mapped address */
+	bool has_src;
+};
+
+/* Rate-limited log lines: one per interval per key, then a count. */
+enum wp_rl_key { WP_RL_ACCEPT, WP_RL_REFUSE, WP_RL_TIMEOUT, WP_RL_BUDGET, WP_RL__COUNT };
+struct wp_ratelimit {
+	uint64_t next_ns;    /* the next line may go at this time */
+	uint64_t suppressed; /* lines dropped since the last one */
+};
+
+struct wp_limits {
+	struct wp_rx_budget budget;
+	uint64_t seen_freed; /* budget.freed when paused readers last retried */
+	uint32_t nconns;     /* accepted endpoints open (or setting up) */
+	uint32_t npaused;    /* connections paused by the budget */
+	uint32_t nbackoff;   /* listeners paused by accept errors */
+	uint64_t sweep_ns, next_sweep;
+	bool timers; /* any timeout enabled */
+	bool started;
+	struct wp_poller poller;
+	struct wp_lim_node *src[WP_LIM_BUCKETS], *tenant[WP_LIM_BUCKETS];
+	struct wp_ratelimit rl[WP_RL__COUNT];
+};
+
 struct wp_ctx {
 	struct wp_ctx_opts o;
 	const struct wp_backend_ops *ops;
@@ -248,6 +306,7 @@ struct wp_ctx {
 	wp_frame_fn on_frame[WP_FT__MAX + 1];
 	wp_rx_place_fn rx_place;          /* bulk pieces placed straight from the stream */
 	const struct wp_guard_ops *guard; /* checks received frames, or NULL */
+	struct wp_limits lim;             /* limits.c */
 };
 
 /* What wp_ctx_explain adds while a context requires authentication v2. */
@@ -261,6 +320,17 @@ struct wp_ctx {
  * is NULL or has none. */
 void wp_log(struct wp_ctx *ctx, enum wp_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Rate-limited (log.c): at most one line per interval_ns for the key whose
+ * state is rl; the next line that goes says how many were suppressed
+ * ("... (N more suppressed)"). Returns 1 if the line went, 0 if suppressed. */
+int wp_vlog_rl(struct wp_ctx *ctx, struct wp_ratelimit *rl, uint64_t interval_ns,
+	       enum wp_log_level lvl, const char *fmt, va_list ap);
+/* One line per second per key of the context; suppressed lines are counted
+ * in the meter (log_suppressed). limits.c. */
+void wp_log_rl(struct wp_ctx *ctx, enum wp_rl_key key, enum wp_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* CLOCK_MONOTONIC_COARSE in ns (a vDSO read, a few ns; ticks every 1-4 ms). */
+uint64_t wp_coarse_ns(void);
 /* To the process hook: for calls that have no context. */
 void wp_log_global(enum wp_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -311,6 +381,40 @@ static inline bool wp_txq_pending(const struct wp_txq *q)
 {
 	return q->sent != q->tail;
 }
+
+/*
+ * The endpoint's tenant is known (the front door authenticated it): count it
+ * against conns_per_tenant. Idempotent (a bound endpoint returns 0).
+ * Returns 0, or -EUSERS over the limit (counted): the caller closes.
+ * Only accepted endpoints are counted.
+ */
+int wp_conn_tenant_bind(struct wp_ep *ep, uint32_t tenant);
+/* The endpoint finished its setup: its handshake timer stops. Idempotent.
+ * The core calls it at the first frame delivered unless the guard
+ * owns_handshake; shm calls it when the hello/ack completes. */
+void wp_conn_handshake_done(struct wp_ep *ep);
+/* The parser's deliver callback for an endpoint (arg = ep), and what a
+ * failed feed does (-EPROTO with reason: counted, CLOSE sent, closed). */
+int wp_conn_rx_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload);
+/* Feed len bytes to ep's parser (wp_rx_feed), then let the guard copy out
+ * held frames that point into them; bytes copied are counted. */
+int wp_conn_feed(struct wp_ep *ep, const uint8_t *p, size_t len, int *reason);
+void wp_conn_rx_error(struct wp_ep *ep, int ret, int reason);
+/* Close without a log line of its own (the caller counts and rate-limits):
+ * timeouts, limits, shed frames. */
+void wp_conn_drop(struct wp_ep *ep, int err);
+
+/* limits.c: the receive budget, connection limits, accept backoff, timeouts */
+void wp_limits_init(struct wp_ctx *ctx);
+void wp_limits_fini(struct wp_ctx *ctx);
+/* The path started: the sweep poller starts driving timers. */
+void wp_limits_start(struct wp_ctx *ctx);
+/* An endpoint closed: uncount it, give back its paused bytes, wake paused
+ * listeners (a descriptor was freed). */
+void wp_limits_ep_closed(struct wp_ep *ep);
+/* The parser could not take bytes [p, p + len) for lack of budget: keep them
+ * (in order) and stop reading ep. Returns 0, or -ENOBUFS after shedding. */
+int wp_limits_rx_full(struct wp_ep *ep, const uint8_t *p, size_t len);
 
 /* mem.c */
 void wp_mr_attach_all(struct wp_ctx *ctx);

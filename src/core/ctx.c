@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,9 @@ void wp_ctx_opts_init(struct wp_ctx_opts *o)
 	o->shm_arena_mb = 4;
 	o->shm_heap_mb = 16;
 	o->log_level = WP_LOG_WARN;
+	o->rx_budget = WP_RX_BUDGET_DEFAULT;
+	o->frame_timeout_ms = WP_FRAME_TIMEOUT_DEFAULT_MS;
+	o->handshake_timeout_ms = WP_HANDSHAKE_TIMEOUT_DEFAULT_MS;
 	o->sz = sizeof(*o);
 }
 
@@ -106,6 +110,13 @@ static void opts_take(struct wp_ctx_opts *d, const struct wp_ctx_opts *o)
 	TAKE(log_arg);
 	TAKE(log_level);
 	TAKE(shm_same_uid);
+	TAKE(rx_budget);
+	TAKE(conns_max);
+	TAKE(conns_per_source);
+	TAKE(conns_per_tenant);
+	TAKE(frame_timeout_ms);
+	TAKE(idle_timeout_ms);
+	TAKE(handshake_timeout_ms);
 #undef TAKE
 }
 
@@ -117,7 +128,7 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 
 	if (!ctx)
 		return -ENOMEM;
-	if (!WP_OPTS_VALID(o, shm_same_uid)) {
+	if (!WP_OPTS_VALID(o, handshake_timeout_ms)) {
 		wp_log_global(WP_LOG_ERR,
 			      "wp_ctx_create: opts.sz %zu, but this library knows "
 			      "%zu bytes of wp_ctx_opts and fields past them are set",
@@ -144,6 +155,12 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 		ctx->o.shm_arena_mb = def.shm_arena_mb;
 	if (!ctx->o.shm_heap_mb)
 		ctx->o.shm_heap_mb = def.shm_heap_mb;
+	if (!ctx->o.rx_budget)
+		ctx->o.rx_budget = def.rx_budget;
+	if (!ctx->o.frame_timeout_ms)
+		ctx->o.frame_timeout_ms = def.frame_timeout_ms;
+	if (!ctx->o.handshake_timeout_ms)
+		ctx->o.handshake_timeout_ms = def.handshake_timeout_ms;
 	if (ctx->o.max_frame > (1u << 30) || ctx->o.select > WP_SELECT_ANY ||
 	    (ctx->o.shm_slots & (ctx->o.shm_slots - 1)) || ctx->o.shm_slots < 8 ||
 	    ctx->o.shm_slots > (1u << 20) || ctx->o.shm_arena_mb > 1024 ||
@@ -151,6 +168,17 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 		free(ctx);
 		return -EINVAL;
 	}
+	if (ctx->o.rx_budget < ctx->o.max_frame) {
+		/* A frame of max_frame could never be assembled. */
+		wp_log_global(WP_LOG_ERR,
+			      "wp_ctx_create: rx_budget %" PRIu64
+			      " is below max_frame %u: the largest frame could never be "
+			      "received",
+			      ctx->o.rx_budget, ctx->o.max_frame);
+		free(ctx);
+		return -EINVAL;
+	}
+	wp_limits_init(ctx);
 	/* The layers above conn install their frame handlers and methods. */
 	ret = wp_rpc_attach(ctx);
 	if (ret == 0)
@@ -202,6 +230,7 @@ void wp_ctx_destroy(struct wp_ctx *ctx)
 		if (ctx->layer[i] && ctx->layer[i]->ctx_free)
 			ctx->layer[i]->ctx_free(ctx);
 	wp_ctx_run_deferred(ctx);
+	wp_limits_fini(ctx);
 	while (ctx->blk_free) {
 		struct wp_stage_blk *b = ctx->blk_free;
 
@@ -497,6 +526,7 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme, const struct wp_b
 		return ret;
 	}
 	wp_mr_attach_all(ctx);
+	wp_limits_start(ctx); /* timeouts, budget retries, accept backoff */
 	{
 		char bk[512];
 

@@ -16,11 +16,21 @@ void wp_rx_init(struct wp_rx *rx, uint32_t max_payload)
 	rx->max_payload = max_payload;
 }
 
-void wp_rx_free(struct wp_rx *rx)
+/* Give the assembly buffer back (charged memory returns to the budget). */
+static void rx_release(struct wp_rx *rx)
 {
+	if (rx->budget && rx->asm_cap) {
+		rx->budget->used -= rx->asm_cap;
+		rx->budget->freed++;
+	}
 	free(rx->asm_buf);
 	rx->asm_buf = NULL;
 	rx->asm_cap = 0;
+}
+
+void wp_rx_free(struct wp_rx *rx)
+{
+	rx_release(rx);
 }
 
 int wp_rx_partial(const struct wp_rx *rx)
@@ -28,30 +38,56 @@ int wp_rx_partial(const struct wp_rx *rx)
 	return rx->hdr_have > 0;
 }
 
-/* Make room for a payload of n bytes (n <= max_payload, already validated). */
-static int rx_reserve(struct wp_rx *rx, uint32_t n)
+/*
+ * Room for `want` more bytes of the payload in progress (its length already
+ * validated). Capacity doubles up to the frame's length, as far as the budget
+ * allows. Returns how many of the want bytes fit now: want, fewer (the budget
+ * is nearly spent), 0 (spent), or -ENOMEM.
+ */
+static long rx_reserve(struct wp_rx *rx, uint32_t want)
 {
-	uint32_t cap;
+	uint32_t need = rx->asm_have + want, cap;
 	uint8_t *p;
 
-	if (n <= rx->asm_cap)
-		return 0;
+	if (need <= rx->asm_cap)
+		return want;
 	cap = rx->asm_cap ? rx->asm_cap : 4096;
-	while (cap < n)
-		cap = cap > UINT32_MAX / 2 ? n : cap * 2;
-	if (cap > rx->max_payload)
-		cap = rx->max_payload > n ? rx->max_payload : n;
+	while (cap < need)
+		cap = cap > UINT32_MAX / 2 ? need : cap * 2;
+	if (cap > rx->cur.len) {
+		/* A frame never needs more than its length (>= need); small
+		 * ones keep a page to be reused by the next. */
+		uint32_t floor = rx->max_payload < 4096 ? rx->max_payload : 4096;
+
+		cap = rx->cur.len > floor ? rx->cur.len : floor;
+		if (cap < need)
+			cap = need;
+	}
+	if (rx->budget) {
+		const struct wp_rx_budget *b = rx->budget;
+		uint64_t lim = cap > WP_RX_SMALL ? b->big_limit : b->limit;
+		uint64_t room = b->used < lim ? lim - b->used : 0;
+
+		if (cap - rx->asm_cap > room) {
+			cap = rx->asm_cap + (uint32_t)room;
+			if (cap <= rx->asm_have)
+				return 0;
+		}
+	}
 	p = realloc(rx->asm_buf, cap);
 	if (!p)
 		return -ENOMEM;
+	if (rx->budget)
+		rx->budget->used += cap - rx->asm_cap;
 	rx->asm_buf = p;
 	rx->asm_cap = cap;
-	return 0;
+	return cap - rx->asm_have < want ? cap - rx->asm_have : want;
 }
 
 int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn fn, void *arg,
 	       int *reason)
 {
+	const size_t len0 = len;
 	int ret;
 
 	while (len > 0) {
@@ -120,20 +156,33 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 			size_t take = need < len ? need : len;
 
 			if (take) {
-				ret = rx_reserve(rx, rx->asm_have + (uint32_t)take);
-				if (ret < 0)
-					return ret;
+				long fit = rx_reserve(rx, (uint32_t)take);
+
+				if (fit < 0)
+					return (int)fit;
+				if (fit == 0) {
+					rx->fed = len0 - len; /* the rest waits for room */
+					return -ENOBUFS;
+				}
+				take = (size_t)fit;
 				memcpy(rx->asm_buf + rx->asm_have, p, take);
 				rx->asm_have += take;
 				rx->copied += take;
 				p += take;
 				len -= take;
 			}
-			if (rx->asm_have < rx->cur.len)
+			if (rx->asm_have < rx->cur.len) {
+				if (len)
+					continue; /* the budget gave part: ask again */
 				return 0;
+			}
 			rx->hdr_have = 0;
 			rx->inplace = 0;
 			ret = fn(arg, &rx->cur, rx->asm_buf);
+			/* A large buffer goes back at once: idle connections must
+			 * not sit on budget; small ones are reused. */
+			if (rx->asm_cap > WP_RX_SMALL)
+				rx_release(rx);
 			if (ret)
 				return ret;
 			continue;

@@ -21,9 +21,25 @@
 typedef void (*wp_rx_place_fn)(void *arg, const struct wp_frame_hdr *h, const uint8_t *prefix,
 			       const uint8_t *piece, uint32_t off, uint32_t n);
 
+/*
+ * Receive memory shared by the parsers of one context (docs/limits.md). Every
+ * parser's assembly capacity is charged to `used`; none grows past `limit`,
+ * and a capacity above WP_RX_SMALL grows only below `big_limit` (7/8 of the
+ * limit), so connections assembling large frames stop first and small split
+ * frames still find room. `freed` counts releases (a paused reader may retry).
+ */
+struct wp_rx_budget {
+	uint64_t limit, big_limit;
+	uint64_t used;
+	uint64_t freed;
+};
+#define WP_RX_SMALL (64u << 10) /* kept after a frame completes; may use the whole budget */
+
 struct wp_rx {
 	uint32_t max_payload;
-	wp_rx_place_fn place; /* NULL: XFER frames are assembled like any */
+	struct wp_rx_budget *budget; /* NULL: unbounded (tests, fuzzing) */
+	size_t fed;                  /* after -ENOBUFS: how many bytes of the chunk were taken */
+	wp_rx_place_fn place;        /* NULL: XFER frames are assembled like any */
 	uint8_t xpre[WP_XFER_PREFIX];
 	uint8_t hdrbuf[WP_FRAME_HDR]; /* a header split across chunks */
 	uint32_t hdr_have;
@@ -45,7 +61,9 @@ void wp_rx_init(struct wp_rx *rx, uint32_t max_payload);
 void wp_rx_free(struct wp_rx *rx);
 /*
  * Feed len bytes. Returns 0, the deliver callback's non-zero return, -EPROTO
- * with *reason set (enum wp_bad_reason) for a bad frame, or -ENOMEM.
+ * with *reason set (enum wp_bad_reason) for a bad frame, -ENOMEM, or
+ * -ENOBUFS when the budget has no room for the frame being assembled: then
+ * rx->fed bytes were taken and the rest must be fed again, in order, later.
  */
 int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn fn, void *arg,
 	       int *reason);

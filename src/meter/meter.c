@@ -435,12 +435,18 @@ static const struct json_field json_tail[] = {
 	F(conns_opened), F(conns_closed),  F(conns_failed),    F(rx_ring_empty), F(calls_ok),
 	F(calls_failed), F(calls_timeout), F(calls_cancelled), F(records_tx),    F(records_rx),
 };
+/* Limits (docs/limits.md), after the tail in struct order. */
+static const struct json_field json_limits[] = {
+	F(rx_budget_pauses), F(rx_budget_resumes),  F(rx_partial_shed), F(timeouts_frame),
+	F(timeouts_idle),    F(timeouts_handshake), F(refused_ctx),     F(refused_source),
+	F(refused_tenant),   F(accept_pauses),      F(log_suppressed),
+};
 #undef F
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 /* A field added to the struct but not here would silently vanish from the JSON. */
 _Static_assert(NELEM(json_head) + WP_SYS__COUNT + NELEM(json_mid) + WP_BAD__COUNT +
-			       NELEM(json_tail) + WP_SETUP__COUNT ==
+			       NELEM(json_tail) + WP_SETUP__COUNT + NELEM(json_limits) ==
 		       WP_METER_FIELDS,
 	       "wp_meter_json does not cover every field of struct wp_meter_snap");
 
@@ -495,7 +501,9 @@ int wp_meter_json(const struct wp_meter_snap *s, char *buf, size_t len)
 	for (int i = 0; i < WP_SETUP__COUNT; i++)
 		jput(&j, "%s\"%s\":%" PRIu64, i ? "," : "", setup_reason_names[i],
 		     s->setup_refused[i]);
-	jput(&j, "}}");
+	jput(&j, "}");
+	jfields(&j, s, json_limits, NELEM(json_limits));
+	jput(&j, "}");
 	if (j.pos > (size_t)INT32_MAX)
 		return -EOVERFLOW;
 	return (int)j.pos;

@@ -513,6 +513,7 @@ static void hs_client_server(struct wp_ep *ep, struct auth_ep *a, const struct w
 		return;
 	}
 	a->hs = HS_DONE;
+	wp_conn_handshake_done(ep);
 	records_on(ep, a);
 	release_held(ep, a);
 }
@@ -528,7 +529,16 @@ static void hs_server_proof(struct wp_ep *ep, struct auth_ep *a, const struct wp
 		       "tenant %u's client did not prove its key (wrong key)", a->tenant);
 		return;
 	}
+	/* The tenant is known now: count it (conns_per_tenant; a refusal is
+	 * counted there, not as a bad frame). */
+	if (wp_conn_tenant_bind(ep, a->tenant) < 0) {
+		a->hs = HS_FAILED;
+		a->refused = -EUSERS;
+		wp_conn_drop(ep, -EUSERS);
+		return;
+	}
 	a->hs = HS_DONE;
+	wp_conn_handshake_done(ep); /* the handshake timer (limits.c) stops */
 }
 
 static int on_hello(struct wp_ep *ep, struct auth_ep *a, const struct wp_frame_hdr *h,
@@ -955,6 +965,10 @@ static const struct wp_guard_ops auth_guard = {
 	.flush = auth_flush,
 	.closing = auth_closing,
 	.admin = auth_admin,
+	/* The v2 handshake ends the setup (hs_server_proof), not the first
+	 * frame: a peer that never finishes it is closed at the handshake
+	 * timeout (docs/limits.md). */
+	.owns_handshake = true,
 };
 
 static void auth_ep_free(struct wp_ep *ep)

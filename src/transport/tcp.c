@@ -141,15 +141,40 @@ static void tcp_close(struct wp_ep *ep)
 	}
 }
 
+/* The interest set: input unless paused (limits.c), output while blocked. */
+static uint32_t tcp_events(const struct wp_ep *ep)
+{
+	const struct tcp_ep *te = ep->bk;
+
+	return (ep->rx_paused ? 0 : EPOLLIN) | (te->want_out ? EPOLLOUT : 0);
+}
+
 static void set_want_out(struct wp_ep *ep, bool on)
 {
 	struct tcp_ep *te = ep->bk;
+	int ret;
 
 	if (te->want_out == on)
 		return;
 	te->want_out = on;
-	if (ep_ctl(ep, EPOLL_CTL_MOD, EPOLLIN | (on ? EPOLLOUT : 0)) < 0)
-		wp_conn_fail(ep, -errno);
+	ret = ep_ctl(ep, EPOLL_CTL_MOD, tcp_events(ep));
+	if (ret < 0)
+		wp_conn_fail(ep, ret);
+}
+
+/* Stop or resume reading (the receive budget) or accepting (EMFILE
+ * backoff): only the epoll interest changes; the socket buffer and the
+ * listen backlog hold what arrives meanwhile. ERR and HUP still wake us. */
+static void tcp_rx_pause(struct wp_ep *ep, bool pause)
+{
+	int ret;
+
+	if (ep->fd < 0)
+		return;
+	ret = ep_ctl(ep, EPOLL_CTL_MOD,
+		     ep->state == WP_EPS_LISTEN ? (pause ? 0 : EPOLLIN) : tcp_events(ep));
+	if (ret < 0 && ep->state != WP_EPS_LISTEN)
+		wp_conn_fail(ep, ret);
 }
 
 static void tcp_flush(struct wp_ep *ep)
@@ -191,27 +216,40 @@ static const struct wp_fast_ops wp_tcp_fast = { .flush = tcp_flush };
 
 static void do_accept(struct wp_ep *l)
 {
-	for (;;) {
+	while (!l->rx_paused) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		struct wp_admit adm;
 		struct wp_ep *ep;
 		int one = 1, fd, ret;
 
 		WP_SYSCALL(WP_SYS_ACCEPT);
-		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-				wp_log(l->ctx, WP_LOG_WARN, "accept: %s", strerror(errno));
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				wp_accept_error(l, -errno); /* EMFILE: pause, no spin */
 			return;
+		}
+		wp_accept_ok(l);
+		if (wp_conn_admit(l->ctx, (struct sockaddr *)&peer, plen, &adm) < 0) {
+			WP_SYSCALL(WP_SYS_CLOSE);
+			close(fd);
+			continue;
 		}
 		WP_SYSCALL(WP_SYS_SOCKET);
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		ep = wp_ep_alloc(l->ctx, &l->cbs);
 		if (!ep) {
-			wp_log(l->ctx, WP_LOG_ERR, "accept: out of memory, dropping connection");
+			wp_log_rl(l->ctx, WP_RL_ACCEPT, WP_LOG_ERR,
+				  "accept: out of memory, dropping connection");
 			close(fd);
 			continue;
 		}
 		ep->fd = fd;
 		ep->accepted = true;
+		wp_conn_admitted(ep, &adm);
 		ret = ep_ctl(ep, EPOLL_CTL_ADD, EPOLLIN);
 		if (ret < 0) {
 			wp_ep_accept_failed(ep, ret);
@@ -225,7 +263,8 @@ static void do_read(struct wp_ep *ep)
 {
 	struct tcp_ep *te = ep->bk;
 
-	for (int i = 0; i < TCP_READS_PER_EVENT && ep->state == WP_EPS_OPEN; i++) {
+	for (int i = 0; i < TCP_READS_PER_EVENT && ep->state == WP_EPS_OPEN && !ep->rx_paused;
+	     i++) {
 		ssize_t n;
 
 		WP_SYSCALL(WP_SYS_READ);
@@ -290,7 +329,9 @@ static int tcp_poll(struct wp_ctx *ctx, int64_t timeout_us)
 				connect_done(ep);
 			break;
 		case WP_EPS_OPEN:
-			if (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+			if (ep->rx_paused && (e & (EPOLLERR | EPOLLHUP)))
+				wp_conn_eof(ep); /* gone while paused: its frame cannot finish */
+			else if (e & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
 				do_read(ep);
 			/* Writable again: the core's flush after this poll sends
 			 * (it first seals the open record, if any). */
@@ -354,4 +395,5 @@ const struct wp_backend_ops wp_tcp_ops = {
 	.mr_exported = wp_no_mr_exported,
 	.xfer_direct = wp_no_xfer_direct,
 	.pools = tcp_pools,
+	.rx_pause = tcp_rx_pause,
 };

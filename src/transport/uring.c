@@ -75,6 +75,7 @@ struct uring_ep {
 	uint32_t sends; /* send ops in flight */
 	bool listener;
 	bool zc_off; /* the kernel copied every zero-copy send: stop asking */
+	bool armed;  /* a multishot recv (accept, on a listener) is in the kernel */
 	uint16_t zc_seen, zc_copied;
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
@@ -383,6 +384,7 @@ static void arm_recv(struct wp_ep *ep)
 	sqe->buf_group = 0;
 	io_uring_sqe_set_data(sqe, ud(ep, TAG_RECV));
 	ep->io_inflight++;
+	uep(ep)->armed = true;
 }
 
 static void arm_accept(struct wp_ep *ep)
@@ -394,6 +396,35 @@ static void arm_accept(struct wp_ep *ep)
 	io_uring_prep_multishot_accept(sqe, ep->fd, NULL, NULL, SOCK_CLOEXEC);
 	io_uring_sqe_set_data(sqe, ud(ep, TAG_ACCEPT));
 	ep->io_inflight++;
+	uep(ep)->armed = true;
+}
+
+/*
+ * Stop or resume input (limits.c): a paused endpoint's multishot recv (or,
+ * on a listener, accept) is cancelled by its user_data and not re-armed;
+ * completions already posted still arrive and the core keeps their bytes.
+ * Resuming re-arms it, unless the cancelled one has not completed yet: its
+ * final CQE re-arms then.
+ */
+static void uring_rx_pause(struct wp_ep *ep, bool pause)
+{
+	struct io_uring_sqe *sqe;
+
+	if (ep->fd < 0)
+		return;
+	if (pause) {
+		if (!uep(ep)->armed || !(sqe = get_sqe(ep->ctx)))
+			return;
+		io_uring_prep_cancel(sqe, ud(ep, uep(ep)->listener ? TAG_ACCEPT : TAG_RECV), 0);
+		io_uring_sqe_set_data(sqe, (void *)(uintptr_t)TAG_IGNORE);
+		return;
+	}
+	if (uep(ep)->armed)
+		return;
+	if (uep(ep)->listener)
+		arm_accept(ep);
+	else
+		arm_recv(ep);
 }
 
 static void set_nodelay(int fd)
@@ -624,6 +655,7 @@ static void recv_done(struct wp_ctx *ctx, struct wp_ep *ep, struct io_uring_cqe 
 
 	if (!more) {
 		ep->io_inflight--;
+		uep(ep)->armed = false;
 	}
 	if (cqe->res > 0) {
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
@@ -635,56 +667,69 @@ static void recv_done(struct wp_ctx *ctx, struct wp_ep *ep, struct io_uring_cqe 
 		io_uring_buf_ring_add(u->br, buf, u->buf_size, (unsigned short)bid,
 				      io_uring_buf_ring_mask(u->nbufs), 0);
 		io_uring_buf_ring_advance(u->br, 1);
-		if (!more && ep->state == WP_EPS_OPEN)
-			arm_recv(ep);
-		return;
+	} else if (ep->state == WP_EPS_OPEN) {
+		if (cqe->res == 0) {
+			wp_conn_eof(ep);
+			return;
+		}
+		if (cqe->res == -ENOBUFS) {
+			/* Every provided buffer is in use: count it and re-arm. */
+			WP_CNT_ADD(rx_ring_empty, 1);
+		} else if (cqe->res != -ECANCELED) { /* ECANCELED: rx_pause */
+			wp_conn_fail(ep, cqe->res);
+			return;
+		}
 	}
-	if (ep->state != WP_EPS_OPEN)
-		return;
-	if (cqe->res == -ENOBUFS) {
-		/* Every provided buffer is in use: count it and re-arm. */
-		WP_CNT_ADD(rx_ring_empty, 1);
-		if (!more)
-			arm_recv(ep);
-		return;
-	}
-	if (cqe->res == 0) {
-		wp_conn_eof(ep);
-		return;
-	}
-	wp_conn_fail(ep, cqe->res);
+	if (!more && ep->state == WP_EPS_OPEN && !ep->rx_paused)
+		arm_recv(ep);
 }
 
 static void accept_done(struct wp_ctx *ctx, struct wp_ep *l, struct io_uring_cqe *cqe)
 {
+	struct sockaddr_storage peer;
+	socklen_t plen = 0;
+	struct wp_admit adm;
 	struct wp_ep *ep;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
 		l->io_inflight--;
-		if (l->state == WP_EPS_LISTEN)
-			arm_accept(l);
+		uep(l)->armed = false;
 	}
 	if (cqe->res < 0) {
+		/* EMFILE ends the multishot accept; re-arming at once would
+		 * fail again at once, a spin: wp_accept_error pauses instead. */
 		if (cqe->res != -ECANCELED && l->state == WP_EPS_LISTEN)
-			wp_log(ctx, WP_LOG_WARN, "accept: %s", strerror(-cqe->res));
-		return;
-	}
-	if (l->state != WP_EPS_LISTEN) {
+			wp_accept_error(l, cqe->res);
+	} else if (l->state != WP_EPS_LISTEN) {
 		close(cqe->res);
 		return;
+	} else {
+		wp_accept_ok(l);
+		if (ctx->o.conns_per_source) { /* multishot accept gives no address */
+			plen = sizeof(peer);
+			WP_SYSCALL(WP_SYS_SOCKET);
+			if (getpeername(cqe->res, (struct sockaddr *)&peer, &plen) < 0)
+				plen = 0;
+		}
+		if (wp_conn_admit(ctx, (struct sockaddr *)&peer, plen, &adm) < 0) {
+			WP_SYSCALL(WP_SYS_CLOSE);
+			close(cqe->res);
+		} else if (!(ep = wp_ep_alloc(ctx, &l->cbs))) {
+			wp_log_rl(ctx, WP_RL_ACCEPT, WP_LOG_ERR,
+				  "accept: out of memory, dropping connection");
+			close(cqe->res);
+		} else {
+			ep->fd = cqe->res;
+			ep->accepted = true;
+			wp_conn_admitted(ep, &adm);
+			set_nodelay(ep->fd);
+			slot_install(ep);
+			arm_recv(ep);
+			wp_conn_established(ep);
+		}
 	}
-	ep = wp_ep_alloc(ctx, &l->cbs);
-	if (!ep) {
-		wp_log(ctx, WP_LOG_ERR, "accept: out of memory, dropping connection");
-		close(cqe->res);
-		return;
-	}
-	ep->fd = cqe->res;
-	ep->accepted = true;
-	set_nodelay(ep->fd);
-	slot_install(ep);
-	arm_recv(ep);
-	wp_conn_established(ep);
+	if (!uep(l)->armed && l->state == WP_EPS_LISTEN && !l->rx_paused)
+		arm_accept(l);
 }
 
 static void connect_done(struct wp_ctx *ctx, struct wp_ep *ep, struct io_uring_cqe *cqe)
@@ -900,4 +945,5 @@ const struct wp_backend_ops wp_uring_ops = {
 	.mr_exported = wp_no_mr_exported,
 	.xfer_direct = wp_no_xfer_direct,
 	.pools = uring_pools,
+	.rx_pause = uring_rx_pause,
 };

@@ -317,7 +317,7 @@ static void mem_read(struct wp_ep *ep)
 {
 	struct mem_ep *me = mep(ep);
 
-	while (ep->state == WP_EPS_OPEN) {
+	while (ep->state == WP_EPS_OPEN && !ep->rx_paused) {
 		struct mem_pair *p = me->pair;
 		struct mem_pipe *d = &p->dir[1 - me->side];
 		bool eof, room_wanted;
@@ -352,12 +352,28 @@ static void mem_read(struct wp_ep *ep)
 	}
 }
 
+/* Stop or resume input (limits.c): the doorbell leaves the epoll interest;
+ * the pipe (or the listen queue) holds what arrives. Resuming rings our own
+ * doorbell, so what waited is read at the next poll. */
+static void mem_rx_pause(struct wp_ep *ep, bool pause)
+{
+	struct mem_ep *me = mep(ep);
+	int efd = me->l ? me->l->efd : me->pair ? me->pair->efd[me->side] : -1;
+
+	if (efd < 0)
+		return;
+	wp_epoll_ctl(ep->ctx, EPOLL_CTL_MOD, efd, pause ? 0 : EPOLLIN, (uintptr_t)ep);
+	if (!pause)
+		ring(efd);
+}
+
 static void mem_accept(struct wp_ep *l)
 {
 	struct mem_listener *ml = mep(l)->l;
 
 	for (;;) {
 		struct mem_pair *p = NULL;
+		struct wp_admit adm;
 		struct wp_ep *ep;
 		int ret;
 
@@ -369,6 +385,10 @@ static void mem_accept(struct wp_ep *l)
 		pthread_mutex_unlock(&mem_lock);
 		if (!p)
 			return;
+		if (wp_conn_admit(l->ctx, NULL, 0, &adm) < 0) {
+			pair_release(p, 1);
+			continue;
+		}
 		ep = wp_ep_alloc(l->ctx, &l->cbs);
 		if (!ep) {
 			pair_release(p, 1);
@@ -377,6 +397,7 @@ static void mem_accept(struct wp_ep *l)
 		mep(ep)->pair = p;
 		mep(ep)->side = 1;
 		ep->accepted = true;
+		wp_conn_admitted(ep, &adm);
 		ret = watch(ep, p->efd[1]);
 		if (ret < 0) {
 			wp_ep_accept_failed(ep, ret); /* releases the pair (mem_close) */
@@ -450,6 +471,7 @@ static const struct wp_backend_ops wp_mem_ops = {
 	.mr_exported = wp_no_mr_exported,
 	.xfer_direct = wp_no_xfer_direct,
 	.pools = wp_no_pools,
+	.rx_pause = mem_rx_pause,
 };
 
 __attribute__((constructor)) static void mem_register(void)

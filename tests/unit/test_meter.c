@@ -275,7 +275,18 @@ static void test_json(void)
 		"\"records_rx\":0,",
 		"\"setup_refused\":{\"garbage\":0,",
 		"\"bad_proof\":7,",
-		"\"refused\":0}}",
+		"\"refused\":0},",
+		"\"rx_budget_pauses\":",
+		"\"rx_budget_resumes\":",
+		"\"rx_partial_shed\":",
+		"\"timeouts_frame\":",
+		"\"timeouts_idle\":",
+		"\"timeouts_handshake\":",
+		"\"refused_ctx\":",
+		"\"refused_source\":",
+		"\"refused_tenant\":",
+		"\"accept_pauses\":",
+		"\"log_suppressed\":7}",
 	};
 
 	memset(&s, 0, sizeof(s));
@@ -286,6 +297,7 @@ static void test_json(void)
 	s.bad_frames[WP_BAD_TOO_BIG] = 4;
 	s.calls_cancelled = UINT64_MAX;
 	s.setup_refused[WP_SETUP_BAD_PROOF] = 7;
+	s.log_suppressed = 7;
 
 	n = wp_meter_json(&s, full, sizeof(full));
 	CHECK(n > 0 && (size_t)n < sizeof(full));

@@ -549,4 +549,5 @@ const struct wp_backend_ops wp_shm_ops = {
 	.mr_exported = shm_mr_exported,
 	.xfer_direct = shm_xfer_direct,
 	.pools = shm_pools,
+	.rx_pause = shm_rx_pause,
 };

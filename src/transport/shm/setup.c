@@ -346,6 +346,9 @@ static void established(struct wp_ep *ep)
 	open_list_add(ep);
 	if (se->pend_head != se->pend_tail)
 		wp_ctx_mark_dirty(ep); /* sends queued while connecting */
+	/* The hello/ack (with a policy: its key proofs) is this path's setup
+	 * and handshake: the handshake timer stops here. */
+	wp_conn_handshake_done(ep);
 	wp_conn_established(ep);
 }
 
@@ -797,21 +800,31 @@ static void setup_in(struct wp_ep *ep)
 
 static void do_accept(struct wp_ep *l)
 {
-	for (;;) {
+	while (!l->rx_paused) {
+		struct wp_admit adm;
 		struct wp_ep *ep;
 		int fd;
 
 		WP_SYSCALL(WP_SYS_ACCEPT);
 		fd = accept4(sep(l)->sock, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-				wp_log(l->ctx, WP_LOG_WARN, "shm accept: %s", strerror(errno));
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				wp_accept_error(l, -errno); /* EMFILE: pause, no spin */
 			return;
+		}
+		wp_accept_ok(l);
+		/* A unix peer has no source address: conns_max only. */
+		if (wp_conn_admit(l->ctx, NULL, 0, &adm) < 0) {
+			WP_SYSCALL(WP_SYS_CLOSE);
+			close(fd);
+			continue;
 		}
 		ep = wp_ep_alloc(l->ctx, &l->cbs);
 		if (!ep) {
-			wp_log(l->ctx, WP_LOG_ERR,
-			       "shm accept: out of memory, dropping connection");
+			wp_log_rl(l->ctx, WP_RL_ACCEPT, WP_LOG_ERR,
+				  "shm accept: out of memory, dropping connection");
 			close(fd);
 			continue;
 		}
@@ -819,9 +832,20 @@ static void do_accept(struct wp_ep *l)
 		ep->accepted = true;
 		ep->state = WP_EPS_CONNECTING;
 		peer_cred(ep); /* logged with the verdict; checked by shm_same_uid */
+		wp_conn_admitted(ep, &adm); /* the handshake timer runs from here */
 		if (ep_watch(ep, fd, EPOLLIN | EPOLLRDHUP, 0) < 0)
 			wp_conn_fail(ep, -errno);
 	}
+}
+
+/* Accept backoff (limits.c): the listener leaves and rejoins the epoll
+ * interest; connections need no pause (frames arrive whole, in shared
+ * memory the connector allocated: nothing is assembled here). */
+void shm_rx_pause(struct wp_ep *ep, bool pause)
+{
+	if (ep->state != WP_EPS_LISTEN || sep(ep)->sock < 0)
+		return;
+	wp_epoll_ctl(ep->ctx, EPOLL_CTL_MOD, sep(ep)->sock, pause ? 0 : EPOLLIN, (uintptr_t)ep);
 }
 
 /* ---- socket events, and the regions the peer offers -------------- */

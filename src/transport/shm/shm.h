@@ -130,6 +130,7 @@ int shm_addr_parse(const char *rest, struct sockaddr_storage *ss, socklen_t *sal
 int shm_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen);
 int shm_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen);
 void shm_sock_event(struct wp_ep *ep, uint32_t e);
+void shm_rx_pause(struct wp_ep *ep, bool pause);
 ssize_t shm_sock_drain(struct wp_ep *ep);
 struct shm_rmr *shm_rmr_find(struct shm_ep *se, uint32_t id);
 void shm_close(struct wp_ep *ep);
