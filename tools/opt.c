@@ -242,3 +242,28 @@ int tool_opt_kitchen(const char *cmd, const char *arg, void *dst)
 	*(int *)dst = !strcmp(arg, "cuda");
 	return 0;
 }
+
+int tool_opt_size64(const char *cmd, const char *arg, void *dst)
+{
+	uint64_t v;
+
+	if (tool_parse_size(arg, 1, UINT64_MAX / 2, &v) < 0)
+		return -EINVAL;
+	*(uint64_t *)dst = v;
+	return 0;
+}
+
+int tool_opt_timeout_ms(const char *cmd, const char *arg, void *dst)
+{
+	double secs;
+
+	if (!strcmp(arg, "never")) {
+		*(uint32_t *)dst = UINT32_MAX;
+		return 0;
+	}
+	if (tool_parse_secs(arg, 0, 86400, &secs) < 0)
+		return -EINVAL;
+	/* 0 means never, as "never" does; otherwise at least 1 ms. */
+	*(uint32_t *)dst = secs == 0 ? UINT32_MAX : secs * 1000 < 1 ? 1 : (uint32_t)(secs * 1000);
+	return 0;
+}

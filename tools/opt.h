@@ -104,6 +104,10 @@ void tool_opt_help(FILE *f, const struct tool_opt *table, int col);
 int tool_opt_select(const char *cmd, const char *arg, void *dst);
 /* A byte count >= 1 (K/M suffix) or "never" (UINT32_MAX) into a uint32_t. */
 int tool_opt_zc(const char *cmd, const char *arg, void *dst);
+/* A byte count >= 1 (K/M/G suffix) into a uint64_t. */
+int tool_opt_size64(const char *cmd, const char *arg, void *dst);
+/* Seconds ("0.5", "30s") or 0 / "never" (UINT32_MAX) into a uint32_t of ms. */
+int tool_opt_timeout_ms(const char *cmd, const char *arg, void *dst);
 /* "sim" (0) or "cuda" (1) into an int. */
 int tool_opt_kitchen(const char *cmd, const char *arg, void *dst);
 

@@ -533,6 +533,60 @@ static const struct tool_opt serve_opts[] = {
 	  .kind = TOOL_OPT_FLAG,
 	  .off = offsetof(struct serve_cfg, o.shm_same_uid),
 	  .help = "shm: accept only clients running as our uid (SO_PEERCRED)" },
+	/* Limits (docs/limits.md). */
+	{ .name = "rx-budget",
+	  .kind = TOOL_OPT_FN,
+	  .fn = tool_opt_size64,
+	  .off = offsetof(struct serve_cfg, o.rx_budget),
+	  .meta = "N",
+	  .takes = "a byte count (K/M/G suffix), at least the largest frame (16M)",
+	  .help = "memory for frames split across reads, all connections\n"
+		  "together (default 256M); past it the biggest stop being\n"
+		  "read until memory frees" },
+	{ .name = "conns-max",
+	  .kind = TOOL_OPT_U32,
+	  .off = offsetof(struct serve_cfg, o.conns_max),
+	  .max = UINT32_MAX,
+	  .meta = "N",
+	  .help = "accepted connections open at once (0: no limit, the\n"
+		  "default; refusals are counted)" },
+	{ .name = "conns-per-source",
+	  .kind = TOOL_OPT_U32,
+	  .off = offsetof(struct serve_cfg, o.conns_per_source),
+	  .max = UINT32_MAX,
+	  .meta = "N",
+	  .help = "... from one source address (0: no limit)" },
+	{ .name = "conns-per-tenant",
+	  .kind = TOOL_OPT_U32,
+	  .off = offsetof(struct serve_cfg, o.conns_per_tenant),
+	  .max = UINT32_MAX,
+	  .meta = "N",
+	  .help = "... of one tenant, with --policy (0: no limit)" },
+	{ .name = "frame-timeout",
+	  .kind = TOOL_OPT_FN,
+	  .fn = tool_opt_timeout_ms,
+	  .off = offsetof(struct serve_cfg, o.frame_timeout_ms),
+	  .meta = "S",
+	  .takes = "seconds in [0, 86400] or 'never'",
+	  .help = "a started frame must complete within S seconds\n"
+		  "(default 30; 0 or never: no limit)" },
+	{ .name = "idle-timeout",
+	  .kind = TOOL_OPT_FN,
+	  .fn = tool_opt_timeout_ms,
+	  .off = offsetof(struct serve_cfg, o.idle_timeout_ms),
+	  .meta = "S",
+	  .takes = "seconds in [0, 86400] or 'never'",
+	  .help = "close a connection with no bytes either way for S\n"
+		  "seconds (default never)" },
+	{ .name = "handshake-timeout",
+	  .kind = TOOL_OPT_FN,
+	  .fn = tool_opt_timeout_ms,
+	  .off = offsetof(struct serve_cfg, o.handshake_timeout_ms),
+	  .meta = "S",
+	  .takes = "seconds in [0, 86400] or 'never'",
+	  .help = "an accepted connection must finish its setup (shm:\n"
+		  "hello/ack; tcp, uring: its first frame) within S\n"
+		  "seconds (default 10; 0 or never: no limit)" },
 	{ .name = NULL },
 };
 
@@ -540,7 +594,11 @@ static void serve_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: wirepath serve --listen URI [--port-file F] [--select require|prefer|any]\n"
-		"                      [--sqpoll] [--busy-poll] [--zc-threshold N]\n"
+		"                      [--sqpoll] [--busy-poll] [--zc-threshold N] [--policy RULES]\n"
+		"                      [--shm-same-uid]\n"
+		"                      [--rx-budget N] [--conns-max N] [--conns-per-source N]\n"
+		"                      [--conns-per-tenant N] [--frame-timeout S]\n"
+		"                      [--idle-timeout S] [--handshake-timeout S]\n"
 		"\n"
 		"Offer the bench's stub services on one context driven by one thread:\n"
 		"  tool (method %u)       [u32 resp_size][u32 service_us] -> resp_size bytes\n"
@@ -550,7 +608,8 @@ static void serve_usage(FILE *f)
 		"  telemetry (method %u)  one-way message, counted\n"
 		"and the library's own stats call. Replies come from a static buffer (no copy).\n"
 		"Prints the chosen path's explain line and the bound port; SIGTERM or SIGINT\n"
-		"stop it cleanly.\n"
+		"stop it cleanly, and it prints the meter (JSON: the limits' counters too).\n"
+		"Limits for peers you do not trust: docs/limits.md.\n"
 		"\n",
 		WPB_TOOL, WPB_MEM, WPB_MODEL, WPB_TELEMETRY);
 	tool_opt_help(f, serve_opts, 23);
@@ -773,6 +832,14 @@ int cmd_serve(int argc, char **argv)
 		       serve_stop == SIGINT ? "SIGINT" : "SIGTERM", s.conns, s.calls[WPB_TOOL],
 		       s.calls[WPB_MEM], s.calls[WPB_MODEL], s.telemetry_msgs, s.telemetry_bytes,
 		       s.bad_requests, s.send_errors);
+	if (serve_stop) {
+		struct wp_meter_snap ms;
+		char js[4096];
+
+		wp_meter_snapshot(&ms);
+		if (wp_meter_json(&ms, js, sizeof(js)) < (int)sizeof(js))
+			printf("meter: %s\n", js);
+	}
 	if (cfg.kitchen_cuda)
 		printf("kitchen: %" PRIu64 " prompts (%" PRIu64 " bytes) in GPU memory, %" PRIu64
 		       " host bytes copied, %" PRIu64 " checksum mismatches, %" PRIu64 " errors\n",
