@@ -26,15 +26,19 @@
 #define SWEEP_MAX_NS SEC_NS
 #define BACKOFF_MIN_MS 10u
 #define BACKOFF_MAX_MS 1000u
-/* A paused connection keeps at most this much received data (bytes already
- * on their way when it paused: one read on tcp, the completions in flight on
- * uring); more means the path could not stop, and the partial frame is shed. */
-#define STASH_MAX (1u << 20)
+/* A paused connection keeps what was already on its way when it paused: at
+ * most one read on tcp (64 KiB), on uring the completions of the round that
+ * paused it (at most the provided-buffer ring: rx_buf_count x rx_buf_size,
+ * 4 MiB by default, shared by every connection in that round). More means
+ * the path could not stop, and the partial frame is shed. */
+static uint64_t stash_max(const struct wp_ctx *ctx)
+{
+	return (1u << 20) + (uint64_t)ctx->o.rx_buf_size * ctx->o.rx_buf_count;
+}
 
 /* ---- rate-limited log ------------------------------------------------ */
 
-void wp_log_rl(struct wp_ctx *ctx, enum wp_rl_key key, enum wp_log_level lvl, const char *fmt,
-	       ...)
+void wp_log_rl(struct wp_ctx *ctx, enum wp_rl_key key, enum wp_log_level lvl, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -151,8 +155,8 @@ static void rx_resume_all(struct wp_ctx *ctx)
 
 static void timeout_close(struct wp_ep *ep, const char *what, uint64_t ms)
 {
-	wp_log_rl(ep->ctx, WP_RL_TIMEOUT, WP_LOG_WARN, "fd %d: %s timeout (%llu ms): closing", ep->fd,
-		  what, (unsigned long long)ms);
+	wp_log_rl(ep->ctx, WP_RL_TIMEOUT, WP_LOG_WARN, "fd %d: %s timeout (%llu ms): closing",
+		  ep->fd, what, (unsigned long long)ms);
 	wp_conn_drop(ep, -ETIMEDOUT);
 }
 
@@ -301,7 +305,7 @@ int wp_limits_rx_full(struct wp_ep *ep, const uint8_t *p, size_t len)
 	struct wp_ctx *ctx = ep->ctx;
 	uint8_t *s;
 
-	if (ep->stash_len + len > STASH_MAX) {
+	if (ep->stash_len + len > stash_max(ctx)) {
 		/* The path kept delivering after the pause (or cannot pause):
 		 * what it holds would grow without bound. */
 		WP_CNT_ADD(rx_partial_shed, 1);
@@ -371,8 +375,7 @@ int wp_conn_admit(struct wp_ctx *ctx, const struct sockaddr *peer, socklen_t len
 	    n->n >= o->conns_per_source) {
 		WP_CNT_ADD(refused_source, 1);
 		wp_log_rl(ctx, WP_RL_REFUSE, WP_LOG_WARN,
-			  "connection refused: %u open from that source (conns_per_source)",
-			  n->n);
+			  "connection refused: %u open from that source (conns_per_source)", n->n);
 		return -EUSERS;
 	}
 	return 0;

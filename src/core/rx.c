@@ -16,16 +16,32 @@ void wp_rx_init(struct wp_rx *rx, uint32_t max_payload)
 	rx->max_payload = max_payload;
 }
 
-/* Give the assembly buffer back (charged memory returns to the budget). */
+/* Give the assembly buffer and its claim back to the budget. */
 static void rx_release(struct wp_rx *rx)
 {
-	if (rx->budget && rx->asm_cap) {
+	if (rx->budget && (rx->claim || rx->asm_cap)) {
+		rx->budget->claimed -= rx->claim;
 		rx->budget->used -= rx->asm_cap;
 		rx->budget->freed++;
 	}
+	rx->claim = 0;
 	free(rx->asm_buf);
 	rx->asm_buf = NULL;
 	rx->asm_cap = 0;
+}
+
+/* A frame was assembled: a large buffer goes back at once (an idle
+ * connection must not sit on budget), a small one is kept for the next and
+ * stays claimed at its size. */
+static void rx_done(struct wp_rx *rx)
+{
+	if (rx->asm_cap > WP_RX_SMALL) {
+		rx_release(rx);
+	} else if (rx->budget && rx->claim > rx->asm_cap) {
+		rx->budget->claimed -= rx->claim - rx->asm_cap;
+		rx->budget->freed++;
+		rx->claim = rx->asm_cap;
+	}
 }
 
 void wp_rx_free(struct wp_rx *rx)
@@ -40,39 +56,37 @@ int wp_rx_partial(const struct wp_rx *rx)
 
 /*
  * Room for `want` more bytes of the payload in progress (its length already
- * validated). Capacity doubles up to the frame's length, as far as the budget
- * allows. Returns how many of the want bytes fit now: want, fewer (the budget
- * is nearly spent), 0 (spent), or -ENOMEM.
+ * validated). The frame's whole length is claimed from the budget first;
+ * capacity then doubles up to it as bytes arrive. Returns 0, -ENOBUFS (no
+ * room in the budget for this frame now: nothing taken) or -ENOMEM.
  */
-static long rx_reserve(struct wp_rx *rx, uint32_t want)
+static int rx_reserve(struct wp_rx *rx, uint32_t want)
 {
 	uint32_t need = rx->asm_have + want, cap;
+	/* Small frames share a page, reused by the next one. */
+	uint32_t floor = rx->max_payload < 4096 ? rx->max_payload : 4096;
 	uint8_t *p;
 
 	if (need <= rx->asm_cap)
-		return want;
+		return 0;
+	if (rx->budget && rx->claim < rx->cur.len) {
+		struct wp_rx_budget *b = rx->budget;
+		uint32_t claim = rx->cur.len > floor ? rx->cur.len : floor;
+		uint64_t lim = claim > WP_RX_SMALL ? b->big_limit : b->limit;
+
+		if (b->claimed - rx->claim + claim > lim)
+			return -ENOBUFS;
+		b->claimed += claim - rx->claim;
+		rx->claim = claim;
+	}
 	cap = rx->asm_cap ? rx->asm_cap : 4096;
 	while (cap < need)
 		cap = cap > UINT32_MAX / 2 ? need : cap * 2;
 	if (cap > rx->cur.len) {
-		/* A frame never needs more than its length (>= need); small
-		 * ones keep a page to be reused by the next. */
-		uint32_t floor = rx->max_payload < 4096 ? rx->max_payload : 4096;
-
+		/* A frame never needs more than its length (>= need). */
 		cap = rx->cur.len > floor ? rx->cur.len : floor;
 		if (cap < need)
 			cap = need;
-	}
-	if (rx->budget) {
-		const struct wp_rx_budget *b = rx->budget;
-		uint64_t lim = cap > WP_RX_SMALL ? b->big_limit : b->limit;
-		uint64_t room = b->used < lim ? lim - b->used : 0;
-
-		if (cap - rx->asm_cap > room) {
-			cap = rx->asm_cap + (uint32_t)room;
-			if (cap <= rx->asm_have)
-				return 0;
-		}
 	}
 	p = realloc(rx->asm_buf, cap);
 	if (!p)
@@ -81,7 +95,7 @@ static long rx_reserve(struct wp_rx *rx, uint32_t want)
 		rx->budget->used += cap - rx->asm_cap;
 	rx->asm_buf = p;
 	rx->asm_cap = cap;
-	return cap - rx->asm_have < want ? cap - rx->asm_have : want;
+	return 0;
 }
 
 int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn fn, void *arg,
@@ -156,33 +170,23 @@ int wp_rx_feed(struct wp_rx *rx, const uint8_t *p, size_t len, wp_rx_deliver_fn 
 			size_t take = need < len ? need : len;
 
 			if (take) {
-				long fit = rx_reserve(rx, (uint32_t)take);
-
-				if (fit < 0)
-					return (int)fit;
-				if (fit == 0) {
+				ret = rx_reserve(rx, (uint32_t)take);
+				if (ret == -ENOBUFS)
 					rx->fed = len0 - len; /* the rest waits for room */
-					return -ENOBUFS;
-				}
-				take = (size_t)fit;
+				if (ret < 0)
+					return ret;
 				memcpy(rx->asm_buf + rx->asm_have, p, take);
 				rx->asm_have += take;
 				rx->copied += take;
 				p += take;
 				len -= take;
 			}
-			if (rx->asm_have < rx->cur.len) {
-				if (len)
-					continue; /* the budget gave part: ask again */
+			if (rx->asm_have < rx->cur.len)
 				return 0;
-			}
 			rx->hdr_have = 0;
 			rx->inplace = 0;
 			ret = fn(arg, &rx->cur, rx->asm_buf);
-			/* A large buffer goes back at once: idle connections must
-			 * not sit on budget; small ones are reused. */
-			if (rx->asm_cap > WP_RX_SMALL)
-				rx_release(rx);
+			rx_done(rx);
 			if (ret)
 				return ret;
 			continue;

@@ -22,15 +22,19 @@ typedef void (*wp_rx_place_fn)(void *arg, const struct wp_frame_hdr *h, const ui
 			       const uint8_t *piece, uint32_t off, uint32_t n);
 
 /*
- * Receive memory shared by the parsers of one context (docs/limits.md). Every
- * parser's assembly capacity is charged to `used`; none grows past `limit`,
- * and a capacity above WP_RX_SMALL grows only below `big_limit` (7/8 of the
- * limit), so connections assembling large frames stop first and small split
- * frames still find room. `freed` counts releases (a paused reader may retry).
+ * Receive memory shared by the parsers of one context (docs/limits.md). A
+ * parser that must assemble a frame first claims the frame's whole length
+ * from the budget (or waits: wp_rx_feed returns -ENOBUFS), then allocates as
+ * the bytes arrive, within its claim: memory follows the bytes a peer really
+ * sends, and every claim granted can complete, so honest peers never
+ * deadlock on memory, however many share it. A claim above WP_RX_SMALL must
+ * fit under big_limit (7/8 of the limit), so small split frames still find
+ * room while large ones wait. `freed` counts releases (paused readers retry).
  */
 struct wp_rx_budget {
 	uint64_t limit, big_limit;
-	uint64_t used;
+	uint64_t claimed; /* every parser's claim */
+	uint64_t used;    /* every parser's allocated assembly buffer (<= claimed) */
 	uint64_t freed;
 };
 #define WP_RX_SMALL (64u << 10) /* kept after a frame completes; may use the whole budget */
@@ -47,6 +51,7 @@ struct wp_rx {
 	uint8_t *asm_buf;        /* payload assembly for split frames */
 	uint32_t asm_cap;
 	uint32_t asm_have;
+	uint32_t claim;       /* on the budget: the frame's length while assembling */
 	uint64_t copied;      /* bytes copied into asm_buf, for the meter */
 	uint8_t peer_version; /* the version a WP_BAD_VERSION frame carried */
 	uint8_t inplace;      /* the frame being delivered lies whole in the chunk */
