@@ -234,8 +234,8 @@ static int raw_connect(const struct server *s, const char *src)
 		fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 		CHECK(fd >= 0);
 		memcpy(un.sun_path + 1, s->shm_name, n); /* abstract: leading NUL */
-		CHECK(connect(fd, (struct sockaddr *)&un, offsetof(struct sockaddr_un, sun_path) + 1 + n) ==
-		      0);
+		CHECK(connect(fd, (struct sockaddr *)&un,
+			      offsetof(struct sockaddr_un, sun_path) + 1 + n) == 0);
 	} else {
 		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(s->port) };
 
@@ -257,9 +257,10 @@ static int raw_connect(const struct server *s, const char *src)
 /* A valid header of a one-way message of len payload bytes. */
 static void msg_hdr(uint8_t out[WP_FRAME_HDR], uint32_t len)
 {
-	struct wp_frame_hdr h = {
-		.magic = WP_FRAME_MAGIC, .version = WP_FRAME_VERSION, .type = WP_FT_MSG, .len = len
-	};
+	struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
+				  .version = WP_FRAME_VERSION,
+				  .type = WP_FT_MSG,
+				  .len = len };
 
 	wp_frame_encode(&h, out);
 }
@@ -376,8 +377,9 @@ static void good_close(struct good *g)
 
 static void test_memory(void)
 {
-	static const char *const flags[] = { "--rx-budget",	  "32M", "--frame-timeout", "4",
-					     "--handshake-timeout", "never", NULL };
+	static const char *const flags[] = {
+		"--rx-budget", "32M", "--frame-timeout", "4", "--handshake-timeout", "never", NULL
+	};
 	static uint8_t chunk[1 << 20];
 	const size_t want = (16u << 20) - 4096; /* most of a 16 MiB frame */
 	size_t sent[HOSTILE_CONNS] = { 0 };
@@ -554,7 +556,7 @@ static void test_fd_exhaustion(void)
 	lines = log_lines(&s, "accept");
 	fprintf(stderr, "out of descriptors: server CPU %.3f s over 2 s, %d accept log lines\n",
 		c1 - c0, lines);
-	CHECK(c1 - c0 < 0.3); /* was a core at 100 % */
+	CHECK(c1 - c0 < 0.3);            /* was a core at 100 % */
 	CHECK(lines >= 1 && lines <= 5); /* was millions */
 	/* Recovery: the peers leave, a new client is served. */
 	for (int i = 0; i < FD_PEERS; i++)
@@ -573,9 +575,9 @@ static void test_fd_exhaustion(void)
 static void test_timeouts(void)
 {
 	/* Far apart, so a loaded machine cannot swap their order. */
-	static const char *const flags[] = { "--frame-timeout",	   "1",	  "--handshake-timeout",
-					     "3",		   "--idle-timeout", "5",
-					     NULL };
+	static const char *const flags[] = {
+		"--frame-timeout", "1", "--handshake-timeout", "3", "--idle-timeout", "5", NULL
+	};
 	enum { HDR2, SHORT1, IDLE, HS, N };
 	static const char *const name[N] = { "2 bytes of a header", "a frame one byte short",
 					     "idle after a frame", "no handshake" };

@@ -777,6 +777,114 @@ static void test_rx_stop(void)
 	stream_free(&s);
 }
 
+/* ---- the receive budget (docs/limits.md) ---------------------------- */
+
+struct bsink {
+	int frames;
+	uint32_t len;
+};
+
+static int bsink_deliver(void *arg, const struct wp_frame_hdr *h, const uint8_t *payload)
+{
+	struct bsink *k = arg;
+
+	CHECK_EQ(h->len, k->len);
+	for (uint32_t i = 0; i < h->len; i++)
+		CHECK(payload[i] == (uint8_t)(i * 7 + 1));
+	k->frames++;
+	return 0;
+}
+
+/* One frame of len: header then payload, into a fresh buffer. */
+static uint8_t *bframe(uint32_t len)
+{
+	struct wp_frame_hdr h = { .type = WP_FT_MSG, .len = len };
+	uint8_t *b = malloc(WP_FRAME_HDR + len);
+
+	CHECK(b);
+	wp_frame_encode(&h, b);
+	for (uint32_t i = 0; i < len; i++)
+		b[WP_FRAME_HDR + i] = (uint8_t)(i * 7 + 1);
+	return b;
+}
+
+static void budget_ok(const struct wp_rx_budget *b)
+{
+	CHECK(b->used <= b->claimed);
+	CHECK(b->claimed <= b->limit);
+}
+
+static void test_rx_budget(void)
+{
+	const uint32_t big = 100000, small = 20000;
+	struct wp_rx_budget b = { .limit = 256u << 10, .big_limit = 224u << 10 };
+	struct wp_rx rx[7];
+	struct bsink kb = { .len = big }, ks = { .len = small };
+	uint8_t *fb = bframe(big), *fs = bframe(small);
+	uint64_t freed;
+	int reason;
+
+	for (int i = 0; i < 7; i++) {
+		wp_rx_init(&rx[i], 1u << 20);
+		rx[i].budget = &b;
+	}
+	/* Two large frames in progress claim their whole length, but hold
+	 * only what arrived. */
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ(wp_rx_feed(&rx[i], fb, WP_FRAME_HDR + 1000, bsink_deliver, &kb, &reason),
+			 0);
+		budget_ok(&b);
+	}
+	CHECK_EQ(b.claimed, 2 * big);
+	CHECK(b.used <= 2 * 4096);
+	/* A third does not fit under 7/8: it takes the header, leaves the rest. */
+	CHECK_EQ(wp_rx_feed(&rx[2], fb, WP_FRAME_HDR + 1000, bsink_deliver, &kb, &reason),
+		 -ENOBUFS);
+	CHECK_EQ(rx[2].fed, WP_FRAME_HDR);
+	CHECK_EQ(rx[2].asm_cap, 0);
+	CHECK_EQ(wp_rx_partial(&rx[2]), 1);
+	/* Small frames may use the whole budget, past 7/8 ... */
+	for (int i = 3; i < 6; i++) {
+		CHECK_EQ(wp_rx_feed(&rx[i], fs, WP_FRAME_HDR + 10, bsink_deliver, &ks, &reason), 0);
+		budget_ok(&b);
+	}
+	CHECK(b.claimed > b.big_limit);
+	/* ... but not beyond it. */
+	CHECK_EQ(wp_rx_feed(&rx[6], fs, WP_FRAME_HDR + 10, bsink_deliver, &ks, &reason), -ENOBUFS);
+	CHECK_EQ(rx[6].fed, WP_FRAME_HDR);
+	/* The first large frame completes: its memory and claim go back. */
+	freed = b.freed;
+	CHECK_EQ(wp_rx_feed(&rx[0], fb + WP_FRAME_HDR + 1000, big - 1000, bsink_deliver, &kb,
+			    &reason),
+		 0);
+	CHECK_EQ(kb.frames, 1);
+	CHECK(b.freed > freed);
+	CHECK_EQ(rx[0].asm_cap, 0);
+	budget_ok(&b);
+	/* A small frame completed keeps its buffer, claimed at its size. */
+	CHECK_EQ(wp_rx_feed(&rx[3], fs + WP_FRAME_HDR + 10, small - 10, bsink_deliver, &ks,
+			    &reason),
+		 0);
+	CHECK_EQ(ks.frames, 1);
+	CHECK_EQ(rx[3].claim, rx[3].asm_cap);
+	budget_ok(&b);
+	/* Still no room for the third under 7/8 (nothing taken) ... */
+	CHECK_EQ(wp_rx_feed(&rx[2], fb + WP_FRAME_HDR, big, bsink_deliver, &kb, &reason), -ENOBUFS);
+	CHECK_EQ(rx[2].fed, 0);
+	/* ... until two small ones go (their connections closed). */
+	wp_rx_free(&rx[4]);
+	wp_rx_free(&rx[5]);
+	CHECK_EQ(wp_rx_feed(&rx[2], fb + WP_FRAME_HDR, big, bsink_deliver, &kb, &reason), 0);
+	CHECK_EQ(kb.frames, 2);
+	budget_ok(&b);
+	for (int i = 0; i < 7; i++)
+		wp_rx_free(&rx[i]);
+	CHECK_EQ(b.claimed, 0);
+	CHECK_EQ(b.used, 0);
+	free(fb);
+	free(fs);
+}
+
 int main(void)
 {
 	test_watchdog(60);
@@ -791,6 +899,7 @@ int main(void)
 	test_rx_too_big_no_alloc();
 	test_rx_max_payload();
 	test_rx_stop();
+	test_rx_budget();
 	printf("test_frame: ok\n");
 	return 0;
 }

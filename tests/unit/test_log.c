@@ -6,6 +6,7 @@
  * hook is never called again (its arg may be freed).
  */
 #include <pthread.h>
+#include <unistd.h>
 #include <stdatomic.h>
 
 #include "testlib.h"
@@ -118,11 +119,56 @@ static void test_threads(void)
 	       total);
 }
 
+/* ---- rate-limited lines (wp_log_rl: issue 12) ------------------------ */
+
+static char rl_last[WP_LOG_LINE_MAX];
+static int rl_lines;
+
+static void rl_sink(void *arg, enum wp_log_level level, const char *msg)
+{
+	snprintf(rl_last, sizeof(rl_last), "%s", msg);
+	rl_lines++;
+}
+
+static void test_ratelimit(void)
+{
+	struct wp_meter_snap m0, m1;
+	struct wp_ctx_opts o;
+	struct wp_ctx *ctx;
+	uint64_t end;
+
+	wp_ctx_opts_init(&o);
+	o.log = rl_sink;
+	CHECK_EQ(wp_ctx_create(&o, &ctx), 0);
+	wp_meter_snapshot(&m0);
+	/* A flood within one interval: the first line goes, the rest are
+	 * counted. */
+	for (int i = 0; i < 10000; i++)
+		wp_log_rl(ctx, WP_RL_ACCEPT, WP_LOG_WARN, "accept: %s", "Too many open files");
+	CHECK_EQ(rl_lines, 1);
+	CHECK(!strcmp(rl_last, "accept: Too many open files"));
+	/* Another key has its own interval. */
+	wp_log_rl(ctx, WP_RL_TIMEOUT, WP_LOG_WARN, "timeout");
+	CHECK_EQ(rl_lines, 2);
+	wp_meter_snapshot(&m1);
+	CHECK_EQ(m1.log_suppressed - m0.log_suppressed, 9999);
+	/* After the interval, the next line says how many were dropped. */
+	end = wp_now_ns() + 1100000000ull;
+	while (wp_now_ns() < end)
+		usleep(50000);
+	wp_log_rl(ctx, WP_RL_ACCEPT, WP_LOG_WARN, "accept: %s", "Too many open files");
+	CHECK_EQ(rl_lines, 3);
+	CHECK(!strcmp(rl_last, "accept: Too many open files (9999 more suppressed)"));
+	wp_ctx_destroy(ctx);
+	printf("ok   ratelimit: one line per second per key, then the count of those dropped\n");
+}
+
 int main(void)
 {
 	test_watchdog(60);
 	test_basics();
 	test_threads();
+	test_ratelimit();
 	printf("PASS test_log\n");
 	return 0;
 }
