@@ -373,7 +373,11 @@ static void good_close(struct good *g)
 
 #define HOSTILE_CONNS 12
 #define BUDGET_MB 32
-#define OVERHEAD_MB 24 /* connections' read buffers, stashes, the allocator */
+#define OVERHEAD_MB 24 /* connections' read buffers, kept bytes, the allocator */
+/* uring: a connection paused mid-round also keeps the rest of that round's
+ * completions, up to the provided-buffer ring (64 x 64 KiB) each
+ * (docs/limits.md); tcp keeps at most one 64 KiB read. */
+#define URING_KEPT_MB 4
 
 static void test_memory(void)
 {
@@ -386,7 +390,7 @@ static void test_memory(void)
 	int fd[HOSTILE_CONNS];
 	struct server s;
 	struct good g;
-	long base, peak;
+	long base, peak, allow;
 	double end;
 
 	server_start(&s, 0, flags);
@@ -428,9 +432,18 @@ static void test_memory(void)
 	/* Meanwhile a good client is served. */
 	CHECK_EQ(good_calls(&g, 20, 4096), 20);
 	peak = status_kb(s.pid, "VmHWM:");
-	fprintf(stderr, "server RSS: %ld KiB at start, peak %ld KiB (budget %d MiB + %d MiB)\n",
-		base, peak, BUDGET_MB, OVERHEAD_MB);
-	CHECK(peak - base <= (BUDGET_MB + OVERHEAD_MB) * 1024);
+	allow = (BUDGET_MB + OVERHEAD_MB) * 1024;
+	if (!strcmp(g_path, "uring"))
+		allow += (HOSTILE_CONNS - 1) * URING_KEPT_MB * 1024;
+	fprintf(stderr, "server RSS: %ld KiB at start, peak %ld KiB (grew %ld KiB, allowed %ld)\n",
+		base, peak, peak - base, allow);
+#ifdef __SANITIZE_ADDRESS__
+	/* ASan keeps freed memory in quarantine and adds shadow pages: RSS
+	 * says nothing about the budget there (the counters below still do). */
+	fprintf(stderr, "sanitized build: the RSS bound is checked by the plain build only\n");
+#else
+	CHECK(peak - base <= allow);
+#endif
 	/* The stalled partial frames are shed at the frame timeout (4 s). */
 	for (int i = 0; i < HOSTILE_CONNS; i++) {
 		CHECK(closed_within(fd[i], 10000));
@@ -576,12 +589,12 @@ static void test_timeouts(void)
 {
 	/* Far apart, so a loaded machine cannot swap their order. */
 	static const char *const flags[] = {
-		"--frame-timeout", "1", "--handshake-timeout", "3", "--idle-timeout", "5", NULL
+		"--frame-timeout", "1", "--handshake-timeout", "4", "--idle-timeout", "7", NULL
 	};
 	enum { HDR2, SHORT1, IDLE, HS, N };
 	static const char *const name[N] = { "2 bytes of a header", "a frame one byte short",
 					     "idle after a frame", "no handshake" };
-	const double lo[N] = { 0.9, 0.9, 4.9, 2.9 }, hi[N] = { 2.9, 2.9, 7.5, 4.9 };
+	const double lo[N] = { 0.9, 0.9, 6.9, 3.9 }, hi[N] = { 3.9, 3.9, 10.5, 6.9 };
 	double t0, at[N] = { 0 };
 	int fd[N];
 	struct server s;
@@ -611,7 +624,7 @@ static void test_timeouts(void)
 			else
 				open++;
 		}
-		if (!open || now_s() - t0 > 10)
+		if (!open || now_s() - t0 > 12)
 			break;
 	}
 	for (int i = 0; i < N; i++) {
@@ -649,19 +662,19 @@ static void test_conn_limits(void)
 		fd[1] = raw_connect(&s, "127.0.0.1");
 		CHECK(kept(fd[0]) && kept(fd[1]));
 		fd[2] = raw_connect(&s, "127.0.0.1"); /* a third from one source */
-		CHECK(closed_within(fd[2], 2000));
+		CHECK(closed_within(fd[2], 10000));
 		fd[3] = raw_connect(&s, "127.0.0.2");
 		fd[4] = raw_connect(&s, "127.0.0.2");
 		CHECK(kept(fd[3]) && kept(fd[4]));
 		fd[5] = raw_connect(&s, "127.0.0.3"); /* a fifth in all */
-		CHECK(closed_within(fd[5], 2000));
+		CHECK(closed_within(fd[5], 10000));
 	} else {
 		for (int i = 0; i < 4; i++)
 			fd[i] = raw_connect(&s, NULL);
 		for (int i = 0; i < 4; i++)
 			CHECK(kept(fd[i]));
 		fd[4] = raw_connect(&s, NULL);
-		CHECK(closed_within(fd[4], 2000));
+		CHECK(closed_within(fd[4], 10000));
 		fd[5] = -1;
 	}
 	for (int i = 0; i < 6; i++)
