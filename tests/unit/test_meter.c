@@ -239,7 +239,7 @@ static void test_json(void)
 	char full[4096], small[16];
 	int n, depth = 0, quotes = 0;
 	static const char *const keys[] = {
-		"\"version\":3",
+		"\"version\":4",
 		"\"wall_ns\":",
 		"\"cpu_user_ns\":",
 		"\"cpu_sys_ns\":",

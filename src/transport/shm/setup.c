@@ -831,7 +831,7 @@ static void do_accept(struct wp_ep *l)
 		sep(ep)->sock = fd;
 		ep->accepted = true;
 		ep->state = WP_EPS_CONNECTING;
-		peer_cred(ep); /* logged with the verdict; checked by shm_same_uid */
+		peer_cred(ep);              /* logged with the verdict; checked by shm_same_uid */
 		wp_conn_admitted(ep, &adm); /* the handshake timer runs from here */
 		if (ep_watch(ep, fd, EPOLLIN | EPOLLRDHUP, 0) < 0)
 			wp_conn_fail(ep, -errno);
