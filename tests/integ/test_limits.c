@@ -20,7 +20,8 @@
  * all arrive intact (checksums), with pauses and resumes counted.
  *
  * shm has no assembly (frames arrive whole in shared memory) and no source
- * address: fd exhaustion, handshake timeout and conns_max there. The test
+ * address: fd exhaustion, handshake timeout, conns_max and the tenant limit
+ * (the tenant proves its key at set-up) there. The test
  * backend (mem) lives in one process: back-pressure only.
  *
  * wp-test-paths: tcp uring shm mem
@@ -748,10 +749,9 @@ int main(int argc, char **argv)
 	test_conn_limits();
 	test_timeouts();
 	test_fd_exhaustion();
-	if (stream_path()) {
-		test_tenant_limit();
+	test_tenant_limit(); /* shm: the tenant proved at set-up */
+	if (stream_path())
 		test_memory();
-	}
 	{
 		char cmd[300];
 

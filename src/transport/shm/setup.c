@@ -591,6 +591,19 @@ static void region_in(struct wp_ep *ep, const struct shm_setup *m, int *fds, int
 		setup_refuse(ep, WP_SETUP_BAD_PROOF, w, -EACCES, SHM_VERSION_AUTH);
 		return;
 	}
+	/* The tenant is known now: count it (conns_per_tenant; a refusal is
+	 * counted there and told to the connector as the verdict's errno). */
+	if (wp_conn_tenant_bind(ep, se->auth_tenant) < 0) {
+		close_fds(fds, nfds);
+		send_setup(se->sock,
+			   &(struct shm_setup){ .version = SHM_VERSION_AUTH,
+						.type = SHM_MSG_AUTH_ACK,
+						.status = -EUSERS },
+			   NULL, 0);
+		auth_wipe(se);
+		wp_conn_drop(ep, -EUSERS);
+		return;
+	}
 	ret = region_take(ep, m, fds, nfds, &why);
 	if (ret < 0) {
 		close_fds(fds, nfds);
