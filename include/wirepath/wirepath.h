@@ -647,8 +647,8 @@ struct wp_meter_snap {
 	uint64_t accept_pauses;      /* accepting paused (EMFILE, ENFILE, ENOBUFS, ENOMEM) */
 	uint64_t log_suppressed;     /* log lines dropped by rate limiting */
 };
-#define WP_METER_VERSION 4 /* 2: bad_frames gained bad_auth; 3: setup_refused,
-				   * authentication v2; 4: limits */
+/* 2: bad_frames gained bad_auth; 3: setup_refused, authentication v2; 4: limits */
+#define WP_METER_VERSION 4
 #define WP_METER_FIELDS (sizeof(struct wp_meter_snap) / sizeof(uint64_t))
 
 /* Take a snapshot of this process's meter (all threads). */
