@@ -19,7 +19,7 @@ import struct
 import sys
 import time
 
-MAGIC, VERSION, FT_MSG = 0x31465057, 1, 1
+MAGIC, VERSION, FT_MSG = 0x31465057, 2, 1  # wire version 2 (docs/protocol.md)
 MAX_FRAME = 16 << 20
 
 
