@@ -413,7 +413,10 @@ struct wp_ep *wp_ep_alloc(struct wp_ctx *ctx, const struct wp_ep_cbs *cbs)
 		ep->cbs = *cbs;
 	wp_rx_init(&ep->rx, ctx->o.max_frame);
 	ep->rx.budget = &ctx->lim.budget; /* assembly memory is the context's */
-	ep->rx.place = ctx->rx_place;     /* bulk transfers land without assembly */
+	/* Bulk transfers land without assembly, except where a guard will
+	 * judge the peer: nothing is placed before it proved its key (the
+	 * guard installs placement when its records start). */
+	ep->rx.place = ctx->guard ? NULL : ctx->rx_place;
 	ep->next_all = ctx->eps;
 	if (ctx->eps)
 		ctx->eps->prev_all = ep;
@@ -501,8 +504,10 @@ static void conn_shutdown(struct wp_ep *ep, int err, int send_status, int call_s
 		call_status = ep->guard->closing(ep, call_status);
 	ctx->ops->close(ep);
 	/* Assembly memory goes back to the budget now, not when the owner
-	 * lets go: paused readers may resume with it. */
-	wp_rx_free(&ep->rx);
+	 * lets go: paused readers may resume with it. The buffer itself
+	 * stays until wp_ep_free: a callback that closed us may still read
+	 * the payload it was lent. */
+	wp_rx_unbudget(&ep->rx);
 	wp_txq_drop(ep, send_status);
 	for (int i = WP_LAYERS; i-- > 0;)
 		if (ctx->layer[i] && ctx->layer[i]->ep_closed)

@@ -144,6 +144,10 @@ struct wp_guard_ops {
 	/* The end of one received chunk: held frames that point into it are
 	 * copied out (counted). May be NULL. */
 	void (*chunk_end)(struct wp_ep *ep);
+	/* Is a received record open (frames held for its seal)? Its number in
+	 * *rec: the frame-completion timeout runs per record (limits.c).
+	 * May be NULL. */
+	bool (*rx_open)(const struct wp_ep *ep, uint64_t *rec);
 	/* A frame is about to be queued (h final but for h->auth, which the
 	 * guard sets): enum wp_guard_tx, or < 0 (the send fails with it). */
 	int (*tx)(struct wp_ep *ep, struct wp_frame_hdr *h, const void *pre, uint32_t prelen,
@@ -215,6 +219,7 @@ struct wp_ep {
 	bool rx_paused; /* input stopped: budget spent, or (listener) accept backoff */
 	bool counted;   /* an accepted endpoint in ctx->lim.nconns */
 	uint64_t last_active, hs_since, partial_since;
+	uint64_t rec_since, rec_open;               /* the guard's open record, since when */
 	struct wp_lim_node *src_node, *tenant_node; /* counted against these */
 	uint8_t *stash; /* budget-paused: received bytes the parser could not take */
 	uint32_t stash_len;

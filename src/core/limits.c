@@ -194,6 +194,22 @@ static void sweep(struct wp_ctx *ctx, uint64_t now)
 		}
 		if (ep->state != WP_EPS_OPEN)
 			continue;
+		/* A record held for its seal must complete like a frame: the
+		 * frames in it reset partial_since, so it has its own clock. */
+		if (frame_ns && ep->guard && ep->guard->rx_open) {
+			uint64_t rec;
+
+			if (!ep->guard->rx_open(ep, &rec)) {
+				ep->rec_since = 0;
+			} else if (!ep->rec_since || rec != ep->rec_open) {
+				ep->rec_since = now;
+				ep->rec_open = rec;
+			} else if (now - ep->rec_since >= frame_ns) {
+				WP_CNT_ADD(timeouts_frame, 1);
+				timeout_close(ep, "record completion", frame_ns / MS_NS);
+				continue;
+			}
+		}
 		if (frame_ns && (wp_rx_partial(&ep->rx) || ep->stash_len)) {
 			/* wp_conn_deliver clears partial_since: a frame completed. */
 			if (!ep->partial_since) {
@@ -264,6 +280,9 @@ void wp_limits_init(struct wp_ctx *ctx)
 
 	l->budget.limit = ctx->o.rx_budget;
 	l->budget.big_limit = ctx->o.rx_budget - ctx->o.rx_budget / 8;
+	/* A budget close to max_frame: the largest frame must still fit. */
+	if (l->budget.big_limit < ctx->o.max_frame)
+		l->budget.big_limit = ctx->o.max_frame;
 	for (int i = 0; i < 3; i++)
 		if (ms_ns(t[i]) && (!shortest || ms_ns(t[i]) < shortest))
 			shortest = ms_ns(t[i]);

@@ -30,18 +30,30 @@ static void rx_release(struct wp_rx *rx)
 	rx->asm_cap = 0;
 }
 
-/* A frame was assembled: a large buffer goes back at once (an idle
- * connection must not sit on budget), a small one is kept for the next and
+/* A frame was assembled: a buffer over one page goes back at once (idle
+ * connections must not sit on budget: 4096 of them keeping 64 KiB each
+ * would hold the whole default budget), a page is kept for the next and
  * stays claimed at its size. */
 static void rx_done(struct wp_rx *rx)
 {
-	if (rx->asm_cap > WP_RX_SMALL) {
+	if (rx->asm_cap > 4096) {
 		rx_release(rx);
 	} else if (rx->budget && rx->claim > rx->asm_cap) {
 		rx->budget->claimed -= rx->claim - rx->asm_cap;
 		rx->budget->freed++;
 		rx->claim = rx->asm_cap;
 	}
+}
+
+void wp_rx_unbudget(struct wp_rx *rx)
+{
+	if (rx->budget && (rx->claim || rx->asm_cap)) {
+		rx->budget->claimed -= rx->claim;
+		rx->budget->used -= rx->asm_cap;
+		rx->budget->freed++;
+	}
+	rx->claim = 0;
+	rx->budget = NULL;
 }
 
 void wp_rx_free(struct wp_rx *rx)

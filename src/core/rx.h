@@ -37,7 +37,7 @@ struct wp_rx_budget {
 	uint64_t used;    /* every parser's allocated assembly buffer (<= claimed) */
 	uint64_t freed;
 };
-#define WP_RX_SMALL (64u << 10) /* kept after a frame completes; may use the whole budget */
+#define WP_RX_SMALL (64u << 10) /* frames up to this may claim the whole budget */
 
 struct wp_rx {
 	uint32_t max_payload;
@@ -64,6 +64,10 @@ typedef int (*wp_rx_deliver_fn)(void *arg, const struct wp_frame_hdr *h, const u
 
 void wp_rx_init(struct wp_rx *rx, uint32_t max_payload);
 void wp_rx_free(struct wp_rx *rx);
+/* Give the parser's claim and buffer back to the budget now, keeping the
+ * buffer itself (a payload lent to a callback may still point into it)
+ * until wp_rx_free. The parser is unbounded afterwards: call it on close. */
+void wp_rx_unbudget(struct wp_rx *rx);
 /*
  * Feed len bytes. Returns 0, the deliver callback's non-zero return, -EPROTO
  * with *reason set (enum wp_bad_reason) for a bad frame, -ENOMEM, or

@@ -109,7 +109,8 @@ struct auth_ep {
 	struct rx_frame fr[REC_FRAMES];
 	uint8_t *keep; /* bytes of the record copied out of earlier chunks */
 	size_t keep_len, keep_cap;
-	const uint8_t *run; /* the record's bytes still in the current chunk */
+	struct wp_rx_budget *budget; /* keep's capacity is charged to it */
+	const uint8_t *run;          /* the record's bytes still in the current chunk */
 	size_t run_len;
 	bool rx_begun;        /* tag computation started (a placed transfer) */
 	wp_rx_place_fn place; /* the context's placement, wrapped while records run */
@@ -194,8 +195,13 @@ static struct auth_ep *aep_get(struct wp_ep *ep)
 		a = calloc(1, sizeof(*a));
 		if (!a)
 			return NULL;
+		a->budget = ep->rx.budget;
 		auth_install(ep->ctx);
 		ep->up[WP_LAYER_GUARD] = a;
+		/* No transfer byte is placed before the peer proved its key:
+		 * until records_on, a transfer is assembled (under the budget)
+		 * and refused whole. */
+		ep->rx.place = NULL;
 	}
 	return a;
 }
@@ -579,6 +585,12 @@ static int keep_add(struct auth_ep *a, const void *p, size_t n)
 		k = realloc(a->keep, cap);
 		if (!k)
 			return -ENOMEM;
+		/* A record held for its seal is receive memory like assembly:
+		 * charged, so other connections' claims see it (docs/limits.md). */
+		if (a->budget) {
+			a->budget->claimed += cap - a->keep_cap;
+			a->budget->used += cap - a->keep_cap;
+		}
 		a->keep = k;
 		a->keep_cap = cap;
 	}
@@ -619,6 +631,29 @@ static void auth_chunk_end(struct wp_ep *ep)
 		wp_conn_fail(ep, -ENOMEM);
 }
 
+/* Free the record buffer and give its charge back. */
+static void keep_free(struct auth_ep *a)
+{
+	if (a->budget && a->keep_cap) {
+		a->budget->claimed -= a->keep_cap;
+		a->budget->used -= a->keep_cap;
+		a->budget->freed++;
+	}
+	free(a->keep);
+	a->keep = NULL;
+	a->keep_cap = 0;
+}
+
+static bool auth_rx_open(const struct wp_ep *ep, uint64_t *rec)
+{
+	const struct auth_ep *a = ep->up[WP_LAYER_GUARD];
+
+	if (!a || (!a->rx_n && !a->rx_begun))
+		return false;
+	*rec = a->rx_seq;
+	return true;
+}
+
 static void rec_reset(struct auth_ep *a)
 {
 	a->rx_n = 0;
@@ -628,11 +663,8 @@ static void rec_reset(struct auth_ep *a)
 	a->run_len = 0;
 	a->rx_begun = false;
 	/* A record that covered one large frame does not pin its memory. */
-	if (a->keep_cap > 4 * REC_BYTES) {
-		free(a->keep);
-		a->keep = NULL;
-		a->keep_cap = 0;
-	}
+	if (a->keep_cap > 4 * REC_BYTES)
+		keep_free(a);
 }
 
 /* Sequence and connection of one record frame: the reasons that can be told
@@ -684,8 +716,10 @@ static int rx_frame(struct wp_ep *ep, struct auth_ep *a, const struct wp_frame_h
 	f = &a->fr[a->rx_n];
 	f->h = *h;
 	f->p = NULL;
-	f->placed = !payload;
-	if (!payload) {
+	/* rx hands NULL for a placed transfer, and for an empty frame whose
+	 * header was split (no assembly buffer): only the first is placed. */
+	f->placed = !payload && h->type == WP_FT_XFER && ep->rx.place;
+	if (f->placed) {
 		/* A transfer placed piecewise: its tag was computed as it landed. */
 		if (!a->rx_begun) { /* nothing was placed: header and prefix only */
 			uint8_t hb[WP_FRAME_HDR];
@@ -960,6 +994,7 @@ static const struct wp_guard_ops auth_guard = {
 	.ep_key = auth_ep_key,
 	.check = auth_check,
 	.chunk_end = auth_chunk_end,
+	.rx_open = auth_rx_open,
 	.tx = auth_tx,
 	.queued = auth_queued,
 	.flush = auth_flush,
@@ -983,7 +1018,7 @@ static void auth_ep_free(struct wp_ep *ep)
 		wp_aead_fini(&a->rx);
 	}
 	free(a->held);
-	free(a->keep);
+	keep_free(a);
 	OPENSSL_cleanse(a, sizeof(*a));
 	free(a);
 	ep->up[WP_LAYER_GUARD] = NULL;

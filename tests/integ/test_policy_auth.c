@@ -607,6 +607,35 @@ static void raw_peers(struct srv *s)
 	send_then_drain(fd, hello, 20, in, 0), close(fd);
 	wait_count(WP_BAD_TRUNCATED, b0, 1);
 	CHECK_EQ(atomic_load(&served), before);
+
+	/* A bulk transfer before any handshake, split across two sends so the
+	 * parser would place it piece by piece, aimed at the server's region
+	 * with its id and key (an on-path observer reads those from any
+	 * integrity-only transfer): refused whole, and not a byte lands. */
+	if (srv_mr) { /* s is the first server: its region */
+		enum { XN = 40 + 16 + 8192 };
+		static uint8_t xf[XN], before_bytes[8192];
+		uint8_t *region = wp_mr_addr(srv_mr);
+
+		memcpy(before_bytes, region, sizeof(before_bytes));
+		memcpy(xf, (uint8_t[]){ 'W', 'P', 'F', '1', 2, 8 }, 6);
+		xf[8] = 1;                   /* tenant 1 */
+		xf[16] = 1;                  /* req_id */
+		xf[24] = (16 + 8192) & 0xff; /* len, LE */
+		xf[25] = (16 + 8192) >> 8;
+		memcpy(xf + 48, &srv_rkey.id, 4); /* prefix: offset 0, id, key */
+		memcpy(xf + 52, &srv_rkey.key, 4);
+		for (int i = 56; i < XN; i++)
+			xf[i] = (uint8_t)~region[i - 56]; /* differs from every byte there */
+		b0 = bad(WP_BAD_NO_HANDSHAKE);
+		fd = tcp_to(s->port);
+		CHECK(send(fd, xf, 56 + 4096, MSG_NOSIGNAL) == 56 + 4096);
+		usleep(100 * 1000); /* the server reads the first part on its own */
+		send_then_drain(fd, xf + 56 + 4096, XN - 56 - 4096, in, sizeof(in));
+		close(fd);
+		wait_count(WP_BAD_NO_HANDSHAKE, b0, 1);
+		CHECK(!memcmp(region, before_bytes, sizeof(before_bytes)));
+	}
 }
 
 /* A server that hangs up after reading the client's HELLO: the client's call
