@@ -300,7 +300,7 @@ static size_t send_then_drain(int fd, const void *buf, size_t len, uint8_t *in, 
 	return got;
 }
 
-enum relay_mode { R_PASS, R_ALTER, R_REORDER, R_SPLICE, R_BAD_PROOF, R_ALTER_XFER };
+enum relay_mode { R_PASS, R_ALTER, R_REORDER, R_SPLICE, R_BAD_PROOF, R_ALTER_XFER, R_TRICKLE };
 
 struct relay {
 	enum relay_mode mode;
@@ -313,6 +313,7 @@ struct relay {
 	const uint8_t *splice;
 	size_t splice_len;
 	int broken; /* the server side failed: stop */
+	int nrec;   /* records forwarded */
 };
 
 static uint32_t le32(const uint8_t *p)
@@ -328,7 +329,17 @@ static void fwd(struct relay *r, int fd, const uint8_t *p, size_t n)
 		memcpy(r->rec + r->rec_len, p, n);
 		r->rec_len += n;
 	}
-	if (n && !r->broken && send(fd, p, n, MSG_NOSIGNAL) != (ssize_t)n)
+	/* R_TRICKLE: records after the first go one byte per segment, so the
+	 * server reads headers split at every offset (the handshake and the
+	 * first record pass whole: the server then has no assembly buffer). */
+	bool trickle = r->mode == R_TRICKLE && n >= 40 && p[5] != 9 && r->nrec++ > 0;
+
+	for (size_t i = 0; trickle && i < n && !r->broken; i++) {
+		if (send(fd, p + i, 1, MSG_NOSIGNAL) != 1)
+			r->broken = 1;
+		usleep(200);
+	}
+	if (!trickle && n && !r->broken && send(fd, p, n, MSG_NOSIGNAL) != (ssize_t)n)
 		r->broken = 1;
 }
 
@@ -443,6 +454,7 @@ static void relay_start(struct relay *r, enum relay_mode mode, int srv_port)
 	r->mode = mode;
 	r->srv_port = srv_port;
 	r->rec_len = 0;
+	r->nrec = 0;
 	r->lfd = tcp_listener(&r->port);
 	CHECK(pthread_create(&r->th, NULL, relay_main, r) == 0);
 }
@@ -491,6 +503,38 @@ static int relay_session(const char *path, struct relay *r, unsigned flags)
 	wp_ctx_destroy(c);
 	relay_stop(r);
 	return ok;
+}
+
+/*
+ * Honest traffic cut at every byte: an empty message first in its record
+ * (its header split, so the parser hands no payload), then a call in the
+ * same record. Both must pass the guard: an empty frame is not a placed
+ * transfer.
+ */
+static void trickle(const char *path, struct srv *s)
+{
+	static struct relay r;
+	struct wp_ctx *c;
+	struct wp_ep *ep;
+	struct conn_wait w = { 0 };
+	struct res r0;
+
+	relay_start(&r, R_TRICKLE, s->port);
+	c = client_ctx(path);
+	ep = client_connect(c, path, r.port, &w, NULL, NULL);
+	CHECK_EQ(wp_ep_set_tenant_key_flags(ep, 1, ka, 0), 0);
+	call_start(ep, M_ECHO, secret, &r0); /* the handshake, then a whole record */
+	drive_until(c, &r0.done, 10000);
+	CHECK_EQ(r0.status, 0);
+	/* One burst, so one record: the empty message, then a call. */
+	CHECK_EQ(wp_ep_send_msg(ep, M_ECHO, NULL, 0, NULL, NULL), 0);
+	call_start(ep, M_ECHO, secret, &r0);
+	drive_until(c, &r0.done, 10000);
+	CHECK_EQ(r0.status, 0);
+	CHECK(!strcmp(r0.echo, secret));
+	wp_ep_close(ep);
+	wp_ctx_destroy(c);
+	relay_stop(&r);
 }
 
 static void attacks(const char *path, struct srv *s)
@@ -838,6 +882,7 @@ int main(int argc, char **argv)
 	if (inet) {
 		raw_peers(&s);
 		server_hangs_up(path);
+		trickle(path, &s);
 		attacks(path, &s);
 	}
 
