@@ -51,6 +51,7 @@ struct srv {
 	void (*setup)(struct srv *s); /* register handlers, before listening */
 	void (*tick)(struct srv *s);  /* called every loop round */
 	void *user;
+	uint32_t frame_timeout_ms; /* 0: the default */
 };
 
 static void h_log(void *arg, enum wp_log_level lvl, const char *msg)
@@ -90,6 +91,8 @@ static inline int srv_open(struct srv *s, const struct wp_ep_cbs *cbs)
 	int ret;
 
 	h_opts(&o, "server");
+	if (s->frame_timeout_ms)
+		o.frame_timeout_ms = s->frame_timeout_ms;
 	ret = wp_ctx_create(&o, &s->ctx);
 	if (ret < 0)
 		return ret;

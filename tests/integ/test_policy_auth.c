@@ -300,7 +300,16 @@ static size_t send_then_drain(int fd, const void *buf, size_t len, uint8_t *in, 
 	return got;
 }
 
-enum relay_mode { R_PASS, R_ALTER, R_REORDER, R_SPLICE, R_BAD_PROOF, R_ALTER_XFER, R_TRICKLE };
+enum relay_mode {
+	R_PASS,
+	R_ALTER,
+	R_REORDER,
+	R_SPLICE,
+	R_BAD_PROOF,
+	R_ALTER_XFER,
+	R_TRICKLE,
+	R_NOSEAL
+};
 
 struct relay {
 	enum relay_mode mode;
@@ -430,6 +439,20 @@ static void *relay_main(void *arg)
 					} else if (k == 2 && r->mode == R_REORDER) {
 						fwd(r, s, recbuf, rec_len);
 						fwd(r, s, held, held_len);
+					} else if (r->mode == R_NOSEAL) {
+						/* The record without its seal, then
+						 * nothing: held frames, never judged. */
+						struct timeval t5 = { .tv_sec = 5 };
+						uint8_t b[256];
+
+						fwd(r, s, recbuf, rec_len - 40);
+						/* Hold both ends open until the server
+						 * hangs up (or 5 s pass). */
+						CHECK(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &t5,
+								 sizeof(t5)) == 0);
+						while (recv(s, b, sizeof(b), 0) > 0) {
+						}
+						goto out;
 					} else if (k == 1 && r->mode == R_SPLICE) {
 						fwd(r, s, r->splice, r->splice_len);
 					} else {
@@ -535,6 +558,45 @@ static void trickle(const char *path, struct srv *s)
 	wp_ep_close(ep);
 	wp_ctx_destroy(c);
 	relay_stop(&r);
+}
+
+/*
+ * A key holder that sends a record and never its seal: its frames are held
+ * (and charged to the budget) until the record completes, so the
+ * frame-completion timeout closes the connection, and no call runs.
+ */
+static void unsealed(const char *path)
+{
+	static struct relay r;
+	struct srv s = { .path = path, .setup = setup, .frame_timeout_ms = 800 };
+	struct wp_ep_cbs cbs = { 0 };
+	struct wp_meter_snap m0, m1;
+	struct wp_ctx *c;
+	struct wp_ep *ep;
+	struct conn_wait w = { 0 };
+	struct res r0;
+	int before;
+
+	srv_start(&s, &cbs);
+	wp_meter_snapshot(&m0);
+	before = atomic_load(&served);
+	relay_start(&r, R_NOSEAL, s.port);
+	c = client_ctx(path);
+	ep = client_connect(c, path, r.port, &w, NULL, NULL);
+	CHECK_EQ(wp_ep_set_tenant_key_flags(ep, 1, ka, 0), 0);
+	call_start(ep, M_ECHO, secret, &r0);
+	for (int i = 0; i < 300; i++) {
+		CHECK(wp_ctx_progress(c, 10000) >= 0);
+		wp_meter_snapshot(&m1);
+		if (m1.timeouts_frame > m0.timeouts_frame)
+			break;
+	}
+	CHECK_EQ(m1.timeouts_frame - m0.timeouts_frame, 1);
+	CHECK_EQ(atomic_load(&served), before);
+	wp_ep_close(ep);
+	wp_ctx_destroy(c);
+	relay_stop(&r);
+	srv_stop(&s);
 }
 
 static void attacks(const char *path, struct srv *s)
@@ -883,6 +945,7 @@ int main(int argc, char **argv)
 		raw_peers(&s);
 		server_hangs_up(path);
 		trickle(path, &s);
+		unsealed(path);
 		attacks(path, &s);
 	}
 
