@@ -148,6 +148,16 @@ static void put_le32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
 static void put_le64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
@@ -257,14 +267,32 @@ static void records_on(struct wp_ep *ep, struct auth_ep *a)
 
 /* ---- transmit -------------------------------------------------------------- */
 
+/* Queue the SEAL frame that ends the open record: the tag rides in method,
+ * req_id and aux (tag_of reads it back), the position in auth. */
+static int seal_queue(struct wp_ep *ep, struct auth_ep *a, const uint8_t tag[WP_AUTH_TAG])
+{
+	struct wp_frame_hdr h = { .type = WP_FT_SEAL, .tenant = ep->tenant };
+	uint8_t sealhdr[WP_FRAME_HDR];
+
+	h.auth = auth_field(a, a->tx_seq, a->tx_n);
+	h.method = get_le32(tag);
+	h.req_id = get_le64(tag + 4);
+	h.aux = get_le32(tag + 12);
+	wp_frame_encode(&h, sealhdr);
+	a->tx_seq++;
+	a->tx_n = 0;
+	a->tx_bytes = 0;
+	WP_CNT_ADD(records_tx, 1);
+	return wp_txq_raw(ep, sealhdr, sizeof(sealhdr));
+}
+
 /* Close the open record: its tag over every byte queued since it opened. */
 static int tx_seal(struct wp_ep *ep, struct auth_ep *a)
 {
 	struct wp_txq *q = &ep->tx;
 	const uint8_t *run = NULL;
 	size_t run_len = 0;
-	uint8_t tag[WP_AUTH_TAG], sealhdr[WP_FRAME_HDR];
-	struct wp_frame_hdr h = { .type = WP_FT_SEAL, .tenant = ep->tenant };
+	uint8_t tag[WP_AUTH_TAG];
 	int ret;
 
 	if (!a->tx_n)
@@ -291,19 +319,7 @@ static int tx_seal(struct wp_ep *ep, struct auth_ep *a)
 		ret = wp_aead_end(&a->tx, tag);
 	if (ret)
 		return ret;
-	h.auth = auth_field(a, a->tx_seq, a->tx_n);
-	h.method = (uint32_t)tag[0] | (uint32_t)tag[1] << 8 | (uint32_t)tag[2] << 16 |
-		   (uint32_t)tag[3] << 24;
-	for (int i = 0; i < 8; i++)
-		h.req_id |= (uint64_t)tag[4 + i] << (8 * i);
-	h.aux = (uint32_t)tag[12] | (uint32_t)tag[13] << 8 | (uint32_t)tag[14] << 16 |
-		(uint32_t)tag[15] << 24;
-	wp_frame_encode(&h, sealhdr);
-	a->tx_seq++;
-	a->tx_n = 0;
-	a->tx_bytes = 0;
-	WP_CNT_ADD(records_tx, 1);
-	return wp_txq_raw(ep, sealhdr, sizeof(sealhdr));
+	return seal_queue(ep, a, tag);
 }
 
 static int hold(struct auth_ep *a, const struct wp_frame_hdr *h, const void *pre, uint32_t prelen,
@@ -370,8 +386,7 @@ static int auth_queued(struct wp_ep *ep, uint64_t first, uint8_t *hdr, uint32_t 
 		a->tx_first = first;
 	a->tx_bytes += WP_FRAME_HDR + prelen + len;
 	if (a->conf) {
-		uint8_t tag[WP_AUTH_TAG], sealhdr[WP_FRAME_HDR];
-		struct wp_frame_hdr h = { .type = WP_FT_SEAL, .tenant = ep->tenant };
+		uint8_t tag[WP_AUTH_TAG];
 
 		if (a->tx_seq >= SEQ_MAX)
 			return -EOVERFLOW;
@@ -386,19 +401,7 @@ static int auth_queued(struct wp_ep *ep, uint64_t first, uint8_t *hdr, uint32_t 
 			ret = wp_aead_end(&a->tx, tag);
 		if (ret)
 			return ret;
-		h.auth = auth_field(a, a->tx_seq, 1);
-		h.method = (uint32_t)tag[0] | (uint32_t)tag[1] << 8 | (uint32_t)tag[2] << 16 |
-			   (uint32_t)tag[3] << 24;
-		for (int i = 0; i < 8; i++)
-			h.req_id |= (uint64_t)tag[4 + i] << (8 * i);
-		h.aux = (uint32_t)tag[12] | (uint32_t)tag[13] << 8 | (uint32_t)tag[14] << 16 |
-			(uint32_t)tag[15] << 24;
-		wp_frame_encode(&h, sealhdr);
-		a->tx_seq++;
-		a->tx_n = 0;
-		a->tx_bytes = 0;
-		WP_CNT_ADD(records_tx, 1);
-		return wp_txq_raw(ep, sealhdr, sizeof(sealhdr));
+		return seal_queue(ep, a, tag); /* tx_n is 1: this frame */
 	}
 	if (a->tx_n >= REC_FRAMES || a->tx_bytes >= REC_BYTES || hdr[5] == WP_FT_XFER)
 		return tx_seal(ep, a);
