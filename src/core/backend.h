@@ -165,6 +165,16 @@ void wp_conn_admitted(struct wp_ep *ep, const struct wp_admit *a);
 bool wp_accept_error(struct wp_ep *l, int err);
 /* An accept succeeded: the next error starts its backoff at 10 ms again. */
 void wp_accept_ok(struct wp_ep *l);
+/*
+ * The accept loop's step for paths that accept4 on a non-blocking listening
+ * socket lfd (tcp; shm's unix socket, inet false: conns_max only): the next
+ * connection, admitted against the limits, as a new endpoint (accepted,
+ * counted) whose descriptor is *fd for the caller to own. NULL when there is
+ * nothing more to accept now: EAGAIN, or an error (an EMFILE pauses the
+ * listener: wp_accept_error). Refused connections and endpoints that could
+ * not be allocated are closed here, counted and logged at a limited rate.
+ */
+struct wp_ep *wp_accept_next(struct wp_ep *l, int lfd, bool inet, int *fd);
 /* The connection is up (connect completed or accepted). */
 void wp_conn_established(struct wp_ep *ep);
 /* Orderly EOF (err 0) or an error from the transport: close, fail what is

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -486,6 +488,49 @@ void wp_limits_ep_closed(struct wp_ep *ep)
 void wp_accept_ok(struct wp_ep *l)
 {
 	l->backoff_ms = 0;
+}
+
+struct wp_ep *wp_accept_next(struct wp_ep *l, int lfd, bool inet, int *fd)
+{
+	while (!l->rx_paused && l->state == WP_EPS_LISTEN) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		struct wp_admit adm;
+		struct wp_ep *ep;
+		int s;
+
+		WP_SYSCALL(WP_SYS_ACCEPT);
+		s = accept4(lfd, inet ? (struct sockaddr *)&peer : NULL, inet ? &plen : NULL,
+			    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (s < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				wp_accept_error(l, -errno); /* EMFILE: pause, no spin */
+			return NULL;
+		}
+		wp_accept_ok(l);
+		if (wp_conn_admit(l->ctx, inet ? (struct sockaddr *)&peer : NULL, inet ? plen : 0,
+				  &adm) < 0) {
+			WP_SYSCALL(WP_SYS_CLOSE);
+			close(s);
+			continue;
+		}
+		ep = wp_ep_alloc(l->ctx, &l->cbs);
+		if (!ep) {
+			wp_log_rl(l->ctx, WP_RL_ACCEPT, WP_LOG_ERR,
+				  "%s accept: out of memory, dropping connection",
+				  l->ctx->ops->name);
+			WP_SYSCALL(WP_SYS_CLOSE);
+			close(s);
+			continue;
+		}
+		ep->accepted = true;
+		wp_conn_admitted(ep, &adm);
+		*fd = s;
+		return ep;
+	}
+	return NULL;
 }
 
 bool wp_accept_error(struct wp_ep *l, int err)

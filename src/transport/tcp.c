@@ -216,40 +216,13 @@ static const struct wp_fast_ops wp_tcp_fast = { .flush = tcp_flush };
 
 static void do_accept(struct wp_ep *l)
 {
-	while (!l->rx_paused) {
-		struct sockaddr_storage peer;
-		socklen_t plen = sizeof(peer);
-		struct wp_admit adm;
-		struct wp_ep *ep;
-		int one = 1, fd, ret;
+	struct wp_ep *ep;
+	int fd, one = 1, ret;
 
-		WP_SYSCALL(WP_SYS_ACCEPT);
-		fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				wp_accept_error(l, -errno); /* EMFILE: pause, no spin */
-			return;
-		}
-		wp_accept_ok(l);
-		if (wp_conn_admit(l->ctx, (struct sockaddr *)&peer, plen, &adm) < 0) {
-			WP_SYSCALL(WP_SYS_CLOSE);
-			close(fd);
-			continue;
-		}
+	while ((ep = wp_accept_next(l, l->fd, true, &fd))) {
+		ep->fd = fd;
 		WP_SYSCALL(WP_SYS_SOCKET);
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		ep = wp_ep_alloc(l->ctx, &l->cbs);
-		if (!ep) {
-			wp_log_rl(l->ctx, WP_RL_ACCEPT, WP_LOG_ERR,
-				  "accept: out of memory, dropping connection");
-			close(fd);
-			continue;
-		}
-		ep->fd = fd;
-		ep->accepted = true;
-		wp_conn_admitted(ep, &adm);
 		ret = ep_ctl(ep, EPOLL_CTL_ADD, EPOLLIN);
 		if (ret < 0) {
 			wp_ep_accept_failed(ep, ret);

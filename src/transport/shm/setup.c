@@ -813,39 +813,15 @@ static void setup_in(struct wp_ep *ep)
 
 static void do_accept(struct wp_ep *l)
 {
-	while (!l->rx_paused) {
-		struct wp_admit adm;
-		struct wp_ep *ep;
-		int fd;
+	struct wp_ep *ep;
+	int fd;
 
-		WP_SYSCALL(WP_SYS_ACCEPT);
-		fd = accept4(sep(l)->sock, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				wp_accept_error(l, -errno); /* EMFILE: pause, no spin */
-			return;
-		}
-		wp_accept_ok(l);
-		/* A unix peer has no source address: conns_max only. */
-		if (wp_conn_admit(l->ctx, NULL, 0, &adm) < 0) {
-			WP_SYSCALL(WP_SYS_CLOSE);
-			close(fd);
-			continue;
-		}
-		ep = wp_ep_alloc(l->ctx, &l->cbs);
-		if (!ep) {
-			wp_log_rl(l->ctx, WP_RL_ACCEPT, WP_LOG_ERR,
-				  "shm accept: out of memory, dropping connection");
-			close(fd);
-			continue;
-		}
+	/* A unix peer has no source address: conns_max only. The handshake
+	 * timer runs from the accept. */
+	while ((ep = wp_accept_next(l, sep(l)->sock, false, &fd))) {
 		sep(ep)->sock = fd;
-		ep->accepted = true;
 		ep->state = WP_EPS_CONNECTING;
-		peer_cred(ep);              /* logged with the verdict; checked by shm_same_uid */
-		wp_conn_admitted(ep, &adm); /* the handshake timer runs from here */
+		peer_cred(ep); /* logged with the verdict; checked by shm_same_uid */
 		if (ep_watch(ep, fd, EPOLLIN | EPOLLRDHUP, 0) < 0)
 			wp_conn_fail(ep, -errno);
 	}
