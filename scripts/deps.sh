@@ -14,6 +14,8 @@ pkgs+=(libbpf-dev bpftool libelf-dev zlib1g-dev iproute2 util-linux)
 pkgs+=(nftables)
 # Frame authentication v2 (src/auth) uses OpenSSL 3's libcrypto.
 pkgs+=(libssl-dev)
+# wirepathd (src/daemon): HTTP/1.1 parser, JSON, YAML configuration.
+pkgs+=(libhttp-parser-dev libjansson-dev libfyaml-dev)
 if [ "${1:-}" = "--peers" ]; then
 	pkgs+=(sockperf nginx-light wrk ucx-utils)
 fi
