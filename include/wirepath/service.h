@@ -133,9 +133,8 @@ static inline int wp_svc_req_parse(const void *data, uint32_t len, struct wp_svc
 
 /* The header of a request whose three parts follow; the caller writes the
  * parts after it. */
-static inline void wp_svc_req_hdr_init(struct wp_svc_req_hdr *h, uint32_t kind,
-				       uint32_t max_tokens, uint32_t model_len,
-				       uint32_t prompt_len, uint32_t body_len)
+static inline void wp_svc_req_hdr_init(struct wp_svc_req_hdr *h, uint32_t kind, uint32_t max_tokens,
+				       uint32_t model_len, uint32_t prompt_len, uint32_t body_len)
 {
 	memset(h, 0, sizeof(*h));
 	h->version = htole32(WP_SVC_VERSION);

@@ -35,11 +35,11 @@ enum wpd_backend_kind { WPD_BACKEND_NATIVE = 1, WPD_BACKEND_HTTP = 2, WPD_BACKEN
 struct wpd_backend {
 	char name[WPD_NAME_MAX];
 	enum wpd_backend_kind kind;
-	char uri[256];  /* native: a wirepath URI (shm://@name, uring://h:p, tcp://h:p) */
-	char url[256];  /* http: "http://HOST:PORT[/prefix]" (no TLS upstream) */
-	char **argv;    /* stdio: the command and its arguments, NULL-terminated */
-	char **env;     /* stdio: extra "NAME=value" entries, NULL-terminated, or NULL */
-	uint32_t pool;  /* http: keep-alive connections kept (default 64) */
+	char uri[256];       /* native: a wirepath URI (shm://@name, uring://h:p, tcp://h:p) */
+	char url[256];       /* http: "http://HOST:PORT[/prefix]" (no TLS upstream) */
+	char **argv;         /* stdio: the command and its arguments, NULL-terminated */
+	char **env;          /* stdio: extra "NAME=value" entries, NULL-terminated, or NULL */
+	uint32_t pool;       /* http: keep-alive connections kept (default 64) */
 	uint32_t timeout_ms; /* per request to this backend (default 300000) */
 	int line;
 };
@@ -55,22 +55,22 @@ struct wpd_model {
  * /mcp/NAME. */
 struct wpd_mcp_server {
 	char name[WPD_NAME_MAX];
-	uint32_t backend; /* index into backends (stdio, http or native) */
+	uint32_t backend;          /* index into backends (stdio, http or native) */
 	char prefix[WPD_NAME_MAX]; /* default "NAME_" */
 	int line;
 };
 
 struct wpd_limits {
-	uint32_t conns_max;          /* client connections (default 10000) */
-	uint32_t header_bytes;       /* request line + headers (default 16 KiB) */
-	uint64_t body_bytes;         /* request body (default 1 MiB) */
-	uint32_t header_timeout_ms;  /* whole request head (default 10 s) */
-	uint32_t body_timeout_ms;    /* whole body once the head is in (default 30 s) */
-	uint32_t idle_timeout_ms;    /* keep-alive idle (default 60 s) */
-	uint64_t rx_budget;          /* bytes of request data held at once (default 256 MiB) */
-	uint64_t out_bytes;          /* a slow client's queued output before it is dropped
+	uint32_t conns_max;           /* client connections (default 10000) */
+	uint32_t header_bytes;        /* request line + headers (default 16 KiB) */
+	uint64_t body_bytes;          /* request body (default 1 MiB) */
+	uint32_t header_timeout_ms;   /* whole request head (default 10 s) */
+	uint32_t body_timeout_ms;     /* whole body once the head is in (default 30 s) */
+	uint32_t idle_timeout_ms;     /* keep-alive idle (default 60 s) */
+	uint64_t rx_budget;           /* bytes of request data held at once (default 256 MiB) */
+	uint64_t out_bytes;           /* a slow client's queued output before it is dropped
 				      * (default 8 MiB) */
-	uint32_t mcp_sessions_max;   /* default 10000 */
+	uint32_t mcp_sessions_max;    /* default 10000 */
 	uint32_t mcp_session_idle_ms; /* an unused session expires (default 30 min) */
 };
 
@@ -91,10 +91,10 @@ struct wpd_config {
 	int auth_none;      /* `auth: none`: serve without API keys (local use) */
 	char xdp_iface[64]; /* attach the policy's XDP program here (--xdp overrides) */
 	struct wpd_limits limits;
-	int metrics;           /* serve /metrics (default 1) */
-	char access_log[256];  /* JSON lines; empty = off */
-	char user[64];         /* drop privileges to this user after binding; empty = stay */
-	uint32_t drain_ms;     /* SIGTERM: wait this long for streams (default 10 s) */
+	int metrics;          /* serve /metrics (default 1) */
+	char access_log[256]; /* JSON lines; empty = off */
+	char user[64];        /* drop privileges to this user after binding; empty = stay */
+	uint32_t drain_ms;    /* SIGTERM: wait this long for streams (default 10 s) */
 };
 
 /*

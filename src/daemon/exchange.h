@@ -34,6 +34,11 @@ const char *wpd_ex_body(const struct wpd_ex *ex, size_t *len);
 /* The tenant the request's API key maps to, or NULL (auth: none). */
 const struct wpd_tenant *wpd_ex_tenant(const struct wpd_ex *ex);
 struct wpd_loop *wpd_ex_loop(const struct wpd_ex *ex);
+/* The client's address ("127.0.0.1", "unix"), for logs. */
+const char *wpd_ex_peer(const struct wpd_ex *ex);
+/* Set by the routes after authentication: the tenant, and whether the
+ * request holds one of its concurrency slots (released when it ends). */
+void wpd_ex_set_tenant(struct wpd_ex *ex, const struct wpd_tenant *t, int admitted);
 
 /*
  * A complete response: status, Content-Type (NULL: none, for 202/204),
@@ -43,10 +48,13 @@ struct wpd_loop *wpd_ex_loop(const struct wpd_ex *ex);
  */
 int wpd_ex_reply(struct wpd_ex *ex, int status, const char *ctype, const char *headers,
 		 const void *body, size_t len);
+/* The same with extra header lines (Retry-After, Allow, ...). */
+int wpd_ex_error_h(struct wpd_ex *ex, int status, const char *headers, const char *type,
+		   const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* An OpenAI-style error body {"error":{"message","type","param":null,"code"}}
  * (code NULL: null). Ends the exchange. */
-int wpd_ex_error(struct wpd_ex *ex, int status, const char *type, const char *code,
-		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int wpd_ex_error(struct wpd_ex *ex, int status, const char *type, const char *code, const char *fmt,
+		 ...) __attribute__((format(printf, 5, 6)));
 
 /* Start a streamed response: status line and headers (Content-Type:
  * text/event-stream, Cache-Control: no-cache, chunked), plus extra header
@@ -60,6 +68,11 @@ int wpd_ex_stream_send(struct wpd_ex *ex, const void *data, size_t len);
 size_t wpd_ex_pending(const struct wpd_ex *ex);
 /* End the stream (the last chunk). Ends the exchange. */
 int wpd_ex_end(struct wpd_ex *ex);
+
+/* Break the connection without ending the stream properly (no final
+ * chunk): how a proxy tells its client that the upstream's response was
+ * cut. Ends the exchange; the abort callback does not run. */
+void wpd_ex_abort(struct wpd_ex *ex);
 
 /* Called once if the client disconnects (or is dropped) before the exchange
  * ended; the exchange is gone when it returns. */

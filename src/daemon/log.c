@@ -29,8 +29,7 @@ static void log_line(enum wp_log_level level, const char *msg)
 		clock_gettime(CLOCK_REALTIME, &t);
 		gmtime_r(&t.tv_sec, &tm);
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-		snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03ldZ ",
-			 t.tv_nsec / 1000000);
+		snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03ldZ ", t.tv_nsec / 1000000);
 	}
 	fprintf(stderr, "%swirepathd: %s: %s\n", ts, level_name[level], msg);
 }

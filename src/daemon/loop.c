@@ -349,8 +349,9 @@ int wpd_loop_run_once(struct wpd_loop *l, int64_t timeout_us)
 		timeout_us = cap;
 	if (l->nheap) {
 		uint64_t now = mono_ns();
-		int64_t t = l->heap[0]->at_ns > now ? (int64_t)((l->heap[0]->at_ns - now + 999) / 1000)
-						    : 0;
+		int64_t t = l->heap[0]->at_ns > now
+				    ? (int64_t)((l->heap[0]->at_ns - now + 999) / 1000)
+				    : 0;
 
 		if (timeout_us < 0 || t < timeout_us)
 			timeout_us = t;

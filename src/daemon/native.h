@@ -16,8 +16,7 @@
 struct wpd_native;
 struct wpd_loop;
 
-int wpd_native_open(struct wpd_loop *l, const char *name, const char *uri,
-		    struct wpd_native **out);
+int wpd_native_open(struct wpd_loop *l, const char *name, const char *uri, struct wpd_native **out);
 void wpd_native_close(struct wpd_native *n);
 /* 1 when connected. */
 int wpd_native_up(const struct wpd_native *n);
