@@ -23,15 +23,16 @@ static const struct tool_opt *opt_find(const struct tool_opt *table, const char 
 	return NULL;
 }
 
-static void seen_put(struct tool_opt_seen *seen, const char *name, const char *val)
+static void seen_put(struct tool_opt_seen *seen, const char *name, const char *val, int repeat)
 {
-	for (int i = 0; i < seen->n; i++) {
+	for (int i = 0; i < seen->n && !repeat; i++) {
 		if (!strcmp(seen->opt[i].name, name)) {
 			seen->opt[i].val = val; /* the last one given wins */
 			return;
 		}
 	}
-	/* Never full: there are at most TOOL_OPT_SEEN_MAX distinct names. */
+	/* Full only with repeated options: the excess is dropped (the
+	 * command's own limit on repeats is far below). */
 	if (seen->n < TOOL_OPT_SEEN_MAX) {
 		seen->opt[seen->n].name = name;
 		seen->opt[seen->n].val = val;
@@ -78,6 +79,7 @@ int tool_opt_scan(const char *cmd, const struct tool_opt *const *tables, int nta
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, shorts, lo, &li)) != -1) {
 		const char *name = NULL;
+		int repeat = 0;
 
 		/* After --help nothing else is an error: the help is what was asked. */
 		if (c == 'h') {
@@ -100,8 +102,13 @@ int tool_opt_scan(const char *cmd, const struct tool_opt *const *tables, int nta
 					if (o->short_name == c)
 						name = o->name;
 		}
+		for (int t = 0; t < ntables && name; t++) {
+			const struct tool_opt *o = opt_find(tables[t], name);
+
+			repeat |= o && o->repeat;
+		}
 		if (name)
-			seen_put(seen, name, optarg);
+			seen_put(seen, name, optarg, repeat);
 	}
 	if (help)
 		return TOOL_OPT_HELP;

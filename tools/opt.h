@@ -55,12 +55,16 @@ struct tool_opt {
 	const char *takes;
 	/* The help text; a "\n" starts a continuation line. NULL: not listed. */
 	const char *help;
+	/* Each occurrence is kept and applied in order (TOOL_OPT_FN options
+	 * that collect a list); otherwise the last one given wins. */
+	int repeat;
 };
 
 /* tool_opt_parse() and tool_opt_scan(): --help or -h was given. */
 #define TOOL_OPT_HELP (-1)
 
-/* What tool_opt_scan() found: each option given, in order, with its last value. */
+/* What tool_opt_scan() found: each option given, in order, with its last value
+ * (every value, for options with `repeat`). */
 #define TOOL_OPT_SEEN_MAX 64
 struct tool_opt_seen {
 	int n;

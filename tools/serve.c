@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * `wirepath serve`: the stub services the bench calls (tool, memory, model,
- * telemetry, kv; ids and request formats in stub_proto.h), on one context
- * driven by one thread, like a real single-core service would be.
+ * telemetry, kv; ids and request formats in stub_proto.h), and the native
+ * service contracts wirepathd speaks (service.h, implemented in svc.c), on
+ * one context driven by one thread, like a real single-core service would be.
  *
  * The stubs exist to measure the data path, so they do no work of their own:
  * every reply points into one static pattern buffer filled once at start and
@@ -10,8 +11,9 @@
  * copies a reply (the send contract: the buffer stays ours and unchanged
  * until `done` runs, which it trivially does). Service times are honoured
  * without sleeping: a delayed reply or a paced token stream is a job in a
- * min-heap keyed by due time, and the loop waits in wp_ctx_progress() no
- * longer than the next due job. With --busy-poll it never waits at all.
+ * min-heap keyed by due time (sched_heap.h, shared with svc.c), and the loop
+ * waits in wp_ctx_progress() no longer than the next due job. With
+ * --busy-poll it never waits at all.
  *
  * SIGTERM/SIGINT end the loop; a signal interrupts the wait, and the wait is
  * also capped (SERVE_IDLE_CAP_US) so that a signal arriving between the flag
@@ -29,18 +31,21 @@
 #include <unistd.h>
 
 #include "opt.h"
+#include "sched_heap.h"
 #include "stub_proto.h"
+#include "svc.h"
 #include "tools.h"
 #include "util.h"
 #include "wirepath/gpu.h"
 #include "wirepath/policy.h"
+#include "wirepath/service.h"
 
 /* Longest wait when nothing is due: bounds how late a signal can be seen. */
 #define SERVE_IDLE_CAP_US 100000
 
 /* One answer in progress: a (possibly delayed) reply or a paced stream. */
 struct job {
-	uint64_t due; /* wp_now_ns() at which to send the next part */
+	struct sched_job sj; /* first: due, the call, run and drop (sched_heap.h) */
 	struct wp_call *call;
 	uint32_t method;
 	uint32_t chunks; /* parts in all; a unary reply is one part */
@@ -57,9 +62,9 @@ struct job {
 
 struct srv {
 	struct wp_ctx *ctx;
-	uint8_t *pattern;  /* WPB_CHUNK_MAX bytes, filled once, never written again */
-	struct job **heap; /* min-heap on due */
-	size_t n, cap;
+	uint8_t *pattern;   /* WPB_CHUNK_MAX bytes, filled once, never written again */
+	struct sched sched; /* jobs due later: delayed replies, paced streams */
+	struct svc *svc;    /* the native service contracts (svc.h) */
 	struct job *free_jobs;
 	uint64_t calls[WPB_METHOD_MAX + 1]; /* by method id */
 	struct wp_mr *kv; /* the bulk-transfer target, allocated at the first WPB_KV */
@@ -74,11 +79,14 @@ struct srv {
 		kitchen_errors;
 };
 
-static volatile sig_atomic_t serve_stop;
+static volatile sig_atomic_t serve_stop, serve_report;
 
 static void serve_on_signal(int sig)
 {
-	serve_stop = sig;
+	if (sig == SIGUSR1)
+		serve_report = 1;
+	else
+		serve_stop = sig;
 }
 
 /* The completion callback for pattern-buffer sends: the buffer is static. */
@@ -87,7 +95,7 @@ static void serve_noop_done(void *arg, int status)
 }
 
 /* ------------------------------------------------------------------ */
-/* Job heap                                                            */
+/* Jobs                                                                */
 /* ------------------------------------------------------------------ */
 
 static struct job *job_alloc(struct srv *s)
@@ -102,6 +110,7 @@ static struct job *job_alloc(struct srv *s)
 			return NULL;
 	}
 	memset(j, 0, sizeof(*j));
+	j->s = s;
 	return j;
 }
 
@@ -109,54 +118,6 @@ static void job_free(struct srv *s, struct job *j)
 {
 	j->next_free = s->free_jobs;
 	s->free_jobs = j;
-}
-
-static int heap_push(struct srv *s, struct job *j)
-{
-	size_t i;
-
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct job **h = realloc(s->heap, cap * sizeof(*h));
-
-		if (!h)
-			return -ENOMEM;
-		s->heap = h;
-		s->cap = cap;
-	}
-	i = s->n++;
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-
-		if (s->heap[p]->due <= j->due)
-			break;
-		s->heap[i] = s->heap[p];
-		i = p;
-	}
-	s->heap[i] = j;
-	return 0;
-}
-
-static struct job *heap_pop(struct srv *s)
-{
-	struct job *top = s->heap[0], *last = s->heap[--s->n];
-	size_t i = 0;
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= s->n)
-			break;
-		if (c + 1 < s->n && s->heap[c + 1]->due < s->heap[c]->due)
-			c++;
-		if (last->due <= s->heap[c]->due)
-			break;
-		s->heap[i] = s->heap[c];
-		i = c;
-	}
-	if (s->n)
-		s->heap[i] = last;
-	return top;
 }
 
 /* ------------------------------------------------------------------ */
@@ -198,7 +159,7 @@ static int job_run(struct srv *s, struct job *j, uint64_t now)
 		}
 		j->sent++;
 		if (j->interval_us && j->sent < j->chunks) {
-			j->due = now + (uint64_t)j->interval_us * 1000;
+			j->sj.due = now + (uint64_t)j->interval_us * 1000;
 			return 0;
 		}
 	}
@@ -207,8 +168,27 @@ static int job_run(struct srv *s, struct job *j, uint64_t now)
 
 retry:
 	/* Strictly after `now`, so the run loop does not spin on it this round. */
-	j->due = now + 1;
+	j->sj.due = now + 1;
 	return 0;
+}
+
+/* sched_heap.h's run and drop for the bench stubs' jobs. */
+static int job_sched_run(struct sched_job *sj, uint64_t now)
+{
+	struct job *j = (struct job *)sj;
+
+	if (!job_run(j->s, j, now))
+		return 0;
+	job_free(j->s, j);
+	return 1;
+}
+
+static void job_sched_drop(struct sched_job *sj)
+{
+	struct job *j = (struct job *)sj;
+
+	wp_call_end(j->call, ECANCELED);
+	job_free(j->s, j);
 }
 
 /* Run the job now if it is due, else (or if it has more to send) queue it. */
@@ -216,12 +196,15 @@ static void job_start(struct srv *s, struct job *j, uint64_t service_us)
 {
 	uint64_t now = wp_now_ns();
 
-	j->due = now + service_us * 1000;
+	j->sj.due = now + service_us * 1000;
+	j->sj.call = j->call;
+	j->sj.run = job_sched_run;
+	j->sj.drop = job_sched_drop;
 	if (service_us == 0 && job_run(s, j, now)) {
 		job_free(s, j);
 		return;
 	}
-	if (heap_push(s, j) < 0) {
+	if (sched_add(&s->sched, &j->sj) < 0) {
 		/* Cannot keep it: end the answer rather than leave the caller hanging. */
 		s->oom = 1;
 		wp_call_error(j->call, ENOMEM, "server out of memory");
@@ -384,7 +367,6 @@ static void on_model(void *arg, struct wp_call *call, struct wp_msg *req)
 		/* The kitchen: the prompt goes to GPU memory, where a kernel
 		 * checksums it; the model's service time starts once the GPU has
 		 * it and the sum matches the host's. */
-		j->s = s;
 		j->service_us = m.service_us;
 		j->want_sum = wp_gpu_kitchen_sum(req->data, req->len);
 		rc = wp_gpu_feed_submit_lent(s->feed, req->data, req->len, on_kitchen, j);
@@ -397,6 +379,16 @@ static void on_model(void *arg, struct wp_call *call, struct wp_msg *req)
 		return;
 	}
 	job_start(s, j, m.service_us);
+}
+
+/* The native services' counters: one line of JSON (SIGUSR1, and at exit). */
+static void serve_print_services(const struct srv *s)
+{
+	char js[1024];
+
+	if (svc_stats_json(s->svc, js, sizeof(js)) < (int)sizeof(js))
+		printf("services: %s\n", js);
+	fflush(stdout);
 }
 
 /* ------------------------------------------------------------------ */
@@ -470,8 +462,23 @@ struct serve_cfg {
 	const char *port_file;
 	const char *policy;
 	int kitchen_cuda;
+	struct svc_opts svc;  /* the native services' model (svc.h) */
 	struct wp_ctx_opts o; /* select, sqpoll, busy_poll, zc_threshold, shm_same_uid */
 };
+
+/* --model-name: one more id (the table's limit is checked here). */
+static int serve_opt_model(const char *cmd, const char *arg, void *dst)
+{
+	struct svc_opts *o = dst;
+
+	if (!*arg || strlen(arg) > 256 || strchr(arg, '\n'))
+		return tool_usage_error(cmd, "--model-name takes 1 to 256 bytes without a newline");
+	if (o->n_models == SVC_MODELS_MAX)
+		return tool_usage_error(cmd, "--model-name may be given at most %d times",
+					SVC_MODELS_MAX);
+	o->models[o->n_models++] = arg;
+	return 0;
+}
 
 static const struct tool_opt serve_opts[] = {
 	{ .name = "listen",
@@ -529,6 +536,44 @@ static const struct tool_opt serve_opts[] = {
 		  "(TLS 1.3-style, in user space); on shm, clients prove\n"
 		  "their key at set-up. Refusals close the connection,\n"
 		  "and the stats call answers only admin tenants" },
+	/* The native services' model (docs/daemon.md, "Native backends"). */
+	{ .name = "model-name",
+	  .kind = TOOL_OPT_FN,
+	  .fn = serve_opt_model,
+	  .off = offsetof(struct serve_cfg, svc),
+	  .meta = "NAME",
+	  .repeat = 1,
+	  .help = "a model id the native model service answers to (may\n"
+		  "repeat, up to 16; default wp-stub)" },
+	{ .name = "tokens",
+	  .kind = TOOL_OPT_U32,
+	  .off = offsetof(struct serve_cfg, svc.tokens),
+	  .min = 1,
+	  .max = UINT32_MAX,
+	  .meta = "N",
+	  .help = "tokens generated when a request's max_tokens is 0\n"
+		  "(finish reason stop; default 16); max_tokens N gives\n"
+		  "exactly N tokens and finish reason length" },
+	{ .name = "token-interval-us",
+	  .kind = TOOL_OPT_U32,
+	  .off = offsetof(struct serve_cfg, svc.token_interval_us),
+	  .max = 60000000,
+	  .meta = "N",
+	  .help = "pacing between tokens, in microseconds (0: back to\n"
+		  "back, the default)" },
+	{ .name = "ttft-us",
+	  .kind = TOOL_OPT_U32,
+	  .off = offsetof(struct serve_cfg, svc.ttft_us),
+	  .max = 60000000,
+	  .meta = "N",
+	  .help = "wait before the first token, in microseconds (default 0)" },
+	{ .name = "token-text",
+	  .kind = TOOL_OPT_STR,
+	  .off = offsetof(struct serve_cfg, svc.token_text),
+	  .meta = "WORDS",
+	  .help = "the model repeats these whitespace-separated words in\n"
+		  "order (default: words from a fixed list, chosen by a\n"
+		  "hash of the prompt: the same prompt, the same text)" },
 	{ .name = "shm-same-uid",
 	  .kind = TOOL_OPT_FLAG,
 	  .off = offsetof(struct serve_cfg, o.shm_same_uid),
@@ -599,6 +644,8 @@ static void serve_usage(FILE *f)
 		"                      [--rx-budget N] [--conns-max N] [--conns-per-source N]\n"
 		"                      [--conns-per-tenant N] [--frame-timeout S]\n"
 		"                      [--idle-timeout S] [--handshake-timeout S]\n"
+		"                      [--model-name NAME]... [--tokens N] [--token-interval-us N]\n"
+		"                      [--ttft-us N] [--token-text WORDS]\n"
 		"\n"
 		"Offer the bench's stub services on one context driven by one thread:\n"
 		"  tool (method %u)       [u32 resp_size][u32 service_us] -> resp_size bytes\n"
@@ -607,11 +654,20 @@ static void serve_usage(FILE *f)
 		"                        [u32 service_us][u32 interval_us] -> a token stream\n"
 		"  telemetry (method %u)  one-way message, counted\n"
 		"and the library's own stats call. Replies come from a static buffer (no copy).\n"
+		"It also implements the native service contracts wirepathd speaks\n"
+		"(include/wirepath/service.h; docs/daemon.md, \"Native backends\"):\n"
+		"  generate (0x%x)  a token stream paced by --token-interval-us, then a finish\n"
+		"                    chunk (reason, prompt and completion token counts)\n"
+		"  embed (0x%x)     one unit vector of %d floats per input, from its hash\n"
+		"  models (0x%x)    the --model-name ids\n"
+		"  tools/list (0x%x), tools/call (0x%x)  MCP tools echo, sized and add\n"
 		"Prints the chosen path's explain line and the bound port; SIGTERM or SIGINT\n"
-		"stop it cleanly, and it prints the meter (JSON: the limits' counters too).\n"
-		"Limits for peers you do not trust: docs/limits.md.\n"
+		"stop it cleanly, and it prints the meter (JSON: the limits' counters too)\n"
+		"and the native services' counters (\"services: {...}\"; SIGUSR1 prints them\n"
+		"at any time). Limits for peers you do not trust: docs/limits.md.\n"
 		"\n",
-		WPB_TOOL, WPB_MEM, WPB_MODEL, WPB_TELEMETRY);
+		WPB_TOOL, WPB_MEM, WPB_MODEL, WPB_TELEMETRY, WP_SVC_GENERATE, WP_SVC_EMBED,
+		SVC_EMBED_DIM, WP_SVC_MODELS, WP_SVC_TOOLS_LIST, WP_SVC_TOOLS_CALL);
 	tool_opt_help(f, serve_opts, 23);
 }
 
@@ -670,6 +726,7 @@ int cmd_serve(int argc, char **argv)
 	sa.sa_flags = 0; /* no SA_RESTART: the signal should cut the wait short */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	/* The one buffer every reply points into. mmap: page-aligned, zero-copy friendly. */
@@ -684,6 +741,14 @@ int cmd_serve(int argc, char **argv)
 	for (size_t i = 0; i < WPB_CHUNK_MAX; i++)
 		s.pattern[i] = wpb_pattern(i);
 
+	rc = svc_create(&cfg.svc, &s.sched, &s.svc);
+	if (rc < 0) {
+		fprintf(stderr, "wirepath serve: %s\n",
+			rc == -EINVAL ? "--token-text needs 1 to 4096 words of at most 256 bytes"
+				      : strerror(-rc));
+		status = rc == -EINVAL ? EXIT_USAGE : 1;
+		goto out_unmap;
+	}
 	rc = wp_ctx_create(&cfg.o, &s.ctx);
 	if (rc < 0) {
 		fprintf(stderr, "wirepath serve: cannot create a context: %s\n", strerror(-rc));
@@ -719,7 +784,8 @@ int cmd_serve(int argc, char **argv)
 	if ((rc = wp_rpc_register(s.ctx, WPB_TOOL, on_tool, &s)) < 0 ||
 	    (rc = wp_rpc_register(s.ctx, WPB_MEM, on_mem, &s)) < 0 ||
 	    (rc = wp_rpc_register(s.ctx, WPB_MODEL, on_model, &s)) < 0 ||
-	    (rc = wp_rpc_register(s.ctx, WPB_KV, on_kv, &s)) < 0) {
+	    (rc = wp_rpc_register(s.ctx, WPB_KV, on_kv, &s)) < 0 ||
+	    (rc = svc_register(s.svc, s.ctx)) < 0) {
 		fprintf(stderr, "wirepath serve: cannot register the stub services: %s\n",
 			strerror(-rc));
 		status = 1;
@@ -783,27 +849,13 @@ int cmd_serve(int argc, char **argv)
 		uint64_t now = wp_now_ns();
 		int64_t timeout;
 
-		while (s.n && s.heap[0]->due <= now) {
-			struct job *j = heap_pop(&s);
-
-			if (job_run(&s, j, now))
-				job_free(&s, j);
-			else if (heap_push(&s, j) < 0) /* cannot fail: we just popped one */
-				job_free(&s, j);
+		sched_run(&s.sched, now);
+		if (serve_report) {
+			serve_report = 0;
+			serve_print_services(&s);
 		}
-		if (s.busy_poll) {
-			timeout = 0;
-		} else if (s.n) {
-			uint64_t t = wp_now_ns();
-
-			uint64_t due = s.heap[0]->due;
-
-			timeout = due <= t ? 0 : (int64_t)((due - t + 999) / 1000);
-			if (timeout > SERVE_IDLE_CAP_US)
-				timeout = SERVE_IDLE_CAP_US;
-		} else {
-			timeout = SERVE_IDLE_CAP_US;
-		}
+		timeout = s.busy_poll ? 0
+				      : sched_timeout_us(&s.sched, wp_now_ns(), SERVE_IDLE_CAP_US);
 		rc = wp_ctx_progress(s.ctx, timeout);
 		if (rc < 0 && rc != -EINTR) {
 			fprintf(stderr, "wirepath serve: the context failed: %s\n", strerror(-rc));
@@ -818,12 +870,7 @@ int cmd_serve(int argc, char **argv)
 		wp_gpu_feed_close(s.feed);
 		s.feed = NULL;
 	}
-	while (s.n) {
-		struct job *j = heap_pop(&s);
-
-		wp_call_end(j->call, ECANCELED);
-		job_free(&s, j);
-	}
+	sched_fini(&s.sched);
 	if (serve_stop)
 		printf("wirepath serve: stopped by %s: %" PRIu64
 		       " connections, calls: tool %" PRIu64 ", memory %" PRIu64 ", model %" PRIu64
@@ -832,6 +879,8 @@ int cmd_serve(int argc, char **argv)
 		       serve_stop == SIGINT ? "SIGINT" : "SIGTERM", s.conns, s.calls[WPB_TOOL],
 		       s.calls[WPB_MEM], s.calls[WPB_MODEL], s.telemetry_msgs, s.telemetry_bytes,
 		       s.bad_requests, s.send_errors);
+	if (serve_stop)
+		serve_print_services(&s);
 	if (serve_stop) {
 		struct wp_meter_snap ms;
 		char js[4096];
@@ -851,6 +900,8 @@ out_destroy:
 		wp_gpu_feed_close(s.feed);
 	wp_ctx_destroy(s.ctx);
 out_unmap:
+	sched_fini(&s.sched); /* drops nothing after a run: the heap is empty */
+	svc_destroy(s.svc);
 	wp_policy_free(pol); /* NULL once applied */
 	while (s.free_jobs) {
 		struct job *j = s.free_jobs;
@@ -858,7 +909,6 @@ out_unmap:
 		s.free_jobs = j->next_free;
 		free(j);
 	}
-	free(s.heap);
 	munmap(s.pattern, WPB_CHUNK_MAX);
 	return status;
 }

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The native service contracts (include/wirepath/service.h) as stubs, for
+ * `wirepath serve` and the tests (tests/integ/test_service.c): a model that
+ * generates tokens at a configurable pace (WP_SVC_GENERATE), deterministic
+ * embeddings (WP_SVC_EMBED), the model list (WP_SVC_MODELS), and three MCP
+ * tools, echo, sized and add (WP_SVC_TOOLS_LIST, WP_SVC_TOOLS_CALL).
+ * docs/daemon.md, "Native backends", is the reference for what each
+ * answers; this file and svc.c are the implementation.
+ *
+ * Pacing uses the caller's job heap (sched_heap.h): the owner's loop runs
+ * sched_run() and waits no longer than sched_timeout_us(). Everything runs
+ * on the thread that drives the context.
+ */
+#ifndef WP_TOOLS_SVC_H
+#define WP_TOOLS_SVC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sched_heap.h"
+#include "wirepath/wirepath.h"
+
+#define SVC_MODELS_MAX 16
+#define SVC_DEFAULT_MODEL "wp-stub"
+#define SVC_DEFAULT_TOKENS 16
+#define SVC_EMBED_DIM 16
+#define SVC_EMBED_INPUTS_MAX 65536u  /* inputs in one embeddings request */
+#define SVC_SIZED_MAX (8u << 20)     /* the `sized` tool's largest text */
+#define SVC_SERVICE_US_MAX 60000000u /* the `sized` tool's longest wait: 60 s */
+#define SVC_WORDS_MAX 4096           /* words in --token-text */
+#define SVC_WORD_MAX 256             /* bytes in one of them */
+
+struct svc_opts {
+	const char *models[SVC_MODELS_MAX]; /* model ids served; none: SVC_DEFAULT_MODEL */
+	uint32_t n_models;
+	uint32_t tokens;            /* tokens when the request's max_tokens is 0 (0: 16) */
+	uint32_t token_interval_us; /* between tokens; 0 = back to back */
+	uint32_t ttft_us;           /* before the first token */
+	const char *token_text;     /* words the model repeats in order; NULL: the
+				     * generator (words drawn from a fixed list,
+				     * seeded by the prompt) */
+};
+
+/* Counters, for serve's stats line and the tests. Plain integers written
+ * by the context's thread. */
+struct svc_stats {
+	uint64_t generate;      /* WP_SVC_GENERATE calls accepted */
+	uint64_t tokens;        /* TEXT chunks sent */
+	uint64_t finish_stop;   /* streams finished: "stop" */
+	uint64_t finish_length; /* ... "length" (max_tokens reached) */
+	uint64_t cancelled;     /* streams stopped early: the client cancelled or went away */
+	uint64_t embed;         /* WP_SVC_EMBED calls answered */
+	uint64_t vectors;       /* ... vectors in them */
+	uint64_t models;        /* WP_SVC_MODELS calls */
+	uint64_t tools_list;    /* WP_SVC_TOOLS_LIST calls */
+	uint64_t tools_call;    /* WP_SVC_TOOLS_CALL calls answered with a result */
+	uint64_t tool_echo, tool_sized, tool_add;
+	uint64_t tool_errors;     /* results with isError: true (bad arguments) */
+	uint64_t tools_cancelled; /* `sized` calls whose client went away while waiting */
+	uint64_t bad_requests;    /* refused with wp_call_error (malformed, unknown) */
+	uint64_t send_errors;     /* a reply or chunk the library refused */
+	uint64_t oom;             /* refused: out of memory */
+};
+
+struct svc;
+
+/* Copies what it needs from o (the word list included). Returns 0,
+ * -EINVAL (an empty or too long word list, a model id that is empty, too
+ * long or has '\n') or -ENOMEM. */
+int svc_create(const struct svc_opts *o, struct sched *sched, struct svc **out);
+/* Register the five methods on ctx. Returns 0 or wp_rpc_register's error. */
+int svc_register(struct svc *v, struct wp_ctx *ctx);
+const struct svc_stats *svc_stats(const struct svc *v);
+/* The counters as one JSON object (snprintf's return convention). */
+int svc_stats_json(const struct svc *v, char *buf, size_t len);
+/* Free v. Jobs still queued must have been dropped first (sched_fini). */
+void svc_destroy(struct svc *v);
+
+/* Whitespace-separated words in p[0..len): the rule for prompt_tokens. */
+uint32_t svc_count_words(const char *p, size_t len);
+
+#endif
