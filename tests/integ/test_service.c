@@ -15,10 +15,14 @@
  *   (size, content and delay), argument errors as isError results,
  *   protocol errors as call errors.
  * Finally the services' counters must match what the test did, exactly.
+ * On the paths a process can listen on (not mem), the same again through
+ * `wirepath serve` itself: its flags, and its counters line after a cancel.
  */
 #include <math.h>
+#include <poll.h>
 
 #include "harness.h"
+#include "procs.h"
 #include "svc.h"
 #include "wirepath/service.h"
 
@@ -528,6 +532,123 @@ static void test_client_gone(const char *path, int port, struct side *d)
 	res_free(&r);
 }
 
+/* ---- the wirepath CLI ------------------------------------------------ */
+
+/* The next line of the child's stdout within ms, into line; 0 or -1. */
+static int read_line(int fd, char *line, size_t cap, int ms)
+{
+	size_t n = 0;
+	uint64_t end = wp_now_ns() + (uint64_t)ms * 1000000;
+
+	while (n + 1 < cap) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		int64_t left = (int64_t)(end - wp_now_ns()) / 1000000;
+
+		if (left <= 0 || poll(&pf, 1, (int)left) != 1 || read(fd, line + n, 1) != 1)
+			return -1;
+		if (line[n] == '\n')
+			break;
+		n++;
+	}
+	line[n] = '\0';
+	return 0;
+}
+
+/* The first line starting with prefix; CHECK fails after ms. */
+static void wait_line(int fd, const char *prefix, char *line, size_t cap, int ms)
+{
+	do {
+		if (read_line(fd, line, cap, ms) < 0) {
+			fprintf(stderr, "no line '%s...' from wirepath serve in %d ms\n", prefix,
+				ms);
+			CHECK(0);
+		}
+		printf("serve| %s\n", line);
+	} while (strncmp(line, prefix, strlen(prefix)));
+}
+
+/*
+ * `wirepath serve` itself, as the daemon's tests run it: its flags reach
+ * the service (model ids, token count, text, pacing), and its "services:"
+ * line (SIGUSR1, and at exit) counts a cancelled stream.
+ */
+static void test_cli(const char *path)
+{
+	char bin[1024], listen[64], line[2048], req[256], *uri;
+	struct conn_wait w = { 0 };
+	struct wp_ep_cbs cbs = { .event = h_ep_event, .arg = &w };
+	struct wp_ctx *c;
+	struct wp_ep *ep;
+	struct res r;
+	uint32_t len;
+	int fds[2], st;
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/wirepath", WP_BUILD_ROOT);
+	CHECK(access(bin, X_OK) == 0);
+	h_uri(listen, sizeof(listen), path, 0);
+	CHECK(pipe(fds) == 0);
+	pid = fork_child();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		execl(bin, "wirepath", "serve", "--listen", listen, "--select", "require",
+		      "--model-name", "cli-a", "--model-name", "cli-b", "--tokens", "3",
+		      "--token-interval-us", "20000", "--token-text", "one two", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	wait_line(fds[0], "connect: ", line, sizeof(line), 10000);
+	uri = line + strlen("connect: ");
+	c = client_ctx(path);
+	CHECK(wp_connect(c, uri, &cbs, &ep) == 0);
+	while (!w.up && !w.closed)
+		CHECK(wp_ctx_progress(c, 1000) >= 0);
+	CHECK(w.up);
+
+	call(c, ep, WP_SVC_MODELS, NULL, 0, &r);
+	CHECK(r.n == 1 && !strcmp(r.c[0], "cli-a\ncli-b"));
+	res_free(&r);
+	len = gen_req(req, sizeof(req), WP_SVC_KIND_CHAT, 0, "cli-b", "a b", 3);
+	call(c, ep, WP_SVC_GENERATE, req, len, &r);
+	check_stream(&r, 3, WP_SVC_FINISH_STOP, 2);
+	CHECK(!strcmp(r.c[0], "Tone") && !strcmp(r.c[1], "T two") && !strcmp(r.c[2], "T one"));
+	CHECK(r.at[2] - r.at[0] >= 35000000ull);
+	res_free(&r);
+	memset(&r, 0, sizeof(r));
+	r.cancel_at = 2;
+	len = gen_req(req, sizeof(req), WP_SVC_KIND_CHAT, 1000, "cli-a", "a", 1);
+	call_start(ep, WP_SVC_GENERATE, req, len, &r);
+	drive_until(c, &r.done, 5000);
+	CHECK_EQ(r.status, -ECANCELED);
+	res_free(&r);
+
+	/* The cancel reaches serve within a token interval or a sweep; ask
+	 * until its line shows it. */
+	for (int i = 0;; i++) {
+		uint64_t t0 = wp_now_ns();
+
+		while (wp_now_ns() - t0 < 20000000ull)
+			CHECK(wp_ctx_progress(c, 1000) >= 0);
+		CHECK(kill(pid, SIGUSR1) == 0);
+		wait_line(fds[0], "services: ", line, sizeof(line), 5000);
+		if (strstr(line, "\"cancelled\":1,"))
+			break;
+		CHECK(i < 100);
+	}
+	CHECK(strstr(line, "\"generate\":2,\"tokens\":"));
+	CHECK(strstr(line, "\"finish_stop\":1,\"finish_length\":0,"));
+	CHECK(strstr(line, "\"models\":1,"));
+	wp_ep_close(ep);
+	wp_ctx_destroy(c);
+	CHECK(kill(pid, SIGTERM) == 0);
+	wait_line(fds[0], "services: ", line, sizeof(line), 5000);
+	CHECK(strstr(line, "\"cancelled\":1,"));
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(fds[0]);
+}
+
 int main(int argc, char **argv)
 {
 	static struct srv sa, sb;
@@ -565,6 +686,9 @@ int main(int argc, char **argv)
 	test_tools(c, ea);
 	test_paced(c, eb, &db);
 	test_client_gone(sb.path, sb.port, &db);
+	/* mem is a path inside this test binary: serve cannot listen on it. */
+	if (strcmp(sa.path, "mem"))
+		test_cli(sa.path);
 
 	wp_ep_close(ea);
 	wp_ep_close(eb);
