@@ -16,7 +16,8 @@
  *   protocol errors as call errors.
  * Finally the services' counters must match what the test did, exactly.
  * On the paths a process can listen on (not mem), the same again through
- * `wirepath serve` itself: its flags, and its counters line after a cancel.
+ * `wirepath serve` itself: its flags, and its counters line after a cancel;
+ * and examples/model_service.c, the echo model.
  */
 #include <math.h>
 #include <poll.h>
@@ -649,6 +650,62 @@ static void test_cli(const char *path)
 	close(fds[0]);
 }
 
+/* examples/model_service.c: the echo model, as its comment says to run it. */
+static void test_example(const char *path)
+{
+	char bin[1024], listen[64], line[512], req[256], text[256];
+	struct conn_wait w = { 0 };
+	struct wp_ep_cbs cbs = { .event = h_ep_event, .arg = &w };
+	const char *at = "model_service: model 'echo' at ";
+	struct wp_ctx *c;
+	struct wp_ep *ep;
+	struct res r;
+	uint32_t len;
+	int fds[2], st;
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s/examples/model_service", WP_BUILD_ROOT);
+	CHECK(access(bin, X_OK) == 0);
+	h_uri(listen, sizeof(listen), path, 0);
+	CHECK(pipe(fds) == 0);
+	pid = fork_child();
+	if (pid == 0) {
+		dup2(fds[1], 1);
+		close(fds[0]);
+		execl(bin, "model_service", listen, "echo", (char *)NULL);
+		_exit(127);
+	}
+	close(fds[1]);
+	wait_line(fds[0], at, line, sizeof(line), 10000);
+	c = client_ctx(path);
+	CHECK(wp_connect(c, line + strlen(at), &cbs, &ep) == 0);
+	while (!w.up && !w.closed)
+		CHECK(wp_ctx_progress(c, 1000) >= 0);
+	CHECK(w.up);
+	call(c, ep, WP_SVC_MODELS, NULL, 0, &r);
+	CHECK(r.n == 1 && !strcmp(r.c[0], "echo"));
+	res_free(&r);
+	len = gen_req(req, sizeof(req), WP_SVC_KIND_CHAT, 0, "echo", "user: hi  there", 15);
+	call(c, ep, WP_SVC_GENERATE, req, len, &r);
+	check_stream(&r, 3, WP_SVC_FINISH_STOP, 3);
+	stream_text(&r, text, sizeof(text));
+	CHECK(!strcmp(text, "user: hi there"));
+	res_free(&r);
+	len = gen_req(req, sizeof(req), WP_SVC_KIND_CHAT, 2, "", "a b c", 5);
+	call(c, ep, WP_SVC_GENERATE, req, len, &r);
+	check_stream(&r, 2, WP_SVC_FINISH_LENGTH, 3);
+	CHECK(!strcmp(r.c[0], "Ta") && !strcmp(r.c[1], "T b"));
+	res_free(&r);
+	len = gen_req(req, sizeof(req), WP_SVC_KIND_CHAT, 0, "other", "x", 1);
+	expect_error(c, ep, WP_SVC_GENERATE, req, len, ENOENT);
+	wp_ep_close(ep);
+	wp_ctx_destroy(c);
+	CHECK(kill(pid, SIGTERM) == 0);
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(fds[0]);
+}
+
 int main(int argc, char **argv)
 {
 	static struct srv sa, sb;
@@ -687,8 +744,10 @@ int main(int argc, char **argv)
 	test_paced(c, eb, &db);
 	test_client_gone(sb.path, sb.port, &db);
 	/* mem is a path inside this test binary: serve cannot listen on it. */
-	if (strcmp(sa.path, "mem"))
+	if (strcmp(sa.path, "mem")) {
 		test_cli(sa.path);
+		test_example(sa.path);
+	}
 
 	wp_ep_close(ea);
 	wp_ep_close(eb);
