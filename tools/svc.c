@@ -96,27 +96,6 @@ static uint64_t svc_mix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-static int svc_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-uint32_t svc_count_words(const char *p, size_t len)
-{
-	uint32_t n = 0;
-	int in = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		if (svc_space(p[i])) {
-			in = 0;
-		} else if (!in) {
-			in = 1;
-			n++;
-		}
-	}
-	return n;
-}
-
 static void svc_free_done(void *arg, int status)
 {
 	free(arg);
@@ -336,7 +315,8 @@ static void on_embed(void *arg, struct wp_call *call, struct wp_msg *req)
 	struct svc *v = arg;
 	struct wp_svc_embed_hdr eh;
 	struct wp_svc_req r;
-	uint32_t count = 0, words = 0, off;
+	uint32_t count = 0, words = 0;
+	const char *why;
 	size_t rlen;
 	char *out;
 
@@ -351,30 +331,8 @@ static void on_embed(void *arg, struct wp_call *call, struct wp_msg *req)
 	}
 	if (svc_model_check(v, call, &r) < 0)
 		return;
-	/* The inputs: [u32 len][bytes] each, exactly filling the prompt. */
-	for (off = 0; off < r.h.prompt_len; count++) {
-		uint32_t n;
-
-		if (r.h.prompt_len - off < 4) {
-			svc_refuse(v, call, EINVAL, "embedding input: a length cut short");
-			return;
-		}
-		memcpy(&n, r.prompt + off, 4);
-		n = le32toh(n);
-		off += 4;
-		if (n > r.h.prompt_len - off) {
-			svc_refuse(v, call, EINVAL, "embedding input longer than the prompt");
-			return;
-		}
-		if (count == SVC_EMBED_INPUTS_MAX) {
-			svc_refuse(v, call, EINVAL, "more than 65536 embedding inputs");
-			return;
-		}
-		words += svc_count_words(r.prompt + off, n);
-		off += n;
-	}
-	if (count == 0) {
-		svc_refuse(v, call, EINVAL, "no embedding inputs");
+	if (svc_embed_inputs(r.prompt, r.h.prompt_len, &count, &words, &why) < 0) {
+		svc_refuse(v, call, EINVAL, why);
 		return;
 	}
 	rlen = sizeof(eh) + (size_t)count * SVC_EMBED_DIM * sizeof(float);

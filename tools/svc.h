@@ -15,8 +15,11 @@
 #ifndef WP_TOOLS_SVC_H
 #define WP_TOOLS_SVC_H
 
+#include <endian.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sched_heap.h"
 #include "wirepath/wirepath.h"
@@ -77,7 +80,72 @@ int svc_stats_json(const struct svc *v, char *buf, size_t len);
 /* Free v. Jobs still queued must have been dropped first (sched_fini). */
 void svc_destroy(struct svc *v);
 
+/*
+ * Request parsing the handlers share with the fuzz target (tests/fuzz/
+ * fuzz_service.c), inline so that it needs neither jansson nor a context.
+ */
+
+static inline int svc_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
 /* Whitespace-separated words in p[0..len): the rule for prompt_tokens. */
-uint32_t svc_count_words(const char *p, size_t len);
+static inline uint32_t svc_count_words(const char *p, size_t len)
+{
+	uint32_t n = 0;
+	int in = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (svc_space(p[i])) {
+			in = 0;
+		} else if (!in) {
+			in = 1;
+			n++;
+		}
+	}
+	return n;
+}
+
+/*
+ * An embeddings prompt: inputs [u32 len][bytes], exactly filling p[0..len).
+ * On success (0) *count is 1..SVC_EMBED_INPUTS_MAX and *words their
+ * svc_count_words total; otherwise -EINVAL and *why says what is wrong.
+ */
+static inline int svc_embed_inputs(const char *p, uint32_t len, uint32_t *count, uint32_t *words,
+				   const char **why)
+{
+	uint32_t off = 0, n = 0, w = 0;
+
+	while (off < len) {
+		uint32_t l;
+
+		if (len - off < 4) {
+			*why = "embedding input: a length cut short";
+			return -EINVAL;
+		}
+		memcpy(&l, p + off, 4);
+		l = le32toh(l);
+		off += 4;
+		if (l > len - off) {
+			*why = "embedding input longer than the prompt";
+			return -EINVAL;
+		}
+		if (n == SVC_EMBED_INPUTS_MAX) {
+			*why = "more than 65536 embedding inputs";
+			return -EINVAL;
+		}
+		w += svc_count_words(p + off, l);
+		off += l;
+		n++;
+	}
+	if (n == 0) {
+		*why = "no embedding inputs";
+		return -EINVAL;
+	}
+	*count = n;
+	*words = w;
+	return 0;
+}
 
 #endif
