@@ -488,7 +488,7 @@ static void sized_drop(struct sched_job *sj)
 	free(sj);
 }
 
-/* An integer argument in [0, max]; -1 (and *why) if absent or wrong. */
+/* An integer argument in [0, max]; dflt if absent, -1 if not such an integer. */
 static int64_t tool_uint_arg(json_t *args, const char *key, int64_t max, int64_t dflt)
 {
 	json_t *x = json_object_get(args, key);
