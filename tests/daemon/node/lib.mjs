@@ -96,7 +96,18 @@ export async function attempt(name, base, fn) {
 	}
 }
 
+// A run that ends without finish() had its event loop run dry with a promise
+// pending (a client library waiting on nothing): node would exit 13 silently.
+let finished = false;
+process.on('beforeExit', () => {
+	if (finished)
+		return;
+	process.stdout.write(`FAIL run: stopped with a promise that never settled, after ${passed} passed, ${failed} failed\n`);
+	process.exit(1);
+});
+
 export function finish(script) {
+	finished = true;
 	process.stdout.write(`${failed ? 'FAIL' : 'ok'} ${script}: ${passed} passed, ${failed} failed\n`);
 	process.exit(failed ? 1 : 0);
 }

@@ -48,7 +48,7 @@ await attempt('stream read', o.url, async () => {
 			const fr = c.choices?.[0]?.finish_reason;
 			if (fr)
 				finished = fr;
-			if (got === want) {
+			if (got === want && !finished) {
 				tAbort = now();
 				ac.abort();
 			}

@@ -66,7 +66,7 @@ check('content', text.length > 0, JSON.stringify(text));
 const last = choiceChunks[choiceChunks.length - 1];
 const finishAt = choiceChunks.findIndex((x) => x.c.choices[0].finish_reason != null);
 check('finish_reason', last && last.c.choices[0].finish_reason != null && finishAt === choiceChunks.length - 1,
-	last ? `last choice chunk has ${JSON.stringify(last.c.choices[0].finish_reason)}, first set at ${finishAt} of ${choiceChunks.length}` : 'no choice chunk');
+	last ? `last choice chunk has ${JSON.stringify(last.c.choices[0].finish_reason)}, first set on choice chunk ${finishAt + 1} of ${choiceChunks.length}` : 'no choice chunk');
 
 // The usage chunk: choices [], after every choice chunk, usage adding up.
 const usageAt = chunks.findIndex((x) => x.c.choices.length === 0 && x.c.usage);
