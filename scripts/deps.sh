@@ -23,6 +23,11 @@ fi
 missing=()
 # python3 checks JSON in the CLI smoke test; any python3 on PATH will do.
 command -v python3 >/dev/null || missing+=(python3)
+# The real-client tests of wirepathd (tests/daemon/node/setup.sh) need node >= 18
+# and npm. Checked by command, not package: a nodesource nodejs carries its own
+# npm and conflicts with Debian's.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
