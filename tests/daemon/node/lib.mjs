@@ -64,6 +64,9 @@ function usageExit(script, usage, msg) {
 }
 
 export const now = () => performance.now();
+// A string for a one-line detail: JSON-quoted, at most max characters of it.
+export const clip = (str, max = 200) => str.length <= max ? JSON.stringify(str) :
+	`${JSON.stringify(str.slice(0, max))}... (${str.length} chars)`;
 export const ms = (t) => `${t.toFixed(2)} ms`;
 
 let failed = 0;
@@ -75,12 +78,18 @@ export function check(name, cond, detail = '') {
 		passed++;
 	else
 		failed++;
-	process.stdout.write(`${cond ? 'ok' : 'FAIL'} ${name}${detail ? ': ' + detail : ''}\n`);
+	process.stdout.write(`${cond ? 'ok' : 'FAIL'} ${name}${detail ? ': ' + oneLine(detail, 600) : ''}\n`);
 	return !!cond;
 }
 
 export function info(name, detail) {
-	process.stdout.write(`info ${name}: ${detail}\n`);
+	process.stdout.write(`info ${name}: ${oneLine(detail, 2400)}\n`);
+}
+
+// What a server sent can hold anything: one line per check, bounded.
+function oneLine(s, max) {
+	s = String(s).replace(/[\r\n]+/g, ' ');
+	return s.length <= max ? s : `${s.slice(0, max)}...`;
 }
 
 // Runs fn(); an exception fails the check NAME (a connection failure ends the
@@ -90,7 +99,7 @@ export async function attempt(name, base, fn) {
 		return await fn();
 	} catch (e) {
 		if (isConnectError(e))
-			unreachable(base, e);
+			return await unreachable(base, e);
 		check(name, false, describe(e));
 		return undefined;
 	}
@@ -102,22 +111,29 @@ let finished = false;
 process.on('beforeExit', () => {
 	if (finished)
 		return;
-	process.stdout.write(`FAIL run: stopped with a promise that never settled, after ${passed} passed, ${failed} failed\n`);
-	process.exit(1);
+	finished = true;
+	exitAfter(`FAIL run: stopped with a promise that never settled, after ${passed} passed, ${failed} failed\n`, 1);
 });
+
+// process.exit() drops what a pipe has not taken yet: exit once the last
+// line is flushed (stdout writes complete in order).
+function exitAfter(line, code) {
+	process.stdout.write(line, () => process.exit(code));
+	setTimeout(() => process.exit(code), 5000).unref();
+}
 
 export function finish(script) {
 	finished = true;
-	process.stdout.write(`${failed ? 'FAIL' : 'ok'} ${script}: ${passed} passed, ${failed} failed\n`);
-	process.exit(failed ? 1 : 0);
+	exitAfter(`${failed ? 'FAIL' : 'ok'} ${script}: ${passed} passed, ${failed} failed\n`, failed ? 1 : 0);
+	return new Promise(() => {}); // callers stop here until the exit
 }
 
 // A bound on the whole run, so that a daemon that accepts and then says
 // nothing cannot hang the test. unref(): it never keeps a finished run alive.
 export function watchdog(script, totalMs) {
 	setTimeout(() => {
-		process.stdout.write(`FAIL ${script}: no result after ${totalMs} ms, giving up\n`);
-		process.exit(1);
+		finished = true;
+		exitAfter(`FAIL ${script}: no result after ${totalMs} ms, giving up\n`, 1);
 	}, totalMs).unref();
 }
 
@@ -146,8 +162,9 @@ export function isConnectError(e) {
 }
 
 export function unreachable(base, e) {
-	process.stdout.write(`FAIL connect: cannot reach ${base}: ${errnoOf(e) ?? describe(e)} (is wirepathd running there?)\n`);
-	process.exit(1);
+	finished = true;
+	exitAfter(`FAIL connect: cannot reach ${base}: ${errnoOf(e) ?? describe(e)} (is wirepathd running there?)\n`, 1);
+	return new Promise(() => {});
 }
 
 export function describe(e) {
@@ -162,14 +179,15 @@ export function describe(e) {
 // A fetch that records each read of a response body (arrival time and
 // bytes), so a script can see what came over the wire, not only what the
 // client library chose to hand up. The recorder holds the body it saw, so it
-// is used only where bodies are small (one streamed completion).
-export function recordingFetch(log) {
+// is used only where bodies are small (one streamed completion), and a body
+// over maxBytes fails the read instead of growing without bound.
+export function recordingFetch(log, maxBytes = 16 << 20) {
 	return async (url, init) => {
 		const res = await fetch(url, init);
 		if (!res.body)
 			return res;
 		const reader = res.body.getReader();
-		const rec = { url: String(url), status: res.status, headers: res.headers, reads: [], bytes: [], ended: false };
+		const rec = { url: String(url), status: res.status, headers: res.headers, reads: [], bytes: [], total: 0, ended: false };
 		log.push(rec);
 		const body = new ReadableStream({
 			async pull(ctl) {
@@ -183,6 +201,12 @@ export function recordingFetch(log) {
 				if (r.done) {
 					rec.ended = true;
 					ctl.close();
+					return;
+				}
+				rec.total += r.value.byteLength;
+				if (rec.total > maxBytes) {
+					reader.cancel().catch(() => {});
+					ctl.error(new Error(`response body over ${maxBytes} bytes`));
 					return;
 				}
 				rec.reads.push({ t: now(), n: r.value.byteLength });

@@ -47,7 +47,7 @@ const connected = await attempt('initialize', o.url, async () => {
 	return true;
 });
 if (!connected)
-	finish(script);
+	await finish(script);
 // From here on the SDK reports trouble in the background (the GET stream) here;
 // before, connect's own error says it, once.
 client.onerror = (e) => info('client error', String(e?.message ?? e).split('\n')[0]);
@@ -55,7 +55,7 @@ const sid = transport.sessionId;
 const sv = client.getServerVersion();
 check('initialize', typeof sid === 'string' && sid.length > 0 && /^[\x21-\x7e]+$/.test(sid),
 	`session ${sid}, server ${sv?.name} ${sv?.version}, protocol ${transport.protocolVersion}`);
-check('tools capability', !!client.getServerCapabilities()?.tools, JSON.stringify(client.getServerCapabilities()));
+check('tools capability', !!client.getServerCapabilities()?.tools, JSON.stringify(client.getServerCapabilities()).slice(0, 300));
 const note = wire.find((w) => w.rpc === 'notifications/initialized');
 check('notification 202', note?.status === 202, `notifications/initialized answered ${note?.status}`);
 
@@ -131,7 +131,7 @@ const rawPost = async (headers, body) => {
 		return { status: r.status, text: text.slice(0, 160).replace(/\s+/g, ' ') };
 	} catch (e) {
 		if (isConnectError(e))
-			unreachable(o.url, e);
+			return await unreachable(o.url, e);
 		return { status: 0, text: String(e.message) };
 	}
 };
@@ -153,4 +153,4 @@ if (o.key) {
 	check('no key', anon.status === 401, `initialize without Authorization: ${anon.status} ${anon.text}`);
 }
 info('http', wire.map((w) => `${w.method} ${w.rpc} ${w.status}`).join(', '));
-finish(script);
+await finish(script);

@@ -35,7 +35,7 @@ const stream = await attempt('stream open', o.url, () => client.chat.completions
 	stream: true,
 }, { signal: ac.signal }));
 if (!stream)
-	finish(script);
+	await finish(script);
 
 let got = 0;
 let finished = null; // a finish_reason seen before the abort: the stream was too short
@@ -68,4 +68,4 @@ if (hold > 0) {
 	info('hold', `keeping the process alive ${hold} ms after the abort`);
 	await new Promise((r) => setTimeout(r, hold));
 }
-finish(script);
+await finish(script);

@@ -2,7 +2,7 @@
 // A streamed chat completion through the official openai client, with
 // stream_options.include_usage, checked chunk by chunk and on the wire.
 import OpenAI from 'openai';
-import { options, intOpt, check, info, attempt, finish, watchdog, recordingFetch, now, ms } from './lib.mjs';
+import { options, intOpt, check, info, attempt, finish, watchdog, recordingFetch, now, ms, clip } from './lib.mjs';
 
 const script = 'openai_stream.mjs';
 const usage = '--url BASE --model ID [--key KEY] [--prompt TEXT] [--max-tokens N] [--min-spread-ms MS] [--timeout-ms MS]';
@@ -38,7 +38,7 @@ const stream = await attempt('stream open', o.url, () => client.chat.completions
 	stream_options: { include_usage: true },
 }));
 if (!stream)
-	finish(script);
+	await finish(script);
 
 const chunks = []; // { t, c }
 const iterated = await attempt('stream read', o.url, async () => {
@@ -60,13 +60,13 @@ const content = choiceChunks.filter((x) => typeof x.c.choices[0].delta?.content 
 	x.c.choices[0].delta.content.length > 0);
 const text = content.map((x) => x.c.choices[0].delta.content).join('');
 check('chunks one by one', content.length > 1, `${content.length} content chunks`);
-check('content', text.length > 0, JSON.stringify(text));
+check('content', text.length > 0, clip(text));
 
 // finish_reason: on the last choice chunk, and only there.
 const last = choiceChunks[choiceChunks.length - 1];
 const finishAt = choiceChunks.findIndex((x) => x.c.choices[0].finish_reason != null);
 check('finish_reason', last && last.c.choices[0].finish_reason != null && finishAt === choiceChunks.length - 1,
-	last ? `last choice chunk has ${JSON.stringify(last.c.choices[0].finish_reason)}, first set on choice chunk ${finishAt + 1} of ${choiceChunks.length}` : 'no choice chunk');
+	last ? `last choice chunk has ${JSON.stringify(last.c.choices[0].finish_reason)}, first set on choice chunk ${finishAt < 0 ? '(none)' : finishAt + 1} of ${choiceChunks.length}` : 'no choice chunk');
 
 // The usage chunk: choices [], after every choice chunk, usage adding up.
 const usageAt = chunks.findIndex((x) => x.c.choices.length === 0 && x.c.usage);
@@ -101,5 +101,5 @@ if (content.length > 0) {
 	if (minSpread > 0)
 		check('chunks spread', spread >= minSpread, `first to last content chunk ${ms(spread)}, want >= ${minSpread} ms`);
 }
-info('text', JSON.stringify(text));
-finish(script);
+info('text', clip(text, 2000));
+await finish(script);

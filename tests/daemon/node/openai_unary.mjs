@@ -3,7 +3,7 @@
 // completion, completion, embeddings, models, and the error classes the
 // client derives from a 401 and from an unknown model.
 import OpenAI from 'openai';
-import { options, check, info, attempt, finish, watchdog } from './lib.mjs';
+import { options, check, info, attempt, finish, watchdog, clip } from './lib.mjs';
 
 const script = 'openai_unary.mjs';
 const usage = '--url BASE --model ID [--key KEY] [--completion-model ID] [--embedding-model ID] ' +
@@ -41,7 +41,7 @@ if (chat) {
 	check('chat id', nonEmpty(chat.id), chat.id);
 	check('chat object', chat.object === 'chat.completion', chat.object);
 	check('chat content', c0?.message?.role === 'assistant' && nonEmpty(c0?.message?.content),
-		`${c0?.message?.role} ${JSON.stringify(c0?.message?.content)}`);
+		`${c0?.message?.role} ${typeof c0?.message?.content === 'string' ? clip(c0.message.content) : c0?.message?.content}`);
 	check('chat finish_reason', nonEmpty(c0?.finish_reason), String(c0?.finish_reason));
 	check('chat usage', usageOk(chat.usage), usageStr(chat.usage));
 }
@@ -55,7 +55,7 @@ const cmpl = await attempt('completion', o.url, () => client.completions.create(
 if (cmpl) {
 	const c0 = cmpl.choices?.[0];
 	check('completion object', cmpl.object === 'text_completion' && nonEmpty(cmpl.id), `${cmpl.object} ${cmpl.id}`);
-	check('completion text', nonEmpty(c0?.text), JSON.stringify(c0?.text));
+	check('completion text', nonEmpty(c0?.text), typeof c0?.text === 'string' ? clip(c0.text) : String(c0?.text));
 	check('completion usage', usageOk(cmpl.usage), usageStr(cmpl.usage));
 }
 
@@ -126,4 +126,4 @@ if (unknown !== undefined)
 	check('unknown model', (unknown instanceof OpenAI.NotFoundError || unknown instanceof OpenAI.BadRequestError) &&
 		errorBody(unknown), unknown ? errStr(unknown) : `model ${o['unknown-model']} accepted: want 404 or 400`);
 info('models', ids ? ids.join(' ') : '-');
-finish(script);
+await finish(script);
