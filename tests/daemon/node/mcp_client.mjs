@@ -9,12 +9,14 @@ import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { options, check, info, attempt, finish, watchdog, unreachable, isConnectError } from './lib.mjs';
 
 const script = 'mcp_client.mjs';
-const usage = '--url BASE [--key KEY] [--path /mcp] [--tools NAME,NAME] [--echo-tool NAME] [--message TEXT] [--timeout-ms MS]';
+const usage = '--url BASE [--key KEY] [--path /mcp] [--tools NAME,NAME] [--echo-tool NAME] [--message TEXT] ' +
+	'[--protocol-version V] [--timeout-ms MS]';
 const o = options(script, usage, {
 	path: { type: 'string' },
 	tools: { type: 'string' },
 	'echo-tool': { type: 'string' },
 	message: { type: 'string' },
+	'protocol-version': { type: 'string' },
 }, { path: '/mcp', 'echo-tool': 'everything_echo', message: 'hello from wirepath' });
 const path = o.path.startsWith('/') ? o.path : '/' + o.path;
 const endpoint = new URL(o.url + path);
@@ -32,7 +34,24 @@ const rpcOf = (body) => {
 		return '-';
 	}
 };
+// --protocol-version V: the SDK always offers its latest revision; the
+// initialize request is rewritten to offer V instead, and the SDK then
+// speaks whatever the server answers (if the SDK supports it).
+const offer = o['protocol-version'];
+const rewrite = (body) => {
+	try {
+		const m = JSON.parse(body);
+		if (m.method !== 'initialize')
+			return body;
+		m.params.protocolVersion = offer;
+		return JSON.stringify(m);
+	} catch {
+		return body;
+	}
+};
 const tracingFetch = async (url, init) => {
+	if (offer && typeof init?.body === 'string')
+		init = { ...init, body: rewrite(init.body) };
 	const res = await fetch(url, { ...init, signal: init?.signal ?? AbortSignal.timeout(o['timeout-ms']) });
 	wire.push({ method: init?.method ?? 'GET', rpc: typeof init?.body === 'string' ? rpcOf(init.body) : '-', status: res.status });
 	return res;
@@ -55,6 +74,8 @@ const sid = transport.sessionId;
 const sv = client.getServerVersion();
 check('initialize', typeof sid === 'string' && sid.length > 0 && /^[\x21-\x7e]+$/.test(sid),
 	`session ${sid}, server ${sv?.name} ${sv?.version}, protocol ${transport.protocolVersion}`);
+if (offer)
+	check('revision', transport.protocolVersion === offer, `offered ${offer}, negotiated ${transport.protocolVersion}`);
 check('tools capability', !!client.getServerCapabilities()?.tools, JSON.stringify(client.getServerCapabilities()).slice(0, 300));
 const note = wire.find((w) => w.rpc === 'notifications/initialized');
 check('notification 202', note?.status === 202, `notifications/initialized answered ${note?.status}`);
