@@ -59,9 +59,11 @@ if (cmpl) {
 	check('completion usage', usageOk(cmpl.usage), usageStr(cmpl.usage));
 }
 
-// Embeddings, twice: the client asks for base64 unless told otherwise (and
-// decodes it itself), so a server must speak both encodings.
-for (const enc of ['default (base64)', 'float']) {
+// Embeddings, twice: the client asks for base64 unless told otherwise and
+// decodes it itself (as little-endian float32), so a server must speak both
+// encodings; both answers must carry the same vectors.
+const embs = {};
+for (const enc of ['float', 'default (base64)']) {
 	const req = { model: embeddingModel, input: ['wirepath', 'front door'] };
 	if (enc === 'float')
 		req.encoding_format = 'float';
@@ -74,6 +76,17 @@ for (const enc of ['default (base64)', 'float']) {
 		emb.data.every((d, i) => d.object === 'embedding' && d.index === i && Array.isArray(d.embedding) &&
 			d.embedding.length === dims && d.embedding.every(Number.isFinite)) && dims > 0,
 		`${emb.data?.length} vectors of ${dims} finite numbers`);
+	embs[enc] = emb.data;
+}
+if (embs.float && embs['default (base64)']) {
+	const a = embs.float, b = embs['default (base64)'];
+	// float32 on the wire for base64; the float answer may carry more digits.
+	const same = a.length === b.length && a.every((d, i) => d.embedding.length === b[i].embedding.length &&
+		d.embedding.every((x, j) => Math.abs(x - b[i].embedding[j]) <= 1e-6 * Math.max(1, Math.abs(x))));
+	check('embeddings base64 = float', same, `dims ${a[0]?.embedding.length} vs ${b[0]?.embedding.length}; ` +
+		`first values ${a[0]?.embedding.slice(0, 3).map((x) => x.toPrecision(6)).join(' ')} vs ` +
+		`${b[0]?.embedding.slice(0, 3).map((x) => x.toPrecision(6)).join(' ')}` +
+		(same ? '' : ' (a base64 request answered with a JSON array decodes to garbage)'));
 }
 
 // Models: the expected id is listed.
