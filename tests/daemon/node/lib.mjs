@@ -13,8 +13,8 @@ const common = {
 	help: { type: 'boolean', short: 'h' },
 };
 
-// Options come from argv first, then from the environment
-// (WP_BASE_URL, WP_API_KEY, and WP_<NAME> for the others), then defaults.
+// Options come from argv first, then, for the four a test sets once for all
+// scripts, from the environment, then from defaults.
 export function options(script, usage, spec, defaults = {}) {
 	let parsed;
 	try {
@@ -27,13 +27,13 @@ export function options(script, usage, spec, defaults = {}) {
 		process.stdout.write(`usage: node ${script} ${usage}\n`);
 		process.exit(0);
 	}
-	const env = (name) => process.env['WP_' + name.toUpperCase().replace(/-/g, '_')];
+	const envNames = { url: 'WP_BASE_URL', key: 'WP_API_KEY', model: 'WP_MODEL', 'timeout-ms': 'WP_TIMEOUT_MS' };
 	const out = {};
 	for (const name of Object.keys({ ...common, ...spec })) {
 		if (name === 'help')
 			continue;
-		const envName = name === 'url' ? 'base_url' : name === 'key' ? 'api_key' : name;
-		out[name] = v[name] ?? env(envName) ?? defaults[name];
+		const env = envNames[name] ? process.env[envNames[name]] : undefined;
+		out[name] = v[name] ?? (env !== '' ? env : undefined) ?? defaults[name];
 	}
 	if (!out.url)
 		usageExit(script, usage, '--url (or WP_BASE_URL) is required');
