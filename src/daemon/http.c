@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <string.h>
 #include <strings.h>
 
@@ -42,10 +43,10 @@ enum { PAUSE_NONE = 0, PAUSE_CHUNK = 1, PAUSE_MSG = 2 };
 
 #define HEAD_DEFAULT (16u << 10)
 #define BODY_DEFAULT (1ull << 20)
-#define HEAD_FIRST 1024        /* first head allocation */
-#define BODY_FIRST 4096        /* first body allocation */
-#define HEAD_KEEP 4096         /* kept between requests up to this size */
-#define BODY_KEEP (16u << 10)  /* likewise */
+#define HEAD_FIRST 1024           /* first head allocation */
+#define BODY_FIRST 4096           /* first body allocation */
+#define HEAD_KEEP 4096            /* kept between requests up to this size */
+#define BODY_KEEP (16u << 10)     /* likewise */
 #define CL_MAX 999999999999999ull /* 15 digits: far above any body limit, no overflow */
 
 /* RFC 9110 token characters. */
@@ -97,6 +98,8 @@ void wpd_http_init(struct wpd_http_parser *p, const struct wpd_http_limits *lim)
 	memset(p, 0, sizeof(*p));
 	p->lim.header_bytes = lim && lim->header_bytes ? lim->header_bytes : HEAD_DEFAULT;
 	p->lim.body_bytes = lim && lim->body_bytes ? lim->body_bytes : BODY_DEFAULT;
+	if (p->lim.body_bytes > CL_MAX) /* so a chunk size is refused before it overflows */
+		p->lim.body_bytes = CL_MAX;
 }
 
 void wpd_http_fini(struct wpd_http_parser *p)
@@ -179,7 +182,8 @@ static int check_request_line(struct wpd_http_parser *p, const char *l, size_t n
 	t = sp1 + 1;
 	sp2 = memchr(t, ' ', (size_t)(l + n - t));
 	if (!sp2)
-		return fail(p, 400, "request line without an HTTP version (HTTP/0.9 is not served)");
+		return fail(p, 400,
+			    "request line without an HTTP version (HTTP/0.9 is not served)");
 	tlen = (size_t)(sp2 - t);
 	v = sp2 + 1;
 	vlen = (size_t)(l + n - v);
@@ -200,7 +204,8 @@ static int check_request_line(struct wpd_http_parser *p, const char *l, size_t n
 		if (strlen(methods[i]) == mlen && !memcmp(l, methods[i], mlen))
 			known = 1;
 	if (!known)
-		return fail(p, 501, "method not implemented (GET, POST, DELETE, HEAD, OPTIONS only)");
+		return fail(p, 501,
+			    "method not implemented (GET, POST, DELETE, HEAD, OPTIONS only)");
 	memcpy(p->req.method, l, mlen);
 	p->req.method[mlen] = 0;
 	if (!tlen)
@@ -216,9 +221,9 @@ static int check_request_line(struct wpd_http_parser *p, const char *l, size_t n
 	if (t[0] == '/')
 		return 0;
 	if (tlen == 1 && t[0] == '*')
-		return strcmp(p->req.method, "OPTIONS") ?
-			       fail(p, 400, "request target * is for OPTIONS only") :
-			       0;
+		return strcmp(p->req.method, "OPTIONS")
+			       ? fail(p, 400, "request target * is for OPTIONS only")
+			       : 0;
 	if ((tlen > 7 && !strncasecmp(t, "http://", 7)) ||
 	    (tlen > 8 && !strncasecmp(t, "https://", 8)))
 		return 0;
@@ -288,7 +293,8 @@ static int check_header_line(struct wpd_http_parser *p, const char *l, size_t n)
 			return fail(p, 400, "invalid Content-Length (not a decimal number)");
 		for (i = 0; i < vlen; i++) {
 			if (v[i] < '0' || v[i] > '9')
-				return fail(p, 400, "invalid Content-Length (not a decimal number)");
+				return fail(p, 400,
+					    "invalid Content-Length (not a decimal number)");
 			cl = cl * 10 + (uint64_t)(v[i] - '0');
 			if (cl > CL_MAX)
 				return fail(p, 400, "invalid Content-Length (too large)");
@@ -376,20 +382,22 @@ static int head_take(struct wpd_http_parser *p, const char *data, size_t len, si
 
 		if (!room)
 			return fail(p, p->rl_done ? 431 : 414,
-				    p->rl_done ? "request head larger than the limit" :
-						 "request target longer than the head limit");
+				    p->rl_done ? "request head larger than the limit"
+					       : "request target longer than the head limit");
 		if (n > room)
 			n = room;
 		for (j = i; j < i + n; j++) {
 			unsigned char c = (unsigned char)data[j];
-			unsigned char prev = j > i ? (unsigned char)data[j - 1] :
-				p->head_len ? (unsigned char)p->head[p->head_len - 1] : 0;
+			unsigned char prev = j > i         ? (unsigned char)data[j - 1]
+					     : p->head_len ? (unsigned char)p->head[p->head_len - 1]
+							   : 0;
 
 			if (prev == '\r' && c != '\n')
 				return fail(p, 400, "bare CR in the request head");
 			if (c == '\n') {
 				if (prev != '\r')
-					return fail(p, 400, "bare LF in the request head (CRLF required)");
+					return fail(p, 400,
+						    "bare LF in the request head (CRLF required)");
 				eol = 1;
 				j++;
 				break;
@@ -476,26 +484,13 @@ static int on_headers_complete(http_parser *hp)
 	return 0;
 }
 
-/* Framing bytes (chunked: what is not data) join p->frame, bounded. */
-static int frame_add(struct wpd_http_parser *p, const char *s, size_t n)
-{
-	if (n > WPD_HTTP_CHUNK_LINE_MAX + 2 - p->frame_len)
-		return fail(p, 400, "chunk size line longer than 256 bytes (chunk extensions)");
-	memcpy(p->frame + p->frame_len, s, n);
-	p->frame_len += (uint32_t)n;
-	return 0;
-}
-
 static int on_body(http_parser *hp, const char *at, size_t len)
 {
 	struct wpd_http_parser *p = of(hp);
 	size_t need;
 
-	if (p->chunked) {
-		if (frame_add(p, p->fpos, (size_t)(at - p->fpos)) < 0)
-			return 1;
-		p->fpos = at + len;
-	}
+	if (p->chunked)
+		p->data_left -= len < p->data_left ? len : p->data_left;
 	if (len > p->body_max - p->req.body_len) {
 		fail(p, 413, "request body larger than the limit");
 		return 1;
@@ -648,66 +643,102 @@ static int head_parse(struct wpd_http_parser *p)
 	return 0;
 }
 
-/* A chunk-size line is complete: p->frame holds the CRLF that ended the
- * previous chunk's data (after the first), the line, and its CRLF. */
-static int chunk_line(struct wpd_http_parser *p)
+/*
+ * Chunked framing, checked before http-parser sees it: from data_left == 0
+ * up to the LF that ends a chunk-size line (or, after the last chunk, the
+ * CRLF that ends the body). Takes at most that many bytes of d and returns
+ * how many, or -1. Checking each byte in order, before any parse, makes the
+ * outcome independent of how the bytes were cut.
+ */
+static ssize_t frame_scan(struct wpd_http_parser *p, const char *d, size_t n, int *complete)
 {
-	const char *f = p->frame;
-	size_t n = p->frame_len, i = 0;
-	uint64_t size = 0;
+	size_t i;
 
-	if (p->nchunks) {
-		if (n < 2 || f[0] != '\r' || f[1] != '\n')
-			return fail(p, 400, "chunk data not followed by CRLF");
-		f += 2;
-		n -= 2;
-	}
-	if (n < 3 || f[n - 2] != '\r' || f[n - 1] != '\n')
-		return fail(p, 400, "chunk size line not ended by CRLF");
-	n -= 2;
-	for (; i < n && hexval((unsigned char)f[i]) >= 0; i++) {
-		if (i == 16)
-			return fail(p, 400, "chunk size overflow");
-		size = size * 16 + (uint64_t)hexval((unsigned char)f[i]);
-	}
-	if (!i)
-		return fail(p, 400, "chunk size is not hexadecimal");
-	if (i < n) {
-		size_t j = i;
+	*complete = 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)d[i];
+		uint32_t at = p->frame_len;
+		uint32_t lead = p->nchunks ? 2 : 0; /* the CRLF after the data */
 
-		while (j < n && (f[j] == ' ' || f[j] == '\t'))
-			j++;
-		if (j == n || f[j] != ';')
-			return fail(p, 400, "invalid chunk size line");
-		for (; j < n; j++) {
-			unsigned char c = (unsigned char)f[j];
-
+		if (p->last_chunk) { /* no trailers: exactly CRLF */
+			if (c != (unsigned char)"\r\n"[at])
+				return c == '\n' || at
+					       ? fail(p, 400,
+						      "chunked body not ended by CRLF after the last chunk")
+					       : fail(p, 400,
+						      "trailer fields after a chunked body are not accepted");
+		} else if (at < lead) {
+			if (c != (unsigned char)"\r\n"[at])
+				return fail(p, 400, "chunk data not followed by CRLF");
+		} else if (at > lead && p->frame[at - 1] == '\r') {
+			if (c != '\n')
+				return fail(p, 400, "bare CR in a chunk size line");
+		} else if (c == '\n') {
+			return fail(p, 400, "bare LF in a chunk size line (CRLF required)");
+		} else if (at == lead || (!p->in_ext && hexval(c) >= 0)) {
+			/* the size, digit by digit: refused at the digit that
+			 * makes it too large, before http-parser (which counts
+			 * in 64 bits and gives up at 16 digits) */
+			if (hexval(c) < 0)
+				return fail(p, 400, "chunk size is not hexadecimal");
+			if (at == lead)
+				p->chunk_size = 0;
+			if (at - lead >= 16)
+				return fail(p, 400, "chunk size overflow");
+			p->chunk_size = p->chunk_size * 16 + (uint64_t)hexval(c);
+			if (p->chunk_size > p->body_max - p->req.body_len)
+				return fail(p, 413, "request body larger than the limit");
+		} else if (at - lead >= WPD_HTTP_CHUNK_LINE_MAX) {
+			return fail(p, 400,
+				    "chunk size line longer than 256 bytes (chunk extensions)");
+		} else if (c == '\r') {
+			if (p->in_ext == 1)
+				return fail(p, 400, "invalid chunk size line");
+		} else if (p->in_ext == 2) {
+			/* chunk-ext: ignored, but no control characters */
 			if ((c < 0x20 && c != '\t') || c == 0x7f)
 				return fail(p, 400, "control character in a chunk extension");
+		} else if (c == ';') {
+			p->in_ext = 2;
+		} else if (c == ' ' || (c == '\t' && p->in_ext == 1)) {
+			p->in_ext = 1; /* BWS before ';' */
+		} else {
+			return fail(p, 400, "invalid chunk size line");
+		}
+		p->frame[p->frame_len++] = (char)c;
+		if (c == '\n' && (p->last_chunk || at > lead)) {
+			*complete = 1;
+			return (ssize_t)i + 1;
 		}
 	}
-	if (size != p->hp.content_length)
-		return fail(p, 400, "chunk size the parser read differently");
-	if (size > p->body_max - p->req.body_len)
-		return fail(p, 413, "request body larger than the limit");
-	p->nchunks++;
-	p->frame_len = 0;
-	return 0;
+	return (ssize_t)n;
 }
 
 static int body_take(struct wpd_http_parser *p, const char *data, size_t len, size_t *took)
 {
 	size_t off = 0;
 
+	*took = 0;
 	while (off < len && p->phase == WPD_HTTP_BODY) {
 		const char *d = data + off;
 		size_t n = len - off, c;
 		enum http_errno err;
+		int complete = 0;
 
-		p->fpos = d;
+		if (p->chunked) {
+			if (p->data_left) {
+				if (n > p->data_left)
+					n = (size_t)p->data_left;
+			} else {
+				ssize_t k = frame_scan(p, d, n, &complete);
+
+				if (k < 0)
+					return -1;
+				n = (size_t)k;
+			}
+		}
 		p->paused_at = PAUSE_NONE;
 		c = http_parser_execute(&p->hp, &settings, d, n);
-		*took = off + c;
 		if (p->phase == WPD_HTTP_ERROR)
 			return -1;
 		err = HTTP_PARSER_ERRNO(&p->hp);
@@ -715,21 +746,24 @@ static int body_take(struct wpd_http_parser *p, const char *data, size_t len, si
 			http_parser_pause(&p->hp, 0);
 		else if (err != HPE_OK)
 			return hp_fail(p, err);
-		if (p->chunked && frame_add(p, p->fpos, (size_t)(d + c - p->fpos)) < 0)
-			return -1;
+		/* http-parser must stop exactly where the framing scan did */
+		if (p->chunked ? c != n || complete != (p->paused_at != PAUSE_NONE)
+			       : c != n && p->paused_at != PAUSE_MSG)
+			return fail(p, 400, "request body the parser read differently");
 		off += c;
+		*took = off;
 		if (p->paused_at == PAUSE_CHUNK) {
-			if (chunk_line(p) < 0)
-				return -1;
+			if (p->hp.content_length != p->chunk_size)
+				return fail(p, 400, "chunk size the parser read differently");
+			p->data_left = p->chunk_size;
+			p->last_chunk = !p->chunk_size;
+			p->nchunks++;
+			p->frame_len = 0;
+			p->in_ext = 0;
 		} else if (p->paused_at == PAUSE_MSG) {
-			if (p->chunked && (p->frame_len != 2 || memcmp(p->frame, "\r\n", 2)))
-				return fail(p, 400, "chunked body not ended by CRLF after the last chunk");
 			return done(p);
-		} else if (c != n) {
-			return fail(p, 400, "request body the parser stopped in");
 		}
 	}
-	*took = off;
 	return 0;
 }
 
@@ -776,8 +810,8 @@ int wpd_http_feed(struct wpd_http_parser *p, const char *data, size_t len, size_
 
 const char *wpd_http_reason(int status)
 {
-	const char *s = status >= 100 && status <= 999 ? http_status_str((enum http_status)status) :
-							   "<unknown>";
+	const char *s = status >= 100 && status <= 999 ? http_status_str((enum http_status)status)
+						       : "<unknown>";
 
 	return s[0] == '<' ? "Unknown" : s;
 }
@@ -804,8 +838,8 @@ static char *put_u64(char *w, uint64_t v)
 
 #define PUT_LIT(w, s) put(w, s, sizeof(s) - 1)
 
-void wpd_http_head(struct wpd_buf *out, int status, const char *ctype, int64_t clen,
-		   int keep_alive, const char *extra)
+void wpd_http_head(struct wpd_buf *out, int status, const char *ctype, int64_t clen, int keep_alive,
+		   const char *extra)
 {
 	const char *reason = wpd_http_reason(status);
 	size_t rl = strlen(reason), cl = ctype ? strlen(ctype) : 0, el = extra ? strlen(extra) : 0;
@@ -833,7 +867,8 @@ void wpd_http_head(struct wpd_buf *out, int status, const char *ctype, int64_t c
 			w = PUT_LIT(w, "Transfer-Encoding: chunked\r\n");
 		}
 	}
-	w = keep_alive ? PUT_LIT(w, "Connection: keep-alive\r\n") : PUT_LIT(w, "Connection: close\r\n");
+	w = keep_alive ? PUT_LIT(w, "Connection: keep-alive\r\n")
+		       : PUT_LIT(w, "Connection: close\r\n");
 	if (el)
 		w = put(w, extra, el);
 	w = PUT_LIT(w, "\r\n");

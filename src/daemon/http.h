@@ -93,8 +93,11 @@ struct wpd_http_parser {
 	uint64_t body_max; /* Content-Length, or body_bytes for chunked */
 	int chunked;
 	uint32_t nchunks;
-	const char *fpos; /* chunked: first input byte not yet classified */
-	char frame[WPD_HTTP_CHUNK_LINE_MAX + 4];
+	int last_chunk;      /* the size-0 chunk came: only CRLF may follow */
+	int in_ext;          /* size line: 0 digits, 1 whitespace after them, 2 extensions */
+	uint64_t chunk_size; /* the size line just checked */
+	uint64_t data_left;  /* bytes of the current chunk's data still to come */
+	char frame[WPD_HTTP_CHUNK_LINE_MAX + 4]; /* CRLF + size line + CRLF */
 	uint32_t frame_len;
 	char nul[2]; /* "" for an empty query or body */
 };
@@ -136,8 +139,8 @@ const char *wpd_http_reason(int status); /* "OK", "Not Found", ...; "Unknown" */
  * for 1xx and 204, which must carry neither) + Connection: keep-alive/close
  * + extra (whole lines, each ending in CRLF, or NULL) + CRLF. No Date.
  */
-void wpd_http_head(struct wpd_buf *out, int status, const char *ctype, int64_t clen,
-		   int keep_alive, const char *extra);
+void wpd_http_head(struct wpd_buf *out, int status, const char *ctype, int64_t clen, int keep_alive,
+		   const char *extra);
 /* One chunk ("%zx\r\n" data "\r\n"); len 0 writes nothing. */
 void wpd_http_chunk(struct wpd_buf *out, const void *data, size_t len);
 /* The last chunk: "0\r\n\r\n". */

@@ -21,8 +21,8 @@ static const struct wpd_http_limits small = { 1024, 4096 };
 /* What a connection would see: bytes arrive step at a time (0 = all at
  * once; split > 0: first split bytes, then the rest); every request parsed,
  * the error, or "more" is written to out as text. */
-static void transcript(const char *data, size_t len, const struct wpd_http_limits *lim,
-		       size_t step, size_t split, struct wpd_buf *out)
+static void transcript(const char *data, size_t len, const struct wpd_http_limits *lim, size_t step,
+		       size_t split, struct wpd_buf *out)
 {
 	struct wpd_http_parser p;
 	size_t off = 0, got = 0;
@@ -107,15 +107,15 @@ static char *run(const char *s)
 	return parse_all_ways(s, strlen(s), NULL);
 }
 
-#define EXPECT(raw, want)                                                                 \
-	do {                                                                              \
-		char *got_ = run(raw);                                                    \
-		if (!strstr(got_, want)) {                                                \
-			fprintf(stderr, "%s:%d: want \"%s\" in:\n%s\n", __FILE__, __LINE__, \
-				want, got_);                                              \
-			exit(1);                                                          \
-		}                                                                         \
-		free(got_);                                                               \
+#define EXPECT(raw, want)                                                                         \
+	do {                                                                                      \
+		char *got_ = run(raw);                                                            \
+		if (!strstr(got_, want)) {                                                        \
+			fprintf(stderr, "%s:%d: want \"%s\" in:\n%s\n", __FILE__, __LINE__, want, \
+				got_);                                                            \
+			exit(1);                                                                  \
+		}                                                                                 \
+		free(got_);                                                                       \
 	} while (0)
 
 static void test_basic(void)
@@ -175,7 +175,8 @@ static void test_pipelining(void)
 	char *t = run(s);
 
 	CHECK(strstr(t, "REQ GET /1"));
-	CHECK(strstr(t, "REQ POST /2 ?  1.1 ka=1 ex=0\n Host=[x]\n Content-Length=[3]\n body 3 [abc]"));
+	CHECK(strstr(
+		t, "REQ POST /2 ?  1.1 ka=1 ex=0\n Host=[x]\n Content-Length=[3]\n body 3 [abc]"));
 	CHECK(strstr(t, "REQ POST /3") && strstr(t, "body 3 [def]"));
 	CHECK(strstr(t, "REQ GET /4 ?  1.1 ka=0"));
 	CHECK(!strstr(t, "MORE") && !strstr(t, "ERR"));
@@ -208,16 +209,23 @@ static void test_chunked(void)
 	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
 	       "ERR 400 chunk data not followed by CRLF");
 	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
-	       "11111111111111111\r\n",
-	       "ERR 400");
+	       "00000000000000001\r\na\r\n0\r\n\r\n",
+	       "ERR 400 chunk size overflow");
 	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
 	       "fffffffffffffffff\r\n",
-	       "ERR 400");
+	       "ERR 413"); /* refused at the digit past the limit */
+	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
+	       "0000000000000001\r\na\r\n0\r\n\r\n",
+	       "body 1 [a]");
 	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\nz\r\n", "ERR 400");
 	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n",
 	       "ERR 400 invalid chunk size line");
 	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n",
+	       "ERR 400 bare LF in a chunk size line");
+	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5;a\x01b\r\nhello\r\n",
 	       "ERR 400 control character in a chunk extension");
+	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5\rhello\r\n",
+	       "ERR 400 bare CR in a chunk size line");
 	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n\r\n",
 	       "ERR 400 trailer fields");
 	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\n\n",
@@ -242,10 +250,14 @@ static void test_smuggling(void)
 	       "ERR 400 more than one Content-Length");
 	EXPECT("POST / HTTP/1.1\r\n" H "Content-Length: 5, 5\r\n\r\nhello",
 	       "ERR 400 invalid Content-Length");
-	EXPECT("POST / HTTP/1.1\r\n" H "Content-Length: +5\r\n\r\nhello", "ERR 400 invalid Content-Length");
-	EXPECT("POST / HTTP/1.1\r\n" H "Content-Length: -1\r\n\r\n", "ERR 400 invalid Content-Length");
-	EXPECT("POST / HTTP/1.1\r\n" H "Content-Length: 1 0\r\n\r\n", "ERR 400 invalid Content-Length");
-	EXPECT("POST / HTTP/1.1\r\n" H "Content-Length: 0x10\r\n\r\n", "ERR 400 invalid Content-Length");
+	EXPECT("POST / HTTP/1.1\r\n" H "Content-Length: +5\r\n\r\nhello",
+	       "ERR 400 invalid Content-Length");
+	EXPECT("POST / HTTP/1.1\r\n" H "Content-Length: -1\r\n\r\n",
+	       "ERR 400 invalid Content-Length");
+	EXPECT("POST / HTTP/1.1\r\n" H "Content-Length: 1 0\r\n\r\n",
+	       "ERR 400 invalid Content-Length");
+	EXPECT("POST / HTTP/1.1\r\n" H "Content-Length: 0x10\r\n\r\n",
+	       "ERR 400 invalid Content-Length");
 	EXPECT("POST / HTTP/1.1\r\n" H "Content-Length:\r\n\r\n", "ERR 400 invalid Content-Length");
 	EXPECT("POST / HTTP/1.1\r\n" H "Content-Length: 99999999999999999999999\r\n\r\n",
 	       "ERR 400 invalid Content-Length (too large)");
@@ -264,12 +276,15 @@ static void test_smuggling(void)
 	       "ERR 400 chunked is not the last transfer coding");
 	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked, chunked\r\n\r\n",
 	       "ERR 400 chunked applied more than once");
-	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+	EXPECT("POST / HTTP/1.1\r\n" H
+	       "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
 	       "ERR 400 chunked applied more than once");
-	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+	EXPECT("POST / HTTP/1.1\r\n" H
+	       "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
 	       "ERR 400 chunked is not the last");
 	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding:\r\n\r\n", "ERR 400 empty element");
-	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked,\r\n\r\n", "ERR 400 empty element");
+	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked,\r\n\r\n",
+	       "ERR 400 empty element");
 	EXPECT("POST / HTTP/1.1\r\n" H "Transfer-Encoding: xchunked\r\n\r\n", "ERR 501");
 
 	/* line ends: CRLF only */
@@ -299,7 +314,8 @@ static void test_smuggling(void)
 	EXPECT("GET / HTTP/1.1\r\n" H "X-A\t: 1\r\n\r\n", "ERR 400 whitespace between");
 	EXPECT("GET / HTTP/1.1\r\n" H "NoColon\r\n\r\n", "ERR 400 header line without a colon");
 	EXPECT("GET / HTTP/1.1\r\n" H ": v\r\n\r\n", "ERR 400 empty header name");
-	EXPECT("GET / HTTP/1.1\r\n" H "X(A): v\r\n\r\n", "ERR 400 invalid character in a header name");
+	EXPECT("GET / HTTP/1.1\r\n" H "X(A): v\r\n\r\n",
+	       "ERR 400 invalid character in a header name");
 	/* Host: exactly one in HTTP/1.1 */
 	EXPECT("GET / HTTP/1.1\r\n\r\n", "ERR 400 HTTP/1.1 request without a Host header");
 	EXPECT("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "ERR 400 more than one Host");
@@ -325,7 +341,8 @@ static void test_versions_methods(void)
 	EXPECT("G(T / HTTP/1.1\r\n" H "\r\n", "ERR 400 invalid character in the method");
 	EXPECT("GET * HTTP/1.1\r\n" H "\r\n", "ERR 400 request target * is for OPTIONS only");
 	EXPECT("GET /a#f HTTP/1.1\r\n" H "\r\n", "ERR 400 fragment");
-	EXPECT("GET /\xc3\xa9 HTTP/1.1\r\n" H "\r\n", "ERR 400 invalid character in the request target");
+	EXPECT("GET /\xc3\xa9 HTTP/1.1\r\n" H "\r\n",
+	       "ERR 400 invalid character in the request target");
 	EXPECT("GET a/b HTTP/1.1\r\n" H "\r\n", "ERR 400 request target is neither");
 	EXPECT("GET http://u:p@h/ HTTP/1.1\r\n" H "\r\n", "ERR 400 userinfo");
 }
@@ -434,7 +451,8 @@ static void test_progress(void)
 	struct wpd_http_parser p;
 	struct wpd_http_req *r;
 	size_t used;
-	const char *head = "POST / HTTP/1.1\r\n" H "Expect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+	const char *head = "POST / HTTP/1.1\r\n" H
+			   "Expect: 100-continue\r\nContent-Length: 3\r\n\r\n";
 
 	wpd_http_init(&p, NULL);
 	CHECK(wpd_http_in_progress(&p) == 0);
@@ -496,7 +514,8 @@ static void test_responses(void)
 		struct wpd_buf req = { 0 };
 		char *t;
 
-		wpd_buf_adds(&req, "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+		wpd_buf_adds(&req,
+			     "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
 		wpd_buf_add(&req, b.p, b.len);
 		t = parse_all_ways(req.p, req.len, NULL);
 		CHECK(strstr(t, "body 305 [helloxxx"));
