@@ -9,16 +9,19 @@
  *     control characters) and copied into the head buffer; each complete
  *     line is checked (request line: version, method, target; header line:
  *     obs-fold, colon, name, and the framing headers Content-Length,
- *     Transfer-Encoding, Host). The line check refuses early: a 64 KiB
- *     header of junk costs one line, not a buffer.
+ *     Transfer-Encoding, Host). A bad line is refused when it ends, before
+ *     the rest of the head arrives.
  *  2. head_parse: the complete head goes to http-parser in one call; its
  *     callbacks record the target and the header spans, which are then
  *     NUL-terminated in place.
- *  3. body_take: the body goes to http-parser as it arrives. It de-chunks;
- *     every byte it does not deliver as data is framing, collected in
- *     p->frame (bounded) and checked at each chunk header, since
- *     http-parser skips chunk extensions unchecked and, built without
- *     HTTP_PARSER_STRICT, takes any two bytes for the CRLF after a chunk.
+ *  3. body_take: the body goes to http-parser as it arrives; it de-chunks.
+ *     Chunked framing (the CRLF after a chunk's data, the size line, the
+ *     CRLF that ends the body) is first checked byte by byte by
+ *     frame_scan, and only then handed over, a chunk-size line at most: so
+ *     http-parser never sees extensions longer than 256 bytes, sizes past
+ *     the limit, trailers, or the stray bytes a non-strict build takes for
+ *     the CRLF after a chunk, and every refusal is the same however the
+ *     bytes were cut.
  * http-parser is paused at each chunk header and at the end of the
  * message, so a pipelined request's bytes are never consumed.
  */

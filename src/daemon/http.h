@@ -10,8 +10,8 @@
  * extensions are unbounded. Each of those is a request-smuggling shape
  * when another HTTP hop frames the same bytes differently, so the raw bytes
  * of the head are checked line by line as they arrive (before http-parser
- * sees them), and the framing bytes of a chunked body (every byte
- * http-parser does not deliver as data) are checked at each chunk header.
+ * sees them), and so are the framing bytes of a chunked body (size lines,
+ * the CRLFs around data).
  * http-parser then does the parse proper: the target, the header spans,
  * the version, keep-alive, de-chunking.
  *
