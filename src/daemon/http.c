@@ -53,12 +53,23 @@ enum { PAUSE_NONE = 0, PAUSE_CHUNK = 1, PAUSE_MSG = 2 };
 #define CL_MAX 999999999999999ull /* 15 digits: far above any body limit, no overflow */
 
 /* RFC 9110 token characters. */
+static const unsigned char tchars[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1,         ['&'] = 1,         ['\''] = 1,
+	['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,         ['^'] = 1,         ['_'] = 1,
+	['`'] = 1, ['|'] = 1, ['~'] = 1, ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
 static int tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return 1;
-	return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return tchars[c];
 }
+
+/* Head bytes that need no attention: visible ASCII, SP, HTAB, obs-text. */
+static const unsigned char plain[256] = {
+	['\t'] = 1,
+	[0x20 ... 0x7e] = 1,
+	[0x80 ... 0xff] = 1,
+};
 
 static int hexval(unsigned char c)
 {
@@ -381,7 +392,7 @@ static int head_take(struct wpd_http_parser *p, const char *data, size_t len, si
 	while (i < len) {
 		uint32_t room = p->lim.header_bytes - p->head_len;
 		size_t n = len - i, j;
-		int eol = 0, r;
+		int eol = 0, cr, r;
 
 		if (!room)
 			return fail(p, p->rl_done ? 431 : 414,
@@ -389,24 +400,33 @@ static int head_take(struct wpd_http_parser *p, const char *data, size_t len, si
 					       : "request target longer than the head limit");
 		if (n > room)
 			n = room;
-		for (j = i; j < i + n; j++) {
+		/* CR only before LF, LF only after CR, no other control byte;
+		 * runs of plain bytes skipped in a tight loop */
+		cr = p->head_len && p->head[p->head_len - 1] == '\r';
+		j = i;
+		while (j < i + n) {
 			unsigned char c = (unsigned char)data[j];
-			unsigned char prev = j > i         ? (unsigned char)data[j - 1]
-					     : p->head_len ? (unsigned char)p->head[p->head_len - 1]
-							   : 0;
 
-			if (prev == '\r' && c != '\n')
-				return fail(p, 400, "bare CR in the request head");
-			if (c == '\n') {
-				if (prev != '\r')
-					return fail(p, 400,
-						    "bare LF in the request head (CRLF required)");
+			if (cr) {
+				if (c != '\n')
+					return fail(p, 400, "bare CR in the request head");
 				eol = 1;
 				j++;
 				break;
 			}
-			if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
-				return fail(p, 400, "control character in the request head");
+			if (plain[c]) {
+				for (j++; j < i + n && plain[(unsigned char)data[j]]; j++)
+					;
+				continue;
+			}
+			if (c == '\r') {
+				cr = 1;
+				j++;
+				continue;
+			}
+			if (c == '\n')
+				return fail(p, 400, "bare LF in the request head (CRLF required)");
+			return fail(p, 400, "control character in the request head");
 		}
 		if (head_grow(p, p->head_len + (uint32_t)(j - i)) < 0)
 			return -1;
