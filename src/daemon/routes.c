@@ -355,6 +355,7 @@ struct embed_job {
 	struct wpd_gen *g;
 	uint64_t id;
 	int aborted;
+	int base64;
 	char model[128];
 	struct wpd_buf reply;
 };
@@ -412,7 +413,7 @@ static void embed_done(void *arg, int status)
 		goto out;
 	}
 	memcpy(v, j->reply.p + sizeof(h), (size_t)h.count * h.dim * sizeof(float));
-	wpd_oai_embedding_body(&body, j->model, v, h.count, h.dim, h.prompt_tokens);
+	wpd_oai_embedding_body_fmt(&body, j->model, v, h.count, h.dim, h.prompt_tokens, j->base64);
 	free(v);
 	wpd_ex_reply(j->ex, 200, "application/json", NULL, body.p, body.len);
 	wpd_buf_free(&body);
@@ -461,6 +462,7 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 		j->ex = ex;
 		j->n = n;
 		j->g = g;
+		j->base64 = rq->base64;
 		snprintf(j->model, sizeof(j->model), "%s", rq->model);
 		p.method = WP_SVC_EMBED;
 		p.on_data = embed_data;
@@ -512,6 +514,8 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 	wpd_ex_on_abort(ex, gen_abort, j);
 	if (j->stream) {
 		wpd_sse_init(&j->tmpl, rq->kind, j->cid, j->created, j->model);
+		if (j->include_usage)
+			wpd_sse_usage_null(&j->tmpl); /* "usage":null on every chunk, as OpenAI */
 		wpd_ex_stream_begin(ex, 200, "text/event-stream", NULL);
 		if (rq->kind == WPD_OAI_CHAT) {
 			wpd_sse_role(&j->tmpl, &j->ev);

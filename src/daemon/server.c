@@ -905,7 +905,7 @@ static void feed(struct conn *c, const char *data, size_t len, size_t *used_out)
 			c->phase = now == 2 ? PH_BODY : PH_HEAD;
 			c->phase_ns = wpd_loop_now(c->s->loop);
 			conn_arm_timer(c);
-			if (now == 2 && c->hp.req.expect_continue) {
+			if (now == 2 && wpd_http_want_continue(&c->hp)) {
 				wpd_buf_adds(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
 				conn_queue_flush(c);
 			}

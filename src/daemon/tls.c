@@ -32,7 +32,9 @@ static void ssl_why(char *why, size_t len, const char *what)
 	char buf[256];
 
 	ERR_error_string_n(e, buf, sizeof(buf));
-	snprintf(why, len, "%s: %s", what, e ? buf : "unknown error");
+	/* Cut to fit: a long path and OpenSSL's reason may not both fit. */
+	if (snprintf(why, len, "%s: %s", what, e ? buf : "unknown error") >= (int)len && len > 4)
+		memcpy(why + len - 4, "...", 4);
 	ERR_clear_error();
 }
 
