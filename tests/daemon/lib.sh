@@ -91,10 +91,10 @@ wpd_start() {
 	WPD_PID=$!
 	PIDS+=("$WPD_PID")
 	for _ in $(seq 200); do
-		local port
-		port=$(sed -n 's/.*ready: http:\/\/[^ ]* port \([0-9]*\).*/\1/p' "$WPD_LOG" | head -n 1)
-		if [ -n "$port" ]; then
-			WPD_URL="http://127.0.0.1:$port"
+		local ready
+		ready=$(sed -n 's/.*ready: \(https*\):\/\/[^ ]* port \([0-9]*\).*/\1:\/\/127.0.0.1:\2/p' "$WPD_LOG" | head -n 1)
+		if [ -n "$ready" ]; then
+			WPD_URL=$ready
 			return 0
 		fi
 		grep -q "ready: unix:" "$WPD_LOG" && return 0
