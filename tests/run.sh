@@ -87,6 +87,13 @@ for t in tests/netns/*.sh; do
 done
 
 # The export list: headers' WP_API, src/libwirepath.map and nm -D agree.
+# wirepathd (docs/daemon.md): curl, the official clients, hostile traffic,
+# reloads, TLS; each starts its own `wirepath serve` and wirepathd.
+for t in tests/daemon/*.sh; do
+	[ "$(basename "$t")" = lib.sh ] && continue
+	run_one "daemon/$(basename "$t" .sh)" bash "$t" "$BUILD"
+done
+
 run_one "exports" bash tests/check_exports.sh "$BUILD"
 
 # CLI smoke: probe and a short bench on every path.
