@@ -409,7 +409,8 @@ struct mcp_req {
 	struct mcp_session *s; /* NULL for initialize */
 	const struct wpd_tenant *tenant;
 	int batch, sse_ok, sse, dispatching;
-	int busy; /* initialize refused: the session table is full */
+	int busy;   /* initialize refused: the session table is full */
+	int modern; /* 2026-07-28: no session, resultType, 404 for -32601 */
 	uint32_t pending;
 	json_t *out; /* batch: array of answers; single: the answer */
 	char hdrs[160];
@@ -624,9 +625,16 @@ static void req_complete(struct mcp_req *r)
 		/* Only notifications and responses. */
 		wpd_ex_reply(r->ex, 202, NULL, r->hdrs[0] ? r->hdrs : NULL, NULL, 0);
 	} else {
+		/* 2026-07-28: a method the server does not implement is a 404. */
+		int status = r->modern && json_integer_value(json_object_get(
+						  json_object_get(r->out, "error"), "code")) ==
+						     WPD_RPC_METHOD_NOT_FOUND
+				     ? 404
+				     : 200;
+
 		body = wpd_rpc_dump(r->out, &len);
 		if (body)
-			wpd_ex_reply(r->ex, 200, "application/json", r->hdrs[0] ? r->hdrs : NULL,
+			wpd_ex_reply(r->ex, status, "application/json", r->hdrs[0] ? r->hdrs : NULL,
 				     body, len);
 		else
 			http_fail(r->ex, 500, WPD_RPC_INTERNAL_ERROR, NULL, "out of memory");
@@ -652,6 +660,21 @@ static void req_answer(struct mcp_req *r, json_t *resp)
 		json_decref(r->out);
 		r->out = resp;
 	}
+}
+
+/* 2026-07-28 results carry resultType; a backend speaking an earlier
+ * revision sends none, and its result is complete. */
+static void result_complete(json_t *resp)
+{
+	json_t *res = json_object_get(resp, "result"), *c;
+
+	if (!json_is_object(res) || json_object_get(res, "resultType"))
+		return;
+	c = json_copy(res); /* the result may be shared with the backend's */
+	if (c && !json_object_set_new(c, "resultType", json_string("complete")))
+		json_object_set_new(resp, "result", c);
+	else
+		json_decref(c);
 }
 
 static void ccall_free(struct mcp_ccall *cc)
@@ -692,6 +715,8 @@ static void ccall_finish(struct mcp_ccall *cc, json_t *resp)
 		json_decref(out);
 		out = NULL;
 	}
+	if (out && r->modern)
+		result_complete(out);
 	req_answer(r, out);
 	ccall_free(cc);
 	if (--r->pending == 0 && !r->dispatching)
@@ -773,8 +798,11 @@ static void part_note(struct mcp_bcall *bc, json_t *note)
 	if (r->batch || !r->sse_ok)
 		return; /* progress needs a stream; a batch is answered whole */
 	if (!r->sse) {
-		if (wpd_ex_stream_begin(r->ex, 200, "text/event-stream",
-					r->hdrs[0] ? r->hdrs : NULL) < 0)
+		char h[sizeof(r->hdrs) + 32];
+
+		/* No buffering in a proxy between us and the client. */
+		snprintf(h, sizeof(h), "%sX-Accel-Buffering: no\r\n", r->hdrs);
+		if (wpd_ex_stream_begin(r->ex, 200, "text/event-stream", h) < 0)
 			return;
 		r->sse = 1;
 	}
@@ -1260,15 +1288,6 @@ static int is_json_ctype(const char *ct)
 	return n == 16 && !strncasecmp(ct, "application/json", 16);
 }
 
-static void supported_list(char *buf, size_t len)
-{
-	size_t o = 0;
-
-	buf[0] = 0;
-	for (int i = 0; mcp_versions[i] && o < len; i++)
-		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? ", " : "", mcp_versions[i]);
-}
-
 /*
  * The session a request names (Mcp-Session-Id), checked against the route
  * and the MCP-Protocol-Version header. Answers the refusal itself and
@@ -1428,6 +1447,279 @@ static void handle_delete(struct wpd_mcp *m, struct wpd_ex *ex, struct mcp_serve
 	wpd_ex_reply(ex, 200, NULL, NULL, NULL, 0);
 }
 
+/* ---- 2026-07-28: stateless requests ---- */
+
+#define MCP_HEADER_MISMATCH -32020
+#define MCP_UNSUPPORTED_VERSION -32022
+#define META_VERSION "io.modelcontextprotocol/protocolVersion"
+#define META_CAPS "io.modelcontextprotocol/clientCapabilities"
+
+/* A refusal with a JSON-RPC error that has the request's id. */
+static void http_fail_id(struct wpd_ex *ex, int status, const json_t *id, int code,
+			 const json_t *data, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+static void http_fail_id(struct wpd_ex *ex, int status, const json_t *id, int code,
+			 const json_t *data, const char *fmt, ...)
+{
+	char msg[512];
+	json_t *e;
+	char *body;
+	size_t len = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	e = wpd_rpc_error(id, code, msg, data);
+	body = e ? wpd_rpc_dump(e, &len) : NULL;
+	wpd_ex_reply(ex, status, "application/json", NULL, body ? body : "", body ? len : 0);
+	free(body);
+	json_decref(e);
+}
+
+static json_t *all_versions(void)
+{
+	json_t *a = json_array();
+
+	json_array_append_new(a, json_string(MCP_VERSION_STATELESS));
+	for (int i = 0; mcp_versions[i]; i++)
+		json_array_append_new(a, json_string(mcp_versions[i]));
+	return a;
+}
+
+/* 400 with UnsupportedProtocolVersionError (its data lists what we speak;
+ * clients of earlier revisions only look at the status). */
+static void unsupported_version(struct wpd_ex *ex, const json_t *id, const char *ver)
+{
+	json_t *data = json_pack("{s:o,s:s}", "supported", all_versions(), "requested", ver);
+
+	http_fail_id(ex, 400, id, MCP_UNSUPPORTED_VERSION, data,
+		     "Unsupported protocol version: %.40s", ver);
+	json_decref(data);
+}
+
+static int b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* An Mcp-Name value as the body has it: plain, or "=?base64?...?=".
+ * Returns 0, or -1 when the encoding is broken or too long for out. */
+static int header_value(const char *h, char *out, size_t cap)
+{
+	size_t n = strlen(h), o = 0;
+	uint32_t acc = 0;
+	int bits = 0;
+
+	if (n < 11 || strncmp(h, "=?base64?", 9) || strcmp(h + n - 2, "?=")) {
+		if (n >= cap)
+			return -1;
+		memcpy(out, h, n + 1);
+		return 0;
+	}
+	for (size_t i = 9; i < n - 2; i++) {
+		int v = b64val((unsigned char)h[i]);
+
+		if (h[i] == '=')
+			break;
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o + 1 >= cap)
+				return -1;
+			out[o++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[o] = 0;
+	return memchr(out, 0, o) ? -1 : 0;
+}
+
+static void discover(struct mcp_req *r, const struct wpd_rpc *rpc, struct mcp_server *sv)
+{
+	json_t *res;
+
+	if (sv && (!sv->b || !sv->b->init || !backend_up(sv->b))) {
+		req_answer(r,
+			   wpd_rpc_errorf(rpc->id, WPD_RPC_BACKEND_ERROR,
+					  "MCP server %s is not available (starting or restarting)",
+					  sv->name));
+		return;
+	}
+	if (sv) {
+		json_t *in = sv->b->init, *instr = json_object_get(in, "instructions");
+
+		res = json_pack("{s:s,s:o,s:O,s:{s:O}}", "resultType", "complete",
+				"supportedVersions", all_versions(), "capabilities",
+				json_object_get(in, "capabilities"), "_meta",
+				"io.modelcontextprotocol/serverInfo",
+				json_object_get(in, "serverInfo"));
+		if (res && json_is_string(instr))
+			json_object_set(res, "instructions", instr);
+	} else {
+		res = json_pack("{s:s,s:o,s:{s:{s:b}},s:{s:{s:s,s:s}}}", "resultType", "complete",
+				"supportedVersions", all_versions(), "capabilities", "tools",
+				"listChanged", 0, "_meta", "io.modelcontextprotocol/serverInfo",
+				"name", "wirepathd", "version", "0.1");
+	}
+	req_answer(r, res ? wpd_rpc_response(rpc->id, res) : NULL);
+}
+
+/* Methods 2026-07-28 removed (sessions, ping, per-session logging and
+ * subscriptions): not found, whatever the backend has. */
+static int removed_method(const char *m)
+{
+	static const char *const gone[] = { "initialize",
+					    "ping",
+					    "logging/setLevel",
+					    "resources/subscribe",
+					    "resources/unsubscribe",
+					    NULL };
+
+	for (int i = 0; gone[i]; i++)
+		if (!strcmp(m, gone[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * The checks of the 2026-07-28 transport before a request is served: the
+ * body's _meta carries the revision (equal to the header) and the
+ * client's capabilities; Mcp-Method mirrors the method, Mcp-Name the tool,
+ * prompt or resource. Answers the refusal and returns -1, or 0.
+ */
+static int stateless_checks(struct wpd_ex *ex, const struct wpd_rpc *rpc, const char *ver)
+{
+	const char *mh = wpd_ex_header(ex, "Mcp-Method"), *nh = wpd_ex_header(ex, "Mcp-Name");
+	json_t *pv = wpd_rpc_meta(rpc, META_VERSION), *caps = wpd_rpc_meta(rpc, META_CAPS);
+	json_t *name = NULL;
+	char val[1024];
+
+	if (!json_is_string(pv) || !json_is_object(caps)) {
+		http_fail_id(ex, 400, rpc->id, WPD_RPC_INVALID_PARAMS, NULL,
+			     "Invalid params: _meta needs " META_VERSION " and " META_CAPS);
+		return -1;
+	}
+	if (strcmp(json_string_value(pv), ver)) {
+		http_fail_id(ex, 400, rpc->id, MCP_HEADER_MISMATCH, NULL,
+			     "Header mismatch: MCP-Protocol-Version %s, _meta %.40s", ver,
+			     json_string_value(pv));
+		return -1;
+	}
+	if (!mh || strcmp(mh, rpc->method)) {
+		http_fail_id(ex, 400, rpc->id, MCP_HEADER_MISMATCH, NULL,
+			     "Header mismatch: Mcp-Method %.60s, body method %.60s",
+			     mh ? mh : "(none)", rpc->method);
+		return -1;
+	}
+	if (!strcmp(rpc->method, "tools/call") || !strcmp(rpc->method, "prompts/get"))
+		name = json_object_get(rpc->params, "name");
+	else if (!strcmp(rpc->method, "resources/read"))
+		name = json_object_get(rpc->params, "uri");
+	if (name && json_is_string(name) &&
+	    (!nh || header_value(nh, val, sizeof(val)) < 0 ||
+	     strcmp(val, json_string_value(name)))) {
+		http_fail_id(ex, 400, rpc->id, MCP_HEADER_MISMATCH, NULL,
+			     "Header mismatch: Mcp-Name %.100s does not match the body's %.100s",
+			     nh ? nh : "(none)", json_string_value(name));
+		return -1;
+	}
+	return 0;
+}
+
+static void handle_stateless(struct wpd_mcp *m, struct wpd_ex *ex, struct mcp_server *sv,
+			     const char *ver)
+{
+	const char *accept = wpd_ex_header(ex, "Accept");
+	const char *why, *body;
+	struct wpd_rpc rpc;
+	struct mcp_req *r;
+	json_t *root;
+	size_t len;
+
+	m->posts++;
+	if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
+		http_fail(
+			ex, 406, WPD_RPC_INVALID_REQUEST, NULL,
+			"Not Acceptable: Accept must list application/json and text/event-stream");
+		return;
+	}
+	if (!is_json_ctype(wpd_ex_header(ex, "Content-Type"))) {
+		http_fail(ex, 415, WPD_RPC_INVALID_REQUEST, NULL,
+			  "Unsupported Media Type: Content-Type must be application/json");
+		return;
+	}
+	body = wpd_ex_body(ex, &len);
+	root = wpd_rpc_load(body, len, &why);
+	if (!root) {
+		http_fail(ex, 400, WPD_RPC_PARSE_ERROR, NULL, "Parse error: %.200s", why);
+		return;
+	}
+	switch (wpd_rpc_classify(root, &rpc)) {
+	case WPD_RPC_REQUEST:
+		break;
+	case WPD_RPC_NOTIFICATION:
+		/* Nothing to act on: over HTTP, closing the stream cancels. */
+		json_decref(root);
+		wpd_ex_reply(ex, 202, NULL, NULL, NULL, 0);
+		return;
+	default:
+		http_fail_id(ex, 400, rpc.id, WPD_RPC_INVALID_REQUEST, NULL, "Invalid Request: %s",
+			     rpc.kind == WPD_RPC_INVALID ? rpc.why
+			     : json_is_array(root)
+				     ? "one message per POST in " MCP_VERSION_STATELESS
+				     : "clients send no responses in " MCP_VERSION_STATELESS);
+		json_decref(root);
+		return;
+	}
+	if (stateless_checks(ex, &rpc, ver) < 0) {
+		json_decref(root);
+		return;
+	}
+	if (removed_method(rpc.method)) {
+		http_fail_id(ex, 404, rpc.id, WPD_RPC_METHOD_NOT_FOUND, NULL,
+			     "Method not found: %s (not part of " MCP_VERSION_STATELESS ")",
+			     rpc.method);
+		json_decref(root);
+		return;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		json_decref(root);
+		http_fail(ex, 500, WPD_RPC_INTERNAL_ERROR, NULL, "out of memory");
+		return;
+	}
+	r->m = m;
+	r->ex = ex;
+	r->tenant = wpd_ex_tenant(ex);
+	r->sse_ok = 1;
+	r->modern = 1;
+	r->next = m->reqs;
+	if (m->reqs)
+		m->reqs->prev = r;
+	m->reqs = r;
+	r->dispatching = 1;
+	if (!strcmp(rpc.method, "server/discover"))
+		discover(r, &rpc, sv);
+	else
+		dispatch(r, root, sv);
+	json_decref(root);
+	r->dispatching = 0;
+	if (r->pending == 0) {
+		req_complete(r);
+		return;
+	}
+	wpd_ex_on_abort(ex, req_abort, r);
+}
+
 void wpd_mcp_handle(struct wpd_mcp *m, struct wpd_ex *ex, const char *server)
 {
 	const char *method = wpd_ex_method(ex);
@@ -1445,13 +1737,17 @@ void wpd_mcp_handle(struct wpd_mcp *m, struct wpd_ex *ex, const char *server)
 		http_fail(ex, 404, WPD_RPC_INVALID_REQUEST, NULL, "No MCP server %.64s", server);
 		return;
 	}
+	if (ver && !strcmp(ver, MCP_VERSION_STATELESS)) {
+		/* No sessions, no GET stream, no DELETE in this revision. */
+		if (!strcmp(method, "POST"))
+			handle_stateless(m, ex, sv, ver);
+		else
+			http_fail(ex, 405, WPD_RPC_INVALID_REQUEST, "Allow: POST\r\n",
+				  "Method Not Allowed in " MCP_VERSION_STATELESS);
+		return;
+	}
 	if (ver && !mcp_version_ok(ver)) {
-		char list[96];
-
-		supported_list(list, sizeof(list));
-		http_fail(ex, 400, WPD_RPC_INVALID_REQUEST, NULL,
-			  "Bad Request: unsupported MCP-Protocol-Version %.40s (supported: %s)",
-			  ver, list);
+		unsupported_version(ex, NULL, ver);
 		return;
 	}
 	if (!strcmp(method, "POST")) {

@@ -96,11 +96,12 @@ struct mcp_ratelimit {
 };
 void mcp_log(struct mcp_ratelimit *rl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The revisions the daemon speaks, newest first, and the one it uses with
- * its backends. */
+/* The session-based revisions the daemon speaks, newest first (initialize
+ * negotiates among these; the latest is what it speaks to its backends),
+ * and the stateless one it serves besides (docs/daemon.md, "MCP"). */
 extern const char *const mcp_versions[];
 #define MCP_VERSION_LATEST "2025-11-25"
-#define MCP_VERSION_DEFAULT "2025-03-26" /* no MCP-Protocol-Version header */
+#define MCP_VERSION_STATELESS "2026-07-28"
 int mcp_version_ok(const char *v);
 
 #endif

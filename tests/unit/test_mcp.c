@@ -14,7 +14,8 @@
  * call at once and the child restarting with a growing backoff while
  * sessions survive, garbage counted and survived, a silent child killed
  * at 10 s, a disconnect reaching the child as notifications/cancelled, a
- * client's notifications/cancelled, session limits (503) and expiry, reload.
+ * client's notifications/cancelled, session limits (503) and expiry, reload,
+ * and the stateless 2026-07-28 revision (server/discover, header checks).
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -946,6 +947,142 @@ static void check_batch(void)
 	printf("batch: ok\n");
 }
 
+/* 2026-07-28: no session; _meta and the mirrored headers checked. */
+#define META26                                                                   \
+	"\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"," \
+	"\"io.modelcontextprotocol/clientCapabilities\":{}}"
+
+static json_t *rpc26(const char *server, const char *mhdr, const char *nhdr, const char *body,
+		     int status)
+{
+	struct wpd_ex *ex;
+	json_t *v;
+	char mh[128], nh[256];
+
+	snprintf(mh, sizeof(mh), "Mcp-Method: %s", mhdr ? mhdr : "");
+	snprintf(nh, sizeof(nh), "Mcp-Name: %s", nhdr ? nhdr : "");
+	if (nhdr)
+		ex = ex_make("POST", NULL, "2026-07-28", NULL, body, mh, nh, NULL);
+	else if (mhdr)
+		ex = ex_make("POST", NULL, "2026-07-28", NULL, body, mh, NULL);
+	else
+		ex = ex_make("POST", NULL, "2026-07-28", NULL, body, NULL);
+	wpd_mcp_handle(mcp, ex, server);
+	pump_until(ex_ended, ex, 20000);
+	if (ex->status != status) {
+		fprintf(stderr, "POST %s: status %d, expected %d: %.*s\n", body, ex->status, status,
+			(int)ex->out.len, ex->out.p);
+		exit(1);
+	}
+	v = ex_json(ex);
+	ex_free(ex);
+	return v;
+}
+
+static const char *result_type(json_t *v)
+{
+	return json_string_value(json_object_get(json_object_get(v, "result"), "resultType"));
+}
+
+static void check_stateless(void)
+{
+	json_t *v, *sv;
+	struct wpd_ex *ex;
+
+	v = rpc26(NULL, "server/discover", NULL,
+		  "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server/discover\",\"params\":{" META26
+		  "}}",
+		  200);
+	sv = json_object_get(json_object_get(v, "result"), "supportedVersions");
+	CHECK(json_array_size(sv) == 4 &&
+	      !strcmp(json_string_value(json_array_get(sv, 0)), "2026-07-28"));
+	CHECK(!strcmp(result_type(v), "complete"));
+	json_decref(v);
+	v = rpc26(NULL, "tools/list", NULL,
+		  "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{" META26
+		  "}}",
+		  200);
+	CHECK(has_tool(v, "a_echo") && !strcmp(result_type(v), "complete"));
+	json_decref(v);
+	v = rpc26(NULL, "tools/call", "a_add",
+		  "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":"
+		  "\"a_add\",\"arguments\":{\"a\":5,\"b\":6}," META26 "}}",
+		  200);
+	CHECK(!strcmp(text0(v), "11") && !strcmp(result_type(v), "complete"));
+	json_decref(v);
+	/* Mcp-Name in the base64 sentinel form: "a_echo" */
+	v = rpc26(NULL, "tools/call", "=?base64?YV9lY2hv?=",
+		  "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":"
+		  "\"a_echo\",\"arguments\":{\"text\":\"b64\"}," META26 "}}",
+		  200);
+	CHECK(!strcmp(text0(v), "b64"));
+	json_decref(v);
+	/* pass-through: the backend's capabilities and serverInfo */
+	v = rpc26("a", "server/discover", NULL,
+		  "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"server/discover\",\"params\":{" META26
+		  "}}",
+		  200);
+	CHECK(!strcmp(json_string_value(json_object_get(
+			      json_object_get(json_object_get(json_object_get(v, "result"), "_meta"),
+					      "io.modelcontextprotocol/serverInfo"),
+			      "name")),
+		      "mcp_peer"));
+	json_decref(v);
+	/* header mismatches: -32020 */
+	v = rpc26(NULL, "tools/list", "a_echo",
+		  "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"tools/call\",\"params\":{\"name\":"
+		  "\"a_echo\"," META26 "}}",
+		  400);
+	CHECK(error_code(v) == -32020 && json_integer_value(json_object_get(v, "id")) == 6);
+	json_decref(v);
+	v = rpc26(NULL, "tools/call", "a_add",
+		  "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":"
+		  "\"a_echo\"," META26 "}}",
+		  400);
+	CHECK(error_code(v) == -32020);
+	json_decref(v);
+	v = rpc26(NULL, "tools/list", NULL,
+		  "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/list\",\"params\":{\"_meta\":{"
+		  "\"io.modelcontextprotocol/protocolVersion\":\"2025-11-25\","
+		  "\"io.modelcontextprotocol/clientCapabilities\":{}}}}",
+		  400);
+	CHECK(error_code(v) == -32020);
+	json_decref(v);
+	/* _meta missing: invalid params */
+	v = rpc26(NULL, "tools/list", NULL,
+		  "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"tools/list\"}", 400);
+	CHECK(error_code(v) == -32602);
+	json_decref(v);
+	/* removed and unknown methods: 404 with -32601 */
+	v = rpc26(NULL, "ping", NULL,
+		  "{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"ping\",\"params\":{" META26 "}}",
+		  404);
+	CHECK(error_code(v) == -32601);
+	json_decref(v);
+	v = rpc26(NULL, "prompts/list", NULL,
+		  "{\"jsonrpc\":\"2.0\",\"id\":11,\"method\":\"prompts/list\",\"params\":{" META26
+		  "}}",
+		  404);
+	CHECK(error_code(v) == -32601);
+	json_decref(v);
+	/* an unsupported revision: -32022 with the supported list */
+	ex = ex_make("POST", NULL, "2027-01-01", NULL, "{}", NULL);
+	wpd_mcp_handle(mcp, ex, NULL);
+	CHECK(ex->ended && ex->status == 400);
+	v = ex_json(ex);
+	CHECK(error_code(v) == -32022);
+	CHECK(json_array_size(json_object_get(json_object_get(json_object_get(v, "error"), "data"),
+					      "supported")) == 4);
+	json_decref(v);
+	ex_free(ex);
+	/* no DELETE, no GET */
+	ex = ex_make("DELETE", NULL, "2026-07-28", NULL, NULL, NULL);
+	wpd_mcp_handle(mcp, ex, NULL);
+	CHECK(ex->ended && ex->status == 405);
+	ex_free(ex);
+	printf("stateless 2026-07-28: ok\n");
+}
+
 static void check_limits(const struct wpd_config *c)
 {
 	char sid[65], first[65];
@@ -1038,6 +1175,7 @@ int main(void)
 	check_garbage();
 	check_passthrough();
 	check_batch();
+	check_stateless();
 	check_limits(&c);
 
 	/* the silent child: killed 10 s after it was started, and restarted */
