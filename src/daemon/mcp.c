@@ -117,6 +117,7 @@ struct native_be {
 	struct mcp_backend b;
 	struct wpd_native *n;
 	struct native_rec *recs; /* in flight */
+	struct mcp_bcall *pings; /* answered from the loop (bc->timer) */
 	struct mcp_ratelimit rl;
 };
 
@@ -181,11 +182,23 @@ out_free:
 	free(r);
 }
 
+static void ping_unlink(struct native_be *nb, struct mcp_bcall *bc)
+{
+	if (bc->prev)
+		bc->prev->next = bc->next;
+	else
+		nb->pings = bc->next;
+	if (bc->next)
+		bc->next->prev = bc->prev;
+	bc->next = bc->prev = NULL;
+}
+
 static void ping_done(void *arg)
 {
 	struct mcp_bcall *bc = arg;
 	json_t *resp = wpd_rpc_response(NULL, NULL);
 
+	ping_unlink((struct native_be *)bc->b, bc);
 	bc->on_done(bc, resp);
 	json_decref(resp);
 }
@@ -206,6 +219,11 @@ static int native_call(struct mcp_backend *b, const char *method, json_t *params
 		/* Answered here, from the loop (never inside call). */
 		memset(&bc->timer, 0, sizeof(bc->timer));
 		wpd_timer_arm(b->loop, &bc->timer, 0, ping_done, bc);
+		bc->prev = NULL;
+		bc->next = nb->pings;
+		if (nb->pings)
+			nb->pings->prev = bc;
+		nb->pings = bc;
 		return 0;
 	}
 	if (strcmp(method, "tools/list") && strcmp(method, "tools/call"))
@@ -278,6 +296,7 @@ static void native_cancel(struct mcp_backend *b, struct mcp_bcall *bc, const cha
 	(void)reason;
 	if (!r) {
 		wpd_timer_cancel(b->loop, &bc->timer); /* a ping */
+		ping_unlink(nb, bc);
 		return;
 	}
 	r->bc = NULL;
@@ -320,6 +339,16 @@ static void native_destroy(struct mcp_backend *b)
 			bc->on_done(bc, err);
 			json_decref(err);
 		}
+	}
+	while (nb->pings) {
+		struct mcp_bcall *bc = nb->pings;
+		json_t *err = mcp_error_resp(WPD_RPC_BACKEND_ERROR,
+					     "native tool service %s was removed", b->name);
+
+		wpd_timer_cancel(b->loop, &bc->timer);
+		ping_unlink(nb, bc);
+		bc->on_done(bc, err);
+		json_decref(err);
 	}
 	json_decref(b->init);
 	free(nb);
@@ -488,25 +517,27 @@ static void sess_unref(struct mcp_session *s)
 		free(s);
 }
 
-static void sess_idle(void *arg)
-{
-	struct mcp_session *s = arg;
-	uint64_t idle = (uint64_t)s->m->c->limits.mcp_session_idle_ms * 1000000ull;
+static void sess_idle(void *arg);
 
-	if (s->refs) {
-		/* A call still running keeps its session: look again later. */
-		wpd_timer_arm(s->m->l, &s->idle, idle, sess_idle, s);
-		return;
-	}
-	s->m->sessions_expired++;
-	sess_drop(s);
-}
-
+/* (Re)start the idle clock: limits.mcp_session_idle_ms, 30 min by default. */
 static void sess_touch(struct mcp_session *s)
 {
 	uint32_t ms = s->m->c->limits.mcp_session_idle_ms;
 
 	wpd_timer_arm(s->m->l, &s->idle, (uint64_t)(ms ? ms : 1800000) * 1000000ull, sess_idle, s);
+}
+
+static void sess_idle(void *arg)
+{
+	struct mcp_session *s = arg;
+
+	if (s->refs) {
+		/* A call still running keeps its session: look again later. */
+		sess_touch(s);
+		return;
+	}
+	s->m->sessions_expired++;
+	sess_drop(s);
 }
 
 static struct mcp_session *sess_find(struct wpd_mcp *m, const char *id)
@@ -1910,6 +1941,15 @@ void wpd_mcp_destroy(struct wpd_mcp *m)
 	free(m->srv);
 	m->srv = NULL;
 	m->nsrv = 0;
+	/* Nothing should be left waiting; if anything is, it is told now. */
+	while (m->reqs) {
+		struct mcp_req *r = m->reqs;
+
+		while (r->calls)
+			ccall_free(r->calls);
+		http_fail(r->ex, 503, WPD_RPC_BACKEND_ERROR, NULL, "MCP is shutting down");
+		req_free(r);
+	}
 	for (uint32_t i = 0; i < m->hsize; i++)
 		while (m->htab[i]) {
 			struct mcp_session *s = m->htab[i];
