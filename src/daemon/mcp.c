@@ -28,6 +28,7 @@
 #include "daemon/buf.h"
 #include "daemon/exchange.h"
 #include "daemon/jsonrpc.h"
+#include "daemon/log.h"
 #include "daemon/loop.h"
 #include "daemon/mcp.h"
 #include "daemon/mcp_int.h"
@@ -58,7 +59,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void mcp_log(struct mcp_ratelimit *rl, const char *fmt, ...)
+void mcp_log(struct mcp_ratelimit *rl, enum wp_log_level level, const char *fmt, ...)
 {
 	uint64_t now = now_ns();
 	char line[1400];
@@ -82,11 +83,11 @@ void mcp_log(struct mcp_ratelimit *rl, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	if (rl && rl->suppressed) {
-		fprintf(stderr, "wirepathd: mcp: %s (%llu similar lines suppressed)\n", line,
+		wpd_log(level, "mcp: %s (%llu similar lines suppressed)", line,
 			(unsigned long long)rl->suppressed);
 		rl->suppressed = 0;
 	} else {
-		fprintf(stderr, "wirepathd: mcp: %s\n", line);
+		wpd_log(level, "mcp: %s", line);
 	}
 }
 
@@ -854,8 +855,8 @@ static void list_part_done(struct mcp_bcall *bc, json_t *resp)
 	if (json_is_array(tools))
 		tools_merge(cc, cc->tools, tools, p->prefix, 1);
 	else
-		mcp_log(&cc->r->m->rl, "%s: tools/list failed or had no tools array; left out",
-			bc->b->name);
+		mcp_log(&cc->r->m->rl, WP_LOG_WARN,
+			"%s: tools/list failed or had no tools array; left out", bc->b->name);
 	if (json_is_string(next) && ++p->pages < MCP_LIST_PAGES &&
 	    list_page(p, json_string_value(next)) == 0)
 		return;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include <jansson.h>
+#include <wirepath/wirepath.h>
 
 #include "daemon/config.h"
 #include "daemon/loop.h"
@@ -86,15 +87,16 @@ int mcp_stdio_create(struct wpd_loop *l, const char *name, const struct wpd_back
  * backend's on_done (backends fail calls with these). */
 json_t *mcp_error_resp(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The daemon's MCP log: one line to stderr, "wirepathd: mcp: ...", rate
- * limited per source (a burst of 20, then 5 lines/s; the suppressed count
- * is reported with the next line that passes). */
+/* MCP's lines into the daemon's log (log.h, "mcp: ..."), rate limited per
+ * source: a burst of 20, then 5 lines/s; the suppressed count comes with
+ * the next line that passes. */
 struct mcp_ratelimit {
 	uint64_t t_ns;
 	double tokens;
 	uint64_t suppressed;
 };
-void mcp_log(struct mcp_ratelimit *rl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mcp_log(struct mcp_ratelimit *rl, enum wp_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* The session-based revisions the daemon speaks, newest first (initialize
  * negotiates among these; the latest is what it speaks to its backends),

@@ -282,8 +282,8 @@ static void send_cancelled(struct stdio_be *s, uint64_t bid, const char *reason)
 	json_t *n = p ? wpd_rpc_notification("notifications/cancelled", p) : NULL;
 
 	if (n && stdio_send(s, n) < 0)
-		mcp_log(&s->rl, "%s: could not send notifications/cancelled for %llu", s->b.name,
-			(unsigned long long)bid);
+		mcp_log(&s->rl, WP_LOG_WARN, "%s: could not send notifications/cancelled for %llu",
+			s->b.name, (unsigned long long)bid);
 	json_decref(n);
 	json_decref(p);
 }
@@ -378,7 +378,7 @@ static struct mcp_bcall *find_call(struct stdio_be *s, const json_t *id)
 static void garbage(struct stdio_be *s, const char *what, const char *line, size_t len)
 {
 	s->b.garbage++;
-	mcp_log(&s->rl, "%s: garbage from the child (%s): %.*s%s", s->b.name, what,
+	mcp_log(&s->rl, WP_LOG_WARN, "%s: garbage from the child (%s): %.*s%s", s->b.name, what,
 		(int)(len > 120 ? 120 : len), line, len > 120 ? "..." : "");
 }
 
@@ -406,7 +406,7 @@ static void init_done(struct stdio_be *s, const struct wpd_rpc *r)
 	s->state = ST_UP;
 	s->b.up = 1;
 	s->up_since_ns = now_ns();
-	mcp_log(&s->rl, "%s: up (pid %d, revision %s)", s->b.name, (int)s->pid,
+	mcp_log(&s->rl, WP_LOG_INFO, "%s: up (pid %d, revision %s)", s->b.name, (int)s->pid,
 		json_string_value(ver));
 	/* The calls that waited for initialize, oldest first. */
 	while (s->queue) {
@@ -493,7 +493,7 @@ static void handle_msg(struct stdio_be *s, json_t *msg, const char *line, size_t
 		if (!strcmp(r.method, "notifications/progress"))
 			progress(s, &r);
 		else if (!strcmp(r.method, "notifications/message"))
-			mcp_log(&s->rl_err, "%s: log: %.*s", s->b.name,
+			mcp_log(&s->rl_err, WP_LOG_INFO, "%s: log: %.*s", s->b.name,
 				(int)(len > 300 ? 300 : len), line);
 		return;
 	case WPD_RPC_REQUEST:
@@ -551,7 +551,8 @@ static int take_lines(struct stdio_be *s, const char *p, size_t n)
 				s->skipping = 0;
 		} else if (s->rbuf.len + part > STDIO_LINE_MAX) {
 			s->b.garbage++;
-			mcp_log(&s->rl, "%s: garbage from the child: a line over %u bytes, skipped",
+			mcp_log(&s->rl, WP_LOG_WARN,
+				"%s: garbage from the child: a line over %u bytes, skipped",
 				s->b.name, STDIO_LINE_MAX);
 			wpd_buf_reset(&s->rbuf);
 			s->skipping = !nl;
@@ -603,7 +604,7 @@ static void err_line(struct stdio_be *s, const char *p, size_t n)
 	if (n && p[n - 1] == '\r')
 		n--;
 	if (n)
-		mcp_log(&s->rl_err, "%s: stderr: %.*s%s", s->b.name,
+		mcp_log(&s->rl_err, WP_LOG_INFO, "%s: stderr: %.*s%s", s->b.name,
 			(int)(n > STDIO_ERR_LINE ? STDIO_ERR_LINE : n), p,
 			n > STDIO_ERR_LINE ? "..." : "");
 }
@@ -698,7 +699,7 @@ static void stdio_down(struct stdio_be *s, const char *why)
 	if (s->up_since_ns && now - s->up_since_ns >= STDIO_STABLE_NS)
 		s->backoff_ms = STDIO_BACKOFF_MIN_MS;
 	s->up_since_ns = 0;
-	mcp_log(&s->rl, "%s: %s; restarting in %u ms", s->b.name, why, s->backoff_ms);
+	mcp_log(&s->rl, WP_LOG_WARN, "%s: %s; restarting in %u ms", s->b.name, why, s->backoff_ms);
 	wpd_timer_arm(s->b.loop, &s->restart_timer, (uint64_t)s->backoff_ms * 1000000ull,
 		      stdio_start, s);
 	s->backoff_ms = s->backoff_ms * 2 > STDIO_BACKOFF_MAX_MS ? STDIO_BACKOFF_MAX_MS
@@ -806,7 +807,8 @@ static void stdio_start(void *arg)
 	ret = spawn(s);
 	if (ret < 0) {
 		s->state = ST_INIT; /* so stdio_down runs its course */
-		mcp_log(&s->rl, "%s: cannot start %s: %s", s->b.name, s->argv[0], strerror(-ret));
+		mcp_log(&s->rl, WP_LOG_ERR, "%s: cannot start %s: %s", s->b.name, s->argv[0],
+			strerror(-ret));
 		stdio_down(s, "could not be started");
 		return;
 	}
