@@ -1990,6 +1990,8 @@ void wpd_mcp_metrics(const struct wpd_mcp *m, struct wpd_buf *out)
 			     sv->name, (unsigned long long)b->call_errors);
 		wpd_buf_addf(out, "wirepathd_mcp_backend_garbage_total{server=\"%s\"} %llu\n",
 			     sv->name, (unsigned long long)b->garbage);
+		wpd_buf_addf(out, "wirepathd_mcp_backend_restart_delay_ms{server=\"%s\"} %u\n",
+			     sv->name, b->restart_delay_ms);
 	}
 }
 

@@ -76,6 +76,7 @@ struct mcp_backend {
 				   * serverInfo, instructions), when up */
 	uint32_t timeout_ms;     /* per call */
 	uint64_t calls, call_errors, restarts, garbage;
+	uint32_t restart_delay_ms; /* the backoff before the last (re)start */
 };
 
 /* Start a stdio backend for server name running bk (its argv and env).

@@ -700,6 +700,7 @@ static void stdio_down(struct stdio_be *s, const char *why)
 		s->backoff_ms = STDIO_BACKOFF_MIN_MS;
 	s->up_since_ns = 0;
 	mcp_log(&s->rl, WP_LOG_WARN, "%s: %s; restarting in %u ms", s->b.name, why, s->backoff_ms);
+	s->b.restart_delay_ms = s->backoff_ms;
 	wpd_timer_arm(s->b.loop, &s->restart_timer, (uint64_t)s->backoff_ms * 1000000ull,
 		      stdio_start, s);
 	s->backoff_ms = s->backoff_ms * 2 > STDIO_BACKOFF_MAX_MS ? STDIO_BACKOFF_MAX_MS

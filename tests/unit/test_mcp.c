@@ -266,6 +266,7 @@ int wpd_native_cancel(struct wpd_native *n, uint64_t id)
 /* ------------------------------------------------------------------ */
 
 static struct wpd_mcp *mcp;
+static struct wpd_native nat = { .up = 1 };
 static char peer_log[256];
 static const char *accept_both = "application/json, text/event-stream";
 
@@ -784,6 +785,17 @@ static void check_abort(void)
 	}
 	ex_free(ex);
 	pump_until(log_has, "changed my mind", 5000);
+	/* a native call abandoned: wpd_native_cancel, and its late end ignored */
+	ex = ex_make("POST", sid, NULL, NULL,
+		     "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"tools/call\",\"params\":{"
+		     "\"name\":\"n_hello\"}}",
+		     NULL);
+	wpd_mcp_handle(mcp, ex, NULL);
+	CHECK(!ex->ended && ex->abort_fn && nat.cancels == 0);
+	ex->abort_fn(ex->abort_arg);
+	ex_free(ex);
+	CHECK_EQ(nat.cancels, 1);
+	pump_ms(20);
 	printf("abort and cancel: ok\n");
 }
 
@@ -817,6 +829,7 @@ static void check_crash(void)
 	v = rpc(NULL, sid, NULL, NULL, call, 200);
 	CHECK(error_code(v) == -32000);
 	json_decref(v);
+	CHECK_EQ(metric("wirepathd_mcp_backend_restart_delay_ms{server=\"c\"}"), 100);
 	pump_until(crashed_and_back, NULL, 10000);
 	t1 = mono_ms() - t0;
 	CHECK(t1 >= 90);
@@ -831,6 +844,7 @@ static void check_crash(void)
 	v = rpc(NULL, sid, NULL, NULL, call, 200);
 	CHECK(error_code(v) == -32000);
 	json_decref(v);
+	CHECK_EQ(metric("wirepathd_mcp_backend_restart_delay_ms{server=\"c\"}"), 200);
 	pump_until(backend_up, "c", 10000);
 	t2 = mono_ms() - t0;
 	CHECK(t2 >= 190);
@@ -1145,7 +1159,6 @@ int main(void)
 		{ .name = "n", .backend = 4 },
 	};
 	struct wpd_config c = { .backends = bk, .nbackends = 5, .mcp = ms, .nmcp = 5 };
-	struct wpd_native nat = { .up = 1 };
 	struct wpd_native *natives[5] = { NULL, NULL, NULL, NULL, &nat };
 	uint64_t t0 = mono_ms();
 
