@@ -1942,6 +1942,7 @@ void wpd_mcp_destroy(struct wpd_mcp *m)
 	free(m->srv);
 	m->srv = NULL;
 	m->nsrv = 0;
+	mcp_stdio_stop_all();
 	/* Nothing should be left waiting; if anything is, it is told now. */
 	while (m->reqs) {
 		struct mcp_req *r = m->reqs;

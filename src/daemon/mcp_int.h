@@ -84,6 +84,11 @@ struct mcp_backend {
 int mcp_stdio_create(struct wpd_loop *l, const char *name, const struct wpd_backend *bk,
 		     struct mcp_backend **out);
 
+/* Finish stopping removed children (shutdown): each had SIGTERM when its
+ * backend was destroyed and is polled from the loop meanwhile; this waits
+ * out what is left of their 2 s, then SIGKILLs and reaps them. */
+void mcp_stdio_stop_all(void);
+
 /* An error response {"jsonrpc","id":null,"error":{code,message}} for a
  * backend's on_done (backends fail calls with these). */
 json_t *mcp_error_resp(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

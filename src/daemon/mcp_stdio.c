@@ -654,20 +654,25 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-/* Kill (if still running) and reap the child. SIGKILL cannot be caught, so
+/* Kill (if still running) and reap a child. SIGKILL cannot be caught, so
  * the wait is for the kernel to tear the process down (well under a ms
  * for an ordinary process). */
-static void reap(struct stdio_be *s, int sig)
+static void reap_pid(pid_t pid, int sig)
 {
 	int st;
 
-	if (s->pid <= 0)
-		return;
-	if (waitpid(s->pid, &st, WNOHANG) == 0) {
-		kill(s->pid, sig);
-		while (waitpid(s->pid, &st, 0) < 0 && errno == EINTR)
+	if (waitpid(pid, &st, WNOHANG) == 0) {
+		kill(pid, sig);
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;
 	}
+}
+
+static void reap(struct stdio_be *s, int sig)
+{
+	if (s->pid <= 0)
+		return;
+	reap_pid(s->pid, sig);
 	s->pid = 0;
 }
 
@@ -847,6 +852,68 @@ static int stdio_adopt(struct mcp_backend *b, const struct wpd_backend *bk)
 	return 1;
 }
 
+/* Children told to stop (SIGTERM) and not yet gone: polled from the loop,
+ * SIGKILLed after STDIO_STOP_NS, so neither a reload nor a removal ever
+ * blocks the loop on a child. One list for the process (one loop thread). */
+#define STDIO_STOP_NS (2ull * 1000000000ull)
+#define STDIO_STOP_POLL_NS (20ull * 1000000ull)
+
+struct stopping {
+	pid_t pid;
+	uint64_t kill_at_ns;
+	struct wpd_loop *loop;
+	struct wpd_timer t;
+	struct stopping *next;
+};
+static struct stopping *stopping_list;
+
+static void stopping_free(struct stopping *st)
+{
+	struct stopping **pp;
+
+	for (pp = &stopping_list; *pp; pp = &(*pp)->next)
+		if (*pp == st) {
+			*pp = st->next;
+			break;
+		}
+	wpd_timer_cancel(st->loop, &st->t);
+	free(st);
+}
+
+static void stopping_poll(void *arg)
+{
+	struct stopping *st = arg;
+	int status;
+
+	if (waitpid(st->pid, &status, WNOHANG) != 0) {
+		stopping_free(st); /* gone (or not ours any more) */
+		return;
+	}
+	if (now_ns() >= st->kill_at_ns) {
+		kill(st->pid, SIGKILL);
+		while (waitpid(st->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		stopping_free(st);
+		return;
+	}
+	wpd_timer_arm(st->loop, &st->t, STDIO_STOP_POLL_NS, stopping_poll, st);
+}
+
+void mcp_stdio_stop_all(void)
+{
+	/* Shutdown: everyone got SIGTERM already; wait out the rest of their
+	 * 2 s together, then SIGKILL. */
+	while (stopping_list) {
+		struct stopping *st = stopping_list;
+		int status;
+
+		while (waitpid(st->pid, &status, WNOHANG) == 0 && now_ns() < st->kill_at_ns)
+			usleep(10000);
+		reap_pid(st->pid, SIGKILL);
+		stopping_free(st);
+	}
+}
+
 static void stdio_destroy(struct mcp_backend *b)
 {
 	struct stdio_be *s = (struct stdio_be *)b;
@@ -859,22 +926,24 @@ static void stdio_destroy(struct mcp_backend *b)
 		wpd_io_del(b->loop, &s->io_out);
 		wpd_io_del(b->loop, &s->io_err);
 		close_fd(&s->in_fd); /* EOF on stdin: the polite way to stop */
-		if (s->pid > 0) {
-			kill(s->pid, SIGTERM);
-			/* Up to 2 s for it to go, then SIGKILL. */
-			for (int i = 0; i < 200; i++) {
-				int st;
-
-				if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-					s->pid = 0;
-					break;
-				}
-				usleep(10000);
-			}
-		}
-		reap(s, SIGKILL);
 		close_fd(&s->out_fd);
 		close_fd(&s->err_fd);
+		if (s->pid > 0) {
+			struct stopping *st = calloc(1, sizeof(*st));
+
+			kill(s->pid, SIGTERM);
+			if (st) {
+				st->pid = s->pid;
+				st->kill_at_ns = now_ns() + STDIO_STOP_NS;
+				st->loop = b->loop;
+				st->next = stopping_list;
+				stopping_list = st;
+				wpd_timer_arm(b->loop, &st->t, STDIO_STOP_POLL_NS, stopping_poll,
+					      st);
+				s->pid = 0;
+			}
+		}
+		reap(s, SIGKILL); /* only if it could not be queued above */
 		s->state = ST_DOWN;
 		s->b.up = 0;
 	}

@@ -10,9 +10,12 @@ usage: mcp_peer.py MODE [LOGFILE]
                         JSON, an answer to an id never asked, a line over
                         4 MiB, a JSON-RPC-shaped object without a method;
                         then the right answer
-        silent          read everything, answer nothing (not even initialize)
-  LOGFILE  every message received is appended as one line (the test reads
-           it to see, e.g., that notifications/cancelled arrived)
+        silent          read everything, answer nothing (not even initialize),
+                        ignore SIGTERM and stay after stdin closes: only
+                        SIGKILL ends it
+  LOGFILE  {"started": PID} first, then every message received, one line
+           each (the test reads it to see, e.g., that notifications/cancelled
+           arrived)
 
 Tools: echo {text} -> the text; add {a, b} -> a + b as text; slow {ms} ->
 "slept" after ms milliseconds, sending notifications/progress every 20 ms
@@ -22,6 +25,7 @@ notifications/cancelled is never answered.
 import json
 import os
 import select
+import signal
 import sys
 import time
 
@@ -134,6 +138,10 @@ def tick():
 def main():
     sys.stderr.write("mcp_peer: started, mode %s, pid %d\n" % (mode, os.getpid()))
     sys.stderr.flush()
+    if logf:
+        logf.write(json.dumps({"started": os.getpid()}) + "\n")
+    if mode == "silent":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     buf = b""
     fd = sys.stdin.fileno()
     while True:
@@ -142,6 +150,8 @@ def main():
         if r:
             chunk = os.read(fd, 65536)
             if not chunk:
+                while mode == "silent":
+                    time.sleep(1)
                 return
             buf += chunk
             while b"\n" in buf:
