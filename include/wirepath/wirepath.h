@@ -223,6 +223,68 @@ WP_API void wp_ctx_destroy(struct wp_ctx *ctx);
  */
 WP_API int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us);
 
+/*
+ * Embedding a context in another event loop (as UCX's ucp_worker_get_efd and
+ * ucp_worker_arm): the caller sleeps in its own epoll_wait, with each
+ * context's fd in its set, and never inside the library. One thread still
+ * drives everything; only the sleep moves. A loop over contexts c[0..n):
+ *
+ *	for (;;) {
+ *		int64_t t, tmin = -1;
+ *
+ *		for (i = 0; i < n; i++) {
+ *			while ((ret = wp_ctx_arm(c[i], &t)) == -EAGAIN)
+ *				wp_ctx_progress(c[i], 0);
+ *			if (ret < 0)
+ *				fail(ret);
+ *			if (t >= 0 && (tmin < 0 || t < tmin))
+ *				tmin = t;
+ *		}
+ *		epoll_wait(epfd, ev, max, tmin < 0 ? -1 : (tmin + 999) / 1000);
+ *		for (i = 0; i < n; i++)	// or those whose fd was ready
+ *			wp_ctx_progress(c[i], 0);
+ *	}
+ *
+ * - On an embedded context, call wp_ctx_progress with a timeout of 0 only.
+ *   After a sleep, progress every context whose fd was ready: that is what
+ *   resets the fd (an eventfd, a doorbell); without it the fd stays
+ *   readable. A timer that came due makes the next wp_ctx_arm say -EAGAIN.
+ * - epoll_wait may fail with EINTR (io_uring task work wakes the thread on
+ *   kernels without DEFER_TASKRUN): a wake-up like any other.
+ * - A busy context can return -EAGAIN round after round: a loop that must
+ *   stay fair to its own descriptors bounds the inner loop and then waits
+ *   with a timeout of 0.
+ *
+ * wp_ctx_fd: a file descriptor that becomes readable when the context may
+ * have work (poll or epoll it for EPOLLIN, level-triggered; it may also be
+ * readable with no work, a spurious wake-up that wp_ctx_progress(ctx, 0)
+ * absorbs). Valid once the path has started (the first listen or connect):
+ * before that -ENOTCONN. The same fd for the context's life; owned by the
+ * context: do not read it or close it. -EOPNOTSUPP on a path that cannot be
+ * embedded. tcp and shm: the context's epoll fd (shm's doorbells and
+ * sockets are in it); uring: an eventfd registered with the ring at the
+ * first call (the ring's own fd does not do: with DEFER_TASKRUN completions
+ * reach the ring only when its thread enters the kernel, and a poller of
+ * the ring fd sleeps through them).
+ */
+WP_API int wp_ctx_fd(struct wp_ctx *ctx);
+/*
+ * Prepare to sleep on wp_ctx_fd: flush queued sends, and return -EAGAIN if
+ * there is work to do now (call wp_ctx_progress(ctx, 0) and arm again), or 0
+ * when nothing is pending and every event that makes work will make the fd
+ * readable. *timeout_us (may be NULL) receives the longest the caller may
+ * sleep before calling wp_ctx_progress for the library's timers (RPC
+ * deadlines, the limits sweep, accept backoff, GPU work in flight), -1 = no
+ * timer (a timer already due is -EAGAIN). Like wp_ctx_progress it may run
+ * callbacks (a send that fails closes its endpoint), so never call it from
+ * a callback. Other errors: -ENOTCONN before the path started, -EOPNOTSUPP
+ * (the path cannot be embedded), or a fatal -errno from the path.
+ * shm: an armed context does not spin; its peers ring its doorbell (an
+ * eventfd in the set) from their next publish on, exactly as they do for a
+ * context asleep in wp_ctx_progress.
+ */
+WP_API int wp_ctx_arm(struct wp_ctx *ctx, int64_t *timeout_us);
+
 /* The chosen path ("tcp", "uring") or NULL before the first endpoint. */
 WP_API const char *wp_ctx_path(const struct wp_ctx *ctx);
 /* One line: what path was chosen, with which options, and why. */

@@ -112,6 +112,21 @@ struct wp_backend_ops {
 	 * must still be reported. wp_no_rx_pause: the path cannot (shm frames
 	 * need no assembly memory; its listener then keeps accepting). */
 	void (*rx_pause)(struct wp_ep *ep, bool pause);
+	/*
+	 * Embedding in another event loop (wp_ctx_fd, wp_ctx_arm; docs/
+	 * architecture.md, "Embedding"). fd: the one descriptor that becomes
+	 * readable (level-triggered) when the path may have work; made at the
+	 * first call if need be, owned by the context, or -errno. arm: the
+	 * core has run the flush loop; make every event that creates work
+	 * from now on make fd readable (submit what the flush queued, set
+	 * "sleeping" flags), then look once more: -EAGAIN if work is already
+	 * there (the caller runs wp_ctx_progress(ctx, 0) and arms again), else
+	 * 0. May lower *timeout_us (-1: no limit) for the path's own timers.
+	 * The next poll after an arm that returned 0 undoes what arm set.
+	 * wp_no_fd / wp_no_arm: the path cannot be embedded (-EOPNOTSUPP).
+	 */
+	int (*fd)(struct wp_ctx *ctx);
+	int (*arm)(struct wp_ctx *ctx, int64_t *timeout_us);
 };
 
 /* ---- registration (ctx.c, src/registry.c) ---------------------------- */
@@ -227,6 +242,11 @@ void wp_epoll_bk_fini(struct wp_ctx *ctx);
 int wp_epoll_ctl(struct wp_ctx *ctx, int op, int fd, uint32_t events, uint64_t data);
 /* Wait at most timeout_us (-1 forever). Returns events, 0 on EINTR, or -errno. */
 int wp_epoll_wait(struct wp_ctx *ctx, struct epoll_event *ev, int max, int64_t timeout_us);
+/* Embedding: the epoll fd itself (level-triggered: readable while any fd the
+ * path watches is ready), and an arm with nothing to do beyond the core's
+ * flush (tcp, mem). */
+int wp_epoll_fd(struct wp_ctx *ctx);
+int wp_epoll_arm(struct wp_ctx *ctx, int64_t *timeout_us);
 
 /* Registered memory lookup (uring: a payload inside a fixed buffer). */
 struct wp_mr *wp_mr_find(struct wp_ctx *ctx, const void *p, size_t len);
@@ -243,6 +263,8 @@ int wp_no_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_
 		uint32_t max);
 int wp_no_mem_register(struct wp_ctx *ctx, struct wp_mr *mr); /* bookkeeping only */
 void wp_no_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr);
-void wp_no_rx_pause(struct wp_ep *ep, bool pause); /* cannot: keeps reading */
+void wp_no_rx_pause(struct wp_ep *ep, bool pause);      /* cannot: keeps reading */
+int wp_no_fd(struct wp_ctx *ctx);                       /* cannot be embedded: */
+int wp_no_arm(struct wp_ctx *ctx, int64_t *timeout_us); /* -EOPNOTSUPP */
 
 #endif

@@ -3,7 +3,8 @@
  * The context: the paths (built in and registered), path selection (require
  * / prefer / any, never silent), the progress loop every path shares
  * (deferred callbacks, pollers, the flush loop around the path's poll,
- * busy-polling, endpoint reclamation), URIs, listen and connect.
+ * busy-polling, endpoint reclamation), embedding in another event loop
+ * (wp_ctx_fd, wp_ctx_arm), URIs, listen and connect.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -310,6 +311,71 @@ int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
 	reap(ctx);
 	ctx->in_progress--;
 	return ret < 0 ? ret : n;
+}
+
+/* ---- embedding in another event loop (docs/architecture.md) ---------- */
+
+int wp_no_fd(struct wp_ctx *ctx)
+{
+	(void)ctx;
+	return -EOPNOTSUPP;
+}
+
+int wp_no_arm(struct wp_ctx *ctx, int64_t *timeout_us)
+{
+	(void)ctx;
+	(void)timeout_us;
+	return -EOPNOTSUPP;
+}
+
+int wp_ctx_fd(struct wp_ctx *ctx)
+{
+	if (!ctx->ops)
+		return -ENOTCONN;
+	return ctx->ops->fd(ctx);
+}
+
+/*
+ * What wp_ctx_progress does before it sleeps, without the sleep: the pollers
+ * cap the wait (and start queued GPU work), the flush loop sends, then the
+ * path arms its wake-ups and looks once more. Work found on the way is
+ * -EAGAIN, a timer already due included: a loop that progresses only the
+ * contexts whose fd was ready still runs it.
+ */
+int wp_ctx_arm(struct wp_ctx *ctx, int64_t *timeout_us)
+{
+	int64_t t = -1;
+	int nr_closed, ret;
+
+	if (timeout_us)
+		*timeout_us = -1;
+	if (!ctx->ops)
+		return -ENOTCONN;
+	if (ctx->ndefer)
+		return -EAGAIN;
+	if (ctx->pollers) {
+		t = wp_ctx_pollers_cap(ctx, -1);
+		if (t == 0)
+			return -EAGAIN;
+	}
+	/* The flush may fail a connection, whose callbacks may close
+	 * endpoints: they must not be freed under the flush loop. */
+	nr_closed = ctx->nr_closed;
+	ctx->in_progress++;
+	wp_ctx_flush(ctx);
+	ctx->in_progress--;
+	/* Completions the flush deferred, output queued by its callbacks, an
+	 * endpoint it closed (reaped by the next progress). */
+	if (ctx->ndefer || ctx->dirty || ctx->nr_closed > nr_closed)
+		return -EAGAIN;
+	ret = ctx->ops->arm(ctx, &t);
+	if (ret < 0)
+		return ret;
+	if (ctx->ndefer || ctx->dirty)
+		return -EAGAIN;
+	if (timeout_us)
+		*timeout_us = t;
+	return 0;
 }
 
 const char *wp_ctx_path(const struct wp_ctx *ctx)

@@ -4,7 +4,8 @@
  * context's epoll fd, watching fds, and one wait with a microsecond timeout
  * (epoll_pwait2: a millisecond-rounded epoll_wait would turn a 50 us deadline
  * into 1 ms). Every syscall is counted for the meter. Written once here so
- * no path copies the set-up.
+ * no path copies the set-up. The epoll fd is also what an embedding loop
+ * watches (wp_ctx_fd).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -92,4 +93,24 @@ int wp_epoll_wait(struct wp_ctx *ctx, struct epoll_event *ev, int max, int64_t t
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	return n;
+}
+
+/* Embedding (wp_ctx_fd): a level-triggered epoll fd is itself readable while
+ * any descriptor in its set is ready, so an outer epoll may watch it. */
+int wp_epoll_fd(struct wp_ctx *ctx)
+{
+	return epfd_of(ctx);
+}
+
+/*
+ * Nothing to arm: the core's flush has written what it could, a blocked
+ * write waits for EPOLLOUT in the set, input is level-triggered (bytes a
+ * round left unread keep their fd ready), and paused reads come back through
+ * the limits poller's timeout.
+ */
+int wp_epoll_arm(struct wp_ctx *ctx, int64_t *timeout_us)
+{
+	(void)ctx;
+	(void)timeout_us;
+	return 0;
 }

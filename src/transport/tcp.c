@@ -369,4 +369,6 @@ const struct wp_backend_ops wp_tcp_ops = {
 	.xfer_direct = wp_no_xfer_direct,
 	.pools = tcp_pools,
 	.rx_pause = tcp_rx_pause,
+	.fd = wp_epoll_fd, /* level-triggered: an outer epoll may watch it */
+	.arm = wp_epoll_arm,
 };

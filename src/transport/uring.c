@@ -946,4 +946,6 @@ const struct wp_backend_ops wp_uring_ops = {
 	.xfer_direct = wp_no_xfer_direct,
 	.pools = uring_pools,
 	.rx_pause = uring_rx_pause,
+	.fd = wp_no_fd,
+	.arm = wp_no_arm,
 };

@@ -472,6 +472,8 @@ static const struct wp_backend_ops wp_mem_ops = {
 	.xfer_direct = wp_no_xfer_direct,
 	.pools = wp_no_pools,
 	.rx_pause = mem_rx_pause,
+	.fd = wp_epoll_fd, /* level-triggered: an outer epoll may watch it */
+	.arm = wp_epoll_arm,
 };
 
 __attribute__((constructor)) static void mem_register(void)

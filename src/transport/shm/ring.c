@@ -550,4 +550,6 @@ const struct wp_backend_ops wp_shm_ops = {
 	.xfer_direct = shm_xfer_direct,
 	.pools = shm_pools,
 	.rx_pause = shm_rx_pause,
+	.fd = wp_no_fd,
+	.arm = wp_no_arm,
 };
