@@ -405,16 +405,54 @@ static int epoll_round(struct wp_ctx *ctx, int64_t timeout_us)
 	return handle_events(ctx, nev);
 }
 
+/*
+ * Embedding (wp_ctx_arm): the first half of the sleep below, the wait left to
+ * the caller's own epoll. The sleeping flags stay set until the next poll,
+ * so from here on every publish by a peer and every release a queued send
+ * waits for rings our doorbell, an eventfd in the epoll set that wp_ctx_fd
+ * returns; sockets (accepts, set-up, hang-ups) are in that set too.
+ */
+static int shm_arm(struct wp_ctx *ctx, int64_t *timeout_us)
+{
+	struct shm_ctx *sc = sctx(ctx);
+
+	(void)timeout_us;
+	set_sleeping(ctx, 1);
+	/* Pairs with the producer's index store + fence + flag load
+	 * (shm_flush; shm_rx_poll for want_space): either it sees our flag
+	 * and rings, or we see its index here. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (work_ready(ctx)) {
+		set_sleeping(ctx, 0);
+		return -EAGAIN;
+	}
+	sc->armed = true;
+	return 0;
+}
+
 /* Poll the rings, spin, then sleep on the doorbells and sockets. The core
  * flushes before and after; while spinning, this loop flushes between polls
  * itself, so answers leave at once. */
 static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	struct shm_ctx *sc = sctx(ctx);
-	int n, ret;
+	bool woken = sc->armed;
+	int n = 0, ret;
 	uint64_t now;
 
-	n = poll_all(ctx);
+	if (woken) {
+		/* Woken in an embedding loop (or never slept): stop asking
+		 * for doorbells, then read them and the sockets now, whatever
+		 * the busy-time rate below says. A doorbell left unread would
+		 * keep the caller's epoll returning at once. */
+		sc->armed = false;
+		set_sleeping(ctx, 0);
+		ret = epoll_round(ctx, 0);
+		if (ret < 0)
+			return ret;
+		n = ret;
+	}
+	n += poll_all(ctx);
 	if (n == 0 && timeout_us != 0 && ctx->o.spin_us > 0 && sc->open && !ctx->ndefer) {
 		/* Spin: a wake-up costs tens of microseconds here, a poll 100 ns. */
 		uint64_t t0 = wp_now_ns(), budget = (uint64_t)ctx->o.spin_us * 1000;
@@ -430,7 +468,7 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 	now = wp_now_ns();
 	if (n > 0 || ctx->ndefer || timeout_us == 0) {
 		/* Busy: look at sockets (accepts, hang-ups) now and then only. */
-		if (now - sc->last_epoll_ns >= SHM_EPOLL_EVERY_NS || !sc->open) {
+		if (!woken && (now - sc->last_epoll_ns >= SHM_EPOLL_EVERY_NS || !sc->open)) {
 			ret = epoll_round(ctx, 0);
 			if (ret < 0)
 				return ret;
@@ -550,6 +588,6 @@ const struct wp_backend_ops wp_shm_ops = {
 	.xfer_direct = shm_xfer_direct,
 	.pools = shm_pools,
 	.rx_pause = shm_rx_pause,
-	.fd = wp_no_fd,
-	.arm = wp_no_arm,
+	.fd = wp_epoll_fd, /* doorbells and sockets, level-triggered */
+	.arm = shm_arm,
 };

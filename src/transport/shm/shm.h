@@ -98,7 +98,8 @@ struct shm_ctx {
 	int epfd;           /* first: wp_epoll_bk_init */
 	struct wp_ep *open; /* connections to poll */
 	uint64_t last_epoll_ns;
-	bool huge; /* 2 MiB hugetlb memfds work here */
+	bool armed; /* wp_ctx_arm set the sleeping flags: an embedding loop sleeps */
+	bool huge;  /* 2 MiB hugetlb memfds work here */
 	char pages_why[128];
 	struct epoll_event ev[SHM_EVENTS];
 };
