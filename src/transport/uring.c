@@ -25,6 +25,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -68,6 +69,11 @@ struct uring_ctx {
 	int32_t slot_free;
 	struct uop *uop_free;
 	struct uop *uop_all;
+	/* Embedding (wp_ctx_fd): an eventfd registered with the ring, made at
+	 * the first wp_ctx_fd or wp_ctx_arm, -1 until then; armed: wp_ctx_arm
+	 * returned 0, the next poll drains it. */
+	int efd;
+	bool armed;
 };
 
 struct uring_ep {
@@ -262,6 +268,7 @@ static int uring_init(struct wp_ctx *ctx)
 
 	if (!u)
 		return -ENOMEM;
+	u->efd = -1;
 	ret = setup_ring(ctx, u);
 	if (ret < 0) {
 		free(u);
@@ -348,6 +355,8 @@ static void uring_fini(struct wp_ctx *ctx)
 		io_uring_cq_advance(&u->ring, n);
 	}
 	io_uring_queue_exit(&u->ring);
+	if (u->efd >= 0)
+		close(u->efd);
 	if (u->br)
 		munmap(u->br, u->br_bytes);
 	free(u->bufs);
@@ -770,6 +779,101 @@ static void handle_cqe(struct wp_ctx *ctx, struct io_uring_cqe *cqe)
 	}
 }
 
+/* The ring starts disabled; the thread that first drives the context (a
+ * progress or an arm) enables it and so becomes its single issuer. */
+static int uring_enable(struct wp_ctx *ctx)
+{
+	struct uring_ctx *u = uctx(ctx);
+	int ret;
+
+	if (!u->disabled)
+		return 0;
+	WP_SYSCALL(WP_SYS_OTHER);
+	ret = wp_uring_enable_rings(&u->ring);
+	if (ret < 0) {
+		wp_log(ctx, WP_LOG_ERR, "io_uring enable rings: %s", strerror(-ret));
+		return ret;
+	}
+	u->disabled = false;
+	return 0;
+}
+
+/* ---- embedding (wp_ctx_fd, wp_ctx_arm) -------------------------------- */
+
+/*
+ * The fd an embedding loop watches: an eventfd the kernel signals when it
+ * posts completions and, on a DEFER_TASKRUN ring, when it queues task work
+ * for us (io_req_local_work_add). The ring fd itself will not do there: it
+ * polls readable only for CQEs already in the ring, and with DEFER_TASKRUN
+ * none reach the ring until this thread enters the kernel to fetch them, so
+ * a poller of the ring fd sleeps through them (seen on Linux 6.18: epoll on
+ * the ring fd slept its full timeout with a receive's data waiting). Made on
+ * first use so that contexts driven by wp_ctx_progress pay nothing for it.
+ */
+static int uring_fd(struct wp_ctx *ctx)
+{
+	struct uring_ctx *u = uctx(ctx);
+	int efd, ret;
+
+	if (u->efd >= 0)
+		return u->efd;
+	WP_SYSCALL(WP_SYS_OTHER);
+	efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (efd < 0)
+		return -errno;
+	WP_SYSCALL(WP_SYS_OTHER);
+	ret = io_uring_register_eventfd(&u->ring, efd);
+	if (ret < 0) {
+		wp_log(ctx, WP_LOG_ERR, "io_uring register eventfd: %s", strerror(-ret));
+		close(efd);
+		return ret;
+	}
+	u->efd = efd;
+	return efd;
+}
+
+/*
+ * Before the caller sleeps on the eventfd: submit what the core's flush
+ * queued, and on a DEFER_TASKRUN ring run the task work already queued (one
+ * enter with GETEVENTS does both), so that every completion that exists is
+ * in the CQ now and everything later signals the eventfd. The kernel
+ * signals it when task work is queued on an empty list; after this enter the
+ * list is empty. Rings without task-run deferral run task work on the way
+ * back from this very call, and later task work wakes the sleeping thread
+ * (its epoll_wait returns EINTR, and then the eventfd is signalled).
+ */
+static int uring_arm(struct wp_ctx *ctx, int64_t *timeout_us)
+{
+	struct uring_ctx *u = uctx(ctx);
+	int ret;
+
+	(void)timeout_us;
+	ret = uring_fd(ctx);
+	if (ret < 0)
+		return ret;
+	ret = uring_enable(ctx);
+	if (ret < 0)
+		return ret;
+	if (io_uring_cq_ready(&u->ring))
+		return -EAGAIN;
+	if (io_uring_sq_ready(&u->ring) || u->defer_taskrun || io_uring_cq_has_overflow(&u->ring)) {
+		WP_SYSCALL(WP_SYS_URING_ENTER);
+		ret = io_uring_submit_and_get_events(&u->ring);
+		/* EBUSY, EAGAIN: the CQ is full (overflowing); reap first. */
+		if (ret < 0 && ret != -EINTR && ret != -EBUSY && ret != -EAGAIN)
+			return ret;
+		if (ret < 0)
+			return -EAGAIN;
+	}
+	if (io_uring_cq_ready(&u->ring) || io_uring_cq_has_overflow(&u->ring))
+		return -EAGAIN;
+	/* Without SQPOLL every SQE went in above; one left means a refusal. */
+	if (!u->sqpoll && io_uring_sq_ready(&u->ring))
+		return -EAGAIN;
+	u->armed = true;
+	return 0;
+}
+
 /* The transmit burst: one chain of linked SQEs per connection, submitted by
  * the round's single enter. */
 static const struct wp_fast_ops wp_uring_fast = { .flush = uring_flush };
@@ -787,17 +891,23 @@ static int uring_poll(struct wp_ctx *ctx, int64_t timeout_us)
 	struct io_uring_cqe *cqe;
 	unsigned head, n = 0;
 	bool sq_pending, need_enter;
+	int ret;
 
-	if (u->disabled) {
-		int ret;
+	ret = uring_enable(ctx);
+	if (ret < 0)
+		return ret;
+	if (u->armed) {
+		uint64_t cnt;
 
-		WP_SYSCALL(WP_SYS_OTHER);
-		ret = wp_uring_enable_rings(&u->ring);
-		if (ret < 0) {
-			wp_log(ctx, WP_LOG_ERR, "io_uring enable rings: %s", strerror(-ret));
-			return ret;
+		/* Woken in an embedding loop (or never slept): reset the
+		 * eventfd, which would otherwise keep the caller's epoll
+		 * returning at once. What it announced is reaped below; what
+		 * arrives from now on signals it again (uring_arm). */
+		u->armed = false;
+		WP_SYSCALL(WP_SYS_READ);
+		if (read(u->efd, &cnt, sizeof(cnt)) < 0) {
+			/* EAGAIN: a spurious wake-up, nothing to reset. */
 		}
-		u->disabled = false;
 	}
 	sq_pending = io_uring_sq_ready(&u->ring) > 0;
 	if (io_uring_cq_ready(&u->ring) || timeout_us == 0) {
@@ -946,6 +1056,6 @@ const struct wp_backend_ops wp_uring_ops = {
 	.xfer_direct = wp_no_xfer_direct,
 	.pools = uring_pools,
 	.rx_pause = uring_rx_pause,
-	.fd = wp_no_fd,
-	.arm = wp_no_arm,
+	.fd = uring_fd,
+	.arm = uring_arm,
 };
