@@ -276,9 +276,10 @@ WP_API int wp_ctx_fd(struct wp_ctx *ctx);
  * sleep before calling wp_ctx_progress for the library's timers (RPC
  * deadlines, the limits sweep, accept backoff, GPU work in flight), -1 = no
  * timer (a timer already due is -EAGAIN). Like wp_ctx_progress it may run
- * callbacks (a send that fails closes its endpoint), so never call it from
- * a callback. Other errors: -ENOTCONN before the path started, -EOPNOTSUPP
- * (the path cannot be embedded), or a fatal -errno from the path.
+ * callbacks (a send that fails closes its endpoint). Other errors:
+ * -ENOTCONN before the path started, -EOPNOTSUPP (the path cannot be
+ * embedded), -EINPROGRESS when called from one of the context's callbacks,
+ * or a fatal -errno from the path.
  * shm: an armed context does not spin; its peers ring its doorbell (an
  * eventfd in the set) from their next publish on, exactly as they do for a
  * context asleep in wp_ctx_progress.

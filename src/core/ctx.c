@@ -351,6 +351,8 @@ int wp_ctx_arm(struct wp_ctx *ctx, int64_t *timeout_us)
 		*timeout_us = -1;
 	if (!ctx->ops)
 		return -ENOTCONN;
+	if (ctx->in_progress)
+		return -EINPROGRESS; /* from a callback: the flush loop may be running */
 	if (ctx->ndefer)
 		return -EAGAIN;
 	if (ctx->pollers) {
