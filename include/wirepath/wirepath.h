@@ -260,7 +260,8 @@ WP_API int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us);
  * readable with no work, a spurious wake-up that wp_ctx_progress(ctx, 0)
  * absorbs). Valid once the path has started (the first listen or connect):
  * before that -ENOTCONN. The same fd for the context's life; owned by the
- * context: do not read it or close it. -EOPNOTSUPP on a path that cannot be
+ * context: do not read it or close it, and take it out of your epoll set
+ * before wp_ctx_destroy (which closes it). -EOPNOTSUPP on a path that cannot be
  * embedded. tcp and shm: the context's epoll fd (shm's doorbells and
  * sockets are in it); uring: an eventfd registered with the ring at the
  * first call (the ring's own fd does not do: with DEFER_TASKRUN completions

@@ -475,6 +475,8 @@ int main(int argc, char **argv)
 		(unsigned long long)E.eintr, (unsigned long long)E.eagain,
 		(unsigned long long)E.progressed);
 	alarm(0);
+	for (int i = 0; i < 2; i++) /* the fds close with their contexts */
+		CHECK(epoll_ctl(E.epfd, EPOLL_CTL_DEL, E.fd[i], NULL) == 0);
 	wp_ep_close(ep);
 	wp_ctx_destroy(E.ctx[1]);
 	wp_ctx_destroy(E.ctx[0]);
