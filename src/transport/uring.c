@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -834,13 +835,17 @@ static int uring_fd(struct wp_ctx *ctx)
 
 /*
  * Before the caller sleeps on the eventfd: submit what the core's flush
- * queued, and on a DEFER_TASKRUN ring run the task work already queued (one
- * enter with GETEVENTS does both), so that every completion that exists is
- * in the CQ now and everything later signals the eventfd. The kernel
- * signals it when task work is queued on an empty list; after this enter the
- * list is empty. Rings without task-run deferral run task work on the way
- * back from this very call, and later task work wakes the sleeping thread
- * (its epoll_wait returns EINTR, and then the eventfd is signalled).
+ * queued (with GETEVENTS, which also runs task work already queued), and say
+ * -EAGAIN while completions are in the CQ. On a DEFER_TASKRUN ring the kernel
+ * signals the eventfd only when it queues task work on an empty list, so
+ * work queued before now (since the eventfd was last read, or left over by
+ * a run capped at 20 items, Linux 6.13+) would never wake us: poll the ring
+ * fd without waiting, which reports the work list and the left-overs
+ * (io_has_work), and say -EAGAIN if there is any; the next progress enters
+ * to run it. Once it is empty, anything new signals the eventfd. Rings
+ * without task-run deferral run task work on the way back from any syscall,
+ * and later task work interrupts the sleeping thread (EINTR; then the
+ * eventfd is signalled).
  */
 static int uring_arm(struct wp_ctx *ctx, int64_t *timeout_us)
 {
@@ -856,7 +861,7 @@ static int uring_arm(struct wp_ctx *ctx, int64_t *timeout_us)
 		return ret;
 	if (io_uring_cq_ready(&u->ring))
 		return -EAGAIN;
-	if (io_uring_sq_ready(&u->ring) || u->defer_taskrun || io_uring_cq_has_overflow(&u->ring)) {
+	if (io_uring_sq_ready(&u->ring) || io_uring_cq_has_overflow(&u->ring)) {
 		WP_SYSCALL(WP_SYS_URING_ENTER);
 		ret = io_uring_submit_and_get_events(&u->ring);
 		/* EBUSY, EAGAIN: the CQ is full (overflowing); reap first. */
@@ -870,6 +875,16 @@ static int uring_arm(struct wp_ctx *ctx, int64_t *timeout_us)
 	/* Without SQPOLL every SQE went in above; one left means a refusal. */
 	if (!u->sqpoll && io_uring_sq_ready(&u->ring))
 		return -EAGAIN;
+	if (u->defer_taskrun) {
+		struct pollfd pfd = { .fd = u->ring.ring_fd, .events = POLLIN };
+
+		WP_SYSCALL(WP_SYS_OTHER);
+		ret = poll(&pfd, 1, 0);
+		if (ret < 0 && errno != EINTR)
+			return -errno;
+		if (ret != 0)
+			return -EAGAIN;
+	}
 	u->armed = true;
 	return 0;
 }
