@@ -361,6 +361,7 @@ int main(int argc, char **argv)
 	static uint8_t big[100 << 10];
 	struct wp_ctx_opts o;
 	struct wp_ep *l, *ep;
+	struct wp_meter_snap m0, m1, md;
 	struct ping pg = { 0 };
 	struct res r;
 	char uri[64];
@@ -448,14 +449,26 @@ int main(int argc, char **argv)
 	 * only when its own fd woke us. */
 	watchdog("ping-pong", 90);
 	pg.ep = ep;
+	timeouts0 = E.timeouts;
+	wp_meter_snapshot(&m0);
 	t0 = wp_now_ns();
 	turns0 = E.turns;
 	ping_send(&pg);
 	DRIVE(&E, pg.done == NPING);
 	CHECK_EQ(pg.bad, 0);
-	fprintf(stderr, "ping-pong: %d round trips in %.1f ms, %llu turns, %llu timer wake-ups\n",
-		NPING, (wp_now_ns() - t0) / 1e6, (unsigned long long)(E.turns - turns0),
-		(unsigned long long)E.timeouts);
+	CHECK_EQ(E.timeouts, timeouts0); /* no timer: every wake-up came from a fd */
+	wp_meter_snapshot(&m1);
+	wp_meter_diff(&m0, &m1, &md);
+	/* What embedding costs per round trip, both sides together: the
+	 * library's syscalls by kind (the meter) and our own epoll_waits. */
+	fprintf(stderr,
+		"ping-pong: %d round trips in %.1f ms; per round trip %.2f epoll_wait of ours, "
+		"library syscalls %.2f (read %.2f, write %.2f, epoll_wait %.2f, uring_enter %.2f)\n",
+		NPING, (wp_now_ns() - t0) / 1e6, (double)(E.turns - turns0) / NPING,
+		(double)wp_meter_syscalls(&md) / NPING, (double)md.syscalls[WP_SYS_READ] / NPING,
+		(double)md.syscalls[WP_SYS_WRITE] / NPING,
+		(double)md.syscalls[WP_SYS_EPOLL_WAIT] / NPING,
+		(double)md.syscalls[WP_SYS_URING_ENTER] / NPING);
 
 	/* The server closes the connection with a call pending: the client
 	 * hears of it through its fd alone. */
