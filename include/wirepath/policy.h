@@ -80,6 +80,42 @@ WP_API int wp_policy_tenant_get(const struct wp_policy *p, unsigned i,
 /* The default verdict (WP_VERDICT_DROP or WP_VERDICT_PASS). */
 WP_API int wp_policy_default(const struct wp_policy *p);
 
+/*
+ * The gateway statements of tenant i (docs/policy.md, "Gateway
+ * statements"): what wirepathd enforces on HTTP requests; the XDP program
+ * and stream authentication ignore them. Versioned by size, like libbpf's
+ * opts: set out->sz = sizeof(*out) before the call; a later library fills
+ * only the fields that fit in sz, a smaller sz than this version's is
+ * -EINVAL. The glob strings point into p and live until wp_policy_free(p).
+ * Returns 0, -ENOENT (no tenant i) or -EINVAL (sz).
+ */
+#define WP_POLICY_GW_KEYS_MAX 8   /* api_key lines per tenant */
+#define WP_POLICY_GW_GLOBS_MAX 32 /* models / tools globs per tenant, each */
+#define WP_POLICY_GW_GLOB_LEN 128 /* a glob's bytes, NUL included */
+
+struct wp_policy_gateway {
+	size_t sz; /* sizeof(struct wp_policy_gateway), set by the caller */
+	/* SHA-256 digests of the tenant's bearer tokens (never the tokens) */
+	uint32_t nkeys;
+	uint8_t api_key_sha256[WP_POLICY_GW_KEYS_MAX][32];
+	/* token buckets: `requests` per `requests_period_s` seconds (1, 60 or
+	 * 3600), at most `requests_burst` at once; 0 = no request rate. The
+	 * same for generated tokens. */
+	uint64_t requests, requests_burst;
+	uint32_t requests_period_s;
+	uint32_t tokens_period_s;
+	uint64_t tokens, tokens_burst;
+	uint32_t concurrency; /* requests in flight at once; 0 = no limit */
+	/* allow-lists of fnmatch globs ('*' and '?'), in file order; none =
+	 * every model / tool allowed */
+	uint32_t nmodels, ntools;
+	const char *models[WP_POLICY_GW_GLOBS_MAX];
+	const char *tools[WP_POLICY_GW_GLOBS_MAX];
+};
+
+WP_API int wp_policy_tenant_gateway(const struct wp_policy *p, unsigned i,
+				    struct wp_policy_gateway *out);
+
 /* ------------------------------------------------------------------ */
 /* Verdicts, reasons, counters                                         */
 /* ------------------------------------------------------------------ */

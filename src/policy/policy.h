@@ -31,6 +31,21 @@ struct wpp_rrange {
 	uint32_t line;
 };
 
+/* A tenant's gateway statements (wirepathd's; XDP never reads them).
+ * Globs live in wp_policy.gw_pool, NUL-terminated, at these offsets. */
+struct wpp_rgw {
+	uint32_t nkeys;
+	uint8_t keys[WP_POLICY_GW_KEYS_MAX][32]; /* SHA-256 of the bearer tokens */
+	uint32_t key_line[WP_POLICY_GW_KEYS_MAX];
+	uint64_t req, req_burst; /* per req_per seconds; 0 = none */
+	uint64_t tok, tok_burst;
+	uint32_t req_per, tok_per;
+	uint32_t conc; /* 0 = no limit */
+	uint32_t nmodels, ntools;
+	uint32_t models[WP_POLICY_GW_GLOBS_MAX];
+	uint32_t tools[WP_POLICY_GW_GLOBS_MAX];
+};
+
 struct wpp_rtenant {
 	char name[WPP_NAME_MAX];
 	uint32_t id;
@@ -40,6 +55,7 @@ struct wpp_rtenant {
 	uint32_t line;
 	uint32_t nranges;
 	struct wpp_rrange ranges[WPP_MAX_RANGES];
+	struct wpp_rgw gw;
 };
 
 struct wp_policy {
@@ -54,6 +70,9 @@ struct wp_policy {
 	uint32_t nprefixes; /* both families */
 	uint32_t n4, n6;
 	struct wpp_rprefix prefixes[2 * WPP_MAX_PREFIXES];
+	/* the gateway statements' globs (malloc'd; wp_policy_free frees it) */
+	char *gw_pool;
+	uint32_t gw_pool_len, gw_pool_cap;
 };
 
 /* ---- one compiled set ---------------------------------------------------- */

@@ -615,6 +615,213 @@ static int st_rate(struct parser *ps, const struct toks *tk)
 	}
 }
 
+/* ---- gateway statements (wirepathd's; docs/policy.md) ------------------- */
+
+/* "sha256:" and 64 hex digits: the SHA-256 of a bearer token. */
+static int st_api_key(struct parser *ps, const struct toks *tk)
+{
+	struct wp_policy *p = ps->p;
+	struct wpp_rtenant *t = ps->cur;
+	uint8_t d[32];
+	const char *h;
+
+	if (tk->n != 2 || strncmp(tk->t[1], "sha256:", 7) || strlen(tk->t[1]) != 7 + 64)
+		return perr(ps, "expected 'api_key sha256:HEX64', the SHA-256 of the token "
+				"(`wirepath policy hash-key` prints it); never the token itself");
+	h = tk->t[1] + 7;
+	for (int i = 0; i < 32; i++) {
+		int hi = hexval(h[2 * i]), lo = hexval(h[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return perr(ps, "'api_key' needs 64 hex digits after 'sha256:'");
+		d[i] = (uint8_t)(hi << 4 | lo);
+	}
+	for (uint32_t i = 0; i < p->ntenants; i++) {
+		const struct wpp_rgw *g = &p->tenants[i].gw;
+
+		for (uint32_t k = 0; k < g->nkeys; k++)
+			if (!memcmp(g->keys[k], d, 32))
+				return perr(ps,
+					    "this api_key is already tenant '%s''s (line %u); "
+					    "every token belongs to one tenant",
+					    p->tenants[i].name, g->key_line[k]);
+	}
+	if (t->gw.nkeys == WP_POLICY_GW_KEYS_MAX)
+		return perr(ps, "tenant '%s' has more than %d api_key lines", t->name,
+			    WP_POLICY_GW_KEYS_MAX);
+	memcpy(t->gw.keys[t->gw.nkeys], d, 32);
+	t->gw.key_line[t->gw.nkeys++] = ps->line;
+	return 0;
+}
+
+static const struct unit count_units[] = {
+	{ "", 1 },
+	{ "k", 1000 },
+	{ "M", 1000000 },
+};
+static const struct unit period_units[] = {
+	{ "/s", 1 },
+	{ "/m", 60 },
+	{ "/h", 3600 },
+};
+
+/* "requests N/s|/m|/h burst N", "tokens ..." */
+static int st_gw_rate(struct parser *ps, const struct toks *tk)
+{
+	struct wpp_rgw *g = &ps->cur->gw;
+	int tokens = tk->t[0][0] == 't';
+	const char *what = tokens ? "token" : "request";
+	uint64_t rate = 0, burst;
+	uint32_t per = 0;
+	size_t n;
+	int frac;
+
+	if (tk->n < 2)
+		return perr(ps, "expected '%s N/s burst N' (or N/m, N/h)", tk->t[0]);
+	n = digits(tk->t[1]);
+	if (tk->t[1][n] == '.' || tk->t[1][n] == ',')
+		return perr(ps, "'%.40s': whole numbers only (write 90/m, not 1.5/s)", tk->t[1]);
+	if (parse_u64n(tk->t[1], n, &rate) < 0)
+		return perr(ps,
+			    "'%.40s' is not a rate: use N/s, N/m or N/h (per second, minute, "
+			    "hour)",
+			    tk->t[1]);
+	for (size_t i = 0; i < 3; i++)
+		if (!strcmp(tk->t[1] + n, period_units[i].name))
+			per = (uint32_t)period_units[i].mult;
+	if (!per)
+		return perr(ps,
+			    "'%.40s' is not a rate: use N/s, N/m or N/h (per second, minute, "
+			    "hour)",
+			    tk->t[1]);
+	if (rate < 1 || rate > WPP_RATE_MAX)
+		return perr(ps, "'%s': a rate must be 1..%llu per period", tk->t[1],
+			    (unsigned long long)WPP_RATE_MAX);
+	if (tk->n < 3 || strcmp(tk->t[2], "burst"))
+		return perr(ps, "'%s' needs 'burst N' after it (the bucket size)", tk->t[1]);
+	if (tk->n < 4)
+		return perr(ps, "'burst' needs a count");
+	if (parse_with_unit(tk->t[3], count_units, 3, &burst, &frac) < 0)
+		return perr(ps, "burst '%.40s' is not a count (digits, k or M allowed)", tk->t[3]);
+	if (burst < 1 || burst > WPP_BURST_MAX)
+		return perr(ps, "burst %s must be 1..%llu", tk->t[3],
+			    (unsigned long long)WPP_BURST_MAX);
+	if (tk->n > 4)
+		return perr(ps, "unexpected '%.40s' after the %s rate", tk->t[4], what);
+	if (tokens ? g->tok : g->req)
+		return perr(ps, "tenant '%s' already has a %s rate", ps->cur->name, what);
+	if (tokens) {
+		g->tok = rate;
+		g->tok_per = per;
+		g->tok_burst = burst;
+	} else {
+		g->req = rate;
+		g->req_per = per;
+		g->req_burst = burst;
+	}
+	return 0;
+}
+
+#define GW_CONC_MAX 1000000
+
+static int st_concurrency(struct parser *ps, const struct toks *tk)
+{
+	struct wpp_rgw *g = &ps->cur->gw;
+	uint64_t v;
+
+	if (tk->n != 2 || parse_u64(tk->t[1], &v) < 0 || v < 1 || v > GW_CONC_MAX)
+		return perr(ps, "expected 'concurrency N' with N 1..%d (requests in flight)",
+			    GW_CONC_MAX);
+	if (g->conc)
+		return perr(ps, "tenant '%s' already has a concurrency limit", ps->cur->name);
+	g->conc = (uint32_t)v;
+	return 0;
+}
+
+static const char *gw_glob(const struct wp_policy *p, uint32_t off)
+{
+	return p->gw_pool + off;
+}
+
+/* A model or tool name glob: printable ASCII, '*' and '?' as wildcards. */
+static int valid_glob(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= WP_POLICY_GW_GLOB_LEN)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '[' || c == ']' || c == '\\')
+			return 0;
+	}
+	return 1;
+}
+
+/* "models GLOB..." / "tools GLOB...": appended, several lines allowed. */
+static int st_globs(struct parser *ps, const struct toks *tk)
+{
+	struct wp_policy *p = ps->p;
+	struct wpp_rgw *g = &ps->cur->gw;
+	int tools = tk->t[0][0] == 't';
+	uint32_t *list = tools ? g->tools : g->models;
+	uint32_t *cnt = tools ? &g->ntools : &g->nmodels;
+
+	if (tk->n < 2)
+		return perr(ps, "expected '%s GLOB...' (names, '*' and '?' as wildcards)",
+			    tk->t[0]);
+	for (int i = 1; i < tk->n; i++) {
+		const char *w = tk->t[i];
+		size_t n = strlen(w);
+
+		if (!valid_glob(w))
+			return perr(ps,
+				    "'%.40s' is not a name glob: 1..%d printable ASCII bytes, "
+				    "'*' and '?' as wildcards, no '[', ']' or '\\'",
+				    w, WP_POLICY_GW_GLOB_LEN - 1);
+		for (uint32_t j = 0; j < *cnt; j++)
+			if (!strcmp(gw_glob(p, list[j]), w))
+				return perr(ps, "'%s' is already in tenant '%s''s %s list", w,
+					    ps->cur->name, tk->t[0]);
+		if (*cnt == WP_POLICY_GW_GLOBS_MAX)
+			return perr(ps, "tenant '%s' has more than %d %s globs", ps->cur->name,
+				    WP_POLICY_GW_GLOBS_MAX, tk->t[0]);
+		if (p->gw_pool_cap - p->gw_pool_len < n + 1) {
+			uint32_t cap = p->gw_pool_cap ? p->gw_pool_cap * 2 : 1024;
+			char *np;
+
+			while (cap - p->gw_pool_len < n + 1)
+				cap *= 2;
+			np = realloc(p->gw_pool, cap);
+			if (!np)
+				return -ENOMEM;
+			p->gw_pool = np;
+			p->gw_pool_cap = cap;
+		}
+		memcpy(p->gw_pool + p->gw_pool_len, w, n + 1);
+		list[(*cnt)++] = p->gw_pool_len;
+		p->gw_pool_len += (uint32_t)n + 1;
+	}
+	return 0;
+}
+
+/* The statements that belong to the tenant line above them. */
+static const struct {
+	const char *name;
+	int (*fn)(struct parser *ps, const struct toks *tk);
+} tenant_sts[] = {
+	{ "allow", st_allow },
+	{ "ports", st_ports },
+	{ "rate", st_rate },
+	{ "api_key", st_api_key },
+	{ "requests", st_gw_rate },
+	{ "tokens", st_gw_rate },
+	{ "concurrency", st_concurrency },
+	{ "models", st_globs },
+	{ "tools", st_globs },
+};
+
 static int statement(struct parser *ps, char *line)
 {
 	struct toks tk;
@@ -631,16 +838,16 @@ static int statement(struct parser *ps, char *line)
 		return st_datagram(ps, &tk);
 	if (!strcmp(kw, "tenant"))
 		return st_tenant(ps, &tk);
-	if (!strcmp(kw, "allow") || !strcmp(kw, "ports") || !strcmp(kw, "rate")) {
+	for (size_t i = 0; i < sizeof(tenant_sts) / sizeof(tenant_sts[0]); i++) {
+		if (strcmp(kw, tenant_sts[i].name))
+			continue;
 		if (!ps->cur)
 			return perr(ps, "'%s' before any 'tenant' line: it must follow one", kw);
-		if (kw[0] == 'a')
-			return st_allow(ps, &tk);
-		if (kw[0] == 'p')
-			return st_ports(ps, &tk);
-		return st_rate(ps, &tk);
+		return tenant_sts[i].fn(ps, &tk);
 	}
-	return perr(ps, "unknown statement '%.40s' (default, datagram, tenant, allow, ports, rate)",
+	return perr(ps,
+		    "unknown statement '%.40s' (default, datagram, tenant, allow, ports, rate, "
+		    "api_key, requests, tokens, concurrency, models, tools)",
 		    kw);
 }
 
@@ -697,7 +904,7 @@ int wp_policy_parse(const char *name, const char *text, size_t len, struct wp_po
 	return 0;
 
 out_free:
-	free(ps.p);
+	wp_policy_free(ps.p);
 	return ret;
 }
 
@@ -746,6 +953,9 @@ int wp_policy_parse_file(const char *path, struct wp_policy **out)
 
 void wp_policy_free(struct wp_policy *p)
 {
+	if (!p)
+		return;
+	free(p->gw_pool);
 	free(p);
 }
 
@@ -778,6 +988,36 @@ int wp_policy_tenant_get(const struct wp_policy *p, unsigned i, struct wp_policy
 	out->nranges = t->nranges;
 	for (uint32_t j = 0; j < p->nprefixes; j++)
 		out->nprefixes += p->prefixes[j].tenant == i;
+	return 0;
+}
+
+int wp_policy_tenant_gateway(const struct wp_policy *p, unsigned i, struct wp_policy_gateway *out)
+{
+	const struct wpp_rgw *g;
+	struct wp_policy_gateway v = { .sz = sizeof(v) };
+
+	if (!out || out->sz < sizeof(v))
+		return -EINVAL;
+	if (i >= p->ntenants)
+		return -ENOENT;
+	g = &p->tenants[i].gw;
+	v.nkeys = g->nkeys;
+	memcpy(v.api_key_sha256, g->keys, sizeof(v.api_key_sha256));
+	v.requests = g->req;
+	v.requests_period_s = g->req_per;
+	v.requests_burst = g->req_burst;
+	v.tokens = g->tok;
+	v.tokens_period_s = g->tok_per;
+	v.tokens_burst = g->tok_burst;
+	v.concurrency = g->conc;
+	v.nmodels = g->nmodels;
+	v.ntools = g->ntools;
+	for (uint32_t j = 0; j < g->nmodels; j++)
+		v.models[j] = gw_glob(p, g->models[j]);
+	for (uint32_t j = 0; j < g->ntools; j++)
+		v.tools[j] = gw_glob(p, g->tools[j]);
+	/* this version's fields; a later caller's extra tail is left as it is */
+	memcpy(out, &v, sizeof(v));
 	return 0;
 }
 
@@ -839,6 +1079,62 @@ __attribute__((format(printf, 2, 3))) static void outf(struct out *o, const char
 	va_end(ap);
 	if (k > 0)
 		o->n += (size_t)k;
+}
+
+static const char *period_name(uint32_t per)
+{
+	return per == 3600 ? "h" : per == 60 ? "m" : "s";
+}
+
+/* One "  models a b c" list, cut into lines the parser takes back. */
+static void dump_globs(struct out *o, const struct wp_policy *p, const char *kw,
+		       const uint32_t *list, uint32_t n)
+{
+	size_t col = 0;
+
+	for (uint32_t j = 0; j < n; j++) {
+		const char *g = gw_glob(p, list[j]);
+
+		if (col && col + 1 + strlen(g) > LINE_MAX_LEN - 8) {
+			outf(o, "\n");
+			col = 0;
+		}
+		if (!col) {
+			outf(o, "  %s", kw);
+			col = 2 + strlen(kw);
+		}
+		outf(o, " %s", g);
+		col += 1 + strlen(g);
+	}
+	if (col)
+		outf(o, "\n");
+}
+
+static void dump_gw(struct out *o, const struct wp_policy *p, const struct wpp_rtenant *t,
+		    unsigned flags)
+{
+	const struct wpp_rgw *g = &t->gw;
+
+	for (uint32_t k = 0; k < g->nkeys; k++) {
+		outf(o, "  api_key sha256:");
+		if (flags & WP_POLICY_DUMP_KEYS) {
+			for (int b = 0; b < 32; b++)
+				outf(o, "%02x", g->keys[k][b]);
+		} else {
+			outf(o, "redacted");
+		}
+		outf(o, "\n");
+	}
+	if (g->req)
+		outf(o, "  requests %llu/%s burst %llu\n", (unsigned long long)g->req,
+		     period_name(g->req_per), (unsigned long long)g->req_burst);
+	if (g->tok)
+		outf(o, "  tokens %llu/%s burst %llu\n", (unsigned long long)g->tok,
+		     period_name(g->tok_per), (unsigned long long)g->tok_burst);
+	if (g->conc)
+		outf(o, "  concurrency %u\n", g->conc);
+	dump_globs(o, p, "models", g->models, g->nmodels);
+	dump_globs(o, p, "tools", g->tools, g->ntools);
 }
 
 int wp_policy_dump(const struct wp_policy *p, unsigned flags, char *buf, size_t len)
@@ -911,6 +1207,7 @@ int wp_policy_dump(const struct wp_policy *p, unsigned flags, char *buf, size_t 
 			}
 			outf(&o, "\n");
 		}
+		dump_gw(&o, p, t, flags);
 	}
 	return (int)o.n;
 }

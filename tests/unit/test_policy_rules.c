@@ -11,6 +11,10 @@
 
 #define KA "00112233445566778899aabbccddeeff"
 #define KB "0f0e0d0c0b0a09080706050403020100"
+/* SHA-256 digests as api_key lines give them */
+#define H0 "000000000000000000000000000000000000000000000000000000000000000"
+#define H1 "ee26b0dd4af7e749aa1a8ee3c10ae9923f618980772e473f8819a5d4940e0db2"
+#define H1_63 "e26b0dd4af7e749aa1a8ee3c10ae9923f618980772e473f8819a5d4940e0db2"
 
 static const char good[] = "# a comment line\n"
 			   "default drop   # trailing comment\n"
@@ -113,6 +117,131 @@ static void test_good(void)
 	wp_policy_free(p);
 }
 
+/* The gateway statements: parsed, read through the public accessor, dumped
+ * and parsed back; the XDP side (wp_policy_tenant_get) is unchanged. */
+static void test_gateway(void)
+{
+	static const char text[] =
+		"default drop\n"
+		"tenant acme id 1 key " KA "\n"
+		"  allow 10.0.0.0/8\n"
+		"  api_key sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+		"  api_key sha256:" H1 "   # a second token\n"
+		"  requests 50/s burst 100\n"
+		"  tokens 5000/m burst 20k\n"
+		"  concurrency 16\n"
+		"  models wp-stub gpt-*\n"
+		"  models meta-llama/Llama-3.1-8B-Instruct\n"
+		"  tools everything_* echo\n"
+		"tenant beta id 2 key " KB "\n"
+		"  requests 3600/h burst 1\n";
+	struct wp_policy *p = parse_ok(text), *q;
+	struct wp_policy_gateway g = { .sz = sizeof(g) };
+	struct wp_policy_tenant t;
+	char *d1, *d2;
+	int n1, n2;
+
+	CHECK_EQ(wp_policy_tenant_get(p, 0, &t), 0);
+	CHECK_EQ(t.nprefixes, 1);
+	CHECK_EQ(t.pps, 0);
+	CHECK_EQ(wp_policy_tenant_gateway(p, 0, &g), 0);
+	CHECK_EQ(g.sz, sizeof(g));
+	CHECK_EQ(g.nkeys, 2);
+	CHECK_EQ(g.api_key_sha256[0][0], 0x9f);
+	CHECK_EQ(g.api_key_sha256[0][31], 0x08);
+	CHECK_EQ(g.api_key_sha256[1][0], 0xee);
+	CHECK_EQ(g.requests, 50);
+	CHECK_EQ(g.requests_period_s, 1);
+	CHECK_EQ(g.requests_burst, 100);
+	CHECK_EQ(g.tokens, 5000);
+	CHECK_EQ(g.tokens_period_s, 60);
+	CHECK_EQ(g.tokens_burst, 20000);
+	CHECK_EQ(g.concurrency, 16);
+	CHECK_EQ(g.nmodels, 3);
+	CHECK(!strcmp(g.models[0], "wp-stub"));
+	CHECK(!strcmp(g.models[1], "gpt-*"));
+	CHECK(!strcmp(g.models[2], "meta-llama/Llama-3.1-8B-Instruct"));
+	CHECK_EQ(g.ntools, 2);
+	CHECK(!strcmp(g.tools[0], "everything_*"));
+	CHECK(!strcmp(g.tools[1], "echo"));
+	CHECK_EQ(wp_policy_tenant_gateway(p, 1, &g), 0);
+	CHECK_EQ(g.nkeys, 0);
+	CHECK_EQ(g.requests, 3600);
+	CHECK_EQ(g.requests_period_s, 3600);
+	CHECK_EQ(g.tokens, 0);
+	CHECK_EQ(g.concurrency, 0);
+	CHECK_EQ(g.nmodels + g.ntools, 0);
+	CHECK_EQ(wp_policy_tenant_gateway(p, 2, &g), -ENOENT);
+	g.sz = sizeof(g) - 1;
+	CHECK_EQ(wp_policy_tenant_gateway(p, 0, &g), -EINVAL);
+	CHECK_EQ(wp_policy_tenant_gateway(p, 0, NULL), -EINVAL);
+
+	n1 = wp_policy_dump(p, WP_POLICY_DUMP_KEYS, NULL, 0);
+	d1 = malloc((size_t)n1 + 1);
+	CHECK(d1);
+	wp_policy_dump(p, WP_POLICY_DUMP_KEYS, d1, (size_t)n1 + 1);
+	CHECK(strstr(d1,
+		     "  api_key sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f"
+		     "00a08\n  api_key sha256:" H1 "\n  requests 50/s burst 100\n  tokens "
+		     "5000/m burst 20000\n  concurrency 16\n  models wp-stub gpt-* "
+		     "meta-llama/Llama-3.1-8B-Instruct\n  tools everything_* echo\n"));
+	CHECK(strstr(d1, "  requests 3600/h burst 1\n"));
+	q = parse_ok(d1);
+	n2 = wp_policy_dump(q, WP_POLICY_DUMP_KEYS, NULL, 0);
+	d2 = malloc((size_t)n2 + 1);
+	CHECK(d2);
+	wp_policy_dump(q, WP_POLICY_DUMP_KEYS, d2, (size_t)n2 + 1);
+	CHECK(!strcmp(d1, d2));
+	free(d1);
+	free(d2);
+	/* redacted dumps hide the digests too (a weak token's digest can be
+	 * brute-forced) */
+	n1 = wp_policy_dump(p, 0, NULL, 0);
+	d1 = malloc((size_t)n1 + 1);
+	CHECK(d1);
+	wp_policy_dump(p, 0, d1, (size_t)n1 + 1);
+	CHECK(!strstr(d1, H1));
+	CHECK(strstr(d1, "api_key sha256:redacted\n"));
+	free(d1);
+	wp_policy_free(q);
+	wp_policy_free(p);
+
+	/* 32 long globs dump onto several lines, each short enough to parse */
+	{
+		char *big = malloc(8192), *d;
+		size_t n = (size_t)sprintf(big, "default drop\ntenant a id 1 key " KA "\n");
+		int k;
+
+		CHECK(big);
+		for (int i = 0; i < 32; i++) {
+			if (i % 6 == 0)
+				n += (size_t)sprintf(big + n, "%smodels", i ? "\n" : "");
+			n += (size_t)sprintf(big + n, " m%02d-", i);
+			memset(big + n, 'x', 120);
+			n += 120;
+			big[n] = '\0';
+		}
+		strcpy(big + n, "\n");
+		p = parse_ok(big);
+		k = wp_policy_dump(p, WP_POLICY_DUMP_KEYS, NULL, 0);
+		d = malloc((size_t)k + 1);
+		CHECK(d);
+		wp_policy_dump(p, WP_POLICY_DUMP_KEYS, d, (size_t)k + 1);
+		q = parse_ok(d);
+		CHECK_EQ(wp_policy_tenant_gateway(q, 0,
+						  &(struct wp_policy_gateway){ .sz = sizeof(g) }),
+			 0);
+		g.sz = sizeof(g);
+		CHECK_EQ(wp_policy_tenant_gateway(q, 0, &g), 0);
+		CHECK_EQ(g.nmodels, 32);
+		CHECK(!strncmp(g.models[31], "m31-xxx", 7));
+		wp_policy_free(q);
+		wp_policy_free(p);
+		free(d);
+		free(big);
+	}
+}
+
 struct bad {
 	const char *text;
 	const char *msg;
@@ -122,7 +251,8 @@ struct bad {
 
 static const struct bad bads[] = {
 	{ "default drop\nfoo\n",
-	  "t.rules:2: unknown statement 'foo' (default, datagram, tenant, allow, ports, rate)" },
+	  "t.rules:2: unknown statement 'foo' (default, datagram, tenant, allow, ports, rate, "
+	  "api_key, requests, tokens, concurrency, models, tools)" },
 	{ "allow 10.0.0.0/8\ndefault drop\n",
 	  "t.rules:1: 'allow' before any 'tenant' line: it must follow one" },
 	{ "default drop\ndefault pass\n",
@@ -191,6 +321,70 @@ static const struct bad bads[] = {
 	{ "default drop\ndatagram tcp:7100\n", "t.rules:2: 'tcp:7100': datagram ports are UDP" },
 	{ "default drop\ndatagram 1 2 3 4 5 6 7 8 9\n",
 	  "t.rules:2: more than 8 datagram port ranges" },
+	/* the gateway statements */
+	{ "default drop\napi_key sha256:" H1 "\n",
+	  "t.rules:2: 'api_key' before any 'tenant' line: it must follow one" },
+	{ T1 "api_key sk-secret\n",
+	  "t.rules:3: expected 'api_key sha256:HEX64', the SHA-256 of the token (`wirepath "
+	  "policy hash-key` prints it); never the token itself" },
+	{ T1 "api_key sha256:" H1 " x\n",
+	  "t.rules:3: expected 'api_key sha256:HEX64', the SHA-256 of the token (`wirepath "
+	  "policy hash-key` prints it); never the token itself" },
+	{ T1 "api_key sha256:g" H1_63 "\n",
+	  "t.rules:3: 'api_key' needs 64 hex digits after 'sha256:'" },
+	{ T1 "api_key sha256:" H1 "\ntenant b id 2 key " KB "\napi_key sha256:" H1 "\n",
+	  "t.rules:5: this api_key is already tenant 'a''s (line 3); every token belongs to one "
+	  "tenant" },
+	{ T1 "api_key sha256:" H1 "\napi_key sha256:" H1 "\n",
+	  "t.rules:4: this api_key is already tenant 'a''s (line 3); every token belongs to one "
+	  "tenant" },
+	{ T1 "api_key sha256:" H0 "1\napi_key sha256:" H0 "2\napi_key sha256:" H0
+	     "3\napi_key sha256:" H0 "4\napi_key sha256:" H0 "5\napi_key sha256:" H0
+	     "6\napi_key sha256:" H0 "7\napi_key sha256:" H0 "8\napi_key sha256:" H0 "9\n",
+	  "t.rules:11: tenant 'a' has more than 8 api_key lines" },
+	{ T1 "requests\n", "t.rules:3: expected 'requests N/s burst N' (or N/m, N/h)" },
+	{ T1 "requests 50\n",
+	  "t.rules:3: '50' is not a rate: use N/s, N/m or N/h (per second, minute, hour)" },
+	{ T1 "requests 50/d burst 1\n",
+	  "t.rules:3: '50/d' is not a rate: use N/s, N/m or N/h (per second, minute, hour)" },
+	{ T1 "tokens 1.5/s burst 1\n",
+	  "t.rules:3: '1.5/s': whole numbers only (write 90/m, not 1.5/s)" },
+	{ T1 "requests 0/s burst 1\n",
+	  "t.rules:3: '0/s': a rate must be 1..100000000000 per period" },
+	{ T1 "requests 100000000001/s burst 1\n",
+	  "t.rules:3: '100000000001/s': a rate must be 1..100000000000 per period" },
+	{ T1 "requests 50/s\n", "t.rules:3: '50/s' needs 'burst N' after it (the bucket size)" },
+	{ T1 "requests 50/s burst\n", "t.rules:3: 'burst' needs a count" },
+	{ T1 "requests 50/s burst 10x\n",
+	  "t.rules:3: burst '10x' is not a count (digits, k or M allowed)" },
+	{ T1 "tokens 50/s burst 0\n", "t.rules:3: burst 0 must be 1..4000000000" },
+	{ T1 "tokens 50/s burst 5000M\n", "t.rules:3: burst 5000M must be 1..4000000000" },
+	{ T1 "tokens 50/s burst 5 ; 6/s burst 1\n",
+	  "t.rules:3: unexpected ';' after the token rate" },
+	{ T1 "tokens 50/s burst 5\ntokens 6/m burst 1\n",
+	  "t.rules:4: tenant 'a' already has a token rate" },
+	{ T1 "requests 50/s burst 5\nrequests 6/h burst 1\n",
+	  "t.rules:4: tenant 'a' already has a request rate" },
+	{ T1 "concurrency 0\n",
+	  "t.rules:3: expected 'concurrency N' with N 1..1000000 (requests in flight)" },
+	{ T1 "concurrency 1000001\n",
+	  "t.rules:3: expected 'concurrency N' with N 1..1000000 (requests in flight)" },
+	{ T1 "concurrency 4 8\n",
+	  "t.rules:3: expected 'concurrency N' with N 1..1000000 (requests in flight)" },
+	{ T1 "concurrency 4\nconcurrency 8\n",
+	  "t.rules:4: tenant 'a' already has a concurrency limit" },
+	{ T1 "models\n", "t.rules:3: expected 'models GLOB...' (names, '*' and '?' as wildcards)" },
+	{ T1 "tools a[bc]\n",
+	  "t.rules:3: 'a[bc]' is not a name glob: 1..127 printable ASCII bytes, '*' and '?' as "
+	  "wildcards, no '[', ']' or '\\'" },
+	{ T1 "models caf\xc3\xa9\n",
+	  "t.rules:3: 'caf\xc3\xa9' is not a name glob: 1..127 printable ASCII bytes, '*' and '?' "
+	  "as wildcards, no '[', ']' or '\\'" },
+	{ T1 "models gpt-* wp-stub\nmodels gpt-*\n",
+	  "t.rules:4: 'gpt-*' is already in tenant 'a''s models list" },
+	{ T1 "tools 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 "
+	     "30 31 32 33\n",
+	  "t.rules:3: tenant 'a' has more than 32 tools globs" },
 	{ "default drop\n\x01\n", "t.rules:2: control byte 0x01: not a text file?" },
 	{ "default drop\nx\0y\n", "t.rules:2: control byte 0x00: not a text file?" },
 };
@@ -269,11 +463,12 @@ static void test_file(void)
 	test_log_capture();
 	CHECK_EQ(wp_policy_parse_file(path, &p), -EINVAL);
 	{
-		char want[128];
+		char want[256];
 
 		snprintf(want, sizeof(want),
 			 "%s:2: unknown statement 'bogus' (default, datagram, "
-			 "tenant, allow, ports, rate)",
+			 "tenant, allow, ports, rate, api_key, requests, tokens, "
+			 "concurrency, models, tools)",
 			 path);
 		CHECK(!strcmp(test_log.last, want));
 	}
@@ -324,6 +519,7 @@ int main(void)
 {
 	test_watchdog(30);
 	test_good();
+	test_gateway();
 	test_bad();
 	test_file();
 	test_key_parse();
