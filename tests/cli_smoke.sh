@@ -131,6 +131,15 @@ fi
 expect_status 2 "$WP" serve --listen tcp://127.0.0.1:0 --kitchen gpu
 expect_status 2 "$WP" bench --kitchen cuda --peer tcp://127.0.0.1:1
 
+# --- policy hash-key: the api_key line's value (docs/policy.md) ------------
+out=$(printf 'test\n' | "$WP" policy hash-key) || fail "policy hash-key exited $?"
+[ "$out" = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" ] ||
+	fail "policy hash-key printed '$out', not SHA-256(test)"
+printf 'default drop\ntenant a id 1 key 00112233445566778899aabbccddeeff\n  api_key %s\n' "$out" >"$tmp/gw.rules"
+"$WP" policy check "$tmp/gw.rules" >/dev/null || fail "a hash-key digest does not check as an api_key"
+expect_status 1 bash -c "printf '' | '$WP' policy hash-key"
+echo "ok: policy hash-key"
+
 # --- usage errors --------------------------------------------------------
 expect_status 2 "$WP" bench --no-such-flag
 expect_status 2 "$WP" bench --duration abc

@@ -3,7 +3,8 @@
  * `wirepath policy`: the front door from the command line. check (parse
  * only), load / reload / unload an XDP policy on an interface, show the
  * active rules, and stats: counters per verdict, per drop reason, per tenant
- * and per rule, as text or --json. Uses only the public API
+ * and per rule, as text or --json; hash-key prints the `api_key` line's value
+ * for a bearer token, so plain tokens never go into a rules file. Uses only the public API
  * (include/wirepath/policy.h); the maps are pinned, so every subcommand works
  * from a fresh process.
  *
@@ -15,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "opt.h"
 #include "tools.h"
@@ -67,6 +71,7 @@ static void policy_usage(FILE *f)
 		"       wirepath policy show   --dev IFACE [--keys]\n"
 		"       wirepath policy stats  --dev IFACE [--json]\n"
 		"       wirepath policy unload --dev IFACE\n"
+		"       wirepath policy hash-key < TOKEN\n"
 		"\n"
 		"The front door: tenant ACLs (source prefixes, destination ports), token-bucket\n"
 		"rate limits and datagram frame authentication, enforced in XDP before the\n"
@@ -84,6 +89,8 @@ static void policy_usage(FILE *f)
 		"            unless --keys)\n"
 		"  stats     packets and bytes per verdict, per reason, per tenant, per rule\n"
 		"  unload    detach and remove the pins\n"
+		"  hash-key  read an API key (bearer token) on stdin, print sha256:HEX for\n"
+		"            the tenant's 'api_key' line (wirepathd)\n"
 		"\n"
 		"options:\n");
 	tool_opt_help(f, policy_opts, 18);
@@ -382,13 +389,87 @@ static int cmd_reload(int argc, char **argv)
 	return policy_load(argc, argv, 1);
 }
 
+/* The longest bearer token hash-key takes (wirepathd's header limit is
+ * larger, but a token is a few dozen bytes). */
+#define HASH_KEY_MAX 4096
+
+static int cmd_hash_key(int argc, char **argv)
+{
+	static char buf[HASH_KEY_MAX + 2];
+	unsigned char d[32];
+	unsigned int dlen = 0;
+	size_t n = 0;
+	ssize_t r;
+
+	if (argc > 1) {
+		if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+			policy_usage(stdout);
+			return 0;
+		}
+		return tool_usage_error("policy",
+					"hash-key reads the key on stdin; "
+					"unexpected argument '%s'",
+					argv[1]);
+	}
+	while (n < sizeof(buf)) {
+		r = read(STDIN_FILENO, buf + n, sizeof(buf) - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			fprintf(stderr, "wirepath policy hash-key: reading stdin: %s\n",
+				strerror(errno));
+			return 1;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	/* one trailing newline (echo, a file) is not part of the key */
+	if (n && buf[n - 1] == '\n')
+		n--;
+	if (n && buf[n - 1] == '\r')
+		n--;
+	if (n > HASH_KEY_MAX) {
+		fprintf(stderr, "wirepath policy hash-key: the key is longer than %d bytes\n",
+			HASH_KEY_MAX);
+		return 1;
+	}
+	if (n == 0) {
+		fprintf(stderr, "wirepath policy hash-key: no key on stdin; "
+				"try: printf %%s \"$KEY\" | wirepath policy hash-key\n");
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c <= 0x20 || c >= 0x7f) {
+			fprintf(stderr,
+				"wirepath policy hash-key: byte %zu of the key is 0x%02x; a "
+				"bearer token is printable ASCII without spaces\n",
+				i, c);
+			return 1;
+		}
+	}
+	if (!EVP_Digest(buf, n, d, &dlen, EVP_sha256(), NULL) || dlen != sizeof(d)) {
+		fprintf(stderr, "wirepath policy hash-key: SHA-256 failed (libcrypto)\n");
+		return 1;
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	printf("sha256:");
+	for (size_t i = 0; i < sizeof(d); i++)
+		printf("%02x", d[i]);
+	printf("\n");
+	return 0;
+}
+
 /* The subcommands; the dispatch and the unknown-subcommand error come from here. */
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv); /* argv[0] is the subcommand */
 } policy_cmds[] = {
-	{ "check", cmd_check }, { "load", cmd_load },   { "reload", cmd_reload },
-	{ "show", cmd_show },   { "stats", cmd_stats }, { "unload", cmd_unload },
+	{ "check", cmd_check },       { "load", cmd_load },   { "reload", cmd_reload },
+	{ "show", cmd_show },         { "stats", cmd_stats }, { "unload", cmd_unload },
+	{ "hash-key", cmd_hash_key },
 };
 #define POLICY_NCMDS (sizeof(policy_cmds) / sizeof(policy_cmds[0]))
 
