@@ -51,6 +51,16 @@ struct wp_policy;
 WP_API int wp_policy_parse_file(const char *path, struct wp_policy **out);
 WP_API int wp_policy_parse(const char *name, const char *text, size_t len, struct wp_policy **out);
 WP_API void wp_policy_free(struct wp_policy *p);
+/*
+ * The same, with the first error's line written into err (at most errlen
+ * bytes, NUL-terminated; "" on success) instead of the process log hook:
+ * for a caller that reports it itself (wirepathd's reload, `--check`)
+ * and must not share the hook with other threads. Nothing is logged.
+ */
+WP_API int wp_policy_parse_file_err(const char *path, struct wp_policy **out, char *err,
+				    size_t errlen);
+WP_API int wp_policy_parse_err(const char *name, const char *text, size_t len,
+			       struct wp_policy **out, char *err, size_t errlen);
 
 /* Write the policy back as a rules file (canonical form). Keys are replaced
  * by "redacted" unless WP_POLICY_DUMP_KEYS. Returns the length (snprintf-like). */

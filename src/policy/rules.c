@@ -34,6 +34,8 @@ struct parser {
 	struct wpp_rtenant *cur;
 	uint32_t line;
 	int has_default;
+	char *err; /* the _err variants: the error goes here, not to the log */
+	size_t errlen;
 };
 
 /* The parse error: one line to the process log hook (there is no context). */
@@ -45,8 +47,27 @@ __attribute__((format(printf, 2, 3))) static int perr(struct parser *ps, const c
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	wp_log_global(WP_LOG_ERR, "%s:%u: %s", ps->name, ps->line, why);
+	if (ps->err)
+		snprintf(ps->err, ps->errlen, "%s:%u: %s", ps->name, ps->line, why);
+	else
+		wp_log_global(WP_LOG_ERR, "%s:%u: %s", ps->name, ps->line, why);
 	return -EINVAL;
+}
+
+/* A file-level error ("PATH: reason"): logged, or into err. */
+__attribute__((format(printf, 3, 4))) static void ferr(char *err, size_t errlen, const char *fmt,
+						       ...)
+{
+	char why[WP_LOG_LINE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (err)
+		snprintf(err, errlen, "%s", why);
+	else
+		wp_log_global(WP_LOG_ERR, "%s", why);
 }
 
 /* ---- numbers ------------------------------------------------------------ */
@@ -851,17 +872,23 @@ static int statement(struct parser *ps, char *line)
 		    kw);
 }
 
-int wp_policy_parse(const char *name, const char *text, size_t len, struct wp_policy **out)
+static int parse_text(const char *name, const char *text, size_t len, struct wp_policy **out,
+		      char *err, size_t errlen)
 {
-	struct parser ps = { .name = name ? name : "(rules)" };
+	struct parser ps = { .name = name ? name : "(rules)", .err = err, .errlen = errlen };
 	char buf[LINE_MAX_LEN + 2];
 	size_t pos = 0;
 	int ret;
 
 	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
 	ps.p = calloc(1, sizeof(*ps.p));
-	if (!ps.p)
+	if (!ps.p) {
+		if (err)
+			snprintf(err, errlen, "%s: out of memory", ps.name);
 		return -ENOMEM;
+	}
 	snprintf(ps.p->source, sizeof(ps.p->source), "%s", ps.name);
 	ps.p->default_verdict = WPP_V_DROP;
 
@@ -904,11 +931,24 @@ int wp_policy_parse(const char *name, const char *text, size_t len, struct wp_po
 	return 0;
 
 out_free:
+	if (ret == -ENOMEM && err)
+		snprintf(err, errlen, "%s:%u: out of memory", ps.name, ps.line);
 	wp_policy_free(ps.p);
 	return ret;
 }
 
-int wp_policy_parse_file(const char *path, struct wp_policy **out)
+int wp_policy_parse(const char *name, const char *text, size_t len, struct wp_policy **out)
+{
+	return parse_text(name, text, len, out, NULL, 0);
+}
+
+int wp_policy_parse_err(const char *name, const char *text, size_t len, struct wp_policy **out,
+			char *err, size_t errlen)
+{
+	return parse_text(name, text, len, out, err ? err : (char[1]){ 0 }, err ? errlen : 1);
+}
+
+static int parse_file(const char *path, struct wp_policy **out, char *err, size_t errlen)
 {
 	struct stat st;
 	char *text;
@@ -920,21 +960,22 @@ int wp_policy_parse_file(const char *path, struct wp_policy **out)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
-		wp_log_global(WP_LOG_ERR, "%s: cannot open: %s", path, strerror(-ret));
+		ferr(err, errlen, "%s: cannot open: %s", path, strerror(-ret));
 		return ret;
 	}
 	if (fstat(fd, &st) < 0)
 		st.st_mode = 0;
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > FILE_MAX) {
 		ret = S_ISDIR(st.st_mode) ? -EISDIR : -EFBIG;
-		wp_log_global(WP_LOG_ERR, "%s: not a regular file of at most %u bytes", path,
-			      FILE_MAX);
+		ferr(err, errlen, "%s: not a regular file of at most %u bytes", path, FILE_MAX);
 		close(fd);
 		return ret;
 	}
 	text = malloc((size_t)st.st_size + 1);
 	if (!text) {
 		close(fd);
+		if (err)
+			snprintf(err, errlen, "%s: out of memory", path);
 		return -ENOMEM;
 	}
 	while (have < (size_t)st.st_size) {
@@ -946,9 +987,19 @@ int wp_policy_parse_file(const char *path, struct wp_policy **out)
 		have += (size_t)n;
 	}
 	close(fd);
-	ret = wp_policy_parse(path, text, have, out);
+	ret = parse_text(path, text, have, out, err, errlen);
 	free(text);
 	return ret;
+}
+
+int wp_policy_parse_file(const char *path, struct wp_policy **out)
+{
+	return parse_file(path, out, NULL, 0);
+}
+
+int wp_policy_parse_file_err(const char *path, struct wp_policy **out, char *err, size_t errlen)
+{
+	return parse_file(path, out, err ? err : (char[1]){ 0 }, err ? errlen : 1);
 }
 
 void wp_policy_free(struct wp_policy *p)

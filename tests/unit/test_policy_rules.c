@@ -411,6 +411,22 @@ static void test_bad(void)
 				i, ret, (void *)p, test_log.errs, test_log.last, bads[i].msg);
 			exit(1);
 		}
+		/* the _err variant: the same line in the buffer, nothing logged */
+		{
+			char err[WP_LOG_LINE_MAX] = "x";
+
+			test_log_capture();
+			p = (struct wp_policy *)1;
+			ret = wp_policy_parse_err("t.rules", bads[i].text, len, &p, err,
+						  sizeof(err));
+			CHECK_EQ(ret, -EINVAL);
+			CHECK(p == NULL);
+			CHECK_EQ(test_log.errs, 0);
+			if (strcmp(err, bads[i].msg)) {
+				fprintf(stderr, "case %zu (_err): got %s\n", i, err);
+				exit(1);
+			}
+		}
 	}
 
 	/* a line that is too long */
@@ -471,6 +487,22 @@ static void test_file(void)
 			 "concurrency, models, tools)",
 			 path);
 		CHECK(!strcmp(test_log.last, want));
+	}
+	{
+		char err[256], want[256];
+
+		test_log_capture();
+		CHECK_EQ(wp_policy_parse_file_err(path, &p, err, sizeof(err)), -EINVAL);
+		CHECK_EQ(test_log.errs, 0);
+		snprintf(want, sizeof(want), "%s:2: unknown statement 'bogus'", path);
+		CHECK(!strncmp(err, want, strlen(want)));
+		/* a short buffer is cut, never overrun */
+		CHECK_EQ(wp_policy_parse_file_err(path, &p, err, 8), -EINVAL);
+		CHECK_EQ(strlen(err), 7);
+		CHECK_EQ(wp_policy_parse_file_err(path, &p, NULL, 0), -EINVAL);
+		CHECK_EQ(wp_policy_parse_file_err("/tmp", &p, err, sizeof(err)), -EISDIR);
+		CHECK(!strcmp(err, "/tmp: not a regular file of at most 4194304 bytes"));
+		CHECK_EQ(test_log.errs, 0);
 	}
 	unlink(path);
 	test_log_capture();
