@@ -5,6 +5,9 @@
  * statements), with per-tenant request and token rate limits, a
  * concurrency limit, and model and tool allow-lists. Built from the same
  * parsed policy the XDP program and stream authentication use.
+ *
+ * Threading: everything here runs on the daemon's loop thread, except
+ * wpd_tenants_get/put, which any thread may call.
  */
 #ifndef WPD_TENANTS_H
 #define WPD_TENANTS_H
@@ -36,6 +39,11 @@ void wpd_tenants_put(struct wpd_tenants *t);
 const struct wpd_tenant *wpd_tenants_auth(const struct wpd_tenants *t, const char *token,
 					  size_t len);
 
+/* How many tenants the set has, and tenant i (file order) or NULL: for
+ * metrics and `--check`. */
+uint32_t wpd_tenants_count(const struct wpd_tenants *t);
+const struct wpd_tenant *wpd_tenants_at(const struct wpd_tenants *t, uint32_t i);
+
 const char *wpd_tenant_name(const struct wpd_tenant *t);
 uint32_t wpd_tenant_id(const struct wpd_tenant *t);
 struct wpd_tenants *wpd_tenant_set(const struct wpd_tenant *t);
@@ -52,6 +60,9 @@ enum wpd_admit {
  * to come back (>= 1). */
 enum wpd_admit wpd_tenant_admit(struct wpd_tenant *t, uint64_t now_ns, uint32_t *retry_after_s);
 void wpd_tenant_done(struct wpd_tenant *t);
+/* Requests in flight (shared with the same tenant of the other set across
+ * a reload), for metrics. */
+uint32_t wpd_tenant_inflight(const struct wpd_tenant *t);
 /* Charge n generated tokens (after they were produced: a stream is never
  * cut for tokens, the next request is refused). */
 void wpd_tenant_charge_tokens(struct wpd_tenant *t, uint64_t now_ns, uint32_t n);
