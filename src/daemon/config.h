@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define WPD_NAME_MAX 64
 
@@ -95,6 +96,8 @@ struct wpd_config {
 	char access_log[256]; /* JSON lines; empty = off */
 	char user[64];        /* drop privileges to this user after binding; empty = stay */
 	uint32_t drain_ms;    /* SIGTERM: wait this long for streams (default 10 s) */
+	int policy_line;      /* where `policy:` and `xdp:` were (0: absent), */
+	int xdp_line;         /* for messages about them */
 };
 
 /*
@@ -110,5 +113,14 @@ void wpd_config_free(struct wpd_config *c);
 
 /* Index of the backend called name, or -1. */
 int wpd_config_backend(const struct wpd_config *c, const char *name);
+
+/*
+ * `wirepathd --check FILE`: load the configuration and the rules file it
+ * names (tenants, API keys), check that TLS files are readable and the XDP
+ * interface exists, and print one line to out: "FILE: ok (N listeners, N
+ * backends, N models, N MCP servers, N tenants)" or the first error
+ * ("FILE:LINE: reason"). Returns 0 (ok) or 1.
+ */
+int wpd_config_check(const char *path, FILE *out);
 
 #endif
