@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -398,8 +399,10 @@ static int cmd_hash_key(int argc, char **argv)
 	static char buf[HASH_KEY_MAX + 2];
 	unsigned char d[32];
 	unsigned int dlen = 0;
+	struct termios saved;
 	size_t n = 0;
 	ssize_t r;
+	int tty, rerr = 0;
 
 	if (argc > 1) {
 		if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -411,18 +414,36 @@ static int cmd_hash_key(int argc, char **argv)
 					"unexpected argument '%s'",
 					argv[1]);
 	}
+	/* typed at a terminal: no echo, one line */
+	tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+	if (tty) {
+		struct termios quiet = saved;
+
+		quiet.c_lflag &= (tcflag_t)~ECHO;
+		tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+		fprintf(stderr, "API key (not echoed): ");
+	}
 	while (n < sizeof(buf)) {
 		r = read(STDIN_FILENO, buf + n, sizeof(buf) - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			fprintf(stderr, "wirepath policy hash-key: reading stdin: %s\n",
-				strerror(errno));
-			return 1;
+			rerr = errno;
+			break;
 		}
 		if (r == 0)
 			break;
 		n += (size_t)r;
+		if (tty && buf[n - 1] == '\n')
+			break;
+	}
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+		fprintf(stderr, "\n");
+	}
+	if (rerr) {
+		fprintf(stderr, "wirepath policy hash-key: reading stdin: %s\n", strerror(rerr));
+		return 1;
 	}
 	/* one trailing newline (echo, a file) is not part of the key */
 	if (n && buf[n - 1] == '\n')
