@@ -774,7 +774,7 @@ static int valid_glob(const char *s)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (c <= 0x20 || c >= 0x7f || c == '[' || c == ']' || c == '\\')
+		if (c <= 0x20 || c >= 0x7f || c == '[' || c == ']' || c == '\\' || c == ';')
 			return 0;
 	}
 	return 1;
@@ -799,7 +799,7 @@ static int st_globs(struct parser *ps, const struct toks *tk)
 		if (!valid_glob(w))
 			return perr(ps,
 				    "'%.40s' is not a name glob: 1..%d printable ASCII bytes, "
-				    "'*' and '?' as wildcards, no '[', ']' or '\\'",
+				    "'*' and '?' as wildcards, no '[', ']', '\\' or ';'",
 				    w, WP_POLICY_GW_GLOB_LEN - 1);
 		for (uint32_t j = 0; j < *cnt; j++)
 			if (!strcmp(gw_glob(p, list[j]), w))

@@ -376,10 +376,13 @@ static const struct bad bads[] = {
 	{ T1 "models\n", "t.rules:3: expected 'models GLOB...' (names, '*' and '?' as wildcards)" },
 	{ T1 "tools a[bc]\n",
 	  "t.rules:3: 'a[bc]' is not a name glob: 1..127 printable ASCII bytes, '*' and '?' as "
-	  "wildcards, no '[', ']' or '\\'" },
+	  "wildcards, no '[', ']', '\\' or ';'" },
 	{ T1 "models caf\xc3\xa9\n",
 	  "t.rules:3: 'caf\xc3\xa9' is not a name glob: 1..127 printable ASCII bytes, '*' and '?' "
-	  "as wildcards, no '[', ']' or '\\'" },
+	  "as wildcards, no '[', ']', '\\' or ';'" },
+	{ T1 "models a;b\n",
+	  "t.rules:3: ';' is not a name glob: 1..127 printable ASCII bytes, '*' and '?' as "
+	  "wildcards, no '[', ']', '\\' or ';'" },
 	{ T1 "models gpt-* wp-stub\nmodels gpt-*\n",
 	  "t.rules:4: 'gpt-*' is already in tenant 'a''s models list" },
 	{ T1 "tools 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 "
