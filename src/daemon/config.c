@@ -1698,12 +1698,16 @@ out_free:
 int wpd_config_load(const char *path, struct wpd_config **out, char *err, size_t errlen)
 {
 	struct stat st;
-	char *text;
+	char *text, none[1];
 	size_t have = 0;
 	ssize_t n;
 	int fd, ret;
 
 	*out = NULL;
+	if (!err || !errlen) {
+		err = none;
+		errlen = sizeof(none);
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;

@@ -110,9 +110,14 @@ int wpd_tenants_load(const char *rules_path, struct wpd_tenants **out, char *err
 {
 	struct wpd_tenants *t;
 	uint32_t keys = 0;
+	char none[1];
 	int ret;
 
 	*out = NULL;
+	if (!err || !errlen) {
+		err = none;
+		errlen = sizeof(none);
+	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;

@@ -476,6 +476,7 @@ static void test_load_and_check(void)
 	CHECK_EQ(wpd_config_load(q, &c, err, sizeof(err)), -ENOENT);
 	snprintf(want, sizeof(want), "%s: cannot open: No such file or directory", q);
 	CHECK(!strcmp(err, want));
+	CHECK_EQ(wpd_config_load(q, &c, NULL, 0), -ENOENT); /* no buffer: no reason */
 	CHECK_EQ(wpd_config_load(dir, &c, err, sizeof(err)), -EISDIR);
 	snprintf(want, sizeof(want), "%s: not a regular file of at most 1048576 bytes", dir);
 	CHECK(!strcmp(err, want));

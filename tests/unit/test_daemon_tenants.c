@@ -388,6 +388,7 @@ static void test_errors(void)
 	snprintf(want, sizeof(want),
 		 "%s:3: expected 'concurrency N' with N 1..1000000 (requests in flight)", path);
 	CHECK(!strcmp(err, want));
+	CHECK_EQ(wpd_tenants_load(path, &t, NULL, 0), -EINVAL); /* no buffer: no reason */
 	CHECK_EQ(wpd_tenants_load("/nonexistent/t.rules", &t, err, sizeof(err)), -ENOENT);
 	CHECK(!strcmp(err, "/nonexistent/t.rules: cannot open: No such file or directory"));
 	/* a file without tenants is a valid, empty set */
