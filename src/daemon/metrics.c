@@ -27,9 +27,10 @@
 #define MAX_CODES 12
 
 /* Latency bucket bounds in microseconds (le="..." in seconds). */
-static const uint64_t bounds_us[] = { 50,    100,   250,    500,    1000,   2500,    5000,
-				      10000, 25000, 50000,  100000, 250000, 500000,  1000000,
-				      2500000, 5000000, 10000000, 30000000, 60000000 };
+static const uint64_t bounds_us[] = { 50,      100,      250,      500,     1000,
+				      2500,    5000,     10000,    25000,   50000,
+				      100000,  250000,   500000,   1000000, 2500000,
+				      5000000, 10000000, 30000000, 60000000 };
 #define NB (sizeof(bounds_us) / sizeof(bounds_us[0]))
 
 struct series {
@@ -109,8 +110,8 @@ static struct series *series_get(const char *route, const char *tenant, const ch
 }
 
 static void access_line(const struct wpd_ex *ex, int status, uint64_t dur_ns, uint64_t bytes_in,
-			uint64_t bytes_out, uint32_t tokens, const char *route,
-			const char *tenant, const char *backend)
+			uint64_t bytes_out, uint32_t tokens, const char *route, const char *tenant,
+			const char *backend)
 {
 	struct wpd_buf b = { 0 };
 	struct timespec ts;
@@ -265,15 +266,16 @@ void wpd_metrics_render(const struct wpd_server *srv, struct wpd_buf *out)
 		     (unsigned long long)st.timeouts, (unsigned long long)st.slow_clients,
 		     (unsigned long long)st.aborts, (unsigned long long)st.rx_mem);
 	wpd_tls_counts(&hs, &ktx, &krx, &hf);
-	wpd_buf_addf(out,
-		     "# TYPE wirepathd_tls_handshakes_total counter\n"
-		     "wirepathd_tls_handshakes_total %llu\n"
-		     "wirepathd_tls_handshakes_failed_total %llu\n"
-		     "# HELP wirepathd_tls_ktls_total Handshakes whose keys the kernel took.\n"
-		     "# TYPE wirepathd_tls_ktls_total counter\n"
-		     "wirepathd_tls_ktls_total{dir=\"tx\"} %llu\nwirepathd_tls_ktls_total{dir=\"rx\"} "
-		     "%llu\n",
-		     hs, hf, ktx, krx);
+	wpd_buf_addf(
+		out,
+		"# TYPE wirepathd_tls_handshakes_total counter\n"
+		"wirepathd_tls_handshakes_total %llu\n"
+		"wirepathd_tls_handshakes_failed_total %llu\n"
+		"# HELP wirepathd_tls_ktls_total Handshakes whose keys the kernel took.\n"
+		"# TYPE wirepathd_tls_ktls_total counter\n"
+		"wirepathd_tls_ktls_total{dir=\"tx\"} %llu\nwirepathd_tls_ktls_total{dir=\"rx\"} "
+		"%llu\n",
+		hs, hf, ktx, krx);
 	getrusage(RUSAGE_SELF, &ru);
 	wpd_buf_addf(out,
 		     "# HELP process_cpu_seconds_total The daemon's CPU time (all threads).\n"

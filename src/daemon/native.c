@@ -81,8 +81,7 @@ static void native_connect(void *arg)
 	}
 }
 
-int wpd_native_open(struct wpd_loop *l, const char *name, const char *uri,
-		    struct wpd_native **out)
+int wpd_native_open(struct wpd_loop *l, const char *name, const char *uri, struct wpd_native **out)
 {
 	struct wpd_native *n = calloc(1, sizeof(*n));
 	struct wp_ctx_opts o;

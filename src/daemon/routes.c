@@ -434,10 +434,12 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 	size_t mlen = strlen(rq->model);
 	int ret;
 
-	wp_svc_req_hdr_init(&h, rq->kind == WPD_OAI_CHAT	 ? WP_SVC_KIND_CHAT
-				: rq->kind == WPD_OAI_COMPLETION ? WP_SVC_KIND_COMPLETION
-								 : WP_SVC_KIND_EMBEDDING,
-			    rq->max_tokens, (uint32_t)mlen, (uint32_t)rq->prompt.len, (uint32_t)blen);
+	wp_svc_req_hdr_init(&h,
+			    rq->kind == WPD_OAI_CHAT         ? WP_SVC_KIND_CHAT
+			    : rq->kind == WPD_OAI_COMPLETION ? WP_SVC_KIND_COMPLETION
+							     : WP_SVC_KIND_EMBEDDING,
+			    rq->max_tokens, (uint32_t)mlen, (uint32_t)rq->prompt.len,
+			    (uint32_t)blen);
 	wpd_buf_add(&req, &h, sizeof(h));
 	wpd_buf_add(&req, rq->model, mlen);
 	wpd_buf_add(&req, rq->prompt.p, rq->prompt.len);
@@ -757,7 +759,7 @@ static int admit(struct wpd_ex *ex, struct wpd_gen *g)
 		wpd_ex_error_h(ex, 429, hdr, a == WPD_ADMIT_TOKENS ? "tokens" : "requests",
 			       "rate_limit_exceeded", "Rate limit reached for tenant %s: %s",
 			       wpd_tenant_name(t),
-			       a == WPD_ADMIT_RATE	  ? "requests per second"
+			       a == WPD_ADMIT_RATE     ? "requests per second"
 			       : a == WPD_ADMIT_TOKENS ? "tokens per second"
 						       : "concurrent requests");
 		return 0;
@@ -810,7 +812,8 @@ void wpd_routes_metrics(const struct wpd_gen *g, struct wpd_buf *out)
 		if (!b)
 			continue;
 		if (b->native) {
-			wpd_buf_addf(out, "wirepathd_backend_up{backend=\"%s\",kind=\"native\"} %d\n",
+			wpd_buf_addf(out,
+				     "wirepathd_backend_up{backend=\"%s\",kind=\"native\"} %d\n",
 				     b->name, wpd_native_up(b->native));
 		} else {
 			struct wpd_upstream_stats st;
@@ -818,24 +821,24 @@ void wpd_routes_metrics(const struct wpd_gen *g, struct wpd_buf *out)
 			wpd_upstream_stats(b->up, &st);
 			wpd_buf_addf(out, "wirepathd_backend_up{backend=\"%s\",kind=\"http\"} %d\n",
 				     b->name, st.up);
-			wpd_buf_addf(out,
-				     "wirepathd_upstream_connections{backend=\"%s\",state=\"idle\"} "
-				     "%llu\n"
-				     "wirepathd_upstream_connects_total{backend=\"%s\"} %llu\n"
-				     "wirepathd_upstream_reused_total{backend=\"%s\"} %llu\n"
-				     "wirepathd_upstream_retries_total{backend=\"%s\"} %llu\n",
-				     b->name, (unsigned long long)st.idle, b->name,
-				     (unsigned long long)st.connects, b->name,
-				     (unsigned long long)st.reused, b->name,
-				     (unsigned long long)st.retries);
+			wpd_buf_addf(
+				out,
+				"wirepathd_upstream_connections{backend=\"%s\",state=\"idle\"} "
+				"%llu\n"
+				"wirepathd_upstream_connects_total{backend=\"%s\"} %llu\n"
+				"wirepathd_upstream_reused_total{backend=\"%s\"} %llu\n"
+				"wirepathd_upstream_retries_total{backend=\"%s\"} %llu\n",
+				b->name, (unsigned long long)st.idle, b->name,
+				(unsigned long long)st.connects, b->name,
+				(unsigned long long)st.reused, b->name,
+				(unsigned long long)st.retries);
 		}
 	}
 	if (mcp)
 		wpd_mcp_metrics(mcp, out);
 }
 
-static void route_ops(struct wpd_ex *ex, struct wpd_server *s, struct wpd_gen *g,
-		      const char *path)
+static void route_ops(struct wpd_ex *ex, struct wpd_server *s, struct wpd_gen *g, const char *path)
 {
 	struct wpd_buf b = { 0 };
 

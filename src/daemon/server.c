@@ -96,15 +96,15 @@ struct conn {
 	uint64_t phase_ns; /* when the phase started */
 	size_t mem;        /* charged to s->rx_mem */
 	uint64_t bytes_in;
-	int closing;     /* close once out is written */
-	int dead;        /* closed; freed by a deferred call */
-	int paused;      /* reading stopped: receive budget */
-	int in_process;  /* inside conn_process */
+	int closing;    /* close once out is written */
+	int dead;       /* closed; freed by a deferred call */
+	int paused;     /* reading stopped: receive budget */
+	int in_process; /* inside conn_process */
 	int flush_queued;
 	int resume_queued;
 	int want_out;
-	struct conn *prev, *next;    /* all connections */
-	struct conn *pnext;          /* paused list */
+	struct conn *prev, *next; /* all connections */
+	struct conn *pnext;       /* paused list */
 	char peer[64];
 };
 
@@ -328,10 +328,12 @@ static void listener_accept(void *arg, uint32_t events)
 				 * (or when one of ours closes). */
 				wpd_log_rl("accept", WP_LOG_WARN,
 					   "%s: accept: %s; pausing for %llu ms", l->name,
-					   strerror(err), (unsigned long long)(l->backoff_ns / 1000000));
+					   strerror(err),
+					   (unsigned long long)(l->backoff_ns / 1000000));
 				l->paused = 1;
 				wpd_io_mod(s->loop, &l->io, 0);
-				wpd_timer_arm(s->loop, &l->backoff, l->backoff_ns, listener_resume, l);
+				wpd_timer_arm(s->loop, &l->backoff, l->backoff_ns, listener_resume,
+					      l);
 				if (l->backoff_ns < ACCEPT_BACKOFF_MAX_NS)
 					l->backoff_ns *= 2;
 				return;
@@ -655,8 +657,8 @@ static int ex_verror(struct wpd_ex *ex, int status, const char *headers, const c
 	return ret;
 }
 
-int wpd_ex_error(struct wpd_ex *ex, int status, const char *type, const char *code,
-		 const char *fmt, ...)
+int wpd_ex_error(struct wpd_ex *ex, int status, const char *type, const char *code, const char *fmt,
+		 ...)
 {
 	va_list ap;
 	int ret;
@@ -692,8 +694,7 @@ int wpd_ex_stream_begin(struct wpd_ex *ex, int status, const char *ctype, const 
 		c->closing = 1;
 	snprintf(extra, sizeof(extra), "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n%s",
 		 headers ? headers : "");
-	wpd_http_head(&c->out, status, ctype ? ctype : "text/event-stream", -1, !c->closing,
-		      extra);
+	wpd_http_head(&c->out, status, ctype ? ctype : "text/event-stream", -1, !c->closing, extra);
 	ex->bytes_out += c->out.len - before;
 	ex->state = EX_STREAMING;
 	c->s->st.streams_active++;
@@ -844,9 +845,10 @@ static void conn_timeout(void *arg)
 			return;
 		}
 		conn_bad(c, 408,
-			 c->phase == PH_HEAD ? "request head not complete in time "
-					       "(limits.header_timeout)"
-					     : "request body not complete in time (limits.body_timeout)");
+			 c->phase == PH_HEAD
+				 ? "request head not complete in time "
+				   "(limits.header_timeout)"
+				 : "request body not complete in time (limits.body_timeout)");
 		/* Give the 408 a moment to leave, then close regardless. */
 		wpd_timer_arm(c->s->loop, &c->timer, 1000000000ull, conn_timeout, c);
 		return;

@@ -57,7 +57,8 @@ int wpd_tls_ctx_create(const char *cert, const char *key, struct wpd_tls_ctx **o
 	 * space otherwise, so we check and report after each handshake. */
 	SSL_CTX_set_options(t->ctx, SSL_OP_ENABLE_KTLS | SSL_OP_NO_RENEGOTIATION);
 	/* Our output buffer grows with realloc between retries of a write. */
-	SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_mode(t->ctx,
+			 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, cert) != 1) {
 		ssl_why(why, len, cert);
 		goto fail;

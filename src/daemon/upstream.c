@@ -336,7 +336,8 @@ static int conn_write(struct up_conn *c)
 
 		if (n < 0) {
 			if (errno == EAGAIN)
-				return wpd_io_mod(c->u->loop, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+				return wpd_io_mod(c->u->loop, &c->io,
+						  EPOLLIN | EPOLLOUT | EPOLLRDHUP);
 			return -errno;
 		}
 		c->sent += (size_t)n;
