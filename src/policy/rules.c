@@ -761,7 +761,10 @@ static int st_concurrency(struct parser *ps, const struct toks *tk)
 
 static const char *gw_glob(const struct wp_policy *p, uint32_t off)
 {
-	return p->gw_pool + off;
+	/* Never NULL: a policy without gateway lists has no pool, and
+	 * gcc's sanitized builds (-Wformat-overflow) cannot see that no list
+	 * then refers to it. */
+	return p->gw_pool ? p->gw_pool + off : "";
 }
 
 /* A model or tool name glob: printable ASCII, '*' and '?' as wildcards. */

@@ -349,7 +349,10 @@ static void test_versions_methods(void)
 
 static void test_limits(void)
 {
-	char *s = malloc(100000), *t;
+	/* Static, not malloc: a NULL check the sanitized build's flow analysis
+	 * could not see through made -Werror=array-bounds fire. */
+	static char s[100000];
+	char *t;
 	int n;
 
 	/* a target longer than the head limit: 414 */
@@ -443,7 +446,6 @@ static void test_limits(void)
 		CHECK(wpd_http_mem(&p) <= 4096);
 		wpd_http_fini(&p);
 	}
-	free(s);
 }
 
 static void test_progress(void)

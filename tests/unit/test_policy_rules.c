@@ -209,10 +209,13 @@ static void test_gateway(void)
 	/* 32 long globs dump onto several lines, each short enough to parse */
 	{
 		char *big = malloc(8192), *d;
-		size_t n = (size_t)sprintf(big, "default drop\ntenant a id 1 key " KA "\n");
+		size_t n;
 		int k;
 
 		CHECK(big);
+		if (!big)
+			return;
+		n = (size_t)sprintf(big, "default drop\ntenant a id 1 key " KA "\n");
 		for (int i = 0; i < 32; i++) {
 			if (i % 6 == 0)
 				n += (size_t)sprintf(big + n, "%smodels", i ? "\n" : "");
