@@ -115,6 +115,7 @@ static int install_gen(struct daemon *d, struct wpd_gen *g)
 	if (prev && prev->tenants && g->tenants)
 		wpd_tenants_carry(g->tenants, prev->tenants);
 	g->id = ++d->gen_id;
+	g->loop = d->loop;
 	wpd_server_set_gen(d->srv, g);
 	return 0;
 }

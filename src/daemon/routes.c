@@ -322,8 +322,12 @@ static void gen_done(void *arg, int status)
 			wpd_buf_adds(&j->ev, "\n\n");
 		}
 		wpd_sse_done(&j->ev);
+		/* A send refused here (a slow client being dropped) must still
+		 * end the exchange now: its abort callback points at j. */
 		if (wpd_ex_stream_send(ex, j->ev.p, j->ev.len) == 0)
 			wpd_ex_end(ex);
+		else
+			wpd_ex_abort(ex);
 		job_free(j);
 		return;
 	}
@@ -534,6 +538,7 @@ struct proxy_job {
 	struct wpd_gen *g;
 	struct wpd_tenant *tenant;
 	int began;
+	int nobody; /* the upstream answered 204 or 304: a bodyless reply */
 	int sse;
 	uint32_t tokens;
 	uint32_t m; /* count_events: bytes of "data: " matched so far */
@@ -557,6 +562,12 @@ static void proxy_head(void *arg, int status, const char *ctype)
 {
 	struct proxy_job *j = arg;
 
+	if (status == 204 || status == 304) {
+		/* No body may follow: answered whole at the end, never as a
+		 * (chunked) stream, which would break the connection's framing. */
+		j->nobody = status;
+		return;
+	}
 	j->sse = !strncasecmp(ctype, "text/event-stream", 17);
 	j->began = 1;
 	/* Passed through as it comes: chunked to the client whatever framing
@@ -590,9 +601,11 @@ static void proxy_body(void *arg, const char *d, size_t len)
 {
 	struct proxy_job *j = arg;
 
+	if (j->nobody)
+		return;
 	if (j->sse)
 		count_events(j, d, len);
-	wpd_ex_stream_send(j->ex, d, len);
+	wpd_ex_stream_send(j->ex, d, len); /* refused: a slow client is being dropped */
 }
 
 static void proxy_done(void *arg, int err)
@@ -603,7 +616,9 @@ static void proxy_done(void *arg, int err)
 	if (j->sse && j->tokens)
 		j->tokens--; /* data: [DONE] */
 	wpd_ex_add_tokens(ex, j->tokens);
-	if (!err)
+	if (!err && j->nobody)
+		wpd_ex_reply(ex, j->nobody, NULL, NULL, "", 0);
+	else if (!err)
 		wpd_ex_end(ex);
 	else if (!j->began)
 		wpd_ex_error(ex, backend_status(err), "server_error", NULL, "backend %s: %s",
@@ -879,7 +894,8 @@ void wpd_routes_dispatch(void *arg, struct wpd_ex *ex)
 			route_model(ex, g, WPD_OAI_COMPLETION, "completions");
 		else if (!strcmp(path, "/v1/embeddings"))
 			route_model(ex, g, WPD_OAI_EMBEDDING, "embeddings");
-		else if (!strcmp(path, "/v1/models") && !strcmp(wpd_ex_method(ex), "GET"))
+		else if (!strcmp(path, "/v1/models") &&
+			 (!strcmp(wpd_ex_method(ex), "GET") || !strcmp(wpd_ex_method(ex), "HEAD")))
 			route_models(ex, g);
 		else
 			wpd_ex_error(ex, 404, "invalid_request_error", "unknown_url",

@@ -71,6 +71,8 @@ struct wpd_ex {
 	enum ex_state state;
 	int status;
 	int head_only; /* HEAD: no body */
+	int raw;       /* HTTP/1.0 client: a stream is sent unframed and ends with the
+			* connection (chunked encoding is HTTP/1.1 only) */
 	void (*abort_fn)(void *arg);
 	void *abort_arg;
 	uint64_t start_ns;
@@ -96,10 +98,12 @@ struct conn {
 	uint64_t phase_ns; /* when the phase started */
 	size_t mem;        /* charged to s->rx_mem */
 	uint64_t bytes_in;
-	int closing;    /* close once out is written */
-	int dead;       /* closed; freed by a deferred call */
-	int paused;     /* reading stopped: receive budget */
-	int in_process; /* inside conn_process */
+	int closing;         /* close once out is written */
+	int dropping;        /* too slow: being dropped (counted once) */
+	uint64_t bytes_mark; /* bytes_in when the previous exchange ended */
+	int dead;            /* closed; freed by a deferred call */
+	int paused;          /* reading stopped: receive budget */
+	int in_process;      /* inside conn_process */
 	int flush_queued;
 	int resume_queued;
 	int want_out;
@@ -135,15 +139,23 @@ static void conn_arm_timer(struct conn *c);
 
 void wpd_routes_free(struct wpd_routes *r); /* routes.c */
 
-void wpd_gen_put(struct wpd_gen *g)
+static void gen_free(void *arg)
 {
-	if (!g || --g->refs)
-		return;
+	struct wpd_gen *g = arg;
+
 	wpd_routes_free(g->routes);
 	if (g->tenants)
 		wpd_tenants_put(g->tenants);
 	wpd_config_free(g->cfg);
 	free(g);
+}
+
+void wpd_gen_put(struct wpd_gen *g)
+{
+	if (!g || --g->refs)
+		return;
+	if (!g->loop || wpd_defer(g->loop, gen_free, g) < 0)
+		gen_free(g);
 }
 
 void wpd_server_set_gen(struct wpd_server *s, struct wpd_gen *g)
@@ -478,7 +490,10 @@ static void conn_recharge(struct conn *c)
 
 static uint32_t conn_events(const struct conn *c)
 {
-	uint32_t ev = EPOLLRDHUP;
+	/* A paused connection is not read, so a half-close (RDHUP, level-
+	 * triggered) would wake the loop forever: not asked for while paused
+	 * (HUP and ERR always come, and close it: conn_io). */
+	uint32_t ev = c->paused ? 0 : EPOLLRDHUP;
 
 	/* While an exchange runs, keep reading (to see the client leave) but
 	 * only as far as a pipelined request can go. */
@@ -586,8 +601,9 @@ static void ex_finish(struct wpd_ex *ex, int aborted)
 	s->st.exchanges_active--;
 	if (s->done_fn)
 		s->done_fn(s->done_arg, ex, aborted ? 499 : ex->status,
-			   wpd_loop_now(s->loop) - ex->start_ns, c->bytes_in, ex->bytes_out,
-			   ex->tokens, ex->route, ex->backend);
+			   wpd_loop_now(s->loop) - ex->start_ns, c->bytes_in - c->bytes_mark,
+			   ex->bytes_out, ex->tokens, ex->route, ex->backend);
+	c->bytes_mark = c->bytes_in;
 	if (ex->admitted)
 		wpd_tenant_done((struct wpd_tenant *)ex->tenant);
 	ex->admitted = 0;
@@ -604,7 +620,12 @@ static void ex_finish(struct wpd_ex *ex, int aborted)
 	conn_recharge(c);
 	if (!c->in_process && !c->resume_queued && c->in.len) {
 		c->resume_queued = 1;
-		wpd_defer(s->loop, conn_resume, c);
+		if (wpd_defer(s->loop, conn_resume, c) < 0) {
+			c->resume_queued = 0;
+			conn_process(c); /* not inside conn_process: safe now */
+			if (c->dead)
+				return;
+		}
 	}
 	conn_arm_timer(c);
 	conn_queue_flush(c);
@@ -719,6 +740,8 @@ int wpd_ex_stream_send(struct wpd_ex *ex, const void *data, size_t len)
 		return -EINVAL;
 	if (c->dead)
 		return -ECONNRESET;
+	if (c->dropping)
+		return -ENOBUFS;
 	if (c->out.len + len > limits(c->s)->out_bytes) {
 		/* The client reads slower than the source writes: drop it
 		 * rather than buffer without bound (the abort callback runs
@@ -728,10 +751,14 @@ int wpd_ex_stream_send(struct wpd_ex *ex, const void *data, size_t len)
 			   "client %s: %zu bytes unread (limits.out_bytes); dropping it", c->peer,
 			   c->out.len);
 		c->closing = 1;
-		wpd_defer(c->s->loop, ex_drop_slow, c);
+		c->dropping = 1;
+		wpd_defer(c->s->loop, ex_drop_slow, c); /* on ENOMEM: the next write error */
 		return -ENOBUFS;
 	}
-	wpd_http_chunk(&c->out, data, len);
+	if (ex->raw)
+		wpd_buf_add(&c->out, data, len);
+	else
+		wpd_http_chunk(&c->out, data, len);
 	ex->bytes_out += c->out.len - before;
 	conn_queue_flush(c);
 	return 0;
@@ -764,7 +791,8 @@ int wpd_ex_end(struct wpd_ex *ex)
 
 	if (ex->state != EX_STREAMING)
 		return -EINVAL;
-	wpd_http_chunk_end(&c->out);
+	if (!ex->raw)
+		wpd_http_chunk_end(&c->out);
 	ex->bytes_out += c->out.len - before;
 	ex->state = EX_ENDED;
 	ex_finish(ex, 0);
@@ -1048,6 +1076,11 @@ static void conn_io(void *arg, uint32_t events)
 {
 	struct conn *c = arg;
 
+	if (c->paused && (events & (EPOLLHUP | EPOLLERR))) {
+		conn_close(c); /* gone mid-request while waiting for memory */
+		return;
+	}
+
 	if (c->tls && !wpd_tls_established(c->tls)) {
 		int ret = wpd_tls_handshake(c->tls);
 
@@ -1183,10 +1216,13 @@ void wpd_server_drain(struct wpd_server *s)
 	}
 	for (struct conn *c = s->conns, *n; c; c = n) {
 		n = c->next;
-		if (c->ex.state == EX_NONE && !c->out.len)
+		/* Idle keep-alive connections close now. The others (a request
+		 * being received or answered) finish: the response says
+		 * Connection: close (s->draining), and the connection closes
+		 * after it; the drain timer bounds the stragglers. */
+		if (c->ex.state == EX_NONE && !c->out.len && c->phase == PH_IDLE &&
+		    !wpd_http_in_progress(&c->hp))
 			conn_close(c);
-		else
-			c->closing = 1; /* answered with Connection: close */
 	}
 }
 

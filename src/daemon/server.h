@@ -32,6 +32,11 @@ struct wpd_gen {
 	struct wpd_routes *routes;   /* routes.c */
 	uint32_t refs;
 	uint64_t id; /* 1, 2, ... one per successful load */
+	/* Set when installed: the last reference frees the generation from a
+	 * deferred call, never inside the backend callback that dropped it
+	 * (freeing a native backend destroys its context, which must not
+	 * happen inside that context's own progress). */
+	struct wpd_loop *loop;
 };
 
 int wpd_server_create(struct wpd_loop *l, struct wpd_server **out);

@@ -39,7 +39,7 @@ struct wpd_up_req {
 	int got_bytes; /* any response byte arrived */
 	int cancelled;
 	struct wpd_timer timeout;
-	struct wpd_up_req *next; /* waiting for a connection */
+	struct wpd_up_req *prev, *next; /* u->active */
 };
 
 struct up_conn {
@@ -56,6 +56,7 @@ struct up_conn {
 	int in_ctype;
 	int field_done;
 	int complete;
+	int interim; /* a 1xx response is being skipped */
 	int keep_alive;
 	int dead;
 	struct up_conn *next; /* idle list */
@@ -73,6 +74,7 @@ struct wpd_upstream {
 	uint32_t timeout_ms;
 	struct up_conn *idle;
 	uint32_t nidle;
+	struct wpd_up_req *active; /* requests not yet done */
 	struct wpd_upstream_stats st;
 };
 
@@ -180,6 +182,11 @@ void wpd_upstream_close(struct wpd_upstream *u)
 {
 	if (!u)
 		return;
+	/* Requests still in flight end here, without callbacks: their owner
+	 * is the one closing (its references are gone). Their memory and
+	 * connections go now; a deferred req_start finds them cancelled. */
+	while (u->active)
+		wpd_upstream_cancel(u->active);
 	while (u->idle) {
 		struct up_conn *c = u->idle;
 
@@ -237,6 +244,13 @@ static int on_headers_complete(http_parser *p)
 	struct up_conn *c = p->data;
 	struct wpd_up_req *r = c->req;
 
+	if (p->status_code >= 100 && p->status_code < 200) {
+		/* 100 Continue, 103 Early Hints: not the response; the real
+		 * one follows on the same connection. */
+		c->interim = 1;
+		return 0;
+	}
+
 	if (r && !r->cancelled && r->cbs.head)
 		r->cbs.head(r->cbs.arg, p->status_code, c->ctype);
 	return 0;
@@ -247,6 +261,9 @@ static int on_body(http_parser *p, const char *at, size_t len)
 	struct up_conn *c = p->data;
 	struct wpd_up_req *r = c->req;
 
+	if (c->interim)
+		return 0;
+
 	if (r && !r->cancelled && r->cbs.body)
 		r->cbs.body(r->cbs.arg, at, len);
 	return 0;
@@ -255,6 +272,15 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
 	struct up_conn *c = p->data;
+
+	if (c->interim) {
+		c->interim = 0;
+		c->ctype[0] = 0;
+		c->field[0] = 0;
+		c->field_done = 0;
+		c->in_ctype = 0;
+		return 0;
+	}
 
 	c->complete = 1;
 	c->keep_alive = http_should_keep_alive(p);
@@ -267,6 +293,7 @@ static void conn_reset_parser(struct up_conn *c)
 	http_parser_init(&c->hp, HTTP_RESPONSE);
 	c->hp.data = c;
 	c->complete = 0;
+	c->interim = 0;
 	c->ctype[0] = 0;
 	c->field[0] = 0;
 	c->field_done = 0;
@@ -476,10 +503,24 @@ static void req_free(void *arg)
 	free(r);
 }
 
+static void active_remove(struct wpd_up_req *r)
+{
+	struct wpd_upstream *u = r->u;
+
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (u->active == r)
+		u->active = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
 static void req_done(struct wpd_up_req *r, int err)
 {
 	struct wpd_upstream *u = r->u;
 
+	active_remove(r);
 	wpd_timer_cancel(u->loop, &r->timeout);
 	u->st.active--;
 	if (err)
@@ -563,11 +604,16 @@ int wpd_upstream_request(struct wpd_upstream *u, const char *method, const char 
 	}
 	u->st.requests++;
 	u->st.active++;
+	r->next = u->active;
+	if (u->active)
+		u->active->prev = r;
+	u->active = r;
 	wpd_timer_arm(u->loop, &r->timeout, (uint64_t)u->timeout_ms * 1000000ull, req_timeout, r);
 	/* Callbacks never run inside this call: the send starts deferred. */
 	if (wpd_defer(u->loop, req_start, r) < 0) {
 		wpd_timer_cancel(u->loop, &r->timeout);
 		u->st.active--;
+		active_remove(r);
 		req_free(r);
 		return -ENOMEM;
 	}

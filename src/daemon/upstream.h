@@ -31,7 +31,8 @@ struct wpd_up_cbs {
 /* url: "http://HOST:PORT[/base]". pool: idle connections kept. */
 int wpd_upstream_open(struct wpd_loop *l, const char *name, const char *url, uint32_t pool,
 		      uint32_t timeout_ms, struct wpd_upstream **out);
-/* Cancels requests in flight (their done(-ECONNABORTED) runs) and frees. */
+/* Cancels requests still in flight (no callbacks run: as wpd_upstream_cancel)
+ * and frees. */
 void wpd_upstream_close(struct wpd_upstream *u);
 /* Send one request: path is appended to the url's base; headers are extra
  * lines ("Name: value\r\n"), Host, Content-Length and Connection are
