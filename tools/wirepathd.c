@@ -226,12 +226,15 @@ static int attach_xdp(struct daemon *d, const struct wpd_config *c)
 		return ret;
 	}
 	d->xdp_loaded = 1;
-	wpd_info("XDP on %s: %s", d->xdp_iface, info.detail);
+	wpd_info("XDP: %s", info.detail);
+	/* The daemon never asks for generic mode: not native means the driver
+	 * refused it (fallback) or the kernel attached it generic anyway. */
 	if (!info.native)
 		wpd_warn("XDP on %s runs in generic mode (%s): the policy holds, but packets "
 			 "reach it after the kernel built an skb",
 			 d->xdp_iface,
-			 info.fallback ? strerror(info.native_err) : "asked for generic");
+			 info.fallback ? strerror(info.native_err)
+				       : "the kernel attached it in generic mode");
 	return 0;
 }
 
@@ -324,6 +327,28 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(placement, "host") && strcmp(placement, "dpu")) {
 		fprintf(stderr, "wirepathd: --placement %s: use host or dpu\n", placement);
+		return 2;
+	}
+	/* Usage errors before anything is loaded: a DPU placement without its
+	 * namespace or cores, or a namespace that would be silently ignored. */
+	if (!strcmp(placement, "dpu") && (!netns || !cpus)) {
+		fprintf(stderr,
+			!netns ? "wirepathd: --placement dpu needs --netns NAME: the network "
+				 "namespace that holds the clients' interface (ip netns add NAME)\n"
+			       : "wirepathd: --placement dpu needs --cpus LIST: the cores that "
+				 "play the DPU (\"2\", \"2-3\")\n");
+		return 2;
+	}
+	if (netns && strcmp(placement, "dpu")) {
+		fprintf(stderr, "wirepathd: --netns %s: only with --placement dpu\n", netns);
+		return 2;
+	}
+	if (netns &&
+	    (!netns[0] || strchr(netns, '/') || !strcmp(netns, ".") || !strcmp(netns, ".."))) {
+		fprintf(stderr,
+			"wirepathd: --netns '%s': not a namespace name (a name under "
+			"/run/netns, as `ip netns list` shows)\n",
+			netns);
 		return 2;
 	}
 	wpd_log_setup(level, with_time);

@@ -43,7 +43,15 @@ int wpd_placement_apply(const char *placement, const char *cpus, const char *net
 			const struct wpd_config *c)
 {
 	int dpu = !strcmp(placement, "dpu");
+	cpu_set_t set;
 
+	/* Everything that can be checked is checked before the process moves:
+	 * a bad CPU list must not leave it half placed. */
+	if (cpus && parse_cpus(cpus, &set) < 0) {
+		wpd_err("--cpus %s: use a list like 2, 2-3 or 0,2-3 (CPUs 0..%d)", cpus,
+			CPU_SETSIZE - 1);
+		return -EINVAL;
+	}
 	if (dpu) {
 		char path[300];
 		int fd;
@@ -70,7 +78,9 @@ int wpd_placement_apply(const char *placement, const char *cpus, const char *net
 		if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
 			int err = -errno;
 
-			wpd_err("--netns %s: %s: %s", netns, path, strerror(errno));
+			wpd_err("--netns %s: %s: %s%s", netns, path, strerror(errno),
+				fd < 0 && err == -ENOENT ? " (make it with: ip netns add NAME)"
+							 : "");
 			if (fd >= 0)
 				close(fd);
 			return err;
@@ -79,16 +89,16 @@ int wpd_placement_apply(const char *placement, const char *cpus, const char *net
 		wpd_info("placement dpu: in network namespace %s", netns);
 	}
 	if (cpus) {
-		cpu_set_t set;
-
-		if (parse_cpus(cpus, &set) < 0) {
-			wpd_err("--cpus %s: use a list like 2, 2-3 or 0,2-3", cpus);
-			return -EINVAL;
-		}
+		/* Set before any thread exists, so every later one inherits it. */
 		if (sched_setaffinity(0, sizeof(set), &set) < 0) {
 			int err = -errno;
 
-			wpd_err("--cpus %s: %s", cpus, strerror(errno));
+			if (err == -EINVAL)
+				wpd_err("--cpus %s: none of these CPUs is online and allowed to this "
+					"process (see Cpus_allowed_list in /proc/self/status)",
+					cpus);
+			else
+				wpd_err("--cpus %s: %s", cpus, strerror(errno));
 			return err;
 		}
 		wpd_info("placement %s: pinned to CPUs %s", placement, cpus);
