@@ -23,7 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <wirepath/policy.h>
@@ -50,7 +53,12 @@ struct daemon {
 	uint64_t gen_id;
 	char config_path[4096];
 	char xdp_iface[64];
+	char xdp_rules[4096]; /* the rules file the XDP program was loaded from */
 	int xdp_loaded;
+	/* With `user:`, the root process that keeps the XDP attachment (reload,
+	 * detach): the write end of its pipe and its pid; -1 / 0 without. */
+	int keeper_fd;
+	pid_t keeper_pid;
 	struct wpd_timer drain_timer;
 };
 
@@ -139,7 +147,16 @@ static void reload(struct daemon *d)
 	if (g->cfg->nlisten != wpd_server_gen(d->srv)->cfg->nlisten)
 		wpd_warn("reload: listener changes take effect at restart");
 	wpd_metrics_access_log(g->cfg->access_log);
-	if (d->xdp_loaded && g->cfg->policy[0]) {
+	if (d->keeper_fd >= 0) {
+		if (strcmp(g->cfg->policy, d->xdp_rules))
+			wpd_warn("reload: the XDP program on %s keeps the rules of %s until "
+				 "restart (the daemon runs as %s and cannot read another file "
+				 "into it)",
+				 d->xdp_iface, d->xdp_rules, g->cfg->user);
+		if (write(d->keeper_fd, "R", 1) != 1)
+			wpd_err("reload: XDP rules on %s unchanged: its keeper is gone (%s)",
+				d->xdp_iface, strerror(errno));
+	} else if (d->xdp_loaded && g->cfg->policy[0]) {
 		struct wp_policy *p;
 
 		if (wp_policy_parse_file(g->cfg->policy, &p) == 0) {
@@ -226,6 +243,7 @@ static int attach_xdp(struct daemon *d, const struct wpd_config *c)
 		return ret;
 	}
 	d->xdp_loaded = 1;
+	snprintf(d->xdp_rules, sizeof(d->xdp_rules), "%s", c->policy);
 	wpd_info("XDP: %s", info.detail);
 	/* The daemon never asks for generic mode: not native means the driver
 	 * refused it (fallback) or the kernel attached it generic anyway. */
@@ -236,6 +254,93 @@ static int attach_xdp(struct daemon *d, const struct wpd_config *c)
 			 info.fallback ? strerror(info.native_err)
 				       : "the kernel attached it in generic mode");
 	return 0;
+}
+
+/*
+ * The keeper: after the privilege drop the daemon can neither write the
+ * pinned maps (bpffs, mode 0700) nor detach (CAP_NET_ADMIN), so a process
+ * forked before the drop keeps root for exactly that. It holds no socket
+ * and takes no signal; it reads one byte per SIGHUP ('R': reload the rules
+ * file named at start, never a path the daemon sends) and detaches the
+ * program at EOF, which comes however the daemon ends (exit, crash, KILL).
+ */
+static void keeper_main(struct daemon *d, int fd)
+{
+	char c;
+
+	signal(SIGTERM, SIG_IGN); /* the daemon's drain decides; EOF ends us */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	prctl(PR_SET_NAME, "wirepathd-xdp");
+	if (dup2(fd, 3) < 0)
+		_exit(1);
+	close_range(4, ~0u, 0); /* listeners, epoll, contexts: the daemon's */
+	for (;;) {
+		ssize_t n = read(3, &c, 1);
+		struct wp_policy *p;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (wp_policy_parse_file(d->xdp_rules, &p) < 0) {
+			wpd_err("reload: XDP rules on %s unchanged (%s does not parse)",
+				d->xdp_iface, d->xdp_rules);
+			continue;
+		}
+		if (wp_policy_xdp_reload(d->xdp_iface, p, NULL) < 0)
+			wpd_err("reload: XDP rules on %s unchanged", d->xdp_iface);
+		else
+			wpd_info("reload: XDP rules on %s from %s", d->xdp_iface, d->xdp_rules);
+		wp_policy_free(p);
+	}
+	_exit(wp_policy_xdp_unload(d->xdp_iface) < 0);
+}
+
+static int start_keeper(struct daemon *d)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		wpd_err("XDP keeper: pipe: %s", strerror(errno));
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		int err = -errno;
+
+		wpd_err("XDP keeper: fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return err;
+	}
+	if (pid == 0) {
+		close(p[1]);
+		keeper_main(d, p[0]);
+	}
+	close(p[0]);
+	d->keeper_fd = p[1];
+	d->keeper_pid = pid;
+	wpd_info("XDP on %s: kept by pid %d (root) for reloads and the detach at exit",
+		 d->xdp_iface, (int)pid);
+	return 0;
+}
+
+/* Detach: ourselves, or close the keeper's pipe and wait for it to. */
+static void detach_xdp(struct daemon *d)
+{
+	int st;
+
+	if (d->keeper_fd < 0) {
+		if (d->xdp_loaded)
+			wp_policy_xdp_unload(d->xdp_iface);
+		return;
+	}
+	close(d->keeper_fd);
+	d->keeper_fd = -1;
+	while (waitpid(d->keeper_pid, &st, 0) < 0 && errno == EINTR)
+		;
 }
 
 static void log_ready(struct daemon *d, const struct wpd_config *c)
@@ -264,7 +369,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct daemon d = { .sigfd = -1 };
+	struct daemon d = { .sigfd = -1, .keeper_fd = -1 };
 	const char *placement = "host", *cpus = NULL, *netns = NULL;
 	enum wp_log_level level = WP_LOG_INFO;
 	int with_time = getenv("JOURNAL_STREAM") == NULL;
@@ -375,6 +480,8 @@ int main(int argc, char **argv)
 		goto out;
 	if (d.xdp_iface[0] && attach_xdp(&d, g->cfg) < 0)
 		goto out;
+	if (g->cfg->user[0] && d.xdp_loaded && start_keeper(&d) < 0)
+		goto out;
 	if (g->cfg->user[0] && drop_privileges(g->cfg->user) < 0)
 		goto out;
 
@@ -422,8 +529,7 @@ out:
 	wpd_loop_run_once(d.loop, 0);
 	wpd_loop_destroy(d.loop);
 	wpd_metrics_fini();
-	if (d.xdp_loaded)
-		wp_policy_xdp_unload(d.xdp_iface);
+	detach_xdp(&d);
 out_gen:
 	wpd_gen_put(g);
 	return rc;

@@ -161,4 +161,44 @@ rc=$?
 in_b ip link show "$VB" | grep -q ' xdp' && dfail "XDP still on $VB after wirepathd exited"
 ls -d /sys/fs/bpf/wirepath/"$VB"* 2>/dev/null && dfail "pins left under /sys/fs/bpf/wirepath"
 note "SIGTERM: exit 0, $VB has no XDP program, no pins left"
+
+# Again with `user: nobody`: the daemon drops root after the attach, and
+# its keeper (root, forked before the drop) reloads the XDP rules on SIGHUP
+# and detaches at exit. The reload gives acme the second port.
+if getent passwd nobody >/dev/null; then
+	chmod 755 "$TMPD"
+	printf 'user: nobody\n' >>"$TMPD/wpd.yaml"
+	chmod 644 "$TMPD/wpd.yaml" "$TMPD/tenants.rules"
+	log="$TMPD/wpd-user.log"
+	nsenter --net="/run/netns/$NS_B" "$WPD" --config "$TMPD/wpd.yaml" --xdp "$VB" >"$log" 2>&1 &
+	WPD_PID=$!
+	MYPIDS+=($WPD_PID)
+	for _ in $(seq 200); do
+		[ "$(grep -c 'ready: http://' "$log")" -ge 2 ] && break
+		kill -0 $WPD_PID 2>/dev/null || dfail "wirepathd (user: nobody) exited at start"
+		sleep 0.05
+	done
+	grep -q "running as nobody" "$log" || dfail "no privilege drop"
+	keeper=$(sed -n 's/.*kept by pid \([0-9]*\).*/\1/p' "$log")
+	[ -n "$keeper" ] || dfail "no XDP keeper with user: nobody"
+	[ "$(awk '/^Uid/ {print $2}' /proc/$WPD_PID/status)" != 0 ] || dfail "the daemon still runs as root"
+	in_a curl -s --interface 10.99.1.2 --connect-timeout 2 -o /dev/null "http://10.99.0.1:$PORT2/healthz"
+	[ $? -eq 28 ] || dfail "acme -> :$PORT2 before the reload was not dropped"
+	sed -i "s/ports tcp:$PORT\$/ports tcp:$PORT tcp:$PORT2/" "$TMPD/tenants.rules"
+	kill -HUP $WPD_PID
+	for _ in $(seq 100); do grep -q "reload: XDP rules on $VB from" "$log" && break; sleep 0.05; done
+	grep -q "reload: XDP rules on $VB from" "$log" || dfail "SIGHUP did not reload the XDP rules"
+	code=$(in_a curl -s --interface 10.99.1.2 --max-time 5 -o /dev/null -w '%{http_code}' \
+		"http://10.99.0.1:$PORT2/healthz")
+	[ "$code" = 200 ] || dfail "acme -> :$PORT2 after the reload: $code, want 200"
+	kill -TERM $WPD_PID
+	wait $WPD_PID
+	rc=$?
+	[ $rc -eq 0 ] || dfail "wirepathd (user: nobody) exited $rc after SIGTERM"
+	kill -0 "$keeper" 2>/dev/null && dfail "the keeper (pid $keeper) outlived the daemon"
+	in_b ip link show "$VB" | grep -q ' xdp' && dfail "XDP left on $VB by a daemon running as nobody"
+	note "user: nobody: keeper pid $keeper; SIGHUP opened :$PORT2 in XDP; SIGTERM detached it"
+else
+	note "no user nobody here: the privilege-drop leg is left out"
+fi
 echo "PASS"
