@@ -204,15 +204,34 @@ static const struct wpd_model *find_model(const struct wpd_config *c, const char
 
 /* ---- native generation ---- */
 
-struct gen_job {
+/* What every native call of a route holds: the exchange (NULL once the
+ * client left), the backend, a generation reference (the backend and the
+ * tenant stay), the call id, and whether it was aborted. First member of
+ * each job, so one abort serves them all. */
+struct native_job {
 	struct wpd_ex *ex;
 	struct wpd_native *n;
-	struct wpd_gen *g; /* a reference: the backend and tenant stay */
+	struct wpd_gen *g;
+	uint64_t id;
+	int aborted;
+};
+
+static void native_abort(void *arg)
+{
+	struct native_job *j = arg;
+
+	/* The client left: stop the backend now. on_done(-ECANCELED) follows
+	 * from the backend's progress and frees the job. */
+	j->aborted = 1;
+	j->ex = NULL;
+	wpd_native_cancel(j->n, j->id);
+}
+
+struct gen_job {
+	struct native_job c; /* first */
 	struct wpd_tenant *tenant;
 	enum wpd_oai_kind kind;
-	uint64_t id;
 	int stream, include_usage;
-	int aborted;
 	struct wpd_sse_tmpl tmpl;
 	struct wpd_buf ev;  /* scratch for one event */
 	struct wpd_buf acc; /* non-streaming: the text so far */
@@ -230,19 +249,8 @@ static void job_free(struct gen_job *j)
 		wpd_tenant_charge_tokens(j->tenant, wp_now_ns(), j->tokens);
 	wpd_buf_free(&j->ev);
 	wpd_buf_free(&j->acc);
-	wpd_gen_put(j->g);
+	wpd_gen_put(j->c.g);
 	free(j);
-}
-
-static void gen_abort(void *arg)
-{
-	struct gen_job *j = arg;
-
-	/* The client left: stop the model now. on_done(-ECANCELED) follows
-	 * from the backend's progress and frees the job. */
-	j->aborted = 1;
-	j->ex = NULL;
-	wpd_native_cancel(j->n, j->id);
 }
 
 static void gen_data(void *arg, struct wp_msg *m)
@@ -250,7 +258,7 @@ static void gen_data(void *arg, struct wp_msg *m)
 	struct gen_job *j = arg;
 	const char *d = m->data;
 
-	if (j->aborted || !m->len)
+	if (j->c.aborted || !m->len)
 		return;
 	if (d[0] == WP_SVC_CHUNK_TEXT) {
 		j->tokens++;
@@ -260,7 +268,7 @@ static void gen_data(void *arg, struct wp_msg *m)
 		}
 		wpd_buf_reset(&j->ev);
 		wpd_sse_delta(&j->tmpl, d + 1, m->len - 1, &j->ev);
-		if (wpd_ex_stream_send(j->ex, j->ev.p, j->ev.len) < 0) {
+		if (wpd_ex_stream_send(j->c.ex, j->ev.p, j->ev.len) < 0) {
 			/* A slow client is being dropped: its abort follows. */
 			return;
 		}
@@ -294,9 +302,9 @@ static int backend_status(int status)
 static void gen_done(void *arg, int status)
 {
 	struct gen_job *j = arg;
-	struct wpd_ex *ex = j->ex;
+	struct wpd_ex *ex = j->c.ex;
 
-	if (j->aborted || !ex) {
+	if (j->c.aborted || !ex) {
 		job_free(j);
 		return;
 	}
@@ -315,7 +323,7 @@ static void gen_done(void *arg, int status)
 			 * API sends one, then the end. */
 			char msg[160];
 
-			snprintf(msg, sizeof(msg), "backend %s failed: %s", wpd_native_name(j->n),
+			snprintf(msg, sizeof(msg), "backend %s failed: %s", wpd_native_name(j->c.n),
 				 status < 0 ? strerror(-status) : "error status");
 			wpd_buf_adds(&j->ev, "data: ");
 			wpd_oai_error_body(&j->ev, msg, "server_error", NULL, NULL);
@@ -333,7 +341,7 @@ static void gen_done(void *arg, int status)
 	}
 	if (status != 0) {
 		wpd_ex_error(ex, backend_status(status), "server_error", NULL,
-			     "backend %s failed: %s", wpd_native_name(j->n),
+			     "backend %s failed: %s", wpd_native_name(j->c.n),
 			     status < 0 ? strerror(-status) : "error status");
 		job_free(j);
 		return;
@@ -354,24 +362,11 @@ static void gen_done(void *arg, int status)
 }
 
 struct embed_job {
-	struct wpd_ex *ex;
-	struct wpd_native *n;
-	struct wpd_gen *g;
-	uint64_t id;
-	int aborted;
+	struct native_job c; /* first */
 	int base64;
 	char model[128];
 	struct wpd_buf reply;
 };
-
-static void embed_abort(void *arg)
-{
-	struct embed_job *j = arg;
-
-	j->aborted = 1;
-	j->ex = NULL;
-	wpd_native_cancel(j->n, j->id);
-}
 
 static void embed_data(void *arg, struct wp_msg *m)
 {
@@ -385,17 +380,17 @@ static void embed_done(void *arg, int status)
 	struct embed_job *j = arg;
 	struct wp_svc_embed_hdr h;
 
-	if (j->aborted || !j->ex)
+	if (j->c.aborted || !j->c.ex)
 		goto out;
 	if (status != 0) {
-		wpd_ex_error(j->ex, backend_status(status), "server_error", NULL,
-			     "backend %s failed: %s", wpd_native_name(j->n),
+		wpd_ex_error(j->c.ex, backend_status(status), "server_error", NULL,
+			     "backend %s failed: %s", wpd_native_name(j->c.n),
 			     status < 0 ? strerror(-status) : "error status");
 		goto out;
 	}
 	if (j->reply.len < sizeof(h)) {
-		wpd_ex_error(j->ex, 502, "server_error", NULL, "backend %s: short embedding reply",
-			     wpd_native_name(j->n));
+		wpd_ex_error(j->c.ex, 502, "server_error", NULL,
+			     "backend %s: short embedding reply", wpd_native_name(j->c.n));
 		goto out;
 	}
 	memcpy(&h, j->reply.p, sizeof(h));
@@ -404,26 +399,26 @@ static void embed_done(void *arg, int status)
 	h.prompt_tokens = le32toh(h.prompt_tokens);
 	if (!h.dim || h.dim > 65536 || h.count > 65536 ||
 	    (uint64_t)h.count * h.dim * 4 != j->reply.len - sizeof(h)) {
-		wpd_ex_error(j->ex, 502, "server_error", NULL,
+		wpd_ex_error(j->c.ex, 502, "server_error", NULL,
 			     "backend %s: embedding reply sizes do not add up",
-			     wpd_native_name(j->n));
+			     wpd_native_name(j->c.n));
 		goto out;
 	}
 	float *v = malloc((size_t)h.count * h.dim * sizeof(float) + 1);
 	struct wpd_buf body = { 0 };
 
 	if (!v) {
-		wpd_ex_error(j->ex, 500, "server_error", NULL, "out of memory");
+		wpd_ex_error(j->c.ex, 500, "server_error", NULL, "out of memory");
 		goto out;
 	}
 	memcpy(v, j->reply.p + sizeof(h), (size_t)h.count * h.dim * sizeof(float));
 	wpd_oai_embedding_body_fmt(&body, j->model, v, h.count, h.dim, h.prompt_tokens, j->base64);
 	free(v);
-	wpd_ex_reply(j->ex, 200, "application/json", NULL, body.p, body.len);
+	wpd_ex_reply(j->c.ex, 200, "application/json", NULL, body.p, body.len);
 	wpd_buf_free(&body);
 out:
 	wpd_buf_free(&j->reply);
-	wpd_gen_put(j->g);
+	wpd_gen_put(j->c.g);
 	free(j);
 }
 
@@ -465,16 +460,16 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 			wpd_ex_error(ex, 500, "server_error", NULL, "out of memory");
 			return;
 		}
-		j->ex = ex;
-		j->n = n;
-		j->g = g;
+		j->c.ex = ex;
+		j->c.n = n;
+		j->c.g = g;
 		j->base64 = rq->base64;
 		snprintf(j->model, sizeof(j->model), "%s", rq->model);
 		p.method = WP_SVC_EMBED;
 		p.on_data = embed_data;
 		p.on_done = embed_done;
 		p.arg = j;
-		ret = wpd_native_call(n, &p, &j->id);
+		ret = wpd_native_call(n, &p, &j->c.id);
 		wpd_buf_free(&req);
 		if (ret < 0) {
 			free(j);
@@ -483,7 +478,7 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 			return;
 		}
 		g->refs++;
-		wpd_ex_on_abort(ex, embed_abort, j);
+		wpd_ex_on_abort(ex, native_abort, j);
 		return;
 	}
 
@@ -494,9 +489,9 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 		wpd_ex_error(ex, 500, "server_error", NULL, "out of memory");
 		return;
 	}
-	j->ex = ex;
-	j->n = n;
-	j->g = g;
+	j->c.ex = ex;
+	j->c.n = n;
+	j->c.g = g;
 	j->kind = rq->kind;
 	j->tenant = (struct wpd_tenant *)wpd_ex_tenant(ex);
 	j->stream = rq->stream;
@@ -508,7 +503,7 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 	p.on_data = gen_data;
 	p.on_done = gen_done;
 	p.arg = j;
-	ret = wpd_native_call(n, &p, &j->id);
+	ret = wpd_native_call(n, &p, &j->c.id);
 	wpd_buf_free(&req);
 	if (ret < 0) {
 		free(j);
@@ -517,7 +512,7 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 		return;
 	}
 	g->refs++;
-	wpd_ex_on_abort(ex, gen_abort, j);
+	wpd_ex_on_abort(ex, native_abort, j);
 	if (j->stream) {
 		wpd_sse_init(&j->tmpl, rq->kind, j->cid, j->created, j->model);
 		if (j->include_usage)
