@@ -3,7 +3,8 @@
 # Install the Debian 12 packages wirepath builds, tests and demos with.
 # Idempotent: installs only what is missing; uses sudo when not root.
 #   scripts/deps.sh          build + test + demo
-#   scripts/deps.sh --peers  also the peer benchmarks (sockperf, nginx, wrk, ucx_perftest)
+#   scripts/deps.sh --peers  also the peer benchmarks (sockperf, ucx_perftest; nginx and
+#                            wrk are in the default list: the gateway bench's smoke test)
 set -euo pipefail
 
 pkgs=(gcc make meson ninja-build pkg-config liburing-dev clang libclang-rt-14-dev gnuplot-nox valgrind)
@@ -16,8 +17,11 @@ pkgs+=(nftables)
 pkgs+=(libssl-dev)
 # wirepathd (src/daemon): HTTP/1.1 parser, JSON, YAML configuration.
 pkgs+=(libhttp-parser-dev libjansson-dev libfyaml-dev)
+# The gateway bench (bench/gateway/run.sh; its smoke test runs in make test)
+# compares wirepathd with nginx and loads both with wrk.
+pkgs+=(nginx-light wrk)
 if [ "${1:-}" = "--peers" ]; then
-	pkgs+=(sockperf nginx-light wrk ucx-utils)
+	pkgs+=(sockperf ucx-utils)
 fi
 
 missing=()
