@@ -3,9 +3,6 @@
 """Helpers of bench/gateway/run.sh (standard library only).
 
   gateway.py freeport N               N free TCP ports on 127.0.0.1
-  gateway.py cpu PID...               CPU seconds (utime + stime) of each PID and
-                                      its children, summed
-  gateway.py hostcpu                  the host's busy CPU seconds so far (/proc/stat)
   gateway.py rec RAW SCEN TGT ROUND FILE KEY=VAL...
                                       append one measurement to RAW (JSON lines):
                                       FILE is sse_load's JSON or wrk's text output
@@ -21,8 +18,6 @@ import re
 import socket
 import statistics
 import sys
-
-TICK = os.sysconf("SC_CLK_TCK")
 
 # Targets of issue 13 ("Performance").
 TARGET_ADDED_P50_US = 50
@@ -43,42 +38,6 @@ def freeport(n):
     print(" ".join(str(s.getsockname()[1]) for s in socks))
     for s in socks:
         s.close()
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            st = f.read()
-    except OSError:
-        return 0
-    # the command may hold spaces and parentheses: fields start after the last ')'
-    fields = st[st.rfind(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-
-
-def cpu(pids):
-    total = 0
-    for p in pids:
-        p = int(p)
-        total += ticks(p)
-        for c in children(p):
-            total += ticks(c)
-    print(f"{total / TICK:.3f}")
-
-
-def hostcpu():
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal: busy = all but idle, iowait
-    print(f"{(sum(v[:8]) - v[3] - v[4]) / TICK:.3f}")
 
 
 def parse_wrk(text):
@@ -439,10 +398,6 @@ def main(argv):
     cmd = argv[1]
     if cmd == "freeport":
         freeport(int(argv[2]))
-    elif cmd == "cpu":
-        cpu(argv[2:])
-    elif cmd == "hostcpu":
-        hostcpu()
     elif cmd == "rec":
         rec(argv[2], argv[3], argv[4], argv[5], argv[6], argv[7:])
     elif cmd == "report":

@@ -246,7 +246,7 @@ wpd_limits="limits: {conns: 100000, rx_budget: 1GiB}"
 serve_start() {
 	local name=$1 uri=$2 _
 	"$WP" serve --listen "$uri" --port-file "$tmp/$name.port" --token-interval-us "$pace_us" \
-		--conns-max 100000 >"$tmp/$name.log" 2>&1 &
+		>"$tmp/$name.log" 2>&1 &
 	SVC_PID=$!
 	pids+=("$SVC_PID")
 	for _ in $(seq 100); do
@@ -262,7 +262,32 @@ serve_start() {
 }
 
 # --- one measurement ---------------------------------------------------------
-sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+# CPU in clock ticks, read in the shell (no process started per reading):
+# utime + stime (fields 14 and 15 of /proc/PID/stat) of each PID and of its
+# children (nginx's worker); the host's busy ticks from /proc/stat.
+ticks_of() {
+	local s f
+	read -r s <"/proc/$1/stat" 2>/dev/null || { echo 0; return; }
+	s=${s##*) }
+	read -ra f <<<"$s"
+	echo $((f[11] + f[12]))
+}
+cpu_ticks() {
+	local p c t=0 kids
+	for p in "$@"; do
+		t=$((t + $(ticks_of "$p")))
+		kids=$(cat "/proc/$p/task/$p/children" 2>/dev/null || true)
+		for c in $kids; do t=$((t + $(ticks_of "$c"))); done
+	done
+	echo $t
+}
+host_ticks() {
+	local cpu u n sy id io irq sirq st _
+	read -r cpu u n sy id io irq sirq st _ </proc/stat
+	echo $((u + n + sy + irq + sirq + st))
+}
+hz=$(getconf CLK_TCK)
+secs() { awk -v a="$1" -v b="$2" -v hz="$hz" 'BEGIN { printf "%.3f", (a - b) / hz }'; }
 raw="$tmp/raw.jsonl"
 : >"$raw"
 # measure SCEN TARGET ROUND "PROXY PIDS" "UPSTREAM PIDS" CMD...: run CMD, its
@@ -272,13 +297,15 @@ measure() {
 	local scen=$1 tgt=$2 rnd=$3 ppids=$4 upids=$5 out="$tmp/out-$1-$2-$3"
 	shift 5
 	local p0 p1 u0 u1 h0 h1 rc=0
-	p0=$(py cpu $ppids) u0=$(py cpu $upids) h0=$(py hostcpu)
+	# shellcheck disable=SC2086 # PID lists
+	p0=$(cpu_ticks $ppids) u0=$(cpu_ticks $upids) h0=$(host_ticks)
 	"$@" >"$out" 2>"$out.err" || rc=$?
-	p1=$(py cpu $ppids) u1=$(py cpu $upids) h1=$(py hostcpu)
+	# shellcheck disable=SC2086
+	p1=$(cpu_ticks $ppids) u1=$(cpu_ticks $upids) h1=$(host_ticks)
 	[ $rc -eq 0 ] || { say "$scen/$tgt round $rnd: exit $rc: $(tail -n 3 "$out.err")"; cat "$out.err" >>"$out"; }
-	local kv=(host_cpu_s="$(sub "$h1" "$h0")")
-	[ -n "$ppids" ] && kv+=(proxy_cpu_s="$(sub "$p1" "$p0")")
-	[ -n "$upids" ] && kv+=(upstream_cpu_s="$(sub "$u1" "$u0")")
+	local kv=(host_cpu_s="$(secs "$h1" "$h0")")
+	[ -n "$ppids" ] && kv+=(proxy_cpu_s="$(secs "$p1" "$p0")")
+	[ -n "$upids" ] && kv+=(upstream_cpu_s="$(secs "$u1" "$u0")")
 	py rec "$raw" "$scen" "$tgt" "$rnd" "$out" "${kv[@]}"
 }
 
