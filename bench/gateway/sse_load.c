@@ -1097,6 +1097,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nconns; i++) {
 		if (conns[i].fd >= 0 && conns[i].busy)
 			st.err[ERR_TIMEOUT]++;
+		else if (conns[i].fd >= 0 && !conns[i].connected)
+			st.err[ERR_CONNECT]++; /* still connecting at the end */
 		conn_close(&conns[i]);
 	}
 	if (cfg.mode == MODE_RATE)
