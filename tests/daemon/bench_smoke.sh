@@ -6,7 +6,8 @@
 # must finish, and its JSON must hold every figure docs/performance.md
 # reports, with every request answered (no errors). It does not judge the
 # figures: a loaded test machine is no place for that.
-# Skips (77) only when nginx or wrk is missing (scripts/deps.sh installs them).
+# Skips (77) only when nginx or wrk is missing (scripts/deps.sh installs them)
+# or the build has no wirepathd (as the other tests/daemon scripts).
 set -u
 BUILD=${1:?usage: $0 BUILD}
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,6 +15,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 for t in nginx wrk python3; do
 	command -v "$t" >/dev/null || { echo "$t not installed (scripts/deps.sh installs it)"; exit 77; }
 done
+# as tests/daemon/lib.sh: a build without the daemon has nothing to measure
+[ -x "$BUILD/wirepathd" ] || { echo "wirepathd not built"; exit 77; }
 out=$(mktemp -d /tmp/wpd-bench-smoke.XXXXXX)
 trap 'rm -rf "$out"' EXIT
 
