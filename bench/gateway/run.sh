@@ -47,8 +47,10 @@ pace_us=25000
 sse_streams=100
 sse_tokens=40
 sse_secs=10
-scale="2500 5000 10000"
-scale_secs=20
+# stream counts at once: up to the target, with steps below it to find what
+# this host sustains when the target is beyond it
+scale="250 500 1000 2500 10000"
+scale_secs=10
 native_streams=1000
 native_secs=10
 warm_secs=1
@@ -57,7 +59,7 @@ o_rounds="" o_rate="" o_sse="" o_scale="" o_native="" o_pace=""
 usage() {
 	echo "usage: bench/gateway/run.sh [--quick] [--build DIR (build)] [--json FILE (results/gateway-DATE.json)]"
 	echo "                            [--rounds N (3)] [--rate R (1000)] [--sse-streams N (100)]"
-	echo "                            [--scale \"N N ...\" (2500 5000 10000)] [--native-streams N (1000)]"
+	echo "                            [--scale \"N N ...\" (250 500 1000 2500 10000)] [--native-streams N (1000)]"
 	echo "                            [--pace-us N (25000)]"
 	echo "  --quick   every scenario about 5 s at tiny sizes (the smoke test's mode)"
 }
@@ -215,7 +217,7 @@ nginx_proxy() {
 wpd_start() {
 	local name=$1 conf="$tmp/$1.yaml" log="$tmp/$1.log" _
 	cat >"$conf"
-	"$WPD" --config "$conf" --log-level warn >"$log" 2>&1 &
+	"$WPD" --config "$conf" --log-level info >"$log" 2>&1 &
 	WPD_PID=$!
 	pids+=("$WPD_PID")
 	for _ in $(seq 200); do

@@ -85,5 +85,5 @@ need("host.loadavg_start")
 if bad:
     print("FAIL: gateway.json:\n  " + "\n  ".join(bad))
     sys.exit(1)
-print("ok: gateway.json has every figure; " + "; ".join(r["summary"][1:3]))
+print("ok: gateway.json has every figure, and no request failed")
 PY
