@@ -501,3 +501,139 @@ void wpd_oai_models_body(struct wpd_buf *out, const char *const *ids, uint32_t n
 	}
 	wpd_buf_adds(out, "]}");
 }
+
+/*
+ * The model of a request that is only passed through (an http backend),
+ * without building a JSON tree: the gateway bench's profile had jansson at
+ * a third of the daemon's CPU on that path, for one string (docs/daemon.md,
+ * "Benchmark"). A scan of the top-level object that answers only when the
+ * answer is certain: the key spelled plainly (no escapes), exactly once, its
+ * value a string without escapes, and the object well-formed to its end. In
+ * every other case it returns -EAGAIN and the caller parses with jansson,
+ * which refuses what must be refused (duplicate keys, bad JSON), so the
+ * daemon and the upstream can never read two different models from one
+ * body. tests/fuzz/fuzz_openai.c checks the two agree on every input.
+ */
+static size_t ws(const char *p, size_t i, size_t n)
+{
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* Past a string starting at p[i] == '"'; 0 if unterminated or has a raw
+ * control char. *esc: it had a backslash. */
+static size_t skip_str(const char *p, size_t i, size_t n, int *esc)
+{
+	for (i++; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '"')
+			return i + 1;
+		if (c < 0x20)
+			return 0;
+		if (c == '\\') {
+			*esc = 1;
+			i++;
+		}
+	}
+	return 0;
+}
+
+/* Past one value (structure only: literals and numbers are left for
+ * jansson to judge, which the caller's fallback would do). 0 on error. */
+static size_t skip_val(const char *p, size_t i, size_t n)
+{
+	int depth = 0, esc;
+
+	do {
+		i = ws(p, i, n);
+		if (i >= n)
+			return 0;
+		switch (p[i]) {
+		case '"':
+			i = skip_str(p, i, n, &esc);
+			if (!i)
+				return 0;
+			break;
+		case '{':
+		case '[':
+			if (++depth > 64)
+				return 0;
+			i++;
+			break;
+		case '}':
+		case ']':
+			if (--depth < 0)
+				return 0;
+			i++;
+			break;
+		case ',':
+		case ':':
+			if (!depth)
+				return 0;
+			i++;
+			break;
+		default:
+			while (i < n && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' &&
+			       p[i] != '\n' && p[i] != '\r' && p[i] != '\t' && p[i] != '"' &&
+			       p[i] != '{' && p[i] != '[' && p[i] != ':')
+				i++;
+		}
+	} while (depth > 0);
+	return i;
+}
+
+int wpd_oai_peek_model(const char *body, size_t len, char *model, size_t cap)
+{
+	size_t i = ws(body, 0, len), k, ks;
+	int found = 0, esc;
+
+	if (i >= len || body[i] != '{')
+		return -EAGAIN;
+	i = ws(body, i + 1, len);
+	if (i < len && body[i] == '}')
+		return -EAGAIN;
+	for (;;) {
+		if (i >= len || body[i] != '"')
+			return -EAGAIN;
+		esc = 0;
+		ks = i + 1;
+		k = skip_str(body, i, len, &esc);
+		if (!k || esc)
+			return -EAGAIN;
+		i = ws(body, k, len);
+		if (i >= len || body[i] != ':')
+			return -EAGAIN;
+		i = ws(body, i + 1, len);
+		if (k - 1 - ks == 5 && !memcmp(body + ks, "model", 5)) {
+			size_t vs = i + 1, ve;
+
+			if (found || i >= len || body[i] != '"')
+				return -EAGAIN;
+			esc = 0;
+			ve = skip_str(body, i, len, &esc);
+			if (!ve || esc || ve - 1 - vs >= cap || ve - 1 == vs)
+				return -EAGAIN;
+			memcpy(model, body + vs, ve - 1 - vs);
+			model[ve - 1 - vs] = 0;
+			found = 1;
+			i = ve;
+		} else {
+			i = skip_val(body, i, len);
+			if (!i)
+				return -EAGAIN;
+		}
+		i = ws(body, i, len);
+		if (i < len && body[i] == ',') {
+			i = ws(body, i + 1, len);
+			continue;
+		}
+		if (i < len && body[i] == '}')
+			break;
+		return -EAGAIN;
+	}
+	if (ws(body, i + 1, len) != len)
+		return -EAGAIN;
+	return found ? 0 : -EAGAIN;
+}

@@ -45,6 +45,11 @@ struct wpd_oai_req {
 int wpd_oai_parse(enum wpd_oai_kind kind, const char *body, size_t len, struct wpd_oai_req *r,
 		  char *err, size_t errlen, const char **param);
 void wpd_oai_req_free(struct wpd_oai_req *r);
+/* The top-level "model" of a body that is only passed through, without a
+ * JSON tree: 0 and model set when certain, -EAGAIN when the caller must
+ * parse with wpd_oai_parse (escapes, a duplicate, malformed JSON, no model,
+ * longer than cap - 1). Never a different answer from jansson's. */
+int wpd_oai_peek_model(const char *body, size_t len, char *model, size_t cap);
 
 /* Non-streamed bodies. id is the caller's ("chatcmpl-...", "cmpl-..."),
  * created Unix seconds, finish "stop" / "length" / ... */

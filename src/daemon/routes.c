@@ -683,6 +683,19 @@ static void route_model(struct wpd_ex *ex, struct wpd_gen *g, enum wpd_oai_kind 
 			       wpd_ex_path(ex));
 		return;
 	}
+	/* Passed through to an http backend: only the model matters here, and
+	 * the upstream parses the rest itself (no JSON tree: the bench's
+	 * profile, docs/daemon.md). Anything the quick look is not sure of
+	 * takes the full parse below. */
+	if (wpd_oai_peek_model(body, blen, rq.model, sizeof(rq.model)) == 0 &&
+	    (m = find_model(g->cfg, rq.model)) &&
+	    g->cfg->backends[m->backend].kind == WPD_BACKEND_HTTP &&
+	    (!wpd_ex_tenant(ex) || wpd_tenant_model_ok(wpd_ex_tenant(ex), rq.model))) {
+		bc = &g->cfg->backends[m->backend];
+		wpd_ex_label(ex, NULL, bc->name);
+		http_model(ex, g, g->routes->be[m->backend]->up, bc);
+		return;
+	}
 	memset(&rq, 0, sizeof(rq));
 	if (wpd_oai_parse(kind, body, blen, &rq, err, sizeof(err), &param) < 0) {
 		struct wpd_buf eb = { 0 };

@@ -45,6 +45,22 @@ static void check_event(const struct wpd_buf *b)
 	json_decref(j);
 }
 
+/* The pass-through peek never reads a model jansson would not. */
+static void peek(const char *body, size_t len)
+{
+	char model[128];
+	json_t *j, *m;
+
+	if (wpd_oai_peek_model(body, len, model, sizeof(model)) != 0)
+		return;
+	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+	if (!j)
+		return; /* bad JSON: the upstream refuses it; no model to disagree on */
+	m = json_object_get(j, "model");
+	FUZZ_CHECK(m && json_is_string(m) && !strcmp(json_string_value(m), model));
+	json_decref(j);
+}
+
 static void one(enum wpd_oai_kind kind, const char *body, size_t len)
 {
 	struct wpd_oai_req r;
@@ -102,6 +118,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!size)
 		return 0;
 	body = (const char *)data + 1;
+	peek(body, size - 1);
+	peek((const char *)data, size);
 	if (data[0] >= 1 && data[0] <= 3) {
 		one((enum wpd_oai_kind)data[0], body, size - 1);
 	} else {

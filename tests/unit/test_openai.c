@@ -549,9 +549,45 @@ static void test_parse(void)
 	}
 }
 
+/* The pass-through peek: certain answers only, -EAGAIN for the rest. */
+static void test_peek(void)
+{
+	static const struct {
+		const char *body;
+		const char *model; /* NULL: -EAGAIN */
+	} c[] = {
+		{ "{\"model\":\"m1\",\"messages\":[]}", "m1" },
+		{ " { \"stream\" : true , \"model\" : \"gpt-x\" } \n", "gpt-x" },
+		{ "{\"messages\":[{\"model\":\"inner\"}],\"model\":\"outer\"}", "outer" },
+		{ "{\"a\":{\"b\":[1,2,{\"model\":\"x\"}]},\"model\":\"y\"}", "y" },
+		{ "{\"a\":\"}\\\"model\\\":\",\"model\":\"z\"}", "z" },
+		{ "{\"model\":\"a\",\"model\":\"b\"}", NULL }, /* duplicate */
+		{ "{\"mod\\u0065l\":\"a\"}", NULL },           /* escaped key */
+		{ "{\"model\":\"a\\u0062\"}", NULL },          /* escaped value */
+		{ "{\"model\":7}", NULL },                     /* not a string */
+		{ "{\"model\":\"\"}", NULL },                  /* empty */
+		{ "{\"model\":\"a\"", NULL },                  /* unterminated */
+		{ "{\"model\":\"a\"} x", NULL },               /* trailing bytes */
+		{ "[\"model\",\"a\"]", NULL },                 /* not an object */
+		{ "{\"x\":1}", NULL },                         /* no model */
+	};
+	char m[128];
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		int rc = wpd_oai_peek_model(c[i].body, strlen(c[i].body), m, sizeof(m));
+
+		if (c[i].model) {
+			CHECK(rc == 0 && !strcmp(m, c[i].model));
+		} else {
+			CHECK(rc == -EAGAIN);
+		}
+	}
+}
+
 int main(void)
 {
 	test_watchdog(60);
+	test_peek();
 	test_sse_chat();
 	test_sse_completion();
 	test_escape();
