@@ -629,7 +629,7 @@ static void proxy_done(void *arg, int err)
 static void http_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_upstream *u,
 		       const struct wpd_backend *bc)
 {
-	struct wpd_up_cbs cbs = { proxy_head, proxy_body, proxy_done, NULL };
+	struct wpd_up_cbs cbs = { proxy_head, proxy_body, proxy_done, NULL, NULL };
 	struct proxy_job *j = calloc(1, sizeof(*j));
 	const char *accept = wpd_ex_header(ex, "accept");
 	char hdr[512];

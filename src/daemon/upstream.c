@@ -53,6 +53,8 @@ struct up_conn {
 	struct wpd_up_req *req;
 	char ctype[128];
 	char field[32];
+	char hval[256]; /* the current header's value, for cbs.header */
+	int hval_long;
 	int in_ctype;
 	int field_done;
 	int complete;
@@ -198,11 +200,25 @@ void wpd_upstream_close(struct wpd_upstream *u)
 
 /* ---- response parsing ---- */
 
+/* The header just parsed, to the request's header callback. */
+static void header_flush(struct up_conn *c)
+{
+	struct wpd_up_req *r = c->req;
+
+	/* An interim (1xx) response's headers are not the response's. */
+	if (r && !r->cancelled && r->cbs.header && c->field_done && c->field[0] != '\x01' &&
+	    !c->hval_long && c->hp.status_code >= 200)
+		r->cbs.header(r->cbs.arg, c->field, c->hval);
+	c->hval[0] = 0;
+	c->hval_long = 0;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
 	struct up_conn *c = p->data;
 
 	if (c->field_done) {
+		header_flush(c);
 		c->field[0] = 0;
 		c->field_done = 0;
 	}
@@ -228,6 +244,16 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 		if (c->in_ctype)
 			c->ctype[0] = 0;
 	}
+	if (!c->hval_long) {
+		size_t n = strlen(c->hval);
+
+		if (n + len < sizeof(c->hval)) {
+			memcpy(c->hval + n, at, len);
+			c->hval[n + len] = 0;
+		} else {
+			c->hval_long = 1;
+		}
+	}
 	if (c->in_ctype) {
 		size_t n = strlen(c->ctype);
 
@@ -250,7 +276,8 @@ static int on_headers_complete(http_parser *p)
 		c->interim = 1;
 		return 0;
 	}
-
+	if (c->field_done)
+		header_flush(c);
 	if (r && !r->cancelled && r->cbs.head)
 		r->cbs.head(r->cbs.arg, p->status_code, c->ctype);
 	return 0;
@@ -279,6 +306,8 @@ static int on_message_complete(http_parser *p)
 		c->field[0] = 0;
 		c->field_done = 0;
 		c->in_ctype = 0;
+		c->hval[0] = 0;
+		c->hval_long = 0;
 		return 0;
 	}
 
@@ -298,6 +327,8 @@ static void conn_reset_parser(struct up_conn *c)
 	c->field[0] = 0;
 	c->field_done = 0;
 	c->in_ctype = 0;
+	c->hval[0] = 0;
+	c->hval_long = 0;
 }
 
 /* The response is whole: the request ends, the connection goes back to

@@ -26,6 +26,9 @@ struct wpd_up_cbs {
 	 * request is gone. */
 	void (*done)(void *arg, int err);
 	void *arg;
+	/* Optional, before head: each response header whose name fits 31
+	 * bytes and whose value fits 255 (longer ones are not reported). */
+	void (*header)(void *arg, const char *name, const char *value);
 };
 
 /* url: "http://HOST:PORT[/base]". pool: idle connections kept. */
