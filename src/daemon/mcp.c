@@ -404,7 +404,7 @@ struct mcp_server {
 	char prefix[WPD_NAME_MAX];
 	size_t plen;
 	const char *kind;
-	struct mcp_backend *b; /* NULL: an http upstream (not served here) */
+	struct mcp_backend *b;
 	struct wpd_native *native;
 };
 
@@ -1011,9 +1011,7 @@ static void start_one(struct mcp_req *r, const struct wpd_rpc *rpc, struct mcp_s
 	cc->filter_list = filter;
 	snprintf(cc->prefix, sizeof(cc->prefix), "%s", sv->prefix);
 	if (!sv->b) {
-		ccall_fail(cc, WPD_RPC_BACKEND_ERROR,
-			   "MCP server %s is an http upstream, which this build does not serve",
-			   sv->name);
+		ccall_fail(cc, WPD_RPC_BACKEND_ERROR, "MCP server %s has no backend", sv->name);
 		return;
 	}
 	p = &cc->parts[0];
@@ -1847,8 +1845,17 @@ static int servers_build(struct wpd_mcp *m, const struct wpd_config *c, struct w
 				ret = native_create(m->l, sv->name, bk, sv->native, &sv->b);
 			}
 			break;
+		case WPD_BACKEND_HTTP:
+			sv->kind = "http";
+			if (o && o->b->ops->adopt(o->b, bk)) {
+				sv->b = o->b;
+				o->b = NULL; /* moved: the upstream session is kept */
+			} else {
+				ret = mcp_http_create(m->l, sv->name, bk, &sv->b);
+			}
+			break;
 		default:
-			sv->kind = "http"; /* the lead's upstream.c serves these */
+			ret = -EINVAL;
 			break;
 		}
 		if (ret < 0)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Inside MCP (mcp.c and its backends): the backend interface. A backend is
- * one MCP server as the daemon reaches it: a stdio child (mcp_stdio.c) or a
- * native tool service (mcp.c). The daemon is the backend's only client: it
+ * one MCP server as the daemon reaches it: a stdio child (mcp_stdio.c), a
+ * streamable-HTTP upstream (mcp_http.c) or a native tool service (mcp.c). The daemon is the backend's only client: it
  * initializes the backend once and shares that backend session across all
  * client sessions, assigning its own request ids (so concurrent clients
  * never collide) and its own progress tokens.
@@ -42,7 +42,8 @@ struct mcp_bcall {
 	struct wpd_timer timer; /* the backend's per-call timeout */
 	struct mcp_bcall *next, *prev;
 	int queued;  /* stdio: waiting for the child's initialize */
-	json_t *req; /* stdio: the request, while queued */
+	json_t *req; /* stdio: the request, while queued; http: until answered */
+	int retried; /* http: sent again once after the upstream lost its session */
 };
 
 struct mcp_backend_ops {
@@ -83,6 +84,12 @@ struct mcp_backend {
  * Returns 0 or -errno (the child itself starts from the loop). */
 int mcp_stdio_create(struct wpd_loop *l, const char *name, const struct wpd_backend *bk,
 		     struct mcp_backend **out);
+
+/* Start an http backend for server name: a streamable-HTTP MCP server at
+ * bk->url (its path is the endpoint). Returns 0 or -errno (bad url);
+ * initialize starts from the loop. */
+int mcp_http_create(struct wpd_loop *l, const char *name, const struct wpd_backend *bk,
+		    struct mcp_backend **out);
 
 /* Finish stopping removed children (shutdown): each had SIGTERM when its
  * backend was destroyed and is polled from the loop meanwhile; this waits
