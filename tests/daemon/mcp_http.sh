@@ -89,6 +89,33 @@ code=$(call 2 before-restart)
 echo_ok 2 before-restart
 ok "curl session: echo before the upstream restart"
 
+# Progress: the upstream's SSE progress events reach the client with its
+# own token, then the answer.
+curl -sN -m 30 -D "$T/ph" -o "$T/prog" "${H[@]}" "$WPD_URL/mcp" \
+	-d '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"everything_trigger-long-running-operation","arguments":{"duration":1,"steps":2},"_meta":{"progressToken":"tok-7"}}}'
+grep -qi '^content-type: text/event-stream' "$T/ph" || wpd_fail "progress: not SSE: $(cat "$T/ph" "$T/prog")"
+python3 - "$T/prog" <<'PY' || wpd_fail "progress stream: $(cat "$T/prog")"
+import json, sys
+msgs = [json.loads(l[5:]) for l in open(sys.argv[1]) if l.startswith("data:")]
+prog = [m for m in msgs if m.get("method") == "notifications/progress"]
+assert len(prog) == 2 and all(m["params"]["progressToken"] == "tok-7" for m in prog), msgs
+assert msgs[-1]["id"] == 7 and "result" in msgs[-1], msgs[-1]
+PY
+ok "progress: 2 upstream progress events forwarded with the client's token, then the result"
+
+# Abort: the client leaves mid-call; the upstream is POSTed
+# notifications/cancelled for it (server-everything logs each POST).
+posts() { grep -c "Received MCP POST request" "$T/everything.log"; }
+aborts0=$(wpd_metric wirepathd_mcp_aborts_total)
+p0=$(posts)
+curl -s -m 1 -o /dev/null "${H[@]}" "$WPD_URL/mcp" \
+	-d '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"everything_trigger-long-running-operation","arguments":{"duration":5,"steps":5}}}'
+# Two POSTs: the call, then notifications/cancelled.
+for _ in $(seq 40); do [ "$(posts)" -ge $((p0 + 2)) ] && break; sleep 0.05; done
+[ "$(posts)" -ge $((p0 + 2)) ] || wpd_fail "no POST (notifications/cancelled) reached the upstream after the abort ($p0 -> $(posts))"
+[ "$(wpd_metric wirepathd_mcp_aborts_total)" -gt "${aborts0:-0}" ] || wpd_fail "the abort was not counted"
+ok "abort: the upstream got a POST after the client left (notifications/cancelled)"
+
 restarts0=$(wpd_metric 'wirepathd_mcp_backend_restarts_total{server="everything"}')
 up_stop
 up_start
