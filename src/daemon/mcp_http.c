@@ -203,16 +203,15 @@ static void handle_text(struct hreq *r, const char *text, size_t len)
 
 	if (!root) {
 		r->h->b.garbage++;
-		mcp_log(&r->h->rl, WP_LOG_WARN, "%s: garbage from the upstream (%s)",
-			r->h->b.name, why);
+		mcp_log(&r->h->rl, WP_LOG_WARN, "%s: garbage from the upstream (%s)", r->h->b.name,
+			why);
 		return;
 	}
 	if (json_is_array(root)) {
 		size_t i;
 		json_t *v;
 
-		json_array_foreach(root, i, v)
-			handle_msg(r, v);
+		json_array_foreach(root, i, v) handle_msg(r, v);
 	} else {
 		handle_msg(r, root);
 	}
@@ -563,7 +562,10 @@ static void call_finish(struct http_be *h, struct hreq *r, int err)
 
 	bc->priv = NULL;
 	if (err == -ETIMEDOUT) {
-		call_fail(h, bc, "did not answer (%s)", strerror(-err));
+		/* The pool's timeout (the same timeout_ms) beat the call's. */
+		if (h->state == HS_UP && r->epoch == h->epoch)
+			send_cancelled(h, bc->bid, "timed out");
+		call_fail(h, bc, "did not answer within %u ms", h->b.timeout_ms);
 		return;
 	}
 	if (err < 0) {
@@ -750,7 +752,7 @@ static void http_down(struct http_be *h, const char *fmt, ...)
 	wpd_timer_arm(h->b.loop, &h->retry_timer, (uint64_t)h->backoff_ms * 1000000ull,
 		      http_init_start, h);
 	h->backoff_ms = h->backoff_ms * 2 > HTTP_BACKOFF_MAX_MS ? HTTP_BACKOFF_MAX_MS
-								 : h->backoff_ms * 2;
+								: h->backoff_ms * 2;
 	fail_queue(h, why);
 }
 
