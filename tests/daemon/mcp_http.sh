@@ -155,4 +155,60 @@ code=$(call 6 back-again)
 echo_ok 6 back-again
 ok "the upstream came back: ready, and the same session calls echo"
 kill -0 "$WPD_PID" || wpd_fail "wirepathd died"
+up_stop
+
+# A hostile upstream (tests/daemon/mcp_http_peer.py): spec-style 404 for a
+# lost session, SSE with garbage, an event over 4 MiB, HTTP 500.
+python3 "$here/mcp_http_peer.py" "$T/peer.port" >"$T/peer.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 100); do [ -s "$T/peer.port" ] && break; sleep 0.05; done
+[ -s "$T/peer.port" ] || wpd_fail "mcp_http_peer.py did not start: $(cat "$T/peer.log")"
+wpd_start <<CONF
+listen:
+  - tcp: 127.0.0.1:0
+policy: $rules
+backends:
+  - {name: peer, http: "http://127.0.0.1:$(cat "$T/peer.port")/mcp", timeout: 10s}
+mcp:
+  servers:
+    - {name: peer, backend: peer}
+CONF
+ready_wait ready
+H=(-H "Authorization: Bearer $KEY_A" -H "Content-Type: application/json"
+	-H "Accept: application/json, text/event-stream")
+curl -s -D "$T/ih" -o "$T/ib" "${H[@]}" "$WPD_URL/mcp" \
+	-d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
+sid=$(tr -d '\r' <"$T/ih" | awk 'tolower($1) == "mcp-session-id:" {print $2}')
+[ -n "$sid" ] || wpd_fail "no Mcp-Session-Id from initialize: $(cat "$T/ih" "$T/ib")"
+H+=(-H "Mcp-Session-Id: $sid" -H "MCP-Protocol-Version: 2025-11-25")
+pcall() { # id tool [meta] -> $T/p$1
+	curl -s -m 20 -o "$T/p$1" "${H[@]}" "$WPD_URL/mcp" \
+		-d '{"jsonrpc":"2.0","id":'"$1"',"method":"tools/call","params":{"name":"peer_'"$2"'","arguments":{"n":'"$1"'}'"${3:-}"'}}'
+}
+check() { # id python-expression on r (the last JSON-RPC message)
+	python3 - "$T/p$1" "$2" <<'PY' || wpd_fail "call $1: $(head -c 400 "$T/p$1")"
+import json, sys
+t = open(sys.argv[1]).read()
+msgs = [json.loads(l[5:]) for l in t.splitlines() if l.startswith("data:")] if t.startswith(("data:", "event:")) else [json.loads(t)]
+r = msgs[-1]
+assert eval(sys.argv[2]), msgs
+PY
+}
+g0=$(wpd_metric 'wirepathd_mcp_backend_garbage_total{server="peer"}')
+pcall 10 sse ',"_meta":{"progressToken":5}'
+check 10 '"sse" in r["result"]["content"][0]["text"] and any(m.get("method") == "notifications/progress" and m["params"]["progressToken"] == 5 for m in msgs)'
+g1=$(wpd_metric 'wirepathd_mcp_backend_garbage_total{server="peer"}')
+[ "$g1" -gt "${g0:-0}" ] || wpd_fail "the garbage SSE event was not counted ($g0 -> $g1)"
+ok "SSE with a garbage event: progress forwarded, answer matched, garbage counted ($g0 -> $g1)"
+pcall 11 big
+check 11 'r["error"]["code"] == -32000 and "4 MiB" in r["error"]["message"]'
+pcall 12 fail500
+check 12 'r["error"]["code"] == -32000 and "HTTP 500" in r["error"]["message"]'
+ok "an event over 4 MiB and an HTTP 500 fail the call with -32000: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"]["message"])' "$T/p12")"
+pcall 13 forget
+check 13 '"init 1" in r["result"]["content"][0]["text"]'
+pcall 14 echo
+check 14 '"init 2" in r["result"]["content"][0]["text"]'
+ok "a spec-style 404 (session lost) re-initializes and resends: the call answered from the new session"
+kill -0 "$WPD_PID" || wpd_fail "wirepathd died"
 echo PASS
