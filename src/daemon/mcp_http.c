@@ -666,8 +666,13 @@ static void hr_done(void *arg, int err)
 	r->ur = NULL; /* upstream.h: gone after done */
 	if (!err && !r->sse && !r->bad && r->body.len)
 		handle_text(r, r->body.p, r->body.len);
-	else if (!err && r->sse && r->data.len && !r->bad)
-		handle_text(r, r->data.p, r->data.len); /* a last event without its blank line */
+	else if (!err && r->sse && !r->bad) {
+		/* A last line, or event, without its end. */
+		if (r->body.len && !r->body.oom)
+			sse_line(r, r->body.p, r->body.len);
+		if (r->data.len && !r->data.oom)
+			handle_text(r, r->data.p, r->data.len);
+	}
 	switch (r->kind) {
 	case HR_INIT:
 		h->init = NULL;

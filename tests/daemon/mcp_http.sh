@@ -200,6 +200,9 @@ check 10 '"sse" in r["result"]["content"][0]["text"] and any(m.get("method") == 
 g1=$(wpd_metric 'wirepathd_mcp_backend_garbage_total{server="peer"}')
 [ "$g1" -gt "${g0:-0}" ] || wpd_fail "the garbage SSE event was not counted ($g0 -> $g1)"
 ok "SSE with a garbage event: progress forwarded, answer matched, garbage counted ($g0 -> $g1)"
+pcall 15 tail
+check 15 '"tail" in r["result"]["content"][0]["text"]'
+ok "an SSE answer cut before its blank line (and newline) is still read"
 pcall 11 big
 check 11 'r["error"]["code"] == -32000 and "4 MiB" in r["error"]["message"]'
 pcall 12 fail500

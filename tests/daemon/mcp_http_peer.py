@@ -10,6 +10,7 @@ are spec-style: an unknown Mcp-Session-Id gets 404. Tools, by name:
   sse       answers as SSE: a garbage event, a progress event, the result
   big       an SSE event of 5 MiB (over the daemon's 4 MiB)
   fail500   HTTP 500 with a text body
+  tail      SSE whose last event lacks its ending (no newline at all)
   forget    answers, then forgets every session (the next call gets 404)
 """
 import json
@@ -65,7 +66,7 @@ class H(BaseHTTPRequestHandler):
         mid, method = msg["id"], msg.get("method")
         if method == "tools/list":
             tools = [{"name": t, "inputSchema": {"type": "object"}}
-                     for t in ("echo", "sse", "big", "fail500", "forget")]
+                     for t in ("echo", "sse", "big", "fail500", "forget", "tail")]
             self.reply(200, json.dumps({"jsonrpc": "2.0", "id": mid, "result": {"tools": tools}}))
             return
         if method != "tools/call":
@@ -78,6 +79,8 @@ class H(BaseHTTPRequestHandler):
                   "result": {"content": [{"type": "text", "text": f"{name} {arg} init {inits}"}]}}
         if name == "fail500":
             self.reply(500, "internal trouble", "text/plain")
+        elif name == "tail":
+            self.reply(200, "data: " + json.dumps(result), "text/event-stream")
         elif name == "big":
             self.reply(200, "data: " + "x" * (5 << 20) + "\n\n", "text/event-stream")
         elif name == "sse":
