@@ -1357,13 +1357,12 @@ static struct mcp_session *session_of(struct wpd_mcp *m, struct wpd_ex *ex, cons
 	return s;
 }
 
-static void handle_post(struct wpd_mcp *m, struct wpd_ex *ex, struct mcp_server *sv)
+/* What every POST checks before its JSON-RPC: Accept, Content-Type, and a
+ * body that parses. Returns the parsed body, or NULL when it answered. */
+static json_t *post_body(struct wpd_mcp *m, struct wpd_ex *ex)
 {
 	const char *accept = wpd_ex_header(ex, "Accept");
-	const char *ver = wpd_ex_header(ex, "MCP-Protocol-Version");
 	const char *why, *body;
-	struct wpd_rpc first;
-	struct mcp_req *r;
 	json_t *root;
 	size_t len;
 
@@ -1372,19 +1371,31 @@ static void handle_post(struct wpd_mcp *m, struct wpd_ex *ex, struct mcp_server 
 		http_fail(
 			ex, 406, WPD_RPC_INVALID_REQUEST, NULL,
 			"Not Acceptable: Accept must list application/json and text/event-stream");
-		return;
+		return NULL;
 	}
 	if (!is_json_ctype(wpd_ex_header(ex, "Content-Type"))) {
 		http_fail(ex, 415, WPD_RPC_INVALID_REQUEST, NULL,
 			  "Unsupported Media Type: Content-Type must be application/json");
-		return;
+		return NULL;
 	}
 	body = wpd_ex_body(ex, &len);
 	root = wpd_rpc_load(body, len, &why);
-	if (!root) {
+	if (!root)
 		http_fail(ex, 400, WPD_RPC_PARSE_ERROR, NULL, "Parse error: %.200s", why);
+	return root;
+}
+
+static void handle_post(struct wpd_mcp *m, struct wpd_ex *ex, struct mcp_server *sv)
+{
+	const char *accept = wpd_ex_header(ex, "Accept");
+	const char *ver = wpd_ex_header(ex, "MCP-Protocol-Version");
+	struct wpd_rpc first;
+	struct mcp_req *r;
+	json_t *root;
+
+	root = post_body(m, ex);
+	if (!root)
 		return;
-	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		json_decref(root);
@@ -1668,31 +1679,13 @@ static int stateless_checks(struct wpd_ex *ex, const struct wpd_rpc *rpc, const 
 static void handle_stateless(struct wpd_mcp *m, struct wpd_ex *ex, struct mcp_server *sv,
 			     const char *ver)
 {
-	const char *accept = wpd_ex_header(ex, "Accept");
-	const char *why, *body;
 	struct wpd_rpc rpc;
 	struct mcp_req *r;
 	json_t *root;
-	size_t len;
 
-	m->posts++;
-	if (!accepts(accept, "application/json") || !accepts(accept, "text/event-stream")) {
-		http_fail(
-			ex, 406, WPD_RPC_INVALID_REQUEST, NULL,
-			"Not Acceptable: Accept must list application/json and text/event-stream");
+	root = post_body(m, ex);
+	if (!root)
 		return;
-	}
-	if (!is_json_ctype(wpd_ex_header(ex, "Content-Type"))) {
-		http_fail(ex, 415, WPD_RPC_INVALID_REQUEST, NULL,
-			  "Unsupported Media Type: Content-Type must be application/json");
-		return;
-	}
-	body = wpd_ex_body(ex, &len);
-	root = wpd_rpc_load(body, len, &why);
-	if (!root) {
-		http_fail(ex, 400, WPD_RPC_PARSE_ERROR, NULL, "Parse error: %.200s", why);
-		return;
-	}
 	switch (wpd_rpc_classify(root, &rpc)) {
 	case WPD_RPC_REQUEST:
 		break;
