@@ -22,6 +22,7 @@
 #include "daemon/sse.h"
 #include "daemon/tenants.h"
 #include "daemon/tls.h"
+#include "daemon/uedge.h"
 
 #define MAX_SERIES 4096
 #define MAX_CODES 12
@@ -265,6 +266,31 @@ void wpd_metrics_render(const struct wpd_server *srv, struct wpd_buf *out)
 		     (unsigned long long)st.streams_active, (unsigned long long)st.bad_requests,
 		     (unsigned long long)st.timeouts, (unsigned long long)st.slow_clients,
 		     (unsigned long long)st.aborts, (unsigned long long)st.rx_mem);
+	{
+		const char *name, *io;
+		struct wpd_uedge_stats us;
+
+		wpd_buf_adds(out, "# HELP wirepathd_listener_info The edge each listener really "
+				  "got (io: uring falls back to epoll).\n"
+				  "# TYPE wirepathd_listener_info gauge\n");
+		for (uint32_t i = 0; wpd_server_listener(srv, i, &name, &io) == 0; i++)
+			wpd_buf_addf(out, "wirepathd_listener_info{listener=\"%s\",io=\"%s\"} 1\n",
+				     name, io);
+		if (wpd_server_uring_stats(srv, &us))
+			wpd_buf_addf(out,
+				     "# HELP wirepathd_uring_submits_total io_uring_submit calls "
+				     "of the io_uring edge.\n"
+				     "# TYPE wirepathd_uring_submits_total counter\n"
+				     "wirepathd_uring_submits_total %llu\n"
+				     "# TYPE wirepathd_uring_sqes_total counter\n"
+				     "wirepathd_uring_sqes_total %llu\n"
+				     "# TYPE wirepathd_uring_cqes_total counter\n"
+				     "wirepathd_uring_cqes_total %llu\n"
+				     "# TYPE wirepathd_uring_wakeups_total counter\n"
+				     "wirepathd_uring_wakeups_total %llu\n",
+				     (unsigned long long)us.submits, (unsigned long long)us.sqes,
+				     (unsigned long long)us.cqes, (unsigned long long)us.wakeups);
+	}
 	wpd_tls_counts(&hs, &ktx, &krx, &hf);
 	wpd_buf_addf(
 		out,

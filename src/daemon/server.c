@@ -42,6 +42,7 @@
 #include "daemon/server.h"
 #include "daemon/tenants.h"
 #include "daemon/tls.h"
+#include "daemon/uedge.h"
 
 #define READ_CHUNK (64u << 10)
 #define ACCEPT_BACKOFF_MIN_NS 10000000ull
@@ -57,6 +58,8 @@ struct listener {
 	int paused;
 	int is_unix;
 	struct wpd_tls_ctx *tls;
+	int uring;           /* served by the io_uring edge (uedge.c) */
+	struct wpd_usock us; /* uring: its multishot accept */
 	char name[300];
 };
 
@@ -94,6 +97,12 @@ struct conn {
 	struct wpd_buf out; /* queued output */
 	struct wpd_ex ex;
 	struct wpd_tls *tls; /* NULL: plain */
+	/* io_uring edge: the socket's requests, and the bytes of the send in
+	 * flight (out is swapped in whole: the kernel reads tx until the
+	 * send completes, while exchanges keep appending to out). */
+	int uring;
+	struct wpd_usock us;
+	struct wpd_buf tx;
 	enum conn_phase phase;
 	uint64_t phase_ns; /* when the phase started */
 	size_t mem;        /* charged to s->rx_mem */
@@ -126,12 +135,15 @@ struct wpd_server {
 	wpd_ex_done_fn done_fn;
 	void *done_arg;
 	struct wpd_server_stats st;
+	struct wpd_uedge *ue; /* the daemon's ring, at the first uring listener */
+	int ue_failed;        /* tried, unavailable: uring listeners use epoll */
 };
 
 static void conn_close(struct conn *c);
 static void conn_process(struct conn *c);
 static void conn_queue_flush(struct conn *c);
 static void conn_arm_timer(struct conn *c);
+static void conn_resume(void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Generations                                                          */
@@ -294,6 +306,25 @@ static int listen_tcp(const char *addr, int *out)
 }
 
 static void listener_accept(void *arg, uint32_t events);
+static void listener_resume(void *arg);
+
+/* EMFILE and friends: stop accepting, retry after a backoff (or when one of
+ * our connections closes). */
+static void listener_pause(struct listener *l, int err)
+{
+	struct wpd_server *s = l->s;
+
+	wpd_log_rl("accept", WP_LOG_WARN, "%s: accept: %s; pausing for %llu ms", l->name,
+		   strerror(-err), (unsigned long long)(l->backoff_ns / 1000000));
+	l->paused = 1;
+	if (l->uring)
+		wpd_uedge_cancel(s->ue, &l->us, WPD_UOP_ACCEPT);
+	else
+		wpd_io_mod(s->loop, &l->io, 0);
+	wpd_timer_arm(s->loop, &l->backoff, l->backoff_ns, listener_resume, l);
+	if (l->backoff_ns < ACCEPT_BACKOFF_MAX_NS)
+		l->backoff_ns *= 2;
+}
 
 static void listener_resume(void *arg)
 {
@@ -302,6 +333,12 @@ static void listener_resume(void *arg)
 	if (!l->paused || l->s->draining)
 		return;
 	l->paused = 0;
+	if (l->uring) {
+		/* A cancel still in flight re-arms at its completion. */
+		if (!l->us.accepting && wpd_uedge_accept(l->s->ue, &l->us) < 0)
+			listener_pause(l, -EBUSY);
+		return;
+	}
 	wpd_io_mod(l->s->loop, &l->io, EPOLLIN);
 	listener_accept(l, EPOLLIN);
 }
@@ -318,15 +355,74 @@ static void listeners_kick(struct wpd_server *s)
 
 static void conn_open(struct listener *l, int fd, const char *peer);
 
-static void listener_accept(void *arg, uint32_t events)
+/* A new connection from l (either edge): the limits, then conn_open. */
+static void listener_take(struct listener *l, int fd, const struct sockaddr_storage *ssp)
+{
+	struct wpd_server *s = l->s;
+	const struct sockaddr_storage ss = *ssp;
+	char peer[64] = "unix";
+
+	if (s->draining || s->st.conns_open >= limits(s)->conns_max) {
+		s->st.conns_refused++;
+		wpd_log_rl("conns-max", WP_LOG_WARN,
+			   "%s: %llu connections open (limits.conns); refusing one", l->name,
+			   (unsigned long long)s->st.conns_open);
+		close(fd);
+		return;
+	}
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, peer, sizeof(peer));
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, peer, sizeof(peer));
+	}
+	if (ss.ss_family != AF_UNIX) {
+		int one = 1;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	conn_open(l, fd, peer);
+}
+
+/* The io_uring edge's accept completions. */
+static void listener_ucqe(void *arg, enum wpd_uop op, int res, const void *data, int more)
 {
 	struct listener *l = arg;
 	struct wpd_server *s = l->s;
 
+	(void)op;
+	(void)data;
+	if (res >= 0) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		/* Multishot accept gives no address. */
+		memset(&ss, 0, sizeof(ss));
+		if (getpeername(res, (struct sockaddr *)&ss, &sl) < 0)
+			ss.ss_family = l->is_unix ? AF_UNIX : AF_UNSPEC;
+		l->backoff_ns = ACCEPT_BACKOFF_MIN_NS;
+		listener_take(l, res, &ss);
+	} else if (res != -ECANCELED && !l->paused) {
+		/* EMFILE ends the multishot accept; re-arming at once would
+		 * fail again at once: back off, like the epoll edge. */
+		listener_pause(l, res);
+		return;
+	}
+	if (!more && !l->paused && !s->draining && l->fd >= 0 &&
+	    wpd_uedge_accept(s->ue, &l->us) < 0)
+		listener_pause(l, -EBUSY);
+}
+
+static void listener_accept(void *arg, uint32_t events)
+{
+	struct listener *l = arg;
+
 	for (int i = 0; i < ACCEPT_BATCH && !l->paused; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		char peer[64] = "unix";
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -336,47 +432,15 @@ static void listener_accept(void *arg, uint32_t events)
 				return;
 			if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
 				/* Level-triggered epoll would wake us at once
-				 * forever: stop watching, retry after a backoff
-				 * (or when one of ours closes). */
-				wpd_log_rl("accept", WP_LOG_WARN,
-					   "%s: accept: %s; pausing for %llu ms", l->name,
-					   strerror(err),
-					   (unsigned long long)(l->backoff_ns / 1000000));
-				l->paused = 1;
-				wpd_io_mod(s->loop, &l->io, 0);
-				wpd_timer_arm(s->loop, &l->backoff, l->backoff_ns, listener_resume,
-					      l);
-				if (l->backoff_ns < ACCEPT_BACKOFF_MAX_NS)
-					l->backoff_ns *= 2;
+				 * forever: stop watching. */
+				listener_pause(l, -err);
 				return;
 			}
 			wpd_log_rl("accept", WP_LOG_WARN, "%s: accept: %s", l->name, strerror(err));
 			return;
 		}
 		l->backoff_ns = ACCEPT_BACKOFF_MIN_NS;
-		if (s->draining || s->st.conns_open >= limits(s)->conns_max) {
-			s->st.conns_refused++;
-			wpd_log_rl("conns-max", WP_LOG_WARN,
-				   "%s: %llu connections open (limits.conns); refusing one",
-				   l->name, (unsigned long long)s->st.conns_open);
-			close(fd);
-			continue;
-		}
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-			inet_ntop(AF_INET, &a->sin_addr, peer, sizeof(peer));
-		} else if (ss.ss_family == AF_INET6) {
-			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-			inet_ntop(AF_INET6, &a->sin6_addr, peer, sizeof(peer));
-		}
-		if (ss.ss_family != AF_UNIX) {
-			int one = 1;
-
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		}
-		conn_open(l, fd, peer);
+		listener_take(l, fd, &ss);
 	}
 }
 
@@ -423,13 +487,25 @@ int wpd_server_bind(struct wpd_server *s, const struct wpd_config *cfg)
 				return ret;
 			}
 		}
-		if (lc->io == WPD_IO_URING)
-			wpd_warn("%s:%d: %s: io: uring serves this listener's HTTP through the "
-				 "epoll edge (docs/daemon.md, \"Edge I/O\"); native backends "
-				 "use uring where their URI says so",
+		if (lc->io == WPD_IO_URING && l->tls) {
+			wpd_warn("%s:%d: %s: io: uring: TLS listeners are served by the epoll "
+				 "edge (docs/daemon.md, \"Edge I/O\")",
 				 cfg->path, lc->line, l->name);
+		} else if (lc->io == WPD_IO_URING) {
+			char why[256];
+
+			if (!s->ue && !s->ue_failed &&
+			    (ret = wpd_uedge_create(s->loop, &s->ue, why, sizeof(why))) < 0) {
+				s->ue_failed = 1;
+				wpd_warn("%s:%d: %s: io: uring unavailable (%s, errno %d): falling "
+					 "back to the epoll edge",
+					 cfg->path, lc->line, l->name, why, -ret);
+			}
+			l->uring = s->ue != NULL;
+		}
 		s->nls++;
-		wpd_info("listening on %s%s", l->name, l->tls ? " (TLS)" : "");
+		wpd_info("listening on %s%s (io: %s)", l->name, l->tls ? " (TLS)" : "",
+			 l->uring ? "uring" : "epoll");
 	}
 	return 0;
 }
@@ -437,13 +513,38 @@ int wpd_server_bind(struct wpd_server *s, const struct wpd_config *cfg)
 int wpd_server_start(struct wpd_server *s)
 {
 	for (uint32_t i = 0; i < s->nls; i++) {
-		int ret = wpd_io_add(s->loop, &s->ls[i].io, s->ls[i].fd, EPOLLIN, listener_accept,
-				     &s->ls[i]);
+		struct listener *l = &s->ls[i];
+		int ret;
 
+		if (l->uring) {
+			wpd_usock_init(&l->us, l->fd, listener_ucqe, NULL, l);
+			ret = wpd_uedge_accept(s->ue, &l->us);
+		} else {
+			ret = wpd_io_add(s->loop, &l->io, l->fd, EPOLLIN, listener_accept, l);
+		}
 		if (ret < 0)
 			return ret;
 	}
 	return 0;
+}
+
+/* Which edge a listener really got (the startup log and /metrics). */
+int wpd_server_listener(const struct wpd_server *s, uint32_t i, const char **name, const char **io)
+{
+	if (i >= s->nls)
+		return -ENOENT;
+	*name = s->ls[i].name;
+	*io = s->ls[i].uring ? "uring" : "epoll";
+	return 0;
+}
+
+/* The io_uring edge's counters; 0 when it was not set up. */
+int wpd_server_uring_stats(const struct wpd_server *s, struct wpd_uedge_stats *out)
+{
+	if (!s->ue)
+		return 0;
+	wpd_uedge_stats(s->ue, out);
+	return 1;
 }
 
 /* The port a tcp listener got (tests bind port 0). */
@@ -482,7 +583,10 @@ static void conn_recharge(struct conn *c)
 			s->paused = p->pnext;
 			p->paused = 0;
 			p->pnext = NULL;
-			conn_queue_flush(p); /* re-arms EPOLLIN */
+			conn_queue_flush(p); /* re-arms EPOLLIN (uring: the receive) */
+			if (p->uring && p->in.len && !p->resume_queued &&
+			    wpd_defer(s->loop, conn_resume, p) == 0)
+				p->resume_queued = 1; /* what it holds, even if no more comes */
 		}
 	}
 	c->mem = now;
@@ -502,6 +606,27 @@ static uint32_t conn_events(const struct conn *c)
 	if (c->out.len || (c->tls && wpd_tls_wants_write(c->tls)))
 		ev |= EPOLLOUT;
 	return ev;
+}
+
+/* Re-arm the connection's I/O after a change: epoll events, or on the
+ * io_uring edge, arm or cancel its multishot receive (kept armed while
+ * closing, to see a client leave mid-stream; what it reads then is
+ * dropped, as on epoll). */
+static void conn_update(struct conn *c)
+{
+	int want;
+
+	if (!c->uring) {
+		wpd_io_mod(c->s->loop, &c->io, conn_events(c));
+		return;
+	}
+	want = !c->paused && (c->closing || c->in.len < 65536);
+	if (want && !c->us.receiving) {
+		if (wpd_uedge_recv(c->s->ue, &c->us) < 0)
+			conn_close(c);
+	} else if (!want && c->us.receiving) {
+		wpd_uedge_cancel(c->s->ue, &c->us, WPD_UOP_RECV);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -742,14 +867,14 @@ int wpd_ex_stream_send(struct wpd_ex *ex, const void *data, size_t len)
 		return -ECONNRESET;
 	if (c->dropping)
 		return -ENOBUFS;
-	if (c->out.len + len > limits(c->s)->out_bytes) {
+	if (c->out.len + c->tx.len + len > limits(c->s)->out_bytes) {
 		/* The client reads slower than the source writes: drop it
 		 * rather than buffer without bound (the abort callback runs
 		 * from the close, deferred, never inside this call). */
 		c->s->st.slow_clients++;
 		wpd_log_rl("slow-client", WP_LOG_WARN,
 			   "client %s: %zu bytes unread (limits.out_bytes); dropping it", c->peer,
-			   c->out.len);
+			   c->out.len + c->tx.len);
 		c->closing = 1;
 		c->dropping = 1;
 		wpd_defer(c->s->loop, ex_drop_slow, c); /* on ENOMEM: the next write error */
@@ -781,7 +906,7 @@ void wpd_ex_abort(struct wpd_ex *ex)
 
 size_t wpd_ex_pending(const struct wpd_ex *ex)
 {
-	return ex->c->out.len;
+	return ex->c->out.len + ex->c->tx.len;
 }
 
 int wpd_ex_end(struct wpd_ex *ex)
@@ -809,6 +934,7 @@ static void conn_free(void *arg)
 
 	wpd_buf_free(&c->in);
 	wpd_buf_free(&c->out);
+	wpd_buf_free(&c->tx);
 	free(c);
 }
 
@@ -977,28 +1103,60 @@ static ssize_t conn_send(struct conn *c, const char *buf, size_t len)
 	return n < 0 ? -errno : n;
 }
 
+/* At the receive budget, a request in progress waits for memory. */
+static int conn_over_budget(struct conn *c)
+{
+	if (c->s->rx_mem <= limits(c->s)->rx_budget || c->ex.state != EX_NONE ||
+	    !wpd_http_in_progress(&c->hp))
+		return 0;
+	if (!c->paused) {
+		c->paused = 1;
+		c->pnext = c->s->paused;
+		c->s->paused = c;
+		wpd_log_rl(
+			"rx-budget", WP_LOG_WARN,
+			"receive budget (limits.rx_budget) spent: %llu bytes held; pausing reads",
+			(unsigned long long)c->s->rx_mem);
+	}
+	return 1;
+}
+
+/* n bytes came (either edge): feed the parser straight from buf when
+ * nothing is waiting, keep only what it did not take. */
+static void conn_got(struct conn *c, const char *buf, size_t n)
+{
+	size_t used = 0;
+
+	c->bytes_in += (uint64_t)n;
+	if (c->ex.state != EX_NONE || c->in.len || c->closing) {
+		/* Behind a request in progress: keep for later. */
+		if (!c->closing)
+			wpd_buf_add(&c->in, buf, n);
+		if (c->in.oom)
+			conn_close(c);
+		else
+			conn_process(c);
+		return;
+	}
+	c->in_process = 1;
+	feed(c, buf, n, &used);
+	c->in_process = 0;
+	if (c->dead)
+		return;
+	if (used < n && !c->closing)
+		wpd_buf_add(&c->in, buf + used, n - used);
+	conn_recharge(c);
+}
+
 static void conn_read(struct conn *c)
 {
 	static char buf[READ_CHUNK];
 
 	for (int rounds = 0; rounds < 4 && !c->dead; rounds++) {
 		ssize_t n;
-		size_t used = 0;
 
-		if (c->s->rx_mem > limits(c->s)->rx_budget && c->ex.state == EX_NONE &&
-		    wpd_http_in_progress(&c->hp)) {
-			/* At the budget: this request waits for memory. */
-			if (!c->paused) {
-				c->paused = 1;
-				c->pnext = c->s->paused;
-				c->s->paused = c;
-				wpd_log_rl("rx-budget", WP_LOG_WARN,
-					   "receive budget (limits.rx_budget) spent: %llu bytes "
-					   "held; pausing reads",
-					   (unsigned long long)c->s->rx_mem);
-			}
+		if (conn_over_budget(c))
 			return;
-		}
 		n = conn_recv(c, buf, sizeof(buf));
 		if (n == -EAGAIN)
 			return;
@@ -1008,28 +1166,81 @@ static void conn_read(struct conn *c)
 			conn_close(c);
 			return;
 		}
-		c->bytes_in += (uint64_t)n;
-		if (c->ex.state != EX_NONE || c->in.len || c->closing) {
-			/* Behind a request in progress: keep for later. */
-			if (!c->closing)
-				wpd_buf_add(&c->in, buf, (size_t)n);
-			if (c->in.oom)
-				conn_close(c);
-			else
-				conn_process(c);
-			continue;
-		}
-		c->in_process = 1;
-		feed(c, buf, (size_t)n, &used);
-		c->in_process = 0;
-		if (c->dead)
-			return;
-		if (used < (size_t)n && !c->closing)
-			wpd_buf_add(&c->in, buf + used, (size_t)n - used);
-		conn_recharge(c);
+		conn_got(c, buf, (size_t)n);
 		if ((size_t)n < sizeof(buf))
 			return;
 	}
+}
+
+/* The io_uring edge's flush: the queued output goes as one SEND (its SQE
+ * leaves with every other connection's in the round's one submit); out
+ * keeps collecting while it is in flight. */
+static void conn_uflush(struct conn *c)
+{
+	if (!c->us.sending && c->out.len) {
+		struct wpd_buf t = c->tx;
+
+		c->tx = c->out;
+		c->out = t;
+		if (wpd_uedge_send(c->s->ue, &c->us, c->tx.p, c->tx.len) < 0) {
+			conn_close(c);
+			return;
+		}
+	}
+	if (!c->out.len && c->out.alloc > (256u << 10))
+		wpd_buf_free(&c->out);
+	if (c->closing && !c->out.len && !c->tx.len && c->ex.state == EX_NONE) {
+		conn_close(c);
+		return;
+	}
+	conn_update(c);
+}
+
+/* The io_uring edge's completions for a connection. */
+static void conn_ucqe(void *arg, enum wpd_uop op, int res, const void *data, int more)
+{
+	struct conn *c = arg;
+
+	(void)more;
+	if (op == WPD_UOP_SEND) {
+		if (res <= 0) {
+			conn_close(c);
+			return;
+		}
+		wpd_buf_consume(&c->tx, (size_t)res);
+		if (c->tx.len) {
+			/* A partial send: the rest goes next. */
+			if (wpd_uedge_send(c->s->ue, &c->us, c->tx.p, c->tx.len) < 0)
+				conn_close(c);
+			return;
+		}
+		if (c->tx.alloc > (256u << 10))
+			wpd_buf_free(&c->tx);
+		conn_uflush(c);
+		return;
+	}
+	if (res > 0) {
+		if (conn_over_budget(c)) {
+			/* Already read: held (bounded by in.max) until memory
+			 * frees; the receive is cancelled meanwhile. */
+			c->bytes_in += (uint64_t)res;
+			wpd_buf_add(&c->in, data, (size_t)res);
+			if (c->in.oom) {
+				conn_close(c);
+				return;
+			}
+			conn_recharge(c);
+		} else {
+			conn_got(c, data, (size_t)res);
+		}
+	} else if (res == 0 || (res != -ENOBUFS && res != -ECANCELED)) {
+		/* EOF or error: as on epoll, a client that leaves aborts its
+		 * exchange. -ENOBUFS (the buffer ring ran dry) re-arms. */
+		conn_close(c);
+		return;
+	}
+	if (!c->dead && !c->flush_queued)
+		conn_update(c);
 }
 
 static void conn_flush(void *arg)
@@ -1039,6 +1250,10 @@ static void conn_flush(void *arg)
 	c->flush_queued = 0;
 	if (c->dead)
 		return;
+	if (c->uring) {
+		conn_uflush(c);
+		return;
+	}
 	while (c->out.len) {
 		ssize_t n = conn_send(c, c->out.p, c->out.len);
 
@@ -1058,7 +1273,7 @@ static void conn_flush(void *arg)
 		conn_close(c);
 		return;
 	}
-	wpd_io_mod(c->s->loop, &c->io, conn_events(c));
+	conn_update(c);
 }
 
 static void conn_queue_flush(struct conn *c)
@@ -1127,7 +1342,16 @@ static void conn_open(struct listener *l, int fd, const char *peer)
 		free(c);
 		return;
 	}
-	if (wpd_io_add(s->loop, &c->io, fd, EPOLLIN | EPOLLRDHUP, conn_io, c) < 0) {
+	if (l->uring) {
+		c->uring = 1;
+		wpd_usock_init(&c->us, fd, conn_ucqe, conn_free, c);
+		if (wpd_uedge_recv(s->ue, &c->us) < 0) {
+			wpd_http_fini(&c->hp);
+			close(fd);
+			free(c);
+			return;
+		}
+	} else if (wpd_io_add(s->loop, &c->io, fd, EPOLLIN | EPOLLRDHUP, conn_io, c) < 0) {
 		wpd_tls_free(c->tls);
 		wpd_http_fini(&c->hp);
 		close(fd);
@@ -1162,7 +1386,8 @@ static void conn_close(struct conn *c)
 		ex_finish(&c->ex, 1);
 	}
 	wpd_timer_cancel(s->loop, &c->timer);
-	wpd_io_del(s->loop, &c->io);
+	if (!c->uring)
+		wpd_io_del(s->loop, &c->io);
 	if (c->paused) {
 		struct conn **pp = &s->paused;
 
@@ -1185,6 +1410,13 @@ static void conn_close(struct conn *c)
 		c->next->prev = c->prev;
 	s->st.conns_open--;
 	listeners_kick(s);
+	/* io_uring: freed (deferred) after the last completion of its
+	 * requests, which this cancels; the socket may close first, each
+	 * request holds the file. */
+	if (c->uring) {
+		wpd_uedge_close(s->ue, &c->us);
+		return;
+	}
 	/* Deferred: an epoll event or a deferred flush of this round may
 	 * still point at it. */
 	if (wpd_defer(s->loop, conn_free, c) < 0)
@@ -1210,8 +1442,12 @@ void wpd_server_drain(struct wpd_server *s)
 	s->draining = 1;
 	for (uint32_t i = 0; i < s->nls; i++) {
 		wpd_timer_cancel(s->loop, &s->ls[i].backoff);
-		wpd_io_del(s->loop, &s->ls[i].io);
-		close(s->ls[i].fd);
+		if (s->ls[i].uring)
+			wpd_uedge_close(s->ue, &s->ls[i].us);
+		else
+			wpd_io_del(s->loop, &s->ls[i].io);
+		if (s->ls[i].fd >= 0)
+			close(s->ls[i].fd);
 		s->ls[i].fd = -1;
 	}
 	for (struct conn *c = s->conns, *n; c; c = n) {
@@ -1220,7 +1456,7 @@ void wpd_server_drain(struct wpd_server *s)
 		 * being received or answered) finish: the response says
 		 * Connection: close (s->draining), and the connection closes
 		 * after it; the drain timer bounds the stragglers. */
-		if (c->ex.state == EX_NONE && !c->out.len && c->phase == PH_IDLE &&
+		if (c->ex.state == EX_NONE && !c->out.len && !c->tx.len && c->phase == PH_IDLE &&
 		    !wpd_http_in_progress(&c->hp))
 			conn_close(c);
 	}
@@ -1245,11 +1481,17 @@ void wpd_server_destroy(struct wpd_server *s)
 		conn_close(s->conns);
 	for (uint32_t i = 0; i < s->nls; i++) {
 		wpd_timer_cancel(s->loop, &s->ls[i].backoff);
-		wpd_io_del(s->loop, &s->ls[i].io);
+		if (s->ls[i].uring)
+			wpd_uedge_close(s->ue, &s->ls[i].us);
+		else
+			wpd_io_del(s->loop, &s->ls[i].io);
 		if (s->ls[i].fd >= 0)
 			close(s->ls[i].fd);
 		wpd_tls_ctx_free(s->ls[i].tls);
 	}
+	/* After every owner closed: waits for the last completions, so the
+	 * connections and listeners are no longer the kernel's. */
+	wpd_uedge_destroy(s->ue);
 	free(s->ls);
 	wpd_gen_put(s->gen);
 	free(s);

@@ -65,6 +65,13 @@ struct wpd_server_stats {
 	uint64_t rx_mem; /* bytes of request data held */
 };
 void wpd_server_stats(const struct wpd_server *s, struct wpd_server_stats *out);
+/* Listener i's name and the edge it really got ("epoll" or "uring": io:
+ * uring falls back to epoll for TLS and where io_uring is unavailable).
+ * Returns 0, or -ENOENT past the last listener. */
+int wpd_server_listener(const struct wpd_server *s, uint32_t i, const char **name, const char **io);
+/* The io_uring edge's counters: 1 with *out filled, 0 when it is not set up. */
+struct wpd_uedge_stats;
+int wpd_server_uring_stats(const struct wpd_server *s, struct wpd_uedge_stats *out);
 
 /* Exchange internals the routes need. */
 struct wpd_gen *wpd_ex_gen(const struct wpd_ex *ex);

@@ -5,7 +5,11 @@
 # check_sse.py), non-streaming, completions, embeddings, models, keep-alive,
 # and the errors (400, 401, 404, 405, 429 with Retry-After) with OpenAI
 # bodies; /healthz, /readyz, /metrics.
+#
+# Sourced by uring_edge.sh with WPD_EDGE_IO=uring (and WPD_PATHS=shm): the
+# same checks against a listener with `io: uring`.
 . "$(dirname "$0")/lib.sh" "$1"
+EDGE_IO=${WPD_EDGE_IO:-epoll}
 here=$(cd "$(dirname "$0")" && pwd)
 WPD_BETA_RATE=2 WPD_BETA_BURST=2
 rules=$(wpd_rules)
@@ -23,7 +27,7 @@ run_path() {
 	esac
 	wpd_start <<CONF
 listen:
-  - tcp: 127.0.0.1:0
+  - {tcp: 127.0.0.1:0, io: $EDGE_IO}
 policy: $rules
 backends:
   - {name: local, native: "$uri"}
@@ -130,11 +134,14 @@ PY
 		wpd_fail "$path: metrics lack tokens"
 	grep -q '^process_cpu_seconds_total{mode="user"}' "$T/metrics" || wpd_fail "$path: metrics lack CPU"
 	grep -q '^wirepathd_backend_up{backend="local",kind="native"} 1' "$T/metrics" || wpd_fail "$path: backend_up"
-	ok "$path: OpenAI routes over $(grep -o 'connected to [^ ]* ([a-z]*' "$WPD_LOG" | head -n 1)"
+	grep -q "^wirepathd_listener_info{listener=\"http://127.0.0.1:0\",io=\"$EDGE_IO\"} 1" "$T/metrics" ||
+		wpd_fail "$path: listener_info: $(grep listener_info "$T/metrics")"
+	ok "$path: OpenAI routes (edge: $EDGE_IO) over $(grep -o 'connected to [^ ]* ([a-z]*' "$WPD_LOG" | head -n 1)"
 	kill -TERM "$WPD_PID"
 	wait "$WPD_PID" || wpd_fail "$path: wirepathd exit status $? after SIGTERM"
 }
 
+[ -n "${WPD_OPENAI_SOURCED:-}" ] && return 0
 run_path shm
 run_path uring
 echo "PASS"
