@@ -273,9 +273,8 @@ static void uedge_cqe(struct wpd_uedge *u, struct io_uring_cqe *cqe)
 	}
 	/* The parser copied what it keeps: the buffer goes back at once. */
 	if (bid >= 0) {
-		io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * UEDGE_BUF_SIZE,
-				      UEDGE_BUF_SIZE, (unsigned short)bid,
-				      io_uring_buf_ring_mask(UEDGE_NBUFS), 0);
+		io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * UEDGE_BUF_SIZE, UEDGE_BUF_SIZE,
+				      (unsigned short)bid, io_uring_buf_ring_mask(UEDGE_NBUFS), 0);
 		io_uring_buf_ring_advance(u->br, 1);
 	}
 	if (!more && --s->pending == 0 && s->closed)
@@ -382,8 +381,10 @@ int wpd_uedge_create(struct wpd_loop *l, struct wpd_uedge **out, char *why, size
 	reg.bgid = UEDGE_BGID;
 	ret = io_uring_register_buf_ring(&u->ring, &reg, 0);
 	if (ret < 0) {
-		snprintf(why, whylen, "io_uring_register_buf_ring: %s (provided buffer rings: "
-				      "Linux 5.19)", strerror(-ret));
+		snprintf(why, whylen,
+			 "io_uring_register_buf_ring: %s (provided buffer rings: "
+			 "Linux 5.19)",
+			 strerror(-ret));
 		goto out_bufs;
 	}
 	for (uint32_t i = 0; i < UEDGE_NBUFS; i++)
