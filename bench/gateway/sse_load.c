@@ -791,10 +791,16 @@ static void print_json(double elapsed)
 
 	for (int i = 0; i < ERR_N; i++)
 		errs += st.err[i];
-	qsort(st.ttft.v, st.ttft.n, sizeof(uint64_t), cmp_u64);
-	qsort(st.gap.v, st.gap.n, sizeof(uint64_t), cmp_u64);
-	qsort(st.lat.v, st.lat.n, sizeof(uint64_t), cmp_u64);
-	qsort(st.svc.v, st.svc.n, sizeof(uint64_t), cmp_u64);
+	/* qsort(NULL, 0) is undefined (UBSan in make test-asan): an empty
+	 * sample set has no array yet. */
+	if (st.ttft.n)
+		qsort(st.ttft.v, st.ttft.n, sizeof(uint64_t), cmp_u64);
+	if (st.gap.n)
+		qsort(st.gap.v, st.gap.n, sizeof(uint64_t), cmp_u64);
+	if (st.lat.n)
+		qsort(st.lat.v, st.lat.n, sizeof(uint64_t), cmp_u64);
+	if (st.svc.n)
+		qsort(st.svc.v, st.svc.n, sizeof(uint64_t), cmp_u64);
 	printf("{\"target\":\"%s\",\"mode\":\"%s\",\"connections\":%d,\"elapsed_s\":%.3f,",
 	       cfg.target, cfg.mode == MODE_RATE ? "rate" : "stream", cfg.streams, elapsed);
 	if (cfg.mode == MODE_RATE) {

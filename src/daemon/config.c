@@ -1615,7 +1615,8 @@ int wpd_config_parse(const char *name, const char *text, size_t len, struct wpd_
 		err[0] = '\0';
 	if (len > CFG_FILE_MAX)
 		return cerr(&cp, 0, "larger than %u bytes", CFG_FILE_MAX);
-	if (len && memchr(text, '\0', len)) /* memchr(NULL, 0) is undefined (the fuzzer's empty input) */
+	if (len &&
+	    memchr(text, '\0', len)) /* memchr(NULL, 0) is undefined (the fuzzer's empty input) */
 		return cerr(&cp, 0, "contains a NUL byte: not a text file?");
 	for (size_t i = 0; i < len; i++)
 		lines += text[i] == '\n';
