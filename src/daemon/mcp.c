@@ -593,23 +593,30 @@ static void http_fail(struct wpd_ex *ex, int status, int code, const char *hdrs,
 
 /* An HTTP-level refusal: the status, and a JSON-RPC error (id null) as the
  * body, which is what MCP clients print. */
-static void http_fail(struct wpd_ex *ex, int status, int code, const char *hdrs, const char *fmt,
-		      ...)
+static void http_vfail(struct wpd_ex *ex, int status, const char *hdrs, const json_t *id, int code,
+		       const json_t *data, const char *fmt, va_list ap)
 {
 	char msg[512];
 	json_t *e;
 	char *body;
 	size_t len = 0;
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	e = wpd_rpc_error(NULL, code, msg, NULL);
+	e = wpd_rpc_error(id, code, msg, data);
 	body = e ? wpd_rpc_dump(e, &len) : NULL;
 	wpd_ex_reply(ex, status, "application/json", hdrs, body ? body : "", body ? len : 0);
 	free(body);
 	json_decref(e);
+}
+
+static void http_fail(struct wpd_ex *ex, int status, int code, const char *hdrs, const char *fmt,
+		      ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	http_vfail(ex, status, hdrs, NULL, code, NULL, fmt, ap);
+	va_end(ap);
 }
 
 static void req_free(struct mcp_req *r)
@@ -1502,20 +1509,11 @@ static void http_fail_id(struct wpd_ex *ex, int status, const json_t *id, int co
 static void http_fail_id(struct wpd_ex *ex, int status, const json_t *id, int code,
 			 const json_t *data, const char *fmt, ...)
 {
-	char msg[512];
-	json_t *e;
-	char *body;
-	size_t len = 0;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	http_vfail(ex, status, NULL, id, code, data, fmt, ap);
 	va_end(ap);
-	e = wpd_rpc_error(id, code, msg, data);
-	body = e ? wpd_rpc_dump(e, &len) : NULL;
-	wpd_ex_reply(ex, status, "application/json", NULL, body ? body : "", body ? len : 0);
-	free(body);
-	json_decref(e);
 }
 
 static json_t *all_versions(void)

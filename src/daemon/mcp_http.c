@@ -88,26 +88,6 @@ static void http_down(struct http_be *h, const char *fmt, ...)
 static void http_init_start(void *arg);
 static int call_send(struct http_be *h, struct mcp_bcall *bc);
 
-static void list_add(struct mcp_bcall **head, struct mcp_bcall *bc)
-{
-	bc->prev = NULL;
-	bc->next = *head;
-	if (*head)
-		(*head)->prev = bc;
-	*head = bc;
-}
-
-static void list_del(struct mcp_bcall **head, struct mcp_bcall *bc)
-{
-	if (bc->prev)
-		bc->prev->next = bc->next;
-	else
-		*head = bc->next;
-	if (bc->next)
-		bc->next->prev = bc->prev;
-	bc->next = bc->prev = NULL;
-}
-
 /* ---- POSTs ---- */
 
 static void hreq_free(struct hreq *r)
@@ -432,7 +412,7 @@ static void fail_queue(struct http_be *h, const char *why)
 	while (h->queue) {
 		struct mcp_bcall *bc = h->queue;
 
-		list_del(&h->queue, bc);
+		mcp_bcall_unlink(&h->queue, bc);
 		bc->queued = 0;
 		call_fail(h, bc, "%s; the call was lost", why);
 	}
@@ -491,7 +471,7 @@ static int http_call(struct mcp_backend *b, const char *method, json_t *params,
 	}
 	if (h->state == HS_INIT) {
 		bc->queued = 1;
-		list_add(&h->queue, bc);
+		mcp_bcall_link(&h->queue, bc);
 	} else {
 		ret = call_send(h, bc);
 		if (ret < 0) {
@@ -512,7 +492,7 @@ static void http_cancel(struct mcp_backend *b, struct mcp_bcall *bc, const char 
 
 	wpd_timer_cancel(b->loop, &bc->timer);
 	if (bc->queued) {
-		list_del(&h->queue, bc);
+		mcp_bcall_unlink(&h->queue, bc);
 		bc->queued = 0;
 	} else if (bc->priv) {
 		struct hreq *r = bc->priv;
@@ -587,7 +567,7 @@ static void call_finish(struct http_be *h, struct hreq *r, int err)
 			return;
 		}
 		bc->queued = 1;
-		list_add(&h->queue, bc);
+		mcp_bcall_link(&h->queue, bc);
 		if (h->state == HS_UP) {
 			mcp_log(&h->rl, WP_LOG_WARN,
 				"%s: the upstream lost our session (HTTP %d); initializing again",
@@ -621,7 +601,7 @@ static void http_up(struct http_be *h)
 
 		while (bc->next)
 			bc = bc->next;
-		list_del(&h->queue, bc);
+		mcp_bcall_unlink(&h->queue, bc);
 		bc->queued = 0;
 		if (call_send(h, bc) < 0)
 			call_fail(h, bc, "could not be sent the call");

@@ -46,6 +46,27 @@ struct mcp_bcall {
 	int retried; /* http: sent again once after the upstream lost its session */
 };
 
+/* A backend's list of calls in flight (stdio and http backends). */
+static inline void mcp_bcall_link(struct mcp_bcall **head, struct mcp_bcall *bc)
+{
+	bc->prev = NULL;
+	bc->next = *head;
+	if (*head)
+		(*head)->prev = bc;
+	*head = bc;
+}
+
+static inline void mcp_bcall_unlink(struct mcp_bcall **head, struct mcp_bcall *bc)
+{
+	if (bc->prev)
+		bc->prev->next = bc->next;
+	else
+		*head = bc->next;
+	if (bc->next)
+		bc->next->prev = bc->prev;
+	bc->next = bc->prev = NULL;
+}
+
 struct mcp_backend_ops {
 	/* Start a call of method with params (borrowed, copied; may be NULL).
 	 * Returns 0, or -ENOTCONN (down, restarting: fail at once), -ENOBUFS

@@ -83,26 +83,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void list_add(struct mcp_bcall **head, struct mcp_bcall *bc)
-{
-	bc->prev = NULL;
-	bc->next = *head;
-	if (*head)
-		(*head)->prev = bc;
-	*head = bc;
-}
-
-static void list_del(struct mcp_bcall **head, struct mcp_bcall *bc)
-{
-	if (bc->prev)
-		bc->prev->next = bc->next;
-	else
-		*head = bc->next;
-	if (bc->next)
-		bc->next->prev = bc->prev;
-	bc->next = bc->prev = NULL;
-}
-
 static char **strv_dup(char **v)
 {
 	size_t n = 0;
@@ -261,7 +241,7 @@ static int stdio_call(struct mcp_backend *b, const char *method, json_t *params,
 	if (s->state == ST_INIT) {
 		bc->queued = 1;
 		bc->req = req;
-		list_add(&s->queue, bc);
+		mcp_bcall_link(&s->queue, bc);
 	} else {
 		ret = stdio_send(s, req);
 		json_decref(req);
@@ -269,7 +249,7 @@ static int stdio_call(struct mcp_backend *b, const char *method, json_t *params,
 			b->calls--;
 			return ret;
 		}
-		list_add(&s->calls, bc);
+		mcp_bcall_link(&s->calls, bc);
 	}
 	memset(&bc->timer, 0, sizeof(bc->timer));
 	wpd_timer_arm(b->loop, &bc->timer, (uint64_t)b->timeout_ms * 1000000ull, call_timeout, bc);
@@ -294,13 +274,13 @@ static void stdio_cancel(struct mcp_backend *b, struct mcp_bcall *bc, const char
 
 	wpd_timer_cancel(b->loop, &bc->timer);
 	if (bc->queued) {
-		list_del(&s->queue, bc);
+		mcp_bcall_unlink(&s->queue, bc);
 		json_decref(bc->req);
 		bc->req = NULL;
 		bc->queued = 0;
 		return;
 	}
-	list_del(&s->calls, bc);
+	mcp_bcall_unlink(&s->calls, bc);
 	if (s->state == ST_UP)
 		send_cancelled(s, bc->bid, reason);
 }
@@ -346,7 +326,7 @@ static void fail_all(struct stdio_be *s, const char *why)
 		json_decref(bc->req);
 		bc->req = NULL;
 		bc->queued = 0;
-		list_add(&list, bc);
+		mcp_bcall_link(&list, bc);
 	}
 	while (list) {
 		json_t *err;
@@ -414,7 +394,7 @@ static void init_done(struct stdio_be *s, const struct wpd_rpc *r)
 
 		while (bc->next)
 			bc = bc->next;
-		list_del(&s->queue, bc);
+		mcp_bcall_unlink(&s->queue, bc);
 		bc->queued = 0;
 		if (stdio_send(s, bc->req) < 0) {
 			json_t *err = mcp_error_resp(WPD_RPC_BACKEND_ERROR,
@@ -428,7 +408,7 @@ static void init_done(struct stdio_be *s, const struct wpd_rpc *r)
 		}
 		json_decref(bc->req);
 		bc->req = NULL;
-		list_add(&s->calls, bc);
+		mcp_bcall_link(&s->calls, bc);
 	}
 }
 
@@ -486,7 +466,7 @@ static void handle_msg(struct stdio_be *s, json_t *msg, const char *line, size_t
 			garbage(s, "an answer to an id it was not asked", line, len);
 			return;
 		}
-		list_del(&s->calls, bc);
+		mcp_bcall_unlink(&s->calls, bc);
 		call_done(s, bc, msg);
 		return;
 	case WPD_RPC_NOTIFICATION:

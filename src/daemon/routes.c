@@ -422,6 +422,33 @@ out:
 	free(j);
 }
 
+/* Start the call of a native job j (its first member c; allocated by the
+ * caller, freed here on failure) and tie it to the exchange: a generation
+ * reference, and the abort that cancels it. The request buffer is freed
+ * either way (the call copied it). Returns 0, or -errno after answering. */
+static int native_start(struct native_job *c, struct wpd_ex *ex, struct wpd_gen *g,
+			struct wpd_native *n, const struct wpd_backend *bc,
+			struct wp_call_params *p, struct wpd_buf *req)
+{
+	int ret;
+
+	c->ex = ex;
+	c->n = n;
+	c->g = g;
+	p->arg = c;
+	ret = wpd_native_call(n, p, &c->id);
+	wpd_buf_free(req);
+	if (ret < 0) {
+		free(c);
+		wpd_ex_error(ex, backend_status(ret), "server_error", NULL,
+			     "backend %s unavailable: %s", bc->name, strerror(-ret));
+		return ret;
+	}
+	g->refs++;
+	wpd_ex_on_abort(ex, native_abort, c);
+	return 0;
+}
+
 static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native *n,
 			 const struct wpd_backend *bc, struct wpd_oai_req *rq)
 {
@@ -431,7 +458,6 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 	size_t blen;
 	const char *body = wpd_ex_body(ex, &blen);
 	size_t mlen = strlen(rq->model);
-	int ret;
 
 	wp_svc_req_hdr_init(&h,
 			    rq->kind == WPD_OAI_CHAT         ? WP_SVC_KIND_CHAT
@@ -460,25 +486,12 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 			wpd_ex_error(ex, 500, "server_error", NULL, "out of memory");
 			return;
 		}
-		j->c.ex = ex;
-		j->c.n = n;
-		j->c.g = g;
 		j->base64 = rq->base64;
 		snprintf(j->model, sizeof(j->model), "%s", rq->model);
 		p.method = WP_SVC_EMBED;
 		p.on_data = embed_data;
 		p.on_done = embed_done;
-		p.arg = j;
-		ret = wpd_native_call(n, &p, &j->c.id);
-		wpd_buf_free(&req);
-		if (ret < 0) {
-			free(j);
-			wpd_ex_error(ex, backend_status(ret), "server_error", NULL,
-				     "backend %s unavailable: %s", bc->name, strerror(-ret));
-			return;
-		}
-		g->refs++;
-		wpd_ex_on_abort(ex, native_abort, j);
+		native_start(&j->c, ex, g, n, bc, &p, &req);
 		return;
 	}
 
@@ -489,9 +502,6 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 		wpd_ex_error(ex, 500, "server_error", NULL, "out of memory");
 		return;
 	}
-	j->c.ex = ex;
-	j->c.n = n;
-	j->c.g = g;
 	j->kind = rq->kind;
 	j->tenant = (struct wpd_tenant *)wpd_ex_tenant(ex);
 	j->stream = rq->stream;
@@ -502,17 +512,8 @@ static void native_model(struct wpd_ex *ex, struct wpd_gen *g, struct wpd_native
 	p.method = WP_SVC_GENERATE;
 	p.on_data = gen_data;
 	p.on_done = gen_done;
-	p.arg = j;
-	ret = wpd_native_call(n, &p, &j->c.id);
-	wpd_buf_free(&req);
-	if (ret < 0) {
-		free(j);
-		wpd_ex_error(ex, backend_status(ret), "server_error", NULL,
-			     "backend %s unavailable: %s", bc->name, strerror(-ret));
+	if (native_start(&j->c, ex, g, n, bc, &p, &req) < 0)
 		return;
-	}
-	g->refs++;
-	wpd_ex_on_abort(ex, native_abort, j);
 	if (j->stream) {
 		wpd_sse_init(&j->tmpl, rq->kind, j->cid, j->created, j->model);
 		if (j->include_usage)
