@@ -15,6 +15,7 @@
 
 #include <wirepath/wirepath.h>
 
+#include "daemon/log.h"
 #include "daemon/loop.h"
 
 #define LOOP_EVENTS 256
@@ -199,9 +200,11 @@ void wpd_timer_arm(struct wpd_loop *l, struct wpd_timer *t, uint64_t delay_ns, w
 		struct wpd_timer **h = realloc(l->heap, cap * sizeof(*h));
 
 		if (!h) {
-			/* Cannot queue it: fire at the next round rather than
-			 * lose it (a timer is a timeout: early is safe, lost
-			 * is a leak). */
+			/* Out of memory growing the heap (a few KiB): a timer
+			 * that silently never fires would leave a connection or
+			 * a call unbounded, so the daemon stops loudly instead
+			 * (systemd restarts it). */
+			wpd_err("out of memory arming a timer; exiting");
 			abort();
 		}
 		l->heap = h;
