@@ -48,6 +48,12 @@
 #define ACCEPT_BACKOFF_MIN_NS 10000000ull
 #define ACCEPT_BACKOFF_MAX_NS 1000000000ull
 #define ACCEPT_BATCH 64
+/* Lingering close (RFC 9112 9.6, nginx's lingering_close): after a reply
+ * that ends the connection, the write side is shut and what the client
+ * still sends is read and dropped for up to this long, so a client that
+ * is mid-upload (a 431 or 413 answered early) reads the reply instead of
+ * a reset that the unread bytes would cause on close(). */
+#define LINGER_NS 2000000000ull
 
 struct listener {
 	struct wpd_server *s;
@@ -108,6 +114,7 @@ struct conn {
 	size_t mem;        /* charged to s->rx_mem */
 	uint64_t bytes_in;
 	int closing;         /* close once out is written */
+	int lingering;       /* reply written, write side shut: draining input */
 	int dropping;        /* too slow: being dropped (counted once) */
 	uint64_t bytes_mark; /* bytes_in when the previous exchange ended */
 	int dead;            /* closed; freed by a deferred call */
@@ -599,6 +606,8 @@ static uint32_t conn_events(const struct conn *c)
 	 * (HUP and ERR always come, and close it: conn_io). */
 	uint32_t ev = c->paused ? 0 : EPOLLRDHUP;
 
+	if (c->lingering)
+		return EPOLLIN | EPOLLRDHUP;
 	/* While an exchange runs, keep reading (to see the client leave) but
 	 * only as far as a pipelined request can go. */
 	if (!c->paused && !c->closing && c->in.len < 65536)
@@ -987,6 +996,10 @@ static void conn_timeout(void *arg)
 
 	if (c->dead)
 		return;
+	if (c->lingering) {
+		conn_close(c); /* the client kept sending: done waiting */
+		return;
+	}
 	switch (c->phase) {
 	case PH_IDLE:
 		conn_close(c); /* keep-alive idle: nothing to answer */
@@ -1172,6 +1185,39 @@ static void conn_read(struct conn *c)
 	}
 }
 
+/* The reply that ends the connection is out: shut the write side (the
+ * client sees EOF after the reply) and drop what it still sends until it
+ * closes or LINGER_NS passes; see LINGER_NS. TLS (its close_notify is the
+ * end) and a connection paused for memory close at once. */
+static void conn_linger(struct conn *c)
+{
+	if (c->tls || c->paused || shutdown(c->fd, SHUT_WR) < 0) {
+		conn_close(c);
+		return;
+	}
+	c->lingering = 1;
+	wpd_timer_arm(c->s->loop, &c->timer, LINGER_NS, conn_timeout, c);
+	conn_update(c);
+}
+
+/* Lingering: read and drop; EOF or an error ends it. */
+static void conn_drain(struct conn *c)
+{
+	static char buf[READ_CHUNK];
+
+	for (int rounds = 0; rounds < 4; rounds++) {
+		ssize_t n = read(c->fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			conn_close(c);
+			return;
+		}
+		c->bytes_in += (uint64_t)n;
+	}
+}
+
 /* The io_uring edge's flush: the queued output goes as one SEND (its SQE
  * leaves with every other connection's in the round's one submit); out
  * keeps collecting while it is in flight. */
@@ -1189,8 +1235,8 @@ static void conn_uflush(struct conn *c)
 	}
 	if (!c->out.len && c->out.alloc > (256u << 10))
 		wpd_buf_free(&c->out);
-	if (c->closing && !c->out.len && !c->tx.len && c->ex.state == EX_NONE) {
-		conn_close(c);
+	if (c->closing && !c->lingering && !c->out.len && !c->tx.len && c->ex.state == EX_NONE) {
+		conn_linger(c);
 		return;
 	}
 	conn_update(c);
@@ -1219,7 +1265,9 @@ static void conn_ucqe(void *arg, enum wpd_uop op, int res, const void *data, int
 		conn_uflush(c);
 		return;
 	}
-	if (res > 0) {
+	if (res > 0 && c->lingering) {
+		c->bytes_in += (uint64_t)res; /* dropped */
+	} else if (res > 0) {
 		if (conn_over_budget(c)) {
 			/* Already read: held (bounded by in.max) until memory
 			 * frees; the receive is cancelled meanwhile. */
@@ -1269,8 +1317,8 @@ static void conn_flush(void *arg)
 		/* A big response went out: give the memory back. */
 		wpd_buf_free(&c->out);
 	}
-	if (c->closing && !c->out.len && c->ex.state == EX_NONE) {
-		conn_close(c);
+	if (c->closing && !c->lingering && !c->out.len && c->ex.state == EX_NONE) {
+		conn_linger(c);
 		return;
 	}
 	conn_update(c);
@@ -1312,6 +1360,11 @@ static void conn_io(void *arg, uint32_t events)
 		conn_flush(c);
 	if (c->dead)
 		return;
+	if (c->lingering) {
+		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+			conn_drain(c);
+		return;
+	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
 		conn_read(c);
 	if (!c->dead && !c->flush_queued)
