@@ -20,6 +20,9 @@ pkgs+=(libhttp-parser-dev libjansson-dev libfyaml-dev)
 # The gateway bench (bench/gateway/run.sh; its smoke test runs in make test)
 # compares wirepathd with nginx and loads both with wrk.
 pkgs+=(nginx-light wrk)
+# The real-stack bench (bench/stacks, make demo): its agents are a libcurl
+# multi client.
+pkgs+=(libcurl4-openssl-dev)
 if [ "${1:-}" = "--peers" ]; then
 	pkgs+=(sockperf ucx-utils)
 fi
