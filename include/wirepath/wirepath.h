@@ -153,8 +153,9 @@ struct wp_ctx_opts {
 	uint32_t rx_buf_size;  /* uring provided buffer size; 0 = 64 KiB */
 	uint32_t rx_buf_count; /* uring provided buffers; 0 = 64 */
 	int64_t spin_us;       /* shm: poll the rings this long before sleeping on
-				   * the doorbell (0 = default 50 us, -1 = never spin;
-				   * busy_poll = never sleep) */
+				   * the doorbell, while most recent idle gaps were
+				   * that short (adaptive; 0 = default 50 us, -1 =
+				   * never spin; busy_poll = never sleep) */
 	uint32_t shm_slots;    /* shm: ring descriptors per direction (power of
 				   * two; 0 = 1024) */
 	uint32_t shm_arena_mb; /* shm: per-direction arena for payloads the library

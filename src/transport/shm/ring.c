@@ -65,8 +65,10 @@ static int shm_init(struct wp_ctx *ctx)
 {
 	int ret = wp_epoll_bk_init(ctx, sizeof(struct shm_ctx));
 
-	if (ret == 0)
+	if (ret == 0) {
 		shm_probe_huge(sctx(ctx));
+		sctx(ctx)->spin_hit_q16 = SHM_SPIN_ONE; /* spin until gaps say otherwise */
+	}
 	return ret;
 }
 
@@ -438,7 +440,7 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 	struct shm_ctx *sc = sctx(ctx);
 	bool woken = sc->armed;
 	int n = 0, ret;
-	uint64_t now;
+	uint64_t now, idle0 = 0, spin_ns = 0;
 
 	if (woken) {
 		/* Woken in an embedding loop (or never slept): stop asking
@@ -454,8 +456,12 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 	}
 	n += poll_all(ctx);
 	if (n == 0 && timeout_us != 0 && ctx->o.spin_us > 0 && sc->open && !ctx->ndefer) {
+		idle0 = wp_now_ns();
+		spin_ns = (uint64_t)ctx->o.spin_us * 1000;
+	}
+	if (idle0 && (ctx->o.busy_poll || shm_spin_wanted(sc->spin_hit_q16))) {
 		/* Spin: a wake-up costs tens of microseconds here, a poll 100 ns. */
-		uint64_t t0 = wp_now_ns(), budget = (uint64_t)ctx->o.spin_us * 1000;
+		uint64_t budget = spin_ns;
 
 		if (timeout_us > 0 && (uint64_t)timeout_us * 1000 < budget)
 			budget = (uint64_t)timeout_us * 1000;
@@ -463,7 +469,11 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 			__builtin_ia32_pause();
 			n = poll_all(ctx);
 			wp_ctx_flush(ctx);
-		} while (n == 0 && !ctx->ndefer && wp_now_ns() - t0 < budget);
+		} while (n == 0 && !ctx->ndefer && wp_now_ns() - idle0 < budget);
+		if (n > 0 || ctx->ndefer) {
+			shm_spin_learn(&sc->spin_hit_q16, wp_now_ns() - idle0, spin_ns);
+			idle0 = 0;
+		}
 	}
 	now = wp_now_ns();
 	if (n > 0 || ctx->ndefer || timeout_us == 0) {
@@ -488,6 +498,11 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 			return ret;
 		n += ret;
 		n += poll_all(ctx);
+		/* The idle period's length, if it ended with work (a timeout
+		 * that ran past the spin budget is a miss as well). */
+		now = wp_now_ns();
+		if (idle0 && (n > 0 || now - idle0 > spin_ns))
+			shm_spin_learn(&sc->spin_hit_q16, now - idle0, spin_ns);
 	}
 	return n;
 }
@@ -495,12 +510,14 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 static void shm_explain(struct wp_ctx *ctx, char *buf, size_t len)
 {
 	struct shm_ctx *sc = sctx(ctx);
-	char spin[64];
+	char spin[128];
 
 	if (ctx->o.busy_poll)
 		snprintf(spin, sizeof(spin), "busy-poll (never sleeps)");
 	else if (ctx->o.spin_us > 0)
-		snprintf(spin, sizeof(spin), "spin %lld us, then sleep on an eventfd doorbell",
+		snprintf(spin, sizeof(spin),
+			 "adaptive spin up to %lld us (while most idle gaps are shorter), "
+			 "then sleep on an eventfd doorbell",
 			 (long long)ctx->o.spin_us);
 	else
 		snprintf(spin, sizeof(spin), "no spin: sleeps on an eventfd doorbell");
