@@ -49,19 +49,6 @@ struct svc {
 	size_t tools_json_len;
 };
 
-/* The generator's vocabulary. Changing it changes every generated text
- * (and the golden text in tests/integ/test_service.c). */
-static const char *const svc_vocab[64] = {
-	"the",    "a",       "agent", "model",  "token",  "stream", "path",  "wire",
-	"host",   "fast",    "slow",  "ring",   "frame",  "call",   "reply", "tool",
-	"memory", "shared",  "queue", "kernel", "user",   "space",  "copy",  "zero",
-	"byte",   "page",    "cache", "core",   "thread", "event",  "loop",  "poll",
-	"send",   "receive", "open",  "close",  "ready",  "done",   "and",   "or",
-	"with",   "without", "to",    "from",   "in",     "out",    "of",    "on",
-	"is",     "was",     "will",  "can",    "not",    "every",  "one",   "two",
-	"three",  "many",    "first", "last",   "next",   "new",    "old",   "now",
-};
-
 /* The tools, as MCP Tool objects (canonicalized through jansson at create). */
 static const char svc_tools_src[] =
 	"[{\"name\":\"echo\",\"description\":\"Returns its message argument as text.\","
@@ -74,27 +61,6 @@ static const char svc_tools_src[] =
 	"{\"name\":\"add\",\"description\":\"Returns the sum of a and b.\",\"inputSchema\":{"
 	"\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"number\"},\"b\":{\"type\":"
 	"\"number\"}},\"required\":[\"a\",\"b\"]}}]";
-
-static uint64_t svc_fnv1a(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
-/* splitmix64's finalizer: every output bit depends on every input bit. */
-static uint64_t svc_mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
 
 static void svc_free_done(void *arg, int status)
 {
@@ -162,8 +128,7 @@ static size_t gen_token(const struct gen_job *g, uint32_t i, char *out)
 		w = v->word[i % v->n_words];
 		wl = v->word_len[i % v->n_words];
 	} else {
-		w = svc_vocab[svc_mix(g->seed ^ svc_mix(i)) & 63];
-		wl = strlen(w);
+		w = svc_gen_word(g->seed, i, &wl);
 	}
 	out[n++] = WP_SVC_CHUNK_TEXT;
 	if (i)
@@ -440,8 +405,7 @@ static char *sized_result(uint32_t bytes, size_t *len)
 		return NULL;
 	memcpy(s, pre, sizeof(pre) - 1);
 	t = s + sizeof(pre) - 1;
-	for (uint32_t i = 0; i < bytes; i++)
-		t[i] = (char)('a' + i % 26);
+	svc_sized_text(t, bytes);
 	memcpy(t + bytes, post, sizeof(post) - 1);
 	*len = sizeof(pre) - 1 + bytes + sizeof(post) - 1;
 	return s;

@@ -81,6 +81,63 @@ int svc_stats_json(const struct svc *v, char *buf, size_t len);
 void svc_destroy(struct svc *v);
 
 /*
+ * The generator's text and the sized tool's, inline so that other stubs of
+ * the same contracts (bench/stacks/http_stub.c, the conventional stack's
+ * HTTP services) produce the very same bytes for the same request.
+ */
+
+/* FNV-1a: the prompt's hash, the generator's seed. */
+static inline uint64_t svc_fnv1a(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* splitmix64's finalizer: every output bit depends on every input bit. */
+static inline uint64_t svc_mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* Word i of the generator's text for a prompt hashed to seed (without the
+ * space that precedes every token but the first); *len its length. The
+ * vocabulary: changing it changes every generated text (and the golden
+ * text in tests/integ/test_service.c). */
+static inline const char *svc_gen_word(uint64_t seed, uint32_t i, size_t *len)
+{
+	static const char *const vocab[64] = {
+		"the",    "a",       "agent", "model",  "token",  "stream", "path",  "wire",
+		"host",   "fast",    "slow",  "ring",   "frame",  "call",   "reply", "tool",
+		"memory", "shared",  "queue", "kernel", "user",   "space",  "copy",  "zero",
+		"byte",   "page",    "cache", "core",   "thread", "event",  "loop",  "poll",
+		"send",   "receive", "open",  "close",  "ready",  "done",   "and",   "or",
+		"with",   "without", "to",    "from",   "in",     "out",    "of",    "on",
+		"is",     "was",     "will",  "can",    "not",    "every",  "one",   "two",
+		"three",  "many",    "first", "last",   "next",   "new",    "old",   "now",
+	};
+	const char *w = vocab[svc_mix(seed ^ svc_mix(i)) & 63];
+
+	*len = strlen(w);
+	return w;
+}
+
+/* The sized tool's text: n letters, "abc...zabc..." (no JSON escaping needed). */
+static inline void svc_sized_text(char *t, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		t[i] = (char)('a' + i % 26);
+}
+
+/*
  * Request parsing the handlers share with the fuzz target (tests/fuzz/
  * fuzz_service.c), inline so that it needs neither jansson nor a context.
  */
