@@ -9,6 +9,7 @@
 
 static enum wp_log_level log_level = WP_LOG_INFO;
 static int log_time;
+static const char *log_prog = "wirepathd";
 
 static const char *const level_name[] = { "error", "warn", "info", "debug" };
 
@@ -16,6 +17,11 @@ void wpd_log_setup(enum wp_log_level level, int with_time)
 {
 	log_level = level;
 	log_time = with_time;
+}
+
+void wpd_log_prog(const char *name)
+{
+	log_prog = name;
 }
 
 static void log_line(enum wp_log_level level, const char *msg)
@@ -31,7 +37,7 @@ static void log_line(enum wp_log_level level, const char *msg)
 		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
 		snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03ldZ ", t.tv_nsec / 1000000);
 	}
-	fprintf(stderr, "%swirepathd: %s: %s\n", ts, level_name[level], msg);
+	fprintf(stderr, "%s%s: %s: %s\n", ts, log_prog, level_name[level], msg);
 }
 
 static void vlog(enum wp_log_level level, const char *fmt, va_list ap)

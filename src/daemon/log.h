@@ -11,6 +11,9 @@
 #include <wirepath/wirepath.h>
 
 void wpd_log_setup(enum wp_log_level level, int with_time);
+/* The program name that starts each line (default "wirepathd"; tools built
+ * on the daemon's code set their own: a static string). */
+void wpd_log_prog(const char *name);
 void wpd_log(enum wp_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* At most one line per second for this key (a static string the caller
  * owns); the next line that passes says how many were suppressed. */
