@@ -251,7 +251,9 @@ static void chat_body(void *arg)
 	wpd_buf_reset(&s->ev);
 	for (uint32_t i = 0; i < c->total; i++)
 		wpd_buf_add(&s->text, tok, chat_token(c, i, tok));
-	if (c->kind == WPD_OAI_CHAT)
+	if (s->text.oom) /* no text to escape: answered 500 below */
+		s->ev.oom = 1;
+	else if (c->kind == WPD_OAI_CHAT)
 		wpd_oai_chat_body(&s->ev, c->cid, c->created, c->model, s->text.p, s->text.len,
 				  finish, c->prompt_tokens, c->total);
 	else
@@ -301,10 +303,10 @@ static void chat(struct stub *s, struct wpd_ex *ex, enum wpd_oai_kind kind)
 	}
 	if (rq.max_tokens > STUB_TOKENS_MAX) {
 		s->st.bad_requests++;
-		wpd_oai_req_free(&rq);
 		wpd_ex_error(ex, 400, "invalid_request_error", NULL,
 			     "max_tokens %u is above this stub's limit of %u", rq.max_tokens,
 			     STUB_TOKENS_MAX);
+		wpd_oai_req_free(&rq);
 		return;
 	}
 	c = calloc(1, sizeof(*c));
@@ -334,6 +336,13 @@ static void chat(struct stub *s, struct wpd_ex *ex, enum wpd_oai_kind kind)
 			c->cid[n++] = al[stub_rand(s) % (sizeof(al) - 1)];
 		c->cid[n] = 0;
 	}
+	/* The id and a model of at most 127 bytes always fit the template;
+	 * checked all the same, since a chunk cut short would be invalid JSON. */
+	if (c->stream && wpd_sse_init(&c->tmpl, kind, c->cid, c->created, c->model) < 0) {
+		free(c);
+		wpd_ex_error(ex, 500, "server_error", NULL, "the model id does not fit a chunk");
+		return;
+	}
 	job_start(s, &c->j, ex, chat_abort);
 	if (!c->stream) {
 		s->st.completions++;
@@ -341,8 +350,6 @@ static void chat(struct stub *s, struct wpd_ex *ex, enum wpd_oai_kind kind)
 		return;
 	}
 	s->st.streams++;
-	/* The id and a model of at most 127 bytes always fit the template. */
-	wpd_sse_init(&c->tmpl, kind, c->cid, c->created, c->model);
 	if (c->include_usage)
 		wpd_sse_usage_null(&c->tmpl); /* "usage":null on every chunk, as OpenAI */
 	wpd_ex_stream_begin(ex, 200, "text/event-stream", NULL);
