@@ -200,13 +200,17 @@ leave
 sleep 0.2
 fd2=$(fds) rss2=$(wpd_rss "$STUB_PID_a")
 st=$(stub_stats "$STUB_PID_a" "$T/a.err")
-python3 - "$st" "$fd1" "$fd2" "$rss1" "$rss2" <<'PY' || wpd_fail "disconnects: $st"
+# Under ASan freed memory sits in quarantine, so RSS grows by design there;
+# its leak check at exit (the SIGTERM below must exit 0) stands in for it.
+asan=0
+grep -qa __asan_init "$STUB" && asan=1
+python3 - "$st" "$fd1" "$fd2" "$rss1" "$rss2" "$asan" <<'PY' || wpd_fail "disconnects: $st"
 import json, sys
 s = json.loads(sys.argv[1])
-fd1, fd2, rss1, rss2 = map(int, sys.argv[2:])
+fd1, fd2, rss1, rss2, asan = map(int, sys.argv[2:])
 assert s["disconnects"] == 200 and s["active"] == 0, s
 assert fd2 == fd1, (fd1, fd2)
-assert rss2 - rss1 < 2048, (rss1, rss2)   # KiB
+assert asan or rss2 - rss1 < 2048, (rss1, rss2)   # KiB
 PY
 ok "200 clients left mid-stream: counted, none active, fds $fd1 -> $fd2, RSS $rss1 -> $rss2 KiB"
 
