@@ -561,6 +561,15 @@ static const struct tool_opt serve_opts[] = {
 	  .meta = "N",
 	  .help = "pacing between tokens, in microseconds (0: back to\n"
 		  "back, the default)" },
+	{ .name = "decode-step-us",
+	  .kind = TOOL_OPT_U32,
+	  .off = offsetof(struct serve_cfg, svc.decode_step_us),
+	  .max = 60000000,
+	  .meta = "N",
+	  .help = "batched decoding: tokens leave on a common clock of\n"
+		  "this period, every stream's together, as a batching\n"
+		  "model server emits them (default 0: each stream on its\n"
+		  "own timer)" },
 	{ .name = "ttft-us",
 	  .kind = TOOL_OPT_U32,
 	  .off = offsetof(struct serve_cfg, svc.ttft_us),
@@ -645,7 +654,7 @@ static void serve_usage(FILE *f)
 		"                      [--conns-per-tenant N] [--frame-timeout S]\n"
 		"                      [--idle-timeout S] [--handshake-timeout S]\n"
 		"                      [--model-name NAME]... [--tokens N] [--token-interval-us N]\n"
-		"                      [--ttft-us N] [--token-text WORDS]\n"
+		"                      [--ttft-us N] [--decode-step-us N] [--token-text WORDS]\n"
 		"\n"
 		"Offer the bench's stub services on one context driven by one thread:\n"
 		"  tool (method %u)       [u32 resp_size][u32 service_us] -> resp_size bytes\n"

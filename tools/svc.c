@@ -35,7 +35,7 @@
 struct svc {
 	struct sched *sched;
 	struct svc_stats st;
-	uint32_t tokens, interval_us, ttft_us;
+	uint32_t tokens, interval_us, ttft_us, decode_step_us;
 	uint32_t n_models;
 	char *model[SVC_MODELS_MAX];
 	size_t model_len[SVC_MODELS_MAX];
@@ -172,7 +172,8 @@ static int gen_run(struct sched_job *sj, uint64_t now)
 			/* From the last due time, so pacing does not drift with
 			 * the loop's lateness; never in the past (no bursts to
 			 * catch up). */
-			sj->due += (uint64_t)g->interval_us * 1000;
+			sj->due = svc_decode_due(sj->due + (uint64_t)g->interval_us * 1000,
+						 g->v->decode_step_us);
 			if (sj->due <= now)
 				sj->due = now + 1;
 			return 0;
@@ -246,8 +247,8 @@ static void on_generate(void *arg, struct wp_call *call, struct wp_msg *req)
 	g->sj.run = gen_run;
 	g->sj.drop = gen_drop;
 	now = wp_now_ns();
-	g->sj.due = now + (uint64_t)v->ttft_us * 1000;
-	if (v->ttft_us == 0 && gen_run(&g->sj, now))
+	g->sj.due = svc_decode_due(now + (uint64_t)v->ttft_us * 1000, v->decode_step_us);
+	if (g->sj.due <= now && gen_run(&g->sj, now))
 		return;
 	if (sched_add(v->sched, &g->sj) < 0) {
 		v->st.oom++;
@@ -656,6 +657,7 @@ int svc_create(const struct svc_opts *o, struct sched *sched, struct svc **out)
 	v->tokens = o->tokens ? o->tokens : SVC_DEFAULT_TOKENS;
 	v->interval_us = o->token_interval_us;
 	v->ttft_us = o->ttft_us;
+	v->decode_step_us = o->decode_step_us;
 	rc = svc_models(v, o);
 	if (rc < 0)
 		goto out_free;

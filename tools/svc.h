@@ -40,6 +40,10 @@ struct svc_opts {
 	uint32_t tokens;            /* tokens when the request's max_tokens is 0 (0: 16) */
 	uint32_t token_interval_us; /* between tokens; 0 = back to back */
 	uint32_t ttft_us;           /* before the first token */
+	uint32_t decode_step_us;    /* tokens leave on a common clock of this period,
+				     * as a batching model server decodes every
+				     * stream in lockstep (svc_decode_due); 0 = each
+				     * stream on its own timer */
 	const char *token_text;     /* words the model repeats in order; NULL: the
 				     * generator (words drawn from a fixed list,
 				     * seeded by the prompt) */
@@ -87,6 +91,22 @@ void svc_destroy(struct svc *v);
  */
 
 /* FNV-1a: the prompt's hash, the generator's seed. */
+/*
+ * Batched decoding: a model server with continuous batching (vLLM, TGI,
+ * TensorRT-LLM) runs one decode step for every stream in its batch at
+ * once, so each step yields one token per active stream at the same
+ * moment. With step_us set, a token due at due_ns leaves at the next tick
+ * of a common clock of that period (CLOCK_MONOTONIC, the same in every
+ * process): every stream's tokens come out together, one wake-up per step
+ * for the whole server instead of one per token. 0: due_ns unchanged.
+ */
+static inline uint64_t svc_decode_due(uint64_t due_ns, uint32_t step_us)
+{
+	uint64_t step = (uint64_t)step_us * 1000;
+
+	return step ? (due_ns + step - 1) / step * step : due_ns;
+}
+
 static inline uint64_t svc_fnv1a(const void *p, size_t n)
 {
 	const uint8_t *b = p;

@@ -79,7 +79,7 @@ struct stub_stats {
 struct stub {
 	struct wpd_loop *loop;
 	struct wpd_server *srv;
-	uint32_t tokens, ttft_us, interval_us;
+	uint32_t tokens, ttft_us, interval_us, decode_step_us;
 	struct stub_stats st;
 	struct wpd_buf ev;   /* scratch: one event or body at a time (one thread) */
 	struct wpd_buf text; /* scratch: a non-streamed answer's text */
@@ -179,7 +179,9 @@ static uint64_t chat_due(const struct chat_job *c, uint32_t i)
 {
 	const struct stub *s = c->j.s;
 
-	return c->start_ns + (uint64_t)s->ttft_us * 1000 + (uint64_t)i * s->interval_us * 1000;
+	return svc_decode_due(c->start_ns + (uint64_t)s->ttft_us * 1000 +
+				      (uint64_t)i * s->interval_us * 1000,
+			      s->decode_step_us);
 }
 
 static void chat_arm(struct chat_job *c, uint64_t due, wpd_timer_fn fn)
@@ -711,6 +713,8 @@ static void usage(FILE *f)
 		"  --tokens N               tokens when a request sets no max_tokens (default 16)\n"
 		"  --ttft-us N              before the first token (default 0)\n"
 		"  --token-interval-us N    between tokens (default 0: back to back)\n"
+		"  --decode-step-us N       batched decoding: tokens leave on a common clock\n"
+		"                           of this period, every stream's together (0: off)\n"
 		"  --quiet                  log warnings and errors only\n"
 		"  -h, --help\n"
 		"\n"
@@ -795,6 +799,7 @@ int main(int argc, char **argv)
 		{ "tokens", required_argument, NULL, 'n' },
 		{ "ttft-us", required_argument, NULL, 'f' },
 		{ "token-interval-us", required_argument, NULL, 'i' },
+		{ "decode-step-us", required_argument, NULL, 'd' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -824,6 +829,11 @@ int main(int argc, char **argv)
 		case 'i':
 			if (parse_num("--token-interval-us", optarg, 0, STUB_PACE_US_MAX,
 				      &s.interval_us) < 0)
+				return 2;
+			break;
+		case 'd':
+			if (parse_num("--decode-step-us", optarg, 0, STUB_PACE_US_MAX,
+				      &s.decode_step_us) < 0)
 				return 2;
 			break;
 		case 'q':
@@ -889,8 +899,8 @@ int main(int argc, char **argv)
 	else
 		printf("unix %s\n", listen + 5);
 	fflush(stdout);
-	wpd_info("serving on %s: %u tokens, ttft %u us, token interval %u us", listen, s.tokens,
-		 s.ttft_us, s.interval_us);
+	wpd_info("serving on %s: %u tokens, ttft %u us, token interval %u us, decode step %u us",
+		 listen, s.tokens, s.ttft_us, s.interval_us, s.decode_step_us);
 
 	while (!s.stop) {
 		int ret = wpd_loop_run_once(s.loop, -1);
