@@ -16,9 +16,13 @@ $(BUILD)/build.ninja:
 deps:
 	@bash scripts/deps.sh
 
+# The real-stack bench (bench/stacks/run.py): a conventional nginx stack,
+# wirepathd and the native paths, open loop, side by side; about a minute.
+# DEMO_ARGS=--full for the whole workload and a long sweep, --closed-loop for
+# the native paths' closed-loop maximum throughput (wirepath bench).
 demo: deps
 	@$(MAKE) --no-print-directory all
-	$(BUILD)/wirepath bench --paths tcp,uring,shm --json results/latest.json --svg results/latest.svg $(DEMO_ARGS)
+	python3 bench/stacks/run.py --build $(BUILD) --json results/latest.json --svg results/latest.svg $(DEMO_ARGS)
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -99,6 +99,9 @@ run_one "exports" bash tests/check_exports.sh "$BUILD"
 # CLI smoke: probe and a short bench on every path.
 run_one "cli_probe" "$BUILD/wirepath" probe --json
 run_one "cli_bench_smoke" bash tests/cli_smoke.sh "$BUILD"
+# The real-stack bench (make demo): every stack on a short run, and its CPU
+# accounting against /proc.
+run_one "stacks_smoke" bash tests/stacks_smoke.sh "$BUILD"
 # The soak's smoke: 20 s of every path at once with faults (make soak: 30 min).
 run_one "soak_smoke(20s)" bash tests/soak_smoke.sh "$BUILD"
 

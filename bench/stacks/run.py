@@ -254,6 +254,8 @@ class Bench:
             v = getattr(args, k, None)
             if v is not None:
                 self.w[k] = v
+        # the model decodes in lockstep batches: one token per stream per step
+        self.decode_step = self.w["token_interval_us"] if args.decode_step_us is None else args.decode_step_us
 
     def bin(self, name):
         p = os.path.join(self.build, name)
@@ -311,7 +313,8 @@ http {{
     def http_stub(self, tree, name):
         port = free_port()
         pid = tree.spawn(self.log(name), [self.bin("wp_http_stub"), "--listen", "127.0.0.1:%d" % port,
-                                          "--token-interval-us", self.w["token_interval_us"], "--quiet"])
+                                          "--token-interval-us", self.w["token_interval_us"],
+                                          "--decode-step-us", self.decode_step, "--quiet"])
         if not wait_port(port, lambda: tree.alive(pid)):
             die("wp_http_stub did not start: %s" % open(self.log(name)).read()[-500:])
         return port
@@ -319,7 +322,8 @@ http {{
     def serve(self, tree, name, uri):
         pf = os.path.join(self.tmp, name + ".port")
         pid = tree.spawn(self.log(name), [self.bin("wirepath"), "serve", "--listen", uri, "--port-file", pf,
-                                          "--token-interval-us", self.w["token_interval_us"]])
+                                          "--token-interval-us", self.w["token_interval_us"],
+                                          "--decode-step-us", self.decode_step])
         end = time.monotonic() + 10
         while time.monotonic() < end:
             if os.path.exists(pf) and os.path.getsize(pf) > 0:
@@ -527,6 +531,45 @@ unset multiplot
         print("run.py: gnuplot failed: %s" % r.stderr[-300:], file=sys.stderr)
 
 
+def goal_lines(res, stacks):
+    """The issue's performance goals, judged on this run's numbers."""
+    goals = []
+
+    def at_r(s):
+        return res.get(s, {}).get("at_model_rate", {}).get("cores")
+
+    conv = at_r("conventional")
+    for s, lim, label in (("shm", 1 / 20, "1/20"), ("wirepathd", 1 / 3, "1/3")):
+        c = at_r(s)
+        if conv and c is not None:
+            goals.append(dict(goal="%s_vs_conventional" % s, value=c / conv, limit=lim, met=c / conv <= lim,
+                              text="%s: host cores at R %.3f of the conventional stack's (goal <= %s)"
+                                   % (s, c / conv, label)))
+    for s in ("shm",):
+        pts = res.get(s, {}).get("points", [])
+        k = res.get(s, {}).get("knee")
+        if k and len(pts) > 1:
+            low = min(pts, key=lambda p: abs(math.log(p["rate"] / (0.2 * k["rate"]))))
+            if low["rate"] < k["rate"]:
+                r = low["cpu_us_per_step"] / k["cpu_us_per_step"]
+                goals.append(dict(goal="%s_idle_adapts" % s, value=r, limit=1.5, met=r <= 1.5,
+                                  text="%s: CPU/step at %g steps/s is %.2fx its value at the knee (%g) (goal <= 1.5x)"
+                                       % (s, low["rate"], r, k["rate"])))
+    tcp = {p["rate"]: p for p in res.get("tcp", {}).get("points", [])}
+    ur = {p["rate"]: p for p in res.get("uring", {}).get("points", [])}
+    common = sorted(set(tcp) & set(ur))
+    if common:
+        cpu = max(ur[r]["cpu_us_per_step"] / tcp[r]["cpu_us_per_step"] for r in common)
+        goals.append(dict(goal="uring_cpu_vs_tcp", value=cpu, limit=1.0, met=cpu <= 1.0,
+                          text="uring: CPU/step at most %.2fx tcp's over %d common rates (goal <= 1x at every rate)"
+                               % (cpu, len(common))))
+        if all("syscalls_per_step" in tcp[r] and "syscalls_per_step" in ur[r] for r in common):
+            sc = max(ur[r]["syscalls_per_step"] / tcp[r]["syscalls_per_step"] for r in common)
+            goals.append(dict(goal="uring_syscalls_vs_tcp", value=sc, limit=1 / 3, met=sc <= 1 / 3,
+                              text="uring: syscalls/step at most %.2fx tcp's (goal <= 1/3 at every rate)" % sc))
+    return goals
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -548,6 +591,9 @@ def main():
                     help="without --model-steps-per-s: R = this / tokens per step (100000)")
     for k in WORKLOADS["demo"]:
         ap.add_argument("--" + k.replace("_", "-"), dest=k, type=int)
+    ap.add_argument("--decode-step-us", type=int,
+                    help="the model services emit every stream's token on a common clock of this period, "
+                         "as a batching model server does (default: the token interval; 0: a timer per stream)")
     ap.add_argument("--json")
     ap.add_argument("--svg")
     ap.add_argument("--closed-loop", action="store_true",
@@ -602,9 +648,9 @@ def main():
             res[s] = dict(points=[], unavailable=why or None)
             if tgt:
                 targets[s] = tgt
-        print("workload: %d tokens per step at %.0f ms per token, %d tool calls (%d B, %.0f ms) and %d memory "
+        print("workload: %d tokens per step at %.0f ms per token (decode step %.0f ms), %d tool calls (%d B, %.0f ms) and %d memory "
               "lookups (%d B, %.0f ms) per step; %s arrivals; windows %.1f s after %.1f s"
-              % (w["tokens"], w["token_interval_us"] / 1000, w["fanout"], w["tool_bytes"],
+              % (w["tokens"], w["token_interval_us"] / 1000, b.decode_step / 1000, w["fanout"], w["tool_bytes"],
                  w["tool_service_us"] / 1000, w["mem_lookups"], w["mem_bytes"], w["mem_service_us"] / 1000,
                  a.arrivals, a.duration, a.warmup), flush=True)
         live = [s for s in stacks if s in targets]
@@ -643,7 +689,7 @@ def main():
             r["at_model_rate"] = dict(cores=need, from_rate=near["rate"],
                                       host_bound=need > ncpu or model_rate > k["rate"],
                                       ratio=(model_rate / k["rate"]) if model_rate > k["rate"] else (ncpu / need if need else None))
-    out = dict(workload=w, stacks=stacks, rates=rates, model_steps_per_s=model_rate, model_basis=model_basis,
+    out = dict(workload=dict(w, decode_step_us=b.decode_step), stacks=stacks, rates=rates, model_steps_per_s=model_rate, model_basis=model_basis,
                host_cores=ncpu, slo=dict(token_ms=a.slo_token_ms, tool_ms=a.slo_tool_ms),
                warmup_s=a.warmup, duration_s=a.duration, arrivals=a.arrivals, results=res,
                cpu_source=next((p["cpu_source"] for s in stacks for p in res[s]["points"]), None))
@@ -692,6 +738,13 @@ def main():
             for s, c in parts:
                 if s != "conventional" and c > 0:
                     out.setdefault("ratios_vs_conventional", {})[s] = c / conv
+    goals = goal_lines(res, stacks)
+    if goals:
+        out["goals"] = goals
+        print()
+        print("goals (issue 14; ratios from this run):")
+        for g in goals:
+            print("  %-4s %s" % ("met" if g["met"] else ("miss" if g["met"] is not None else "n/a"), g["text"]))
     if a.json:
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as f:
