@@ -71,6 +71,7 @@ struct cfg {
 	const char *mcp_path;
 	const char *model;
 	const char *tool;
+	const char *cafile;
 	double rate;
 	int fixed;
 	double duration, warmup, grace;
@@ -535,6 +536,8 @@ static CURL *easy_new(struct req *r)
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	if (C.cafile)
+		curl_easy_setopt(e, CURLOPT_CAINFO, C.cafile);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->post);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->post));
 	return e;
@@ -751,7 +754,8 @@ static void http_mcp_init(void)
 		"{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"initialize\",\"params\":"
 		"{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{},"
 		"\"clientInfo\":{\"name\":\"wp_agents\",\"version\":\"1\"}}}";
-	static const char inited[] = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+	static const char inited[] =
+		"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
 	CURL *e = curl_easy_init();
 	long code = 0;
 	CURLcode res;
@@ -760,6 +764,8 @@ static void http_mcp_init(void)
 		die("curl_easy_init failed");
 	curl_easy_setopt(e, CURLOPT_URL, H.mcp_url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, H.h_mcp);
+	if (C.cafile)
+		curl_easy_setopt(e, CURLOPT_CAINFO, C.cafile);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, init);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_init_header);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_discard);
@@ -1075,7 +1081,8 @@ static void native_loop(uint64_t until)
 		if (now >= until || (due < 0 && S.running == 0 && !S.waiting))
 			return;
 		if (N.closed)
-			die("%s: an endpoint closed mid-run (%s)", C.target, strerror(-N.close_err));
+			die("%s: an endpoint closed mid-run (%s)", C.target,
+			    strerror(-N.close_err));
 		wait_ns = due < 0 ? (int64_t)(until - now) : due;
 		if (wait_ns > (int64_t)(until - now))
 			wait_ns = (int64_t)(until - now);
@@ -1108,6 +1115,7 @@ static void usage(FILE *f)
 		"  --max-steps N        steps at once, arrivals beyond wait (20000)\n"
 		"  --conns N            http: connection cap (0: none); native: endpoints (1)\n"
 		"  --model NAME (wp-stub)  --tool NAME (sized)  --mcp-path PATH (/mcp)\n"
+		"  --cafile PEM         https: trust this certificate (the edge's)\n"
 		"  --verbose            the first error's details on stderr\n");
 }
 
@@ -1196,6 +1204,8 @@ static void parse(int argc, char **argv)
 			C.model = v;
 		} else if (!strcmp(o, "--tool")) {
 			C.tool = v;
+		} else if (!strcmp(o, "--cafile")) {
+			C.cafile = v;
 		} else if (!strcmp(o, "--mcp-path")) {
 			C.mcp_path = v;
 		} else {
@@ -1213,8 +1223,9 @@ static void parse(int argc, char **argv)
 		fprintf(stderr, "wp_agents: --model and --tool: short names without quotes\n");
 		exit(2);
 	}
-	if (C.mode == MODE_HTTP && strncmp(C.target, "http://", 7)) {
-		fprintf(stderr, "wp_agents: --mode http wants --target http://HOST:PORT\n");
+	if (C.mode == MODE_HTTP && strncmp(C.target, "http://", 7) &&
+	    strncmp(C.target, "https://", 8)) {
+		fprintf(stderr, "wp_agents: --mode http wants --target http[s]://HOST:PORT\n");
 		exit(2);
 	}
 }
@@ -1298,14 +1309,15 @@ int main(int argc, char **argv)
 	       "\"interrupted\":%s,\"errors\":{",
 	       C.mode == MODE_HTTP ? "http" : "native", C.target, C.rate,
 	       C.fixed ? "fixed" : "poisson", C.warmup, C.duration, C.tokens, C.token_interval_us,
-	       C.fanout, C.mem_lookups, (unsigned long long)S.started,
-	       (unsigned long long)S.done, (unsigned long long)S.failed,
-	       (unsigned long long)unfinished, (unsigned long long)S.late,
-	       (unsigned long long)S.waited, (unsigned long long)S.tokens,
-	       (unsigned long long)S.tool_calls, (unsigned long long)S.tool_fail,
-	       (unsigned long long)S.model_calls, S.stop ? "true" : "false");
+	       C.fanout, C.mem_lookups, (unsigned long long)S.started, (unsigned long long)S.done,
+	       (unsigned long long)S.failed, (unsigned long long)unfinished,
+	       (unsigned long long)S.late, (unsigned long long)S.waited,
+	       (unsigned long long)S.tokens, (unsigned long long)S.tool_calls,
+	       (unsigned long long)S.tool_fail, (unsigned long long)S.model_calls,
+	       S.stop ? "true" : "false");
 	for (int k = 0; k < E_N; k++)
-		printf("%s\"%s\":%llu", k ? "," : "", err_names[k], (unsigned long long)S.errors[k]);
+		printf("%s\"%s\":%llu", k ? "," : "", err_names[k],
+		       (unsigned long long)S.errors[k]);
 	printf("},");
 	hist_json(stdout, "step_ms", &S.step, 1e6);
 	printf(",");
@@ -1319,8 +1331,9 @@ int main(int argc, char **argv)
 	printf(",");
 	hist_json(stdout, "token_excess_us", &S.excess, 1e3);
 	printf(",\"explain\":");
-	json_str(stdout, C.mode == MODE_NATIVE ? wp_ctx_explain(N.ctx)
-					       : "libcurl multi (curl_multi_socket_action on epoll)");
+	json_str(stdout, C.mode == MODE_NATIVE
+				 ? wp_ctx_explain(N.ctx)
+				 : "libcurl multi (curl_multi_socket_action on epoll)");
 	if (S.err[0]) {
 		printf(",\"first_error\":");
 		json_str(stdout, S.err);

@@ -268,7 +268,19 @@ class Bench:
 
     # ---- stacks ---------------------------------------------------------
 
-    def nginx(self, tree, name, port, upstream_port):
+    def tls_files(self):
+        """A self-signed certificate for 127.0.0.1 (--tls): the edge's."""
+        crt, key = os.path.join(self.tmp, "edge.crt"), os.path.join(self.tmp, "edge.key")
+        if not os.path.exists(crt):
+            r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                                "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                                "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", crt],
+                               capture_output=True, text=True)
+            if r.returncode:
+                die("openssl could not make the edge's certificate: %s" % r.stderr[-300:])
+        return crt, key
+
+    def nginx(self, tree, name, port, upstream_port, tls=False):
         d = os.path.join(self.tmp, name)
         os.makedirs(d, exist_ok=True)
         conf = os.path.join(d, "nginx.conf")
@@ -295,8 +307,8 @@ http {{
 		keepalive_timeout 300s;
 	}}
 	server {{
-		listen 127.0.0.1:{port} backlog=16384;
-		location / {{
+		listen 127.0.0.1:{port} backlog=16384{ssl};
+{sslconf}		location / {{
 			proxy_pass http://up;
 			proxy_http_version 1.1;
 			proxy_set_header Connection "";
@@ -305,7 +317,9 @@ http {{
 		}}
 	}}
 }}
-""".format(d=d, up=upstream_port, port=port))
+""".format(d=d, up=upstream_port, port=port, ssl=" ssl" if tls else "",
+           sslconf=("\t\tssl_certificate %s;\n\t\tssl_certificate_key %s;\n\t\tssl_protocols TLSv1.3;\n"
+                    % self.tls_files()) if tls else ""))
         pid = tree.spawn(self.log(name), ["nginx", "-p", d, "-e", d + "/error.log", "-c", conf])
         if not wait_port(port, lambda: tree.alive(pid)):
             die("nginx (%s) did not start: %s" % (name, open(self.log(name)).read()[-500:]))
@@ -333,6 +347,11 @@ http {{
             time.sleep(0.02)
         die("wirepath serve (%s) did not start: %s" % (uri, open(self.log(name)).read()[-500:]))
 
+    def http_target(self, port):
+        if self.args.tls:
+            return ["--mode", "http", "--target", "https://127.0.0.1:%d" % port, "--cafile", self.tls_files()[0]]
+        return ["--mode", "http", "--target", "http://127.0.0.1:%d" % port]
+
     def setup(self, stack):
         """Start a stack's services; return the agents' target arguments, or
         None with the reason when this host cannot run it."""
@@ -346,23 +365,24 @@ http {{
         if stack == "conventional":
             up = self.http_stub(tree, "conventional-stub")
             port = free_port()
-            self.nginx(tree, "conventional-nginx", port, up)
-            return ["--mode", "http", "--target", "http://127.0.0.1:%d" % port], ""
+            self.nginx(tree, "conventional-nginx", port, up, tls=self.args.tls)
+            return self.http_target(port), ""
         if stack == "mesh":
             up = self.http_stub(tree, "mesh-stub")
             p_in, p_gw, p_out = free_port(), free_port(), free_port()
             self.nginx(tree, "mesh-sidecar-server", p_in, up)
             self.nginx(tree, "mesh-gateway", p_gw, p_in)
-            self.nginx(tree, "mesh-sidecar-agent", p_out, p_gw)
-            return ["--mode", "http", "--target", "http://127.0.0.1:%d" % p_out], ""
+            self.nginx(tree, "mesh-sidecar-agent", p_out, p_gw, tls=self.args.tls)
+            return self.http_target(p_out), ""
         if stack == "wirepathd":
             uri = "shm://@wirepath-stacks-" + name
             self.serve(tree, "wirepathd-serve", uri)
             port = free_port()
             conf = os.path.join(self.tmp, "wirepathd.yaml")
             with open(conf, "w") as f:
+                tls = ", tls: {cert: %s, key: %s}" % self.tls_files() if self.args.tls else ""
                 f.write("""listen:
-  - {tcp: "127.0.0.1:%d"}
+  - {tcp: "127.0.0.1:%d"%s}
 auth: none
 backends:
   - {name: local, native: "%s"}
@@ -372,11 +392,11 @@ mcp:
   servers:
     - {name: tools, backend: local, prefix: t_}
 limits: {conns: 60000}
-""" % (port, uri))
+""" % (port, tls, uri))
             pid = tree.spawn(self.log("wirepathd"), [self.bin("wirepathd"), "--config", conf])
             if not wait_port(port, lambda: tree.alive(pid)):
                 die("wirepathd did not start: %s" % open(self.log("wirepathd")).read()[-800:])
-            return ["--mode", "http", "--target", "http://127.0.0.1:%d" % port, "--tool", "t_sized"], ""
+            return self.http_target(port) + ["--tool", "t_sized"], ""
         uri = {"tcp": "tcp://127.0.0.1:0", "uring": "uring://127.0.0.1:0",
                "shm": "shm://@wirepath-stacks-" + name}[stack]
         got = self.serve(tree, stack + "-serve", uri)
@@ -581,6 +601,8 @@ def main():
     ap.add_argument("--warmup", type=float, help="seconds before each window (default: demo 1.5, full 20)")
     ap.add_argument("--duration", type=float, help="measured seconds per rate point (default: demo 2, full 20)")
     ap.add_argument("--grace", type=float, help="after a window, time for its steps to finish (default: one step)")
+    ap.add_argument("--tls", action="store_true",
+                    help="TLS 1.3 at the edge of the HTTP stacks (nginx, wirepathd), the agents verifying it")
     ap.add_argument("--arrivals", default="poisson", choices=["poisson", "fixed"])
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--slo-token-ms", type=float, default=10.0, help="p99 token gap over the pace (10 ms)")
@@ -689,7 +711,7 @@ def main():
             r["at_model_rate"] = dict(cores=need, from_rate=near["rate"],
                                       host_bound=need > ncpu or model_rate > k["rate"],
                                       ratio=(model_rate / k["rate"]) if model_rate > k["rate"] else (ncpu / need if need else None))
-    out = dict(workload=dict(w, decode_step_us=b.decode_step), stacks=stacks, rates=rates, model_steps_per_s=model_rate, model_basis=model_basis,
+    out = dict(workload=dict(w, decode_step_us=b.decode_step), tls_edge=a.tls, stacks=stacks, rates=rates, model_steps_per_s=model_rate, model_basis=model_basis,
                host_cores=ncpu, slo=dict(token_ms=a.slo_token_ms, tool_ms=a.slo_tool_ms),
                warmup_s=a.warmup, duration_s=a.duration, arrivals=a.arrivals, results=res,
                cpu_source=next((p["cpu_source"] for s in stacks for p in res[s]["points"]), None))

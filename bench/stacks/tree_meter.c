@@ -241,9 +241,8 @@ int main(int argc, char **argv)
 	char line[LINE_BYTES];
 
 	if (argc > 1) {
-		fprintf(stderr,
-			"usage: wp_treemeter (commands on stdin: spawn LOG ARGV..., read, "
-			"wait PID MS; see bench/stacks/tree_meter.c)\n");
+		fprintf(stderr, "usage: wp_treemeter (commands on stdin: spawn LOG ARGV..., read, "
+				"wait PID MS; see bench/stacks/tree_meter.c)\n");
 		return strcmp(argv[1], "--help") ? 2 : 0;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);

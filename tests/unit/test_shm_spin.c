@@ -15,12 +15,12 @@
 
 static int fails;
 
-#define CHECK(c)                                                          \
-	do {                                                              \
-		if (!(c)) {                                               \
+#define CHECK(c)                                                                \
+	do {                                                                    \
+		if (!(c)) {                                                     \
 			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #c); \
-			fails++;                                          \
-		}                                                         \
+			fails++;                                                \
+		}                                                               \
 	} while (0)
 
 int main(void)
