@@ -67,6 +67,22 @@ EOF
 [ -s "$tmp/all.svg" ] || fail "no chart written"
 grep -q "<svg" "$tmp/all.svg" || fail "the chart is not an SVG"
 
+# 1b. --tls: the HTTP stacks behind TLS 1.3 at the edge, every step done.
+if command -v openssl >/dev/null; then
+	python3 bench/stacks/run.py --build "$BUILD" --stacks conventional,wirepathd --tls --rates 10 \
+		--warmup 0.5 --duration 1 --json "$tmp/tls.json" >"$tmp/tls.out" 2>&1 ||
+		{ cat "$tmp/tls.out"; fail "run.py --tls failed"; }
+	python3 - "$tmp/tls.json" <<'EOF' || fail "--tls: steps failed"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["tls_edge"] is True
+for s in ("conventional", "wirepathd"):
+    p = d["results"][s]["points"][0]
+    assert p["steps"] > 0 and p["steps_done"] == p["steps"] and sum(p["errors"].values()) == 0, (s, p)
+print("ok: --tls: conventional and wirepathd, every step done over TLS")
+EOF
+fi
+
 # 2. CPU accounting, on a point with enough CPU to measure (>= 0.3 s).
 python3 bench/stacks/run.py --build "$BUILD" --stacks conventional --rates 150 --warmup 1 --duration 3 \
 	--slo-token-ms 1000 --slo-tool-ms 1000 --json "$tmp/cpu.json" >"$tmp/cpu.out" 2>&1

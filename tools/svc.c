@@ -115,6 +115,8 @@ struct gen_job {
 	uint32_t sent, total;
 	uint32_t reason, prompt_tokens;
 	uint32_t interval_us;
+	uint64_t t0_ns; /* token 0's time (arrival + ttft); token i's is
+			 * t0 + i * interval, on the decode clock if set */
 };
 
 /* Token i of a stream: 'T', a space before every token but the first, the word. */
@@ -169,10 +171,12 @@ static int gen_run(struct sched_job *sj, uint64_t now)
 		if (g->sent == g->total)
 			break;
 		if (g->interval_us) {
-			/* From the last due time, so pacing does not drift with
-			 * the loop's lateness; never in the past (no bursts to
-			 * catch up). */
-			sj->due = svc_decode_due(sj->due + (uint64_t)g->interval_us * 1000,
+			/* Token i at t0 + i * interval (as wp_http_stub does), so
+			 * pacing does not drift with the loop's lateness and a
+			 * decode step that does not divide the interval averages
+			 * out; never in the past (no bursts to catch up). */
+			sj->due = svc_decode_due(g->t0_ns +
+							 (uint64_t)g->sent * g->interval_us * 1000,
 						 g->v->decode_step_us);
 			if (sj->due <= now)
 				sj->due = now + 1;
@@ -247,7 +251,8 @@ static void on_generate(void *arg, struct wp_call *call, struct wp_msg *req)
 	g->sj.run = gen_run;
 	g->sj.drop = gen_drop;
 	now = wp_now_ns();
-	g->sj.due = svc_decode_due(now + (uint64_t)v->ttft_us * 1000, v->decode_step_us);
+	g->t0_ns = now + (uint64_t)v->ttft_us * 1000;
+	g->sj.due = svc_decode_due(g->t0_ns, v->decode_step_us);
 	if (g->sj.due <= now && gen_run(&g->sj, now))
 		return;
 	if (sched_add(v->sched, &g->sj) < 0) {

@@ -465,6 +465,8 @@ static void sse_line(struct req *r, const char *l, size_t n)
 	json_error_t je;
 	json_t *j, *delta, *content;
 
+	if (n && l[n - 1] == '\r')
+		n--; /* CRLF line ends are allowed too */
 	if (n < 6 || memcmp(l, "data: ", 6))
 		return; /* blank separators, comments */
 	l += 6;
@@ -692,13 +694,18 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
 	}
 	ev.data.fd = s;
 	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
-	if (sockp) {
-		epoll_ctl(H.ep, EPOLL_CTL_MOD, s, &ev);
-	} else {
-		if (epoll_ctl(H.ep, EPOLL_CTL_ADD, s, &ev) < 0 && errno == EEXIST)
-			epoll_ctl(H.ep, EPOLL_CTL_MOD, s, &ev);
+	/* curl may close an fd and get the same number back for a new
+	 * socket: whatever epoll thinks, make it watch this one now. */
+	int ret = epoll_ctl(H.ep, sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev);
+
+	if (ret < 0 && errno == ENOENT)
+		ret = epoll_ctl(H.ep, EPOLL_CTL_ADD, s, &ev);
+	else if (ret < 0 && errno == EEXIST)
+		ret = epoll_ctl(H.ep, EPOLL_CTL_MOD, s, &ev);
+	if (ret < 0)
+		die("epoll_ctl on curl's socket %d: %s", (int)s, strerror(errno));
+	if (!sockp)
 		curl_multi_assign(H.m, s, (void *)1);
-	}
 	return 0;
 }
 
@@ -1218,6 +1225,12 @@ static void parse(int argc, char **argv)
 		fprintf(stderr, "wp_agents: --target is required\n");
 		exit(2);
 	}
+	for (const char *t = C.target; *t; t++)
+		if (*t == '"' || *t == '\\' || (unsigned char)*t < 0x20) {
+			fprintf(stderr, "wp_agents: --target: no quotes, backslashes or control "
+					"characters\n");
+			exit(2);
+		}
 	if (strlen(C.model) > 128 || strlen(C.tool) > 64 || strpbrk(C.model, "\"\\") ||
 	    strpbrk(C.tool, "\"\\")) {
 		fprintf(stderr, "wp_agents: --model and --tool: short names without quotes\n");
@@ -1232,10 +1245,13 @@ static void parse(int argc, char **argv)
 
 static void hist_json(FILE *f, const char *name, const struct wp_hist *h, double div)
 {
-	fprintf(f, "\"%s\":{\"n\":%llu,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f}", name,
-		(unsigned long long)h->count, (double)wp_hist_quantile(h, 0.5) / div,
-		(double)wp_hist_quantile(h, 0.9) / div, (double)wp_hist_quantile(h, 0.99) / div,
-		(double)(h->count ? h->max : 0) / div);
+	fprintf(f,
+		"\"%s\":{\"n\":%llu,\"mean\":%.1f,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
+		"\"max\":%.1f}",
+		name, (unsigned long long)h->count,
+		h->count ? (double)h->sum / (double)h->count / div : 0.0,
+		(double)wp_hist_quantile(h, 0.5) / div, (double)wp_hist_quantile(h, 0.9) / div,
+		(double)wp_hist_quantile(h, 0.99) / div, (double)(h->count ? h->max : 0) / div);
 }
 
 static void json_str(FILE *f, const char *s)

@@ -715,6 +715,8 @@ static void usage(FILE *f)
 		"  --token-interval-us N    between tokens (default 0: back to back)\n"
 		"  --decode-step-us N       batched decoding: tokens leave on a common clock\n"
 		"                           of this period, every stream's together (0: off)\n"
+		"  --conns N                client connections at once (default 10000, as\n"
+		"                           wirepathd's limits.conns)\n"
 		"  --quiet                  log warnings and errors only\n"
 		"  -h, --help\n"
 		"\n"
@@ -742,7 +744,7 @@ static int parse_num(const char *opt, const char *v, uint32_t lo, uint32_t hi, u
  * authentication, the default limits (header and body sizes, timeouts,
  * connections, a slow client's output). Returns 0, or -EINVAL with the
  * reason printed. */
-static int make_config(const char *listen, struct wpd_config **out)
+static int make_config(const char *listen, uint32_t conns, struct wpd_config **out)
 {
 	const char *unix_path = !strncmp(listen, "unix:", 5) ? listen + 5 : NULL;
 	const char *v = unix_path ? unix_path : listen;
@@ -763,6 +765,8 @@ static int make_config(const char *listen, struct wpd_config **out)
 		wpd_buf_add(&y, p, 1);
 	}
 	wpd_buf_adds(&y, "\"\nauth: none\nmetrics: false\n");
+	if (conns)
+		wpd_buf_addf(&y, "limits: {conns: %u}\n", conns);
 	if (y.oom) {
 		wpd_buf_free(&y);
 		return -ENOMEM;
@@ -800,6 +804,7 @@ int main(int argc, char **argv)
 		{ "ttft-us", required_argument, NULL, 'f' },
 		{ "token-interval-us", required_argument, NULL, 'i' },
 		{ "decode-step-us", required_argument, NULL, 'd' },
+		{ "conns", required_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -812,6 +817,7 @@ int main(int argc, char **argv)
 	json_error_t jerr;
 	sigset_t ss;
 	int o, quiet = 0, rc = 1, port;
+	uint32_t conns = 0;
 
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
@@ -829,6 +835,10 @@ int main(int argc, char **argv)
 		case 'i':
 			if (parse_num("--token-interval-us", optarg, 0, STUB_PACE_US_MAX,
 				      &s.interval_us) < 0)
+				return 2;
+			break;
+		case 'c':
+			if (parse_num("--conns", optarg, 1, 1000000, &conns) < 0)
 				return 2;
 			break;
 		case 'd':
@@ -853,7 +863,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (make_config(listen, &cfg) < 0)
+	if (make_config(listen, conns, &cfg) < 0)
 		return 2;
 	wpd_log_setup(quiet ? WP_LOG_WARN : WP_LOG_INFO, 0);
 	wpd_log_prog("wp_http_stub");

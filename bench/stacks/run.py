@@ -38,6 +38,7 @@ Output: a table and a verdict on stdout, JSON (--json), a gnuplot SVG
 (--svg). Every process is stopped by PID at exit; files live in a temp dir.
 """
 import argparse
+import atexit
 import json
 import math
 import os
@@ -179,9 +180,15 @@ class Tree:
         self.pids = []
 
     def cmd(self, *fields):
-        self.tm.stdin.write("\t".join(str(f) for f in fields) + "\n")
-        self.tm.stdin.flush()
-        return self.tm.stdout.readline().rstrip("\n")
+        try:
+            self.tm.stdin.write("\t".join(str(f) for f in fields) + "\n")
+            self.tm.stdin.flush()
+        except BrokenPipeError:
+            die("%s: wp_treemeter is gone (interrupted?); its processes were stopped" % self.name)
+        line = self.tm.stdout.readline()
+        if not line:
+            die("%s: wp_treemeter is gone (interrupted?); its processes were stopped" % self.name)
+        return line.rstrip("\n")
 
     def spawn(self, log, argv):
         r = self.cmd("spawn", log, *argv)
@@ -248,6 +255,7 @@ class Bench:
         self.args = args
         self.build = os.path.abspath(args.build)
         self.tmp = tempfile.mkdtemp(prefix="wirepath-stacks-")
+        atexit.register(shutil.rmtree, self.tmp, True)  # on errors and interrupts too
         self.trees = {}
         self.w = dict(WORKLOADS["full" if args.full else "demo"])
         for k in self.w:
@@ -328,7 +336,7 @@ http {{
         port = free_port()
         pid = tree.spawn(self.log(name), [self.bin("wp_http_stub"), "--listen", "127.0.0.1:%d" % port,
                                           "--token-interval-us", self.w["token_interval_us"],
-                                          "--decode-step-us", self.decode_step, "--quiet"])
+                                          "--decode-step-us", self.decode_step, "--conns", 60000, "--quiet"])
         if not wait_port(port, lambda: tree.alive(pid)):
             die("wp_http_stub did not start: %s" % open(self.log(name)).read()[-500:])
         return port
@@ -439,6 +447,9 @@ limits: {conns: 60000}
         r = json.loads(out[-1])
         wall = s1["t"] - s0["t"]
         steps = max(1, r["steps_started"])
+        # CPU per step: the window's CPU over the steps the offered rate puts
+        # in it (steady state), not over the Poisson count of arrivals
+        offered = rate * wall
         perf_cpu = (s1["perf"]["task_clock_ns"] - s0["perf"]["task_clock_ns"]) / 1e9 \
             if s0["perf"]["task_clock_ns"] >= 0 else None
         cg_cpu = (s1["cg"] - s0["cg"]) / 1e9 if s0["cg"] is not None and s1["cg"] is not None else None
@@ -454,15 +465,15 @@ limits: {conns: 60000}
         p = dict(rate=rate, wall_s=round(wall, 3), steps=r["steps_started"], steps_done=r["steps_done"],
                  steps_failed=r["steps_failed"], steps_unfinished=r["steps_unfinished"],
                  errors=r["errors"], late=r["late"], first_error=r.get("first_error"),
-                 cores=cpu / wall, cpu_us_per_step=cpu / steps * 1e6, cpu_source=src,
+                 cores=cpu / wall, cpu_us_per_step=cpu / offered * 1e6, cpu_source=src,
                  cpu_check=dict(primary_s=cpu, proc_s=proc_cpu, perf_s=perf_cpu, cgroup_s=cg_cpu),
                  user_frac=user / (user + system) if user + system > 0 else None)
         if s0["perf"]["syscalls"] >= 0:
-            p["syscalls_per_step"] = (s1["perf"]["syscalls"] - s0["perf"]["syscalls"]) / steps
+            p["syscalls_per_step"] = (s1["perf"]["syscalls"] - s0["perf"]["syscalls"]) / offered
         if s0["perf"]["ctxsw"] >= 0:
-            p["ctxsw_per_step"] = (s1["perf"]["ctxsw"] - s0["perf"]["ctxsw"]) / steps
+            p["ctxsw_per_step"] = (s1["perf"]["ctxsw"] - s0["perf"]["ctxsw"]) / offered
         if s0["lo"] is not None:
-            p["lo_bytes_per_step"] = (s1["lo"] - s0["lo"]) / steps
+            p["lo_bytes_per_step"] = (s1["lo"] - s0["lo"]) / offered
         for k in ("step_ms", "tool_us", "tool_excess_us", "ttft_us", "token_gap_us", "token_excess_us"):
             p[k] = r[k]
         errs = sum(r["errors"].values())
@@ -473,35 +484,60 @@ limits: {conns: 60000}
             why.append("p99 token gap %.1f ms over the pace" % (r["token_excess_us"]["p99"] / 1000))
         if r["tool_excess_us"]["p99"] > a.slo_tool_ms * 1000:
             why.append("p99 tool call %.1f ms over its service time" % (r["tool_excess_us"]["p99"] / 1000))
+        # Falling behind shows before the gaps do: steps that started late
+        # (the agents' loop or the connection pool could not keep up), and
+        # first tokens slower than one decode step plus the margin.
+        if r["late"] + r["waited"] > 0.01 * steps:
+            why.append("%d of %d steps started late" % (r["late"] + r["waited"], steps))
+        if r["ttft_us"]["p99"] > self.decode_step + a.slo_token_ms * 1000:
+            why.append("p99 time to first token %.1f ms" % (r["ttft_us"]["p99"] / 1000))
         p["slo_ok"] = not why
         p["slo_why"] = "; ".join(why)
         # concurrency: agents with a step in flight (Little's law)
-        p["agents"] = rate * (r["step_ms"]["p50"] / 1000.0)
+        p["agents"] = rate * (r["step_ms"]["mean"] / 1000.0)
         return p
 
 
-def measure_model_rate(url, tokens_per_step):
-    """Stream one chat completion from an OpenAI-compatible endpoint and
-    derive steps/s from its tokens/s."""
+def measure_model_rate(url, tokens_per_step, model, key, streams):
+    """The model's aggregate decode rate: `streams` chat completions at once
+    against an OpenAI-compatible endpoint (a batching server's throughput
+    grows with its batch; raise --model-streams until it stops growing),
+    total tokens over the time they took, divided by tokens per step."""
+    import threading
     import urllib.request
-    body = json.dumps({"model": os.environ.get("WP_MODEL", "default"), "stream": True, "max_tokens": 256,
+    body = json.dumps({"model": model, "stream": True, "max_tokens": 256,
                        "messages": [{"role": "user", "content": "Count from one to two hundred."}]}).encode()
-    req = urllib.request.Request(url.rstrip("/") + "/v1/chat/completions", data=body,
-                                 headers={"Content-Type": "application/json"})
-    t0, first, n = time.monotonic(), None, 0
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        for line in resp:
-            if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
-                d = json.loads(line[6:])
-                c = (d.get("choices") or [{}])[0].get("delta", {}).get("content")
-                if c:
-                    n += 1
-                    first = first or time.monotonic()
-    t1 = time.monotonic()
-    if n < 2:
-        die("--model-url %s streamed %d tokens: cannot measure a rate" % (url, n))
-    tps = (n - 1) / (t1 - first)
-    return tps, tps / tokens_per_step, "measured from %s: %d tokens at %.1f tokens/s per stream" % (url, n, tps)
+    hdr = {"Content-Type": "application/json"}
+    if key:
+        hdr["Authorization"] = "Bearer " + key
+    counts, errors = [0] * streams, []
+
+    def one(i):
+        req = urllib.request.Request(url.rstrip("/") + "/v1/chat/completions", data=body, headers=hdr)
+        try:
+            with urllib.request.urlopen(req, timeout=300) as resp:
+                for line in resp:
+                    if line.startswith(b"data: ") and not line.startswith(b"data: [DONE]"):
+                        d = json.loads(line[6:])
+                        c = (d.get("choices") or [{}])[0].get("delta", {}).get("content")
+                        if c:
+                            counts[i] += 1
+        except Exception as e:  # reported below, with the endpoint's words
+            errors.append(str(e))
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    dt = time.monotonic() - t0
+    n = sum(counts)
+    if errors or n < 2:
+        die("--model-url %s: %d tokens, %d of %d streams failed (%s)" % (url, n, len(errors), streams,
+                                                                         errors[0] if errors else "no tokens"))
+    tps = n / dt
+    return tps, tps / tokens_per_step, ("measured from %s: %d streams at once, %d tokens in %.1f s = %.0f tokens/s"
+                                        % (url, streams, n, dt, tps))
 
 
 def svg(path, res, stacks, tmp, model_rate):
@@ -609,6 +645,9 @@ def main():
     ap.add_argument("--slo-tool-ms", type=float, default=10.0, help="p99 tool RTT over its service time (10 ms)")
     ap.add_argument("--model-steps-per-s", type=float, help="the model's step rate R")
     ap.add_argument("--model-url", help="measure R from this OpenAI-compatible endpoint (streams one completion)")
+    ap.add_argument("--model-name", default="default", help="the model id --model-url serves")
+    ap.add_argument("--model-streams", type=int, default=32,
+                    help="--model-url: streams at once (its aggregate rate; the key, if any, from $WP_MODEL_KEY)")
     ap.add_argument("--node-tokens-per-s", type=float, default=NODE_TOKENS_PER_S,
                     help="without --model-steps-per-s: R = this / tokens per step (100000)")
     for k in WORKLOADS["demo"]:
@@ -653,7 +692,8 @@ def main():
     w = b.w
     model_basis = None
     if a.model_url:
-        tps, model_rate, model_basis = measure_model_rate(a.model_url, w["tokens"])
+        tps, model_rate, model_basis = measure_model_rate(a.model_url, w["tokens"], a.model_name,
+                                                          os.environ.get("WP_MODEL_KEY"), a.model_streams)
     elif a.model_steps_per_s:
         model_rate, model_basis = a.model_steps_per_s, "given (--model-steps-per-s)"
     else:
@@ -701,16 +741,22 @@ def main():
         r["knee"] = None
         if ok:
             k = max(ok, key=lambda p: p["rate"])
+            k_end = k is r["points"][-1]
             r["knee"] = dict(rate=k["rate"], cores=k["cores"], cpu_us_per_step=k["cpu_us_per_step"],
                              steps_per_core=k["rate"] / max(k["cores"], 1e-9),
                              agents_per_core=k["agents"] / max(k["cores"], 1e-9),
-                             beyond_sweep=k is r["points"][-1] and k["rate"] == rates[-1])
+                             beyond_sweep=k_end)
             # cores at R: from the measured point nearest R at or below the knee
             near = min(ok, key=lambda p: abs(math.log(p["rate"] / model_rate)))
             need = near["cpu_us_per_step"] * model_rate / 1e6
+            # host-bound: more cores than the host has, or an SLO that broke
+            # below R; a knee that is only the end of the sweep says
+            # nothing about R beyond it
+            broke_below = not k_end and model_rate > k["rate"]
             r["at_model_rate"] = dict(cores=need, from_rate=near["rate"],
-                                      host_bound=need > ncpu or model_rate > k["rate"],
-                                      ratio=(model_rate / k["rate"]) if model_rate > k["rate"] else (ncpu / need if need else None))
+                                      extrapolated=model_rate > near["rate"] * 1.5,
+                                      host_bound=need > ncpu or broke_below,
+                                      ratio=(need / ncpu) if need > ncpu else (ncpu / need if need else None))
     out = dict(workload=dict(w, decode_step_us=b.decode_step), tls_edge=a.tls, stacks=stacks, rates=rates, model_steps_per_s=model_rate, model_basis=model_basis,
                host_cores=ncpu, slo=dict(token_ms=a.slo_token_ms, tool_ms=a.slo_tool_ms),
                warmup_s=a.warmup, duration_s=a.duration, arrivals=a.arrivals, results=res,
@@ -729,7 +775,8 @@ def main():
                 "%.0f" % p["lo_bytes_per_step"] if "lo_bytes_per_step" in p else "-",
                 p["token_excess_us"]["p99"] / 1000, p["tool_excess_us"]["p99"] / 1000,
                 "ok" if p["slo_ok"] else "broken"))
-    print("(cores: the whole stack's CPU, %s; checked against the /proc/PID/stat sum)" % out["cpu_source"])
+    print("(cores: the whole stack's CPU, %s; checked against the /proc/PID/stat sum. per step: over rate x "
+          "window. lo B: bytes over the loopback device, host-wide)" % out["cpu_source"])
     print()
     print("at the model's rate R = %.0f steps/s (%s):" % (model_rate, model_basis))
     parts = []
@@ -739,8 +786,14 @@ def main():
             print("  %-12s %s" % (s, "unavailable: " + r["unavailable"] if r["unavailable"] else "no rate met the SLO"))
             continue
         k, m = r["knee"], r["at_model_rate"]
-        bound = ("host-bound: the knee is %.0f steps/s, R is %.1fx beyond it" % (k["rate"], model_rate / k["rate"])
-                 if model_rate > k["rate"] else "model-bound: %.1fx headroom on %d cores" % (m["ratio"], ncpu))
+        if m["host_bound"] and m["cores"] > ncpu:
+            bound = "host-bound: needs %.1fx the %d cores here" % (m["ratio"], ncpu)
+        elif m["host_bound"]:
+            bound = "host-bound: the SLO broke above %g steps/s, below R" % k["rate"]
+        else:
+            bound = "model-bound: %.1fx headroom on %d cores" % (m["ratio"], ncpu)
+        if m["extrapolated"]:
+            bound += " (CPU/step extrapolated from %g steps/s)" % m["from_rate"]
         print("  %-12s %6.2f cores at R (CPU/step at %g steps/s); knee >= %g steps/s%s; %.0f steps/s and %.0f agents per core at SLO; %s"
               % (s, m["cores"], m["from_rate"], k["rate"], " (end of sweep)" if k["beyond_sweep"] else "",
                  k["steps_per_core"], k["agents_per_core"], bound))
@@ -779,4 +832,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("run.py: interrupted; every stack's processes were stopped", file=sys.stderr)
+        sys.exit(130)

@@ -24,8 +24,9 @@
  *   wait PID MS             -> "exited PID STATUS" (the wait(2) status
  *                           decoded: exit code, or 128 + signal), or
  *                           "running PID" after MS milliseconds
- * EOF on stdin: every process still running gets SIGTERM, SIGKILL after
- * 2 s, and wp_treemeter exits 0.
+ * EOF on stdin, SIGINT, SIGTERM or SIGHUP: every process group still
+ * running gets SIGTERM, SIGKILL after 2 s, and wp_treemeter exits 0; its
+ * children also get SIGTERM if it dies otherwise (PR_SET_PDEATHSIG).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +38,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -51,6 +53,7 @@ static const char *const cnt_names[CNT_N] = { "task_clock", "ctxsw", "syscalls" 
 static int cnt_fd[CNT_N] = { -1, -1, -1 };
 static char cnt_why[CNT_N][96];
 
+static volatile sig_atomic_t quit;
 static pid_t kids[MAX_KIDS];
 static int kid_done[MAX_KIDS];
 static int nkids;
@@ -169,7 +172,15 @@ static void cmd_spawn(char **f, int nf)
 		dup2(out, 1);
 		dup2(out, 2);
 		signal(SIGPIPE, SIG_DFL);
-		setpgid(0, 0); /* its own group: run.py stops a stack by PID */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		/* its own group, so stop_all reaches its children too (nginx's
+		 * workers); and if wp_treemeter dies anyhow, it goes too */
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			_exit(126); /* the parent died before the prctl */
 		execvp(f[2], f + 2);
 		fprintf(stderr, "wp_treemeter: exec %s: %s\n", f[2], strerror(errno));
 		_exit(127);
@@ -202,7 +213,7 @@ static void cmd_wait(char **f, int nf)
 			printf("error waitpid %d: %s\n", (int)p, strerror(errno));
 			return;
 		}
-		if (waited >= ms) {
+		if (waited >= ms || quit) {
 			printf("running %d\n", (int)p);
 			return;
 		}
@@ -216,7 +227,7 @@ static void stop_all(void)
 
 	for (int i = 0; i < nkids; i++)
 		if (!kid_done[i])
-			kill(kids[i], SIGTERM);
+			kill(-kids[i], SIGTERM); /* the group: workers too */
 	for (int t = 0; t < 100; t++) {
 		int left = 0;
 
@@ -231,14 +242,21 @@ static void stop_all(void)
 	}
 	for (int i = 0; i < nkids; i++)
 		if (!kid_done[i]) {
-			kill(kids[i], SIGKILL);
+			kill(-kids[i], SIGKILL);
 			waitpid(kids[i], NULL, 0);
 		}
+}
+
+static void on_quit(int sig)
+{
+	(void)sig;
+	quit = 1;
 }
 
 int main(int argc, char **argv)
 {
 	char line[LINE_BYTES];
+	struct sigaction sa = { .sa_handler = on_quit }; /* no SA_RESTART: fgets returns */
 
 	if (argc > 1) {
 		fprintf(stderr, "usage: wp_treemeter (commands on stdin: spawn LOG ARGV..., read, "
@@ -247,12 +265,17 @@ int main(int argc, char **argv)
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
+	/* Interrupted (Ctrl-C on make demo, a test's timeout): stop the stack
+	 * before leaving, never leave its services running. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	counters_open();
 	printf("ready");
 	for (int k = 0; k < CNT_N; k++)
 		printf("\t%s=%s", cnt_names[k], cnt_fd[k] >= 0 ? "ok" : cnt_why[k]);
 	printf("\n");
-	while (fgets(line, sizeof(line), stdin)) {
+	while (!quit && fgets(line, sizeof(line), stdin)) {
 		char *f[MAX_ARGS + 1], *save = NULL, *tok;
 		int nf = 0;
 

@@ -459,7 +459,9 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 		idle0 = wp_now_ns();
 		spin_ns = (uint64_t)ctx->o.spin_us * 1000;
 	}
-	if (idle0 && (ctx->o.busy_poll || shm_spin_wanted(sc->spin_hit_q16))) {
+	/* Off, it still spins one idle period in 16: the sleeps it learns from
+	 * include this side's wake-up, which can hide that gaps got short. */
+	if (idle0 && (shm_spin_wanted(sc->spin_hit_q16) || (++sc->spin_probe & 15) == 0)) {
 		/* Spin: a wake-up costs tens of microseconds here, a poll 100 ns. */
 		uint64_t budget = spin_ns;
 
@@ -487,6 +489,12 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 	} else {
 		int64_t us = timeout_us;
 
+		if (us > 0 && idle0) {
+			/* The spin took part of the timeout already. */
+			int64_t spent = (int64_t)((now - idle0) / 1000);
+
+			us = spent >= us ? 0 : us - spent;
+		}
 		set_sleeping(ctx, 1);
 		/* Pairs with the producer's index store + fence + flag load. */
 		atomic_thread_fence(memory_order_seq_cst);

@@ -103,8 +103,9 @@ enum shm_step {
  * length is learned: hit_q16 is an average (weight 1/8) of "the gap was
  * within spin_us" in Q16, and the context spins only while at least half of
  * the recent gaps were. It keeps learning while it does not spin (the
- * length of each sleep that ended with work), so a burst of dense traffic
- * turns spinning back on within a few gaps.
+ * length of each sleep that ended with work, and a spin every 16th idle
+ * period, since a sleep's length includes this side's own wake-up), so a
+ * burst of dense traffic turns spinning back on.
  */
 #define SHM_SPIN_ONE 65536u
 static inline void shm_spin_learn(uint32_t *hit_q16, uint64_t gap_ns, uint64_t spin_ns)
@@ -124,6 +125,7 @@ struct shm_ctx {
 	struct wp_ep *open; /* connections to poll */
 	uint64_t last_epoll_ns;
 	uint32_t spin_hit_q16; /* adaptive spin: see shm_spin_learn */
+	uint32_t spin_probe;   /* idle periods while off: every 16th spins */
 	bool armed;            /* wp_ctx_arm set the sleeping flags: an embedding loop sleeps */
 	bool huge;             /* 2 MiB hugetlb memfds work here */
 	char pages_why[128];
