@@ -27,7 +27,7 @@
  * --rate, or fixed spacing), whatever happened before it. Its latency runs
  * from that due time, so a stack that falls behind cannot hide it
  * (coordinated omission, corrected as wrk2 does); "late" counts steps that
- * started more than 1 ms after their due time. At most --max-steps steps
+ * started more than --late-ms (1 ms) after their due time. At most --max-steps steps
  * run at once; arrivals beyond wait (their wait is in their latency).
  *
  * Prints one JSON object on stdout at the end: counts, errors, step latency,
@@ -52,7 +52,6 @@
 #include "wirepath/service.h"
 #include "wirepath/wirepath.h"
 
-#define LATE_NS 1000000ull
 #define LINE_MAX_BYTES 65536
 #define MAX_EVENTS 256
 #define NS_US 1000ull
@@ -80,6 +79,7 @@ struct cfg {
 	uint32_t fanout, tool_bytes, tool_service_us;
 	uint32_t mem_lookups, mem_bytes, mem_service_us;
 	uint32_t max_steps, conns;
+	double late_ms;
 	int verbose;
 };
 
@@ -103,6 +103,7 @@ static struct cfg C = {
 	.mem_service_us = 0,
 	.max_steps = 20000,
 	.conns = 0,
+	.late_ms = 1,
 };
 
 struct step {
@@ -327,7 +328,7 @@ static void step_start(struct step *st)
 	uint64_t now = wp_now_ns();
 
 	st->start_ns = now;
-	if (st->measured && now > st->due_ns + LATE_NS)
+	if (st->measured && now > st->due_ns + (uint64_t)(C.late_ms * 1e6))
 		S.late++;
 	S.running++;
 	st->ph = PH_MEM;
@@ -1120,6 +1121,7 @@ static void usage(FILE *f)
 		"  --mem-lookups N      memory lookups per step (2); --mem-bytes N (16384);\n"
 		"                       --mem-service-us N (0)\n"
 		"  --max-steps N        steps at once, arrivals beyond wait (20000)\n"
+		"  --late-ms X          a step starting this long after its due time is late (1)\n"
 		"  --conns N            http: connection cap (0: none); native: endpoints (1)\n"
 		"  --model NAME (wp-stub)  --tool NAME (sized)  --mcp-path PATH (/mcp)\n"
 		"  --cafile PEM         https: trust this certificate (the edge's)\n"
@@ -1205,6 +1207,8 @@ static void parse(int argc, char **argv)
 			C.mem_service_us = (uint32_t)arg_num(o, v, 0, 60e6);
 		} else if (!strcmp(o, "--max-steps")) {
 			C.max_steps = (uint32_t)arg_num(o, v, 1, 1e7);
+		} else if (!strcmp(o, "--late-ms")) {
+			C.late_ms = arg_num(o, v, 0, 60000);
 		} else if (!strcmp(o, "--conns")) {
 			C.conns = (uint32_t)arg_num(o, v, 0, 1e6);
 		} else if (!strcmp(o, "--model")) {
