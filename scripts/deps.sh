@@ -23,6 +23,10 @@ pkgs+=(nginx-light wrk)
 # The real-stack bench (bench/stacks, make demo): its agents are a libcurl
 # multi client.
 pkgs+=(libcurl4-openssl-dev)
+# The VM tests (tests/vm/run.sh): Debian's 6.1 kernel under qemu TCG with a
+# busybox initramfs (cpio, kmod's depmod); the edu driver (kernel/edu) builds
+# with kbuild against the 6.1 headers.
+pkgs+=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod)
 if [ "${1:-}" = "--peers" ]; then
 	pkgs+=(sockperf ucx-utils)
 fi
