@@ -73,6 +73,12 @@ MODULE_PARM_DESC(bounce_max,
 static unsigned int area_kb = 64;
 module_param(area_kb, uint, 0444);
 MODULE_PARM_DESC(area_kb, "KiB of coherent memory user space can mmap, 4..1024 (64)");
+static unsigned int buf_bytes = EDU_BUF_SIZE - 1;
+module_param(buf_bytes, uint, 0444);
+MODULE_PARM_DESC(buf_bytes,
+		 "bytes of the card's 4 KiB buffer transfers may use (4095): QEMU up to 7.2 "
+		 "stops the whole VM (hw_error) on a DMA that touches the last byte, an "
+		 "off-by-one in its edu_check_range; 4096 for a QEMU that has the fix");
 static unsigned int dma_bits = EDU_DMA_BITS;
 module_param(dma_bits, uint, 0444);
 MODULE_PARM_DESC(dma_bits, "the DMA mask the driver sets, 12..28 bits (28, the card's limit); "
@@ -329,8 +335,8 @@ static bool edu_in_mask(struct edu_dev *edu, dma_addr_t addr, size_t len)
 
 static int edu_check(const struct edu_xfer *x)
 {
-	if (!x->len || x->len > EDU_BUF_SIZE || x->dev_off >= EDU_BUF_SIZE ||
-	    x->dev_off + x->len > EDU_BUF_SIZE)
+	if (!x->len || x->len > buf_bytes || x->dev_off >= buf_bytes ||
+	    x->dev_off + x->len > buf_bytes)
 		return -EINVAL;
 	if (x->dir != EDU_TO_DEV && x->dir != EDU_FROM_DEV)
 		return -EINVAL;
@@ -622,6 +628,7 @@ static long edu_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		info.ring_size = ring_size;
 		info.dma_bits = dma_bits;
 		info.bounce_max = bounce_max;
+		info.buf_bytes = buf_bytes;
 		info.area_size = edu->area_size;
 		return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
 	}
@@ -641,13 +648,13 @@ static ssize_t edu_rw(struct file *file, char __user *ubuf, size_t len, loff_t *
 		return -ENODEV;
 	if (*ppos < 0)
 		return -EINVAL;
-	if (*ppos >= EDU_BUF_SIZE)
+	if (*ppos >= buf_bytes)
 		return dir == EDU_FROM_DEV ? 0 : -ENOSPC;
 	if (!len)
 		return 0;
 	x.addr = (u64)(uintptr_t)ubuf;
 	x.dev_off = *ppos;
-	x.len = min_t(size_t, len, EDU_BUF_SIZE - *ppos);
+	x.len = min_t(size_t, len, buf_bytes - *ppos);
 	ret = edu_xfer_user(f->edu, &x);
 	if (ret)
 		return ret;
@@ -669,7 +676,7 @@ static ssize_t edu_write(struct file *file, const char __user *ubuf, size_t len,
 
 static loff_t edu_llseek(struct file *file, loff_t off, int whence)
 {
-	return fixed_size_llseek(file, off, whence, EDU_BUF_SIZE);
+	return fixed_size_llseek(file, off, whence, buf_bytes);
 }
 
 /* After removal the area is freed: its pages were zapped, and a touch is SIGBUS. */
@@ -877,9 +884,10 @@ static int edu_probe(struct pci_dev *pdev, const struct pci_device_id *ent)
 		goto out_put;
 	edu->misc_registered = true;
 	pci_set_drvdata(pdev, edu);
-	dev_info(dev, "/dev/%s: %s, ring %u, %u-bit DMA, bounce up to %u B, area %zu KiB\n",
+	dev_info(dev,
+		 "/dev/%s: %s, ring %u, %u-bit DMA, bounce up to %u B, area %zu KiB, buffer %u B\n",
 		 edu->name, edu->msi ? "MSI" : "INTx", ring_size, dma_bits, bounce_max,
-		 edu->area_size >> 10);
+		 edu->area_size >> 10, buf_bytes);
 	return 0;
 
 out_put:
@@ -942,11 +950,11 @@ static struct pci_driver edu_driver = {
 static int __init edu_init(void)
 {
 	if (ring_size < 2 || ring_size > 4096 || !is_power_of_2(ring_size) || area_kb < 4 ||
-	    area_kb > 1024 || bounce_max > EDU_BUF_SIZE || dma_bits < 12 ||
-	    dma_bits > EDU_DMA_BITS) {
+	    area_kb > 1024 || bounce_max > EDU_BUF_SIZE || !buf_bytes || buf_bytes > EDU_BUF_SIZE ||
+	    dma_bits < 12 || dma_bits > EDU_DMA_BITS) {
 		pr_err("edu: bad parameter (ring_size %u: power of two 2..4096; area_kb %u: "
-		       "4..1024; bounce_max %u: <= 4096; dma_bits %u: 12..28)\n",
-		       ring_size, area_kb, bounce_max, dma_bits);
+		       "4..1024; bounce_max %u: <= 4096; buf_bytes %u: 1..4096; dma_bits %u: 12..28)\n",
+		       ring_size, area_kb, bounce_max, buf_bytes, dma_bits);
 		return -EINVAL;
 	}
 	return pci_register_driver(&edu_driver);

@@ -14,7 +14,8 @@
  *   mmap              the coherent area (offset 0, at most area_kb KiB)
  *
  * Errors (ioctl returns -1 and sets errno): EINVAL for a length of 0 or over
- * 4096, a device range beyond the 4 KiB buffer, a bad direction or flag, an
+ * buf_bytes (EDU_IOC_INFO; 4095 by default, see the module parameter), a
+ * device range beyond buf_bytes, a bad direction or flag, an
  * area range beyond the mapping; EFAULT for a bad user pointer; ERANGE for
  * memory the card cannot reach (beyond its DMA mask); ENODEV once the card
  * is gone (unbound, unloaded); EAGAIN when a file has ring_size submissions
@@ -76,6 +77,8 @@ struct edu_info {
 	__u64 irqs;                  /* interrupts handled */
 	__u64 bounced, pinned, area; /* transfers by path */
 	__u64 refused_mask;          /* transfers refused: memory beyond the DMA mask */
+	__u32 buf_bytes; /* bytes of the buffer transfers may use (4095 on QEMU <= 7.2) */
+	__u32 pad;
 };
 
 #define EDU_IOC_XFER _IOWR('E', 1, struct edu_xfer)

@@ -177,6 +177,7 @@ printf '%s\n' "$@" >"$root/opt/test.args"
 	echo 'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev'
 	echo 'mount -t tmpfs tmp /tmp; mkdir -p /dev/pts; mount -t devpts pts /dev/pts'
 	echo 'export PATH=/opt:/bin:/sbin HOME=/tmp; cd /opt'
+	echo 'echo; echo "vm: running the script"'
 	echo 'rc=0'
 	for m in "${loads[@]+"${loads[@]}"}"; do
 		n=$(basename "$m" .ko)
