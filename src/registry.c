@@ -67,6 +67,6 @@ static void planned_probe(void)
 }
 
 const struct wp_probe_group wp_registry_probes[] = {
-	{ wp_meter_probe, NULL }, { planned_probe, NULL }, { wp_ktls_probe, NULL },
-	{ wp_gpu_probe, "gpu." }, { NULL, NULL },
+	{ wp_meter_probe, NULL }, { planned_probe, NULL },  { wp_ktls_probe, NULL },
+	{ wp_gpu_probe, "gpu." }, { wp_edu_probe, "dma." }, { NULL, NULL },
 };

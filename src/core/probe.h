@@ -25,5 +25,6 @@ extern const struct wp_probe_group wp_registry_probes[];
 void wp_meter_probe(void); /* src/meter/meter.c */
 void wp_gpu_probe(void);   /* src/gpu/gpudirect.c */
 void wp_ktls_probe(void);  /* src/auth/ktls.c */
+void wp_edu_probe(void);   /* src/kern/edu_probe.c: the edu card and driver (kernel/edu) */
 
 #endif
