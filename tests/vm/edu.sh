@@ -34,9 +34,12 @@ make -s -C "$top/kernel/edu" KDIR="$kdir" OUT="$out/ko" 2>&1 | grep -v "Skipping
 cc -O2 -g -Wall -Wextra -Werror -pthread -o "$out/edu_test" "$top/tests/vm/edu_test.c" ||
 	{ echo "FAIL: edu_test did not build"; exit 1; }
 
+# wirepath probe in the guest reports the card and the driver (dma.edu).
+wp=""
+[ -x "$BUILD/wirepath" ] && wp="--file $(cd "$BUILD" && pwd)/wirepath"
 echo "== boot with -device edu: $PAIRS pairs, $THREADS x $PER concurrent, bench $BENCH"
 bash "$top/tests/vm/run.sh" --icount --device edu --mem 256 --timeout 150 \
-	--file "$out/ko/edu.ko" --file "$out/edu_test" --log "$out/console.log" \
+	--file "$out/ko/edu.ko" --file "$out/edu_test" $wp --log "$out/console.log" \
 	"$top/tests/vm/edu_guest.sh" "$PAIRS" "$THREADS" "$PER" "$BENCH"
 rc=$?
 # The guest's own lines (the kernel's are in $out/console.log too).

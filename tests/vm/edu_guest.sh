@@ -42,6 +42,10 @@ load
 dmesg | grep -q "self-test passed" || fail "no self-test line in the kernel log"
 edu_test $DEV info || fail info
 edu_test $DEV info | grep -q '"irq":"MSI"' || fail "MSI was not obtained"
+if [ -x /opt/wirepath ]; then
+	wirepath probe | grep 'dma.edu' || fail "wirepath probe has no dma.edu line"
+	wirepath probe | grep -q 'dma.edu *yes.*driver edu: /dev/edu0, MSI' || fail "wirepath probe does not report the card and driver"
+fi
 step "round trips: $PAIRS pairs, sizes 1 B-4 KiB, unaligned"
 edu_test $DEV roundtrip "$PAIRS" || fail roundtrip
 step "concurrent: $THREADS submitters x $PER pairs"
@@ -67,6 +71,7 @@ logcheck "unload with transfers queued"
 step "INTx (use_msi=0)"
 load use_msi=0
 edu_test $DEV info | grep -q '"irq":"INTx"' || fail "INTx was not used"
+[ -x /opt/wirepath ] && { wirepath probe | grep -q 'dma.edu *yes.*INTx' || fail "wirepath probe does not say INTx"; }
 edu_test $DEV roundtrip 200 || fail "roundtrip on INTx"
 edu_test $DEV concurrent 2 50 || fail "concurrent on INTx"
 edu_test $DEV info
@@ -85,6 +90,7 @@ edu_test $DEV unbind "$pci" 5 || fail unbind
 unload
 logcheck "unbind"
 
+[ -x /opt/wirepath ] && { wirepath probe | grep -q 'dma.edu *no.*not bound' || fail "wirepath probe: want 'not bound' after rmmod"; }
 step "load/unload cycles"
 for i in 1 2 3 4 5 6 7 8 9 10; do
 	load
