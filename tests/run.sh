@@ -86,6 +86,11 @@ for t in tests/netns/*.sh; do
 	run_one "netns/$(basename "$t" .sh)" bash "$t" "$BUILD"
 done
 
+# The VM tests (tests/vm/run.sh boots Debian's 6.1 kernel under qemu TCG):
+# the edu DMA driver (kernel/edu) in one boot; 77 without qemu, the 6.1
+# kernel or its headers.
+run_one "vm/edu" bash tests/vm/edu.sh "$BUILD"
+
 # The export list: headers' WP_API, src/libwirepath.map and nm -D agree.
 # wirepathd (docs/daemon.md): curl, the official clients, hostile traffic,
 # reloads, TLS; each starts its own `wirepath serve` and wirepathd.
