@@ -5,7 +5,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 DEMO_ARGS ?=
 
-.PHONY: all deps demo test test-asan fuzz fuzz-long soak format clean
+.PHONY: all deps demo test test-asan fuzz fuzz-long soak driver format clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -57,6 +57,11 @@ SOAK_ARGS ?=
 soak: deps
 	@$(MAKE) --no-print-directory all
 	$(BUILD)/wirepath soak --secs $(SOAK_SECS) --out $(SOAK_OUT) $(SOAK_ARGS)
+
+# The edu PCI DMA driver (kernel/edu, docs/kernel.md), built with kbuild
+# against Debian's 6.1 headers (linux-headers-amd64) into $(BUILD)/kernel-edu.
+driver: deps
+	$(MAKE) -C kernel/edu OUT=$(abspath $(BUILD))/kernel-edu
 
 # Kernel style (.clang-format) over the C sources and headers git tracks, so
 # build directories and generated files (BPF skeletons, vmlinux.h) are never
