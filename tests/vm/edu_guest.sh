@@ -92,7 +92,7 @@ logcheck "unbind"
 
 [ -x /opt/wirepath ] && { wirepath probe | grep -q 'dma.edu *no.*not bound' || fail "wirepath probe: want 'not bound' after rmmod"; }
 step "load/unload cycles"
-for i in 1 2 3 4 5 6 7 8 9 10; do
+for i in 1 2 3; do
 	load
 	edu_test $DEV roundtrip 5 >/dev/null || fail "roundtrip in cycle $i"
 	unload
