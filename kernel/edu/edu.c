@@ -912,11 +912,16 @@ static void edu_remove(struct pci_dev *pdev)
 	spin_unlock_irqrestore(&edu->lock, flags);
 	/* The coherent area goes with the device: take it away from every
 	 * mapping (a later touch faults to SIGBUS, edu_vm_fault). */
-	list_for_each_entry(f, &edu->files, node) unmap_mapping_range(f->mapping, 0, 0, 1);
+	list_for_each_entry(f, &edu->files, node)
+	{
+		unmap_mapping_range(f->mapping, 0, 0, 1);
+	}
 	mutex_unlock(&edu->files_mtx);
 
 	/* Let the command the card runs finish (100 ms virtual): its memory
-	 * stays mapped until it has. 2 s is twenty times that. */
+	 * stays mapped until it has. 2 s is twenty times that. A card that
+	 * never finishes would need a reset before its memory is unmapped;
+	 * edu has none, so that request fails with -EIO (and the log says so). */
 	for (i = 0; i < 2000 && (readq(edu->bar + EDU_REG_DMA_CMD) & EDU_DMA_RUN); i++)
 		usleep_range(1000, 2000);
 	spin_lock_irqsave(&edu->lock, flags);

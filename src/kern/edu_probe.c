@@ -87,8 +87,9 @@ void wp_edu_probe(void)
 	if (d)
 		closedir(d);
 	if (!n) {
-		wp_probe_add("dma.edu", -ENODEV,
-			     "no edu card (PCI 1234:11e8; QEMU -device edu) for the kernel/edu driver");
+		wp_probe_add(
+			"dma.edu", -ENODEV,
+			"no edu card (PCI 1234:11e8; QEMU -device edu) for the kernel/edu driver");
 		return;
 	}
 	if (strcmp(drv, "edu")) {
@@ -115,8 +116,9 @@ void wp_edu_probe(void)
 		return;
 	}
 	close(fd);
-	wp_probe_add("dma.edu", 0,
-		     "card %s, driver edu: %s, %s, ring %u, %u-bit DMA, bounce <= %u B, buffer %u B",
-		     card, dev, info.irq_mode == EDU_IRQ_MSI ? "MSI" : "INTx", info.ring_size,
-		     info.dma_bits, info.bounce_max, info.buf_bytes);
+	wp_probe_add(
+		"dma.edu", 0,
+		"card %s, driver edu: %s, %s, ring %u, %u-bit DMA, bounce <= %u B, buffer %u B",
+		card, dev, info.irq_mode == EDU_IRQ_MSI ? "MSI" : "INTx", info.ring_size,
+		info.dma_bits, info.bounce_max, info.buf_bytes);
 }
