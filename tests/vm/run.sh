@@ -184,7 +184,7 @@ printf '%s\n' "$@" >"$root/opt/test.args"
 		echo "modprobe $n || { echo \"vm: modprobe $n failed\"; rc=1; }"
 	done
 	echo '[ $rc -eq 0 ] && { set --; while IFS= read -r a; do set -- "$@" "$a"; done </opt/test.args; sh /opt/test.sh "$@"; rc=$?; }'
-	echo 'echo "WPVM-EXIT=$rc"'
+	echo 'echo; echo "WPVM-EXIT=$rc"'
 	echo 'poweroff -f'
 } >"$root/init"
 chmod +x "$root/init"
@@ -208,7 +208,8 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 
 cat "$work/qemu.out" >>"$console"
 [ -n "$log" ] && cp "$console" "$log"
-rc=$(sed -n 's/^WPVM-EXIT=\([0-9]*\).*/\1/p' "$console" | tail -n 1)
+# Unanchored: a kernel message may share the console line.
+rc=$(tr -d '\r' <"$console" | sed -n 's/.*WPVM-EXIT=\([0-9][0-9]*\).*/\1/p' | tail -n 1)
 if [ -z "$rc" ]; then
 	if [ $qrc -eq 124 ] || [ $qrc -eq 137 ]; then
 		echo "vm: qemu killed after ${timeout}s" >&2
