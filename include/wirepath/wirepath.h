@@ -144,10 +144,10 @@ struct wp_ctx_opts {
 	size_t sz;             /* sizeof(struct wp_ctx_opts): wp_ctx_opts_init sets it */
 	enum wp_select select; /* default WP_SELECT_PREFER */
 	uint32_t max_frame;    /* max payload bytes per frame; 0 = 16 MiB */
-	uint32_t zc_threshold; /* uring: SEND_ZC at or above this payload; 0 = 16 KiB,
-				   * UINT32_MAX = never */
-	int zc_always;         /* uring: keep asking for zero copy even on connections
-				   * where the kernel copied the first 16 sends */
+	uint32_t zc_threshold; /* uring: SEND_ZC, tcp: MSG_ZEROCOPY at or above this
+				   * payload; 0 = 16 KiB, UINT32_MAX = never */
+	int zc_always;         /* uring, tcp: keep asking for zero copy even on
+				   * connections where the kernel copied the first 16 sends */
 	int sqpoll;            /* uring: 1 = IORING_SETUP_SQPOLL */
 	int busy_poll;         /* never sleep in wp_ctx_progress; spin instead */
 	uint32_t rx_buf_size;  /* uring provided buffer size; 0 = 64 KiB */
@@ -711,9 +711,11 @@ struct wp_meter_snap {
 	uint64_t refused_tenant;     /* connections closed: conns_per_tenant */
 	uint64_t accept_pauses;      /* accepting paused (EMFILE, ENFILE, ENOBUFS, ENOMEM) */
 	uint64_t log_suppressed;     /* log lines dropped by rate limiting */
+	uint64_t zc_nobufs; /* tcp: zero-copy sends refused with ENOBUFS (optmem), sent by copy */
 };
-/* 2: bad_frames gained bad_auth; 3: setup_refused, authentication v2; 4: limits */
-#define WP_METER_VERSION 4
+/* 2: bad_frames gained bad_auth; 3: setup_refused, authentication v2; 4: limits;
+ * 5: zc_nobufs */
+#define WP_METER_VERSION 5
 #define WP_METER_FIELDS (sizeof(struct wp_meter_snap) / sizeof(uint64_t))
 
 /* Take a snapshot of this process's meter (all threads). */

@@ -441,12 +441,17 @@ static const struct json_field json_limits[] = {
 	F(timeouts_idle),    F(timeouts_handshake), F(refused_ctx),     F(refused_source),
 	F(refused_tenant),   F(accept_pauses),      F(log_suppressed),
 };
+/* Version 5, after the limits. */
+static const struct json_field json_v5[] = {
+	F(zc_nobufs),
+};
 #undef F
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 /* A field added to the struct but not here would silently vanish from the JSON. */
 _Static_assert(NELEM(json_head) + WP_SYS__COUNT + NELEM(json_mid) + WP_BAD__COUNT +
-			       NELEM(json_tail) + WP_SETUP__COUNT + NELEM(json_limits) ==
+			       NELEM(json_tail) + WP_SETUP__COUNT + NELEM(json_limits) +
+			       NELEM(json_v5) ==
 		       WP_METER_FIELDS,
 	       "wp_meter_json does not cover every field of struct wp_meter_snap");
 
@@ -503,6 +508,7 @@ int wp_meter_json(const struct wp_meter_snap *s, char *buf, size_t len)
 		     s->setup_refused[i]);
 	jput(&j, "}");
 	jfields(&j, s, json_limits, NELEM(json_limits));
+	jfields(&j, s, json_v5, NELEM(json_v5));
 	jput(&j, "}");
 	if (j.pos > (size_t)INT32_MAX)
 		return -EOVERFLOW;

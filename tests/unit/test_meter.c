@@ -239,7 +239,7 @@ static void test_json(void)
 	char full[4096], small[16];
 	int n, depth = 0, quotes = 0;
 	static const char *const keys[] = {
-		"\"version\":4",
+		"\"version\":5",
 		"\"wall_ns\":",
 		"\"cpu_user_ns\":",
 		"\"cpu_sys_ns\":",
@@ -286,7 +286,8 @@ static void test_json(void)
 		"\"refused_source\":",
 		"\"refused_tenant\":",
 		"\"accept_pauses\":",
-		"\"log_suppressed\":7}",
+		"\"log_suppressed\":7,",
+		"\"zc_nobufs\":0}",
 	};
 
 	memset(&s, 0, sizeof(s));
