@@ -290,7 +290,10 @@ WP_API int wp_ctx_arm(struct wp_ctx *ctx, int64_t *timeout_us);
 
 /* The chosen path ("tcp", "uring") or NULL before the first endpoint. */
 WP_API const char *wp_ctx_path(const struct wp_ctx *ctx);
-/* One line: what path was chosen, with which options, and why. */
+/* One line: what path was chosen, with which options, and why, and what the
+ * kernel did so far where it can downgrade silently (tcp: zero-copy sends
+ * copied). Rebuilt at each call, from the thread driving ctx; valid until
+ * the next call. */
 WP_API const char *wp_ctx_explain(const struct wp_ctx *ctx);
 WP_API uint32_t wp_path_caps(const struct wp_ctx *ctx);
 

@@ -385,9 +385,18 @@ const char *wp_ctx_path(const struct wp_ctx *ctx)
 	return ctx->ops ? ctx->ops->name : NULL;
 }
 
+/* Rebuilt at each call: a path's explain may report what the kernel did
+ * since (tcp: zero-copy sends notified as copied). */
 const char *wp_ctx_explain(const struct wp_ctx *ctx)
 {
-	return ctx->ops ? ctx->explain : "no path chosen yet (no endpoint)";
+	struct wp_ctx *c = (struct wp_ctx *)ctx; /* the cached line only */
+	char bk[768];
+
+	if (!ctx->ops)
+		return "no path chosen yet (no endpoint)";
+	ctx->ops->explain(c, bk, sizeof(bk));
+	snprintf(c->explain, sizeof(c->explain), "%s: %s%s", ctx->ops->name, bk, ctx->explain_tail);
+	return ctx->explain;
 }
 
 uint32_t wp_path_caps(const struct wp_ctx *ctx)
@@ -595,16 +604,10 @@ static int choose_path(struct wp_ctx *ctx, const char *scheme, const struct wp_b
 	}
 	wp_mr_attach_all(ctx);
 	wp_limits_start(ctx); /* timeouts, budget retries, accept backoff */
-	{
-		char bk[512];
-
-		got->explain(ctx, bk, sizeof(bk));
-		snprintf(ctx->explain, sizeof(ctx->explain), "%s: %s (select=%s%s%s)%s", got->name,
-			 bk, select_name(ctx->o.select),
-			 want || absent ? "" : ", picked as best available", note,
-			 ctx->guard && (got->caps & WP_CAP_STREAM) ? WP_AUTH_EXPLAIN : "");
-	}
-	wp_log(ctx, WP_LOG_INFO, "%s", ctx->explain);
+	snprintf(ctx->explain_tail, sizeof(ctx->explain_tail), " (select=%s%s%s)%s",
+		 select_name(ctx->o.select), want || absent ? "" : ", picked as best available",
+		 note, ctx->guard && (got->caps & WP_CAP_STREAM) ? WP_AUTH_EXPLAIN : "");
+	wp_log(ctx, WP_LOG_INFO, "%s", wp_ctx_explain(ctx));
 	return 0;
 }
 
