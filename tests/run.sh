@@ -50,6 +50,17 @@ for t in "$BUILD"/tests/test_*; do
 	esac
 done
 
+# The rpc suite over tcp with every payload that is not staged sent with
+# MSG_ZEROCOPY (the threshold at its lowest, zc_always): nothing may regress
+# with zero copy forced on (docs/paths.md, "MSG_ZEROCOPY").
+case " $PATHS " in
+*" tcp "*)
+	for n in test_rpc test_xfer test_ownership test_peerdeath test_close_queued; do
+		[ -x "$BUILD/tests/$n" ] || continue
+		run_one "$n[tcp,zc>=513]" env WP_TEST_ZC_THRESHOLD=513 "$BUILD/tests/$n" --path tcp
+	done ;;
+esac
+
 # The shm path under valgrind (shared rings, forked peers, a hostile peer):
 # test_shm with fewer messages, and test_rpc over shm. The wrapper skips (77,
 # with the reason) when valgrind is missing, when the build is sanitized

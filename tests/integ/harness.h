@@ -70,6 +70,10 @@ static inline void h_opts(struct wp_ctx_opts *o, const char *who)
 	/* Exercise the zero-copy machinery (notifications, ordering, buffer
 	 * release) even on loopback, where it would normally switch itself off. */
 	o->zc_always = 1;
+	/* WP_TEST_ZC_THRESHOLD=513: every payload that is not staged asks for
+	 * zero copy (tests/run.sh runs the rpc and stream suites so on tcp). */
+	if (getenv("WP_TEST_ZC_THRESHOLD"))
+		o->zc_threshold = (uint32_t)strtoul(getenv("WP_TEST_ZC_THRESHOLD"), NULL, 0);
 }
 
 /* shm listens on abstract unix names: port 0 asks the kernel for a free
