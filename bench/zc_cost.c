@@ -64,9 +64,9 @@ static void join_ns(const char *name)
 /* ---- receiver --------------------------------------------------------- */
 
 static struct {
-	atomic_int port;   /* listening port, once up */
-	atomic_int cmd;    /* 1: mark start, 2: mark end, 3: quit */
-	atomic_int acked;  /* the last command done */
+	atomic_int port;  /* listening port, once up */
+	atomic_int cmd;   /* 1: mark start, 2: mark end, 3: quit */
+	atomic_int acked; /* the last command done */
 	uint64_t bytes, cpu0, cpu1, b0, b1;
 } R;
 
@@ -265,7 +265,8 @@ int main(int argc, char **argv)
 			sizes[nsizes++] = dflt[i];
 	for (int i = 0; i < nsizes; i++)
 		if (sizes[i] < 513 || sizes[i] > (16u << 20)) {
-			fprintf(stderr, "zc_cost: sizes 513 B..16 MiB (smaller payloads are staged)\n");
+			fprintf(stderr,
+				"zc_cost: sizes 513 B..16 MiB (smaller payloads are staged)\n");
 			return 2;
 		}
 	join_ns(g_sns);

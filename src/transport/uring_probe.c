@@ -8,7 +8,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,116 @@ static int wait_one(struct io_uring *ring, struct io_uring_cqe *out)
 	*out = *cqe;
 	io_uring_cqe_seen(ring, cqe);
 	return 0;
+}
+
+/*
+ * io_uring zero-copy receive (Linux 6.15 uapi; Debian 12's liburing 2.3
+ * predates it, so the structs are declared here and the registration is a
+ * raw io_uring_register). Kernel io_uring/zcrx.c.
+ */
+#define WP_IORING_REGISTER_ZCRX_IFQ 32
+#ifndef IORING_SETUP_CQE32
+#define IORING_SETUP_CQE32 (1U << 11)
+#endif
+struct wp_zcrx_offsets {
+	__u32 head, tail, rqes, resv2;
+	__u64 resv[2];
+};
+struct wp_zcrx_area_reg {
+	__u64 addr, len, rq_area_token;
+	__u32 flags, dmabuf_fd;
+	__u64 resv2[2];
+};
+struct wp_zcrx_region_desc {
+	__u64 user_addr, size;
+	__u32 flags, id;
+	__u64 mmap_offset;
+	__u64 resv[4];
+};
+struct wp_zcrx_ifq_reg {
+	__u32 if_idx, if_rxq, rq_entries, flags;
+	__u64 area_ptr, region_ptr;
+	struct wp_zcrx_offsets offsets;
+	__u32 zcrx_id, resv2;
+	__u64 resv[3];
+};
+
+/* Why a registration failed, in words, for the errnos the kernel documents. */
+static const char *zcrx_reason(int err)
+{
+	switch (err) {
+	case -EOPNOTSUPP:
+		return " (no queue API in the driver: no header/data split or flow "
+		       "steering; or no CONFIG_IO_URING_ZCRX)";
+	case -EPERM:
+		return " (needs CAP_NET_ADMIN)";
+	case -EINVAL:
+		return " (the kernel refused the arguments: an older zcrx ABI?)";
+	case -ENODEV:
+		return " (no such device)";
+	default:
+		return "";
+	}
+}
+
+/* IORING_REGISTER_ZCRX_IFQ on queue 0 of every interface, for real: a ring
+ * with DEFER_TASKRUN and 32-byte CQEs (what zcrx requires), a 64 KiB area,
+ * a kernel-allocated refill ring. One probe line per interface. A success
+ * is undone by closing the ring. */
+static void probe_zcrx(void)
+{
+	/* The probe table keeps the name pointers: names live as long as the
+	 * process (probes run once, cached, under the table's lock). */
+	static char names[16][IF_NAMESIZE + 16];
+	struct if_nameindex *ifs = if_nameindex(), *i;
+	size_t area_len = 16 * 4096;
+	int n = 0;
+	void *area;
+
+	if (!ifs) {
+		wp_probe_add("uring.zcrx", -errno, "if_nameindex: %s", strerror(errno));
+		return;
+	}
+	area = mmap(NULL, area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	for (i = ifs; area != MAP_FAILED && i->if_index && n < 16; i++) {
+		struct io_uring ring;
+		struct wp_zcrx_area_reg ar = { .addr = (__u64)(uintptr_t)area, .len = area_len };
+		struct wp_zcrx_region_desc rd = { .size = 4096 };
+		struct wp_zcrx_ifq_reg reg = { .if_idx = i->if_index,
+					       .if_rxq = 0,
+					       .rq_entries = 64,
+					       .area_ptr = (__u64)(uintptr_t)&ar,
+					       .region_ptr = (__u64)(uintptr_t)&rd };
+		char *name = names[n++];
+		int ret;
+
+		snprintf(name, sizeof(names[0]), "uring.zcrx.%s", i->if_name);
+		ret = io_uring_queue_init(8, &ring,
+					  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+						  IORING_SETUP_CQE32);
+		if (ret < 0) {
+			wp_probe_add(name, ret, "io_uring_setup(DEFER_TASKRUN | CQE32): %s",
+				     strerror(-ret));
+			continue;
+		}
+		ret = syscall(__NR_io_uring_register, ring.ring_fd, WP_IORING_REGISTER_ZCRX_IFQ,
+			      &reg, 1) < 0
+			      ? -errno
+			      : 0;
+		if (ret)
+			wp_probe_add(name, ret, "IORING_REGISTER_ZCRX_IFQ on queue 0: %s%s",
+				     strerror(-ret), zcrx_reason(ret));
+		else
+			wp_probe_add(name, 0,
+				     "IORING_REGISTER_ZCRX_IFQ on queue 0 succeeded (not used yet: "
+				     "the receive path is not built)");
+		io_uring_queue_exit(&ring);
+	}
+	if (area == MAP_FAILED)
+		wp_probe_add("uring.zcrx", -errno, "mmap: %s", strerror(errno));
+	else
+		munmap(area, area_len);
+	if_freenameindex(ifs);
 }
 
 void wp_uring_probe(void)
@@ -226,4 +338,5 @@ void wp_uring_probe(void)
 				copied ? "COPIED" : "not copied");
 	}
 	io_uring_queue_exit(&ring);
+	probe_zcrx();
 }
