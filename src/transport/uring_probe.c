@@ -127,7 +127,7 @@ static void probe_zcrx(void)
 {
 	/* The probe table keeps the name pointers: names live as long as the
 	 * process (probes run once, cached, under the table's lock). */
-	static char names[16][IF_NAMESIZE + 16];
+	static char names[8][IF_NAMESIZE + 16]; /* the first 8 interfaces */
 	struct if_nameindex *ifs = if_nameindex(), *i;
 	size_t area_len = 16 * 4096;
 	int n = 0;
@@ -138,7 +138,7 @@ static void probe_zcrx(void)
 		return;
 	}
 	area = mmap(NULL, area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	for (i = ifs; area != MAP_FAILED && i->if_index && n < 16; i++) {
+	for (i = ifs; area != MAP_FAILED && i->if_index && n < 8; i++) {
 		struct io_uring ring;
 		struct wp_zcrx_area_reg ar = { .addr = (__u64)(uintptr_t)area, .len = area_len };
 		struct wp_zcrx_region_desc rd = { .size = 4096 };
