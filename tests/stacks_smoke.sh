@@ -37,7 +37,7 @@ done
 echo "ok: bad arguments refused"
 
 # 1. Every stack, one rate point.
-python3 bench/stacks/run.py --build "$BUILD" --mesh --rates 20 --warmup 1 --duration 1.5 \
+python3 bench/stacks/run.py --build "$BUILD" --mesh --rates 20 --warmup 1 --duration 1.5 --grace 6 \
 	--json "$tmp/all.json" --svg "$tmp/all.svg" >"$tmp/all.out" 2>&1
 rc=$?
 cat "$tmp/all.out"
@@ -69,7 +69,7 @@ grep -q "<svg" "$tmp/all.svg" || fail "the chart is not an SVG"
 
 # 1b. --tls: the HTTP stacks behind TLS 1.3 at the edge, every step done.
 if command -v openssl >/dev/null; then
-	python3 bench/stacks/run.py --build "$BUILD" --stacks conventional,wirepathd --tls --rates 10 \
+	python3 bench/stacks/run.py --build "$BUILD" --stacks conventional,wirepathd --tls --rates 10 --grace 6 \
 		--warmup 0.5 --duration 1 --json "$tmp/tls.json" >"$tmp/tls.out" 2>&1 ||
 		{ cat "$tmp/tls.out"; fail "run.py --tls failed"; }
 	python3 - "$tmp/tls.json" <<'EOF' || fail "--tls: steps failed"
