@@ -32,7 +32,10 @@ for r in d["rows"]:
             bad.append("twin reasons %s" % rs)
     if r["part"] == "agentic" and r["tool_calls_per_s"] <= 0:
         bad.append("%s: no tool calls" % r["mode"])
-    if r["part"] == "drop" and r["mode"] != "floor" and r["dropped"] != r["sent"]:
+    # every flood packet dropped; the drop counter may also see the few
+    # packets the sender's own kernel sends from that address meanwhile
+    # (CI saw nft-ingress count 221121 for 221120 sent)
+    if r["part"] == "drop" and r["mode"] != "floor" and not r["sent"] <= r["dropped"] <= r["sent"] + 16:
         bad.append("%s dropped %d of %d sent" % (r["mode"], r["dropped"], r["sent"]))
 for b in bad:
     print("FAIL:", b)
