@@ -143,15 +143,19 @@ static inline void srv_stop(struct srv *s)
 	pthread_join(s->th, NULL);
 }
 
-/* Drive ctx until *flag becomes non-zero; fail the test after ms. */
-static inline void drive_until(struct wp_ctx *ctx, volatile int *flag, int ms)
+/* Drive ctx until *flag becomes non-zero; fail the test after ms, naming
+ * the caller's line. */
+#define drive_until(ctx, flag, ms) drive_until_at(ctx, flag, ms, __FILE__, __LINE__)
+static inline void drive_until_at(struct wp_ctx *ctx, volatile int *flag, int ms, const char *file,
+				  int line)
 {
 	uint64_t end = wp_now_ns() + (uint64_t)ms * 1000000;
 
 	while (!*flag) {
 		CHECK(wp_ctx_progress(ctx, 1000) >= 0);
 		if (wp_now_ns() > end) {
-			fprintf(stderr, "timed out after %d ms waiting for a condition\n", ms);
+			fprintf(stderr, "%s:%d: timed out after %d ms waiting for a condition\n",
+				file, line, ms);
 			exit(1);
 		}
 	}
