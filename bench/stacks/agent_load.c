@@ -528,12 +528,17 @@ static size_t on_body_bytes(char *p, size_t sz, size_t nm, void *arg)
 	return n;
 }
 
-static CURL *easy_new(struct req *r)
+/* Start r's POST (r->post) to url on the multi handle; on failure r goes
+ * back to the free list. */
+static int easy_start(struct req *r, const char *url, struct curl_slist *headers,
+		      size_t (*write_fn)(char *, size_t, size_t, void *))
 {
 	CURL *e = r->e;
 
-	if (!e && !(e = r->e = curl_easy_init()))
-		return NULL;
+	if (!e && !(e = r->e = curl_easy_init())) {
+		req_put(r);
+		return -1;
+	}
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
@@ -543,7 +548,15 @@ static CURL *easy_new(struct req *r)
 		curl_easy_setopt(e, CURLOPT_CAINFO, C.cafile);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->post);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->post));
-	return e;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_fn);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	if (curl_multi_add_handle(H.m, e) != CURLM_OK) {
+		req_put(r);
+		return -1;
+	}
+	return 0;
 }
 
 static int http_model(struct step *st)
@@ -557,20 +570,7 @@ static int http_model(struct step *st)
 		 "{\"model\":\"%s\",\"stream\":true,\"max_tokens\":%u,\"messages\":"
 		 "[{\"role\":\"user\",\"content\":\"plan the next step of task %llu\"}]}",
 		 C.model, C.tokens, (unsigned long long)(st->due_ns & 0xffffff));
-	CURL *e = easy_new(r);
-
-	if (!e)
-		goto fail;
-	curl_easy_setopt(e, CURLOPT_URL, H.model_url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, H.h_model);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_model_bytes);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	if (curl_multi_add_handle(H.m, e) != CURLM_OK)
-		goto fail;
-	return 0;
-fail:
-	req_put(r);
-	return -1;
+	return easy_start(r, H.model_url, H.h_model, on_model_bytes);
 }
 
 static int http_tool(struct step *st, uint32_t bytes, uint32_t service_us)
@@ -587,20 +587,7 @@ static int http_tool(struct step *st, uint32_t bytes, uint32_t service_us)
 		 "{\"jsonrpc\":\"2.0\",\"id\":%llu,\"method\":\"tools/call\",\"params\":"
 		 "{\"name\":\"%s\",\"arguments\":%s}}",
 		 (unsigned long long)++H.ids, C.tool, args);
-	CURL *e = easy_new(r);
-
-	if (!e)
-		goto fail;
-	curl_easy_setopt(e, CURLOPT_URL, H.mcp_url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, H.h_mcp);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body_bytes);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	if (curl_multi_add_handle(H.m, e) != CURLM_OK)
-		goto fail;
-	return 0;
-fail:
-	req_put(r);
-	return -1;
+	return easy_start(r, H.mcp_url, H.h_mcp, on_body_bytes);
 }
 
 /* A tool response: JSON-RPC, as application/json or as one SSE event. */
