@@ -508,6 +508,7 @@ static void conn_shutdown(struct wp_ep *ep, int err, int send_status, int call_s
 	 * stays until wp_ep_free: a callback that closed us may still read
 	 * the payload it was lent. */
 	wp_rx_unbudget(&ep->rx);
+	ep->tx_status = send_status;
 	wp_txq_drop(ep, send_status);
 	for (int i = WP_LAYERS; i-- > 0;)
 		if (ctx->layer[i] && ctx->layer[i]->ep_closed)

@@ -183,6 +183,7 @@ struct wp_ep {
 	enum wp_ep_state state;
 	int fd;
 	int err;              /* why it closed */
+	int tx_status;        /* what its queued sends complete with once closed */
 	bool accepted;        /* freed by the library after WP_EP_CLOSED */
 	bool owner_released;  /* wp_ep_close called (or accepted + closed) */
 	bool dirty;           /* on ctx->dirty list */

@@ -192,6 +192,21 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 	return 0;
 }
 
+/*
+ * A closed endpoint's sends that were in the kernel when it closed complete
+ * once its last kernel op has (wp_txq_drop), not when its owner lets go:
+ * the owner may be waiting for exactly those completions (a transfer whose
+ * frames were in flight finishes only when they are given back).
+ */
+static void settle_closed(struct wp_ctx *ctx)
+{
+	if (!ctx->nr_closed)
+		return;
+	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all)
+		if (ep->state == WP_EPS_CLOSED && !ep->io_inflight && ep->tx.head != ep->tx.tail)
+			wp_txq_drop(ep, ep->tx_status);
+}
+
 static void reap(struct wp_ctx *ctx)
 {
 	struct wp_ep *ep, *next;
@@ -307,6 +322,7 @@ int wp_ctx_progress(struct wp_ctx *ctx, int64_t timeout_us)
 		n += ret;
 	if (ctx->pollers)
 		n += wp_ctx_pollers_run(ctx);
+	settle_closed(ctx);
 	wp_ctx_run_deferred(ctx);
 	reap(ctx);
 	ctx->in_progress--;

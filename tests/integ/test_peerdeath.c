@@ -17,9 +17,9 @@
  * 3. Peer dies mid-send: our client sends an 8 MiB one-way message and an
  *    8 MiB request (both with completion callbacks) to a forked raw reader
  *    that takes 1 MiB and stalls, and is killed. Each completion runs exactly
- *    once, with 0 or a negative status (checked after wp_ctx_destroy at the
- *    latest; the message's callback frees its buffer, so a second run would
- *    also be a double free under ASan). Then the same context sends large
+ *    once, with 0 or a negative status, before the endpoint's owner closes it
+ *    (the message's callback frees its buffer, so a second run would also
+ *    be a double free under ASan). Then the same context sends large
  *    and small payloads intact on a new connection.
  *
  * Children are forked before this process has any thread, ask for SIGKILL if
@@ -796,6 +796,12 @@ static void case_dies_mid_send(const char *path)
 	CHECK(e.err < 0);
 	CHECK_EQ(bc.ndone, 1);
 	CHECK_EQ(bc.status, -ECONNRESET);
+	/* The sends' completions too, while the owner still holds the
+	 * endpoint: what was in the kernel at the reset completes with the
+	 * kernel's last op, not when the owner lets go (an owner waiting for
+	 * them would wait forever). */
+	CHECK_EQ(bs.ndone, 1);
+	CHECK_EQ(bc.nreq_done, 1);
 	for (int i = 0; i < 20; i++)
 		CHECK(wp_ctx_progress(c, 1000) >= 0);
 	send_after_failure(c, path);
