@@ -291,8 +291,17 @@ static size_t send_then_drain(int fd, const void *buf, size_t len, uint8_t *in, 
 	for (;;) {
 		ssize_t n = recv(fd, in + got, cap - got, 0);
 
-		if (n <= 0)
+		/* This thread submits to io_uring rings: the kernel's task-work
+		 * notification interrupts a receive that has a timeout (EINTR,
+		 * not restarted). */
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n < 0)
+				fprintf(stderr, "send_then_drain: recv after %zu bytes: %s\n", got,
+					strerror(errno));
 			break;
+		}
 		got += (size_t)n;
 		if (got == cap)
 			got = 0; /* only the end matters */
