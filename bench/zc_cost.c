@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -225,6 +226,19 @@ static void run(size_t size, bool zc)
 	free(bufs);
 }
 
+/* A peer that never answers (a namespace gone, a connect that never
+ * completes) must not hang a benchmark script: the whole run has a bound. */
+static void on_alarm(int sig)
+{
+	static const char msg[] = "zc_cost: timed out (a connection or the receiver stalled)\n";
+
+	(void)sig;
+	if (write(2, msg, sizeof(msg) - 1) < 0) {
+		/* nothing more to say */
+	}
+	_exit(4);
+}
+
 int main(int argc, char **argv)
 {
 	static const size_t dflt[] = { 4096, 8192, 16384, 32768, 65536, 262144, 1048576 };
@@ -269,6 +283,8 @@ int main(int argc, char **argv)
 				"zc_cost: sizes 513 B..16 MiB (smaller payloads are staged)\n");
 			return 2;
 		}
+	signal(SIGALRM, on_alarm);
+	alarm(30 + (unsigned)(nsizes * 2 * (g_secs + 0.5)));
 	join_ns(g_sns);
 	if (pthread_create(&th, NULL, r_main, NULL))
 		return 2;
