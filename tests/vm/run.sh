@@ -10,6 +10,12 @@
 #   tests/vm/run.sh [options] SCRIPT [ARG...]
 #     --file SRC[:DST]   put SRC at DST in the guest (default /opt/BASENAME);
 #                        an ELF executable brings its shared libraries
+#     --lib SRC          put SRC at its own path (a shared library a program
+#                        dlopens, a provider's config file); an ELF brings its
+#                        own libraries
+#     --nic              a virtio-net NIC on a restricted qemu user network (no
+#                        way out of the guest), up as eth0 with 10.0.2.15/24
+#                        (WPVM_IP in the script's environment); lo is up
 #     --module M         a module of the kernel (name, e.g. rdma_rxe) or a .ko
 #                        path (goes to extra/); dependencies come along
 #     --load M           modprobe M before the script (implies --module M)
@@ -37,10 +43,12 @@ die() { echo "vm: $*" >&2; exit 1; }
 skip() { echo "skip: $*"; exit 77; }
 
 files=() modules=() loads=() devices=() qargs=()
-append="" mem=256 smp=1 timeout=120 log="" kver="" check_only=0
+append="" mem=256 smp=1 timeout=120 log="" kver="" check_only=0 nic=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--file) files+=("$2"); shift 2 ;;
+	--lib) files+=("$2:$2"); shift 2 ;;
+	--nic) nic=1; shift ;;
 	--module) modules+=("$2"); shift 2 ;;
 	--load) modules+=("$2"); loads+=("$2"); shift 2 ;;
 	--device) devices+=("$2"); shift 2 ;;
@@ -99,6 +107,13 @@ for d in "${devices[@]+"${devices[@]}"}"; do
 	qemu-system-x86_64 -device help 2>/dev/null | grep -q "name \"${d%%,*}\"" ||
 		skip "this qemu has no -device ${d%%,*}"
 done
+if [ $nic -eq 1 ]; then
+	qemu-system-x86_64 -device help 2>/dev/null | grep -q 'name "virtio-net-pci"' ||
+		skip "this qemu has no -device virtio-net-pci"
+	# virtio_pci and virtio_net are modules in Debian's kernel.
+	modules+=(virtio_pci virtio_net) loads=(virtio_pci virtio_net "${loads[@]+"${loads[@]}"}")
+	qargs+=(-netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0)
+fi
 [ $check_only -eq 1 ] && { echo "vm: can boot $kernel under qemu TCG"; exit 0; }
 
 [ $# -ge 1 ] || die "no script given"
@@ -183,6 +198,12 @@ printf '%s\n' "$@" >"$root/opt/test.args"
 		n=$(basename "$m" .ko)
 		echo "modprobe $n || { echo \"vm: modprobe $n failed\"; rc=1; }"
 	done
+	echo 'ip link set lo up 2>/dev/null'
+	if [ $nic -eq 1 ]; then
+		echo 'export WPVM_IP=10.0.2.15'
+		echo 'i=0; while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done'
+		echo 'ip link set eth0 up && ip addr add $WPVM_IP/24 dev eth0 || { echo "vm: eth0 did not come up"; rc=1; }'
+	fi
 	echo '[ $rc -eq 0 ] && { set --; while IFS= read -r a; do set -- "$@" "$a"; done </opt/test.args; sh /opt/test.sh "$@"; rc=$?; }'
 	echo 'echo; echo "WPVM-EXIT=$rc"'
 	echo 'poweroff -f'
