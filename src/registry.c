@@ -25,6 +25,9 @@
 extern const struct wp_backend_ops wp_uring_ops;
 extern const struct wp_backend_ops wp_tcp_ops;
 extern const struct wp_backend_ops wp_shm_ops;
+#ifdef WP_HAVE_RDMA
+extern const struct wp_backend_ops wp_rdma_ops;
+#endif
 
 const struct wp_backend_ops *const wp_registry_paths[] = {
 #ifdef WP_HAVE_URING
@@ -32,6 +35,9 @@ const struct wp_backend_ops *const wp_registry_paths[] = {
 #endif
 	&wp_tcp_ops,
 	&wp_shm_ops,
+#ifdef WP_HAVE_RDMA
+	&wp_rdma_ops,
+#endif
 	NULL,
 };
 
@@ -40,6 +46,9 @@ const struct wp_backend_ops *const wp_registry_paths[] = {
 const struct wp_absent_path wp_registry_absent[] = {
 #ifndef WP_HAVE_URING
 	{ "uring", WP_URING_WHY },
+#endif
+#ifndef WP_HAVE_RDMA
+	{ "rdma", WP_RDMA_WHY },
 #endif
 	{ NULL, NULL },
 };
@@ -130,8 +139,12 @@ static void planned_probe(void)
 		n += e->d_name[0] != '.';
 	if (d)
 		closedir(d);
-	wp_probe_add("path.rdma", -ENOSYS,
-		     "not built in this version (%d RDMA device(s) in /sys/class/infiniband)", n);
+#ifndef WP_HAVE_RDMA
+	wp_probe_add("path.rdma", -ENOSYS, "not built: %s (%d RDMA device(s) in /sys/class/infiniband)",
+		     WP_RDMA_WHY, n);
+#else
+	(void)n; /* the rdma path's own probe opens each device (path.rdma) */
+#endif
 	wp_probe_add("path.ucx", -ENOSYS, "not built in this version");
 }
 

@@ -456,6 +456,7 @@ enum wp_mem_kind {
 	WP_MEM_SHM_RX_ARENA = 3, /* shm: the peer's arena (payloads its library copied in) */
 	WP_MEM_SHM_RX_HEAP = 4,  /* shm: the peer's heap (payloads it wrote in place) */
 	WP_MEM_SHM_TX_HEAP = 5,  /* shm: this side's heap (wp_ep_buf_alloc) */
+	WP_MEM_RDMA_RX = 6,      /* rdma: one connection's pre-posted receive buffers */
 };
 #define WP_MEM_READONLY 1u /* mapped read-only in this process */
 
@@ -556,6 +557,10 @@ struct wp_xfer_params {
  * -ETIMEDOUT, ...) or the peer's positive refusal (EACCES: unknown region or
  * key, ERANGE: outside it). How it moves:
  * - shm, region mapped (WP_RKEY_SHARED): one memcpy by the initiator, no frames;
+ * - rdma, region advertised on the connection (exported on the peer): RDMA
+ *   WRITE (the last one with immediate data) or READ straight between the
+ *   regions, no frames, no copies (direct = 1); deadline_us does not apply,
+ *   the transport's retries bound it;
  * - tcp, uring (and shm otherwise): XFER frames of at most 1 MiB; the sender
  *   sends the region in place (uring: zero-copy send at or above zc_threshold,
  *   the kernel's COPIED verdict counted in the meter), the receiver places

@@ -97,7 +97,10 @@ struct wp_backend_ops {
 	int (*local_uri)(const struct wp_ep *ep, char *buf, size_t len);
 	/* A region was exported: offer it to peers that can map it. */
 	void (*mr_exported)(struct wp_ctx *ctx, struct wp_mr *mr);
-	/* Move a transfer through mapped memory now, or -EOPNOTSUPP (frames). */
+	/* Move a transfer without frames: 0 moved now (mapped memory), 1 posted
+	 * (the path calls wp_xfer_direct_done(st, status) exactly once later,
+	 * also when the endpoint closes; st lives until then), -EOPNOTSUPP
+	 * (frames), or -errno. */
 	int (*xfer_direct)(struct wp_ep *ep, const struct wp_xfer_params *p,
 			   struct wp_xfer_stats *st);
 	/* Receive memory (wp_ctx_pools with ep == NULL, wp_ep_pools): fill up
@@ -247,6 +250,10 @@ int wp_epoll_wait(struct wp_ctx *ctx, struct epoll_event *ev, int max, int64_t t
  * flush (tcp, mem). */
 int wp_epoll_fd(struct wp_ctx *ctx);
 int wp_epoll_arm(struct wp_ctx *ctx, int64_t *timeout_us);
+
+/* A transfer xfer_direct posted (returned 1) is over: its on_done runs from
+ * the deferred completions with status (0, -errno, or a positive refusal). */
+void wp_xfer_direct_done(struct wp_xfer_stats *st, int status);
 
 /* Registered memory lookup (uring: a payload inside a fixed buffer). */
 struct wp_mr *wp_mr_find(struct wp_ctx *ctx, const void *p, size_t len);

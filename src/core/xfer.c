@@ -17,6 +17,7 @@
  * at the initiator's region and then DATA+LAST.
  */
 #include <endian.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,14 @@ static void direct_done(void *arg, int status)
 	xfer_finish(arg);
 }
 
+void wp_xfer_direct_done(struct wp_xfer_stats *st, int status)
+{
+	struct xfer *x = (struct xfer *)((char *)st - offsetof(struct xfer, st));
+
+	x->status = status;
+	wp_defer(x->ep->ctx, direct_done, x, status);
+}
+
 int wp_no_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_xfer_stats *st)
 {
 	return -EOPNOTSUPP;
@@ -322,9 +331,11 @@ int wp_xfer_post(struct wp_ep *ep, const struct wp_xfer_params *p)
 
 	/* Mapped memory: the whole transfer is one memcpy per descriptor. */
 	ret = ctx->ops->xfer_direct(ep, p, &x->st);
-	if (ret == 0) {
+	if (ret == 0 || ret == 1) {
+		/* 1: posted (rdma); the path calls wp_xfer_direct_done. */
 		x->st.direct = 1;
-		wp_defer(ctx, direct_done, x, 0);
+		if (ret == 0)
+			wp_defer(ctx, direct_done, x, 0);
 		return 0;
 	}
 	if (ret != -EOPNOTSUPP) {

@@ -110,6 +110,10 @@ int main(int argc, char **argv)
 		if (!strcmp(s.path, "shm")) {
 			CHECK_EQ(r.st.direct, 1); /* one memcpy, no frames */
 			CHECK_EQ(r.st.copied_local, r.st.bytes);
+		} else if (!strcmp(s.path, "rdma")) {
+			CHECK_EQ(r.st.direct, 1); /* RDMA WRITE: no frames, no copies */
+			CHECK_EQ(r.st.frames, 0);
+			CHECK_EQ(r.st.copied_local + r.st.copied_remote, 0);
 		} else {
 			CHECK_EQ(r.st.direct, 0);
 			CHECK_EQ(r.st.copied_local, 0);           /* sent in place */

@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: MIT
+# Runs inside the VM (tests/vm/rdma.sh boots it with tests/vm/run.sh --nic):
+# soft-RoCE (rdma_rxe) on the guest's NIC, then wirepath's rdma path: the
+# probe, the RPC integration suite and the rdma test (bulk transfers with
+# checksums, the peer killed mid-transfer), client and server in this guest
+# over rxe0 on eth0's address. busy-box sh.
+#   rdma_guest.sh [bench]   bench: also perftest and wirepath's figures
+fail() { echo "FAIL: $*"; dmesg | tail -n 30; exit 1; }
+step() { echo "== $*"; }
+export WP_TEST_HOST=$WPVM_IP
+
+step "soft-RoCE on eth0 ($WPVM_IP)"
+if command -v rdma >/dev/null; then
+	rdma link add rxe0 type rxe netdev eth0 || fail "rdma link add rxe0 type rxe netdev eth0"
+else
+	# Linux 6.1 still takes the older interface; the rdma tool is iproute2's.
+	echo eth0 >/sys/module/rdma_rxe/parameters/add || fail "rdma_rxe add eth0"
+fi
+i=0
+while [ ! -e /sys/class/infiniband/rxe0 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+[ -e /sys/class/infiniband/rxe0 ] || fail "no rxe0 in /sys/class/infiniband"
+[ -c /dev/infiniband/uverbs0 ] && [ -c /dev/infiniband/rdma_cm ] || fail "no /dev/infiniband/uverbs0 or rdma_cm"
+echo "rxe0: $(cat /sys/class/infiniband/rxe0/ports/1/state), gid 1 $(cat /sys/class/infiniband/rxe0/ports/1/gids/1)"
+
+step "wirepath probe"
+wirepath probe | grep 'path.rdma' || fail "no path.rdma line"
+wirepath probe | grep -q 'path.rdma  *yes.*rxe0 port 1 ACTIVE' || fail "the probe does not report rxe0 ACTIVE"
+
+rc=0
+for t in test_rdma test_rpc test_xfer test_stream test_ownership test_embed; do
+	[ -x /opt/$t ] || continue
+	step "$t --path rdma"
+	t0=$(date +%s)
+	/opt/$t --path rdma >/tmp/$t.log 2>&1
+	r=$?
+	tail -n 12 /tmp/$t.log
+	echo "$t: exit $r after $(($(date +%s) - t0)) s"
+	[ $r -eq 0 ] || rc=1
+done
+dmesg | grep -E 'WARNING:|BUG[: ]|Oops|Call Trace' && { echo "FAIL: kernel log"; rc=1; }
+
+if [ "${1:-}" = bench ]; then
+	step "bench: perftest next to wirepath (same guest, rxe0)"
+	ib_send_lat -d rxe0 -n 1000 >/tmp/sl.log 2>&1 &
+	sleep 1
+	ib_send_lat -d rxe0 -n 1000 $WPVM_IP | grep -A1 '#bytes'
+	wait
+	ib_write_bw -d rxe0 -s 1048576 -n 200 >/tmp/wb.log 2>&1 &
+	sleep 1
+	ib_write_bw -d rxe0 -s 1048576 -n 200 $WPVM_IP | grep -A1 '#bytes'
+	wait
+	[ -x /opt/rdma_bench ] && rdma_bench
+fi
+exit $rc
