@@ -33,8 +33,7 @@ const struct wp_backend_ops *const wp_registry_paths[] = {
 #ifdef WP_HAVE_URING
 	&wp_uring_ops,
 #endif
-	&wp_tcp_ops,
-	&wp_shm_ops,
+	&wp_tcp_ops,   &wp_shm_ops,
 #ifdef WP_HAVE_RDMA
 	&wp_rdma_ops,
 #endif
@@ -140,8 +139,8 @@ static void planned_probe(void)
 	if (d)
 		closedir(d);
 #ifndef WP_HAVE_RDMA
-	wp_probe_add("path.rdma", -ENOSYS, "not built: %s (%d RDMA device(s) in /sys/class/infiniband)",
-		     WP_RDMA_WHY, n);
+	wp_probe_add("path.rdma", -ENOSYS,
+		     "not built: %s (%d RDMA device(s) in /sys/class/infiniband)", WP_RDMA_WHY, n);
 #else
 	(void)n; /* the rdma path's own probe opens each device (path.rdma) */
 #endif

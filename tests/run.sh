@@ -101,6 +101,10 @@ done
 # the edu DMA driver (kernel/edu) in one boot; 77 without qemu, the 6.1
 # kernel or its headers.
 run_one "vm/edu" bash tests/vm/edu.sh "$BUILD"
+# The rdma path on soft-RoCE (rdma_rxe over the guest's virtio NIC): test_rdma
+# and the RPC suite over rdma:// in one boot; 77 without qemu, the kernel, the
+# rdma path (not built) or the rxe provider.
+run_one "vm/rdma" bash tests/vm/rdma.sh "$BUILD"
 
 # The export list: headers' WP_API, src/libwirepath.map and nm -D agree.
 # wirepathd (docs/daemon.md): curl, the official clients, hostile traffic,

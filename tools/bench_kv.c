@@ -375,7 +375,10 @@ int bench_kv(struct bench_cfg *cfg)
 			       (unsigned long long)(r->size >= (1u << 20) ? r->size >> 20
 									  : r->size >> 10),
 			       r->size >= (1u << 20) ? "M" : "K", r->gb_per_s, r->cpu_s_per_gb,
-			       r->copied_per_byte, r->mapped ? "yes (one memcpy)" : "no (frames)");
+			       r->copied_per_byte,
+			       !r->mapped                     ? "no (frames)"
+			       : !strcmp(res[i].path, "rdma") ? "yes (RDMA WRITE)"
+							      : "yes (one memcpy)");
 		}
 	}
 	/* CPU per GB against tcp at 4 MiB, the yardstick. */

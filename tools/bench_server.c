@@ -95,6 +95,15 @@ int bench_server_stop(struct bench_server *sv, int quiet)
 	return 0;
 }
 
+/* The spawned server's host: loopback, or WP_BENCH_HOST (rdma on soft-RoCE
+ * needs the address of the netdev rxe is bound to: tests/vm/rdma_guest.sh). */
+static const char *bench_host(void)
+{
+	const char *h = getenv("WP_BENCH_HOST");
+
+	return h && *h && strlen(h) < 64 ? h : "127.0.0.1";
+}
+
 /* Where a spawned server listens: a free port on loopback, or for shm a free
  * abstract unix name (its five hex digits stand in for the port). */
 static void bench_listen_uri(char *buf, size_t len, const char *path)
@@ -102,7 +111,7 @@ static void bench_listen_uri(char *buf, size_t len, const char *path)
 	if (!strcmp(path, "shm"))
 		snprintf(buf, len, "shm://@");
 	else
-		snprintf(buf, len, "%.15s://127.0.0.1:0", path);
+		snprintf(buf, len, "%.15s://%s:0", path, bench_host());
 }
 
 void bench_uri(char *buf, size_t len, const char *path, int port)
@@ -110,7 +119,7 @@ void bench_uri(char *buf, size_t len, const char *path, int port)
 	if (!strcmp(path, "shm"))
 		snprintf(buf, len, "shm://@%05x", port);
 	else
-		snprintf(buf, len, "%.15s://127.0.0.1:%d", path, port);
+		snprintf(buf, len, "%.15s://%s:%d", path, bench_host(), port);
 }
 
 /*

@@ -324,6 +324,8 @@ static void rd_fini(struct wp_ctx *ctx)
 
 /* ---- the registration cache ------------------------------------------ */
 
+static void rd_mr_exported(struct wp_ctx *ctx, struct wp_mr *mr);
+
 /* mem.c caches regions (a range inside a registered one costs a list
  * walk); here each region is registered once per device. */
 static int rd_mem_register(struct wp_ctx *ctx, struct wp_mr *mr)
@@ -359,6 +361,8 @@ static int rd_mem_register(struct wp_ctx *ctx, struct wp_mr *mr)
 	}
 	m->used = true;
 	mr->idx = (int)i;
+	if (mr->exported) /* exported before the path started */
+		rd_mr_exported(ctx, mr);
 	return 0;
 }
 
@@ -448,8 +452,7 @@ static void rd_ep_init(struct wp_ep *ep)
 static int post_recv(struct wp_ep *ep, uint32_t i)
 {
 	struct rd_ep *re = ep->bk;
-	struct ibv_sge sge = { (uintptr_t)(re->rbuf + (size_t)i * RD_BUF), RD_BUF,
-			       re->rmr->lkey };
+	struct ibv_sge sge = { (uintptr_t)(re->rbuf + (size_t)i * RD_BUF), RD_BUF, re->rmr->lkey };
 	struct ibv_recv_wr wr = { .wr_id = RD_WR(RD_WR_RECV, i), .sg_list = &sge, .num_sge = 1 },
 			   *bad;
 
@@ -492,8 +495,7 @@ static int qp_setup(struct wp_ep *ep, struct rdma_cm_id *id)
 	re->sbuf = aligned_alloc(4096, (size_t)RD_SB * RD_BUF);
 	if (!re->rbuf || !re->sbuf)
 		return -ENOMEM;
-	re->rmr = ibv_reg_mr(re->dev->pd, re->rbuf, (size_t)RD_RQ * RD_BUF,
-			     IBV_ACCESS_LOCAL_WRITE);
+	re->rmr = ibv_reg_mr(re->dev->pd, re->rbuf, (size_t)RD_RQ * RD_BUF, IBV_ACCESS_LOCAL_WRITE);
 	re->smr = ibv_reg_mr(re->dev->pd, re->sbuf, (size_t)RD_SB * RD_BUF, 0);
 	if (!re->rmr || !re->smr)
 		return errno ? -errno : -ENOMEM;
@@ -522,8 +524,8 @@ static void conn_param(struct wp_ep *ep, struct rdma_conn_param *cp, struct rd_h
 		.private_data_len = sizeof(*h),
 		.responder_resources = (uint8_t)rd, /* RDMA READs the peer may have in flight */
 		.initiator_depth = (uint8_t)rd,     /* ... and we */
-		.retry_count = 7,                   /* transport retries, then IBV_WC_RETRY_EXC_ERR */
-		.rnr_retry_count = 0,               /* credits: an RNR is a bug, fail loudly */
+		.retry_count = 7,     /* transport retries, then IBV_WC_RETRY_EXC_ERR */
+		.rnr_retry_count = 0, /* credits: an RNR is a bug, fail loudly */
 	};
 }
 
@@ -754,7 +756,7 @@ static void rd_flush(struct wp_ep *ep)
 		b = re->sfree[--re->nsfree];
 		for (int i = 0; i < cnt && n < re->peer_buf; i++) {
 			size_t c = iov[i].iov_len < re->peer_buf - n ? iov[i].iov_len
-								      : re->peer_buf - n;
+								     : re->peer_buf - n;
 
 			memcpy(re->sbuf + (size_t)b * RD_BUF + n, iov[i].iov_base, c);
 			n += c;
@@ -804,7 +806,8 @@ static int pump_xfers(struct wp_ep *ep)
 
 		while (x->posted < x->p.ndesc) {
 			const struct wp_xfer_desc *d = &x->desc[x->posted];
-			bool last = x->posted + 1 == x->p.ndesc, imm = last && x->p.op == WP_XFER_WRITE;
+			bool last = x->posted + 1 == x->p.ndesc,
+			     imm = last && x->p.op == WP_XFER_WRITE;
 			struct ibv_sge sge = { (uintptr_t)(x->p.local->addr + d->local_off),
 					       (uint32_t)d->len, x->lkey };
 			struct ibv_send_wr wr = { .sg_list = &sge, .num_sge = 1 }, *bad;
@@ -819,8 +822,8 @@ static int pump_xfers(struct wp_ep *ep)
 				return 0;
 			wr.wr_id = RD_WR(RD_WR_XFER, slot);
 			wr.opcode = x->p.op == WP_XFER_READ ? IBV_WR_RDMA_READ
-				    : imm		     ? IBV_WR_RDMA_WRITE_WITH_IMM
-							     : IBV_WR_RDMA_WRITE;
+				    : imm                   ? IBV_WR_RDMA_WRITE_WITH_IMM
+							    : IBV_WR_RDMA_WRITE;
 			if (imm)
 				wr.imm_data = RD_IMM(RD_IMM_WRITE, re->owed);
 			wr.wr.rdma.remote_addr = x->raddr + d->remote_off;
@@ -992,8 +995,8 @@ static void handle_wc(struct wp_ep *ep, const struct ibv_wc *wc)
 		if (ep->state == WP_EPS_OPEN) {
 			wp_log(ep->ctx, WP_LOG_WARN, "rdma: work completion failed: %s (vendor %u)",
 			       wc_str(wc->status), wc->vendor_err);
-			wp_conn_fail(ep, wc->status == IBV_WC_RETRY_EXC_ERR ? -ETIMEDOUT
-									   : -ECONNRESET);
+			wp_conn_fail(ep,
+				     wc->status == IBV_WC_RETRY_EXC_ERR ? -ETIMEDOUT : -ECONNRESET);
 		}
 		return;
 	}
@@ -1079,8 +1082,7 @@ static void accept_req(struct wp_ep *l, struct rdma_cm_id *id, const void *pd, u
 	int ret;
 
 	if (l->rx_paused || l->state != WP_EPS_LISTEN ||
-	    wp_conn_admit(ctx, rdma_get_peer_addr(id), sizeof(struct sockaddr_storage), &adm) <
-		    0) {
+	    wp_conn_admit(ctx, rdma_get_peer_addr(id), sizeof(struct sockaddr_storage), &adm) < 0) {
 		rdma_reject(id, NULL, 0);
 		rdma_destroy_id(id);
 		return;
@@ -1184,6 +1186,10 @@ static int cm_events(struct wp_ctx *ctx)
 		case RDMA_CM_EVENT_DISCONNECTED:
 			/* What the peer sent before it went is in the CQ: take
 			 * it, then the end (a frame cut short is counted). */
+			if (ep->state != WP_EPS_OPEN) {
+				wp_conn_fail(ep, -ECONNRESET); /* before ESTABLISHED */
+				break;
+			}
 			poll_ep(ep);
 			if (ep->state == WP_EPS_OPEN)
 				wp_conn_eof(ep);
@@ -1213,6 +1219,9 @@ static void cq_events(struct wp_ctx *ctx, int d)
 	}
 }
 
+/* Open connections only: an accepted one may hold the connector's first
+ * messages before its own ESTABLISHED arrives; they wait in its CQ (their
+ * buffers stay consumed, their credits owed) until then. */
 static int poll_all(struct wp_ctx *ctx)
 {
 	int n = 0;
@@ -1220,7 +1229,7 @@ static int poll_all(struct wp_ctx *ctx)
 	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
 		struct rd_ep *re = ep->bk;
 
-		if (re && re->cq && ep->state != WP_EPS_CLOSED)
+		if (re && re->cq && ep->state == WP_EPS_OPEN)
 			n += poll_ep(ep);
 	}
 	return n;
@@ -1236,7 +1245,7 @@ static int arm_all(struct wp_ctx *ctx)
 		struct rd_ep *re = ep->bk;
 		int n;
 
-		if (!re || !re->cq || ep->state == WP_EPS_CLOSED)
+		if (!re || !re->cq || ep->state != WP_EPS_OPEN)
 			continue;
 		if (!re->armed) {
 			if (ibv_req_notify_cq(re->cq, 0))
@@ -1320,20 +1329,23 @@ static void rd_explain(struct wp_ctx *ctx, char *buf, size_t len)
 {
 	struct rd_ctx *r = rctx(ctx);
 
-	snprintf(buf, len,
-		 "rdma_cm RC queue pairs on %s; frames by SEND_WITH_IMM copied into %u x %u KiB "
-		 "registered send buffers, received into %u x %u KiB pre-posted buffers, parsed in "
-		 "place; credit flow control (rnr_retry 0): %llu sends, %llu credit-only messages, "
-		 "%llu stalls on credits; bulk by RDMA WRITE(_WITH_IMM)/READ into advertised regions: "
-		 "%llu writes, %llu reads, %llu transfers landed here, %llu advertisements; %llu failed "
-		 "completions; %s",
-		 r && r->devname[0] ? r->devname : "?", RD_SB, RD_BUF >> 10, RD_RQ, RD_BUF >> 10,
-		 (unsigned long long)(r ? r->sends : 0), (unsigned long long)(r ? r->credit_msgs : 0),
-		 (unsigned long long)(r ? r->stalls : 0), (unsigned long long)(r ? r->writes : 0),
-		 (unsigned long long)(r ? r->reads : 0), (unsigned long long)(r ? r->writes_in : 0),
-		 (unsigned long long)(r ? r->advs : 0), (unsigned long long)(r ? r->wc_err : 0),
-		 ctx->o.busy_poll ? "busy-poll on (CQs never armed)"
-				  : "sleeps on the completion channel (armed, then polled once more)");
+	snprintf(
+		buf, len,
+		"rdma_cm RC queue pairs on %s; frames by SEND_WITH_IMM copied into %u x %u KiB "
+		"registered send buffers, received into %u x %u KiB pre-posted buffers, parsed in "
+		"place; credit flow control (rnr_retry 0): %llu sends, %llu credit-only messages, "
+		"%llu stalls on credits; bulk by RDMA WRITE(_WITH_IMM)/READ into advertised regions: "
+		"%llu writes, %llu reads, %llu transfers landed here, %llu advertisements; %llu failed "
+		"completions; %s",
+		r && r->devname[0] ? r->devname : "?", RD_SB, RD_BUF >> 10, RD_RQ, RD_BUF >> 10,
+		(unsigned long long)(r ? r->sends : 0),
+		(unsigned long long)(r ? r->credit_msgs : 0),
+		(unsigned long long)(r ? r->stalls : 0), (unsigned long long)(r ? r->writes : 0),
+		(unsigned long long)(r ? r->reads : 0), (unsigned long long)(r ? r->writes_in : 0),
+		(unsigned long long)(r ? r->advs : 0), (unsigned long long)(r ? r->wc_err : 0),
+		ctx->o.busy_poll
+			? "busy-poll on (CQs never armed)"
+			: "sleeps on the completion channel (armed, then polled once more)");
 }
 
 static int rd_local_uri(const struct wp_ep *ep, char *buf, size_t len)
@@ -1362,7 +1374,8 @@ static int rd_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_
 	if (!re->rbuf)
 		return 0;
 	if (max)
-		out[0] = (struct wp_mem_range){ re->rbuf, (size_t)RD_RQ * RD_BUF, WP_MEM_RDMA_RX, 0 };
+		out[0] = (struct wp_mem_range){ re->rbuf, (size_t)RD_RQ * RD_BUF, WP_MEM_RDMA_RX,
+						0 };
 	return 1;
 }
 

@@ -7,6 +7,10 @@
  * with 192 MiB of writes and 16 calls in flight: every one completes exactly
  * once, those cut off with an error, the endpoint closes, nothing hangs.
  *
+ * With --rtt N it only measures: N echo round trips of 2 bytes, one at a
+ * time (WP_RDMA_BUSY=1: both sides busy-poll), for docs/performance.md next
+ * to perftest's ib_send_lat (tests/vm/rdma.sh BUILD bench).
+ *
  * wp-test-paths: rdma
  */
 #include "harness.h"
@@ -62,6 +66,7 @@ static void peer(const char *path, int wfd)
 	int ret;
 
 	h_opts(&o, "peer");
+	o.busy_poll = getenv("WP_RDMA_BUSY") != NULL;
 	CHECK(wp_ctx_create(&o, &ctx) == 0);
 	CHECK(wp_mr_alloc(ctx, RLEN, &peer_mr) == 0);
 	CHECK(wp_rpc_register(ctx, M_RKEY, h_rkey, NULL) == 0);
@@ -193,13 +198,40 @@ int main(int argc, char **argv)
 		SKIP("path %s unavailable here: %s", path, strerror(-port));
 	}
 	CHECK(port > 0);
-	ctx = client_ctx(path);
+	{
+		struct wp_ctx_opts o;
+
+		h_opts(&o, "client");
+		o.busy_poll = getenv("WP_RDMA_BUSY") != NULL;
+		CHECK(wp_ctx_create(&o, &ctx) == 0);
+	}
 	ep = client_connect(ctx, path, port, &w, NULL, NULL);
 	printf("path: %s\n", wp_ctx_explain(ctx));
+	if (argc > 4 && !strcmp(argv[3], "--rtt")) {
+		int n = atoi(argv[4]);
+		uint64_t t0;
+
+		call(ctx, ep, M_ECHO, "hi", 2, &c); /* warm */
+		free(c.got);
+		t0 = wp_now_ns();
+		for (int i = 0; i < n; i++) {
+			call(ctx, ep, M_ECHO, "hi", 2, &c);
+			CHECK_EQ(c.status, 0);
+			free(c.got);
+		}
+		printf("rpc round trip (2 B echo, %s): %d in %.1f ms, %.1f us each\n",
+		       getenv("WP_RDMA_BUSY") ? "busy-poll" : "completion channel", n,
+		       (wp_now_ns() - t0) / 1e6, (wp_now_ns() - t0) / 1e3 / n);
+		kill_child(pid);
+		wp_ep_close(ep);
+		wp_ctx_destroy(ctx);
+		return 0;
+	}
 
 	/* 1. Echoes across the buffer and credit boundaries. */
 	{
-		static const uint32_t sizes[] = { 1, 100, 4096, 32728, 32768, 70000, 300000, 1u << 20 };
+		static const uint32_t sizes[] = { 1,     100,   4096,   32728,
+						  32768, 70000, 300000, 1u << 20 };
 		uint8_t *b = malloc(1u << 20);
 
 		CHECK(b);
@@ -313,8 +345,8 @@ int main(int argc, char **argv)
 		uint64_t t0;
 
 		for (int i = 0; i < NX; i++) {
-			struct wp_xfer_desc d = { (uint64_t)(i % 16) << 20, (uint64_t)(i % 16) << 20,
-						  1u << 20 };
+			struct wp_xfer_desc d = { (uint64_t)(i % 16) << 20,
+						  (uint64_t)(i % 16) << 20, 1u << 20 };
 
 			CHECK(xpost(ep, WP_XFER_WRITE, src, &rk, &d, 1, &xr[i]) == 0);
 		}
