@@ -6,9 +6,9 @@
  * system: an RDMA device (/sys/class/infiniband), the peer-memory module
  * that lets an RDMA NIC pin GPU pages (nvidia_peermem, or the older
  * nv_peer_mem) or the kernel's dma-buf interface, and the device's own
- * cudaDevAttrGPUDirectRDMASupported. Even where all of them are present this
- * version of wirepath has no RDMA or UCX path to drive them, and the line
- * says that too, so nobody reads "available" into it.
+ * cudaDevAttrGPUDirectRDMASupported. Even where all of them are present the
+ * rdma path (when built) registers host memory only, and the line says that
+ * too, so nobody reads "available" into it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -47,10 +47,14 @@ void wp_gpu_gpudirect_why(char *buf, size_t len)
 			  : attr == -EOPNOTSUPP ? "no CUDA in this build"
 						: "no CUDA device";
 
-	snprintf(buf, len,
-		 "%d RDMA dev (/sys/class/infiniband); %s; %s; %s; no RDMA/UCX path in "
-		 "this wirepath",
-		 rdma, peer, dmabuf, gpu);
+	snprintf(buf, len, "%d RDMA dev (/sys/class/infiniband); %s; %s; %s; %s", rdma, peer,
+		 dmabuf, gpu,
+#ifdef WP_HAVE_RDMA
+		 "the rdma path registers host memory only"
+#else
+		 "no RDMA/UCX path in this wirepath"
+#endif
+	);
 }
 
 /*
