@@ -9,6 +9,8 @@
 fail() { echo "FAIL: $*"; dmesg | tail -n 30; exit 1; }
 step() { echo "== $*"; }
 export WP_TEST_HOST=$WPVM_IP
+# A sanitized build (make test-asan) fails on any report, as on the host.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 step "soft-RoCE on eth0 ($WPVM_IP)"
 if command -v rdma >/dev/null; then
