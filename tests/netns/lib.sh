@@ -83,6 +83,19 @@ stats_json() {
 	in_b "$WP" policy stats --json --dev "$VB" >"$TMPD/stats.json" || fail "policy stats failed"
 }
 
+# The senders are done: tell the background receivers (wpp_traffic recv and
+# twin, by the PID each printed after "ready") to stop 1 s after their last
+# frame. Their own idle window can then be long (a busy machine starts each
+# sender slowly) without slowing the test down.
+senders_done() {
+	local f pid
+	for f in "$@"; do
+		pid=$(awk '/^ready [0-9]+$/ { print $2; exit }' "$f")
+		[ -n "$pid" ] && kill -USR1 "$pid" 2>/dev/null
+	done
+	return 0
+}
+
 # Wait until a background receiver printed "ready" into its output file.
 wait_ready() {
 	local f=$1 i

@@ -21,10 +21,10 @@ RULES
 policy_load "$TMPD/acl.rules"
 
 # Receivers on B.
-in_b "$TR" recv --bind 10.99.0.1 --port 7000 --secs 20 --idle-ms 1500 >"$TMPD/r4" &
-in_b "$TR" recv --bind fd99::1 --port 7000 --secs 20 --idle-ms 1500 >"$TMPD/r6" &
-in_b "$TR" recv --bind 10.99.0.1 --port 8000 --secs 20 --idle-ms 1500 >"$TMPD/r8" &
-in_b "$TR" recv --bind 10.99.0.1 --port 7100 --secs 20 --idle-ms 1500 >"$TMPD/rf" &
+in_b "$TR" recv --bind 10.99.0.1 --port 7000 --secs 20 --idle-ms 20000 >"$TMPD/r4" &
+in_b "$TR" recv --bind fd99::1 --port 7000 --secs 20 --idle-ms 20000 >"$TMPD/r6" &
+in_b "$TR" recv --bind 10.99.0.1 --port 8000 --secs 20 --idle-ms 20000 >"$TMPD/r8" &
+in_b "$TR" recv --bind 10.99.0.1 --port 7100 --secs 20 --idle-ms 20000 >"$TMPD/rf" &
 for f in r4 r6 r8 rf; do wait_ready "$TMPD/$f"; done
 
 snd() { in_a "$TR" send --dst "$@" >/dev/null || fail "sender failed: $*"; }
@@ -39,6 +39,7 @@ snd 10.99.0.1 $F --count 60 --frame "1:$keyhex_a"                            # s
 snd 10.99.0.1 $F --count 30 --frame "1:$keyhex_a" --forge --seq-base 1000    # forged: auth
 snd 10.99.0.1 $F --count 20 --frame "2:$keyhex_b" --seq-base 2000            # beta's frame from acme
 snd 10.99.0.1 $F --count 10 --frame "1:$keyhex_a" --short --seq-base 3000    # cut: bad_frame
+senders_done "$TMPD/r4" "$TMPD/r6" "$TMPD/r8" "$TMPD/rf"
 wait
 
 got() { awk '/^received/ { print $4 }' "$TMPD/$1"; }

@@ -54,12 +54,13 @@ in_b "$WP" policy stats --dev "$DM" | head -1 | grep -q "as asked" &&
 	fail "policy stats says the fallback was asked for: $(in_b "$WP" policy stats --dev "$DM" | head -1)"
 
 # The generic program enforces the rules on what reaches the macvlan.
-in_b "$TR" recv --bind 10.97.0.1 --port 7000 --secs 15 --idle-ms 1500 >"$TMPD/r" &
+in_b "$TR" recv --bind 10.97.0.1 --port 7000 --secs 15 --idle-ms 20000 >"$TMPD/r" &
 wait_ready "$TMPD/r"
 in_a "$TR" send --dst 10.97.0.1 --src 10.97.0.2 --port 7000 --count 100 --pps 20000 >/dev/null ||
 	fail "sender (acme)"
 in_a "$TR" send --dst 10.97.0.1 --src 10.97.0.3 --port 7000 --count 40 --pps 20000 \
 	--seq-base 100000 >/dev/null || fail "sender (no tenant)"
+senders_done "$TMPD/r"
 wait
 [ "$(awk '/^received/ { print $4 }' "$TMPD/r")" = 100 ] ||
 	fail "through generic XDP: received $(cat "$TMPD/r"), want the 100 allowed"

@@ -77,10 +77,10 @@ print("loaded:", d["detail"])' "$1"
 # traffic MODE: send the mix, compare XDP with the twin, unload.
 traffic() {
 	local mode=$1 f
-	in_b "$TR" recv --bind 10.99.0.1 --port 7000 --secs 30 --idle-ms 2000 >"$TMPD/r7000" &
-	in_b "$TR" recv --bind 10.99.0.1 --port 7100 --secs 30 --idle-ms 2000 >"$TMPD/r7100" &
-	in_b "$TR" recv --bind 10.99.0.1 --port 8000 --secs 30 --idle-ms 2000 >"$TMPD/r8000" &
-	in_a "$TR" twin --dev "$VA" --rules "$TMPD/frags.rules" --secs 30 --idle-ms 2000 \
+	in_b "$TR" recv --bind 10.99.0.1 --port 7000 --secs 30 --idle-ms 20000 >"$TMPD/r7000" &
+	in_b "$TR" recv --bind 10.99.0.1 --port 7100 --secs 30 --idle-ms 20000 >"$TMPD/r7100" &
+	in_b "$TR" recv --bind 10.99.0.1 --port 8000 --secs 30 --idle-ms 20000 >"$TMPD/r8000" &
+	in_a "$TR" twin --dev "$VA" --rules "$TMPD/frags.rules" --secs 30 --idle-ms 20000 \
 		>"$TMPD/twin" &
 	for f in r7000 r7100 r8000 twin; do wait_ready "$TMPD/$f"; done
 
@@ -97,6 +97,7 @@ traffic() {
 	snd --src 10.99.2.2 --port 8000 --size 8900 --count 30            # beta: pass
 	snd --src 10.99.2.2 --port 7100 --frame "2:$keyhex_b" --size 5000 --count 10 --seq-base 5000  # beta: port
 	snd --src 10.99.3.2 --port 7000 --size 8900 --count 20 --seq-base 6000  # no_tenant
+	senders_done "$TMPD/r7000" "$TMPD/r7100" "$TMPD/r8000" "$TMPD/twin"
 	wait
 
 	in_b "$WP" policy stats --json --dev "$VB" >"$TMPD/stats.json" || fail "policy stats failed"

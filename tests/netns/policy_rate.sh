@@ -23,13 +23,17 @@ tenant beta id 2 key $keyhex_b
 RULES
 policy_load "$TMPD/rate.rules"
 
-in_b "$TR" recv --bind 10.99.0.1 --port 7000 --secs 20 --idle-ms 1000 >"$TMPD/ra" &
-in_b "$TR" recv --bind 10.99.0.1 --port 8000 --secs 20 --idle-ms 1000 >"$TMPD/rb" &
+in_b "$TR" recv --bind 10.99.0.1 --port 7000 --secs 20 --idle-ms 20000 >"$TMPD/ra" &
+in_b "$TR" recv --bind 10.99.0.1 --port 8000 --secs 20 --idle-ms 20000 >"$TMPD/rb" &
 wait_ready "$TMPD/ra"; wait_ready "$TMPD/rb"
 # beta: 1000-byte Ethernet frames (14 + 20 + 8 + 958) at 1200/s = 1.2 MB/s
 in_a "$TR" send --src 10.99.1.2 --dst 10.99.0.1 --port 7000 --count 12000 --pps 6000 >"$TMPD/sa" &
+spa=$!
 in_a "$TR" send --src 10.99.2.2 --dst 10.99.0.1 --port 8000 --count 2400 --pps 1200 \
 	--size 958 >"$TMPD/sb" &
+spb=$!
+wait "$spa" "$spb"
+senders_done "$TMPD/ra" "$TMPD/rb"
 wait
 
 stats_json

@@ -12,7 +12,11 @@
  *       Prints: sent N secs T
  *   wpp_traffic recv --bind B --port P --secs S [--idle-ms M]
  *       Counts datagrams until S seconds pass, or M ms pass without one after
- *       the first. Prints: received N unique U
+ *       the first. Prints "ready PID" when listening, then: received N
+ *       unique U. SIGUSR1 (the senders are done: lib.sh's senders_done)
+ *       shortens the idle window to 1 s from then on, frames or not: a
+ *       test can allow long gaps between its senders (a busy machine
+ *       starts processes slowly) and still end promptly.
  *   wpp_traffic tcp-connect --src A --dst B --port P [--timeout-ms T]
  *       Exit 0 if a TCP connection is established within T ms, 1 if not.
  *   wpp_traffic tcp-listen --bind B --port P --secs S
@@ -28,6 +32,8 @@
  * Exit status 2 on bad arguments or a failed socket setup.
  */
 #include <arpa/inet.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -104,6 +110,34 @@ static int sock_bound(const char *a, int port, int type)
 		exit(2);
 	}
 	return fd;
+}
+
+/* SIGUSR1: the senders are done (see recv above). */
+static volatile sig_atomic_t g_senders_done;
+
+static void on_senders_done(int sig)
+{
+	(void)sig;
+	g_senders_done = 1;
+}
+
+/* Whether a receiving loop that last got a frame at `last` (0: none yet)
+ * should stop at t; after SIGUSR1 the window is 1 s from the signal on. */
+static bool idle_over(const struct args *a, double t, double *last, bool seen)
+{
+	static double since;
+	int idle_ms = a->idle_ms;
+
+	if (g_senders_done) {
+		if (!since)
+			since = t;
+		if (*last < since)
+			*last = since;
+		seen = true;
+		if (!idle_ms || idle_ms > 1000)
+			idle_ms = 1000;
+	}
+	return seen && idle_ms && (t - *last) * 1000 > idle_ms;
 }
 
 static int do_send(const struct args *a)
@@ -185,19 +219,17 @@ static int do_recv(const struct args *a)
 
 	if (!seen)
 		return 2;
-	printf("ready\n");
+	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		double t = now_s();
 		int ms = (int)((end - t) * 1000);
 
-		if (t >= end)
+		if (t >= end || idle_over(a, t, &last, got))
 			break;
-		if (got && a->idle_ms && (t - last) * 1000 > a->idle_ms)
-			break;
-		if (got && a->idle_ms && ms > a->idle_ms)
-			ms = a->idle_ms;
+		if ((got || g_senders_done) && ms > 1000)
+			ms = 1000; /* re-check the idle window */
 		if (poll(&p, 1, ms > 0 ? ms : 1) <= 0)
 			continue;
 		for (;;) {
@@ -256,7 +288,7 @@ static int do_listen(const struct args *a)
 
 	if (listen(fd, 64) < 0)
 		return 2;
-	printf("ready\n");
+	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
 	while (now_s() < end) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -300,17 +332,17 @@ static int do_twin(const struct args *a)
 		return 2;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-	printf("ready\n");
+	printf("ready %d\n", (int)getpid());
 	fflush(stdout);
 	for (;;) {
 		struct pollfd pf = { .fd = fd, .events = POLLIN };
 		double t = now_s();
 		int ms = (int)((end - t) * 1000);
 
-		if (t >= end || (frames && a->idle_ms && (t - last) * 1000 > a->idle_ms))
+		if (t >= end || idle_over(a, t, &last, frames))
 			break;
-		if (frames && a->idle_ms && ms > a->idle_ms)
-			ms = a->idle_ms;
+		if ((frames || g_senders_done) && ms > 1000)
+			ms = 1000; /* re-check the idle window */
 		if (poll(&pf, 1, ms > 0 ? ms : 1) <= 0)
 			continue;
 		for (;;) {
@@ -396,6 +428,7 @@ int main(int argc, char **argv)
 	const char *mode;
 	int c;
 
+	signal(SIGUSR1, on_senders_done);
 	if (argc < 2)
 		return 2;
 	mode = argv[1];
