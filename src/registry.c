@@ -28,6 +28,7 @@ extern const struct wp_backend_ops wp_shm_ops;
 #ifdef WP_HAVE_RDMA
 extern const struct wp_backend_ops wp_rdma_ops;
 #endif
+extern const struct wp_backend_ops wp_ucx_ops;
 
 const struct wp_backend_ops *const wp_registry_paths[] = {
 #ifdef WP_HAVE_URING
@@ -36,6 +37,9 @@ const struct wp_backend_ops *const wp_registry_paths[] = {
 	&wp_tcp_ops,   &wp_shm_ops,
 #ifdef WP_HAVE_RDMA
 	&wp_rdma_ops,
+#endif
+#ifdef WP_HAVE_UCX
+	&wp_ucx_ops,
 #endif
 	NULL,
 };
@@ -48,6 +52,9 @@ const struct wp_absent_path wp_registry_absent[] = {
 #endif
 #ifndef WP_HAVE_RDMA
 	{ "rdma", WP_RDMA_WHY },
+#endif
+#ifndef WP_HAVE_UCX
+	{ "ucx", WP_UCX_WHY },
 #endif
 	{ NULL, NULL },
 };
@@ -144,7 +151,9 @@ static void planned_probe(void)
 #else
 	(void)n; /* the rdma path's own probe opens each device (path.rdma) */
 #endif
-	wp_probe_add("path.ucx", -ENOSYS, "not built in this version");
+#ifndef WP_HAVE_UCX
+	wp_probe_add("path.ucx", -ENOSYS, "not built: %s", WP_UCX_WHY);
+#endif
 }
 
 const struct wp_probe_group wp_registry_probes[] = {

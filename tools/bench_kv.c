@@ -5,7 +5,7 @@
  * server exports (WPB_KV), KV_DEPTH in flight, at sizes from 64 KiB to
  * 64 MiB; per size: GB/s, host CPU seconds per GB (both processes) and host
  * bytes copied per byte moved, and whether the path mapped the region
- * (shm: one memcpy) or framed it.
+ * (shm: one memcpy; ucx: RMA put) or framed it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -378,6 +378,7 @@ int bench_kv(struct bench_cfg *cfg)
 			       r->copied_per_byte,
 			       !r->mapped                     ? "no (frames)"
 			       : !strcmp(res[i].path, "rdma") ? "yes (RDMA WRITE)"
+			       : !strcmp(res[i].path, "ucx")  ? "yes (RMA, no frames)"
 							      : "yes (one memcpy)");
 		}
 	}

@@ -197,6 +197,17 @@ struct wp_ctx_opts {
 	uint32_t frame_timeout_ms;
 	uint32_t idle_timeout_ms;
 	uint32_t handshake_timeout_ms;
+	/*
+	 * ucx: the transports UCX must carry this context's connections on, a
+	 * comma list of UCX transport names (tcp, posix, sysv, cma, rc_verbs,
+	 * ...) or classes (rdma: any rc_, ud_ or dc_ transport; shm: posix,
+	 * sysv, cma, xpmem, knem, self); "" = whatever UCX picks. Every
+	 * connection's data lanes (what UCX reports it selected) are held to
+	 * it: select=require refuses a connection UCX put elsewhere
+	 * (-EPROTONOSUPPORT, logged at ERR), prefer and any keep it (WARN).
+	 * wp_ctx_explain names the lanes either way.
+	 */
+	char ucx_need[64];
 	/* New fields go here, at the end (src/core/ctx.c takes each by name). */
 };
 
@@ -535,7 +546,8 @@ struct wp_xfer_stats {
 	uint64_t copied_local;  /* bytes user space copied on this side */
 	uint64_t copied_remote; /* ... on the peer's side, as it reported */
 	uint32_t frames;        /* frames sent (0: mapped, no frames at all) */
-	uint32_t direct;        /* 1: the peer's memory was mapped (shm) */
+	uint32_t direct;        /* 1: no frames: the peer's memory was mapped (shm)
+				 * or reached by RMA (ucx) */
 };
 
 struct wp_xfer_params {

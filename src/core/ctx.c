@@ -119,6 +119,10 @@ static void opts_take(struct wp_ctx_opts *d, const struct wp_ctx_opts *o)
 	TAKE(idle_timeout_ms);
 	TAKE(handshake_timeout_ms);
 #undef TAKE
+	if (WP_OPTS_HAS(o, ucx_need)) {
+		memcpy(d->ucx_need, o->ucx_need, sizeof(d->ucx_need));
+		d->ucx_need[sizeof(d->ucx_need) - 1] = 0;
+	}
 }
 
 int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
@@ -129,7 +133,7 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 
 	if (!ctx)
 		return -ENOMEM;
-	if (!WP_OPTS_VALID(o, handshake_timeout_ms)) {
+	if (!WP_OPTS_VALID(o, ucx_need)) {
 		wp_log_global(WP_LOG_ERR,
 			      "wp_ctx_create: opts.sz %zu, but this library knows "
 			      "%zu bytes of wp_ctx_opts and fields past them are set",
