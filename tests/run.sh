@@ -9,7 +9,7 @@
 set -u
 BUILD=${1:-build}
 TIMEOUT=${WP_TEST_TIMEOUT:-180}
-PATHS=${WP_TEST_PATHS:-tcp uring shm mem rdma}
+PATHS=${WP_TEST_PATHS:-tcp uring shm mem rdma ucx}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 

@@ -116,6 +116,11 @@ int main(int argc, char **argv)
 			 * the write goes by frames (step 3 requires RDMA). */
 			CHECK(r.st.direct ? r.st.frames == 0 && r.st.copied_remote == 0
 					  : r.st.copied_remote == r.st.bytes);
+		} else if (!strcmp(s.path, "ucx")) {
+			CHECK_EQ(r.st.direct, 1); /* RMA put with the peer's rkey */
+			CHECK_EQ(r.st.frames, 0);
+			CHECK_EQ(r.st.copied_local, 0);
+			CHECK_EQ(r.st.copied_remote, 0);
 		} else {
 			CHECK_EQ(r.st.direct, 0);
 			CHECK_EQ(r.st.copied_local, 0);           /* sent in place */
