@@ -29,6 +29,9 @@ extern const struct wp_backend_ops wp_shm_ops;
 extern const struct wp_backend_ops wp_rdma_ops;
 #endif
 extern const struct wp_backend_ops wp_ucx_ops;
+#ifdef WP_HAVE_XSK
+extern const struct wp_backend_ops wp_xsk_ops;
+#endif
 
 const struct wp_backend_ops *const wp_registry_paths[] = {
 #ifdef WP_HAVE_URING
@@ -40,6 +43,9 @@ const struct wp_backend_ops *const wp_registry_paths[] = {
 #endif
 #ifdef WP_HAVE_UCX
 	&wp_ucx_ops,
+#endif
+#ifdef WP_HAVE_XSK
+	&wp_xsk_ops, /* last: `any` never needs it (it names UDP ports) */
 #endif
 	NULL,
 };
@@ -55,6 +61,9 @@ const struct wp_absent_path wp_registry_absent[] = {
 #endif
 #ifndef WP_HAVE_UCX
 	{ "ucx", WP_UCX_WHY },
+#endif
+#ifndef WP_HAVE_XSK
+	{ "xsk", WP_XSK_WHY },
 #endif
 	{ NULL, NULL },
 };

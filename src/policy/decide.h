@@ -180,7 +180,7 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 	__u32 l4len, ulen = 0, slot, rule, pbit, i, r, l3off = 14;
 	__u16 eth, dport;
 	__u8 proto, v6 = 0;
-	int hit;
+	int hit, xsk;
 
 	if (!cfg || !cfg->valid)
 		return wpp_finish(env, cfg, WPP_R_NO_TENANT, WPP_NOSLOT, len);
@@ -318,6 +318,12 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 	if (more && pbit == WPP_P_UDP && l4 + 8 + WPP_FRAME_HDR > end)
 		return WPP_RES_MORE;
 
+	/* The xsk:// path's port: loaded without a policy (xsk_open), every
+	 * source's datagrams go to its socket; else only an allowed tenant's. */
+	xsk = pbit == WPP_P_UDP && cfg->xsk_lo && dport >= cfg->xsk_lo && dport <= cfg->xsk_hi;
+	if (xsk && cfg->xsk_open)
+		return wpp_finish(env, cfg, WPP_R_REDIRECT, WPP_NOSLOT, len);
+
 	/* Tenant: longest source prefix in the active set. */
 	lv = v6 ? wpp_env_lpm6(env, &k6) : wpp_env_lpm4(env, &k4);
 	if (!lv)
@@ -389,8 +395,9 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 		if (r)
 			return wpp_finish(env, cfg, r, slot, len);
 	}
-	return wpp_finish(env, cfg, (t->flags & WPP_TF_REDIRECT) ? WPP_R_REDIRECT : WPP_R_PASS,
-			  slot, len);
+	return wpp_finish(env, cfg,
+			  ((t->flags & WPP_TF_REDIRECT) || xsk) ? WPP_R_REDIRECT : WPP_R_PASS, slot,
+			  len);
 }
 
 #endif

@@ -65,6 +65,9 @@ struct wp_policy {
 	struct {
 		uint16_t lo, hi;
 	} dgram[WPP_MAX_DGRAM];
+	/* Set by the xsk:// path, never by the rules file (wpp_config). */
+	uint16_t xsk_lo, xsk_hi;
+	uint32_t xsk_open;
 	uint32_t ntenants;
 	struct wpp_rtenant tenants[WPP_MAX_TENANTS];
 	uint32_t nprefixes; /* both families */
@@ -158,6 +161,29 @@ void wpp_maps_close(struct wpp_maps *m);
  * 0 or -errno, the reason logged through the process hook. */
 int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int first);
 int wpp_maps_stats(const struct wpp_maps *m, struct wp_policy_stats *out);
+
+/*
+ * The xsk:// path's program (src/transport/xsk.c): the policy program loaded
+ * for one context and attached to ifindex through a BPF link, so it lives
+ * exactly as long as the context (a crash detaches it) and is not pinned.
+ * p: the rules (NULL: none, every source's datagrams to the path's port go
+ * to its sockets); p->xsk_* are the path's. generic: skip native mode.
+ * Returns 0, or -errno with the reason in why (EOPNOTSUPP: built without
+ * the front door; EBUSY: the interface already runs an XDP program).
+ */
+struct wpp_xsk_prog {
+	struct wpp_maps m;
+	int link_fd;
+	void *skel;
+	int native;     /* 1: native (driver) mode, 0: generic */
+	int native_err; /* why native mode was refused (0: not tried or taken) */
+	uint32_t prog_id;
+};
+int wpp_xsk_attach(int ifindex, const struct wp_policy *p, int generic, struct wpp_xsk_prog *x,
+		   char *why, size_t len);
+void wpp_xsk_detach(struct wpp_xsk_prog *x);
+/* Packets the program redirected (reason `redirect`, all CPUs), or -errno. */
+int64_t wpp_xsk_redirected(const struct wpp_xsk_prog *x);
 
 /* Formatting shared by dump and rule names. */
 int wpp_fmt_prefix(char *buf, size_t len, const uint8_t *addr, int v6, unsigned plen);

@@ -107,6 +107,12 @@ struct wpp_config {
 	struct {
 		__u16 lo, hi;
 	} dgram[WPP_MAX_DGRAM]; /* UDP ports carrying one frame per datagram */
+	/* The xsk:// path's UDP ports (0 = none): datagrams to them from an
+	 * allowed tenant are redirected to the AF_XDP socket of their rx
+	 * queue; with xsk_open (a path loaded without a policy), datagrams to
+	 * them from any source are, before any tenant lookup. */
+	__u16 xsk_lo, xsk_hi;
+	__u32 xsk_open;
 };
 
 /* LPM keys: the set index is the first byte of the data, so one trie holds

@@ -93,6 +93,22 @@ int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp
 	return NOT_BUILT();
 }
 
+int wpp_xsk_attach(int ifindex, const struct wp_policy *p, int generic, struct wpp_xsk_prog *x,
+		   char *why, size_t len)
+{
+	snprintf(why, len, "built without the XDP front door (libbpf-dev, clang, bpftool)");
+	return -EOPNOTSUPP;
+}
+
+void wpp_xsk_detach(struct wpp_xsk_prog *x)
+{
+}
+
+int64_t wpp_xsk_redirected(const struct wpp_xsk_prog *x)
+{
+	return -EOPNOTSUPP;
+}
+
 #else /* WP_HAVE_XDP_POLICY */
 
 #include <dirent.h>
@@ -1046,6 +1062,100 @@ int wp_policy_xdp_show(const char *ifname, struct wp_policy **out, struct wp_xdp
 	info_fill(info, ifname, active & 1, -1);
 	wpp_maps_close(&m);
 	return ret;
+}
+
+/* ---- the xsk:// path's own program --------------------------------------- */
+
+int wpp_xsk_attach(int ifindex, const struct wp_policy *p, int generic, struct wpp_xsk_prog *x,
+		   char *why, size_t len)
+{
+	libbpf_print_fn_t prev_print = libbpf_set_print(bpf_print);
+	LIBBPF_OPTS(bpf_link_create_opts, lo);
+	struct bpf_prog_info pi;
+	__u32 pilen = sizeof(pi);
+	struct policy_bpf *skel;
+	int ret, prog_fd, frags_err;
+
+	memset(x, 0, sizeof(*x));
+	wpp_maps_init(&x->m);
+	x->link_fd = -1;
+	bpf_last[0] = '\0';
+	skel = wpp_skel_load(1, &frags_err);
+	if (!skel) {
+		ret = errno ? -errno : -EINVAL;
+		snprintf(why, len, "loading the XDP program: %s%s",
+			 bpf_last[0] ? bpf_last : strerror(-ret),
+			 ret == -EPERM ? " (needs CAP_BPF and CAP_NET_ADMIN)" : "");
+		goto out;
+	}
+	wpp_maps_from_skel(&x->m, skel);
+	prog_fd = bpf_program__fd(skel->progs.wpp_xdp_frags);
+	if (prog_fd < 0)
+		prog_fd = bpf_program__fd(skel->progs.wpp_xdp);
+	ret = wpp_maps_apply(&x->m, p, 1);
+	if (ret < 0) {
+		snprintf(why, len, "filling the XDP maps: %s", strerror(-ret));
+		goto out_destroy;
+	}
+	ret = -EOPNOTSUPP;
+	if (!generic) {
+		lo.flags = XDP_FLAGS_DRV_MODE;
+		ret = bpf_link_create(prog_fd, ifindex, BPF_XDP, &lo);
+		if (ret < 0)
+			x->native_err = -ret;
+		else
+			x->native = 1;
+	}
+	if (ret < 0) {
+		lo.flags = XDP_FLAGS_SKB_MODE;
+		ret = bpf_link_create(prog_fd, ifindex, BPF_XDP, &lo);
+	}
+	if (ret < 0) {
+		snprintf(why, len, "attaching XDP to ifindex %d: %s%s", ifindex, strerror(-ret),
+			 ret == -EBUSY || ret == -EEXIST
+				 ? " (the interface already runs an XDP program: one per "
+				   "interface, libxdp's dispatcher is refused here)"
+				 : "");
+		if (ret == -EEXIST)
+			ret = -EBUSY;
+		goto out_destroy;
+	}
+	x->link_fd = ret;
+	memset(&pi, 0, sizeof(pi));
+	if (bpf_obj_get_info_by_fd(prog_fd, &pi, &pilen) == 0)
+		x->prog_id = pi.id;
+	x->skel = skel;
+	ret = 0;
+	goto out;
+
+out_destroy:
+	policy_bpf__destroy(skel);
+	wpp_maps_init(&x->m);
+out:
+	libbpf_set_print(prev_print);
+	return ret;
+}
+
+void wpp_xsk_detach(struct wpp_xsk_prog *x)
+{
+	if (x->link_fd >= 0)
+		close(x->link_fd); /* the link's last reference: detached */
+	x->link_fd = -1;
+	if (x->skel)
+		policy_bpf__destroy(x->skel); /* closes the map fds */
+	x->skel = NULL;
+	wpp_maps_init(&x->m);
+}
+
+int64_t wpp_xsk_redirected(const struct wpp_xsk_prog *x)
+{
+	struct wpp_cnt c;
+	int ret;
+
+	if (!x->skel)
+		return -ENOENT;
+	ret = percpu_sum(x->m.fd[WPP_M_CNT], WPP_R_REDIRECT, 1, &c);
+	return ret < 0 ? ret : (int64_t)c.pkts;
 }
 
 #endif /* WP_HAVE_XDP_POLICY */

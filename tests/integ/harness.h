@@ -7,8 +7,11 @@
 #ifndef WP_HARNESS_H
 #define WP_HARNESS_H
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "testlib.h"
 #include "wirepath/wirepath.h"
@@ -84,16 +87,49 @@ static inline void h_uri(char *buf, size_t len, const char *path, int port)
 		snprintf(buf, len, "shm://@");
 	else if (!strcmp(path, "shm"))
 		snprintf(buf, len, "shm://@%05x", port);
+	else if (!strcmp(path, "xsk")) /* tests/netns/xsk_suite.sh: the server's veth */
+		snprintf(buf, len, "xsk://%s:%d",
+			 getenv("WP_TEST_XSK_SRV") ? getenv("WP_TEST_XSK_SRV") : "127.0.0.1", port);
 	else /* WP_TEST_HOST: the VM's NIC address for rdma on soft-RoCE */
 		snprintf(buf, len, "%s://%s:%d", path,
 			 getenv("WP_TEST_HOST") ? getenv("WP_TEST_HOST") : "127.0.0.1", port);
+}
+
+/*
+ * xsk runs between two network namespaces (tests/netns/xsk_suite.sh): the
+ * process lives in the client's, and the server's listen (its interface,
+ * program and AF_XDP sockets) is made in WP_TEST_XSK_NS by this thread,
+ * which then comes back. Sockets keep the namespace they were made in.
+ * Returns the namespace to come back to, or -1 when there is none.
+ */
+static inline int h_ns_enter(const char *path)
+{
+	const char *ns = getenv("WP_TEST_XSK_NS");
+	int old, fd;
+
+	if (strcmp(path, "xsk") || !ns)
+		return -1;
+	old = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	fd = open(ns, O_RDONLY | O_CLOEXEC);
+	CHECK(old >= 0 && fd >= 0);
+	CHECK(setns(fd, CLONE_NEWNET) == 0);
+	close(fd);
+	return old;
+}
+
+static inline void h_ns_leave(int old)
+{
+	if (old < 0)
+		return;
+	CHECK(setns(old, CLONE_NEWNET) == 0);
+	close(old);
 }
 
 static inline int srv_open(struct srv *s, const struct wp_ep_cbs *cbs)
 {
 	struct wp_ctx_opts o;
 	char uri[64];
-	int ret;
+	int ret, ns;
 
 	h_opts(&o, "server");
 	if (s->frame_timeout_ms)
@@ -107,7 +143,9 @@ static inline int srv_open(struct srv *s, const struct wp_ep_cbs *cbs)
 	h_auth_server(s->ctx);
 #endif
 	h_uri(uri, sizeof(uri), s->path, 0);
+	ns = h_ns_enter(s->path);
 	ret = wp_listen(s->ctx, uri, cbs, &s->l);
+	h_ns_leave(ns);
 	if (ret < 0)
 		return ret;
 	s->port = wp_ep_local_port(s->l);

@@ -1,0 +1,1603 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The xsk path: RPC over UDP datagrams through AF_XDP sockets (libxdp's xsk
+ * API), with reliability after eRPC's design. docs/architecture.md ("xsk")
+ * has the picture; this comment is the contract in short.
+ *
+ * One interface and one UDP port per context. The first listen or connect
+ * picks the interface (the one holding the listen address, or the route's
+ * source address for a connect), reserves the port with a kernel UDP socket
+ * (so the kernel never hands it to anyone else), attaches the front door's
+ * policy program to the interface through a BPF link (one program per
+ * interface: libxdp's dispatcher is refused here; the link dies with the
+ * context), and binds one AF_XDP socket per rx queue, all sharing one UMEM.
+ * The program redirects datagrams to the port into the XSKMAP (wpp_config's
+ * xsk range; everything else is XDP_PASS). Modes: XDP_ZEROCOPY then copy,
+ * native XDP then generic; explain says what was obtained.
+ *
+ * The UMEM is the receive pool (wp_ctx_pools): a frame that holds a whole
+ * message is delivered in place to wp_conn_deliver and goes back to the
+ * fill ring when the callback returns (the ownership contract: a received
+ * payload is lent to its callback). Messages larger than a packet are split
+ * into numbered packets and reassembled (copied, counted).
+ *
+ * Reliability (eRPC's session slots, generalised to every frame): each
+ * endpoint is a session (a 64-bit id the client draws); every data packet
+ * carries a sequence number and a cumulative ack. The sender keeps each
+ * packet until it is acked (that copy is the response cache: a response
+ * lost on the wire is sent again from it, never recomputed) and sends again
+ * go-back-N on a retransmission timeout (5 ms doubling to 200 ms); the
+ * receiver delivers in order and drops duplicates by sequence number, so a
+ * retransmitted request is never executed twice (at most once; in fact
+ * exactly once while the session lives). At most XSK_WIN packets are in
+ * flight per session (the credit window). Liveness: a peer silent for 1 s
+ * is pinged, for 3 s declared gone (-ETIMEDOUT); a packet for a session the
+ * peer does not know draws a reset (-ECONNRESET). A call's own deadline
+ * (rpc.c) still bounds it.
+ *
+ * Packet (one UDP datagram, IPv4): the 40-byte frame header (the frame's own
+ * type, method, req_id, aux; len = the rest of the datagram, so the XDP
+ * program's datagram checks apply unchanged), a 24-byte prefix (session id,
+ * seq, ack, message length, fragment offset; little-endian), the fragment.
+ * Control packets (SYN, SYNACK, ACK, FIN, RST, PING, PONG) have type
+ * XSK_T_CTL and the kind in `method`.
+ *
+ * Test-only fault injection: WP_XSK_TEST_FAULTS="drop=P,dup=P,reorder=P,
+ * seed=N" (P in percent) makes the transmit side drop, duplicate or swap
+ * data packets for real (tests/netns/xsk_suite.sh).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <linux/ethtool.h>
+#include <linux/if_ether.h>
+#include <linux/sockios.h>
+#include <linux/if_link.h>
+#include <linux/if_xdp.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <xdp/xsk.h>
+
+#include "core/core.h"
+#include "policy/policy.h"
+
+#ifndef SO_PREFER_BUSY_POLL
+#define SO_PREFER_BUSY_POLL 69
+#endif
+#ifndef SO_BUSY_POLL_BUDGET
+#define SO_BUSY_POLL_BUDGET 70
+#endif
+
+#define XSK_FRAME 2048u   /* UMEM chunk: one packet up to 1514 B + headroom */
+#define XSK_NFRAMES 1024u /* 2 MiB: RLIMIT_MEMLOCK here is 8 MiB per user */
+#define XSK_RING 512u     /* every ring */
+#define XSK_MAX_Q 8u      /* AF_XDP sockets: one per rx queue */
+#define XSK_BATCH 64u
+#define XSK_WIN 64u               /* packets in flight per session */
+#define XSK_QMAX (64u << 20)      /* bytes queued per session before -ENOBUFS */
+#define XSK_RTO_MIN_US 5000u      /* first retransmission timeout */
+#define XSK_RTO_MAX_US 200000u    /* backoff ceiling */
+#define XSK_PING_NS 1000000000ull /* a peer silent this long is pinged */
+#define XSK_DEAD_NS 3000000000ull /* ... and this long is gone */
+#define XSK_HDRS 42u              /* Ethernet 14 + IPv4 20 + UDP 8 */
+#define XSK_PREFIX 24u
+#define XSK_HASH 256u
+
+#define XSK_T_CTL 0xc5 /* control packet type (never a frame type) */
+enum xsk_ctl { XSK_SYN = 1, XSK_SYNACK, XSK_ACK, XSK_FIN, XSK_RST, XSK_PING, XSK_PONG };
+
+/* A packet kept until acked: frame header + prefix, and its fragment of
+ * the payload, which stays the sender's until the message's last packet is
+ * acked (then its completion runs: the ownership contract). */
+struct xsk_pkt {
+	struct xsk_pkt *next;
+	uint32_t seq;
+	uint32_t n; /* fragment bytes */
+	const uint8_t *frag;
+	wp_done_fn done; /* last packet of a message only */
+	void *arg;
+	uint8_t b[WP_FRAME_HDR + 24];
+};
+
+struct xsk_ep {
+	struct wp_ep *ep;
+	struct xsk_ep *hnext; /* session table chain */
+	uint64_t sid;
+	bool listener, in_table, have_mac, fin_rx, reset;
+	uint8_t peer_mac[6];
+	uint32_t peer_ip; /* network order */
+	uint16_t peer_port;
+	/* transmit: q holds unacked and unsent packets in seq order */
+	struct xsk_pkt *q, *q_tail, *unsent;
+	uint32_t snd_una, snd_nxt; /* oldest unacked, next new seq */
+	size_t q_bytes;
+	uint64_t rto_at; /* 0: no timer */
+	uint32_t rto_us;
+	uint64_t syn_since;
+	/* receive */
+	uint32_t rcv_nxt, fin_seq;
+	bool ack_due;
+	uint8_t *asm_buf; /* a message being reassembled */
+	uint32_t asm_len, asm_have;
+	uint64_t last_rx, last_ping;
+};
+
+struct xsk_q {
+	struct xsk_socket *xsk;
+	struct xsk_ring_cons rx, cq;
+	struct xsk_ring_prod tx, fq;
+	int fd;
+};
+
+struct xsk_ctx {
+	int epfd; /* first: wp_epoll_bk_init */
+	struct epoll_event ev[XSK_MAX_Q + 1];
+	bool up;
+	char ifname[IF_NAMESIZE];
+	int ifindex, mtu;
+	uint8_t mac[6];
+	uint32_t ip; /* network order */
+	uint16_t port;
+	int resv_fd; /* the kernel UDP socket holding the port */
+	uint8_t *area;
+	struct xsk_umem *umem;
+	struct xsk_q q[XSK_MAX_Q];
+	uint32_t nq;
+	uint64_t freel[XSK_NFRAMES];
+	uint32_t nfree;
+	bool zerocopy, need_wakeup;
+	int zc_err, busy_err;
+	bool busy;
+	struct wpp_xsk_prog prog;
+	struct xsk_ep *tab[XSK_HASH];
+	struct wp_ep *listener;
+	uint64_t next_timer;
+	bool tx_blocked;
+	uint32_t unkicked;
+	/* test-only faults (percent), and the packet held back to reorder */
+	uint32_t f_drop, f_dup, f_reorder;
+	uint64_t f_rng;
+	uint64_t held_addr;
+	uint32_t held_len;
+	bool held;
+	struct {
+		uint64_t rx_pkts, tx_pkts, retrans, dups, ooo, bad, faults, resets;
+	} st;
+};
+
+static struct xsk_ep *xep(const struct wp_ep *ep)
+{
+	return ep->bk;
+}
+
+static struct xsk_ctx *xctx(const struct wp_ctx *ctx)
+{
+	return ctx->bk;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4); /* little-endian hosts (x86, arm64): the wire order */
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* ---- control: availability and probe ---------------------------------- */
+
+static int xsk_available(char *why, size_t len)
+{
+	int fd;
+
+	if (!wp_policy_xdp_built()) {
+		snprintf(why, len, "built without the XDP front door (libbpf, clang, bpftool)");
+		return -EOPNOTSUPP;
+	}
+	fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		int ret = -errno;
+
+		snprintf(why, len, "socket(AF_XDP): %s", strerror(errno));
+		return ret == -EAFNOSUPPORT ? -EOPNOTSUPP : ret;
+	}
+	close(fd);
+	return 0;
+}
+
+static void xsk_probe(void)
+{
+	char why[160] = "";
+	int ret = xsk_available(why, sizeof(why));
+
+	wp_probe_add("path.xsk", ret,
+		     ret ? "%s"
+			 : "AF_XDP sockets open; modes are chosen per interface at listen/connect "
+			   "(zero copy then copy, native then generic XDP)%s",
+		     ret ? why : "");
+}
+
+static int xsk_init(struct wp_ctx *ctx)
+{
+	int ret = wp_epoll_bk_init(ctx, sizeof(struct xsk_ctx));
+	struct xsk_ctx *xc;
+	const char *f;
+
+	if (ret < 0)
+		return ret;
+	xc = ctx->bk;
+	xc->resv_fd = -1;
+	xc->prog.link_fd = -1;
+	f = getenv("WP_XSK_TEST_FAULTS");
+	if (f && *f) {
+		const char *p;
+
+		if ((p = strstr(f, "drop=")))
+			xc->f_drop = (uint32_t)atoi(p + 5);
+		if ((p = strstr(f, "dup=")))
+			xc->f_dup = (uint32_t)atoi(p + 4);
+		if ((p = strstr(f, "reorder=")))
+			xc->f_reorder = (uint32_t)atoi(p + 8);
+		xc->f_rng = (p = strstr(f, "seed=")) ? strtoull(p + 5, NULL, 0) : 1;
+		if (!xc->f_rng)
+			xc->f_rng = 1;
+		wp_log(ctx, WP_LOG_WARN, "xsk: test faults on: drop %u%% dup %u%% reorder %u%%",
+		       xc->f_drop, xc->f_dup, xc->f_reorder);
+	}
+	return 0;
+}
+
+static void xsk_fini(struct wp_ctx *ctx)
+{
+	struct xsk_ctx *xc = ctx->bk;
+
+	if (!xc) {
+		wp_epoll_bk_fini(ctx);
+		return;
+	}
+	for (uint32_t i = 0; i < xc->nq; i++)
+		if (xc->q[i].xsk)
+			xsk_socket__delete(xc->q[i].xsk);
+	if (xc->umem)
+		xsk_umem__delete(xc->umem);
+	if (xc->area)
+		munmap(xc->area, (size_t)XSK_NFRAMES * XSK_FRAME);
+	wpp_xsk_detach(&xc->prog);
+	if (xc->resv_fd >= 0)
+		close(xc->resv_fd);
+	wp_epoll_bk_fini(ctx);
+}
+
+/* ---- set-up: interface, port, program, sockets ------------------------- */
+
+static int iface_of(uint32_t ip, char *name, int *ifindex)
+{
+	struct ifaddrs *ifa, *i;
+	int ret = -EADDRNOTAVAIL;
+
+	if (getifaddrs(&ifa) < 0)
+		return -errno;
+	for (i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		if (((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr != ip)
+			continue;
+		snprintf(name, IF_NAMESIZE, "%s", i->ifa_name);
+		*ifindex = (int)if_nametoindex(i->ifa_name);
+		ret = *ifindex ? 0 : -ENODEV;
+		break;
+	}
+	freeifaddrs(ifa);
+	return ret;
+}
+
+/* Rx queues, from the driver (ETHTOOL_GCHANNELS): /sys/class/net shows the
+ * namespace sysfs was mounted in, which nsenter --net does not change. */
+static int rx_queues(const char *ifname)
+{
+	struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+	struct ifreq ifr;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), n = 1;
+
+	if (fd < 0)
+		return 1;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_data = (void *)&ch;
+	if (ioctl(fd, SIOCETHTOOL, &ifr) == 0) {
+		n = (int)(ch.rx_count > ch.combined_count ? ch.rx_count : ch.combined_count);
+		if (n < 1)
+			n = 1;
+	}
+	close(fd);
+	return n;
+}
+
+static void frame_put(struct xsk_ctx *xc, uint64_t addr)
+{
+	xc->freel[xc->nfree++] = addr - addr % XSK_FRAME;
+}
+
+/* Keep every fill ring stocked from the free frames (half of them go there). */
+static void fill_topup(struct xsk_ctx *xc)
+{
+	for (uint32_t i = 0; i < xc->nq; i++) {
+		struct xsk_q *q = &xc->q[i];
+		uint32_t want = XSK_NFRAMES / 2 / xc->nq, have, idx, n;
+
+		if (want > XSK_RING)
+			want = XSK_RING;
+		have = XSK_RING - xsk_prod_nb_free(&q->fq, XSK_RING);
+		if (have >= want || !xc->nfree)
+			continue;
+		n = want - have;
+		if (n > xc->nfree)
+			n = xc->nfree;
+		n = xsk_ring_prod__reserve(&q->fq, n, &idx);
+		for (uint32_t k = 0; k < n; k++)
+			*xsk_ring_prod__fill_addr(&q->fq, idx + k) = xc->freel[--xc->nfree];
+		xsk_ring_prod__submit(&q->fq, n);
+		if (n && xc->need_wakeup && xsk_ring_prod__needs_wakeup(&q->fq)) {
+			recvfrom(q->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+			WP_SYSCALL(WP_SYS_READ);
+		}
+	}
+}
+
+/* Frames the kernel finished sending come back from the completion ring. */
+static void comp_reap(struct xsk_ctx *xc)
+{
+	struct xsk_q *q = &xc->q[0];
+	uint32_t idx, n = xsk_ring_cons__peek(&q->cq, XSK_RING, &idx);
+
+	for (uint32_t k = 0; k < n; k++)
+		frame_put(xc, *xsk_ring_cons__comp_addr(&q->cq, idx + k));
+	if (n)
+		xsk_ring_cons__release(&q->cq, n);
+}
+
+static int bind_queue(struct wp_ctx *ctx, uint32_t qi, char *why, size_t wlen)
+{
+	struct xsk_ctx *xc = ctx->bk;
+	struct xsk_q *q = &xc->q[qi];
+	struct xsk_socket_config cfg = {
+		.rx_size = XSK_RING,
+		.tx_size = XSK_RING,
+		.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+	};
+	int ret = -EOPNOTSUPP;
+
+	/* Zero copy first (a capable NIC), then copy mode (veth, virtio_net). */
+	for (int zc = qi ? xc->zerocopy : 1; zc >= 0; zc--) {
+		cfg.bind_flags = (zc ? XDP_ZEROCOPY : XDP_COPY) | XDP_USE_NEED_WAKEUP;
+		if (qi == 0)
+			ret = xsk_socket__create(&q->xsk, xc->ifname, qi, xc->umem, &q->rx, &q->tx,
+						 &cfg);
+		else
+			ret = xsk_socket__create_shared(&q->xsk, xc->ifname, qi, xc->umem, &q->rx,
+							&q->tx, &q->fq, &q->cq, &cfg);
+		if (ret == 0) {
+			if (qi == 0) {
+				xc->zerocopy = zc;
+				/* the UMEM's own rings serve queue 0 */
+			}
+			break;
+		}
+		if (zc && qi == 0)
+			xc->zc_err = -ret;
+		if (qi)
+			break;
+	}
+	if (ret < 0) {
+		snprintf(why, wlen, "AF_XDP socket on %s queue %u: %s", xc->ifname, qi,
+			 strerror(-ret));
+		return ret;
+	}
+	q->fd = xsk_socket__fd(q->xsk);
+	ret = xsk_socket__update_xskmap(q->xsk, xc->prog.m.fd[WPP_M_XSKS]);
+	if (ret < 0) {
+		snprintf(why, wlen, "XSKMAP update for queue %u: %s", qi, strerror(-ret));
+		return ret;
+	}
+	if (ctx->o.busy_poll) {
+		int one = 1, us = 20, budget = XSK_BATCH;
+
+		if (setsockopt(q->fd, SOL_SOCKET, SO_PREFER_BUSY_POLL, &one, sizeof(one)) < 0 ||
+		    setsockopt(q->fd, SOL_SOCKET, SO_BUSY_POLL, &us, sizeof(us)) < 0 ||
+		    setsockopt(q->fd, SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget, sizeof(budget)) < 0)
+			xc->busy_err = errno;
+		else
+			xc->busy = true;
+	}
+	return wp_epoll_ctl(ctx, EPOLL_CTL_ADD, q->fd, EPOLLIN, qi);
+}
+
+/* The context's interface, port, program and sockets, once. local: our
+ * address (network order); port: host order, 0 = any (resv may be given). */
+static int ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv)
+{
+	struct xsk_ctx *xc = ctx->bk;
+	struct xsk_umem_config ucfg = { .fill_size = XSK_RING,
+					.comp_size = XSK_RING,
+					.frame_size = XSK_FRAME,
+					.frame_headroom = 0 };
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sin);
+	struct wp_policy *pol = NULL;
+	struct ifreq ifr;
+	char why[256] = "";
+	int ret, fd;
+
+	if (xc->up)
+		return local == xc->ip ? 0 : -EXDEV;
+	ret = iface_of(local, xc->ifname, &xc->ifindex);
+	if (ret < 0) {
+		wp_log(ctx, WP_LOG_ERR, "xsk: no interface holds %s: %s",
+		       inet_ntoa((struct in_addr){ local }), strerror(-ret));
+		goto out_resv;
+	}
+	if (!strcmp(xc->ifname, "lo")) {
+		wp_log(ctx, WP_LOG_ERR, "xsk: loopback has no Ethernet for AF_XDP; use an "
+					"interface (a veth pair between namespaces)");
+		ret = -EOPNOTSUPP;
+		goto out_resv;
+	}
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		goto out_resv;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", xc->ifname);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0 || ifr.ifr_hwaddr.sa_family != 1 /* ARPHRD_ETHER */) {
+		close(fd);
+		wp_log(ctx, WP_LOG_ERR, "xsk: %s is not an Ethernet interface", xc->ifname);
+		ret = -EOPNOTSUPP;
+		goto out_resv;
+	}
+	memcpy(xc->mac, ifr.ifr_hwaddr.sa_data, 6);
+	xc->mtu = ioctl(fd, SIOCGIFMTU, &ifr) == 0 ? ifr.ifr_mtu : 1500;
+	close(fd);
+	if (xc->mtu > (int)(XSK_FRAME - 14))
+		xc->mtu = XSK_FRAME - 14;
+	if (xc->mtu < 576) {
+		ret = -EMSGSIZE;
+		goto out_resv;
+	}
+
+	/* The port, held by a kernel socket for as long as the context lives. */
+	if (resv < 0) {
+		resv = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (resv < 0) {
+			ret = -errno;
+			goto out;
+		}
+		sin.sin_addr.s_addr = local;
+		sin.sin_port = htons(port);
+		if (bind(resv, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+			ret = -errno;
+			goto out_resv;
+		}
+	}
+	if (getsockname(resv, (struct sockaddr *)&sin, &sl) < 0) {
+		ret = -errno;
+		goto out_resv;
+	}
+	WP_SYSCALL(WP_SYS_SOCKET);
+	xc->resv_fd = resv;
+	resv = -1;
+	xc->port = ntohs(sin.sin_port);
+	xc->ip = local;
+
+	/* One program on the interface: the front door's, steering the port. */
+	pol = calloc(1, sizeof(*pol));
+	if (!pol) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	pol->default_verdict = WPP_V_PASS;
+	pol->xsk_lo = pol->xsk_hi = xc->port;
+	pol->xsk_open = 1;
+	ret = wpp_xsk_attach(xc->ifindex, pol, 0, &xc->prog, why, sizeof(why));
+	free(pol);
+	if (ret < 0) {
+		wp_log(ctx, WP_LOG_ERR, "xsk: %s", why);
+		goto out;
+	}
+
+	xc->area = mmap(NULL, (size_t)XSK_NFRAMES * XSK_FRAME, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (xc->area == MAP_FAILED) {
+		xc->area = NULL;
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = xsk_umem__create(&xc->umem, xc->area, (uint64_t)XSK_NFRAMES * XSK_FRAME, &xc->q[0].fq,
+			       &xc->q[0].cq, &ucfg);
+	if (ret < 0) {
+		wp_log(ctx, WP_LOG_ERR, "xsk: UMEM of %u KiB: %s%s", XSK_NFRAMES * XSK_FRAME >> 10,
+		       strerror(-ret), ret == -ENOMEM || ret == -EPERM ? " (RLIMIT_MEMLOCK?)" : "");
+		xc->umem = NULL;
+		goto out;
+	}
+	for (uint32_t f = 0; f < XSK_NFRAMES; f++)
+		xc->freel[XSK_NFRAMES - 1 - f] = (uint64_t)f * XSK_FRAME;
+	xc->nfree = XSK_NFRAMES;
+	xc->nq = (uint32_t)rx_queues(xc->ifname);
+	if (xc->nq > XSK_MAX_Q)
+		xc->nq = XSK_MAX_Q;
+	for (uint32_t i = 0; i < xc->nq; i++) {
+		ret = bind_queue(ctx, i, why, sizeof(why));
+		if (ret < 0) {
+			wp_log(ctx, WP_LOG_ERR, "xsk: %s", why);
+			xc->nq = i + 1; /* fini deletes what was made */
+			goto out;
+		}
+	}
+	xc->need_wakeup = true;
+	fill_topup(xc);
+	xc->up = true;
+	wp_log(ctx, WP_LOG_INFO, "xsk: %s port %u, %u queue(s), %s, %s XDP", xc->ifname, xc->port,
+	       xc->nq, xc->zerocopy ? "zero copy" : "copy mode",
+	       xc->prog.native ? "native" : "generic");
+	return 0;
+
+out_resv:
+	if (resv >= 0)
+		close(resv);
+out:
+	return ret;
+}
+
+/* ---- sessions ----------------------------------------------------------- */
+
+static uint32_t sid_hash(uint64_t sid)
+{
+	return (uint32_t)((sid * 0x9e3779b97f4a7c15ull) >> 56) % XSK_HASH;
+}
+
+static struct xsk_ep *sess_find(struct xsk_ctx *xc, uint64_t sid)
+{
+	struct xsk_ep *s = xc->tab[sid_hash(sid)];
+
+	while (s && s->sid != sid)
+		s = s->hnext;
+	return s;
+}
+
+static void sess_add(struct xsk_ctx *xc, struct xsk_ep *s)
+{
+	uint32_t h = sid_hash(s->sid);
+
+	s->hnext = xc->tab[h];
+	xc->tab[h] = s;
+	s->in_table = true;
+}
+
+static void sess_del(struct xsk_ctx *xc, struct xsk_ep *s)
+{
+	struct xsk_ep **pp = &xc->tab[sid_hash(s->sid)];
+
+	if (!s->in_table)
+		return;
+	while (*pp && *pp != s)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = s->hnext;
+	s->in_table = false;
+}
+
+static void timer_at(struct xsk_ctx *xc, uint64_t t)
+{
+	if (!xc->next_timer || t < xc->next_timer)
+		xc->next_timer = t;
+}
+
+/* ---- transmit ------------------------------------------------------------- */
+
+static uint16_t ip_csum(const uint8_t *h)
+{
+	uint32_t s = 0;
+
+	for (int i = 0; i < 20; i += 2)
+		s += (uint32_t)(h[i] << 8 | h[i + 1]);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+static bool fault(struct xsk_ctx *xc, uint32_t pct)
+{
+	if (!pct)
+		return false;
+	xc->f_rng ^= xc->f_rng << 13;
+	xc->f_rng ^= xc->f_rng >> 7;
+	xc->f_rng ^= xc->f_rng << 17;
+	return xc->f_rng % 100 < pct;
+}
+
+static void kick(struct xsk_ctx *xc)
+{
+	struct xsk_q *q = &xc->q[0];
+
+	/* Copy mode sends at most 32 frames per call (the kernel's
+	 * TX_BATCH_SIZE) and says EAGAIN when more wait. */
+	for (int i = 0; i < (int)(XSK_RING / 32) + 1 && xc->unkicked; i++) {
+		if (!xsk_ring_prod__needs_wakeup(&q->tx) && xc->zerocopy)
+			break;
+		WP_SYSCALL(WP_SYS_WRITE);
+		if (sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) == 0 || errno != EAGAIN)
+			break;
+	}
+	xc->unkicked = 0;
+}
+
+static void tx_desc(struct xsk_ctx *xc, uint64_t addr, uint32_t len)
+{
+	struct xsk_q *q = &xc->q[0];
+	uint32_t idx;
+
+	if (xsk_ring_prod__reserve(&q->tx, 1, &idx) != 1) { /* cannot: frames < ring */
+		frame_put(xc, addr);
+		return;
+	}
+	xsk_ring_prod__tx_desc(&q->tx, idx)->addr = addr;
+	xsk_ring_prod__tx_desc(&q->tx, idx)->len = len;
+	xsk_ring_prod__submit(&q->tx, 1);
+	xc->unkicked++;
+	xc->st.tx_pkts++;
+}
+
+/* One datagram to s's peer: body (frame header + prefix + rest) of n bytes.
+ * data: a data packet (faults apply). false when no frame is free. */
+static bool tx_one(struct xsk_ctx *xc, struct xsk_ep *s, const uint8_t *body, uint32_t n,
+		   const uint8_t *frag, uint32_t fn, bool data)
+{
+	uint8_t *p;
+	uint64_t addr;
+	uint32_t len = XSK_HDRS + n + fn;
+
+	if (!xc->nfree)
+		comp_reap(xc);
+	if (!xc->nfree || xsk_prod_nb_free(&xc->q[0].tx, 2) < 2) {
+		xc->tx_blocked = true;
+		return false;
+	}
+	addr = xc->freel[--xc->nfree];
+	p = xsk_umem__get_data(xc->area, addr);
+	memcpy(p, s->peer_mac, 6);
+	memcpy(p + 6, xc->mac, 6);
+	p[12] = 0x08;
+	p[13] = 0x00;
+	p[14] = 0x45;
+	p[15] = 0;
+	p[16] = (uint8_t)((len - 14) >> 8);
+	p[17] = (uint8_t)(len - 14);
+	memset(p + 18, 0, 4); /* id, flags: DF not needed, never fragmented */
+	p[22] = 64;
+	p[23] = 17;
+	p[24] = p[25] = 0;
+	memcpy(p + 26, &xc->ip, 4);
+	memcpy(p + 30, &s->peer_ip, 4);
+	{
+		uint16_t c = ip_csum(p + 14);
+
+		p[24] = (uint8_t)(c >> 8);
+		p[25] = (uint8_t)c;
+	}
+	p[34] = (uint8_t)(xc->port >> 8);
+	p[35] = (uint8_t)xc->port;
+	p[36] = (uint8_t)(s->peer_port >> 8);
+	p[37] = (uint8_t)s->peer_port;
+	p[38] = (uint8_t)((n + fn + 8) >> 8);
+	p[39] = (uint8_t)(n + fn + 8);
+	p[40] = p[41] = 0; /* no UDP checksum (IPv4 allows it) */
+	memcpy(p + XSK_HDRS, body, n);
+	if (fn)
+		memcpy(p + XSK_HDRS + n, frag, fn);
+	if (data && (xc->f_drop | xc->f_dup | xc->f_reorder)) {
+		if (fault(xc, xc->f_drop)) {
+			xc->st.faults++;
+			frame_put(xc, addr);
+			return true; /* "sent": lost on the wire */
+		}
+		if (fault(xc, xc->f_dup) && xc->nfree) {
+			uint64_t a2 = xc->freel[--xc->nfree];
+
+			memcpy(xsk_umem__get_data(xc->area, a2), p, len);
+			tx_desc(xc, a2, len);
+			xc->st.faults++;
+		}
+		if (!xc->held && fault(xc, xc->f_reorder)) {
+			xc->held = true; /* goes after the next packet */
+			xc->held_addr = addr;
+			xc->held_len = len;
+			xc->st.faults++;
+			return true;
+		}
+		tx_desc(xc, addr, len);
+		if (xc->held) {
+			xc->held = false;
+			tx_desc(xc, xc->held_addr, xc->held_len);
+		}
+		return true;
+	}
+	tx_desc(xc, addr, len);
+	return true;
+}
+
+static void ctl_send(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, uint32_t seq)
+{
+	uint8_t b[WP_FRAME_HDR + XSK_PREFIX];
+	struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
+				  .version = WP_FRAME_VERSION,
+				  .type = 1,
+				  .method = kind,
+				  .len = XSK_PREFIX };
+
+	wp_frame_encode(&h, b);
+	b[5] = XSK_T_CTL; /* the type byte: never a frame type */
+	put64(b + WP_FRAME_HDR, s->sid);
+	put32(b + WP_FRAME_HDR + 8, seq);
+	put32(b + WP_FRAME_HDR + 12, s->rcv_nxt);
+	put32(b + WP_FRAME_HDR + 16, 0);
+	put32(b + WP_FRAME_HDR + 20, 0);
+	if (tx_one(xc, s, b, sizeof(b), NULL, 0, false) && (kind == XSK_ACK || s->ack_due))
+		s->ack_due = false;
+}
+
+/* A reply to a packet for no session we know: a reset to its sender. */
+static void rst_to(struct xsk_ctx *xc, const uint8_t *pkt, uint64_t sid)
+{
+	struct xsk_ep tmp;
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.sid = sid;
+	memcpy(tmp.peer_mac, pkt + 6, 6);
+	memcpy(&tmp.peer_ip, pkt + 26, 4);
+	tmp.peer_port = (uint16_t)(pkt[34] << 8 | pkt[35]);
+	ctl_send(xc, &tmp, XSK_RST, 0);
+	xc->st.resets++;
+}
+
+static void arm_rto(struct xsk_ctx *xc, struct xsk_ep *s, uint64_t now)
+{
+	if (!s->rto_us)
+		s->rto_us = XSK_RTO_MIN_US;
+	s->rto_at = now + (uint64_t)s->rto_us * 1000;
+	timer_at(xc, s->rto_at);
+}
+
+/* The transmit burst: new packets within the window, then a bare ack. */
+static void xsk_flush(struct wp_ep *ep)
+{
+	struct xsk_ctx *xc = xctx(ep->ctx);
+	struct xsk_ep *s = xep(ep);
+
+	if (!xc->up || s->listener)
+		return;
+	comp_reap(xc);
+	if (ep->state == WP_EPS_OPEN) {
+		while (s->unsent && s->unsent->seq - s->snd_una < XSK_WIN) {
+			struct xsk_pkt *k = s->unsent;
+
+			put32(k->b + WP_FRAME_HDR + 12, s->rcv_nxt);
+			if (!tx_one(xc, s, k->b, sizeof(k->b), k->frag, k->n, true))
+				break;
+			s->ack_due = false;
+			s->unsent = k->next;
+			if (!s->rto_at)
+				arm_rto(xc, s, now_ns());
+		}
+	}
+	if (s->ack_due && ep->state == WP_EPS_OPEN)
+		ctl_send(xc, s, XSK_ACK, 0);
+	kick(xc);
+}
+
+static const struct wp_fast_ops xsk_fast;
+
+/* Take one frame: split into packets of at most the MTU, queued in order.
+ * The payload is referenced, not copied (a payload without a completion is
+ * copied first, counted); its completion runs when its last packet is
+ * acked, or with an error when the session ends first. */
+static int xsk_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
+		    wp_done_fn done, void *arg)
+{
+	struct xsk_ctx *xc = xctx(ep->ctx);
+	struct xsk_ep *s = xep(ep);
+	uint32_t room = (uint32_t)xc->mtu - 28 - WP_FRAME_HDR - XSK_PREFIX, off = 0;
+	struct xsk_pkt *first = NULL, *last = NULL;
+	struct wp_frame_hdr hh = *h;
+	uint32_t seq = s->snd_nxt;
+	size_t bytes = 0;
+
+	if (s->q_bytes + len > XSK_QMAX)
+		return -ENOBUFS;
+	if (len && !done && wp_payload_copy(&data, len, &done, &arg) < 0)
+		return -ENOMEM;
+	if (!hh.tenant)
+		hh.tenant = ep->tenant;
+	hh.magic = WP_FRAME_MAGIC;
+	hh.version = WP_FRAME_VERSION;
+	hh.auth = 0;
+	do {
+		uint32_t n = len - off > room ? room : (uint32_t)(len - off);
+		struct xsk_pkt *k = malloc(sizeof(*k));
+
+		if (!k) {
+			while (first) {
+				k = first->next;
+				free(first);
+				first = k;
+			}
+			if (done == wp_copy_done)
+				wp_copy_done(arg, 0);
+			return -ENOMEM;
+		}
+		k->next = NULL;
+		k->seq = seq++;
+		k->n = n;
+		k->frag = (const uint8_t *)data + off;
+		k->done = NULL;
+		k->arg = NULL;
+		hh.len = XSK_PREFIX + n;
+		wp_frame_encode(&hh, k->b);
+		put64(k->b + WP_FRAME_HDR, s->sid);
+		put32(k->b + WP_FRAME_HDR + 8, k->seq);
+		put32(k->b + WP_FRAME_HDR + 12, 0);
+		put32(k->b + WP_FRAME_HDR + 16, (uint32_t)len);
+		put32(k->b + WP_FRAME_HDR + 20, off);
+		bytes += sizeof(*k) + n;
+		if (last)
+			last->next = k;
+		else
+			first = k;
+		last = k;
+		off += n;
+	} while (off < len);
+	last->done = done;
+	last->arg = arg;
+	if (s->q_tail)
+		s->q_tail->next = first;
+	else
+		s->q = first;
+	s->q_tail = last;
+	if (!s->unsent)
+		s->unsent = first;
+	s->snd_nxt = seq;
+	s->q_bytes += bytes;
+	WP_CNT_ADD(msgs_tx, 1);
+	WP_CNT_ADD(bytes_tx, WP_FRAME_HDR + len);
+	wp_ctx_mark_dirty(ep);
+	return 0;
+}
+
+/* Release every queued packet: completions fail with status (deferred). */
+static void q_drop(struct wp_ep *ep, int status)
+{
+	struct xsk_ep *s = xep(ep);
+
+	while (s->q) {
+		struct xsk_pkt *k = s->q;
+
+		s->q = k->next;
+		if (k->done)
+			wp_defer(ep->ctx, k->done, k->arg, status);
+		free(k);
+	}
+	s->q_tail = s->unsent = NULL;
+	s->q_bytes = 0;
+}
+
+/* ---- receive ----------------------------------------------------------- */
+
+static void ack_upto(struct xsk_ctx *xc, struct xsk_ep *s, uint32_t ack, uint64_t now)
+{
+	uint32_t adv = ack - s->snd_una;
+
+	if (adv == 0 || adv > s->snd_nxt - s->snd_una)
+		return; /* old or bogus */
+	while (s->q && s->q->seq - s->snd_una < adv) {
+		struct xsk_pkt *k = s->q;
+
+		s->q = k->next;
+		if (s->unsent == k)
+			s->unsent = k->next;
+		s->q_bytes -= sizeof(*k) + k->n;
+		if (k->done)
+			k->done(k->arg, 0); /* the whole message is acked */
+		free(k);
+	}
+	if (!s->q)
+		s->q_tail = NULL;
+	s->snd_una = ack;
+	s->rto_us = XSK_RTO_MIN_US;
+	s->rto_at = 0;
+	if (s->snd_una != s->snd_nxt && (!s->unsent || s->unsent->seq != s->snd_una))
+		arm_rto(xc, s, now);
+}
+
+static void sess_fail(struct wp_ep *ep, int err)
+{
+	struct xsk_ep *s = xep(ep);
+
+	sess_del(xctx(ep->ctx), s);
+	wp_conn_fail(ep, err);
+}
+
+/* A data packet in order: deliver it whole, in place, or assemble. */
+static int rx_data(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hdr, const uint8_t *frag,
+		   uint32_t n, uint32_t msg_len, uint32_t off)
+{
+	struct wp_frame_hdr h;
+	int reason = 0, ret;
+
+	ret = wp_frame_decode(hdr, WP_FRAME_HDR, ep->ctx->o.max_frame + XSK_PREFIX, &h, &reason);
+	if (ret != (int)WP_FRAME_HDR || msg_len > ep->ctx->o.max_frame || off + n > msg_len) {
+		WP_CNT_ADD(bad_frames[ret < 0 ? reason : WP_BAD_TOO_BIG], 1);
+		sess_fail(ep, -EPROTO);
+		return 1;
+	}
+	h.len = msg_len;
+	WP_CNT_ADD(bytes_rx, WP_FRAME_HDR + n);
+	if (off == 0 && n == msg_len)
+		return wp_conn_deliver(ep, &h, frag); /* in place: the UMEM frame */
+	if (off == 0) {
+		free(s->asm_buf);
+		s->asm_buf = malloc(msg_len);
+		if (!s->asm_buf) {
+			sess_fail(ep, -ENOMEM);
+			return 1;
+		}
+		s->asm_len = msg_len;
+		s->asm_have = 0;
+	}
+	if (!s->asm_buf || off != s->asm_have || msg_len != s->asm_len) {
+		WP_CNT_ADD(bad_frames[WP_BAD_TOO_BIG], 1);
+		sess_fail(ep, -EPROTO);
+		return 1;
+	}
+	memcpy(s->asm_buf + off, frag, n);
+	WP_CNT_ADD(bytes_copied, n);
+	s->asm_have += n;
+	if (s->asm_have < s->asm_len)
+		return 0;
+	{
+		uint8_t *m = s->asm_buf;
+
+		s->asm_buf = NULL;
+		ret = wp_conn_deliver(ep, &h, m);
+		free(m);
+	}
+	return ret;
+}
+
+static void rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, uint64_t sid, uint64_t now)
+{
+	struct xsk_ctx *xc = ctx->bk;
+	struct wp_ep *l = xc->listener, *ep;
+	struct sockaddr_in peer = { .sin_family = AF_INET };
+	struct wp_admit adm;
+	struct xsk_ep *s;
+
+	if (!l || l->rx_paused)
+		return; /* the client sends it again */
+	memcpy(&peer.sin_addr, pkt + 26, 4);
+	peer.sin_port = htons((uint16_t)(pkt[34] << 8 | pkt[35]));
+	if (wp_conn_admit(ctx, (struct sockaddr *)&peer, sizeof(peer), &adm) < 0) {
+		rst_to(xc, pkt, sid);
+		return;
+	}
+	ep = wp_ep_alloc(ctx, &l->cbs);
+	if (!ep) {
+		rst_to(xc, pkt, sid);
+		return;
+	}
+	s = xep(ep);
+	s->ep = ep;
+	s->sid = sid;
+	memcpy(s->peer_mac, pkt + 6, 6);
+	s->have_mac = true;
+	s->peer_ip = peer.sin_addr.s_addr;
+	s->peer_port = ntohs(peer.sin_port);
+	s->snd_una = s->snd_nxt = s->rcv_nxt = 1;
+	s->last_rx = now;
+	ep->accepted = true;
+	ep->local_port = xc->port;
+	wp_conn_admitted(ep, &adm);
+	sess_add(xc, s);
+	wp_conn_established(ep);
+	ctl_send(xc, s, XSK_SYNACK, 0);
+	timer_at(xc, now + XSK_PING_NS);
+}
+
+/* One received datagram (Ethernet frame of len bytes in the UMEM). Returns
+ * true when the frame may go back to the fill ring now (always: delivery
+ * in place ends with the callback). */
+static void rx_pkt(struct wp_ctx *ctx, const uint8_t *p, uint32_t len, uint64_t now)
+{
+	struct xsk_ctx *xc = ctx->bk;
+	const uint8_t *hdr, *pre;
+	uint32_t ihl, ulen, flen, seq, ack, mlen, off;
+	struct xsk_ep *s;
+	struct wp_ep *ep;
+	uint64_t sid;
+	uint8_t type;
+
+	xc->st.rx_pkts++;
+	if (len < XSK_HDRS || p[12] != 0x08 || p[13] != 0x00 || (p[14] >> 4) != 4)
+		goto bad;
+	ihl = (uint32_t)(p[14] & 0xf) * 4;
+	if (ihl < 20 || p[23] != 17 || 14 + ihl + 8 > len || ((p[20] << 8 | p[21]) & 0x3fff))
+		goto bad;
+	ulen = (uint32_t)(p[14 + ihl + 4] << 8 | p[14 + ihl + 5]);
+	if (ulen < 8 || 14 + ihl + ulen > len)
+		goto bad;
+	hdr = p + 14 + ihl + 8;
+	flen = ulen - 8;
+	if (flen < WP_FRAME_HDR + XSK_PREFIX || get32(hdr) != WP_FRAME_MAGIC ||
+	    hdr[4] != WP_FRAME_VERSION || get32(hdr + 24) != flen - WP_FRAME_HDR)
+		goto bad;
+	pre = hdr + WP_FRAME_HDR;
+	sid = get64(pre);
+	seq = get32(pre + 8);
+	ack = get32(pre + 12);
+	mlen = get32(pre + 16);
+	off = get32(pre + 20);
+	type = hdr[5];
+	s = sess_find(xc, sid);
+	if (type == XSK_T_CTL) {
+		uint32_t kind = get32(hdr + 12);
+
+		if (kind == XSK_SYN) {
+			if (s && s->listener == false && s->ep->accepted) {
+				ctl_send(xc, s, XSK_SYNACK, 0); /* our SYNACK was lost */
+				s->last_rx = now;
+			} else if (!s) {
+				rx_syn(ctx, p, sid, now);
+			}
+			return;
+		}
+		if (!s) {
+			if (kind != XSK_RST && kind != XSK_FIN)
+				rst_to(xc, p, sid);
+			return;
+		}
+		ep = s->ep;
+		s->last_rx = now;
+		switch (kind) {
+		case XSK_SYNACK:
+			if (ep->state == WP_EPS_CONNECTING) {
+				s->syn_since = 0;
+				s->rto_at = 0;
+				s->rto_us = XSK_RTO_MIN_US;
+				wp_conn_established(ep);
+				timer_at(xc, now + XSK_PING_NS);
+				if (s->unsent)
+					wp_ctx_mark_dirty(ep);
+			}
+			break;
+		case XSK_ACK:
+			ack_upto(xc, s, ack, now);
+			if (s->unsent)
+				wp_ctx_mark_dirty(ep);
+			break;
+		case XSK_PING:
+			ctl_send(xc, s, XSK_PONG, 0);
+			break;
+		case XSK_PONG:
+			break;
+		case XSK_RST:
+			s->reset = true;
+			sess_fail(ep, -ECONNRESET);
+			break;
+		case XSK_FIN:
+			ack_upto(xc, s, ack, now);
+			s->fin_rx = true;
+			s->fin_seq = seq;
+			if (seq == s->rcv_nxt)
+				sess_fail(ep, 0);
+			break;
+		default:
+			xc->st.bad++;
+		}
+		return;
+	}
+	if (!s) {
+		rst_to(xc, p, sid);
+		return;
+	}
+	ep = s->ep;
+	if (ep->state != WP_EPS_OPEN)
+		return;
+	s->last_rx = now;
+	ack_upto(xc, s, ack, now);
+	if (s->unsent)
+		wp_ctx_mark_dirty(ep);
+	if (seq != s->rcv_nxt || ep->rx_paused) {
+		/* A duplicate (already delivered: dropped, so nothing runs
+		 * twice) or ahead of a loss (go-back-N: it comes again). */
+		if ((int32_t)(seq - s->rcv_nxt) < 0)
+			xc->st.dups++;
+		else
+			xc->st.ooo++;
+		s->ack_due = true;
+		wp_ctx_mark_dirty(ep);
+		return;
+	}
+	s->rcv_nxt++;
+	s->ack_due = true;
+	wp_ctx_mark_dirty(ep);
+	if (rx_data(ep, s, hdr, pre + XSK_PREFIX, flen - WP_FRAME_HDR - XSK_PREFIX, mlen, off))
+		return;
+	if (s->fin_rx && s->fin_seq == s->rcv_nxt && ep->state == WP_EPS_OPEN)
+		sess_fail(ep, 0);
+	return;
+
+bad:
+	xc->st.bad++;
+}
+
+/* Retransmissions, pings, dead peers. */
+static void timers(struct wp_ctx *ctx, uint64_t now)
+{
+	struct xsk_ctx *xc = ctx->bk;
+
+	if (!xc->next_timer || now < xc->next_timer)
+		return;
+	xc->next_timer = 0;
+	for (struct wp_ep *ep = ctx->eps, *nx; ep; ep = nx) {
+		struct xsk_ep *s = xep(ep);
+
+		nx = ep->next_all;
+		if (s->listener || (ep->state != WP_EPS_OPEN && ep->state != WP_EPS_CONNECTING) ||
+		    !s->in_table)
+			continue;
+		if (ep->state == WP_EPS_CONNECTING) {
+			if (now - s->syn_since > XSK_DEAD_NS) {
+				sess_fail(ep, -ETIMEDOUT);
+				continue;
+			}
+			if (s->rto_at && now >= s->rto_at) {
+				if (!s->have_mac) {
+					/* resolved by the neighbour table below */
+				}
+				ctl_send(xc, s, XSK_SYN, 0);
+				s->rto_us = s->rto_us * 2 > XSK_RTO_MAX_US ? XSK_RTO_MAX_US
+									   : s->rto_us * 2;
+				arm_rto(xc, s, now);
+			}
+			timer_at(xc, s->rto_at);
+			continue;
+		}
+		if (now - s->last_rx > XSK_DEAD_NS) {
+			sess_fail(ep, -ETIMEDOUT);
+			continue;
+		}
+		if (now - s->last_rx > XSK_PING_NS && now - s->last_ping > XSK_PING_NS) {
+			ctl_send(xc, s, XSK_PING, 0);
+			s->last_ping = now;
+		}
+		if (s->rto_at && now >= s->rto_at) {
+			/* Go-back-N: everything unacked leaves again. */
+			for (struct xsk_pkt *k = s->q; k && k != s->unsent; k = k->next)
+				xc->st.retrans++;
+			s->unsent = s->q;
+			s->rto_us = s->rto_us * 2 > XSK_RTO_MAX_US ? XSK_RTO_MAX_US : s->rto_us * 2;
+			s->rto_at = 0;
+			wp_ctx_mark_dirty(ep);
+		}
+		if (s->rto_at)
+			timer_at(xc, s->rto_at);
+		timer_at(xc, s->last_rx + (now - s->last_rx > XSK_PING_NS ? XSK_DEAD_NS : XSK_PING_NS));
+		timer_at(xc, now + XSK_PING_NS);
+	}
+}
+
+static int64_t timer_cap(struct xsk_ctx *xc, int64_t timeout_us, uint64_t now)
+{
+	int64_t t;
+
+	if (!xc->next_timer)
+		return timeout_us;
+	t = xc->next_timer > now ? (int64_t)((xc->next_timer - now + 999) / 1000) : 0;
+	return timeout_us < 0 || t < timeout_us ? t : timeout_us;
+}
+
+static int rx_ring(struct wp_ctx *ctx, struct xsk_q *q, uint64_t now)
+{
+	struct xsk_ctx *xc = ctx->bk;
+	uint32_t idx, n = xsk_ring_cons__peek(&q->rx, XSK_BATCH, &idx);
+
+	for (uint32_t k = 0; k < n; k++) {
+		const struct xdp_desc *d = xsk_ring_cons__rx_desc(&q->rx, idx + k);
+
+		rx_pkt(ctx, xsk_umem__get_data(xc->area, d->addr), d->len, now);
+		frame_put(xc, d->addr); /* the callback has returned: lent no more */
+	}
+	if (n)
+		xsk_ring_cons__release(&q->rx, n);
+	return (int)n;
+}
+
+static int xsk_poll(struct wp_ctx *ctx, int64_t timeout_us)
+{
+	struct xsk_ctx *xc = ctx->bk;
+	uint64_t now = now_ns();
+	int n, got = 0;
+
+	if (!xc->up)
+		return wp_epoll_wait(ctx, xc->ev, XSK_MAX_Q + 1, timeout_us);
+	comp_reap(xc);
+	fill_topup(xc);
+	timeout_us = timer_cap(xc, timeout_us, now);
+	/* Anything already in a ring: no sleep. */
+	for (uint32_t i = 0; i < xc->nq; i++)
+		if (xsk_cons_nb_avail(&xc->q[i].rx, 1))
+			timeout_us = 0;
+	if (xc->tx_blocked)
+		timeout_us = timeout_us < 0 || timeout_us > 200 ? 200 : timeout_us;
+	n = wp_epoll_wait(ctx, xc->ev, XSK_MAX_Q + 1, timeout_us);
+	if (n < 0)
+		return n;
+	now = now_ns();
+	for (uint32_t i = 0; i < xc->nq; i++) {
+		int k;
+
+		while ((k = rx_ring(ctx, &xc->q[i], now)) > 0)
+			got += k;
+	}
+	comp_reap(xc);
+	fill_topup(xc);
+	timers(ctx, now);
+	if (xc->tx_blocked) {
+		xc->tx_blocked = false;
+		for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all)
+			if (ep->state == WP_EPS_OPEN && (xep(ep)->unsent || xep(ep)->ack_due))
+				wp_ctx_mark_dirty(ep);
+	}
+	kick(xc);
+	return got;
+}
+
+static int xsk_arm(struct wp_ctx *ctx, int64_t *timeout_us)
+{
+	struct xsk_ctx *xc = ctx->bk;
+	uint64_t now = now_ns();
+
+	if (xc->up) {
+		for (uint32_t i = 0; i < xc->nq; i++)
+			if (xsk_cons_nb_avail(&xc->q[i].rx, 1))
+				return -EAGAIN;
+		if (xc->next_timer && now >= xc->next_timer)
+			return -EAGAIN;
+		*timeout_us = timer_cap(xc, *timeout_us, now);
+		if (xc->tx_blocked && (*timeout_us < 0 || *timeout_us > 200))
+			*timeout_us = 200;
+	}
+	return 0;
+}
+
+/* ---- listen, connect, close --------------------------------------------- */
+
+static int check_sa(struct wp_ctx *ctx, const struct sockaddr *sa)
+{
+	if (sa->sa_family != AF_INET) {
+		wp_log(ctx, WP_LOG_ERR, "xsk: IPv4 addresses only");
+		return -EAFNOSUPPORT;
+	}
+	if (ctx->guard) {
+		/* Datagram authentication v2 (src/auth/dgram.c) is not wired
+		 * into this path yet: refuse rather than run unauthenticated. */
+		wp_log(ctx, WP_LOG_ERR,
+		       "xsk: this context has a policy, and datagram authentication v2 is not "
+		       "wired into the xsk path yet; use tcp or uring with a policy");
+		return -EPROTONOSUPPORT;
+	}
+	return 0;
+}
+
+static int xsk_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+	struct xsk_ctx *xc = xctx(ep->ctx);
+	struct xsk_ep *s = xep(ep);
+	int ret = check_sa(ep->ctx, sa);
+
+	if (ret < 0)
+		return ret;
+	if ((ntohl(sin->sin_addr.s_addr) >> 24) == 127)
+		return -EOPNOTSUPP; /* loopback: no Ethernet, no XDP path */
+	if (sin->sin_addr.s_addr == INADDR_ANY) {
+		wp_log(ep->ctx, WP_LOG_ERR, "xsk: listen on an interface's address, not 0.0.0.0");
+		return -EINVAL;
+	}
+	if (xc->listener)
+		return -EADDRINUSE;
+	if (xc->up && sin->sin_port && ntohs(sin->sin_port) != xc->port) {
+		wp_log(ep->ctx, WP_LOG_ERR, "xsk: a context serves one UDP port (%u)", xc->port);
+		return -EADDRINUSE;
+	}
+	ret = ctx_setup(ep->ctx, sin->sin_addr.s_addr, ntohs(sin->sin_port), -1);
+	if (ret < 0)
+		return ret;
+	s->ep = ep;
+	s->listener = true;
+	xc->listener = ep;
+	ep->local_port = xc->port;
+	ep->state = WP_EPS_LISTEN;
+	return 0;
+}
+
+/* The peer's MAC from the kernel's neighbour table (/proc/net/arp). */
+static bool arp_lookup(const char *ifname, uint32_t ip, uint8_t mac[6])
+{
+	char line[256], want[32];
+	bool found = false;
+	FILE *f = fopen("/proc/net/arp", "re");
+
+	if (!f)
+		return false;
+	snprintf(want, sizeof(want), "%s", inet_ntoa((struct in_addr){ ip }));
+	while (fgets(line, sizeof(line), f)) {
+		char ipb[64], hw[64], dev[64];
+		unsigned fl, m[6];
+
+		if (sscanf(line, "%63s %*s %x %63s %*s %63s", ipb, &fl, hw, dev) != 4)
+			continue;
+		if (strcmp(ipb, want) || strcmp(dev, ifname) || !(fl & 2))
+			continue;
+		if (sscanf(hw, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) == 6) {
+			for (int i = 0; i < 6; i++)
+				mac[i] = (uint8_t)m[i];
+			found = true;
+		}
+		break;
+	}
+	fclose(f);
+	return found;
+}
+
+/* Resolve the peer's MAC: ask the kernel to (a datagram to the discard port
+ * makes it ARP), then read the table; a few ms on a live link. */
+static int resolve_mac(struct wp_ctx *ctx, struct xsk_ep *s)
+{
+	struct xsk_ctx *xc = ctx->bk;
+	struct sockaddr_in d = { .sin_family = AF_INET, .sin_port = htons(9) };
+	int fd;
+
+	if (arp_lookup(xc->ifname, s->peer_ip, s->peer_mac))
+		return 0;
+	d.sin_addr.s_addr = s->peer_ip;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		sendto(fd, "", 0, MSG_DONTWAIT, (struct sockaddr *)&d, sizeof(d));
+		close(fd);
+	}
+	for (int i = 0; i < 1000; i++) {
+		struct timespec ts = { 0, 1000000 };
+
+		if (arp_lookup(xc->ifname, s->peer_ip, s->peer_mac))
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	wp_log(ctx, WP_LOG_ERR, "xsk: no neighbour entry for %s on %s (a peer on the link?)",
+	       inet_ntoa((struct in_addr){ s->peer_ip }), xc->ifname);
+	return -EHOSTUNREACH;
+}
+
+static int xsk_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+	struct xsk_ctx *xc = xctx(ep->ctx);
+	struct xsk_ep *s = xep(ep);
+	struct sockaddr_in me;
+	socklen_t ml = sizeof(me);
+	int ret = check_sa(ep->ctx, sa), fd;
+
+	if (ret < 0)
+		return ret;
+	if ((ntohl(sin->sin_addr.s_addr) >> 24) == 127)
+		return -EOPNOTSUPP;
+	/* The route's source address names our interface. */
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, sa, salen) < 0 || getsockname(fd, (struct sockaddr *)&me, &ml) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	WP_SYSCALL(WP_SYS_CONNECT);
+	if (xc->up) {
+		close(fd);
+		if (me.sin_addr.s_addr != xc->ip) {
+			wp_log(ep->ctx, WP_LOG_ERR, "xsk: a context uses one interface (%s)",
+			       xc->ifname);
+			return -EXDEV;
+		}
+	} else {
+		ret = ctx_setup(ep->ctx, me.sin_addr.s_addr, 0, fd); /* fd holds the port */
+		if (ret < 0)
+			return ret;
+	}
+	s->ep = ep;
+	s->peer_ip = sin->sin_addr.s_addr;
+	s->peer_port = ntohs(sin->sin_port);
+	ret = resolve_mac(ep->ctx, s);
+	if (ret < 0)
+		return ret;
+	s->have_mac = true;
+	do {
+		if (getrandom(&s->sid, sizeof(s->sid), 0) != sizeof(s->sid))
+			return -EIO;
+	} while (!s->sid || sess_find(xc, s->sid));
+	s->snd_una = s->snd_nxt = s->rcv_nxt = 1;
+	s->syn_since = s->last_rx = now_ns();
+	ep->local_port = xc->port;
+	ep->state = WP_EPS_CONNECTING;
+	sess_add(xc, s);
+	/* The SYN leaves from the first timer run (never inside this call). */
+	s->rto_us = XSK_RTO_MIN_US / 2;
+	s->rto_at = s->syn_since;
+	timer_at(xc, s->rto_at);
+	return 0;
+}
+
+static void xsk_close(struct wp_ep *ep)
+{
+	struct xsk_ctx *xc = xctx(ep->ctx);
+	struct xsk_ep *s = xep(ep);
+
+	if (!xc)
+		return;
+	if (s->listener) {
+		if (xc->listener == ep)
+			xc->listener = NULL;
+		return;
+	}
+	if (s->in_table) {
+		/* Tell the peer, after what it has already received. */
+		if (xc->up && s->have_mac && !s->reset && !s->fin_rx)
+			ctl_send(xc, s, XSK_FIN, s->snd_nxt);
+		kick(xc);
+		sess_del(xc, s);
+	}
+	q_drop(ep, ep->err ? ep->err : -ECONNABORTED);
+}
+
+static void xsk_ep_free(struct wp_ep *ep)
+{
+	struct xsk_ep *s = xep(ep);
+
+	if (ep->ctx->bk)
+		xsk_close(ep);
+	q_drop(ep, -ECONNABORTED);
+	free(s->asm_buf);
+	s->asm_buf = NULL;
+}
+
+/* Input stops for real: a paused session drops data (the peer sends it
+ * again), a paused listener ignores SYNs (the client sends them again). */
+static void xsk_rx_pause(struct wp_ep *ep, bool pause)
+{
+	if (!pause)
+		wp_ctx_mark_dirty(ep);
+}
+
+static int xsk_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
+		     uint32_t max)
+{
+	const struct xsk_ctx *xc = ctx->bk;
+
+	if (!xc || !xc->area)
+		return 0;
+	if (max) {
+		out[0].addr = xc->area;
+		out[0].len = (size_t)XSK_NFRAMES * XSK_FRAME;
+	}
+	return 1;
+}
+
+static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
+{
+	struct xsk_ctx *xc = ctx->bk;
+	int64_t red;
+
+	if (!xc || !xc->up) {
+		snprintf(buf, len, "AF_XDP over UDP (not set up yet: the first listen/connect "
+				   "picks the interface)");
+		return;
+	}
+	red = wpp_xsk_redirected(&xc->prog);
+	snprintf(buf, len,
+		 "AF_XDP on %s port %u, %u queue(s), %s%s%s%s, %s XDP%s%s (prog id %u, the front "
+		 "door's program, one per interface), need_wakeup, busy poll %s; UMEM %u x %u B "
+		 "is the receive pool; go-back-N window %u, RTO %u-%u ms; rx_pkts=%llu "
+		 "tx_pkts=%llu redirected=%lld retrans=%llu dups=%llu ooo=%llu bad=%llu "
+		 "faults=%llu resets=%llu",
+		 xc->ifname, xc->port, xc->nq, xc->zerocopy ? "ZERO COPY" : "copy mode",
+		 !xc->zerocopy && xc->zc_err ? " (XDP_ZEROCOPY refused: " : "",
+		 !xc->zerocopy && xc->zc_err ? strerror(xc->zc_err) : "",
+		 !xc->zerocopy && xc->zc_err ? ")" : "", xc->prog.native ? "native" : "GENERIC",
+		 !xc->prog.native && xc->prog.native_err ? ": native refused, " : "",
+		 !xc->prog.native && xc->prog.native_err ? strerror(xc->prog.native_err) : "",
+		 xc->prog.prog_id, xc->busy ? "on" : xc->busy_err ? "refused" : "off", XSK_NFRAMES,
+		 XSK_FRAME, XSK_WIN, XSK_RTO_MIN_US / 1000, XSK_RTO_MAX_US / 1000,
+		 (unsigned long long)xc->st.rx_pkts, (unsigned long long)xc->st.tx_pkts,
+		 (long long)red, (unsigned long long)xc->st.retrans,
+		 (unsigned long long)xc->st.dups, (unsigned long long)xc->st.ooo,
+		 (unsigned long long)xc->st.bad, (unsigned long long)xc->st.faults,
+		 (unsigned long long)xc->st.resets);
+}
+
+static const struct wp_fast_ops xsk_fast = { .send = xsk_send, .flush = xsk_flush };
+
+const struct wp_backend_ops wp_xsk_ops = {
+	.name = "xsk",
+	/* Not WP_CAP_INET: host:port names a UDP port, never a TCP peer. */
+	.caps = WP_CAP_BATCH | WP_CAP_BUSY_POLL,
+	.fast = &xsk_fast,
+	.available = xsk_available,
+	.probe = xsk_probe,
+	.addr_parse = wp_addr_parse_inet,
+	.init = xsk_init,
+	.fini = xsk_fini,
+	.listen = xsk_listen,
+	.connect = xsk_connect,
+	.close = xsk_close,
+	.poll = xsk_poll,
+	.explain = xsk_explain,
+	.mem_register = wp_no_mem_register,
+	.mem_unregister = wp_no_mem_unregister,
+	.ep_size = sizeof(struct xsk_ep),
+	.ep_init = wp_no_ep_init,
+	.ep_free = xsk_ep_free,
+	.buf_alloc = wp_buf_alloc_heap,
+	.buf_free = wp_buf_free_heap,
+	.local_uri = wp_local_uri_inet,
+	.mr_exported = wp_no_mr_exported,
+	.xfer_direct = wp_no_xfer_direct,
+	.pools = xsk_pools,
+	.rx_pause = xsk_rx_pause,
+	.fd = wp_epoll_fd,
+	.arm = xsk_arm,
+};

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The xsk path between two network namespaces joined by a veth pair (two
+# rx queues per end, so one AF_XDP socket per queue): the integration suites
+# with --path xsk (the harness listens in the server's namespace, connects
+# from the client's: tests/integ/harness.h), then test_xsk (integrity over
+# 1e5 messages, fan-out 64, streams, injected loss / reordering /
+# duplication, XDP counters vs the path's, peer death). Every name is unique
+# to this run and removed on exit. Skips (77) only when root, ip, nsenter,
+# namespaces, veth or AF_XDP are missing.
+set -u
+BUILD=${1:-build}
+T=$(cd "$BUILD" && pwd)/tests
+skip() { echo "skip: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces, XDP)"
+command -v ip >/dev/null || skip "no ip (iproute2)"
+command -v nsenter >/dev/null || skip "no nsenter (util-linux)"
+[ -x "$T/test_rpc" ] && [ -x "$T/test_xsk" ] || skip "$BUILD has no test_rpc or test_xsk"
+"$(cd "$BUILD" && pwd)/wirepath" probe 2>/dev/null | grep -q 'path.xsk.*ok' || true
+
+id=$$
+NS_S="wpxs$id" NS_C="wpxc$id" VS="wpxs$id" VC="wpxc$id"
+cleanup() {
+	ip netns del "$NS_S" 2>/dev/null
+	ip netns del "$NS_C" 2>/dev/null
+}
+trap cleanup EXIT
+ip netns add "$NS_S" 2>/dev/null || skip "cannot create network namespaces"
+ip netns add "$NS_C" || skip "cannot create network namespaces"
+ip link add "$VC" netns "$NS_C" numtxqueues 2 numrxqueues 2 type veth peer name "$VS" \
+	netns "$NS_S" numtxqueues 2 numrxqueues 2 2>/dev/null || skip "cannot create a veth pair"
+s() { nsenter --net="/run/netns/$NS_S" "$@"; }
+c() { nsenter --net="/run/netns/$NS_C" "$@"; }
+s ip addr add 10.98.0.1/24 dev "$VS"
+c ip addr add 10.98.0.2/24 dev "$VC"
+s ip link set lo up
+c ip link set lo up
+s ip link set "$VS" up
+c ip link set "$VC" up
+# Neighbours known up front: the suites measure the path, not ARP.
+c ping -c 1 -W 2 10.98.0.1 >/dev/null 2>&1 || fail "the veth pair does not pass traffic"
+
+export WP_TEST_XSK_NS=/run/netns/$NS_S WP_TEST_XSK_SRV=10.98.0.1
+rc=0
+for t in ${WP_XSK_SUITES:-test_xsk test_rpc test_stream test_ownership}; do
+	[ -x "$T/$t" ] || continue
+	t0=$(date +%s%N)
+	out=$(c timeout 120 "$T/$t" --path xsk 2>&1)
+	r=$?
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	case $r in
+	0) echo "PASS $t[xsk] ${ms} ms" ;;
+	77) echo "SKIP $t[xsk]: $(echo "$out" | tail -n 1)"; [ "$t" = test_xsk ] && skip "$out" ;;
+	*) echo "FAIL $t[xsk] rc=$r"; echo "$out" | tail -n 30; rc=1 ;;
+	esac
+done
+exit $rc
