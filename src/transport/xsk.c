@@ -81,13 +81,14 @@
 #endif
 
 #define XSK_FRAME 2048u   /* UMEM chunk: one packet up to 1514 B + headroom */
-#define XSK_NFRAMES 1024u /* 2 MiB: RLIMIT_MEMLOCK here is 8 MiB per user */
-#define XSK_RING 512u     /* every ring */
+#define XSK_NFRAMES 4096u /* 8 MiB (1024 where RLIMIT_MEMLOCK refuses that) */
+#define XSK_NFRAMES_MIN 1024u
+#define XSK_RING 2048u    /* every ring */
 #define XSK_MAX_Q 8u      /* AF_XDP sockets: one per rx queue */
 #define XSK_BATCH 64u
-#define XSK_WIN 64u               /* packets in flight per session */
+#define XSK_WIN 32u               /* packets in flight per session */
 #define XSK_QMAX (64u << 20)      /* bytes queued per session before -ENOBUFS */
-#define XSK_RTO_MIN_US 5000u      /* first retransmission timeout */
+#define XSK_RTO_MIN_US 10000u     /* first retransmission timeout */
 #define XSK_RTO_MAX_US 200000u    /* backoff ceiling */
 #define XSK_PING_NS 1000000000ull /* a peer silent this long is pinged */
 #define XSK_DEAD_NS 3000000000ull /* ... and this long is gone */
@@ -96,7 +97,7 @@
 #define XSK_HASH 256u
 
 #define XSK_T_CTL 0xc5 /* control packet type (never a frame type) */
-enum xsk_ctl { XSK_SYN = 1, XSK_SYNACK, XSK_ACK, XSK_FIN, XSK_RST, XSK_PING, XSK_PONG };
+enum xsk_ctl { XSK_SYN = 1, XSK_SYNACK, XSK_ACK, XSK_FIN, XSK_RST, XSK_PING, XSK_PONG, XSK_NAK };
 
 /* A packet kept until acked: frame header + prefix, and its fragment of
  * the payload, which stays the sender's until the message's last packet is
@@ -128,7 +129,9 @@ struct xsk_ep {
 	uint64_t syn_since;
 	/* receive */
 	uint32_t rcv_nxt, fin_seq;
-	bool ack_due;
+	uint32_t nak_for; /* rcv_nxt a NAK was sent for (0: none) */
+	uint32_t recover; /* go-back after a NAK: not again below this seq */
+	bool ack_due, nak_due;
 	uint8_t *asm_buf; /* a message being reassembled */
 	uint32_t asm_len, asm_have;
 	uint64_t last_rx, last_ping;
@@ -156,7 +159,7 @@ struct xsk_ctx {
 	struct xsk_q q[XSK_MAX_Q];
 	uint32_t nq;
 	uint64_t freel[XSK_NFRAMES];
-	uint32_t nfree;
+	uint32_t nfree, nframes;
 	bool zerocopy, need_wakeup;
 	int zc_err, busy_err;
 	bool busy;
@@ -173,7 +176,7 @@ struct xsk_ctx {
 	uint32_t held_len;
 	bool held;
 	struct {
-		uint64_t rx_pkts, tx_pkts, retrans, dups, ooo, bad, faults, resets;
+		uint64_t rx_pkts, tx_pkts, retrans, dups, ooo, bad, faults, resets, naks;
 	} st;
 };
 
@@ -298,7 +301,7 @@ static void xsk_fini(struct wp_ctx *ctx)
 	if (xc->umem)
 		xsk_umem__delete(xc->umem);
 	if (xc->area)
-		munmap(xc->area, (size_t)XSK_NFRAMES * XSK_FRAME);
+		munmap(xc->area, (size_t)xc->nframes * XSK_FRAME);
 	wpp_xsk_detach(&xc->prog);
 	if (xc->resv_fd >= 0)
 		close(xc->resv_fd);
@@ -360,7 +363,7 @@ static void fill_topup(struct xsk_ctx *xc)
 {
 	for (uint32_t i = 0; i < xc->nq; i++) {
 		struct xsk_q *q = &xc->q[i];
-		uint32_t want = XSK_NFRAMES / 2 / xc->nq, have, idx, n;
+		uint32_t want = xc->nframes / 2 / xc->nq, have, idx, n;
 
 		if (want > XSK_RING)
 			want = XSK_RING;
@@ -542,24 +545,33 @@ static int ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv
 		goto out;
 	}
 
-	xc->area = mmap(NULL, (size_t)XSK_NFRAMES * XSK_FRAME, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (xc->area == MAP_FAILED) {
-		xc->area = NULL;
-		ret = -ENOMEM;
-		goto out;
-	}
-	ret = xsk_umem__create(&xc->umem, xc->area, (uint64_t)XSK_NFRAMES * XSK_FRAME, &xc->q[0].fq,
-			       &xc->q[0].cq, &ucfg);
-	if (ret < 0) {
-		wp_log(ctx, WP_LOG_ERR, "xsk: UMEM of %u KiB: %s%s", XSK_NFRAMES * XSK_FRAME >> 10,
-		       strerror(-ret), ret == -ENOMEM || ret == -EPERM ? " (RLIMIT_MEMLOCK?)" : "");
+	/* The UMEM: pinned memory, charged to RLIMIT_MEMLOCK without
+	 * CAP_IPC_LOCK: the smaller size where the larger is refused. */
+	for (xc->nframes = XSK_NFRAMES;; xc->nframes = XSK_NFRAMES_MIN) {
+		xc->area = mmap(NULL, (size_t)xc->nframes * XSK_FRAME, PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (xc->area == MAP_FAILED) {
+			xc->area = NULL;
+			ret = -ENOMEM;
+			goto out;
+		}
+		ret = xsk_umem__create(&xc->umem, xc->area, (uint64_t)xc->nframes * XSK_FRAME,
+				       &xc->q[0].fq, &xc->q[0].cq, &ucfg);
+		if (ret == 0)
+			break;
 		xc->umem = NULL;
-		goto out;
+		munmap(xc->area, (size_t)xc->nframes * XSK_FRAME);
+		xc->area = NULL;
+		if (xc->nframes == XSK_NFRAMES_MIN || (ret != -ENOMEM && ret != -EPERM)) {
+			wp_log(ctx, WP_LOG_ERR, "xsk: UMEM of %u KiB: %s%s",
+			       xc->nframes * XSK_FRAME >> 10, strerror(-ret),
+			       ret == -ENOMEM || ret == -EPERM ? " (RLIMIT_MEMLOCK?)" : "");
+			goto out;
+		}
 	}
-	for (uint32_t f = 0; f < XSK_NFRAMES; f++)
-		xc->freel[XSK_NFRAMES - 1 - f] = (uint64_t)f * XSK_FRAME;
-	xc->nfree = XSK_NFRAMES;
+	for (uint32_t f = 0; f < xc->nframes; f++)
+		xc->freel[xc->nframes - 1 - f] = (uint64_t)f * XSK_FRAME;
+	xc->nfree = xc->nframes;
 	xc->nq = (uint32_t)rx_queues(xc->ifname);
 	if (xc->nq > XSK_MAX_Q)
 		xc->nq = XSK_MAX_Q;
@@ -653,17 +665,28 @@ static bool fault(struct xsk_ctx *xc, uint32_t pct)
 	return xc->f_rng % 100 < pct;
 }
 
+/* Descriptors on the tx ring the kernel has not taken yet. */
+static uint32_t tx_pending(const struct xsk_q *q)
+{
+	return q->tx.cached_prod - __atomic_load_n(q->tx.consumer, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Make the kernel send what is on the tx ring. Copy mode sends at most 32
+ * frames per call (the kernel's TX_BATCH_SIZE) and says EAGAIN when more
+ * wait, or when the device is busy (veth: the peer's ring is full); what is
+ * left is kicked again from the next flush or poll, which does not sleep
+ * long while the ring holds anything (tx_pending).
+ */
 static void kick(struct xsk_ctx *xc)
 {
 	struct xsk_q *q = &xc->q[0];
 
-	/* Copy mode sends at most 32 frames per call (the kernel's
-	 * TX_BATCH_SIZE) and says EAGAIN when more wait. */
-	for (int i = 0; i < (int)(XSK_RING / 32) + 1 && xc->unkicked; i++) {
-		if (!xsk_ring_prod__needs_wakeup(&q->tx) && xc->zerocopy)
+	for (int i = 0; i < (int)(XSK_RING / 32) + 1 && tx_pending(q); i++) {
+		if (xc->zerocopy && !xsk_ring_prod__needs_wakeup(&q->tx))
 			break;
 		WP_SYSCALL(WP_SYS_WRITE);
-		if (sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) == 0 || errno != EAGAIN)
+		if (sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN)
 			break;
 	}
 	xc->unkicked = 0;
@@ -779,7 +802,7 @@ static void ctl_send(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, ui
 	put32(b + WP_FRAME_HDR + 12, s->rcv_nxt);
 	put32(b + WP_FRAME_HDR + 16, 0);
 	put32(b + WP_FRAME_HDR + 20, 0);
-	if (tx_one(xc, s, b, sizeof(b), NULL, 0, false) && (kind == XSK_ACK || s->ack_due))
+	if (tx_one(xc, s, b, sizeof(b), NULL, 0, false) && (kind == XSK_ACK || kind == XSK_NAK))
 		s->ack_due = false;
 }
 
@@ -826,6 +849,10 @@ static void xsk_flush(struct wp_ep *ep)
 			if (!s->rto_at)
 				arm_rto(xc, s, now_ns());
 		}
+	}
+	if (s->nak_due && ep->state == WP_EPS_OPEN) {
+		s->nak_due = false;
+		ctl_send(xc, s, XSK_NAK, 0);
 	}
 	if (s->ack_due && ep->state == WP_EPS_OPEN)
 		ctl_send(xc, s, XSK_ACK, 0);
@@ -953,6 +980,8 @@ static void ack_upto(struct xsk_ctx *xc, struct xsk_ep *s, uint32_t ack, uint64_
 	s->rto_at = 0;
 	if (s->snd_una != s->snd_nxt && (!s->unsent || s->unsent->seq != s->snd_una))
 		arm_rto(xc, s, now);
+	if (s->unsent) /* the window opened: whoever acked, the burst goes on */
+		wp_ctx_mark_dirty(s->ep);
 }
 
 static void sess_fail(struct wp_ep *ep, int err)
@@ -1120,6 +1149,20 @@ static void rx_pkt(struct wp_ctx *ctx, const uint8_t *p, uint32_t len, uint64_t 
 			if (s->unsent)
 				wp_ctx_mark_dirty(ep);
 			break;
+		case XSK_NAK:
+			/* Go back to the first packet the peer lacks, once per
+			 * window (NAKs for the same loss may follow). */
+			ack_upto(xc, s, ack, now);
+			if (ack == s->snd_una && s->snd_una != s->snd_nxt &&
+			    (int32_t)(s->snd_una - s->recover) >= 0) {
+				for (struct xsk_pkt *k = s->q; k && k != s->unsent; k = k->next)
+					xc->st.retrans++;
+				s->unsent = s->q;
+				s->recover = s->snd_nxt;
+				xc->st.naks++;
+				wp_ctx_mark_dirty(ep);
+			}
+			break;
 		case XSK_PING:
 			ctl_send(xc, s, XSK_PONG, 0);
 			break;
@@ -1155,10 +1198,17 @@ static void rx_pkt(struct wp_ctx *ctx, const uint8_t *p, uint32_t len, uint64_t 
 	if (seq != s->rcv_nxt || ep->rx_paused) {
 		/* A duplicate (already delivered: dropped, so nothing runs
 		 * twice) or ahead of a loss (go-back-N: it comes again). */
-		if ((int32_t)(seq - s->rcv_nxt) < 0)
+		if ((int32_t)(seq - s->rcv_nxt) < 0) {
 			xc->st.dups++;
-		else
+		} else {
 			xc->st.ooo++;
+			/* A gap: ask for everything from rcv_nxt at once, once
+			 * per gap (the timeout covers a lost NAK). */
+			if (!ep->rx_paused && s->nak_for != s->rcv_nxt) {
+				s->nak_for = s->rcv_nxt;
+				s->nak_due = true;
+			}
+		}
 		s->ack_due = true;
 		wp_ctx_mark_dirty(ep);
 		return;
@@ -1208,6 +1258,14 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 			timer_at(xc, s->rto_at);
 			continue;
 		}
+		if (getenv("WP_XSK_DEBUG") && now - s->last_rx > XSK_PING_NS / 2)
+			wp_log(ctx, WP_LOG_WARN,
+			       "xsk dbg %llx: una %u nxt %u unsent %d rcv %u qb %zu ack %d dirty %d "
+			       "asm %u/%u rto %llu",
+			       (unsigned long long)s->sid, s->snd_una, s->snd_nxt,
+			       s->unsent ? (int)s->unsent->seq : -1, s->rcv_nxt, s->q_bytes,
+			       s->ack_due, ep->dirty, s->asm_have, s->asm_len,
+			       (unsigned long long)s->rto_at);
 		if (now - s->last_rx > XSK_DEAD_NS) {
 			sess_fail(ep, -ETIMEDOUT);
 			continue;
@@ -1217,10 +1275,18 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 			s->last_ping = now;
 		}
 		if (s->rto_at && now >= s->rto_at) {
+			if (s->rto_us >= XSK_RTO_MAX_US)
+				wp_log(ctx, WP_LOG_WARN,
+				       "xsk: session %llx stalled: una %u nxt %u unsent %d rcv %u "
+				       "free %u txpend %u",
+				       (unsigned long long)s->sid, s->snd_una, s->snd_nxt,
+				       s->unsent ? (int)s->unsent->seq : -1, s->rcv_nxt, xc->nfree,
+				       tx_pending(&xc->q[0]));
 			/* Go-back-N: everything unacked leaves again. */
 			for (struct xsk_pkt *k = s->q; k && k != s->unsent; k = k->next)
 				xc->st.retrans++;
 			s->unsent = s->q;
+			s->recover = s->snd_nxt;
 			s->rto_us = s->rto_us * 2 > XSK_RTO_MAX_US ? XSK_RTO_MAX_US : s->rto_us * 2;
 			s->rto_at = 0;
 			wp_ctx_mark_dirty(ep);
@@ -1273,7 +1339,7 @@ static int xsk_poll(struct wp_ctx *ctx, int64_t timeout_us)
 	for (uint32_t i = 0; i < xc->nq; i++)
 		if (xsk_cons_nb_avail(&xc->q[i].rx, 1))
 			timeout_us = 0;
-	if (xc->tx_blocked)
+	if (xc->tx_blocked || tx_pending(&xc->q[0]))
 		timeout_us = timeout_us < 0 || timeout_us > 200 ? 200 : timeout_us;
 	n = wp_epoll_wait(ctx, xc->ev, XSK_MAX_Q + 1, timeout_us);
 	if (n < 0)
@@ -1310,7 +1376,8 @@ static int xsk_arm(struct wp_ctx *ctx, int64_t *timeout_us)
 		if (xc->next_timer && now >= xc->next_timer)
 			return -EAGAIN;
 		*timeout_us = timer_cap(xc, *timeout_us, now);
-		if (xc->tx_blocked && (*timeout_us < 0 || *timeout_us > 200))
+		if ((xc->tx_blocked || tx_pending(&xc->q[0])) &&
+		    (*timeout_us < 0 || *timeout_us > 200))
 			*timeout_us = 200;
 	}
 	return 0;
@@ -1532,9 +1599,26 @@ static int xsk_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp
 		return 0;
 	if (max) {
 		out[0].addr = xc->area;
-		out[0].len = (size_t)XSK_NFRAMES * XSK_FRAME;
+		out[0].len = (size_t)xc->nframes * XSK_FRAME;
 	}
 	return 1;
+}
+
+/* What the kernel dropped between the program's redirect and our rings
+ * (rx ring full, no fill frame, invalid descriptors), all queues. */
+static uint64_t ring_drops(const struct xsk_ctx *xc)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; i < xc->nq; i++) {
+		struct xdp_statistics st;
+		socklen_t sl = sizeof(st);
+
+		memset(&st, 0, sizeof(st));
+		if (getsockopt(xc->q[i].fd, SOL_XDP, XDP_STATISTICS, &st, &sl) == 0)
+			n += st.rx_dropped + st.rx_invalid_descs + st.rx_ring_full;
+	}
+	return n;
 }
 
 static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
@@ -1552,18 +1636,19 @@ static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 "AF_XDP on %s port %u, %u queue(s), %s%s%s%s, %s XDP%s%s (prog id %u, the front "
 		 "door's program, one per interface), need_wakeup, busy poll %s; UMEM %u x %u B "
 		 "is the receive pool; go-back-N window %u, RTO %u-%u ms; rx_pkts=%llu "
-		 "tx_pkts=%llu redirected=%lld retrans=%llu dups=%llu ooo=%llu bad=%llu "
-		 "faults=%llu resets=%llu",
+		 "tx_pkts=%llu redirected=%lld ring_drops=%llu retrans=%llu naks=%llu dups=%llu "
+		 "ooo=%llu bad=%llu faults=%llu resets=%llu",
 		 xc->ifname, xc->port, xc->nq, xc->zerocopy ? "ZERO COPY" : "copy mode",
 		 !xc->zerocopy && xc->zc_err ? " (XDP_ZEROCOPY refused: " : "",
 		 !xc->zerocopy && xc->zc_err ? strerror(xc->zc_err) : "",
 		 !xc->zerocopy && xc->zc_err ? ")" : "", xc->prog.native ? "native" : "GENERIC",
 		 !xc->prog.native && xc->prog.native_err ? ": native refused, " : "",
 		 !xc->prog.native && xc->prog.native_err ? strerror(xc->prog.native_err) : "",
-		 xc->prog.prog_id, xc->busy ? "on" : xc->busy_err ? "refused" : "off", XSK_NFRAMES,
+		 xc->prog.prog_id, xc->busy ? "on" : xc->busy_err ? "refused" : "off", xc->nframes,
 		 XSK_FRAME, XSK_WIN, XSK_RTO_MIN_US / 1000, XSK_RTO_MAX_US / 1000,
 		 (unsigned long long)xc->st.rx_pkts, (unsigned long long)xc->st.tx_pkts,
-		 (long long)red, (unsigned long long)xc->st.retrans,
+		 (long long)red, (unsigned long long)ring_drops(xc),
+		 (unsigned long long)xc->st.retrans, (unsigned long long)xc->st.naks,
 		 (unsigned long long)xc->st.dups, (unsigned long long)xc->st.ooo,
 		 (unsigned long long)xc->st.bad, (unsigned long long)xc->st.faults,
 		 (unsigned long long)xc->st.resets);

@@ -17,7 +17,6 @@ fail() { echo "FAIL: $*"; exit 1; }
 command -v ip >/dev/null || skip "no ip (iproute2)"
 command -v nsenter >/dev/null || skip "no nsenter (util-linux)"
 [ -x "$T/test_rpc" ] && [ -x "$T/test_xsk" ] || skip "$BUILD has no test_rpc or test_xsk"
-"$(cd "$BUILD" && pwd)/wirepath" probe 2>/dev/null | grep -q 'path.xsk.*ok' || true
 
 id=$$
 NS_S="wpxs$id" NS_C="wpxc$id" VS="wpxs$id" VC="wpxc$id"
@@ -38,8 +37,6 @@ s ip link set lo up
 c ip link set lo up
 s ip link set "$VS" up
 c ip link set "$VC" up
-# Neighbours known up front: the suites measure the path, not ARP.
-c ping -c 1 -W 2 10.98.0.1 >/dev/null 2>&1 || fail "the veth pair does not pass traffic"
 
 export WP_TEST_XSK_NS=/run/netns/$NS_S WP_TEST_XSK_SRV=10.98.0.1
 rc=0
