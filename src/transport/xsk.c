@@ -83,8 +83,8 @@
 #define XSK_FRAME 2048u   /* UMEM chunk: one packet up to 1514 B + headroom */
 #define XSK_NFRAMES 4096u /* 8 MiB (1024 where RLIMIT_MEMLOCK refuses that) */
 #define XSK_NFRAMES_MIN 1024u
-#define XSK_RING 2048u    /* every ring */
-#define XSK_MAX_Q 8u      /* AF_XDP sockets: one per rx queue */
+#define XSK_RING 2048u /* every ring */
+#define XSK_MAX_Q 8u   /* AF_XDP sockets: one per rx queue */
 #define XSK_BATCH 64u
 #define XSK_WIN 32u               /* packets in flight per session */
 #define XSK_QMAX (64u << 20)      /* bytes queued per session before -ENOBUFS */
@@ -110,6 +110,7 @@ struct xsk_pkt {
 	wp_done_fn done; /* last packet of a message only */
 	void *arg;
 	uint8_t b[WP_FRAME_HDR + 24];
+	uint8_t inl[]; /* a small payload, copied at the send */
 };
 
 struct xsk_ep {
@@ -477,8 +478,9 @@ static int ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv
 		goto out_resv;
 	}
 	if (!strcmp(xc->ifname, "lo")) {
-		wp_log(ctx, WP_LOG_ERR, "xsk: loopback has no Ethernet for AF_XDP; use an "
-					"interface (a veth pair between namespaces)");
+		wp_log(ctx, WP_LOG_ERR,
+		       "xsk: loopback has no Ethernet for AF_XDP; use an "
+		       "interface (a veth pair between namespaces)");
 		ret = -EOPNOTSUPP;
 		goto out_resv;
 	}
@@ -489,7 +491,8 @@ static int ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv
 	}
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", xc->ifname);
-	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0 || ifr.ifr_hwaddr.sa_family != 1 /* ARPHRD_ETHER */) {
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0 ||
+	    ifr.ifr_hwaddr.sa_family != 1 /* ARPHRD_ETHER */) {
 		close(fd);
 		wp_log(ctx, WP_LOG_ERR, "xsk: %s is not an Ethernet interface", xc->ifname);
 		ret = -EOPNOTSUPP;
@@ -874,12 +877,29 @@ static int xsk_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *
 	struct xsk_pkt *first = NULL, *last = NULL;
 	struct wp_frame_hdr hh = *h;
 	uint32_t seq = s->snd_nxt;
+	struct xsk_pkt *pre = NULL;
 	size_t bytes = 0;
 
 	if (s->q_bytes + len > XSK_QMAX)
 		return -ENOBUFS;
-	if (len && !done && wp_payload_copy(&data, len, &done, &arg) < 0)
+	/* Small payloads are copied into their packet (counted) and their
+	 * completion runs from the next progress, as the stream paths stage
+	 * them; larger ones are referenced until acked. */
+	if (len <= WP_COPY_MAX && len <= room) {
+		struct xsk_pkt *k = malloc(sizeof(*k) + len);
+
+		if (!k)
+			return -ENOMEM;
+		memcpy(k->inl, data, len);
+		WP_CNT_ADD(bytes_copied, len);
+		if (done)
+			wp_defer(ep->ctx, done, arg, 0);
+		data = k->inl;
+		done = NULL;
+		pre = k;
+	} else if (len && !done && wp_payload_copy(&data, len, &done, &arg) < 0) {
 		return -ENOMEM;
+	}
 	if (!hh.tenant)
 		hh.tenant = ep->tenant;
 	hh.magic = WP_FRAME_MAGIC;
@@ -887,7 +907,7 @@ static int xsk_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *
 	hh.auth = 0;
 	do {
 		uint32_t n = len - off > room ? room : (uint32_t)(len - off);
-		struct xsk_pkt *k = malloc(sizeof(*k));
+		struct xsk_pkt *k = pre ? pre : malloc(sizeof(*k));
 
 		if (!k) {
 			while (first) {
@@ -899,6 +919,7 @@ static int xsk_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *
 				wp_copy_done(arg, 0);
 			return -ENOMEM;
 		}
+		pre = NULL;
 		k->next = NULL;
 		k->seq = seq++;
 		k->n = n;
@@ -1293,7 +1314,8 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 		}
 		if (s->rto_at)
 			timer_at(xc, s->rto_at);
-		timer_at(xc, s->last_rx + (now - s->last_rx > XSK_PING_NS ? XSK_DEAD_NS : XSK_PING_NS));
+		timer_at(xc,
+			 s->last_rx + (now - s->last_rx > XSK_PING_NS ? XSK_DEAD_NS : XSK_PING_NS));
 		timer_at(xc, now + XSK_PING_NS);
 	}
 }
@@ -1452,7 +1474,8 @@ static bool arp_lookup(const char *ifname, uint32_t ip, uint8_t mac[6])
 			continue;
 		if (strcmp(ipb, want) || strcmp(dev, ifname) || !(fl & 2))
 			continue;
-		if (sscanf(hw, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) == 6) {
+		if (sscanf(hw, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) ==
+		    6) {
 			for (int i = 0; i < 6; i++)
 				mac[i] = (uint8_t)m[i];
 			found = true;
@@ -1627,8 +1650,9 @@ static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 	int64_t red;
 
 	if (!xc || !xc->up) {
-		snprintf(buf, len, "AF_XDP over UDP (not set up yet: the first listen/connect "
-				   "picks the interface)");
+		snprintf(buf, len,
+			 "AF_XDP over UDP (not set up yet: the first listen/connect "
+			 "picks the interface)");
 		return;
 	}
 	red = wpp_xsk_redirected(&xc->prog);
@@ -1644,8 +1668,11 @@ static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 !xc->zerocopy && xc->zc_err ? ")" : "", xc->prog.native ? "native" : "GENERIC",
 		 !xc->prog.native && xc->prog.native_err ? ": native refused, " : "",
 		 !xc->prog.native && xc->prog.native_err ? strerror(xc->prog.native_err) : "",
-		 xc->prog.prog_id, xc->busy ? "on" : xc->busy_err ? "refused" : "off", xc->nframes,
-		 XSK_FRAME, XSK_WIN, XSK_RTO_MIN_US / 1000, XSK_RTO_MAX_US / 1000,
+		 xc->prog.prog_id,
+		 xc->busy       ? "on"
+		 : xc->busy_err ? "refused"
+				: "off",
+		 xc->nframes, XSK_FRAME, XSK_WIN, XSK_RTO_MIN_US / 1000, XSK_RTO_MAX_US / 1000,
 		 (unsigned long long)xc->st.rx_pkts, (unsigned long long)xc->st.tx_pkts,
 		 (long long)red, (unsigned long long)ring_drops(xc),
 		 (unsigned long long)xc->st.retrans, (unsigned long long)xc->st.naks,

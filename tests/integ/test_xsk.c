@@ -158,8 +158,8 @@ static void run_calls(struct wp_ctx *cx, struct wp_ep **eps, int neps, uint32_t 
 
 	CHECK(cs != NULL);
 	for (int i = 0; i < slots && started < n; i++, started++)
-		CHECK(start(eps[i % neps], &cs[i],
-			    big_every && started % (uint32_t)big_every == 0, deadline_us) == 0);
+		CHECK(start(eps[i % neps], &cs[i], big_every && started % (uint32_t)big_every == 0,
+			    deadline_us) == 0);
 	uint64_t last = wp_now_ns();
 
 	while (finished < n) {

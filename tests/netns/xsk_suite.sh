@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # The xsk path between two network namespaces joined by a veth pair (two
 # rx queues per end, so one AF_XDP socket per queue): the integration suites
-# with --path xsk (the harness listens in the server's namespace, connects
+# with --path xsk: test_rpc, test_ownership (test_stream passes too, in 17 s,
+# too long for make test: WP_XSK_SUITES=test_stream) (the harness listens in the server's namespace, connects
 # from the client's: tests/integ/harness.h), then test_xsk (integrity over
 # 1e5 messages, fan-out 64, streams, injected loss / reordering /
 # duplication, XDP counters vs the path's, peer death). Every name is unique
@@ -40,7 +41,7 @@ c ip link set "$VC" up
 
 export WP_TEST_XSK_NS=/run/netns/$NS_S WP_TEST_XSK_SRV=10.98.0.1
 rc=0
-for t in ${WP_XSK_SUITES:-test_xsk test_rpc test_stream test_ownership}; do
+for t in ${WP_XSK_SUITES:-test_xsk test_rpc test_ownership}; do
 	[ -x "$T/$t" ] || continue
 	t0=$(date +%s%N)
 	out=$(c timeout 120 "$T/$t" --path xsk 2>&1)
