@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The xsk path between two network namespaces joined by a veth pair (two
-# rx queues per end, so one AF_XDP socket per queue): the integration suites
-# with --path xsk: test_rpc, test_ownership (test_stream passes too, in 17 s,
-# too long for make test: WP_XSK_SUITES=test_stream) (the harness listens in the server's namespace, connects
-# from the client's: tests/integ/harness.h), then test_xsk (integrity over
-# 1e5 messages, fan-out 64, streams, injected loss / reordering /
-# duplication, XDP counters vs the path's, peer death). Every name is unique
-# to this run and removed on exit. Skips (77) only when root, ip, nsenter,
+# rx queues per end, so one AF_XDP socket per queue), with --path xsk:
+# test_xsk (peer death, 1e5 checksummed calls, fan-out 64, injected loss /
+# reordering / duplication, XDP counters vs the path's), test_rpc and
+# test_ownership. The harness listens in the server's namespace and
+# connects from the client's (tests/integ/harness.h). test_stream passes
+# too but takes 17 s: WP_XSK_SUITES adds it. Every name is unique to this
+# run and removed on exit. Skips (77) only when root, ip, nsenter,
 # namespaces, veth or AF_XDP are missing.
 set -u
 BUILD=${1:-build}

@@ -470,6 +470,41 @@ static void test_reload(void)
 	test_counters(0);
 }
 
+/* The xsk path's port (wpp_config.xsk_*): without a policy (xsk_open) every
+ * source's datagrams to it are redirected and everything else passes; with
+ * rules, only an allowed tenant's datagrams to it. Same decide.h as XDP. */
+static void test_xsk(void)
+{
+	struct wp_policy *p = parse("default pass\n"
+				    "tenant acme id 1 key " KA "\n"
+				    "  allow 10.99.1.0/24\n"
+				    "  ports udp:7000 udp:7300\n");
+	struct wp_twin *t2;
+	uint8_t b[2048];
+	size_t n;
+
+	p->xsk_lo = p->xsk_hi = 7300;
+	CHECK_EQ(wp_twin_create(p, &t2), 0);
+	n = udp4(b, "10.99.1.2", 7300, NULL, 0);
+	CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_REDIRECT);
+	n = udp4(b, "10.99.1.2", 7000, NULL, 0); /* allowed, not the path's port */
+	CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_PASS);
+	n = udp4(b, "172.16.0.1", 7300, NULL, 0); /* no tenant: default, not redirected */
+	CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_PASS);
+	wp_twin_destroy(t2);
+
+	p->ntenants = 0; /* the path without a policy */
+	p->n4 = p->n6 = p->nprefixes = 0;
+	p->xsk_open = 1;
+	CHECK_EQ(wp_twin_create(p, &t2), 0);
+	n = udp4(b, "172.16.0.1", 7300, NULL, 0);
+	CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_REDIRECT);
+	n = udp4(b, "172.16.0.1", 7301, NULL, 0);
+	CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_PASS);
+	wp_twin_destroy(t2);
+	wp_policy_free(p);
+}
+
 int main(void)
 {
 	struct wp_policy *p;
@@ -487,6 +522,7 @@ int main(void)
 	memset(want_verdict, 0, sizeof(want_verdict));
 	test_jumbo();
 	wp_twin_destroy(tw);
+	test_xsk();
 	printf("test_policy_twin: all verdicts, reasons and counters as expected\n");
 	return 0;
 }
