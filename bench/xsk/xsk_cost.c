@@ -110,9 +110,11 @@ static void on_done(void *arg, int status);
 
 static void call_start(struct slot *s)
 {
-	struct wp_call_params p = {
-		.method = 1, .req = req, .req_len = size, .on_done = on_done, .arg = s
-	};
+	struct wp_call_params p = { .method = 1,
+				    .req = req,
+				    .req_len = size,
+				    .on_done = on_done,
+				    .arg = s };
 	int ret;
 
 	s->t0 = now_ns();

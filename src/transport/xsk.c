@@ -890,7 +890,8 @@ static int xsk_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *
 
 		if (!k)
 			return -ENOMEM;
-		memcpy(k->inl, data, len);
+		if (len)
+			memcpy(k->inl, data, len);
 		WP_CNT_ADD(bytes_copied, len);
 		if (done)
 			wp_defer(ep->ctx, done, arg, 0);
