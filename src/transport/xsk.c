@@ -1280,14 +1280,6 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 			timer_at(xc, s->rto_at);
 			continue;
 		}
-		if (getenv("WP_XSK_DEBUG") && now - s->last_rx > XSK_PING_NS / 2)
-			wp_log(ctx, WP_LOG_WARN,
-			       "xsk dbg %llx: una %u nxt %u unsent %d rcv %u qb %zu ack %d dirty %d "
-			       "asm %u/%u rto %llu",
-			       (unsigned long long)s->sid, s->snd_una, s->snd_nxt,
-			       s->unsent ? (int)s->unsent->seq : -1, s->rcv_nxt, s->q_bytes,
-			       s->ack_due, ep->dirty, s->asm_have, s->asm_len,
-			       (unsigned long long)s->rto_at);
 		if (now - s->last_rx > XSK_DEAD_NS) {
 			sess_fail(ep, -ETIMEDOUT);
 			continue;
