@@ -113,8 +113,14 @@ out_close:
 
 /* AF_XDP, for real, on lo (always there; a device with an XDP zero-copy
  * driver would be the one to try for zero copy): the socket, then a bind per
- * mode. The path itself is not built yet, so the line is "no" either way;
- * the detail says what the kernel returned. */
+ * mode. The line is "yes" where a copy-mode bind works (what the xsk path
+ * needs at the least); the detail says what the kernel returned for each
+ * mode, and whether this build has the xsk path. */
+#ifdef WP_HAVE_XSK
+#define AF_XDP_USER "the xsk path uses it"
+#else
+#define AF_XDP_USER "the xsk path is not in this build (" WP_XSK_WHY ")"
+#endif
 static void af_xdp_probe(void)
 {
 	const char *zstep, *cstep;
@@ -122,17 +128,16 @@ static void af_xdp_probe(void)
 	int fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
 
 	if (fd < 0) {
-		wp_probe_add("path.af_xdp", -ENOSYS,
-			     "not built in this version; socket(AF_XDP, SOCK_RAW): %s",
+		wp_probe_add("path.af_xdp", -errno, AF_XDP_USER "; socket(AF_XDP, SOCK_RAW): %s",
 			     strerror(errno));
 		return;
 	}
 	close(fd);
 	zret = af_xdp_bind("lo", XDP_ZEROCOPY, &zstep);
 	cret = af_xdp_bind("lo", XDP_COPY, &cstep);
-	wp_probe_add("path.af_xdp", -ENOSYS,
-		     "not built in this version; socket(AF_XDP, SOCK_RAW): ok; bind on lo queue 0: "
-		     "XDP_ZEROCOPY %s%s%s, XDP_COPY %s%s%s",
+	wp_probe_add("path.af_xdp", cret,
+		     AF_XDP_USER "; socket(AF_XDP, SOCK_RAW): ok; bind on lo queue 0: "
+				 "XDP_ZEROCOPY %s%s%s, XDP_COPY %s%s%s",
 		     zret ? zstep : "ok", zret ? ": " : "", zret ? strerror(-zret) : "",
 		     cret ? cstep : "ok", cret ? ": " : "", cret ? strerror(-cret) : "");
 }
