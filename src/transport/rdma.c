@@ -397,6 +397,12 @@ static void adv_queue(struct wp_ep *ep, uint32_t id)
 {
 	struct rd_ep *re = ep->bk;
 
+	/* Under a policy nothing is advertised: an rkey is valid on the whole
+	 * protection domain and would reach a peer before (or without) its
+	 * handshake, and RDMA moves bytes no record seals. Transfers go by
+	 * frames, sealed like every other frame (rd_xfer_direct refuses). */
+	if (ep->guard || ep->ctx->guard)
+		return;
 	if (re->nadv == re->adv_cap) {
 		uint32_t cap = re->adv_cap ? re->adv_cap * 2 : 8;
 		uint32_t *n = realloc(re->adv, cap * sizeof(*n));
@@ -737,8 +743,10 @@ static void rd_flush(struct wp_ep *ep)
 					     htole32(m->r[re->di]->rkey),
 					     0 };
 			ret = send_msg(ep, RD_IMM_MR, &a, sizeof(a));
-			if (ret <= 0)
+			if (ret < 0)
 				goto out;
+			if (ret == 0)
+				goto credit; /* blocked: frames wait behind it, credits must not */
 			r->advs++;
 		}
 		memmove(re->adv, re->adv + 1, --re->nadv * sizeof(*re->adv));
@@ -773,6 +781,7 @@ static void rd_flush(struct wp_ep *ep)
 	ret = pump_xfers(ep);
 	if (ret < 0)
 		goto out;
+credit:
 	if (re->owed >= RD_CREDIT_AT) {
 		ret = send_msg(ep, RD_IMM_CREDIT, NULL, 0);
 		if (ret > 0)
@@ -862,8 +871,8 @@ static int rd_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p,
 	struct rd_xfer *x;
 	int ret;
 
-	if (!re->qp || re->di < 0)
-		return -EOPNOTSUPP;
+	if (!re->qp || re->di < 0 || ep->guard || ep->ctx->guard)
+		return -EOPNOTSUPP; /* frames: a policy seals them (adv_queue) */
 	rm = remote_find(re, p->remote->id, p->remote->key);
 	m = rd_mr_of(ep->ctx, p->local);
 	if (!rm || !m || !m->l[re->di] || rm->len < p->remote->len)
@@ -1001,7 +1010,8 @@ static void handle_wc(struct wp_ep *ep, const struct ibv_wc *wc)
 		return;
 	}
 	if (kind != RD_WR_RECV) {
-		if ((wp_txq_pending(&ep->tx) || re->xq || re->nadv) && !ep->dirty)
+		if ((wp_txq_pending(&ep->tx) || re->xq || re->nadv || re->owed >= RD_CREDIT_AT) &&
+		    !ep->dirty)
 			wp_ctx_mark_dirty(ep);
 		return;
 	}
@@ -1039,7 +1049,8 @@ static void handle_wc(struct wp_ep *ep, const struct ibv_wc *wc)
 		wp_conn_fail(ep, ret);
 		return;
 	}
-	if ((wp_txq_pending(&ep->tx) || re->xq || re->nadv) && !ep->dirty)
+	if ((wp_txq_pending(&ep->tx) || re->xq || re->nadv || re->owed >= RD_CREDIT_AT) &&
+	    !ep->dirty)
 		wp_ctx_mark_dirty(ep);
 }
 
