@@ -116,6 +116,11 @@ static __always_inline __u32 wpp_tb_take(struct wpp_bucket *b, const struct wpp_
 
 static __always_inline __u32 wpp_reason_verdict(__u32 reason, const struct wpp_config *cfg)
 {
+	/* Loaded by the xsk path without a policy: it takes its port and
+	 * nothing else; every other frame, well formed or not, is the
+	 * kernel's to judge (the program sits on the host's interface). */
+	if (cfg && cfg->xsk_open && reason != WPP_R_REDIRECT)
+		return WPP_V_PASS;
 	switch (reason) {
 	case WPP_R_PASS:
 	case WPP_R_ARP:

@@ -83,8 +83,9 @@
 #define XSK_FRAME 2048u   /* UMEM chunk: one packet up to 1514 B + headroom */
 #define XSK_NFRAMES 4096u /* 8 MiB (1024 where RLIMIT_MEMLOCK refuses that) */
 #define XSK_NFRAMES_MIN 1024u
-#define XSK_RING 2048u /* every ring */
-#define XSK_MAX_Q 8u   /* AF_XDP sockets: one per rx queue */
+#define XSK_RING 2048u        /* every ring */
+#define XSK_MAX_Q 8u          /* AF_XDP sockets: one per rx queue */
+#define XSK_XDP_HEADROOM 256u /* XDP_PACKET_HEADROOM (linux/bpf.h) */
 #define XSK_BATCH 64u
 #define XSK_WIN 32u               /* packets in flight per session */
 #define XSK_QMAX (64u << 20)      /* bytes queued per session before -ENOBUFS */
@@ -136,6 +137,8 @@ struct xsk_ep {
 	uint8_t *asm_buf; /* a message being reassembled */
 	uint32_t asm_len, asm_have;
 	uint64_t last_rx, last_ping;
+	uint32_t watch_una; /* snd_una when una_at was taken */
+	uint64_t una_at;    /* since when snd_una has not moved with data queued */
 };
 
 struct xsk_q {
@@ -501,8 +504,11 @@ static int ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv
 	memcpy(xc->mac, ifr.ifr_hwaddr.sa_data, 6);
 	xc->mtu = ioctl(fd, SIOCGIFMTU, &ifr) == 0 ? ifr.ifr_mtu : 1500;
 	close(fd);
-	if (xc->mtu > (int)(XSK_FRAME - 14))
-		xc->mtu = XSK_FRAME - 14;
+	/* The kernel keeps XDP_PACKET_HEADROOM (256) of each chunk: a received
+	 * frame longer than the rest is dropped (rx_dropped), so a packet of
+	 * a larger MTU would be resent forever. */
+	if (xc->mtu > (int)(XSK_FRAME - XSK_XDP_HEADROOM - 14))
+		xc->mtu = XSK_FRAME - XSK_XDP_HEADROOM - 14;
 	if (xc->mtu < 576) {
 		ret = -EMSGSIZE;
 		goto out_resv;
@@ -576,8 +582,17 @@ static int ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv
 		xc->freel[xc->nframes - 1 - f] = (uint64_t)f * XSK_FRAME;
 	xc->nfree = xc->nframes;
 	xc->nq = (uint32_t)rx_queues(xc->ifname);
-	if (xc->nq > XSK_MAX_Q)
-		xc->nq = XSK_MAX_Q;
+	if (xc->nq > XSK_MAX_Q) {
+		/* Flows hashed to an unbound queue would miss the XSKMAP and
+		 * be lost on the port-holding socket: refuse, and say how. */
+		wp_log(ctx, WP_LOG_ERR,
+		       "xsk: %s has %u rx queues; this path binds at most %u (one socket each): "
+		       "reduce them (ethtool -L %s combined %u) or steer the port to the first "
+		       "%u",
+		       xc->ifname, xc->nq, XSK_MAX_Q, xc->ifname, XSK_MAX_Q, XSK_MAX_Q);
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
 	for (uint32_t i = 0; i < xc->nq; i++) {
 		ret = bind_queue(ctx, i, why, sizeof(why));
 		if (ret < 0) {
@@ -1281,6 +1296,19 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 			continue;
 		}
 		if (now - s->last_rx > XSK_DEAD_NS) {
+			sess_fail(ep, -ETIMEDOUT);
+			continue;
+		}
+		/* A peer that answers pings but acknowledges none of our data
+		 * (its ring drops every full-size packet, a session it lost) is
+		 * as dead as a silent one. */
+		if (!s->q || !s->una_at || s->snd_una != s->watch_una) {
+			s->watch_una = s->snd_una;
+			s->una_at = now;
+		} else if (now - s->una_at > XSK_DEAD_NS) {
+			wp_log(ctx, WP_LOG_WARN,
+			       "xsk: session %llx: no data acknowledged for %llu ms: failing it",
+			       (unsigned long long)s->sid, XSK_DEAD_NS / 1000000);
 			sess_fail(ep, -ETIMEDOUT);
 			continue;
 		}
