@@ -113,6 +113,7 @@ struct ucx_rx {
 	uint8_t kind;
 	bool ready;   /* data in place (a rendezvous: received) */
 	bool started; /* rendezvous receive posted */
+	bool orphan;  /* its endpoint let go while UCX still writes into buf */
 	int status;   /* 0, or a failed rendezvous receive */
 	int reason;   /* RX_BAD: enum wp_bad_reason */
 	struct ucx_req rq;
@@ -909,6 +910,10 @@ static void ucx_rndv_cb(void *request, ucs_status_t status, size_t length, void 
 	r->ready = true;
 	r->status = ucx_errno(status);
 	req_done(&r->rq);
+	if (r->orphan) { /* UCX is done with buf only now */
+		free(r->buf);
+		free(r);
+	}
 }
 
 static void ucx_rndv_abort(struct ucx_req *rq)
@@ -1469,6 +1474,14 @@ static void ucx_ep_release(struct wp_ep *ep)
 		struct ucx_rx *r = ue->rxq;
 
 		ue->rxq = r->next;
+		if (r->kind == RX_RNDV && r->started && !r->ready) {
+			/* A rendezvous receive in flight: UCX writes into r->buf
+			 * until its callback runs. Cancel it; the callback frees
+			 * both (the endpoint stays until then: io_inflight). */
+			r->orphan = true;
+			ucp_request_cancel(uc->w, r->rq.handle);
+			continue;
+		}
 		rx_release(uc, r);
 	}
 	ue->rxq_tail = &ue->rxq;
@@ -1493,6 +1506,14 @@ static void ucx_close(struct wp_ep *ep)
 
 	if (uc->last_ep == ep)
 		uc->last_ep = NULL;
+	if (ue->on_rx) { /* freed once its owner lets go: off the list now */
+		for (struct wp_ep **pp = &uc->rx_list; *pp; pp = &uep_of(*pp)->next_rx)
+			if (*pp == ep) {
+				*pp = ue->next_rx;
+				break;
+			}
+		ue->on_rx = false;
+	}
 	if (ue->lst) {
 		ucx_ep_release(ep); /* rejects the waiting requests */
 		ucp_listener_destroy(ue->lst);
