@@ -20,6 +20,9 @@
  * On shm (no byte stream, no records) the peer proves its key at set-up:
  * keyed tenants are served, stats answer the admin only, and no key, a wrong
  * key or an unknown tenant are refused at set-up (setup_refused, both sides).
+ *
+ * wp-test-paths: tcp uring shm mem (the paths with authentication v2; a
+ * context with a policy refuses ucx and xsk, and rdma has no records)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
