@@ -43,12 +43,14 @@ for _ in $(seq 50); do
 done
 export UCX_TLS=tcp
 # `ip netns exec` gives each side the namespace's /sys, where UCX finds its devices.
+# Background processes start with ip itself, not through in_b: jobs -p
+# (cleanup) then names the process (ip netns exec execs it), not a subshell.
 in_a() { ip netns exec "$A" "$@"; }
 in_b() { ip netns exec "$B" "$@"; }
 
 # perftest TEST SIZE ITERS: the server in B, the client in A; the Final line.
 perftest() {
-	in_b ucx_perftest -p "$PORT" >/dev/null 2>&1 &
+	ip netns exec "$B" ucx_perftest -p "$PORT" >/dev/null 2>&1 &
 	local srv=$! out
 	sleep 0.5
 	out=$(in_a ucx_perftest 10.78.0.2 -p "$PORT" -t "$1" -s "$2" -n "$3" -w $(($3 / 10)) 2>&1 | grep '^Final:')
@@ -60,7 +62,7 @@ echo "# 1. round trip, 64 B"
 pf=$(perftest ucp_am_lat 64 "$N")
 PORT=$((PORT + 1))
 echo "ucx_perftest ucp_am_lat 64 B: $pf"
-in_b "$BUILD/wirepath" serve --listen "ucx://10.78.0.2:$PORT" >/dev/null 2>&1 &
+ip netns exec "$B" "$BUILD/wirepath" serve --listen "ucx://10.78.0.2:$PORT" >/dev/null 2>&1 &
 for _ in $(seq 50); do
 	ip netns exec "$B" ss -ltnH "sport = :$PORT" | grep -q . && break
 	sleep 0.1
@@ -69,7 +71,7 @@ wp=$(in_a "$BUILD/ucx_rtt" "ucx://10.78.0.2:$PORT" "$N" 64)
 echo "wirepath ucx_rtt: $wp"
 # Busy-polling on both sides, as ucx_perftest's client and server do.
 PB=$((PORT + 100))
-in_b "$BUILD/wirepath" serve --busy-poll --listen "ucx://10.78.0.2:$PB" >/dev/null 2>&1 &
+ip netns exec "$B" "$BUILD/wirepath" serve --busy-poll --listen "ucx://10.78.0.2:$PB" >/dev/null 2>&1 &
 bsrv=$!
 for _ in $(seq 50); do
 	ip netns exec "$B" ss -ltnH "sport = :$PB" | grep -q . && break

@@ -43,7 +43,9 @@ for _ in $(seq 50); do
 done
 
 # 1. test_ucx across the namespaces.
-ux_b env WP_UCX_PEER_ONLY=1 WP_UCX_LISTEN="ucx://10.99.0.1:$PORT" "$T" --path ucx \
+# Background processes are started with ip itself, not through ux_b: $!
+# is then the process (ip netns exec and env exec it), and kill reaches it.
+ip netns exec "$NS_B" env WP_UCX_PEER_ONLY=1 WP_UCX_LISTEN="ucx://10.99.0.1:$PORT" "$T" --path ucx \
 	>"$TMPD/peer.log" 2>&1 &
 peer=$!
 wait_port "$NS_B" "$PORT"
@@ -58,7 +60,8 @@ wait "$peer" 2>/dev/null
 
 # 2. The bench's RPC workload against a server in B.
 P2=$((PORT + 1))
-ux_b "$WP" serve --listen "ucx://10.99.0.1:$P2" >"$TMPD/serve.log" 2>&1 &
+ip netns exec "$NS_B" "$WP" serve --listen "ucx://10.99.0.1:$P2" >"$TMPD/serve.log" 2>&1 &
+srv=$!
 wait_port "$NS_B" "$P2"
 ux_a "$WP" bench --peer "ucx://10.99.0.1:$P2" --paths ucx --duration 1 --warmup 0.2 --agents 2 \
 	--json "$TMPD/b.json" --quiet >"$TMPD/bench.log" 2>&1 ||
@@ -71,4 +74,6 @@ assert r["ok"] and r["client"]["calls_failed"] == 0, r
 assert r.get("steps", 0) > 0, r
 print("bench over ucx across namespaces: %d steps, %.0f steps/s" % (r["steps"], r["steps_per_s"]))
 EOF
+kill "$srv" 2>/dev/null
+wait "$srv" 2>/dev/null
 note "ok"
