@@ -31,7 +31,7 @@ pkgs+=(libucx-dev)
 # busybox initramfs (cpio, kmod's depmod); the edu driver (kernel/edu) builds
 # with kbuild against the 6.1 headers.
 pkgs+=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod)
-# The rdma path (src/transport/rdma.c): rdma-core's libibverbs and librdmacm;
+# The rdma path (src/transport/rdma/): rdma-core's libibverbs and librdmacm;
 # its VM test (tests/vm/rdma.sh) needs the soft-RoCE provider (librxe) for the
 # guest and iproute2's rdma tool (above).
 pkgs+=(libibverbs-dev librdmacm-dev ibverbs-providers)

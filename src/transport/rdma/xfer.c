@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The rdma path's bulk transfers: RDMA WRITE (the last WITH_IMM) and RDMA
+ * READ straight between a local region and a peer's advertised one, posted
+ * as the send queue and credits allow; the peers' advertisements.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rdma.h"
+
+void rd_xfers_fail(struct wp_ep *ep, int status)
+{
+	struct rd_ep *re = ep->bk;
+
+	memset(re->xs, 0, sizeof(re->xs));
+	re->xq = NULL;
+	re->xq_tail = &re->xq;
+	while (re->live) {
+		struct rd_xfer *x = re->live;
+
+		re->live = x->lnext;
+		wp_xfer_direct_done(x->st, x->status ? x->status : status);
+		free(x->desc);
+		free(x);
+	}
+}
+
+void rd_xfer_unlink(struct rd_ep *re, struct rd_xfer *x)
+{
+	for (struct rd_xfer **pp = &re->live; *pp; pp = &(*pp)->lnext)
+		if (*pp == x) {
+			*pp = x->lnext;
+			return;
+		}
+}
+
+/* ---- bulk transfers: RDMA WRITE (with immediate) and READ ------------- */
+
+static struct rd_remote *remote_find(struct rd_ep *re, uint32_t id, uint32_t key)
+{
+	for (struct rd_remote *m = re->remote; m; m = m->next)
+		if (m->id == id)
+			return m->key == key ? m : NULL;
+	return NULL;
+}
+
+/* Post what the send queue and credits allow, transfers in order. */
+int rd_pump_xfers(struct wp_ep *ep)
+{
+	struct rd_ctx *r = rctx(ep->ctx);
+	struct rd_ep *re = ep->bk;
+
+	while (re->xq) {
+		struct rd_xfer *x = re->xq;
+
+		while (x->posted < x->p.ndesc) {
+			const struct wp_xfer_desc *d = &x->desc[x->posted];
+			bool last = x->posted + 1 == x->p.ndesc,
+			     imm = last && x->p.op == WP_XFER_WRITE;
+			struct ibv_sge sge = { (uintptr_t)(x->p.local->addr + d->local_off),
+					       (uint32_t)d->len, x->lkey };
+			struct ibv_send_wr wr = { .sg_list = &sge, .num_sge = 1 }, *bad;
+			uint32_t slot;
+			int ret;
+
+			if (re->sq_used >= RD_SQ || (imm && re->credits <= 1))
+				return 0;
+			for (slot = 0; slot < RD_SQ && re->xs[slot]; slot++)
+				;
+			if (slot == RD_SQ)
+				return 0;
+			wr.wr_id = RD_WR(RD_WR_XFER, slot);
+			wr.opcode = x->p.op == WP_XFER_READ ? IBV_WR_RDMA_READ
+				    : imm                   ? IBV_WR_RDMA_WRITE_WITH_IMM
+							    : IBV_WR_RDMA_WRITE;
+			if (imm)
+				wr.imm_data = RD_IMM(RD_IMM_WRITE, re->owed);
+			wr.wr.rdma.remote_addr = x->raddr + d->remote_off;
+			wr.wr.rdma.rkey = x->rkey;
+			ret = ibv_post_send(re->id->qp, &wr, &bad);
+			if (ret)
+				return -ret;
+			if (imm) {
+				re->owed = 0;
+				re->credits--;
+			}
+			re->sq_used++;
+			re->xs[slot] = x;
+			x->posted++;
+			x->left++;
+			if (x->p.op == WP_XFER_READ)
+				r->reads++;
+			else
+				r->writes++;
+		}
+		re->xq = x->next;
+		if (!re->xq)
+			re->xq_tail = &re->xq;
+	}
+	return 0;
+}
+
+/* Descriptors longer than a work request can carry are not split: they go
+ * by frames (a verbs message is at most 2^31 bytes). */
+int rd_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_xfer_stats *st)
+{
+	struct rd_ep *re = ep->bk;
+	struct rd_remote *rm;
+	struct rd_mr *m;
+	struct rd_xfer *x;
+	int ret;
+
+	if (!re->qp || re->di < 0 || ep->guard || ep->ctx->guard)
+		return -EOPNOTSUPP; /* frames: a policy seals them (rd_adv_queue) */
+	rm = remote_find(re, p->remote->id, p->remote->key);
+	m = rd_mr_of(ep->ctx, p->local);
+	if (!rm || !m || !m->l[re->di] || rm->len < p->remote->len)
+		return -EOPNOTSUPP;
+	for (uint32_t i = 0; i < p->ndesc; i++)
+		if (p->desc[i].len > (1ull << 31) || !p->desc[i].len)
+			return -EOPNOTSUPP;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->desc = malloc(p->ndesc * sizeof(*x->desc));
+	if (!x->desc) {
+		free(x);
+		return -ENOMEM;
+	}
+	memcpy(x->desc, p->desc, p->ndesc * sizeof(*x->desc));
+	x->p = *p;
+	x->p.desc = x->desc;
+	x->st = st;
+	x->raddr = rm->addr;
+	x->rkey = rm->rkey;
+	x->lkey = m->l[re->di]->lkey;
+	*re->xq_tail = x;
+	re->xq_tail = &x->next;
+	x->lnext = re->live;
+	re->live = x;
+	ret = rd_pump_xfers(ep);
+	if (ret < 0) {
+		wp_conn_fail(ep, ret); /* fails x too, through close */
+		return 1;
+	}
+	if (re->xq)
+		wp_ctx_mark_dirty(ep); /* the rest when the send queue drains */
+	return 1;
+}
+
+void rd_take_adv(struct wp_ep *ep, const uint8_t *p, uint32_t len)
+{
+	struct rd_ep *re = ep->bk;
+	struct rd_remote *m;
+	struct rd_adv a;
+
+	if (len != sizeof(a)) {
+		wp_conn_fail(ep, -EPROTO);
+		return;
+	}
+	memcpy(&a, p, sizeof(a));
+	m = remote_find(re, le32toh(a.id), le32toh(a.key));
+	if (!m) {
+		/* An id seen before with another key is a new region. */
+		for (struct rd_remote **pp = &re->remote; *pp; pp = &(*pp)->next)
+			if ((*pp)->id == le32toh(a.id)) {
+				m = *pp;
+				*pp = m->next;
+				free(m);
+				break;
+			}
+		m = calloc(1, sizeof(*m));
+		if (!m)
+			return; /* its transfers go by frames */
+		m->next = re->remote;
+		re->remote = m;
+	}
+	m->id = le32toh(a.id);
+	m->key = le32toh(a.key);
+	m->addr = le64toh(a.addr);
+	m->len = le64toh(a.len);
+	m->rkey = le32toh(a.rkey);
+}
