@@ -38,11 +38,19 @@ if [ "${1:-}" = bench ]; then
 fi
 out=$B/vm-rdma
 mkdir -p "$out"
-tmo=170 # under tests/run.sh's 180 s per test
+# Timeouts nest, each inside the one above, so a hang is reported by the
+# innermost with its log, never killed silently from outside: tests/run.sh
+# kills this script after WP_TEST_TIMEOUT (180 s); qemu is killed 20 s before
+# that (building the initramfs and printing the log take the rest); the guest
+# gives its tests what is left of qemu's time less 25 s (boot, rxe, the
+# probe, the kernel log) and kills a test that outlives it (SIGTERM: the test
+# prints nothing more, the script prints its log and "timed out").
+tmo=$((${WP_TEST_TIMEOUT:-180} - 20))
 [ "${1:-}" = "" ] || tmo=480
+[ $tmo -ge 60 ] || { echo "rdma.sh: WP_TEST_TIMEOUT ${WP_TEST_TIMEOUT:-} leaves the VM under 60 s"; exit 1; }
 bash "$top/tests/vm/run.sh" --nic --smp 2 --mem 1024 --timeout $tmo \
 	--load crc32_generic --load rdma_rxe --load ib_uverbs --load rdma_ucm \
-	"${files[@]}" --log "$out/console.log" "$top/tests/vm/rdma_guest.sh" "$@"
+	"${files[@]}" --log "$out/console.log" "$top/tests/vm/rdma_guest.sh" $((tmo - 25)) "$@"
 rc=$?
 grep -v -e '^\[ *[0-9]' -e '^[A-Z0-9]*=' -e 'SeaBIOS\|Booting from\|iPXE\|Press Ctrl-B' "$out/console.log" |
 	tr -d '\r' | grep -v '^$' | head -n 120

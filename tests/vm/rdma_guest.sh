@@ -4,10 +4,15 @@
 # probe, the RPC integration suite and the rdma test (bulk transfers with
 # checksums, the peer killed mid-transfer), client and server in this guest
 # over rxe0 on eth0's address. busy-box sh.
-#   rdma_guest.sh [full|bench]   full: also test_stream; bench: perftest and
+#   rdma_guest.sh BUDGET [full|bench]   BUDGET: seconds the tests may take in
+#                                all (tests/vm/rdma.sh: inside qemu's timeout);
+#                                full: also test_stream; bench: perftest and
 #                                wirepath's figures (docs/performance.md)
 fail() { echo "FAIL: $*"; dmesg | tail -n 30; exit 1; }
 step() { echo "== $*"; }
+budget=${1:?budget in seconds}
+shift
+start=$(date +%s)
 export WP_TEST_HOST=$WPVM_IP
 # A sanitized build (make test-asan) fails on any report, as on the host.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -42,9 +47,15 @@ for t in $tests; do
 	[ -x /opt/$t ] || continue
 	step "$t --path rdma"
 	t0=$(date +%s)
-	/opt/$t --path rdma >/tmp/$t.log 2>&1
+	left=$((budget - (t0 - start)))
+	[ $left -gt 5 ] || { echo "FAIL: no time left for $t (budget ${budget} s)"; rc=1; break; }
+	# Killed at the budget: its own watchdog (60-150 s, scaled) may be later.
+	timeout -s TERM $left /opt/$t --path rdma >/tmp/$t.log 2>&1
 	r=$?
 	tail -n 12 /tmp/$t.log
+	if [ $r -eq 143 ] || [ $r -eq 137 ]; then
+		echo "FAIL: $t timed out: killed after $(($(date +%s) - t0)) s (the guest's budget, ${budget} s in all)"
+	fi
 	echo "$t: exit $r after $(($(date +%s) - t0)) s"
 	[ $r -eq 0 ] || rc=1
 done
