@@ -433,8 +433,15 @@ struct wp_pool;
  * then made when the path starts. Returns 0 or -errno.
  */
 WP_API int wp_mr_register(struct wp_ctx *ctx, void *addr, size_t len, struct wp_mr **out);
-/* Drop one reference; the region is unregistered at the last one. */
-WP_API void wp_mr_deregister(struct wp_mr *mr);
+/*
+ * Drop one reference; the region is unregistered at the last one. Returns 0,
+ * or -EBUSY when it is the last reference and the path still uses the region
+ * (rdma: an RDMA transfer posted from or into it has not completed, or peers
+ * were told its rkey and have not yet acknowledged its withdrawal, which
+ * this call starts): nothing is dropped; progress the context and call
+ * again (a round trip per peer). Other paths always return 0.
+ */
+WP_API int wp_mr_deregister(struct wp_mr *mr);
 /* 1 if the kernel holds this region registered (uring), 0 if bookkeeping only. */
 WP_API int wp_mr_is_pinned(const struct wp_mr *mr);
 
@@ -571,8 +578,11 @@ struct wp_xfer_params {
  * - shm, region mapped (WP_RKEY_SHARED): one memcpy by the initiator, no frames;
  * - rdma, region advertised on the connection (exported on the peer): RDMA
  *   WRITE (the last one with immediate data) or READ straight between the
- *   regions, no frames, no copies (direct = 1); deadline_us does not apply,
- *   the transport's retries bound it;
+ *   regions, no frames, no copies (direct = 1); deadline_us applies while
+ *   the transfer waits to be posted (send-queue slots, a credit): it then
+ *   ends with -ETIMEDOUT once its posted pieces are done; posted pieces are
+ *   bounded by the transport's retries. Until on_done the local region
+ *   cannot be deregistered (-EBUSY);
  * - tcp, uring (and shm otherwise): XFER frames of at most 1 MiB; the sender
  *   sends the region in place (uring: zero-copy send at or above zc_threshold,
  *   the kernel's COPIED verdict counted in the meter), the receiver places

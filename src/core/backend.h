@@ -82,6 +82,11 @@ struct wp_backend_ops {
 	/* Registered memory: 0 or -errno; sets mr->idx when the kernel holds it. */
 	int (*mem_register)(struct wp_ctx *ctx, struct wp_mr *mr);
 	void (*mem_unregister)(struct wp_ctx *ctx, struct wp_mr *mr);
+	/* The last reference is about to go (wp_mr_deregister): 0, or -EBUSY
+	 * while the path still uses the region (transfers in flight, peers
+	 * that may still reach it); the path starts what ends that use and
+	 * the caller calls again. Optional: NULL means never busy. */
+	int (*mem_busy)(struct wp_ctx *ctx, struct wp_mr *mr);
 	/* Each endpoint's private state: ep->bk is ep_size zeroed bytes the
 	 * core allocates with the endpoint and frees after ep_free; ep_init
 	 * sets what zero does not (fds to -1). */

@@ -125,13 +125,23 @@ static void mr_free(struct wp_mr *mr)
 	free(mr);
 }
 
-void wp_mr_deregister(struct wp_mr *mr)
+int wp_mr_deregister(struct wp_mr *mr)
 {
 	struct wp_ctx *ctx;
 
-	if (!mr || --mr->refs)
-		return;
+	if (!mr)
+		return 0;
 	ctx = mr->ctx;
+	/* The last reference: the path may still need the region (rdma:
+	 * transfers in flight, peers holding its rkey). */
+	if (mr->refs == 1 && ctx->ops && ctx->ops->mem_busy) {
+		int ret = ctx->ops->mem_busy(ctx, mr);
+
+		if (ret < 0)
+			return ret;
+	}
+	if (--mr->refs)
+		return 0;
 	if (ctx->ops)
 		ctx->ops->mem_unregister(ctx, mr);
 	for (struct wp_mr **pp = &ctx->mrs; *pp; pp = &(*pp)->next) {
@@ -141,6 +151,7 @@ void wp_mr_deregister(struct wp_mr *mr)
 		}
 	}
 	mr_free(mr);
+	return 0;
 }
 
 int wp_mr_alloc(struct wp_ctx *ctx, size_t len, struct wp_mr **out)

@@ -6,6 +6,8 @@
  * checksum, the explain string's counters, then the peer killed (SIGKILL)
  * with 192 MiB of writes and 16 calls in flight: every one completes exactly
  * once, those cut off with an error, the endpoint closes, nothing hangs.
+ * A transfer queued for send-queue slots times out at its deadline; a
+ * region in flight is not deregistered (EBUSY).
  *
  * With --rtt N it only measures: N echo round trips of 2 bytes, one at a
  * time (WP_RDMA_BUSY=1: both sides busy-poll), for docs/performance.md next
@@ -330,13 +332,48 @@ int main(int argc, char **argv)
 		drive_until(ctx, &r.done, 30000);
 		CHECK_EQ(r.status, EACCES);
 	}
+	/* 6. A transfer queued behind another (1024 pieces: more than the
+	 * send queue holds) gets its deadline: -ETIMEDOUT, once; the region
+	 * both are posted from cannot be deregistered while they live. */
+	{
+		static struct wp_xfer_desc d[1024];
+		struct wp_mr *tmp;
+		struct xres a, b;
+		struct wp_xfer_params p = { .op = WP_XFER_WRITE,
+					    .remote = &rk,
+					    .desc = d,
+					    .ndesc = 1,
+					    .deadline_us = 1,
+					    .on_done = x_done,
+					    .arg = &b };
+
+		CHECK(wp_mr_alloc(ctx, 1u << 20, &tmp) == 0);
+		test_fill(wp_mr_addr(tmp), 1u << 20, 13);
+		for (int i = 0; i < 1024; i++)
+			d[i] = (struct wp_xfer_desc){ (uint64_t)i << 10, (uint64_t)i << 10, 1024 };
+		CHECK(xpost(ep, WP_XFER_WRITE, tmp, &rk, d, 1024, &a) == 0);
+		memset(&b, 0, sizeof(b));
+		p.local = tmp;
+		CHECK(wp_xfer_post(ep, &p) == 0);
+		CHECK_EQ(wp_mr_deregister(tmp), -EBUSY); /* in flight: refused, kept */
+		drive_until(ctx, &b.done, 30000);
+		CHECK_EQ(b.status, -ETIMEDOUT);
+		drive_until(ctx, &a.done, 30000);
+		CHECK_EQ(a.status, 0);
+		CHECK_EQ(a.st.direct, 1);
+		CHECK_EQ(remote_sum(ctx, ep, 0, 1u << 20), fnv(wp_mr_addr(tmp), 1u << 20));
+		CHECK_EQ(wp_mr_deregister(tmp), 0);
+		printf("queued transfer past its deadline: %s; the region refused "
+		       "deregistration while in flight\n",
+		       strerror(-b.status));
+	}
 	ex = wp_ctx_explain(ctx);
 	printf("explain: %s\n", ex);
 	CHECK(strstr(ex, "rdma_cm RC") != NULL);
 	CHECK(strstr(ex, " 0 failed completions") != NULL);
 	CHECK(!w.closed);
 
-	/* 6. The peer killed with writes and calls in flight. */
+	/* 7. The peer killed with writes and calls in flight. */
 	{
 		enum { NX = 192, NC = 16 };
 		static struct xres xr[NX];

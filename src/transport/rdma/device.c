@@ -141,6 +141,7 @@ static int rd_init(struct wp_ctx *ctx)
 		if (ret < 0)
 			goto out;
 	}
+	rd_xfer_deadlines(ctx, true);
 	snprintf(r->devname, sizeof(r->devname), "%s%s", ibv_get_device_name(r->list[0]->device),
 		 n > 1 ? " (+ more)" : "");
 	return 0;
@@ -155,6 +156,7 @@ static void rd_fini(struct wp_ctx *ctx)
 
 	if (!r)
 		return;
+	rd_xfer_deadlines(ctx, false);
 	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all)
 		if (ep->bk)
 			rd_ep_release(ep);
@@ -312,14 +314,15 @@ static void rd_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		"registered send buffers, received into %u x %u KiB pre-posted buffers, parsed in "
 		"place; credit flow control (rnr_retry 0): %llu sends, %llu credit-only messages, "
 		"%llu stalls on credits; bulk by RDMA WRITE(_WITH_IMM)/READ into advertised regions: "
-		"%llu writes, %llu reads, %llu transfers landed here, %llu advertisements; %llu failed "
-		"completions; %s",
+		"%llu writes, %llu reads, %llu transfers landed here, %llu advertisements, %llu queued "
+		"transfers timed out; %llu failed completions; %s",
 		r && r->devname[0] ? r->devname : "?", RD_SB, RD_BUF >> 10, RD_RQ, RD_BUF >> 10,
 		(unsigned long long)(r ? r->sends : 0),
 		(unsigned long long)(r ? r->credit_msgs : 0),
 		(unsigned long long)(r ? r->stalls : 0), (unsigned long long)(r ? r->writes : 0),
 		(unsigned long long)(r ? r->reads : 0), (unsigned long long)(r ? r->writes_in : 0),
-		(unsigned long long)(r ? r->advs : 0), (unsigned long long)(r ? r->wc_err : 0),
+		(unsigned long long)(r ? r->advs : 0), (unsigned long long)(r ? r->timeouts : 0),
+		(unsigned long long)(r ? r->wc_err : 0),
 		ctx->o.busy_poll
 			? "busy-poll on (CQs never armed)"
 			: "sleeps on the completion channel (armed, then polled once more)");
@@ -342,6 +345,15 @@ static int rd_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_
 	return 1;
 }
 
+/* The last reference is going: not while an RDMA transfer from or into the
+ * region is in flight (the HCA would touch memory the caller may free). */
+static int rd_mem_busy(struct wp_ctx *ctx, struct wp_mr *mr)
+{
+	struct rd_mr *m = rctx(ctx) ? rd_mr_of(ctx, mr) : NULL;
+
+	return m && m->busy ? -EBUSY : 0;
+}
+
 const struct wp_backend_ops wp_rdma_ops = {
 	.name = "rdma",
 	.fast = &rd_fast,
@@ -358,6 +370,7 @@ const struct wp_backend_ops wp_rdma_ops = {
 	.explain = rd_explain,
 	.mem_register = rd_mem_register,
 	.mem_unregister = rd_mem_unregister,
+	.mem_busy = rd_mem_busy,
 	.ep_size = sizeof(struct rd_ep),
 	.ep_init = rd_ep_init,
 	.ep_free = rd_ep_free,

@@ -184,23 +184,8 @@ static void handle_wc(struct wp_ep *ep, const struct ibv_wc *wc)
 		re->sq_used--;
 		re->sfree[re->nsfree++] = i;
 	} else if (kind == RD_WR_XFER) {
-		struct rd_xfer *x = re->xs[i];
-
 		re->sq_used--;
-		re->xs[i] = NULL;
-		if (x) {
-			if (wc->status != IBV_WC_SUCCESS && !x->status)
-				x->status = -EIO;
-			if (--x->left == 0 && x->posted == x->p.ndesc) {
-				x->st->bytes = 0;
-				for (uint32_t k = 0; k < x->p.ndesc; k++)
-					x->st->bytes += x->desc[k].len;
-				rd_xfer_unlink(re, x);
-				wp_xfer_direct_done(x->st, x->status);
-				free(x->desc);
-				free(x);
-			}
-		}
+		rd_xfer_wc(ep, i, wc->status == IBV_WC_SUCCESS);
 	}
 	if (wc->status != IBV_WC_SUCCESS) {
 		r->wc_err++;

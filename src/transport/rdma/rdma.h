@@ -101,6 +101,7 @@ struct rd_dev {
  * remote-accessible (the rkey peers use). */
 struct rd_mr {
 	struct ibv_mr *l[RD_MAXDEV], *r[RD_MAXDEV];
+	uint32_t busy; /* RDMA transfers in flight from or into it (wp_mr_deregister: EBUSY) */
 	bool used;
 };
 
@@ -113,8 +114,10 @@ struct rd_ctx {
 	int ndev;
 	struct rd_mr *mrs; /* wp_mr.idx indexes it */
 	uint32_t nmrs;
+	struct wp_poller deadlines; /* queued transfers' deadlines (xfer.c) */
 	/* What happened (explain). */
 	uint64_t sends, credit_msgs, writes, reads, writes_in, advs, recvs, wc_err, stalls;
+	uint64_t timeouts;
 	char devname[64];
 };
 
@@ -129,6 +132,9 @@ struct rd_xfer {
 	uint32_t rkey, lkey;
 	uint32_t posted, left; /* descriptors posted, completions awaited */
 	int status;
+	int lidx;             /* the local region's slot in rd_ctx.mrs: its busy count */
+	uint64_t deadline_ns; /* while queued (not all posted); 0: none */
+	bool stopped;         /* no more posts: ends when the posted ones complete */
 };
 
 struct rd_remote {
@@ -195,7 +201,10 @@ int rd_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_x
 int rd_pump_xfers(struct wp_ep *ep);
 /* Every live transfer fails with status (once each): the connection went. */
 void rd_xfers_fail(struct wp_ep *ep, int status);
-void rd_xfer_unlink(struct rd_ep *re, struct rd_xfer *x);
+/* The work request in send-queue slot finished (ok: its completion's status). */
+void rd_xfer_wc(struct wp_ep *ep, uint32_t slot, bool ok);
+/* The poller that times out queued transfers (rd_init, rd_fini). */
+void rd_xfer_deadlines(struct wp_ctx *ctx, bool on);
 /* A region advertisement (RD_IMM_MR) from the peer. */
 void rd_take_adv(struct wp_ep *ep, const uint8_t *p, uint32_t len);
 

@@ -11,6 +11,15 @@
 
 #include "rdma.h"
 
+/* The local region is free of this transfer: deregistration may proceed. */
+static void region_put(struct wp_ctx *ctx, struct rd_xfer *x)
+{
+	struct rd_ctx *r = rctx(ctx);
+
+	if (x->lidx >= 0 && (uint32_t)x->lidx < r->nmrs && r->mrs[x->lidx].busy)
+		r->mrs[x->lidx].busy--;
+}
+
 void rd_xfers_fail(struct wp_ep *ep, int status)
 {
 	struct rd_ep *re = ep->bk;
@@ -22,19 +31,137 @@ void rd_xfers_fail(struct wp_ep *ep, int status)
 		struct rd_xfer *x = re->live;
 
 		re->live = x->lnext;
+		region_put(ep->ctx, x);
 		wp_xfer_direct_done(x->st, x->status ? x->status : status);
 		free(x->desc);
 		free(x);
 	}
 }
 
-void rd_xfer_unlink(struct rd_ep *re, struct rd_xfer *x)
+static void xfer_unlink(struct rd_ep *re, struct rd_xfer *x)
 {
 	for (struct rd_xfer **pp = &re->live; *pp; pp = &(*pp)->lnext)
 		if (*pp == x) {
 			*pp = x->lnext;
 			return;
 		}
+}
+
+/* Over: the caller hears once, the region is released. */
+static void xfer_finish(struct wp_ep *ep, struct rd_xfer *x, int status)
+{
+	x->st->bytes = 0;
+	for (uint32_t k = 0; k < x->posted; k++)
+		x->st->bytes += x->desc[k].len;
+	xfer_unlink(ep->bk, x);
+	region_put(ep->ctx, x);
+	wp_xfer_direct_done(x->st, status);
+	free(x->desc);
+	free(x);
+}
+
+void rd_xfer_wc(struct wp_ep *ep, uint32_t slot, bool ok)
+{
+	struct rd_ep *re = ep->bk;
+	struct rd_xfer *x = re->xs[slot];
+
+	re->xs[slot] = NULL;
+	if (!x)
+		return;
+	if (!ok && !x->status)
+		x->status = -EIO;
+	if (--x->left == 0 && (x->posted == x->p.ndesc || x->stopped))
+		xfer_finish(ep, x, x->status);
+}
+
+/* Take x off the posting queue: no more of it is posted. It ends now if
+ * nothing of it is in flight, else when the last posted piece completes
+ * (the HCA may still be reading or writing the region until then). */
+static void xfer_stop(struct wp_ep *ep, struct rd_xfer *x, int status)
+{
+	struct rd_ep *re = ep->bk;
+	struct rd_xfer **pp = &re->xq, *prev = NULL;
+
+	while (*pp && *pp != x) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if (*pp) {
+		*pp = x->next;
+		if (re->xq_tail == &x->next)
+			re->xq_tail = prev ? &prev->next : &re->xq;
+	}
+	x->next = NULL;
+	x->stopped = true;
+	if (!x->status)
+		x->status = status;
+	if (x->left == 0)
+		xfer_finish(ep, x, x->status);
+}
+
+/* ---- deadlines of queued transfers ---------------------------------------
+ * A transfer waits in the posting queue for send-queue slots (and, for the
+ * last piece of a write, a credit). There the call's deadline_us applies:
+ * at it the transfer stops with -ETIMEDOUT. Pieces already posted are not
+ * recalled: the transport's retries bound them (retry_count 7 of the local
+ * ACK timeout), and the transfer ends when they complete. */
+
+static int64_t dl_wait(void *arg)
+{
+	struct wp_ctx *ctx = arg;
+	uint64_t now = 0, first = 0;
+
+	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
+		struct rd_ep *re = ep->bk;
+
+		for (struct rd_xfer *x = re ? re->xq : NULL; x; x = x->next)
+			if (x->deadline_ns && (!first || x->deadline_ns < first))
+				first = x->deadline_ns;
+	}
+	if (!first)
+		return -1;
+	now = wp_now_ns();
+	return first <= now ? 0 : (int64_t)((first - now + 999) / 1000);
+}
+
+static int dl_poll(void *arg)
+{
+	struct wp_ctx *ctx = arg;
+	uint64_t now = 0;
+	int n = 0;
+
+	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
+		struct rd_ep *re = ep->bk;
+		struct rd_xfer *x, *next;
+
+		for (x = re ? re->xq : NULL; x; x = next) {
+			next = x->next;
+			if (!x->deadline_ns)
+				continue;
+			if (!now)
+				now = wp_now_ns();
+			if (now < x->deadline_ns)
+				continue;
+			rctx(ctx)->timeouts++;
+			xfer_stop(ep, x, -ETIMEDOUT);
+			n++;
+		}
+	}
+	return n;
+}
+
+void rd_xfer_deadlines(struct wp_ctx *ctx, bool on)
+{
+	struct rd_ctx *r = rctx(ctx);
+
+	if (on) {
+		r->deadlines =
+			(struct wp_poller){ .max_wait = dl_wait, .poll = dl_poll, .arg = ctx };
+		wp_ctx_poller_add(ctx, &r->deadlines);
+	} else if (r->deadlines.poll) {
+		wp_ctx_poller_del(ctx, &r->deadlines);
+		r->deadlines.poll = NULL;
+	}
 }
 
 /* ---- bulk transfers: RDMA WRITE (with immediate) and READ ------------- */
@@ -134,6 +261,12 @@ int rd_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_x
 	x->p = *p;
 	x->p.desc = x->desc;
 	x->st = st;
+	/* The region stays registered while the transfer lives: its busy
+	 * count makes wp_mr_deregister refuse (EBUSY) until it ends. */
+	x->lidx = p->local->idx;
+	m->busy++;
+	if (p->deadline_us > 0)
+		x->deadline_ns = wp_now_ns() + (uint64_t)p->deadline_us * 1000;
 	x->raddr = rm->addr;
 	x->rkey = rm->rkey;
 	x->lkey = m->l[re->di]->lkey;
