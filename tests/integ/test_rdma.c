@@ -230,6 +230,37 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	if (argc > 3 && !strcmp(argv[3], "--port-down")) {
+		/* The guest's NIC goes down under a live connection: rxe raises
+		 * IBV_EVENT_PORT_ERR, and the connection fails at once with
+		 * -ENETDOWN instead of waiting for the transport's retries
+		 * (tests/vm/rdma_guest.sh runs this last: it takes eth0 down). */
+		uint64_t t0;
+
+		call(ctx, ep, M_ECHO, "hi", 2, &c);
+		CHECK_EQ(c.status, 0);
+		free(c.got);
+		call(NULL, ep, M_ECHO, "hi", 2, &c);
+		CHECK(system("ip link set eth0 down") == 0);
+		t0 = wp_now_ns();
+		while (!w.closed) {
+			CHECK(wp_ctx_progress(ctx, 1000) >= 0);
+			CHECK(wp_now_ns() - t0 < 10000000000ull);
+		}
+		drive_until(ctx, &c.done, 10000);
+		printf("port down: endpoint closed (%s) after %.1f ms, the call in flight: %s\n",
+		       strerror(-w.err), (wp_now_ns() - t0) / 1e6, strerror(-c.status));
+		CHECK_EQ(w.err, -ENETDOWN);
+		CHECK(c.status < 0);
+		CHECK(strstr(wp_ctx_explain(ctx), " 1 async errors") != NULL);
+		free(c.got);
+		CHECK(system("ip link set eth0 up") == 0);
+		kill_child(pid);
+		wp_ctx_destroy(ctx);
+		printf("ok\n");
+		return 0;
+	}
+
 	/* 1. Echoes across the buffer and credit boundaries. */
 	{
 		static const uint32_t sizes[] = { 1,     100,   4096,   32728,

@@ -59,6 +59,16 @@ for t in $tests; do
 	echo "$t: exit $r after $(($(date +%s) - t0)) s"
 	[ $r -eq 0 ] || rc=1
 done
+# Last: it takes eth0 down (rxe's port with it) under a live connection.
+if [ -x /opt/test_rdma ] && [ "${1:-}" != bench ]; then
+	step "test_rdma --path rdma --port-down"
+	left=$((budget - ($(date +%s) - start)))
+	timeout -s TERM $left /opt/test_rdma --path rdma --port-down >/tmp/pd.log 2>&1
+	r=$?
+	tail -n 6 /tmp/pd.log
+	echo "test_rdma --port-down: exit $r"
+	[ $r -eq 0 ] || rc=1
+fi
 dmesg | grep -E 'WARNING:|BUG[: ]|Oops|Call Trace' && { echo "FAIL: kernel log"; rc=1; }
 
 if [ "${1:-}" = bench ]; then

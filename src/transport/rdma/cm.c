@@ -50,6 +50,7 @@ static int qp_setup(struct wp_ep *ep, struct rdma_cm_id *id)
 	qa.cap.max_send_sge = 1;
 	qa.cap.max_recv_sge = 1;
 	qa.sq_sig_all = 1;
+	qa.qp_context = ep; /* async events name the QP (rd_async_events) */
 	if (rdma_create_qp(id, re->dev->pd, &qa))
 		return errno ? -errno : -ENOMEM;
 	re->qp = true;
@@ -72,20 +73,35 @@ static int qp_setup(struct wp_ep *ep, struct rdma_cm_id *id)
 	return 0;
 }
 
-static void conn_param(struct wp_ep *ep, struct rdma_conn_param *cp, struct rd_hello *h)
+/* RDMA READs in flight per direction: at most 16, and what the device
+ * allows: responder_resources (the peer's READs we serve at once) by
+ * max_qp_rd_atom, initiator_depth (ours outstanding) by max_qp_init_rd_atom.
+ * The acceptor also stays within what the connector offered: no more
+ * responder resources than its initiator depth, no deeper than its
+ * responder resources (peer: the request's values; NULL for the connector). */
+static void conn_param(struct wp_ep *ep, struct rdma_conn_param *cp, struct rd_hello *h,
+		       const struct rdma_conn_param *peer)
 {
 	struct rd_ep *re = ep->bk;
 	struct ibv_device_attr da;
-	int rd = 16;
+	int resp = 16, init = 16;
 
-	if (ibv_query_device(re->id->verbs, &da) == 0 && da.max_qp_rd_atom < rd)
-		rd = da.max_qp_rd_atom;
+	if (ibv_query_device(re->id->verbs, &da) == 0) {
+		if (da.max_qp_rd_atom < resp)
+			resp = da.max_qp_rd_atom;
+		if (da.max_qp_init_rd_atom < init)
+			init = da.max_qp_init_rd_atom;
+	}
+	if (peer && peer->initiator_depth < resp)
+		resp = peer->initiator_depth;
+	if (peer && peer->responder_resources < init)
+		init = peer->responder_resources;
 	*h = (struct rd_hello){ htole32(RD_MAGIC), htole32(1), htole32(RD_RQ), htole32(RD_BUF) };
 	*cp = (struct rdma_conn_param){
 		.private_data = h,
 		.private_data_len = sizeof(*h),
-		.responder_resources = (uint8_t)rd, /* RDMA READs the peer may have in flight */
-		.initiator_depth = (uint8_t)rd,     /* ... and we */
+		.responder_resources = (uint8_t)resp, /* RDMA READs the peer may have in flight */
+		.initiator_depth = (uint8_t)init,     /* ... and we */
 		.retry_count = 7,     /* transport retries, then IBV_WC_RETRY_EXC_ERR */
 		.rnr_retry_count = 0, /* credits: an RNR is a bug, fail loudly */
 	};
@@ -202,7 +218,8 @@ void rd_ep_free(struct wp_ep *ep)
 
 /* ---- rdma_cm events ------------------------------------------------------ */
 
-static void accept_req(struct wp_ep *l, struct rdma_cm_id *id, const void *pd, uint8_t pdlen)
+static void accept_req(struct wp_ep *l, struct rdma_cm_id *id, const void *pd, uint8_t pdlen,
+		       const struct rdma_conn_param *peer)
 {
 	struct wp_ctx *ctx = l->ctx;
 	struct rdma_conn_param cp;
@@ -231,7 +248,7 @@ static void accept_req(struct wp_ep *l, struct rdma_cm_id *id, const void *pd, u
 	if (ret == 0)
 		ret = hello_take(ep, pd, pdlen);
 	if (ret == 0) {
-		conn_param(ep, &cp, &h);
+		conn_param(ep, &cp, &h, peer);
 		ret = rdma_accept(id, &cp) ? -errno : 0;
 	}
 	if (ret < 0) {
@@ -257,10 +274,11 @@ int rd_cm_events(struct wp_ctx *ctx)
 		int status = ev->status;
 		uint8_t pd[64], pdlen = 0;
 		struct rd_ep *re;
-		struct rdma_conn_param cp;
+		struct rdma_conn_param cp, peer = ev->param.conn;
 		struct rd_hello h;
 		int ret;
 
+		peer.private_data = NULL; /* copied into pd below */
 		if (ev->param.conn.private_data && ev->param.conn.private_data_len) {
 			pdlen = ev->param.conn.private_data_len < sizeof(pd)
 					? ev->param.conn.private_data_len
@@ -272,7 +290,7 @@ int rd_cm_events(struct wp_ctx *ctx)
 		rdma_ack_cm_event(ev);
 		n++;
 		if (type == RDMA_CM_EVENT_CONNECT_REQUEST) {
-			accept_req(l, id, pdlen ? pd : NULL, pdlen);
+			accept_req(l, id, pdlen ? pd : NULL, pdlen, &peer);
 			continue;
 		}
 		if (!ep || ep->state == WP_EPS_CLOSED)
@@ -286,7 +304,7 @@ int rd_cm_events(struct wp_ctx *ctx)
 		case RDMA_CM_EVENT_ROUTE_RESOLVED:
 			ret = qp_setup(ep, id);
 			if (ret == 0) {
-				conn_param(ep, &cp, &h);
+				conn_param(ep, &cp, &h, NULL);
 				ret = rdma_connect(id, &cp) ? -errno : 0;
 			}
 			if (ret < 0)

@@ -138,6 +138,12 @@ static int rd_init(struct wp_ctx *ctx)
 		ret = set_nonblock(d->ch->fd);
 		if (ret == 0)
 			ret = wp_epoll_ctl(ctx, EPOLL_CTL_ADD, d->ch->fd, EPOLLIN, 1 + i);
+		/* Async events (port down, QP fatal, CQ error) fail connections. */
+		if (ret == 0)
+			ret = set_nonblock(d->verbs->async_fd);
+		if (ret == 0)
+			ret = wp_epoll_ctl(ctx, EPOLL_CTL_ADD, d->verbs->async_fd, EPOLLIN,
+					   RD_EV_ASYNC + i);
 		if (ret < 0)
 			goto out;
 	}
@@ -315,14 +321,14 @@ static void rd_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		"place; credit flow control (rnr_retry 0): %llu sends, %llu credit-only messages, "
 		"%llu stalls on credits; bulk by RDMA WRITE(_WITH_IMM)/READ into advertised regions: "
 		"%llu writes, %llu reads, %llu transfers landed here, %llu advertisements, %llu queued "
-		"transfers timed out; %llu failed completions; %s",
+		"transfers timed out; %llu failed completions, %llu async errors; %s",
 		r && r->devname[0] ? r->devname : "?", RD_SB, RD_BUF >> 10, RD_RQ, RD_BUF >> 10,
 		(unsigned long long)(r ? r->sends : 0),
 		(unsigned long long)(r ? r->credit_msgs : 0),
 		(unsigned long long)(r ? r->stalls : 0), (unsigned long long)(r ? r->writes : 0),
 		(unsigned long long)(r ? r->reads : 0), (unsigned long long)(r ? r->writes_in : 0),
 		(unsigned long long)(r ? r->advs : 0), (unsigned long long)(r ? r->timeouts : 0),
-		(unsigned long long)(r ? r->wc_err : 0),
+		(unsigned long long)(r ? r->wc_err : 0), (unsigned long long)(r ? r->async_err : 0),
 		ctx->o.busy_poll
 			? "busy-poll on (CQs never armed)"
 			: "sleeps on the completion channel (armed, then polled once more)");

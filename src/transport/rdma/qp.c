@@ -284,6 +284,66 @@ static void cq_events(struct wp_ctx *ctx, int d)
 	}
 }
 
+/* Async events of device d: a fatal QP error or a CQ error fails its
+ * connection, the port going down (or the device dying) fails every
+ * connection on it, at once, rather than at the next timeout. Each event is
+ * acknowledged before it is handled: destroying a QP or CQ waits for its
+ * events' acknowledgements. Others (port active, GID change...) are only
+ * acknowledged. */
+static int async_events(struct wp_ctx *ctx, int d)
+{
+	struct rd_ctx *r = rctx(ctx);
+	struct ibv_async_event ev;
+	int n = 0;
+
+	while (ibv_get_async_event(r->dev[d].verbs, &ev) == 0) {
+		enum ibv_event_type t = ev.event_type;
+		struct wp_ep *one = NULL;
+		int port = 0, err = 0;
+
+		switch (t) {
+		case IBV_EVENT_QP_FATAL:
+		case IBV_EVENT_QP_REQ_ERR:
+		case IBV_EVENT_QP_ACCESS_ERR:
+			one = ev.element.qp->qp_context;
+			err = t == IBV_EVENT_QP_ACCESS_ERR ? -EACCES : -EIO;
+			break;
+		case IBV_EVENT_CQ_ERR:
+			one = ev.element.cq->cq_context;
+			err = -EIO;
+			break;
+		case IBV_EVENT_PORT_ERR:
+			port = ev.element.port_num;
+			err = -ENETDOWN;
+			break;
+		case IBV_EVENT_DEVICE_FATAL:
+			err = -ENODEV;
+			break;
+		default:
+			break;
+		}
+		ibv_ack_async_event(&ev);
+		n++;
+		if (!err)
+			continue;
+		r->async_err++;
+		wp_log(ctx, WP_LOG_WARN, "rdma: %s: %s; failing %s",
+		       ibv_get_device_name(r->dev[d].verbs->device), ibv_event_type_str(t),
+		       one ? "its connection" : "every connection on it");
+		for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
+			struct rd_ep *re = ep->bk;
+
+			if (!re || re->di != d || !re->id || (one && ep != one) ||
+			    ep->state == WP_EPS_CLOSED || ep->state == WP_EPS_LISTEN)
+				continue;
+			if (port && re->id->port_num && re->id->port_num != port)
+				continue;
+			wp_conn_fail(ep, err);
+		}
+	}
+	return n;
+}
+
 /* Open connections only: an accepted one may hold the connector's first
  * messages before its own ESTABLISHED arrives; they wait in its CQ (their
  * buffers stay consumed, their credits owed) until then. */
@@ -333,10 +393,14 @@ static int rd_events(struct wp_ctx *ctx, int nev)
 	int n = 0;
 
 	for (int i = 0; i < nev; i++) {
-		if (r->ev[i].data.u64 == 0)
+		uint64_t d = r->ev[i].data.u64;
+
+		if (d == 0)
 			n += rd_cm_events(ctx);
+		else if (d >= RD_EV_ASYNC)
+			n += async_events(ctx, (int)(d - RD_EV_ASYNC));
 		else
-			cq_events(ctx, (int)r->ev[i].data.u64 - 1);
+			cq_events(ctx, (int)d - 1);
 	}
 	return n;
 }

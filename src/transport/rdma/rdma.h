@@ -64,6 +64,9 @@
 #define RD_SB 32u          /* send buffers per connection */
 #define RD_SQ 256u         /* send queue depth: sends, credits, writes, reads */
 #define RD_MAXDEV 4
+/* epoll data: 0 the cm channel, 1 + i device i's CQ channel, RD_EV_ASYNC + i
+ * its async events. */
+#define RD_EV_ASYNC 64
 #define RD_EVENTS 16
 #define RD_WC 32
 #define RD_CREDIT_AT (RD_RQ / 4) /* owed credits worth a message of their own */
@@ -117,7 +120,7 @@ struct rd_ctx {
 	struct wp_poller deadlines; /* queued transfers' deadlines (xfer.c) */
 	/* What happened (explain). */
 	uint64_t sends, credit_msgs, writes, reads, writes_in, advs, recvs, wc_err, stalls;
-	uint64_t timeouts;
+	uint64_t timeouts, async_err;
 	char devname[64];
 };
 
