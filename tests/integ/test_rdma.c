@@ -7,7 +7,9 @@
  * with 192 MiB of writes and 16 calls in flight: every one completes exactly
  * once, those cut off with an error, the endpoint closes, nothing hangs.
  * A transfer queued for send-queue slots times out at its deadline; a
- * region in flight is not deregistered (EBUSY).
+ * region in flight is not deregistered (EBUSY); the peer deregistering a
+ * region we write into withdraws it first (EBUSY until we acknowledge), so
+ * our connection survives and later writes are refused by frames.
  *
  * With --rtt N it only measures: N echo round trips of 2 bytes, one at a
  * time (WP_RDMA_BUSY=1: both sides busy-poll), for docs/performance.md next
@@ -22,8 +24,12 @@
 #define M_RKEY 1u
 #define M_SUM 2u
 #define M_ECHO 3u
+#define M_RKEY2 4u    /* a second region of the peer's, exported */
+#define M_DEREG 5u    /* the peer deregisters it: the first call's return */
+#define M_DEREG_ST 6u /* ... and whether a later call has succeeded */
 
-static struct wp_mr *peer_mr;
+static struct wp_mr *peer_mr, *peer_mr2;
+static int dereg_pending, dereg_done;
 
 static uint64_t fnv(const uint8_t *p, size_t n)
 {
@@ -59,6 +65,32 @@ static void h_echo(void *arg, struct wp_call *call, struct wp_msg *req)
 	CHECK(wp_call_reply(call, req->data, req->len, NULL, NULL) == 0);
 }
 
+static void h_rkey2(void *arg, struct wp_call *call, struct wp_msg *req)
+{
+	struct wp_rkey rk;
+
+	CHECK(wp_mr_export(peer_mr2, &rk) == 0);
+	CHECK(wp_call_reply(call, &rk, sizeof(rk), NULL, NULL) == 0);
+}
+
+/* Deregister the advertised region: refused (-EBUSY) until the client has
+ * acknowledged the withdrawal; the peer's loop calls again until it works. */
+static void h_dereg(void *arg, struct wp_call *call, struct wp_msg *req)
+{
+	int32_t ret = wp_mr_deregister(peer_mr2);
+
+	dereg_pending = ret == -EBUSY;
+	dereg_done = ret == 0;
+	CHECK(wp_call_reply(call, &ret, sizeof(ret), NULL, NULL) == 0);
+}
+
+static void h_dereg_st(void *arg, struct wp_call *call, struct wp_msg *req)
+{
+	int32_t done = dereg_done;
+
+	CHECK(wp_call_reply(call, &done, sizeof(done), NULL, NULL) == 0);
+}
+
 static void peer(const char *path, int wfd)
 {
 	struct wp_ctx_opts o;
@@ -71,6 +103,10 @@ static void peer(const char *path, int wfd)
 	o.busy_poll = getenv("WP_RDMA_BUSY") != NULL;
 	CHECK(wp_ctx_create(&o, &ctx) == 0);
 	CHECK(wp_mr_alloc(ctx, RLEN, &peer_mr) == 0);
+	CHECK(wp_mr_alloc(ctx, 1u << 20, &peer_mr2) == 0);
+	CHECK(wp_rpc_register(ctx, M_RKEY2, h_rkey2, NULL) == 0);
+	CHECK(wp_rpc_register(ctx, M_DEREG, h_dereg, NULL) == 0);
+	CHECK(wp_rpc_register(ctx, M_DEREG_ST, h_dereg_st, NULL) == 0);
 	CHECK(wp_rpc_register(ctx, M_RKEY, h_rkey, NULL) == 0);
 	CHECK(wp_rpc_register(ctx, M_SUM, h_sum, NULL) == 0);
 	CHECK(wp_rpc_register(ctx, M_ECHO, h_echo, NULL) == 0);
@@ -79,8 +115,13 @@ static void peer(const char *path, int wfd)
 	pipe_write_int(wfd, ret < 0 ? ret : wp_ep_local_port(l));
 	if (ret < 0)
 		pause(); /* the parent kills us */
-	for (;;)
-		wp_ctx_progress(ctx, 100000);
+	for (;;) {
+		wp_ctx_progress(ctx, 10000);
+		if (dereg_pending && wp_mr_deregister(peer_mr2) == 0) {
+			dereg_pending = 0;
+			dereg_done = 1;
+		}
+	}
 }
 
 struct call {
@@ -398,13 +439,65 @@ int main(int argc, char **argv)
 		       "deregistration while in flight\n",
 		       strerror(-b.status));
 	}
+	/* 7. The peer deregisters a region it advertised to us while our
+	 * writes into it are in flight: the call is refused (EBUSY) and the
+	 * advertisement withdrawn; our queued pieces stop (EACCES), posted ones
+	 * complete, we acknowledge, the peer's next call succeeds. A later write
+	 * goes by frames and is refused (EACCES). The connection lives. */
+	{
+		static struct wp_xfer_desc d[1024];
+		struct wp_rkey rk2;
+		struct xres a, b;
+		int32_t first, done = 0;
+		uint64_t t0;
+
+		call(ctx, ep, M_RKEY2, NULL, 0, &c);
+		CHECK_EQ(c.status, 0);
+		CHECK_EQ(c.len, sizeof(rk2));
+		memcpy(&rk2, c.got, sizeof(rk2));
+		free(c.got);
+		d[0] = (struct wp_xfer_desc){ 0, 0, 1u << 20 };
+		CHECK(xpost(ep, WP_XFER_WRITE, src, &rk2, d, 1, &a) == 0);
+		drive_until(ctx, &a.done, 30000);
+		CHECK_EQ(a.status, 0);
+		CHECK_EQ(a.st.direct, 1);
+		for (int i = 0; i < 1024; i++)
+			d[i] = (struct wp_xfer_desc){ (uint64_t)i << 10, (uint64_t)i << 10, 1024 };
+		CHECK(xpost(ep, WP_XFER_WRITE, src, &rk2, d, 1024, &a) == 0);
+		call(ctx, ep, M_DEREG, NULL, 0, &c);
+		CHECK_EQ(c.status, 0);
+		CHECK_EQ(c.len, sizeof(first));
+		memcpy(&first, c.got, sizeof(first));
+		free(c.got);
+		CHECK_EQ(first, -EBUSY);
+		drive_until(ctx, &a.done, 30000);
+		CHECK(a.status == 0 || a.status == EACCES);
+		t0 = wp_now_ns();
+		while (!done) {
+			call(ctx, ep, M_DEREG_ST, NULL, 0, &c);
+			CHECK_EQ(c.status, 0);
+			memcpy(&done, c.got, sizeof(done));
+			free(c.got);
+			CHECK(wp_now_ns() - t0 < 10000000000ull);
+		}
+		CHECK(xpost(ep, WP_XFER_WRITE, src, &rk2, d, 1, &b) == 0);
+		drive_until(ctx, &b.done, 30000);
+		CHECK_EQ(b.status, EACCES);
+		CHECK_EQ(b.st.direct, 0);
+		CHECK(!w.closed);
+		printf("peer deregistered an advertised region under 1024 writes in flight: "
+		       "refused (%s), withdrawn, done after %.1f ms; the write in flight: %s, a "
+		       "later one refused by frames (EACCES); connection open\n",
+		       strerror(-first), (wp_now_ns() - t0) / 1e6,
+		       a.status ? "stopped (EACCES)" : "completed");
+	}
 	ex = wp_ctx_explain(ctx);
 	printf("explain: %s\n", ex);
 	CHECK(strstr(ex, "rdma_cm RC") != NULL);
 	CHECK(strstr(ex, " 0 failed completions") != NULL);
 	CHECK(!w.closed);
 
-	/* 7. The peer killed with writes and calls in flight. */
+	/* 8. The peer killed with writes and calls in flight. */
 	{
 		enum { NX = 192, NC = 16 };
 		static struct xres xr[NX];

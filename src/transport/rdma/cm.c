@@ -96,7 +96,8 @@ static void conn_param(struct wp_ep *ep, struct rdma_conn_param *cp, struct rd_h
 		resp = peer->initiator_depth;
 	if (peer && peer->responder_resources < init)
 		init = peer->responder_resources;
-	*h = (struct rd_hello){ htole32(RD_MAGIC), htole32(1), htole32(RD_RQ), htole32(RD_BUF) };
+	*h = (struct rd_hello){ htole32(RD_MAGIC), htole32(RD_VERSION), htole32(RD_RQ),
+				htole32(RD_BUF) };
 	*cp = (struct rdma_conn_param){
 		.private_data = h,
 		.private_data_len = sizeof(*h),
@@ -116,7 +117,7 @@ static int hello_take(struct wp_ep *ep, const void *pd, uint8_t len)
 	if (!pd || len < sizeof(h))
 		return -EPROTO;
 	memcpy(&h, pd, sizeof(h));
-	if (le32toh(h.magic) != RD_MAGIC || le32toh(h.version) != 1 || !le32toh(h.rq) ||
+	if (le32toh(h.magic) != RD_MAGIC || le32toh(h.version) != RD_VERSION || !le32toh(h.rq) ||
 	    le32toh(h.buf) < 4096)
 		return -EPROTO;
 	re->credits = le32toh(h.rq) > 0xffff ? 0xffff : le32toh(h.rq);
@@ -207,7 +208,8 @@ void rd_ep_free(struct wp_ep *ep)
 	rd_ep_release(ep);
 	free(re->rbuf);
 	free(re->sbuf);
-	free(re->adv);
+	free(re->ctl);
+	free(re->mst);
 	while (re->remote) {
 		struct rd_remote *n = re->remote->next;
 

@@ -260,25 +260,150 @@ struct rd_mr *rd_mr_of(struct wp_ctx *ctx, const struct wp_mr *mr)
 
 void rd_adv_queue(struct wp_ep *ep, uint32_t id)
 {
-	struct rd_ep *re = ep->bk;
-
 	/* Under a policy nothing is advertised: an rkey is valid on the whole
 	 * protection domain and would reach a peer before (or without) its
 	 * handshake, and RDMA moves bytes no record seals. Transfers go by
 	 * frames, sealed like every other frame (rd_xfer_direct refuses). */
 	if (ep->guard || ep->ctx->guard)
 		return;
-	if (re->nadv == re->adv_cap) {
-		uint32_t cap = re->adv_cap ? re->adv_cap * 2 : 8;
-		uint32_t *n = realloc(re->adv, cap * sizeof(*n));
+	rd_ctl_queue(ep, RD_IMM_MR, id, 0); /* out of memory: its transfers go by frames */
+}
+
+int rd_ctl_queue(struct wp_ep *ep, uint32_t kind, uint32_t id, uint32_t key)
+{
+	struct rd_ep *re = ep->bk;
+
+	if (re->nctl == re->ctl_cap) {
+		uint32_t cap = re->ctl_cap ? re->ctl_cap * 2 : 8;
+		struct rd_ctl *n = realloc(re->ctl, cap * sizeof(*n));
 
 		if (!n)
-			return; /* that region's transfers go by frames */
-		re->adv = n;
-		re->adv_cap = cap;
+			return -ENOMEM;
+		re->ctl = n;
+		re->ctl_cap = cap;
 	}
-	re->adv[re->nadv++] = id;
+	re->ctl[re->nctl++] = (struct rd_ctl){ kind, id, key };
 	wp_ctx_mark_dirty(ep);
+	return 0;
+}
+
+uint8_t *rd_mst(struct rd_ep *re, uint32_t slot)
+{
+	if (slot >= re->nmst) {
+		uint32_t n = slot + 8;
+		uint8_t *m = realloc(re->mst, n);
+
+		if (!m)
+			return NULL;
+		memset(m + re->nmst, 0, n - re->nmst);
+		re->mst = m;
+		re->nmst = n;
+	}
+	return &re->mst[slot];
+}
+
+/* ---- withdrawing an advertised region -------------------------------------
+ * A peer that was told a region's rkey may be writing into it or reading
+ * it at any moment, and once the registration goes its next access fails
+ * with a remote access error that breaks its connection. So the last
+ * wp_mr_deregister of an advertised region withdraws it instead: the region
+ * stops being exported (frames naming it are refused, no new connection
+ * hears of it), adverts not yet sent are dropped, and every open connection
+ * that was told gets RD_IMM_UNADV. The peer stops posting to it (queued
+ * transfers end with EACCES, as the frames path would answer), waits for
+ * the work requests it already posted, forgets it and answers
+ * RD_IMM_UNADV_ACK. Until every such connection has answered (or closed:
+ * its QP is gone, nothing more arrives through it) the call is refused with
+ * -EBUSY and the caller calls again; the remote registration goes at the
+ * last acknowledgement, the region itself when the call succeeds. */
+
+static bool withdrawal_pending(struct wp_ctx *ctx, uint32_t slot)
+{
+	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
+		struct rd_ep *re = ep->bk;
+
+		if (re && ep->state == WP_EPS_OPEN && re->qp && slot < re->nmst &&
+		    re->mst[slot] == RD_MS_WD)
+			return true;
+	}
+	return false;
+}
+
+static void ctl_drop(struct rd_ep *re, uint32_t kind, uint32_t id)
+{
+	for (uint32_t i = 0; i < re->nctl;) {
+		if (re->ctl[i].kind == kind && re->ctl[i].id == id)
+			memmove(&re->ctl[i], &re->ctl[i + 1], (--re->nctl - i) * sizeof(*re->ctl));
+		else
+			i++;
+	}
+}
+
+/* The last reference is going: not while an RDMA transfer from or into the
+ * region is in flight (the HCA would touch memory the caller may free), nor
+ * while a peer that was told its rkey has not acknowledged the withdrawal
+ * this starts (above). */
+static int rd_mem_busy(struct wp_ctx *ctx, struct wp_mr *mr)
+{
+	struct rd_mr *m = rctx(ctx) ? rd_mr_of(ctx, mr) : NULL;
+	uint32_t slot = (uint32_t)mr->idx;
+
+	if (!m)
+		return 0;
+	if (m->busy)
+		return -EBUSY;
+	if (mr->exported)
+		rctx(ctx)->withdrawn++;
+	mr->exported = false;
+	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
+		struct rd_ep *re = ep->bk;
+
+		if (!re)
+			continue;
+		ctl_drop(re, RD_IMM_MR, mr->id);
+		if (slot >= re->nmst || re->mst[slot] != RD_MS_ADV)
+			continue;
+		if (ep->state != WP_EPS_OPEN || !re->qp) {
+			re->mst[slot] = RD_MS_NONE; /* its QP is gone */
+			continue;
+		}
+		re->mst[slot] = RD_MS_WD;
+		if (rd_ctl_queue(ep, RD_IMM_UNADV, mr->id, mr->key) < 0)
+			wp_conn_fail(ep, -ENOMEM); /* cannot tell it: its QP goes instead */
+	}
+	return withdrawal_pending(ctx, slot) ? -EBUSY : 0;
+}
+
+void rd_take_unadv_ack(struct wp_ep *ep, const uint8_t *p, uint32_t len)
+{
+	struct rd_ctx *r = rctx(ep->ctx);
+	struct rd_ep *re = ep->bk;
+	struct wp_mr *mr = NULL;
+	struct rd_unadv u;
+	uint32_t slot;
+
+	if (len != sizeof(u)) {
+		wp_conn_fail(ep, -EPROTO);
+		return;
+	}
+	memcpy(&u, p, sizeof(u));
+	for (struct wp_mr *x = ep->ctx->mrs; x; x = x->next)
+		if (x->id == le32toh(u.id) && x->key == le32toh(u.key))
+			mr = x;
+	if (!mr || mr->idx < 0)
+		return; /* nothing of ours (the context lets regions go only after this) */
+	slot = (uint32_t)mr->idx;
+	if (slot < re->nmst && re->mst[slot] == RD_MS_WD)
+		re->mst[slot] = RD_MS_NONE;
+	if (!mr->exported && !withdrawal_pending(ep->ctx, slot) && slot < r->nmrs) {
+		/* Nobody reaches it any more: the remote registration goes now,
+		 * even if the caller does not call again. */
+		for (int d = 0; d < RD_MAXDEV; d++)
+			if (r->mrs[slot].r[d]) {
+				ibv_dereg_mr(r->mrs[slot].r[d]);
+				r->mrs[slot].r[d] = NULL;
+			}
+	}
 }
 
 /* Exported: register for remote access (writes into it, reads from it) and
@@ -320,15 +445,17 @@ static void rd_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		"registered send buffers, received into %u x %u KiB pre-posted buffers, parsed in "
 		"place; credit flow control (rnr_retry 0): %llu sends, %llu credit-only messages, "
 		"%llu stalls on credits; bulk by RDMA WRITE(_WITH_IMM)/READ into advertised regions: "
-		"%llu writes, %llu reads, %llu transfers landed here, %llu advertisements, %llu queued "
+		"%llu writes, %llu reads, %llu transfers landed here, %llu advertisements (%llu regions "
+		"withdrawn), %llu queued "
 		"transfers timed out; %llu failed completions, %llu async errors; %s",
 		r && r->devname[0] ? r->devname : "?", RD_SB, RD_BUF >> 10, RD_RQ, RD_BUF >> 10,
 		(unsigned long long)(r ? r->sends : 0),
 		(unsigned long long)(r ? r->credit_msgs : 0),
 		(unsigned long long)(r ? r->stalls : 0), (unsigned long long)(r ? r->writes : 0),
 		(unsigned long long)(r ? r->reads : 0), (unsigned long long)(r ? r->writes_in : 0),
-		(unsigned long long)(r ? r->advs : 0), (unsigned long long)(r ? r->timeouts : 0),
-		(unsigned long long)(r ? r->wc_err : 0), (unsigned long long)(r ? r->async_err : 0),
+		(unsigned long long)(r ? r->advs : 0), (unsigned long long)(r ? r->withdrawn : 0),
+		(unsigned long long)(r ? r->timeouts : 0), (unsigned long long)(r ? r->wc_err : 0),
+		(unsigned long long)(r ? r->async_err : 0),
 		ctx->o.busy_poll
 			? "busy-poll on (CQs never armed)"
 			: "sleeps on the completion channel (armed, then polled once more)");
@@ -349,15 +476,6 @@ static int rd_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_
 		out[0] = (struct wp_mem_range){ re->rbuf, (size_t)RD_RQ * RD_BUF, WP_MEM_RDMA_RX,
 						0 };
 	return 1;
-}
-
-/* The last reference is going: not while an RDMA transfer from or into the
- * region is in flight (the HCA would touch memory the caller may free). */
-static int rd_mem_busy(struct wp_ctx *ctx, struct wp_mr *mr)
-{
-	struct rd_mr *m = rctx(ctx) ? rd_mr_of(ctx, mr) : NULL;
-
-	return m && m->busy ? -EBUSY : 0;
 }
 
 const struct wp_backend_ops wp_rdma_ops = {

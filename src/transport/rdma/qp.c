@@ -76,32 +76,50 @@ void rd_flush(struct wp_ep *ep)
 
 	if (ep->state != WP_EPS_OPEN || !re->qp)
 		return;
-	/* Advertisements first: a wp_rkey queued after an export must find
-	 * its region known on arrival. */
-	while (re->nadv) {
-		struct wp_mr *mr = NULL;
-		struct rd_mr *m;
-		struct rd_adv a;
+	/* Control messages first, in order: a wp_rkey queued after an export
+	 * must find its region known on arrival; withdrawals and their
+	 * acknowledgements are not held back by frames. */
+	while (re->nctl) {
+		const struct rd_ctl *c = &re->ctl[0];
 
-		for (struct wp_mr *x = ep->ctx->mrs; x; x = x->next)
-			if (x->id == re->adv[0] && x->exported)
-				mr = x;
-		m = mr ? rd_mr_of(ep->ctx, mr) : NULL;
-		if (m && m->r[re->di]) {
-			a = (struct rd_adv){ htole32(mr->id),
-					     htole32(mr->key),
-					     htole64((uintptr_t)mr->addr),
-					     htole64(mr->len),
-					     htole32(m->r[re->di]->rkey),
-					     0 };
-			ret = send_msg(ep, RD_IMM_MR, &a, sizeof(a));
+		if (c->kind == RD_IMM_MR) {
+			struct wp_mr *mr = NULL;
+			struct rd_mr *m;
+			struct rd_adv a;
+			uint8_t *st;
+
+			for (struct wp_mr *x = ep->ctx->mrs; x; x = x->next)
+				if (x->id == c->id && x->exported)
+					mr = x;
+			m = mr ? rd_mr_of(ep->ctx, mr) : NULL;
+			/* Told, so it must be withdrawn before it goes: no
+			 * record of it (out of memory), no advertisement. */
+			st = m && m->r[re->di] ? rd_mst(re, (uint32_t)mr->idx) : NULL;
+			if (st) {
+				a = (struct rd_adv){ htole32(mr->id),
+						     htole32(mr->key),
+						     htole64((uintptr_t)mr->addr),
+						     htole64(mr->len),
+						     htole32(m->r[re->di]->rkey),
+						     0 };
+				ret = send_msg(ep, RD_IMM_MR, &a, sizeof(a));
+				if (ret < 0)
+					goto out;
+				if (ret == 0)
+					goto credit; /* blocked: frames wait behind it, credits must not */
+				*st = RD_MS_ADV;
+				r->advs++;
+			}
+		} else {
+			struct rd_unadv u = { htole32(c->id), htole32(c->key) };
+
+			ret = send_msg(ep, c->kind, &u, sizeof(u));
 			if (ret < 0)
 				goto out;
 			if (ret == 0)
-				goto credit; /* blocked: frames wait behind it, credits must not */
-			r->advs++;
+				goto credit;
 		}
-		memmove(re->adv, re->adv + 1, --re->nadv * sizeof(*re->adv));
+		memmove(re->ctl, re->ctl + 1, --re->nctl * sizeof(*re->ctl));
 	}
 	while (wp_txq_pending(q)) {
 		uint64_t idx = q->sent;
@@ -198,7 +216,7 @@ static void handle_wc(struct wp_ep *ep, const struct ibv_wc *wc)
 		return;
 	}
 	if (kind != RD_WR_RECV) {
-		if ((wp_txq_pending(&ep->tx) || re->xq || re->nadv || re->owed >= RD_CREDIT_AT) &&
+		if ((wp_txq_pending(&ep->tx) || re->xq || re->nctl || re->owed >= RD_CREDIT_AT) &&
 		    !ep->dirty)
 			wp_ctx_mark_dirty(ep);
 		return;
@@ -220,6 +238,12 @@ static void handle_wc(struct wp_ep *ep, const struct ibv_wc *wc)
 		case RD_IMM_WRITE:
 			r->writes_in++;
 			break;
+		case RD_IMM_UNADV:
+			rd_take_unadv(ep, re->rbuf + (size_t)i * RD_BUF, wc->byte_len);
+			break;
+		case RD_IMM_UNADV_ACK:
+			rd_take_unadv_ack(ep, re->rbuf + (size_t)i * RD_BUF, wc->byte_len);
+			break;
 		case RD_IMM_CREDIT:
 			break;
 		default:
@@ -237,7 +261,7 @@ static void handle_wc(struct wp_ep *ep, const struct ibv_wc *wc)
 		wp_conn_fail(ep, ret);
 		return;
 	}
-	if ((wp_txq_pending(&ep->tx) || re->xq || re->nadv || re->owed >= RD_CREDIT_AT) &&
+	if ((wp_txq_pending(&ep->tx) || re->xq || re->nctl || re->owed >= RD_CREDIT_AT) &&
 	    !ep->dirty)
 		wp_ctx_mark_dirty(ep);
 }

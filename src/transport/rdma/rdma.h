@@ -72,9 +72,17 @@
 #define RD_CREDIT_AT (RD_RQ / 4) /* owed credits worth a message of their own */
 #define RD_TIMEOUT_MS 2000       /* address and route resolution */
 #define RD_MAGIC 0x57505244u     /* "WPRD" */
+#define RD_VERSION 2             /* 2: advertisements are withdrawn (RD_IMM_UNADV) */
 
 /* The immediate: kind in the top byte, credits handed back in the low 16. */
-enum { RD_IMM_DATA = 1, RD_IMM_CREDIT = 2, RD_IMM_MR = 3, RD_IMM_WRITE = 4 };
+enum {
+	RD_IMM_DATA = 1,
+	RD_IMM_CREDIT = 2,
+	RD_IMM_MR = 3,        /* a region advertisement (struct rd_adv) */
+	RD_IMM_WRITE = 4,     /* a transfer's last RDMA WRITE landed */
+	RD_IMM_UNADV = 5,     /* an advertisement withdrawn (struct rd_unadv) */
+	RD_IMM_UNADV_ACK = 6, /* ... and the peer no longer reaches it (struct rd_unadv) */
+};
 #define RD_IMM(kind, cr) (htonl(((uint32_t)(kind) << 24) | ((cr)&0xffffu)))
 
 /* wr_id: kind in the top byte, an index below. */
@@ -93,6 +101,20 @@ struct rd_adv {
 	uint64_t addr, len;
 	uint32_t rkey, pad;
 };
+
+/* A withdrawal (RD_IMM_UNADV) and its acknowledgement, little-endian. */
+struct rd_unadv {
+	uint32_t id, key;
+};
+
+/* A control message queued for the flush, ahead of frames: RD_IMM_MR,
+ * RD_IMM_UNADV, RD_IMM_UNADV_ACK (id and key of the region). */
+struct rd_ctl {
+	uint32_t kind, id, key;
+};
+
+/* Per connection and region slot (rd_ep.mst): what the peer was told. */
+enum { RD_MS_NONE = 0, RD_MS_ADV, RD_MS_WD /* withdrawal sent, acknowledgement awaited */ };
 
 struct rd_dev {
 	struct ibv_context *verbs;
@@ -120,7 +142,7 @@ struct rd_ctx {
 	struct wp_poller deadlines; /* queued transfers' deadlines (xfer.c) */
 	/* What happened (explain). */
 	uint64_t sends, credit_msgs, writes, reads, writes_in, advs, recvs, wc_err, stalls;
-	uint64_t timeouts, async_err;
+	uint64_t timeouts, async_err, withdrawn;
 	char devname[64];
 };
 
@@ -136,6 +158,7 @@ struct rd_xfer {
 	uint32_t posted, left; /* descriptors posted, completions awaited */
 	int status;
 	int lidx;             /* the local region's slot in rd_ctx.mrs: its busy count */
+	struct rd_remote *rm; /* the peer's region: its inflight count */
 	uint64_t deadline_ns; /* while queued (not all posted); 0: none */
 	bool stopped;         /* no more posts: ends when the posted ones complete */
 };
@@ -144,7 +167,10 @@ struct rd_remote {
 	struct rd_remote *next;
 	uint32_t id, key, rkey;
 	uint64_t addr, len;
+	uint32_t inflight; /* our work requests on it not yet completed */
+	uint8_t gone;      /* RD_RM_*: no new transfers; freed when inflight is 0 */
 };
+enum { RD_RM_LIVE = 0, RD_RM_REPLACED, RD_RM_WITHDRAWN /* acknowledged when freed */ };
 
 struct rd_ep {
 	struct rdma_cm_id *id;
@@ -157,10 +183,13 @@ struct rd_ep {
 	uint32_t sfree[RD_SB], nsfree;
 	uint32_t credits, owed, sq_used, peer_buf;
 	uint32_t parked[RD_RQ], nparked; /* received while paused: not re-posted */
-	uint32_t *adv, nadv, adv_cap;    /* region ids to advertise */
-	struct rd_xfer *xq, **xq_tail;   /* transfers being posted, in order */
-	struct rd_xfer *xs[RD_SQ];       /* by slot: posted, completions awaited */
-	struct rd_xfer *live;            /* posted or queued, not finished */
+	struct rd_ctl *ctl;              /* control messages to send, in order */
+	uint32_t nctl, ctl_cap;
+	uint8_t *mst; /* by region slot: RD_MS_* (what the peer was told) */
+	uint32_t nmst;
+	struct rd_xfer *xq, **xq_tail; /* transfers being posted, in order */
+	struct rd_xfer *xs[RD_SQ];     /* by slot: posted, completions awaited */
+	struct rd_xfer *live;          /* posted or queued, not finished */
 	struct rd_remote *remote;
 	struct ibv_wc stash[RD_WC]; /* taken by arm's look, handled by the next poll */
 	uint32_t nstash;
@@ -175,6 +204,12 @@ static inline struct rd_ctx *rctx(const struct wp_ctx *ctx)
 struct rd_mr *rd_mr_of(struct wp_ctx *ctx, const struct wp_mr *mr);
 /* Queue an advertisement of region id on ep (none under a policy). */
 void rd_adv_queue(struct wp_ep *ep, uint32_t id);
+/* Queue a control message (struct rd_ctl) for the next flush: 0 or -ENOMEM. */
+int rd_ctl_queue(struct wp_ep *ep, uint32_t kind, uint32_t id, uint32_t key);
+/* ep's state byte for region slot, grown on demand; NULL when out of memory. */
+uint8_t *rd_mst(struct rd_ep *re, uint32_t slot);
+/* The peer acknowledged a withdrawal (RD_IMM_UNADV_ACK). */
+void rd_take_unadv_ack(struct wp_ep *ep, const uint8_t *p, uint32_t len);
 
 /* cm.c */
 void rd_ep_init(struct wp_ep *ep);
@@ -210,5 +245,7 @@ void rd_xfer_wc(struct wp_ep *ep, uint32_t slot, bool ok);
 void rd_xfer_deadlines(struct wp_ctx *ctx, bool on);
 /* A region advertisement (RD_IMM_MR) from the peer. */
 void rd_take_adv(struct wp_ep *ep, const uint8_t *p, uint32_t len);
+/* The peer withdrew one (RD_IMM_UNADV): stop using it, acknowledge. */
+void rd_take_unadv(struct wp_ep *ep, const uint8_t *p, uint32_t len);
 
 #endif

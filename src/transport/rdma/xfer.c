@@ -60,18 +60,25 @@ static void xfer_finish(struct wp_ep *ep, struct rd_xfer *x, int status)
 	free(x);
 }
 
+static void remote_release(struct wp_ep *ep, struct rd_remote *m);
+
 void rd_xfer_wc(struct wp_ep *ep, uint32_t slot, bool ok)
 {
 	struct rd_ep *re = ep->bk;
 	struct rd_xfer *x = re->xs[slot];
 
+	struct rd_remote *rm;
+
 	re->xs[slot] = NULL;
 	if (!x)
 		return;
+	rm = x->rm;
 	if (!ok && !x->status)
 		x->status = -EIO;
 	if (--x->left == 0 && (x->posted == x->p.ndesc || x->stopped))
 		xfer_finish(ep, x, x->status);
+	if (--rm->inflight == 0 && rm->gone)
+		remote_release(ep, rm);
 }
 
 /* Take x off the posting queue: no more of it is posted. It ends now if
@@ -169,9 +176,44 @@ void rd_xfer_deadlines(struct wp_ctx *ctx, bool on)
 static struct rd_remote *remote_find(struct rd_ep *re, uint32_t id, uint32_t key)
 {
 	for (struct rd_remote *m = re->remote; m; m = m->next)
-		if (m->id == id)
+		if (m->id == id && !m->gone)
 			return m->key == key ? m : NULL;
 	return NULL;
+}
+
+/* A peer's region nothing of ours uses any more: forgotten, and a
+ * withdrawal acknowledged (the peer may now let it go). */
+static void remote_release(struct wp_ep *ep, struct rd_remote *m)
+{
+	struct rd_ep *re = ep->bk;
+
+	if (m->gone == RD_RM_WITHDRAWN && ep->state == WP_EPS_OPEN &&
+	    rd_ctl_queue(ep, RD_IMM_UNADV_ACK, m->id, m->key) < 0)
+		wp_conn_fail(ep, -ENOMEM); /* the peer sees the QP go instead */
+	for (struct rd_remote **pp = &re->remote; *pp; pp = &(*pp)->next)
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	free(m);
+}
+
+/* No new transfers to m: queued ones end with status (EACCES: the region is
+ * no longer there for us, what the frames path would answer); m goes when
+ * the work requests already posted to it have completed. */
+static void remote_retire(struct wp_ep *ep, struct rd_remote *m, uint8_t why)
+{
+	struct rd_ep *re = ep->bk;
+	struct rd_xfer *x, *next;
+
+	m->gone = why;
+	for (x = re->xq; x; x = next) {
+		next = x->next;
+		if (x->rm == m)
+			xfer_stop(ep, x, EACCES);
+	}
+	if (!m->inflight)
+		remote_release(ep, m);
 }
 
 /* Post what the send queue and credits allow, transfers in order. */
@@ -216,6 +258,7 @@ int rd_pump_xfers(struct wp_ep *ep)
 			}
 			re->sq_used++;
 			re->xs[slot] = x;
+			x->rm->inflight++;
 			x->posted++;
 			x->left++;
 			if (x->p.op == WP_XFER_READ)
@@ -269,6 +312,7 @@ int rd_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_x
 		x->deadline_ns = wp_now_ns() + (uint64_t)p->deadline_us * 1000;
 	x->raddr = rm->addr;
 	x->rkey = rm->rkey;
+	x->rm = rm;
 	x->lkey = m->l[re->di]->lkey;
 	*re->xq_tail = x;
 	re->xq_tail = &x->next;
@@ -297,12 +341,11 @@ void rd_take_adv(struct wp_ep *ep, const uint8_t *p, uint32_t len)
 	memcpy(&a, p, sizeof(a));
 	m = remote_find(re, le32toh(a.id), le32toh(a.key));
 	if (!m) {
-		/* An id seen before with another key is a new region. */
-		for (struct rd_remote **pp = &re->remote; *pp; pp = &(*pp)->next)
-			if ((*pp)->id == le32toh(a.id)) {
-				m = *pp;
-				*pp = m->next;
-				free(m);
+		/* An id seen before with another key is a new region: the old
+		 * one is retired (freed once our requests on it are done). */
+		for (struct rd_remote *o = re->remote; o; o = o->next)
+			if (o->id == le32toh(a.id) && !o->gone) {
+				remote_retire(ep, o, RD_RM_REPLACED);
 				break;
 			}
 		m = calloc(1, sizeof(*m));
@@ -316,4 +359,25 @@ void rd_take_adv(struct wp_ep *ep, const uint8_t *p, uint32_t len)
 	m->addr = le64toh(a.addr);
 	m->len = le64toh(a.len);
 	m->rkey = le32toh(a.rkey);
+}
+
+void rd_take_unadv(struct wp_ep *ep, const uint8_t *p, uint32_t len)
+{
+	struct rd_ep *re = ep->bk;
+	struct rd_remote *m;
+	struct rd_unadv u;
+
+	if (len != sizeof(u)) {
+		wp_conn_fail(ep, -EPROTO);
+		return;
+	}
+	memcpy(&u, p, sizeof(u));
+	m = remote_find(re, le32toh(u.id), le32toh(u.key));
+	if (m) {
+		remote_retire(ep, m, RD_RM_WITHDRAWN);
+		return;
+	}
+	/* Never recorded (out of memory): nothing of ours reaches it. */
+	if (rd_ctl_queue(ep, RD_IMM_UNADV_ACK, le32toh(u.id), le32toh(u.key)) < 0)
+		wp_conn_fail(ep, -ENOMEM);
 }
