@@ -17,6 +17,10 @@
  *
  * wp-test-paths: rdma
  */
+#include <linux/capability.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
 #include "harness.h"
 #include "procs.h"
 
@@ -30,6 +34,33 @@
 
 static struct wp_mr *peer_mr, *peer_mr2;
 static int dereg_pending, dereg_done;
+static int many_mode; /* --many: no regions, pinned memory under the default limit */
+static int saw_memlock;
+
+/* The client's log in --many: did the failed connection name the limit? */
+static void many_log(void *arg, enum wp_log_level lvl, const char *msg)
+{
+	if (strstr(msg, "RLIMIT_MEMLOCK"))
+		saw_memlock = 1;
+	h_log(arg, lvl, msg);
+}
+
+/* Pinned pages count against RLIMIT_MEMLOCK only without CAP_IPC_LOCK
+ * (root in the VM has it): drop it, and set the limit to the kernel's
+ * default, 8 MiB, as an unprivileged user gets it. */
+static void default_memlock(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	struct rlimit rl = { 8u << 20, 8u << 20 };
+
+	CHECK(syscall(SYS_capget, &h, d) == 0);
+	d[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+	d[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
+	d[CAP_IPC_LOCK / 32].inheritable &= ~(1u << (CAP_IPC_LOCK % 32));
+	CHECK(syscall(SYS_capset, &h, d) == 0);
+	CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+}
 
 static uint64_t fnv(const uint8_t *p, size_t n)
 {
@@ -102,8 +133,10 @@ static void peer(const char *path, int wfd)
 	h_opts(&o, "peer");
 	o.busy_poll = getenv("WP_RDMA_BUSY") != NULL;
 	CHECK(wp_ctx_create(&o, &ctx) == 0);
-	CHECK(wp_mr_alloc(ctx, RLEN, &peer_mr) == 0);
-	CHECK(wp_mr_alloc(ctx, 1u << 20, &peer_mr2) == 0);
+	if (!many_mode) {
+		CHECK(wp_mr_alloc(ctx, RLEN, &peer_mr) == 0);
+		CHECK(wp_mr_alloc(ctx, 1u << 20, &peer_mr2) == 0);
+	}
 	CHECK(wp_rpc_register(ctx, M_RKEY2, h_rkey2, NULL) == 0);
 	CHECK(wp_rpc_register(ctx, M_DEREG, h_dereg, NULL) == 0);
 	CHECK(wp_rpc_register(ctx, M_DEREG_ST, h_dereg_st, NULL) == 0);
@@ -226,6 +259,9 @@ int main(int argc, char **argv)
 	const char *ex;
 
 	test_watchdog(150);
+	many_mode = argc > 3 && !strcmp(argv[3], "--many");
+	if (many_mode)
+		default_memlock(); /* the peer too */
 	/* The peer first: nothing of ours is registered when it forks. */
 	CHECK(pipe(fds) == 0);
 	pid = fork_child();
@@ -241,6 +277,65 @@ int main(int argc, char **argv)
 		SKIP("path %s unavailable here: %s", path, strerror(-port));
 	}
 	CHECK(port > 0);
+	if (many_mode) {
+		/* Many connections under the default RLIMIT_MEMLOCK (8 MiB),
+		 * each pinning its buffers on both sides, each echoing; then,
+		 * with the limit below what is pinned, one more fails with
+		 * -ENOMEM and a log line naming RLIMIT_MEMLOCK. */
+		enum { N = 24, LEN = 20000 };
+		static struct conn_wait ws[N];
+		static struct call cs[N];
+		static uint8_t b[N][LEN];
+		struct wp_ep *eps[N], *x;
+		struct conn_wait wx = { 0 };
+		struct wp_ep_cbs cbs = { .event = h_ep_event, .arg = &wx };
+		struct rlimit rl;
+		struct wp_ctx_opts o;
+		char uri[64];
+		int left;
+
+		h_opts(&o, "client");
+		o.log = many_log;
+		CHECK(wp_ctx_create(&o, &ctx) == 0);
+		for (int i = 0; i < N; i++)
+			eps[i] = client_connect(ctx, path, port, &ws[i], NULL, NULL);
+		for (int i = 0; i < N; i++) {
+			test_fill(b[i], LEN, 100 + i);
+			call(NULL, eps[i], M_ECHO, b[i], LEN, &cs[i]);
+		}
+		do {
+			CHECK(wp_ctx_progress(ctx, 1000) >= 0);
+			left = 0;
+			for (int i = 0; i < N; i++)
+				left += !cs[i].done;
+		} while (left);
+		for (int i = 0; i < N; i++) {
+			CHECK_EQ(cs[i].status, 0);
+			CHECK_EQ(cs[i].len, LEN);
+			CHECK(!memcmp(cs[i].got, b[i], LEN));
+			CHECK(!ws[i].closed);
+			free(cs[i].got);
+		}
+		CHECK(getrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		printf("%d connections, each echoing %d B, under RLIMIT_MEMLOCK %llu KiB without "
+		       "CAP_IPC_LOCK\n",
+		       N, LEN, (unsigned long long)rl.rlim_cur >> 10);
+		rl.rlim_cur = 128u << 10;
+		CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		h_uri(uri, sizeof(uri), path, port);
+		CHECK(wp_connect(ctx, uri, &cbs, &x) == 0);
+		while (!wx.closed)
+			CHECK(wp_ctx_progress(ctx, 1000) >= 0);
+		printf("one more under a 128 KiB limit: %s (log names RLIMIT_MEMLOCK: %s)\n",
+		       strerror(-wx.err), saw_memlock ? "yes" : "no");
+		CHECK(!wx.up);
+		CHECK_EQ(wx.err, -ENOMEM);
+		CHECK(saw_memlock);
+		kill_child(pid);
+		wp_ctx_destroy(ctx);
+		printf("ok\n");
+		return 0;
+	}
 	{
 		struct wp_ctx_opts o;
 
@@ -304,8 +399,8 @@ int main(int argc, char **argv)
 
 	/* 1. Echoes across the buffer and credit boundaries. */
 	{
-		static const uint32_t sizes[] = { 1,     100,   4096,   32728,
-						  32768, 70000, 300000, 1u << 20 };
+		static const uint32_t sizes[] = { 1,     100,   4096,  8152,   8192,
+						  32728, 32768, 70000, 300000, 1u << 20 };
 		uint8_t *b = malloc(1u << 20);
 
 		CHECK(b);

@@ -59,6 +59,17 @@ for t in $tests; do
 	echo "$t: exit $r after $(($(date +%s) - t0)) s"
 	[ $r -eq 0 ] || rc=1
 done
+# Pinned memory: 24 connections under the default RLIMIT_MEMLOCK (8 MiB,
+# CAP_IPC_LOCK dropped), then the clear error past it.
+if [ -x /opt/test_rdma ] && [ "${1:-}" != bench ]; then
+	step "test_rdma --path rdma --many"
+	left=$((budget - ($(date +%s) - start)))
+	timeout -s TERM $left /opt/test_rdma --path rdma --many >/tmp/many.log 2>&1
+	r=$?
+	tail -n 6 /tmp/many.log
+	echo "test_rdma --many: exit $r"
+	[ $r -eq 0 ] || rc=1
+fi
 # Last: it takes eth0 down (rxe's port with it) under a live connection.
 if [ -x /opt/test_rdma ] && [ "${1:-}" != bench ]; then
 	step "test_rdma --path rdma --port-down"

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "rdma.h"
 
@@ -19,6 +20,30 @@ void rd_ep_init(struct wp_ep *ep)
 
 	re->di = -1;
 	re->xq_tail = &re->xq;
+}
+
+/* Registering pins pages, counted against RLIMIT_MEMLOCK (unless the
+ * process has CAP_IPC_LOCK): say so, with the numbers, rather than a bare
+ * ENOMEM at the owner's close callback. */
+static int pin_failed(struct wp_ep *ep)
+{
+	int err = errno ? errno : ENOMEM;
+	struct rlimit rl = { 0 };
+
+	getrlimit(RLIMIT_MEMLOCK, &rl);
+	if (rl.rlim_cur == RLIM_INFINITY)
+		wp_log(ep->ctx, WP_LOG_ERR,
+		       "rdma: cannot pin %u KiB of buffers for a connection (ibv_reg_mr: %s)",
+		       (RD_RQ + RD_SB) * RD_BUF >> 10, strerror(err));
+	else
+		wp_log(ep->ctx, WP_LOG_ERR,
+		       "rdma: cannot pin %u KiB of buffers for a connection (ibv_reg_mr: %s): "
+		       "RLIMIT_MEMLOCK is %llu KiB and every connection pins %u KiB, registered "
+		       "regions count too; raise it (ulimit -l, systemd LimitMEMLOCK=) or use "
+		       "fewer connections",
+		       (RD_RQ + RD_SB) * RD_BUF >> 10, strerror(err),
+		       (unsigned long long)rl.rlim_cur >> 10, (RD_RQ + RD_SB) * RD_BUF >> 10);
+	return err == EPERM || err == EAGAIN ? -ENOMEM : -err;
 }
 
 /* The QP and its buffers, on the device rdma_cm resolved for id: a CQ on
@@ -59,9 +84,9 @@ static int qp_setup(struct wp_ep *ep, struct rdma_cm_id *id)
 	if (!re->rbuf || !re->sbuf)
 		return -ENOMEM;
 	re->rmr = ibv_reg_mr(re->dev->pd, re->rbuf, (size_t)RD_RQ * RD_BUF, IBV_ACCESS_LOCAL_WRITE);
-	re->smr = ibv_reg_mr(re->dev->pd, re->sbuf, (size_t)RD_SB * RD_BUF, 0);
+	re->smr = re->rmr ? ibv_reg_mr(re->dev->pd, re->sbuf, (size_t)RD_SB * RD_BUF, 0) : NULL;
 	if (!re->rmr || !re->smr)
-		return errno ? -errno : -ENOMEM;
+		return pin_failed(ep);
 	for (uint32_t i = 0; i < RD_SB; i++)
 		re->sfree[i] = RD_SB - 1 - i;
 	re->nsfree = RD_SB;

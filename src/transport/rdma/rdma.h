@@ -59,10 +59,17 @@
 
 #include "core/core.h"
 
-#define RD_BUF (32u << 10) /* receive and send buffer size */
-#define RD_RQ 32u          /* receive buffers per connection = the peer's credits */
-#define RD_SB 32u          /* send buffers per connection */
-#define RD_SQ 256u         /* send queue depth: sends, credits, writes, reads */
+/*
+ * Pinned per connection: (RD_RQ + RD_SB) x RD_BUF = 256 KiB, so the default
+ * RLIMIT_MEMLOCK (8 MiB) holds about 30 connections (32 KiB x 32 + 32 took
+ * 2 MiB: 4). A frame larger than a buffer is split across several SENDs
+ * (a stream path: the parser reassembles); 16 credits of 8 KiB keep 128 KiB
+ * in flight per connection, and bulk data goes by RDMA WRITE/READ anyway.
+ */
+#define RD_BUF (8u << 10) /* receive and send buffer size */
+#define RD_RQ 16u         /* receive buffers per connection = the peer's credits */
+#define RD_SB 16u         /* send buffers per connection */
+#define RD_SQ 256u        /* send queue depth: sends, credits, writes, reads */
 #define RD_MAXDEV 4
 /* epoll data: 0 the cm channel, 1 + i device i's CQ channel, RD_EV_ASYNC + i
  * its async events. */
