@@ -3,7 +3,7 @@
  * tests/integ/test_xfer.c under authentication v2: the harness gives its
  * server a policy and runs the handshake on its client, so every frame of
  * the test travels in records (docs/protocol.md, "Records").
- * wp-test-paths: tcp uring mem (paths with a byte stream: shm has no records)
+ * wp-test-paths: tcp uring mem rdma (paths with a byte stream: shm has no records)
  */
 #define WP_TEST_AUTH 1
 #include "test_xfer.c"

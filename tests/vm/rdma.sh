@@ -26,7 +26,8 @@ prov=$(ls /usr/lib/*/libibverbs/librxe-rdmav*.so 2>/dev/null | head -n 1)
 	{ echo "skip: no rxe provider (apt-get install ibverbs-providers)"; exit 77; }
 
 files=(--lib "$prov" --lib /etc/libibverbs.d/rxe.driver --file "$B/wirepath")
-for t in test_rdma test_rpc test_xfer test_stream test_ownership test_embed; do
+for t in test_rdma test_rpc test_xfer test_stream test_ownership test_embed \
+	test_policy_auth test_xfer_auth; do
 	[ -x "$B/tests/$t" ] && files+=(--file "$B/tests/$t")
 done
 command -v rdma >/dev/null && files+=(--file "$(command -v rdma)")

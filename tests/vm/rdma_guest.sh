@@ -38,7 +38,9 @@ wirepath probe | grep 'path.rdma' || fail "no path.rdma line"
 wirepath probe | grep -q 'path.rdma  *yes.*rxe0 port 1 ACTIVE' || fail "the probe does not report rxe0 ACTIVE"
 
 rc=0
-tests="test_rdma test_rpc test_xfer test_ownership"
+# Authentication v2 over rdma: the handshake and records (test_policy_auth),
+# bulk transfers under a policy by sealed frames (test_xfer_auth).
+tests="test_rdma test_rpc test_xfer test_ownership test_policy_auth test_xfer_auth"
 # test_stream's 100000 messages cost about 70 s under TCG, test_embed 10-30 s
 # (its 10000 ping-pongs): only in full and bench.
 [ -n "${1:-}" ] && tests="$tests test_embed"
