@@ -66,7 +66,6 @@ void rd_xfer_wc(struct wp_ep *ep, uint32_t slot, bool ok)
 {
 	struct rd_ep *re = ep->bk;
 	struct rd_xfer *x = re->xs[slot];
-
 	struct rd_remote *rm;
 
 	re->xs[slot] = NULL;
