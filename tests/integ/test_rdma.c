@@ -399,7 +399,7 @@ int main(int argc, char **argv)
 
 	/* 1. Echoes across the buffer and credit boundaries. */
 	{
-		static const uint32_t sizes[] = { 1,     100,   4096,  8152,   8192,
+		static const uint32_t sizes[] = { 1,     100,   4096,  16344,  16384,
 						  32728, 32768, 70000, 300000, 1u << 20 };
 		uint8_t *b = malloc(1u << 20);
 
