@@ -313,7 +313,9 @@ static void cq_events(struct wp_ctx *ctx, int d)
  * connection on it, at once, rather than at the next timeout. Each event is
  * acknowledged before it is handled: destroying a QP or CQ waits for its
  * events' acknowledgements. Others (port active, GID change...) are only
- * acknowledged. */
+ * acknowledged. librdmacm shares the device's verbs context (and so this fd)
+ * among every context of the process: an event may name another context's
+ * QP, so endpoints are matched by pointer in this context's list only. */
 static int async_events(struct wp_ctx *ctx, int d)
 {
 	struct rd_ctx *r = rctx(ctx);
