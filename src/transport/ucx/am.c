@@ -130,7 +130,7 @@ static int ucx_am_send(struct wp_ep *ep, unsigned id, const void *hdr, size_t hl
 
 /* A control message whose bytes are copied (the copy freed at completion). */
 int ucx_ctl_send(struct wp_ep *ep, unsigned id, const void *a, size_t alen, const void *b,
-			size_t blen)
+		 size_t blen)
 {
 	uint8_t *blob = malloc(alen + blen + 1);
 	int ret;
@@ -341,9 +341,7 @@ static void ucx_rx_start(struct wp_ep *ep)
 	}
 }
 
-/* Lanes UCX selected for ep, from its own dump; the data lanes'
- * transports into ue->tls. */
-
+/* Deliver what is ready on ep, in order. */
 int ucx_rx_deliver(struct wp_ep *ep)
 {
 	struct ucx_ctx *uc = uctx_of(ep->ctx);

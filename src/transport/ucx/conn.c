@@ -36,6 +36,9 @@ struct wp_ep *ucx_find(struct wp_ctx *ctx, ucp_ep_h uep)
 	return NULL;
 }
 
+/* The connection is up: see what UCX chose, hold it to ucx_need, announce
+ * our exported regions. Returns 0, or -EPROTONOSUPPORT (the caller fails
+ * the connection). */
 int ucx_up(struct wp_ep *ep)
 {
 	struct wp_ctx *ctx = ep->ctx;
@@ -63,8 +66,6 @@ int ucx_up(struct wp_ep *ep)
 			ucx_send_rkey(ep, mr);
 	return 0;
 }
-
-/* Deliver what is ready on ep, in order. */
 
 /* ---- connections -------------------------------------------------------- */
 
@@ -187,8 +188,6 @@ int ucx_accept(struct wp_ep *l)
 	}
 	return n;
 }
-
-/* Act on what the callbacks recorded. Returns events handled. */
 
 static void ucx_close_cb(void *request, ucs_status_t status, void *user_data)
 {

@@ -98,6 +98,8 @@ void ucx_probe(void)
 		     res);
 }
 
+/* Lanes UCX selected for ep, from its own dump; the data lanes'
+ * transports into ue->tls. */
 void ucx_lanes(struct wp_ep *ep)
 {
 	struct ucx_ep *ue = uep_of(ep);
@@ -195,10 +197,6 @@ bool ucx_need_met(const struct wp_ctx *ctx, const struct ucx_ep *ue, char *bad, 
 		}
 	return true;
 }
-
-/* The connection is up: see what UCX chose, hold it to ucx_need, announce
- * our exported regions. Returns 0, or -EPROTONOSUPPORT (the caller fails
- * the connection). */
 
 void ucx_explain(struct wp_ctx *ctx, char *buf, size_t len)
 {

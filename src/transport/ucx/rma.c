@@ -213,8 +213,7 @@ static void ucx_flush_abort(struct ucx_req *rq)
 	ucx_flush_cb(rq->handle, UCS_ERR_CANCELED, ucx_container(rq, struct ucx_xfer, rq));
 }
 
-int ucx_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p,
-			   struct wp_xfer_stats *st)
+int ucx_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_xfer_stats *st)
 {
 	struct ucx_ctx *uc = uctx_of(ep->ctx);
 	struct ucx_ep *ue = uep_of(ep);

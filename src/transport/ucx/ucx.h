@@ -207,7 +207,7 @@ static inline struct ucx_ctx *uctx_of(const struct wp_ctx *ctx)
 int ucx_errno(ucs_status_t st);
 void ucx_req_done(struct ucx_req *rq);
 void ucx_req_hold(struct wp_ctx *ctx, struct ucx_req *rq, void *handle,
-		     void (*abort)(struct ucx_req *));
+		  void (*abort)(struct ucx_req *));
 
 /* probe.c */
 int ucx_available(char *why, size_t len);
@@ -233,7 +233,7 @@ int ucx_up(struct wp_ep *ep);
 extern const struct wp_fast_ops ucx_fast;
 extern const ucp_am_recv_callback_t ucx_am_cbs[UCX_AM__COUNT];
 int ucx_ctl_send(struct wp_ep *ep, unsigned id, const void *a, size_t alen, const void *b,
-			size_t blen);
+		 size_t blen);
 int ucx_rx_deliver(struct wp_ep *ep);
 void ucx_rx_release(struct ucx_ctx *uc, struct ucx_rx *r);
 
@@ -245,7 +245,6 @@ void ucx_mr_exported(struct wp_ctx *ctx, struct wp_mr *mr);
 void ucx_rkey_rx(struct wp_ep *ep, unsigned id, const uint8_t *p, size_t len);
 void ucx_rrkey_drop(struct ucx_ep *ue, uint32_t id);
 void ucx_send_rkey(struct wp_ep *ep, struct wp_mr *mr);
-int ucx_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p,
-			   struct wp_xfer_stats *st);
+int ucx_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_xfer_stats *st);
 
 #endif

@@ -17,7 +17,7 @@
 #include "ucx.h"
 
 void ucx_req_hold(struct wp_ctx *ctx, struct ucx_req *rq, void *handle,
-		     void (*abort)(struct ucx_req *))
+		  void (*abort)(struct ucx_req *))
 {
 	struct ucx_req *h = &((struct ucx_ctx *)ctx->bk)->inflight;
 
@@ -69,6 +69,7 @@ int ucx_errno(ucs_status_t st)
 	}
 }
 
+/* Act on what the callbacks recorded. Returns events handled. */
 static int ucx_after(struct wp_ctx *ctx)
 {
 	struct ucx_ctx *uc = uctx_of(ctx);
