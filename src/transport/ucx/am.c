@@ -32,8 +32,55 @@ static void ucx_rx_push(struct wp_ep *ep, struct ucx_rx *r)
 	}
 }
 
+/* ---- the receive budget ------------------------------------------------- */
+
+/*
+ * Receive memory is charged to the context's budget (wp_ctx_opts.rx_budget,
+ * shared with nothing else on this path): a rendezvous receive's buffer
+ * while it lives, and the copies of messages UCX cannot keep. A rendezvous
+ * waits for room (its data stays with the sender: back-pressure); a copy
+ * cannot wait (the data is gone after the callback), so a copy with no room
+ * closes its connection: only a peer that keeps sending behind a rendezvous
+ * held back gets there.
+ */
+static bool rx_claim(struct wp_ctx *ctx, struct ucx_rx *r, size_t len, uint64_t lim)
+{
+	struct wp_rx_budget *b = &ctx->lim.budget;
+
+	if (b->claimed + len > lim)
+		return false;
+	b->claimed += len;
+	b->used += len;
+	r->claim = (uint32_t)len;
+	return true;
+}
+
+static void rx_unclaim(struct wp_ctx *ctx, struct ucx_rx *r)
+{
+	struct wp_rx_budget *b = &ctx->lim.budget;
+
+	if (!r->claim)
+		return;
+	b->claimed -= r->claim;
+	b->used -= r->claim;
+	b->freed++;
+	r->claim = 0;
+}
+
+/* May a rendezvous receive of len bytes be posted now? */
+bool ucx_rndv_room(struct wp_ctx *ctx, size_t len)
+{
+	const struct wp_rx_budget *b = &ctx->lim.budget;
+
+	if (uctx_of(ctx)->rndv_posted >= UCX_RNDV_MAX)
+		return false;
+	return b->claimed + len <= (len > WP_RX_SMALL ? b->big_limit : b->limit);
+}
+
 void ucx_rx_release(struct ucx_ctx *uc, struct ucx_rx *r)
 {
+	if (r->ep)
+		rx_unclaim(r->ep->ctx, r);
 	if (r->kind == RX_HELD && r->len)
 		ucp_am_data_release(uc->w, r->data);
 	else if (r->kind == RX_RNDV && !r->started && r->data)
@@ -69,7 +116,6 @@ static void ucx_send_cb(void *request, ucs_status_t status, void *user_data)
 	struct wp_ep *ep = s->ep;
 
 	ep->io_inflight--;
-	uctx_of(ep->ctx)->sends--;
 	if (s->done)
 		wp_defer(ep->ctx, s->done, s->arg, ucx_errno(status));
 	ucx_req_done(&s->rq);
@@ -124,7 +170,6 @@ static int ucx_am_send(struct wp_ep *ep, unsigned id, const void *hdr, size_t hl
 	}
 	ucx_req_hold(ep->ctx, &s->rq, p, ucx_send_abort);
 	ep->io_inflight++;
-	uc->sends++;
 	return 0;
 }
 
@@ -202,17 +247,46 @@ static ucs_status_t ucx_am_cb(struct wp_ctx *ctx, unsigned id, const void *heade
 
 	if (!ep || ep->state == WP_EPS_CLOSED || ep->state == WP_EPS_LISTEN)
 		return rndv ? UCS_ERR_CANCELED : UCS_OK; /* dropped */
-	if (id == UCX_AM_RKEY || id == UCX_AM_UNEXPORT) {
-		if (rndv)
-			return UCS_ERR_UNSUPPORTED;
-		ucx_rkey_rx(ep, id, data, len);
-		return UCS_OK;
+	if (id == UCX_AM_UNEXPORT_ACK) {
+		/* Only counted here: ucx_mem_unregister progresses the worker
+		 * (not ucx_after) while it waits for these. */
+		if (!rndv && len == sizeof(struct ucx_rkey_msg) && uep_of(ep)->acks_owed)
+			uep_of(ep)->acks_owed--;
+		return rndv ? UCS_ERR_UNSUPPORTED : UCS_OK;
+	}
+	if ((id == UCX_AM_RKEY || id == UCX_AM_UNEXPORT) &&
+	    (rndv || len < sizeof(struct ucx_rkey_msg) ||
+	     len - sizeof(struct ucx_rkey_msg) > UCX_RKEY_MAX)) {
+		wp_log_rl(ctx, WP_RL_REFUSE, WP_LOG_WARN,
+			  "ucx: malformed region announcement (%zu bytes) ignored", len);
+		return rndv ? UCS_ERR_UNSUPPORTED : UCS_OK;
 	}
 	r = calloc(1, sizeof(*r));
-	if (!r)
-		return rndv ? UCS_ERR_NO_MEMORY
-			    : UCS_OK; /* a frame lost: the peer's call times out */
+	if (!r) {
+		/* Never a silent drop: the connection fails (ucx_after). */
+		ucx_fail(ep, UCS_ERR_NO_MEMORY);
+		return rndv ? UCS_ERR_NO_MEMORY : UCS_OK;
+	}
 	uc->am_rx++;
+	if (id == UCX_AM_RKEY || id == UCX_AM_UNEXPORT) {
+		/* In order with HELLO: a connector decides whether it uses RMA
+		 * when HELLO is delivered, and announcements may follow it
+		 * within one progress. */
+		r->kind = RX_CTL;
+		r->reason = (int)id;
+		r->ep = ep;
+		if (!rx_claim(ctx, r, len, ctx->lim.budget.limit) || !(r->buf = malloc(len))) {
+			ucx_fail(ep, r->claim ? UCS_ERR_NO_MEMORY : UCS_ERR_EXCEEDS_LIMIT);
+			ucx_rx_release(uc, r);
+			return UCS_OK;
+		}
+		memcpy(r->buf, data, len);
+		r->data = r->buf;
+		r->len = len;
+		r->ready = true;
+		ucx_rx_push(ep, r);
+		return UCS_OK;
+	}
 	if (id == UCX_AM_HELLO || id == UCX_AM_BYE) {
 		r->kind = id == UCX_AM_HELLO ? RX_HELLO : RX_BYE;
 		r->ready = true;
@@ -258,9 +332,10 @@ static ucs_status_t ucx_am_cb(struct wp_ctx *ctx, unsigned id, const void *heade
 	}
 	/* UCX cannot keep this data past the callback: copy it (counted). */
 	r->kind = RX_COPY;
-	r->buf = malloc(len);
-	if (!r->buf) {
-		free(r);
+	r->ep = ep;
+	if (!rx_claim(ctx, r, len, ctx->lim.budget.limit) || !(r->buf = malloc(len))) {
+		ucx_fail(ep, r->claim ? UCS_ERR_NO_MEMORY : UCS_ERR_EXCEEDS_LIMIT);
+		ucx_rx_release(uc, r);
 		return UCS_OK;
 	}
 	memcpy(r->buf, data, len);
@@ -282,8 +357,9 @@ UCX_AM_HANDLER(1)
 UCX_AM_HANDLER(2)
 UCX_AM_HANDLER(3)
 UCX_AM_HANDLER(4)
+UCX_AM_HANDLER(5)
 const ucp_am_recv_callback_t ucx_am_cbs[UCX_AM__COUNT] = {
-	ucx_am_cb_0, ucx_am_cb_1, ucx_am_cb_2, ucx_am_cb_3, ucx_am_cb_4,
+	ucx_am_cb_0, ucx_am_cb_1, ucx_am_cb_2, ucx_am_cb_3, ucx_am_cb_4, ucx_am_cb_5,
 };
 
 static void ucx_rndv_cb(void *request, ucs_status_t status, size_t length, void *user_data)
@@ -291,10 +367,12 @@ static void ucx_rndv_cb(void *request, ucs_status_t status, size_t length, void 
 	struct ucx_rx *r = user_data;
 
 	r->ep->io_inflight--;
+	uctx_of(r->ep->ctx)->rndv_posted--;
 	r->ready = true;
 	r->status = ucx_errno(status);
 	ucx_req_done(&r->rq);
 	if (r->orphan) { /* UCX is done with buf only now */
+		rx_unclaim(r->ep->ctx, r);
 		free(r->buf);
 		free(r);
 	}
@@ -305,7 +383,9 @@ static void ucx_rndv_abort(struct ucx_req *rq)
 	ucx_rndv_cb(rq->handle, UCS_ERR_CANCELED, 0, ucx_container(rq, struct ucx_rx, rq));
 }
 
-/* Post the rendezvous receives queued on ep. */
+/* Post the rendezvous receives queued on ep, in order, while the receive
+ * budget has room and fewer than UCX_RNDV_MAX are posted; the rest wait
+ * (UCX keeps their descriptors, the senders their data). */
 static void ucx_rx_start(struct wp_ep *ep)
 {
 	struct ucx_ctx *uc = uctx_of(ep->ctx);
@@ -319,11 +399,19 @@ static void ucx_rx_start(struct wp_ep *ep)
 
 		if (r->kind != RX_RNDV || r->started)
 			continue;
+		if (!ucx_rndv_room(ep->ctx, r->len)) {
+			if (!r->waited)
+				uc->rndv_waits++;
+			r->waited = true;
+			break;
+		}
 		r->started = true;
+		rx_claim(ep->ctx, r, r->len, UINT64_MAX); /* room checked above */
 		r->buf = malloc(r->len);
 		if (!r->buf) {
 			ucp_am_data_release(uc->w, r->data); /* drops it */
-			r->status = -ENOMEM;
+			uc->nomem++;
+			r->status = -ENOMEM; /* the connection fails, logged */
 			r->ready = true;
 			continue;
 		}
@@ -337,6 +425,7 @@ static void ucx_rx_start(struct wp_ep *ep)
 		} else {
 			ucx_req_hold(ep->ctx, &r->rq, sp, ucx_rndv_abort);
 			ep->io_inflight++;
+			uc->rndv_posted++;
 		}
 	}
 }
@@ -358,12 +447,18 @@ int ucx_rx_deliver(struct wp_ep *ep)
 		if (ep->state == WP_EPS_CLOSED) {
 			/* dropped with the connection */
 		} else if (r->kind == RX_HELLO) {
-			int err = ep->state == WP_EPS_CONNECTING ? ucx_up(ep) : 0;
+			bool first = ep->state == WP_EPS_CONNECTING;
+			int err = first ? ucx_up(ep) : 0;
 
 			if (err)
 				wp_conn_fail(ep, err);
+			else if (first)
+				ucx_announce(ep);
 		} else if (r->kind == RX_BYE) {
-			wp_conn_fail(ep, 0);
+			/* Before HELLO: the acceptor refused us (ucx_need). */
+			wp_conn_fail(ep, ep->state == WP_EPS_CONNECTING ? -ECONNREFUSED : 0);
+		} else if (r->kind == RX_CTL) {
+			ucx_rkey_rx(ep, (unsigned)r->reason, r->data, r->len);
 		} else if (r->kind == RX_BAD) {
 			wp_conn_refuse(ep, r->reason, -EPROTO, "ucx: bad frame header from peer");
 		} else if (r->status) {

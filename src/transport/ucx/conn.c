@@ -36,14 +36,14 @@ struct wp_ep *ucx_find(struct wp_ctx *ctx, ucp_ep_h uep)
 	return NULL;
 }
 
-/* The connection is up: see what UCX chose, hold it to ucx_need, announce
- * our exported regions. Returns 0, or -EPROTONOSUPPORT (the caller fails
+/* The connection is up: see what UCX chose, hold it to ucx_need, decide
+ * whether it uses RMA. Returns 0, or -EPROTONOSUPPORT (the caller fails
  * the connection). */
 int ucx_up(struct wp_ep *ep)
 {
 	struct wp_ctx *ctx = ep->ctx;
 	struct ucx_ep *ue = uep_of(ep);
-	char bad[32];
+	char bad[32], why[200];
 
 	ucx_lanes(ep);
 	if (!ucx_need_met(ctx, ue, bad, sizeof(bad))) {
@@ -60,35 +60,42 @@ int ucx_up(struct wp_ep *ep)
 		       bad, ue->lanes, uctx_of(ctx)->need,
 		       ctx->o.select == WP_SELECT_PREFER ? "prefer" : "any");
 	}
+	/* Decided once, before any rkey is announced on it. */
+	ue->rma_ok = ucx_rma_ok(ctx, ue, why, sizeof(why));
+	wp_log(ctx, WP_LOG_DEBUG, "ucx: bulk transfers on this connection: %s", why);
 	wp_conn_established(ep);
-	for (struct wp_mr *mr = ctx->mrs; mr && ucx_ep_live(ep); mr = mr->next)
+	return 0;
+}
+
+/* Announce our exported regions on a connection that uses RMA. After HELLO
+ * on the wire: the connector decides whether it uses RMA when HELLO is
+ * delivered, and takes announcements only from then on. */
+void ucx_announce(struct wp_ep *ep)
+{
+	for (struct wp_mr *mr = ep->ctx->mrs; mr && ucx_ep_live(ep) && uep_of(ep)->rma_ok;
+	     mr = mr->next)
 		if (mr->exported)
 			ucx_send_rkey(ep, mr);
-	return 0;
 }
 
 /* ---- connections -------------------------------------------------------- */
 
+/* Listener l has connection requests for ucx_after (any number of
+ * listeners: the list is intrusive). */
+static void ucx_lst_mark(struct ucx_ctx *uc, struct wp_ep *l)
+{
+	struct ucx_ep *ul = uep_of(l);
+
+	if (ul->on_lst)
+		return;
+	ul->on_lst = true;
+	ul->next_lst = uc->lst_list;
+	uc->lst_list = l;
+}
+
 static void ucx_err_cb(void *arg, ucp_ep_h uep, ucs_status_t status)
 {
-	struct wp_ep *ep = arg;
-	struct ucx_ctx *uc = uctx_of(ep->ctx);
-	struct ucx_ep *ue = uep_of(ep);
-
-	if (ue->err != UCS_OK || ue->closed)
-		return;
-	ue->err = status;
-	if (uc->nfailed == uc->failed_cap) {
-		uint32_t n = uc->failed_cap ? uc->failed_cap * 2 : 16;
-		struct wp_ep **f = realloc(uc->failed, n * sizeof(*f));
-
-		if (!f)
-			return; /* acted on at the next send or close */
-		uc->failed = f;
-		uc->failed_cap = n;
-	}
-	uc->failed[uc->nfailed++] = ep;
-	ep->io_inflight++; /* until acted on: the pointer stays valid */
+	ucx_fail(arg, status);
 }
 
 static ucp_ep_params_t ep_params(struct wp_ep *ep)
@@ -119,14 +126,7 @@ static void ucx_conn_cb(ucp_conn_request_h req, void *arg)
 	*ul->creq_tail = c;
 	ul->creq_tail = &c->next;
 	ul->ncreq++;
-	for (unsigned i = 0; i < sizeof(uc->listeners) / sizeof(uc->listeners[0]); i++) {
-		if (uc->listeners[i] == l)
-			break;
-		if (!uc->listeners[i]) {
-			uc->listeners[i] = l;
-			break;
-		}
-	}
+	ucx_lst_mark(uc, l);
 }
 
 int ucx_accept(struct wp_ep *l)
@@ -185,6 +185,8 @@ int ucx_accept(struct wp_ep *l)
 			ret = ucx_ctl_send(ep, UCX_AM_HELLO, NULL, 0, NULL, 0);
 		if (ret < 0)
 			wp_ep_accept_failed(ep, ret);
+		else
+			ucx_announce(ep);
 	}
 	return n;
 }
@@ -227,7 +229,8 @@ void ucx_ep_release(struct wp_ep *ep)
 	}
 	ue->rxq_tail = &ue->rxq;
 	while (ue->rkeys)
-		ucx_rrkey_drop(ue, ue->rkeys->id);
+		ucx_rrkey_drop(ue, ue->rkeys->id, false);
+	ue->acks_owed = 0;
 	while (ue->creq) {
 		struct ucx_connreq *c = ue->creq;
 
@@ -259,9 +262,14 @@ void ucx_close(struct wp_ep *ep)
 		ucx_ep_release(ep); /* rejects the waiting requests */
 		ucp_listener_destroy(ue->lst);
 		ue->lst = NULL;
-		for (unsigned i = 0; i < sizeof(uc->listeners) / sizeof(uc->listeners[0]); i++)
-			if (uc->listeners[i] == ep)
-				uc->listeners[i] = NULL;
+		if (ue->on_lst) {
+			for (struct wp_ep **pp = &uc->lst_list; *pp; pp = &uep_of(*pp)->next_lst)
+				if (*pp == ep) {
+					*pp = ue->next_lst;
+					break;
+				}
+			ue->on_lst = false;
+		}
 	}
 	if (ue->uep && !ue->closed) {
 		bool force = ue->err != UCS_OK;
@@ -361,15 +369,9 @@ int ucx_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 void ucx_rx_pause(struct wp_ep *ep, bool pause)
 {
 	/* Listeners only: connection requests wait in our queue (UCX keeps
-	 * them) until accepting resumes. Frames arrive whole: a connection
-	 * needs no assembly memory, so there is nothing to stop. */
-	if (ep->state == WP_EPS_LISTEN && !pause && uep_of(ep)->creq) {
-		struct ucx_ctx *uc = uctx_of(ep->ctx);
-
-		for (unsigned i = 0; i < sizeof(uc->listeners) / sizeof(uc->listeners[0]); i++)
-			if (!uc->listeners[i] || uc->listeners[i] == ep) {
-				uc->listeners[i] = ep;
-				break;
-			}
-	}
+	 * them) until accepting resumes. Frames arrive whole (no assembly
+	 * memory); the one large allocation, a rendezvous receive, waits for
+	 * room in the receive budget by itself (ucx_rx_start). */
+	if (ep->state == WP_EPS_LISTEN && !pause && uep_of(ep)->creq)
+		ucx_lst_mark(uctx_of(ep->ctx), ep);
 }

@@ -17,10 +17,9 @@
 
 /* ---- probing ------------------------------------------------------------ */
 
-int ucx_open(ucp_context_h *uctx, char *why, size_t len)
+int ucx_open(ucp_context_h *uctx, uint64_t features, char *why, size_t len)
 {
-	ucp_params_t pp = { .field_mask = UCP_PARAM_FIELD_FEATURES,
-			    .features = UCP_FEATURE_AM | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP };
+	ucp_params_t pp = { .field_mask = UCP_PARAM_FIELD_FEATURES, .features = features };
 	ucp_config_t *cfg;
 	ucs_status_t st;
 
@@ -69,7 +68,7 @@ static void ucx_resources(ucp_context_h uctx, char *out, size_t len, bool *rdma)
 int ucx_available(char *why, size_t len)
 {
 	ucp_context_h uctx;
-	int ret = ucx_open(&uctx, why, len);
+	int ret = ucx_open(&uctx, UCP_FEATURE_AM | UCP_FEATURE_WAKEUP, why, len);
 
 	if (ret == 0)
 		ucp_cleanup(uctx);
@@ -80,7 +79,8 @@ void ucx_probe(void)
 {
 	char why[160] = "", res[120];
 	ucp_context_h uctx;
-	int ret = ucx_open(&uctx, why, sizeof(why));
+	int ret = ucx_open(&uctx, UCP_FEATURE_AM | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP, why,
+			   sizeof(why));
 	bool rdma;
 
 	if (ret < 0) {
@@ -98,6 +98,46 @@ void ucx_probe(void)
 		     res);
 }
 
+/* A transport whose RMA the NIC checks against the rkey (verbs: rc_verbs,
+ * rc_mlx5, ud_verbs, dc_mlx5, ...), unlike tcp, sysv, posix or cma. */
+static bool tl_verbs(const char *t)
+{
+	return !strncmp(t, "rc_", 3) || !strncmp(t, "ud_", 3) || !strncmp(t, "dc_", 3);
+}
+
+bool ucx_has_verbs(ucp_context_h uctx)
+{
+	char res[256];
+	bool rdma;
+
+	ucx_resources(uctx, res, sizeof(res), &rdma);
+	return rdma;
+}
+
+/* Is tok one of the entries of list (separated by any of seps)? Whole
+ * entries only: "rc" is not in "rc_verbs,tcp". */
+bool ucx_tok_in(const char *list, const char *seps, const char *tok)
+{
+	size_t n = strlen(tok);
+
+	while (*list) {
+		size_t l = strcspn(list, seps);
+
+		if (l == n && !strncmp(list, tok, n))
+			return true;
+		list += l;
+		list += strspn(list, seps);
+	}
+	return false;
+}
+
+/* Add t to the comma list out (size len) unless it is there. */
+static void tl_add(char *out, size_t len, const char *t)
+{
+	if (!ucx_tok_in(out, ",", t))
+		snprintf(out + strlen(out), len - strlen(out), "%s%s", *out ? "," : "", t);
+}
+
 /* Lanes UCX selected for ep, from its own dump; the data lanes'
  * transports into ue->tls. */
 void ucx_lanes(struct wp_ep *ep)
@@ -109,14 +149,15 @@ void ucx_lanes(struct wp_ep *ep)
 
 	ue->lanes[0] = 0;
 	ue->tls[0] = 0;
+	ue->rma_tls[0] = 0;
 	if (!ue->uep || !(f = open_memstream(&dump, &dlen)))
 		return;
 	ucp_ep_print_info(ue->uep, f);
 	fclose(f);
 	for (line = strtok_r(dump, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *l = strstr(line, "lane["), *c, *tl, *ops, *e;
-		char tname[32];
-		bool data;
+		char tname[32], op[32];
+		bool am = false, rma = false;
 
 		if (!l && (l = strstr(line, "am_send: "))) {
 			/* where UCX switches protocol: "0..<egr/short>..93..<rndv>.." */
@@ -147,11 +188,23 @@ void ucx_lanes(struct wp_ep *ep)
 		snprintf(ue->lanes + strlen(ue->lanes), sizeof(ue->lanes) - strlen(ue->lanes),
 			 "%s%.*s (%s)", *ue->lanes ? "; " : "", e ? (int)(e - tl) : 24, tl,
 			 *ops ? ops : "no operation of its own");
-		data = strstr(ops, "am") || strstr(ops, "rma");
+		/* Operations are whole tokens, "#N" their index: "am", "am_bw#0"
+		 * carry frames; "rma", "rma_bw#1", "amo", "rkey_ptr" touch the
+		 * peer's memory. "keepalive", "wireup" carry neither. */
+		for (const char *o = ops; *o; o += strspn(o, " ")) {
+			size_t ol = strcspn(o, " ");
+
+			snprintf(op, sizeof(op), "%.*s", (int)strcspn(o, " #"), o);
+			am |= !strcmp(op, "am") || !strcmp(op, "am_bw");
+			rma |= !strcmp(op, "rma") || !strcmp(op, "rma_bw") || !strcmp(op, "amo") ||
+			       !strcmp(op, "rkey_ptr");
+			o += ol;
+		}
 		snprintf(tname, sizeof(tname), "%.*s", (int)strcspn(tl, "/ "), tl);
-		if (data && !strstr(ue->tls, tname))
-			snprintf(ue->tls + strlen(ue->tls), sizeof(ue->tls) - strlen(ue->tls),
-				 "%s%s", *ue->tls ? "," : "", tname);
+		if (am || rma)
+			tl_add(ue->tls, sizeof(ue->tls), tname);
+		if (rma)
+			tl_add(ue->rma_tls, sizeof(ue->rma_tls), tname);
 	}
 	free(dump);
 }
@@ -165,8 +218,7 @@ static bool tl_allowed(const char *need, const char *t)
 	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
 		if (!strcmp(tok, t))
 			return true;
-		if (!strcmp(tok, "rdma") &&
-		    (!strncmp(t, "rc", 2) || !strncmp(t, "ud", 2) || !strncmp(t, "dc", 2)))
+		if (!strcmp(tok, "rdma") && tl_verbs(t))
 			return true;
 		if (!strcmp(tok, "shm") &&
 		    (!strcmp(t, "posix") || !strcmp(t, "sysv") || !strcmp(t, "cma") ||
@@ -198,12 +250,58 @@ bool ucx_need_met(const struct wp_ctx *ctx, const struct ucx_ep *ue, char *bad, 
 	return true;
 }
 
+/*
+ * May this connection use direct RMA (announce our rkeys, put and get with
+ * the peer's)? UCX's software RMA (tcp, sysv/posix, cma, or UCP's emulation
+ * over the am lane) checks nothing on the target: with it a peer reads and
+ * writes wherever it likes in this process. So: only if every rma lane is a
+ * verbs transport (the NIC checks the rkey), or if the user said so
+ * (ucx_trust_rma). why says which applies.
+ */
+bool ucx_rma_ok(const struct wp_ctx *ctx, const struct ucx_ep *ue, char *why, size_t len)
+{
+	const struct ucx_ctx *uc = uctx_of(ctx);
+	char buf[96], *tok, *save = NULL;
+
+	if (uc->trust_rma) {
+		snprintf(why, len,
+			 "RMA put/get (ucx_trust_rma: peers are trusted with this process's "
+			 "memory; rma lanes: %s)",
+			 *ue->rma_tls ? ue->rma_tls : "none, UCP emulates RMA over the am lane");
+		return true;
+	}
+	if (!uc->rma) {
+		snprintf(why, len,
+			 "frames (UCX has no verbs transport here: its RMA would be software, "
+			 "which checks nothing on the target; ucx_trust_rma opts in)");
+		return false;
+	}
+	if (!*ue->rma_tls) {
+		snprintf(why, len,
+			 "frames (no rma lane: UCP would emulate RMA in software, which checks "
+			 "nothing on the target; ucx_trust_rma opts in)");
+		return false;
+	}
+	snprintf(buf, sizeof(buf), "%s", ue->rma_tls);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		if (!tl_verbs(tok)) {
+			snprintf(why, len,
+				 "frames (an rma lane is on %s, software RMA that checks nothing "
+				 "on the target; ucx_trust_rma opts in)",
+				 tok);
+			return false;
+		}
+	snprintf(why, len, "RMA put/get (every rma lane on verbs: %s; the NIC checks the rkey)",
+		 ue->rma_tls);
+	return true;
+}
+
 void ucx_explain(struct wp_ctx *ctx, char *buf, size_t len)
 {
 	struct ucx_ctx *uc = uctx_of(ctx);
 	const struct ucx_ep *first = NULL;
-	int nconn = 0, nmet = 0;
-	char bad[32] = "";
+	int nconn = 0, nmet = 0, nrma = 0;
+	char bad[32] = "", bulk[200] = "";
 
 	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
 		struct ucx_ep *ue = uep_of(ep);
@@ -215,11 +313,21 @@ void ucx_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		if (!first)
 			first = ue;
 		nmet += ucx_need_met(ctx, ue, bad, sizeof(bad));
+		nrma += ue->rma_ok;
 	}
+	if (first)
+		ucx_rma_ok(ctx, first, bulk, sizeof(bulk));
+	else if (uc->trust_rma || !uc->rma)
+		ucx_rma_ok(ctx, &(struct ucx_ep){ 0 }, bulk, sizeof(bulk));
+	else
+		snprintf(bulk, sizeof(bulk),
+			 "RMA put/get where every rma lane of a connection is verbs, frames "
+			 "elsewhere");
 	snprintf(buf, len,
-		 "UCX %s: frames as active messages, bulk transfers as RMA put/get; worker %s; "
+		 "UCX %s: frames as active messages; bulk transfers: %s%s; worker %s; "
 		 "%s; %d connection(s)%s%s%s",
-		 ucp_get_version_string(),
+		 ucp_get_version_string(), bulk,
+		 nconn > 1 && nrma != nconn ? " (on the first connection; others differ)" : "",
 		 ctx->o.busy_poll ? "busy-polled" : "armed in epoll (ucp_worker_get_efd + arm)",
 		 getenv("UCX_MM_ERROR_HANDLING") && strchr("yY1", *getenv("UCX_MM_ERROR_HANDLING"))
 			 ? "UCX_MM_ERROR_HANDLING=y: shared memory between processes allowed"
@@ -234,8 +342,10 @@ void ucx_explain(struct wp_ctx *ctx, char *buf, size_t len)
 			 nconn);
 	snprintf(buf + strlen(buf), len - strlen(buf),
 		 "; received: %llu messages, %llu held in place, %llu rendezvous, %llu bytes "
-		 "copied; RMA: %llu ops, %llu bytes",
+		 "copied, %llu rendezvous held back (receive budget or %u posted), %llu "
+		 "connections closed out of memory; RMA: %llu ops, %llu bytes",
 		 (unsigned long long)uc->am_rx, (unsigned long long)uc->am_held,
 		 (unsigned long long)uc->am_rndv, (unsigned long long)uc->am_copied,
+		 (unsigned long long)uc->rndv_waits, UCX_RNDV_MAX, (unsigned long long)uc->nomem,
 		 (unsigned long long)uc->rma_ops, (unsigned long long)uc->rma_bytes);
 }

@@ -53,11 +53,13 @@
 #include "core/core.h"
 
 enum {
-	UCX_AM_FRAME = 0,    /* header: the wire header; data: the payload */
-	UCX_AM_HELLO = 1,    /* acceptor -> connector: accepted */
-	UCX_AM_RKEY = 2,     /* a region was exported: struct ucx_rkey_msg + packed rkey */
-	UCX_AM_UNEXPORT = 3, /* a region is gone: struct ucx_rkey_msg */
-	UCX_AM_BYE = 4,      /* orderly close: EOF after the frames before it */
+	UCX_AM_FRAME = 0,        /* header: the wire header; data: the payload */
+	UCX_AM_HELLO = 1,        /* acceptor -> connector: accepted */
+	UCX_AM_RKEY = 2,         /* a region was exported: struct ucx_rkey_msg + packed rkey */
+	UCX_AM_UNEXPORT = 3,     /* a region is gone: struct ucx_rkey_msg */
+	UCX_AM_BYE = 4,          /* orderly close: EOF after the frames before it */
+	UCX_AM_UNEXPORT_ACK = 5, /* struct ucx_rkey_msg: that rkey is destroyed, no RMA with it
+				  * is pending */
 	UCX_AM__COUNT
 };
 
@@ -66,15 +68,23 @@ enum {
 #define UCX_PEER_RKEYS 4096u /* regions a peer may announce per connection */
 #define UCX_CONNREQ_MAX 128u /* connection requests waiting per listener */
 #define UCX_CLOSE_WAIT_NS 1000000000ull
+/* How long deregistering an announced region waits for the peers' UNEXPORT
+ * acknowledgements before it closes the connections that did not answer. */
+#define UCX_UNEXPORT_WAIT_NS 1000000000ull
+/* Rendezvous receives posted at once per context: more wait in UCX (the
+ * sender's data stays with the sender) until one completes. Each is also
+ * charged to the receive budget (wp_ctx_opts.rx_budget) while it lives. */
+#define UCX_RNDV_MAX 16u
 /*
- * The longest sleep while UCX holds send requests. UCX 1.13's shared-memory
+ * The longest sleep while UCX holds requests of any kind. UCX 1.13's shared-memory
  * transports (sysv, posix) queue a send the peer's FIFO has no room for and
  * retry it only from our progress; the peer freeing room signals nothing
  * our worker's event fd sees, so a sender asleep in epoll would never send
- * it (test_embed's 1000-chunk stream hung so). While sends are held the
- * sleep is capped to this; idle contexts still sleep without limit.
+ * it (test_embed's 1000-chunk stream hung so). While UCX holds a request
+ * (a send, a flush, a rendezvous receive, a close: uc->held) the sleep is
+ * capped to this; idle contexts still sleep without limit.
  */
-#define UCX_SEND_WAIT_US 1000
+#define UCX_HELD_WAIT_US 1000
 
 /* A request UCX still holds (a send, a flush, a rendezvous receive, a
  * close), on the context's list until its callback runs: at destroy, those
@@ -83,6 +93,7 @@ enum {
  * with requests the user did not release. */
 struct ucx_req {
 	struct ucx_req *prev, *next;
+	struct ucx_ctx *uc;
 	void *handle;
 	void (*abort)(struct ucx_req *rq);
 };
@@ -95,15 +106,21 @@ struct ucx_rkey_msg {
 	uint64_t addr, len;
 };
 
-/* A peer's region we may address. */
+/* A peer's region we may address. refs: one while on ue->rkeys, one per
+ * transfer posted with it (until its flush completed): ucp_rkey_destroy runs
+ * at the last, never under a pending put or get. ack: the peer withdrew it
+ * (UNEXPORT) and is told UNEXPORT_ACK once it is destroyed. */
 struct ucx_rrkey {
 	struct ucx_rrkey *next;
+	struct wp_ep *ep;
 	uint32_t id, key;
 	uint64_t addr, len;
 	ucp_rkey_h rkey;
+	uint32_t refs;
+	bool ack;
 };
 
-enum ucx_rx_kind { RX_HELD, RX_COPY, RX_RNDV, RX_HELLO, RX_BYE, RX_BAD };
+enum ucx_rx_kind { RX_HELD, RX_COPY, RX_RNDV, RX_HELLO, RX_BYE, RX_BAD, RX_CTL };
 
 /* One received message, in arrival order on its connection. */
 struct ucx_rx {
@@ -113,13 +130,15 @@ struct ucx_rx {
 	bool ready;   /* data in place (a rendezvous: received) */
 	bool started; /* rendezvous receive posted */
 	bool orphan;  /* its endpoint let go while UCX still writes into buf */
+	bool waited;  /* rendezvous held back (counted once) */
 	int status;   /* 0, or a failed rendezvous receive */
-	int reason;   /* RX_BAD: enum wp_bad_reason */
+	int reason;   /* RX_BAD: enum wp_bad_reason; RX_CTL: the AM id */
 	struct ucx_req rq;
 	struct wp_frame_hdr h;
 	void *data; /* held UCX data, the rendezvous descriptor, or our buffer */
 	size_t len;
-	void *buf; /* ours to free (RX_COPY, RX_RNDV) */
+	void *buf;      /* ours to free (RX_COPY, RX_RNDV) */
+	uint32_t claim; /* bytes charged to the receive budget (buf) */
 };
 
 struct ucx_connreq {
@@ -135,6 +154,10 @@ struct ucx_ep {
 	struct ucx_rx *rxq, **rxq_tail;
 	struct wp_ep *next_rx; /* on the context's list of connections with rx */
 	bool on_rx;
+	struct wp_ep *next_lst; /* listener: on the list of those with requests */
+	bool on_lst;
+	struct wp_ep *next_failed; /* on the list of failures to act on */
+	bool on_failed;
 	ucs_status_t err; /* set by the error callback */
 	bool err_seen;    /* acted upon */
 	bool closed;      /* ucp_ep_close_nbx issued */
@@ -142,8 +165,11 @@ struct ucx_ep {
 	struct wp_ep *ep;
 	struct ucx_rrkey *rkeys;
 	uint32_t nrkeys;
-	char lanes[480]; /* what UCX selected, from ucp_ep_print_info */
-	char tls[96];    /* the transports of the data lanes, comma-separated */
+	uint32_t acks_owed; /* UNEXPORTs sent, not yet acknowledged */
+	bool rma_ok;        /* direct RMA on this connection (ucx_rma_ok) */
+	char lanes[480];    /* what UCX selected, from ucp_ep_print_info */
+	char tls[96];       /* the transports of the data lanes, comma-separated */
+	char rma_tls[96];   /* the transports of the rma lanes, comma-separated */
 };
 
 /* A region we mapped (ucp_mem_map). mr->idx stays -1: wp_mr_is_pinned
@@ -169,6 +195,7 @@ struct ucx_xfer {
 	struct ucx_req rq;
 	struct wp_ep *ep;
 	struct wp_xfer_stats *st; /* the core's, until wp_xfer_direct_done */
+	struct ucx_rrkey *rk;     /* a reference, dropped at the flush's completion */
 	int status;
 };
 
@@ -178,19 +205,24 @@ struct ucx_ctx {
 	ucp_context_h uctx;
 	ucp_worker_h w;
 	int efd;
-	struct wp_ep *rx_list;      /* connections with received messages queued */
-	struct wp_ep *listeners[8]; /* listeners with connection requests */
-	struct wp_ep **failed;      /* error callbacks to act on */
-	uint32_t nfailed, failed_cap;
+	struct wp_ep *rx_list;  /* connections with received messages queued */
+	struct wp_ep *lst_list; /* listeners with connection requests */
+	struct wp_ep *failed;   /* connections whose failure is to be acted on */
+	struct ucx_rrkey *acks; /* UNEXPORT_ACKs to send (ucx_rrkey_put) */
 	struct ucx_memh *mh;
 	uint32_t nmh;
 	struct ucx_sreq *sfree;
 	struct ucx_req inflight; /* requests UCX holds: list head */
 	struct wp_ep *last_ep;   /* lookup cache: reply ep -> endpoint */
 	ucp_ep_h last_uep;
-	uint32_t sends; /* send requests UCX holds (see UCX_SEND_WAIT_US) */
+	uint32_t held;        /* requests UCX holds (see UCX_HELD_WAIT_US) */
+	uint32_t rndv_posted; /* rendezvous receives posted (UCX_RNDV_MAX) */
+	bool trust_rma;       /* wp_ctx_opts.ucx_trust_rma */
+	bool rma;             /* UCP_FEATURE_RMA is on (trust_rma, or verbs found) */
 	uint64_t am_rx, am_held, am_copied, am_rndv, rma_ops, rma_bytes;
-	char need[64]; /* wp_ctx_opts.ucx_need */
+	uint64_t nomem;      /* connections closed for a failed allocation */
+	uint64_t rndv_waits; /* rendezvous receives held back (budget or UCX_RNDV_MAX) */
+	char need[64];       /* wp_ctx_opts.ucx_need */
 };
 
 static inline struct ucx_ep *uep_of(const struct wp_ep *ep)
@@ -204,17 +236,21 @@ static inline struct ucx_ctx *uctx_of(const struct wp_ctx *ctx)
 }
 
 /* worker.c */
+void ucx_fail(struct wp_ep *ep, ucs_status_t st);
 int ucx_errno(ucs_status_t st);
 void ucx_req_done(struct ucx_req *rq);
 void ucx_req_hold(struct wp_ctx *ctx, struct ucx_req *rq, void *handle,
 		  void (*abort)(struct ucx_req *));
 
 /* probe.c */
+bool ucx_tok_in(const char *list, const char *seps, const char *tok);
+bool ucx_rma_ok(const struct wp_ctx *ctx, const struct ucx_ep *ue, char *why, size_t len);
 int ucx_available(char *why, size_t len);
 void ucx_explain(struct wp_ctx *ctx, char *buf, size_t len);
 void ucx_lanes(struct wp_ep *ep);
 bool ucx_need_met(const struct wp_ctx *ctx, const struct ucx_ep *ue, char *bad, size_t len);
-int ucx_open(ucp_context_h *uctx, char *why, size_t len);
+int ucx_open(ucp_context_h *uctx, uint64_t features, char *why, size_t len);
+bool ucx_has_verbs(ucp_context_h uctx);
 void ucx_probe(void);
 
 /* conn.c */
@@ -228,8 +264,10 @@ struct wp_ep *ucx_find(struct wp_ctx *ctx, ucp_ep_h uep);
 int ucx_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen);
 void ucx_rx_pause(struct wp_ep *ep, bool pause);
 int ucx_up(struct wp_ep *ep);
+void ucx_announce(struct wp_ep *ep);
 
 /* am.c */
+bool ucx_rndv_room(struct wp_ctx *ctx, size_t len);
 extern const struct wp_fast_ops ucx_fast;
 extern const ucp_am_recv_callback_t ucx_am_cbs[UCX_AM__COUNT];
 int ucx_ctl_send(struct wp_ep *ep, unsigned id, const void *a, size_t alen, const void *b,
@@ -238,12 +276,14 @@ int ucx_rx_deliver(struct wp_ep *ep);
 void ucx_rx_release(struct ucx_ctx *uc, struct ucx_rx *r);
 
 /* rma.c */
+void ucx_rrkey_put(struct ucx_rrkey *r);
 bool ucx_ep_live(const struct wp_ep *ep);
 int ucx_mem_register(struct wp_ctx *ctx, struct wp_mr *mr);
 void ucx_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr);
 void ucx_mr_exported(struct wp_ctx *ctx, struct wp_mr *mr);
 void ucx_rkey_rx(struct wp_ep *ep, unsigned id, const uint8_t *p, size_t len);
-void ucx_rrkey_drop(struct ucx_ep *ue, uint32_t id);
+void ucx_rrkey_drop(struct ucx_ep *ue, uint32_t id, bool ack);
+int ucx_acks_flush(struct wp_ctx *ctx);
 void ucx_send_rkey(struct wp_ep *ep, struct wp_mr *mr);
 int ucx_xfer_direct(struct wp_ep *ep, const struct wp_xfer_params *p, struct wp_xfer_stats *st);
 

@@ -19,8 +19,11 @@
 void ucx_req_hold(struct wp_ctx *ctx, struct ucx_req *rq, void *handle,
 		  void (*abort)(struct ucx_req *))
 {
-	struct ucx_req *h = &((struct ucx_ctx *)ctx->bk)->inflight;
+	struct ucx_ctx *uc = uctx_of(ctx);
+	struct ucx_req *h = &uc->inflight;
 
+	rq->uc = uc;
+	uc->held++;
 	rq->handle = handle;
 	rq->abort = abort;
 	rq->next = h->next;
@@ -35,6 +38,7 @@ void ucx_req_done(struct ucx_req *rq)
 	rq->prev->next = rq->next;
 	rq->next->prev = rq->prev;
 	rq->next = rq->prev = rq;
+	rq->uc->held--;
 	ucp_request_free(rq->handle);
 	rq->handle = NULL;
 }
@@ -63,6 +67,8 @@ int ucx_errno(ucs_status_t st)
 		return -EINVAL;
 	case UCS_ERR_NO_DEVICE:
 		return -ENODEV;
+	case UCS_ERR_EXCEEDS_LIMIT:
+		return -ENOBUFS;
 	case UCS_ERR_CONNECTION_RESET:
 	default:
 		return -ECONNRESET;
@@ -70,20 +76,47 @@ int ucx_errno(ucs_status_t st)
 }
 
 /* Act on what the callbacks recorded. Returns events handled. */
+/* A connection failed (UCX's error callback, or an allocation that failed
+ * inside a UCX callback): recorded, acted on by ucx_after. No allocation: the
+ * list is intrusive, so a failure is never lost for lack of memory. */
+void ucx_fail(struct wp_ep *ep, ucs_status_t st)
+{
+	struct ucx_ctx *uc = uctx_of(ep->ctx);
+	struct ucx_ep *ue = uep_of(ep);
+
+	if (ue->err != UCS_OK || ue->closed)
+		return;
+	ue->err = st;
+	if (st == UCS_ERR_NO_MEMORY)
+		uc->nomem++;
+	if (!ue->on_failed) {
+		ue->on_failed = true;
+		ue->next_failed = uc->failed;
+		uc->failed = ep;
+		ep->io_inflight++; /* until acted on: the pointer stays valid */
+	}
+}
+
 static int ucx_after(struct wp_ctx *ctx)
 {
 	struct ucx_ctx *uc = uctx_of(ctx);
 	struct wp_ep *list;
 	int n = 0;
 
-	for (unsigned i = 0; i < sizeof(uc->listeners) / sizeof(uc->listeners[0]); i++) {
-		struct wp_ep *l = uc->listeners[i];
+	list = uc->lst_list;
+	uc->lst_list = NULL;
+	while (list) {
+		struct wp_ep *l = list;
+		struct ucx_ep *ul = uep_of(l);
 
-		if (!l)
-			continue;
+		list = ul->next_lst;
+		ul->on_lst = false;
 		n += ucx_accept(l);
-		if (!uep_of(l)->creq)
-			uc->listeners[i] = NULL;
+		if (ul->creq && !ul->on_lst && l->state == WP_EPS_LISTEN) { /* paused */
+			ul->on_lst = true;
+			ul->next_lst = uc->lst_list;
+			uc->lst_list = l;
+		}
 	}
 	/* Frames first: what the peer sent before it died is delivered. */
 	list = uc->rx_list;
@@ -101,16 +134,33 @@ static int ucx_after(struct wp_ctx *ctx)
 			uc->rx_list = ep;
 		}
 	}
-	for (uint32_t i = 0; i < uc->nfailed; i++) {
-		struct wp_ep *ep = uc->failed[i];
+	n += ucx_acks_flush(ctx);
+	while (uc->failed) {
+		struct wp_ep *ep = uc->failed;
 		struct ucx_ep *ue = uep_of(ep);
 
+		uc->failed = ue->next_failed;
+		ue->on_failed = false;
 		ep->io_inflight--;
 		if (ue->err_seen || ep->state == WP_EPS_CLOSED)
 			continue;
 		ue->err_seen = true;
 		n++;
-		wp_log(ctx, WP_LOG_INFO, "ucx: connection error: %s", ucs_status_string(ue->err));
+		if (ue->err == UCS_ERR_NO_MEMORY)
+			wp_log_rl(
+				ctx, WP_RL_REFUSE, WP_LOG_ERR,
+				"ucx: out of memory for a message received: closing the connection "
+				"(%llu so far)",
+				(unsigned long long)uc->nomem);
+		else if (ue->err == UCS_ERR_EXCEEDS_LIMIT)
+			wp_log_rl(
+				ctx, WP_RL_BUDGET, WP_LOG_WARN,
+				"ucx: receive budget (%llu bytes) spent by messages queued behind a "
+				"rendezvous held back: closing the connection",
+				(unsigned long long)ctx->lim.budget.limit);
+		else
+			wp_log(ctx, WP_LOG_INFO, "ucx: connection error: %s",
+			       ucs_status_string(ue->err));
 		wp_conn_fail(ep,
 			     ep->state == WP_EPS_CONNECTING && (ue->err == UCS_ERR_UNREACHABLE ||
 								ue->err == UCS_ERR_REJECTED ||
@@ -118,7 +168,6 @@ static int ucx_after(struct wp_ctx *ctx)
 				     ? -ECONNREFUSED
 				     : ucx_errno(ue->err));
 	}
-	uc->nfailed = 0;
 	return n;
 }
 
@@ -137,17 +186,18 @@ static int ucx_progress(struct wp_ctx *ctx)
  * rendezvous still arriving is not work: its completion wakes the worker. */
 static bool ucx_recorded(const struct ucx_ctx *uc)
 {
-	if (uc->nfailed)
+	if (uc->failed || uc->acks)
 		return true;
-	for (unsigned i = 0; i < sizeof(uc->listeners) / sizeof(uc->listeners[0]); i++)
-		if (uc->listeners[i] && uep_of(uc->listeners[i])->creq &&
-		    !uc->listeners[i]->rx_paused)
+	for (const struct wp_ep *l = uc->lst_list; l; l = uep_of(l)->next_lst)
+		if (uep_of(l)->creq && !l->rx_paused)
 			return true;
 	for (const struct wp_ep *ep = uc->rx_list; ep; ep = uep_of(ep)->next_rx)
 		for (const struct ucx_rx *r = uep_of(ep)->rxq; r; r = r->next) {
 			if (r == uep_of(ep)->rxq && r->ready)
 				return true;
-			if (r->kind == RX_RNDV && !r->started)
+			/* Held back by the budget or UCX_RNDV_MAX: what frees
+			 * room (a completion, a delivery) is work of its own. */
+			if (r->kind == RX_RNDV && !r->started && ucx_rndv_room(ep->ctx, r->len))
 				return true;
 		}
 	return false;
@@ -169,8 +219,8 @@ static int ucx_poll(struct wp_ctx *ctx, int64_t timeout_us)
 			__builtin_ia32_pause();
 		return n;
 	}
-	if (uc->sends && (timeout_us < 0 || timeout_us > UCX_SEND_WAIT_US))
-		timeout_us = UCX_SEND_WAIT_US;
+	if (uc->held && (timeout_us < 0 || timeout_us > UCX_HELD_WAIT_US))
+		timeout_us = UCX_HELD_WAIT_US;
 	/* Arm, then sleep: BUSY means events came in since the progress. */
 	st = ucp_worker_arm(uc->w);
 	if (st == UCS_ERR_BUSY)
@@ -198,8 +248,8 @@ static int ucx_arm(struct wp_ctx *ctx, int64_t *timeout_us)
 	st = ucp_worker_arm(uc->w);
 	if (st == UCS_ERR_BUSY)
 		return -EAGAIN;
-	if (uc->sends && timeout_us && (*timeout_us < 0 || *timeout_us > UCX_SEND_WAIT_US))
-		*timeout_us = UCX_SEND_WAIT_US;
+	if (uc->held && timeout_us && (*timeout_us < 0 || *timeout_us > UCX_HELD_WAIT_US))
+		*timeout_us = UCX_HELD_WAIT_US;
 	return st == UCS_OK ? 0 : ucx_errno(st);
 }
 
@@ -219,7 +269,26 @@ static int ucx_init(struct wp_ctx *ctx)
 	uc->efd = -1;
 	uc->inflight.next = uc->inflight.prev = &uc->inflight;
 	snprintf(uc->need, sizeof(uc->need), "%s", ctx->o.ucx_need);
-	ret = ucx_open(&uc->uctx, why, sizeof(why));
+	/*
+	 * UCP's software RMA (its put/get handlers over tcp or shared memory)
+	 * writes and reads wherever a peer says, checking no rkey: it is
+	 * registered only with UCP_FEATURE_RMA. So RMA is on only where the
+	 * user trusts peers with this process's memory (ucx_trust_rma), or
+	 * where UCX has verbs transports, whose rkeys the NIC checks; then
+	 * each connection uses RMA only if all its rma lanes are verbs
+	 * (ucx_rma_ok), and bulk transfers go as frames otherwise.
+	 */
+	uc->trust_rma = ctx->o.ucx_trust_rma;
+	uc->rma = uc->trust_rma;
+	ret = ucx_open(&uc->uctx,
+		       UCP_FEATURE_AM | UCP_FEATURE_WAKEUP | (uc->rma ? UCP_FEATURE_RMA : 0), why,
+		       sizeof(why));
+	if (ret == 0 && !uc->rma && ucx_has_verbs(uc->uctx)) {
+		ucp_cleanup(uc->uctx);
+		uc->rma = true;
+		ret = ucx_open(&uc->uctx, UCP_FEATURE_AM | UCP_FEATURE_WAKEUP | UCP_FEATURE_RMA,
+			       why, sizeof(why));
+	}
 	if (ret < 0) {
 		wp_log(ctx, WP_LOG_ERR, "ucx: %s", why);
 		goto out_epoll;
@@ -281,9 +350,13 @@ static void ucx_fini(struct wp_ctx *ctx)
 		busy = false;
 		while (ucp_worker_progress(uc->w))
 			;
-		for (uint32_t i = 0; i < uc->nfailed; i++)
-			uc->failed[i]->io_inflight--;
-		uc->nfailed = 0;
+		while (uc->failed) {
+			struct ucx_ep *ue = uep_of(uc->failed);
+
+			uc->failed->io_inflight--;
+			ue->on_failed = false;
+			uc->failed = ue->next_failed;
+		}
 		for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
 			struct ucx_ep *ue = uep_of(ep);
 
@@ -300,8 +373,15 @@ static void ucx_fini(struct wp_ctx *ctx)
 	while (uc->inflight.next != &uc->inflight)
 		uc->inflight.next->abort(uc->inflight.next);
 	wp_ctx_run_deferred(ctx);
+	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all)
+		ucx_ep_release(ep); /* the rkeys: destroyed now that no RMA is pending */
+	while (uc->acks) {          /* nobody to tell any more */
+		struct ucx_rrkey *r = uc->acks;
+
+		uc->acks = r->next;
+		free(r);
+	}
 	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
-		ucx_ep_release(ep);
 		uep_of(ep)->uep = NULL;
 		ep->io_inflight = 0;
 	}
@@ -315,7 +395,6 @@ static void ucx_fini(struct wp_ctx *ctx)
 	}
 	ucp_cleanup(uc->uctx);
 	free(uc->mh);
-	free(uc->failed);
 	while (uc->sfree) {
 		struct ucx_sreq *s = uc->sfree;
 
