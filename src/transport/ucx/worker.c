@@ -219,6 +219,9 @@ static int ucx_poll(struct wp_ctx *ctx, int64_t timeout_us)
 			__builtin_ia32_pause();
 		return n;
 	}
+	/* A rendezvous held back that now has room (a delivery freed it). */
+	if (ucx_recorded(uc))
+		return ucx_progress(ctx);
 	if (uc->held && (timeout_us < 0 || timeout_us > UCX_HELD_WAIT_US))
 		timeout_us = UCX_HELD_WAIT_US;
 	/* Arm, then sleep: BUSY means events came in since the progress. */
