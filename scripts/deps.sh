@@ -25,7 +25,7 @@ pkgs+=(nginx-light wrk)
 # The real-stack bench (bench/stacks, make demo): its agents are a libcurl
 # multi client.
 pkgs+=(libcurl4-openssl-dev)
-# The ucx path (src/transport/ucx.c): UCX 1.13 (UCP); optional at build time.
+# The ucx path (src/transport/ucx/): UCX 1.13 (UCP); optional at build time.
 pkgs+=(libucx-dev)
 # The VM tests (tests/vm/run.sh): Debian's 6.1 kernel under qemu TCG with a
 # busybox initramfs (cpio, kmod's depmod); the edu driver (kernel/edu) builds

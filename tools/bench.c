@@ -238,6 +238,12 @@ static const struct tool_opt bench_opts[] = {
 	  .kind = TOOL_OPT_FLAG,
 	  .off = CFG(busy_poll),
 	  .help = "spin instead of sleeping (both sides)" },
+	{ .name = "ucx-trust-rma",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = CFG(ucx_trust_rma),
+	  .help = "ucx: trust the peer with this process's memory: RMA\n"
+		  "even over software transports (tcp), both sides\n"
+		  "(default: frames unless every rma lane is verbs)" },
 	{ .name = "zc-threshold",
 	  .kind = TOOL_OPT_FN,
 	  .fn = tool_opt_zc,
@@ -296,7 +302,7 @@ static void bench_usage(FILE *f)
 		"usage: wirepath bench [--paths tcp,uring] [--workload agentic|classic|FILE]\n"
 		"                      [--duration S] [--warmup S] [--agents N] [--peer URI]\n"
 		"                      [--json FILE] [--svg FILE] [--model-steps-per-s R]\n"
-		"                      [--sqpoll] [--busy-poll] [--zc-threshold N] [--seed N] [--quiet]\n"
+		"                      [--sqpoll] [--busy-poll] [--ucx-trust-rma] [--zc-threshold N] [--seed N] [--quiet]\n"
 		"\n"
 		"Run agent steps (memory lookups, a streamed model call, parallel tool calls,\n"
 		"telemetry) over each path against a `wirepath serve` the bench starts, and\n"

@@ -79,6 +79,7 @@ struct bench_cfg {
 	const char *svg_path;
 	double model_rate;
 	int sqpoll, busy_poll;
+	int ucx_trust_rma;     /* ucx: RMA over software transports (both sides) */
 	uint32_t zc_threshold; /* 0: not given, the library's default */
 	uint64_t seed;
 	int quiet;

@@ -811,6 +811,7 @@ static void run_path(struct bench_cfg *cfg, struct path_res *res)
 	o.select = WP_SELECT_REQUIRE;
 	o.sqpoll = cfg->sqpoll;
 	o.busy_poll = cfg->busy_poll;
+	o.ucx_trust_rma = cfg->ucx_trust_rma;
 	if (cfg->zc_threshold)
 		o.zc_threshold = cfg->zc_threshold;
 	o.log = tool_log;

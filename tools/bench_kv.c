@@ -205,6 +205,7 @@ static void kv_run_path(struct bench_cfg *cfg, struct kv_path *res)
 	wp_ctx_opts_init(&o);
 	o.select = WP_SELECT_REQUIRE;
 	o.busy_poll = cfg->busy_poll;
+	o.ucx_trust_rma = cfg->ucx_trust_rma;
 	o.sqpoll = cfg->sqpoll;
 	if (cfg->zc_threshold)
 		o.zc_threshold = cfg->zc_threshold;

@@ -131,7 +131,7 @@ int bench_server_start(const struct bench_cfg *cfg, const char *path, struct ben
 		       char *err, size_t errlen)
 {
 	char listen[64], zc[32], line[512], exe[PATH_MAX];
-	char *argv[16];
+	char *argv[24];
 	ssize_t el;
 	int n = 0, status;
 	pid_t parent = getpid();
@@ -156,6 +156,8 @@ int bench_server_start(const struct bench_cfg *cfg, const char *path, struct ben
 		argv[n++] = "--sqpoll";
 	if (cfg->busy_poll)
 		argv[n++] = "--busy-poll";
+	if (cfg->ucx_trust_rma)
+		argv[n++] = "--ucx-trust-rma";
 	if (cfg->zc_threshold) {
 		if (cfg->zc_threshold == UINT32_MAX)
 			snprintf(zc, sizeof(zc), "never");

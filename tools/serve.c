@@ -462,8 +462,9 @@ struct serve_cfg {
 	const char *port_file;
 	const char *policy;
 	int kitchen_cuda;
-	struct svc_opts svc;  /* the native services' model (svc.h) */
-	struct wp_ctx_opts o; /* select, sqpoll, busy_poll, zc_threshold, shm_same_uid */
+	struct svc_opts svc; /* the native services' model (svc.h) */
+	struct wp_ctx_opts
+		o; /* select, sqpoll, busy_poll, zc_threshold, shm_same_uid, ucx_trust_rma */
 };
 
 /* --model-name: one more id (the table's limit is checked here). */
@@ -583,6 +584,13 @@ static const struct tool_opt serve_opts[] = {
 	  .help = "the model repeats these whitespace-separated words in\n"
 		  "order (default: words from a fixed list, chosen by a\n"
 		  "hash of the prompt: the same prompt, the same text)" },
+	{ .name = "ucx-trust-rma",
+	  .kind = TOOL_OPT_FLAG,
+	  .off = offsetof(struct serve_cfg, o.ucx_trust_rma),
+	  .help = "ucx: trust clients with this process's memory: RMA\n"
+		  "even over software transports (tcp, shared memory),\n"
+		  "which check nothing here (default: frames unless\n"
+		  "every rma lane is verbs)" },
 	{ .name = "shm-same-uid",
 	  .kind = TOOL_OPT_FLAG,
 	  .off = offsetof(struct serve_cfg, o.shm_same_uid),
@@ -649,7 +657,7 @@ static void serve_usage(FILE *f)
 	fprintf(f,
 		"usage: wirepath serve --listen URI [--port-file F] [--select require|prefer|any]\n"
 		"                      [--sqpoll] [--busy-poll] [--zc-threshold N] [--policy RULES]\n"
-		"                      [--shm-same-uid]\n"
+		"                      [--shm-same-uid] [--ucx-trust-rma]\n"
 		"                      [--rx-budget N] [--conns-max N] [--conns-per-source N]\n"
 		"                      [--conns-per-tenant N] [--frame-timeout S]\n"
 		"                      [--idle-timeout S] [--handshake-timeout S]\n"

@@ -208,6 +208,18 @@ struct wp_ctx_opts {
 	 * wp_ctx_explain names the lanes either way.
 	 */
 	char ucx_need[64];
+	/*
+	 * ucx: trust the peer with this process's memory. UCX's software RMA
+	 * (over tcp, sysv/posix shared memory, cma) checks nothing on the
+	 * target: a peer that can issue RMA reads and writes wherever it likes
+	 * in this process, rkey or not. By default (0) the ucx path uses RMA
+	 * only on connections whose every rma lane is a verbs transport (the
+	 * NIC checks the rkey), announces rkeys only there, and does not even
+	 * enable UCX's RMA where UCX has no verbs transport; bulk transfers go
+	 * as frames elsewhere. 1: RMA on every connection, whatever transport
+	 * (set it on both sides; wp_ctx_explain says which applies and why).
+	 */
+	int ucx_trust_rma;
 	/* New fields go here, at the end (src/core/ctx.c takes each by name). */
 };
 

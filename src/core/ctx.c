@@ -118,6 +118,7 @@ static void opts_take(struct wp_ctx_opts *d, const struct wp_ctx_opts *o)
 	TAKE(frame_timeout_ms);
 	TAKE(idle_timeout_ms);
 	TAKE(handshake_timeout_ms);
+	TAKE(ucx_trust_rma);
 #undef TAKE
 	if (WP_OPTS_HAS(o, ucx_need)) {
 		memcpy(d->ucx_need, o->ucx_need, sizeof(d->ucx_need));
@@ -133,7 +134,7 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 
 	if (!ctx)
 		return -ENOMEM;
-	if (!WP_OPTS_VALID(o, ucx_need)) {
+	if (!WP_OPTS_VALID(o, ucx_trust_rma)) {
 		wp_log_global(WP_LOG_ERR,
 			      "wp_ctx_create: opts.sz %zu, but this library knows "
 			      "%zu bytes of wp_ctx_opts and fields past them are set",

@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: MIT
 # The ucx path between two network namespaces over a veth pair, as between
 # two hosts, with UCX_TLS=tcp (docs/testing.md, "ucx"):
-# 1. test_ucx's client in A against its peer in B (10.99.0.1): the lanes UCX
+# 1. test_ucx's client in A against its peers in B (10.99.0.1): the lanes UCX
 #    selected are on tcp over the veth (WP_UCX_EXPECT=tcp, held by ucx_need
-#    under select=require), RMA writes of 8 MiB checked by the peer's
-#    checksum and read back byte for byte, a wrong key refused, ucx_need=rdma
-#    refused loudly.
+#    under select=require); writes of 8 MiB checked by the peer's checksum
+#    and read back byte for byte, as frames against the default peer (tcp's
+#    RMA is software: not trusted) and as RMA against the peer with
+#    ucx_trust_rma (which also deregisters with writes in flight); a wrong
+#    key refused, ucx_need=rdma refused loudly.
 # 2. The RPC workload: `wirepath serve --listen ucx://10.99.0.1:P` in B,
 #    `wirepath bench --peer ucx://10.99.0.1:P --paths ucx` in A for one
 #    second: steps complete, calls fail nowhere.
@@ -45,16 +47,19 @@ done
 # 1. test_ucx across the namespaces.
 # Background processes are started with ip itself, not through ux_b: $!
 # is then the process (ip netns exec and env exec it), and kill reaches it.
-ip netns exec "$NS_B" env WP_UCX_PEER_ONLY=1 WP_UCX_LISTEN="ucx://10.99.0.1:$PORT" "$T" --path ucx \
-	>"$TMPD/peer.log" 2>&1 &
+# The trusting peer is the first one's child (it dies with it).
+ip netns exec "$NS_B" env WP_UCX_PEER_ONLY=1 WP_UCX_LISTEN="ucx://10.99.0.1:$PORT" \
+	WP_UCX_LISTEN_TRUST="ucx://10.99.0.1:$((PORT + 2))" "$T" --path ucx >"$TMPD/peer.log" 2>&1 &
 peer=$!
 wait_port "$NS_B" "$PORT"
-ux_a env WP_UCX_PEER="10.99.0.1:$PORT" WP_UCX_EXPECT=tcp "$T" --path ucx >"$TMPD/client.log" 2>&1 ||
+wait_port "$NS_B" "$((PORT + 2))"
+ux_a env WP_UCX_PEER="10.99.0.1:$PORT" WP_UCX_PEER_TRUST="10.99.0.1:$((PORT + 2))" WP_UCX_EXPECT=tcp \
+	"$T" --path ucx >"$TMPD/client.log" 2>&1 ||
 	{ cat "$TMPD/client.log" "$TMPD/peer.log"; fail "test_ucx across namespaces"; }
 grep -q "lanes UCX selected: .*tcp/$VA" "$TMPD/client.log" ||
 	{ cat "$TMPD/client.log"; fail "explain does not name tcp over $VA"; }
 note "test_ucx across namespaces: $(grep -m1 -o 'lanes UCX selected: [^;]*; [^;]*' "$TMPD/client.log")"
-grep '^write 3\|^read' "$TMPD/client.log"
+grep '^frames: \|^RMA: ' "$TMPD/client.log"
 kill "$peer" 2>/dev/null
 wait "$peer" 2>/dev/null
 
