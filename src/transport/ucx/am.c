@@ -234,6 +234,21 @@ const struct wp_fast_ops ucx_fast = { .send = ucx_send, .flush = ucx_flush };
 
 /* ---- receiving ---------------------------------------------------------- */
 
+/* Copy a message UCX cannot leave with us, charged to the receive budget;
+ * without room or memory the connection fails (false: r is released). */
+static bool rx_copy(struct wp_ctx *ctx, struct wp_ep *ep, struct ucx_rx *r, const void *data,
+		    size_t len)
+{
+	if (!rx_claim(ctx, r, len, ctx->lim.budget.limit) || !(r->buf = malloc(len))) {
+		ucx_fail(ep, r->claim ? UCS_ERR_NO_MEMORY : UCS_ERR_EXCEEDS_LIMIT);
+		ucx_rx_release(uctx_of(ctx), r);
+		return false;
+	}
+	memcpy(r->buf, data, len);
+	r->data = r->buf;
+	return true;
+}
+
 static ucs_status_t ucx_am_cb(struct wp_ctx *ctx, unsigned id, const void *header, size_t hlen,
 			      void *data, size_t len, const ucp_am_recv_param_t *param)
 {
@@ -275,13 +290,8 @@ static ucs_status_t ucx_am_cb(struct wp_ctx *ctx, unsigned id, const void *heade
 		r->kind = RX_CTL;
 		r->reason = (int)id;
 		r->ep = ep;
-		if (!rx_claim(ctx, r, len, ctx->lim.budget.limit) || !(r->buf = malloc(len))) {
-			ucx_fail(ep, r->claim ? UCS_ERR_NO_MEMORY : UCS_ERR_EXCEEDS_LIMIT);
-			ucx_rx_release(uc, r);
+		if (!rx_copy(ctx, ep, r, data, len))
 			return UCS_OK;
-		}
-		memcpy(r->buf, data, len);
-		r->data = r->buf;
 		r->len = len;
 		r->ready = true;
 		ucx_rx_push(ep, r);
@@ -333,13 +343,8 @@ static ucs_status_t ucx_am_cb(struct wp_ctx *ctx, unsigned id, const void *heade
 	/* UCX cannot keep this data past the callback: copy it (counted). */
 	r->kind = RX_COPY;
 	r->ep = ep;
-	if (!rx_claim(ctx, r, len, ctx->lim.budget.limit) || !(r->buf = malloc(len))) {
-		ucx_fail(ep, r->claim ? UCS_ERR_NO_MEMORY : UCS_ERR_EXCEEDS_LIMIT);
-		ucx_rx_release(uc, r);
+	if (!rx_copy(ctx, ep, r, data, len))
 		return UCS_OK;
-	}
-	memcpy(r->buf, data, len);
-	r->data = r->buf;
 	WP_CNT_ADD(bytes_copied, len);
 	uc->am_copied += len;
 	ucx_rx_push(ep, r);
