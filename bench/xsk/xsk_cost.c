@@ -286,6 +286,14 @@ static void client_udp(void)
 		udp_client_round();
 }
 
+/* A counter from a path's explain string ("key=N"), or 0. */
+static uint64_t counter(const char *explain, const char *key)
+{
+	const char *p = strstr(explain, key);
+
+	return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
 static int cmp(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -309,7 +317,9 @@ int main(int argc, char **argv)
 	struct wp_ctx *cx = NULL;
 	double c0, c1, w;
 	uint64_t t0, t1, calls0;
-	char cli_explain[1400] = "";
+	char cli_explain[1400] = "", ex0[1400] = "";
+	struct wp_meter_snap m0, m1, md;
+	int ksys;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -336,6 +346,9 @@ int main(int argc, char **argv)
 		die("usage: --srv-ns PATH --srv ADDR --mode xsk|udp|uring|tcp [--size 8..1400] "
 		    "[--secs S] [--inflight N]",
 		    EINVAL);
+	/* The kernel's count of every syscall (raw_syscalls:sys_enter), where
+	 * tracefs and perf allow it; threads created later are counted too. */
+	ksys = wp_meter_kernel_syscalls_start();
 	samp = malloc(MAXSAMP * sizeof(*samp));
 	req = calloc(1, size);
 	udp = !strcmp(mode, "udp");
@@ -349,6 +362,9 @@ int main(int argc, char **argv)
 		client_path(&cx);
 	nsamp = 0;
 	calls0 = ncalls;
+	if (cx)
+		snprintf(ex0, sizeof(ex0), "%s", wp_ctx_explain(cx));
+	wp_meter_snapshot(&m0);
 	c0 = cpu_s();
 	t0 = now_ns();
 	t1 = t0 + (uint64_t)(secs * 1e9);
@@ -359,23 +375,38 @@ int main(int argc, char **argv)
 			wp_ctx_progress(cx, 1000);
 	}
 	c1 = cpu_s();
+	wp_meter_snapshot(&m1);
 	w = (double)(now_ns() - t0) / 1e9;
+	wp_meter_diff(&m0, &m1, &md);
 	{
 		uint64_t n = ncalls - calls0;
+		double per = n ? 1.0 / (double)n : 0, tx = 1, rx = 1;
 
-		if (cx)
+		if (cx) {
 			snprintf(cli_explain, sizeof(cli_explain), "%s", wp_ctx_explain(cx));
+			/* The client's packets: out are the requests (and its acks),
+			 * in are the replies (and the server's acks). */
+			tx = (double)(counter(cli_explain, "tx_pkts=") - counter(ex0, "tx_pkts=")) *
+			     per;
+			rx = (double)(counter(cli_explain, "rx_pkts=") - counter(ex0, "rx_pkts=")) *
+			     per;
+		}
 		atomic_store(&stop, 1);
 		pthread_join(th, NULL);
 		qsort(samp, nsamp, sizeof(*samp), cmp);
 		printf("{\"mode\":\"%s\",\"size\":%u,\"inflight\":%u,\"secs\":%.2f,\"calls\":%llu,"
 		       "\"calls_per_s\":%.0f,\"cpu_s\":%.3f,\"cpu_us_per_call\":%.2f,"
 		       "\"calls_per_cpu_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+		       "\"pkts_out_per_call\":%.2f,\"pkts_in_per_call\":%.2f,"
+		       "\"syscalls_per_call\":%.2f,\"lib_writes_per_call\":%.2f,"
+		       "\"lib_waits_per_call\":%.2f,\"ctxsw_per_call\":%.2f,"
 		       "\"client\":\"%.300s\",\"server\":\"%.300s\"}\n",
 		       mode, size, inflight, w, (unsigned long long)n, n / w, c1 - c0,
 		       n ? (c1 - c0) * 1e6 / n : 0, c1 > c0 ? n / (c1 - c0) : 0,
 		       nsamp ? samp[nsamp / 2] / 1e3 : 0, nsamp ? samp[nsamp * 99 / 100] / 1e3 : 0,
-		       cli_explain, srv_explain);
+		       tx, rx, ksys == 0 && md.kernel_syscalls_ok ? md.kernel_syscalls * per : -1,
+		       md.syscalls[WP_SYS_WRITE] * per, md.syscalls[WP_SYS_EPOLL_WAIT] * per,
+		       (double)(md.ctx_vol + md.ctx_invol) * per, cli_explain, srv_explain);
 	}
 	if (cx)
 		wp_ctx_destroy(cx);
