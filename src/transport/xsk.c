@@ -185,6 +185,7 @@ struct xsk_ctx {
 	bool held;
 	struct {
 		uint64_t rx_pkts, tx_pkts, retrans, dups, ooo, bad, faults, resets, naks;
+		uint64_t bundled; /* messages that joined another's packet */
 	} st;
 };
 
@@ -929,6 +930,7 @@ static bool bundle_add(struct wp_ep *ep, struct xsk_ep *s, const struct wp_frame
 	k->n += WP_FRAME_HDR + (uint32_t)len;
 	put32(k->b + 24, XSK_PREFIX + k->n); /* the first header's len: the rest */
 	s->q_bytes += WP_FRAME_HDR + len;
+	xctx(ep->ctx)->st.bundled++;
 	WP_CNT_ADD(bytes_copied, len);
 	WP_CNT_ADD(msgs_tx, 1);
 	WP_CNT_ADD(bytes_tx, WP_FRAME_HDR + len);
@@ -1787,7 +1789,7 @@ static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 "door's program, one per interface), need_wakeup, busy poll %s; UMEM %u x %u B "
 		 "is the receive pool; go-back-N window %u, RTO %u-%u ms; rx_pkts=%llu "
 		 "tx_pkts=%llu redirected=%lld ring_drops=%llu retrans=%llu naks=%llu dups=%llu "
-		 "ooo=%llu bad=%llu faults=%llu resets=%llu",
+		 "ooo=%llu bad=%llu faults=%llu resets=%llu bundled=%llu",
 		 xc->ifname, xc->port, xc->nq, xc->zerocopy ? "ZERO COPY" : "copy mode",
 		 !xc->zerocopy && xc->zc_err ? " (XDP_ZEROCOPY refused: " : "",
 		 !xc->zerocopy && xc->zc_err ? strerror(xc->zc_err) : "",
@@ -1804,7 +1806,7 @@ static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 (unsigned long long)xc->st.retrans, (unsigned long long)xc->st.naks,
 		 (unsigned long long)xc->st.dups, (unsigned long long)xc->st.ooo,
 		 (unsigned long long)xc->st.bad, (unsigned long long)xc->st.faults,
-		 (unsigned long long)xc->st.resets);
+		 (unsigned long long)xc->st.resets, (unsigned long long)xc->st.bundled);
 }
 
 static const struct wp_fast_ops xsk_fast = { .send = xsk_send, .flush = xsk_flush };
