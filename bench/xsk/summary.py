@@ -29,9 +29,10 @@ def n(mode, size, inflight):
 
 print("| in flight, size | xsk CPU/call | UDP CPU/call | ratio (goal <= 0.6x) "
       "| xsk calls per CPU s | UDP calls per CPU s | ratio (goal >= 1.5x) "
-      "| p50 / p99 xsk | p50 / p99 UDP | udp_spin CPU/call, p50 | uring CPU/call | tcp CPU/call "
+      "| p50 / p99 xsk | p50 / p99 UDP | xsk_nospin CPU/call, p50 | udp_spin CPU/call, p50 "
+      "| uring CPU/call | tcp CPU/call "
       "| xsk packets out+in per call | syscalls per call xsk / UDP |")
-print("|" + "---|" * 14)
+print("|" + "---|" * 15)
 for inflight in (1, 32):
     for size in (64, 1024):
         if not n("xsk", size, inflight):
@@ -48,6 +49,8 @@ for inflight in (1, 32):
               f"{med('xsk', size, inflight, 'p99_us'):.0f} us "
               f"| {med('udp', size, inflight, 'p50_us'):.0f} / "
               f"{med('udp', size, inflight, 'p99_us'):.0f} us "
+              f"| {med('xsk_nospin', size, inflight, 'cpu_us_per_call'):.2f} us, "
+              f"{med('xsk_nospin', size, inflight, 'p50_us'):.0f} us "
               f"| {med('udp_spin', size, inflight, 'cpu_us_per_call'):.2f} us, "
               f"{med('udp_spin', size, inflight, 'p50_us'):.0f} us "
               f"| {med('uring', size, inflight, 'cpu_us_per_call'):.2f} us "
