@@ -152,8 +152,8 @@ struct wp_ctx_opts {
 	int busy_poll;         /* never sleep in wp_ctx_progress; spin instead */
 	uint32_t rx_buf_size;  /* uring provided buffer size; 0 = 64 KiB */
 	uint32_t rx_buf_count; /* uring provided buffers; 0 = 64 */
-	int64_t spin_us;       /* shm, xsk: poll the rings this long before sleeping
-				   * (shm: on the doorbell), while most recent idle gaps were
+	int64_t spin_us;       /* shm: poll the rings this long before sleeping on
+				   * the doorbell, while most recent idle gaps were
 				   * that short (adaptive; 0 = default 50 us, -1 =
 				   * never spin; busy_poll = never sleep) */
 	uint32_t shm_slots;    /* shm: ring descriptors per direction (power of

@@ -151,32 +151,6 @@ int wp_paths(const struct wp_backend_ops *const **out);
 
 /* ---- what the core gives every path (conn.c, loop.c, ctx.c) ----------- */
 
-/*
- * Adaptive spin (shm, xsk). Spinning before sleeping pays only when work comes back
- * within the spin budget: then a ~100 ns poll replaces a wake-up that costs
- * tens of microseconds. When the gaps between bursts are long (tokens paced
- * every 25 ms, tool calls with service times), every spin burns its whole
- * budget for nothing, on both sides of each message. So each idle period's
- * length is learned: hit_q16 is an average (weight 1/8) of "the gap was
- * within spin_us" in Q16, and the context spins only while at least half of
- * the recent gaps were. It keeps learning while it does not spin (the
- * length of each sleep that ended with work, and a spin every 16th idle
- * period, since a sleep's length includes this side's own wake-up), so a
- * burst of dense traffic turns spinning back on.
- */
-#define WP_SPIN_ONE 65536u
-static inline void wp_spin_learn(uint32_t *hit_q16, uint64_t gap_ns, uint64_t spin_ns)
-{
-	int64_t x = gap_ns <= spin_ns ? WP_SPIN_ONE : 0;
-
-	*hit_q16 = (uint32_t)((int64_t)*hit_q16 + (x - (int64_t)*hit_q16) / 8);
-}
-
-static inline bool wp_spin_wanted(uint32_t hit_q16)
-{
-	return hit_q16 >= WP_SPIN_ONE / 2;
-}
-
 /* The endpoint has output: the next flush loop runs its fast.flush. */
 void wp_ctx_mark_dirty(struct wp_ep *ep);
 /* The flush loop: every dirty open endpoint's transmit burst, now. */

@@ -177,9 +177,6 @@ struct xsk_ctx {
 	uint64_t next_timer;
 	bool tx_blocked;
 	uint32_t unkicked;
-	uint32_t nsess;        /* sessions in the table: nothing to spin for without */
-	uint32_t spin_hit_q16; /* adaptive spin: see wp_spin_learn */
-	uint32_t spin_probe;   /* idle periods while off: every 16th spins */
 	/* test-only faults (percent), and the packet held back to reorder */
 	uint32_t f_drop, f_dup, f_reorder;
 	uint64_t f_rng;
@@ -280,7 +277,6 @@ static int xsk_init(struct wp_ctx *ctx)
 	xc = ctx->bk;
 	xc->resv_fd = -1;
 	xc->prog.link_fd = -1;
-	xc->spin_hit_q16 = WP_SPIN_ONE; /* spin until the gaps say otherwise */
 	f = getenv("WP_XSK_TEST_FAULTS");
 	if (f && *f) {
 		const char *p;
@@ -648,7 +644,6 @@ static void sess_add(struct xsk_ctx *xc, struct xsk_ep *s)
 	s->hnext = xc->tab[h];
 	xc->tab[h] = s;
 	s->in_table = true;
-	xc->nsess++;
 }
 
 static void sess_del(struct xsk_ctx *xc, struct xsk_ep *s)
@@ -662,7 +657,6 @@ static void sess_del(struct xsk_ctx *xc, struct xsk_ep *s)
 	if (*pp)
 		*pp = s->hnext;
 	s->in_table = false;
-	xc->nsess--;
 }
 
 static void timer_at(struct xsk_ctx *xc, uint64_t t)
@@ -1489,15 +1483,14 @@ static bool rx_ready(struct xsk_ctx *xc)
  * process's memory, so epoll is only for sleeping: a round that must not
  * sleep reads them without a syscall (under busy_poll, a recvfrom per
  * socket drives the kernel's busy poll instead, where it took the options).
- * Before sleeping it spins on the rings for up to spin_us while most recent
- * idle gaps were that short (wp_spin_learn, as shm does): with a call or
- * two in flight the answer is back within microseconds, and a wake-up here
- * costs tens of them on each side of every call.
+ * No spin before sleeping: measured on the 2-core VM under load, a spin of
+ * up to 50 us (shm's adaptive policy) doubled the CPU per call at one call
+ * in flight (docs/performance.md); busy_poll is there for who wants it.
  */
 static int xsk_poll(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	struct xsk_ctx *xc = ctx->bk;
-	uint64_t now = now_ns(), idle0 = 0, spin_ns = 0;
+	uint64_t now = now_ns();
 	int n, got = 0;
 
 	if (!xc->up)
@@ -1512,30 +1505,6 @@ static int xsk_poll(struct wp_ctx *ctx, int64_t timeout_us)
 		timeout_us = 0;
 	if (xc->tx_blocked || tx_pending(&xc->q[0]))
 		timeout_us = timeout_us < 0 || timeout_us > 200 ? 200 : timeout_us;
-	if (timeout_us != 0 && ctx->o.spin_us > 0 && xc->nsess && !ctx->ndefer) {
-		idle0 = now;
-		spin_ns = (uint64_t)ctx->o.spin_us * 1000;
-	}
-	/* Off, it still spins one idle period in 16: a sleep's length includes
-	 * this side's own wake-up, which can hide that the gaps got short. */
-	if (idle0 && (wp_spin_wanted(xc->spin_hit_q16) || (++xc->spin_probe & 15) == 0)) {
-		uint64_t budget = spin_ns;
-
-		if (timeout_us > 0 && (uint64_t)timeout_us * 1000 < budget)
-			budget = (uint64_t)timeout_us * 1000;
-		do
-			__builtin_ia32_pause();
-		while (!rx_ready(xc) && (now = now_ns()) - idle0 < budget);
-		if (rx_ready(xc)) {
-			wp_spin_learn(&xc->spin_hit_q16, now_ns() - idle0, spin_ns);
-			idle0 = 0;
-			timeout_us = 0;
-		} else if (timeout_us > 0) {
-			int64_t spent = (int64_t)((now - idle0) / 1000);
-
-			timeout_us = spent >= timeout_us ? 0 : timeout_us - spent;
-		}
-	}
 	if (timeout_us != 0) {
 		n = wp_epoll_wait(ctx, xc->ev, XSK_MAX_Q + 1, timeout_us);
 		if (n < 0)
@@ -1552,10 +1521,6 @@ static int xsk_poll(struct wp_ctx *ctx, int64_t timeout_us)
 		while ((k = rx_ring(ctx, &xc->q[i], now)) > 0)
 			got += k;
 	}
-	/* The idle period's length, if it ended with work (a sleep that ran
-	 * past the spin budget is a miss as well). */
-	if (idle0 && (got > 0 || now - idle0 > spin_ns))
-		wp_spin_learn(&xc->spin_hit_q16, now - idle0, spin_ns);
 	comp_reap(xc);
 	fill_topup(xc);
 	timers(ctx, now);
@@ -1840,33 +1805,29 @@ static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		return;
 	}
 	red = wpp_xsk_redirected(&xc->prog);
-	snprintf(
-		buf, len,
-		"AF_XDP on %s port %u, %u queue(s), %s%s%s%s, %s XDP%s%s (prog id %u, the front "
-		"door's program, one per interface), need_wakeup, busy poll %s, spin %s; UMEM %u x %u B "
-		"is the receive pool; go-back-N window %u, RTO %u-%u ms; rx_pkts=%llu "
-		"tx_pkts=%llu redirected=%lld ring_drops=%llu retrans=%llu naks=%llu dups=%llu "
-		"ooo=%llu bad=%llu faults=%llu resets=%llu bundled=%llu",
-		xc->ifname, xc->port, xc->nq, xc->zerocopy ? "ZERO COPY" : "copy mode",
-		!xc->zerocopy && xc->zc_err ? " (XDP_ZEROCOPY refused: " : "",
-		!xc->zerocopy && xc->zc_err ? strerror(xc->zc_err) : "",
-		!xc->zerocopy && xc->zc_err ? ")" : "", xc->prog.native ? "native" : "GENERIC",
-		!xc->prog.native && xc->prog.native_err ? ": native refused, " : "",
-		!xc->prog.native && xc->prog.native_err ? strerror(xc->prog.native_err) : "",
-		xc->prog.prog_id,
-		xc->busy       ? "on"
-		: xc->busy_err ? "refused"
-			       : "off",
-		ctx->o.busy_poll     ? "never sleeps (busy_poll)"
-		: ctx->o.spin_us > 0 ? "adaptive (up to spin_us, while idle gaps are shorter)"
-				     : "off",
-		xc->nframes, XSK_FRAME, XSK_WIN, XSK_RTO_MIN_US / 1000, XSK_RTO_MAX_US / 1000,
-		(unsigned long long)xc->st.rx_pkts, (unsigned long long)xc->st.tx_pkts,
-		(long long)red, (unsigned long long)ring_drops(xc),
-		(unsigned long long)xc->st.retrans, (unsigned long long)xc->st.naks,
-		(unsigned long long)xc->st.dups, (unsigned long long)xc->st.ooo,
-		(unsigned long long)xc->st.bad, (unsigned long long)xc->st.faults,
-		(unsigned long long)xc->st.resets, (unsigned long long)xc->st.bundled);
+	snprintf(buf, len,
+		 "AF_XDP on %s port %u, %u queue(s), %s%s%s%s, %s XDP%s%s (prog id %u, the front "
+		 "door's program, one per interface), need_wakeup, busy poll %s; UMEM %u x %u B "
+		 "is the receive pool; go-back-N window %u, RTO %u-%u ms; rx_pkts=%llu "
+		 "tx_pkts=%llu redirected=%lld ring_drops=%llu retrans=%llu naks=%llu dups=%llu "
+		 "ooo=%llu bad=%llu faults=%llu resets=%llu bundled=%llu",
+		 xc->ifname, xc->port, xc->nq, xc->zerocopy ? "ZERO COPY" : "copy mode",
+		 !xc->zerocopy && xc->zc_err ? " (XDP_ZEROCOPY refused: " : "",
+		 !xc->zerocopy && xc->zc_err ? strerror(xc->zc_err) : "",
+		 !xc->zerocopy && xc->zc_err ? ")" : "", xc->prog.native ? "native" : "GENERIC",
+		 !xc->prog.native && xc->prog.native_err ? ": native refused, " : "",
+		 !xc->prog.native && xc->prog.native_err ? strerror(xc->prog.native_err) : "",
+		 xc->prog.prog_id,
+		 xc->busy       ? "on"
+		 : xc->busy_err ? "refused"
+				: "off",
+		 xc->nframes, XSK_FRAME, XSK_WIN, XSK_RTO_MIN_US / 1000, XSK_RTO_MAX_US / 1000,
+		 (unsigned long long)xc->st.rx_pkts, (unsigned long long)xc->st.tx_pkts,
+		 (long long)red, (unsigned long long)ring_drops(xc),
+		 (unsigned long long)xc->st.retrans, (unsigned long long)xc->st.naks,
+		 (unsigned long long)xc->st.dups, (unsigned long long)xc->st.ooo,
+		 (unsigned long long)xc->st.bad, (unsigned long long)xc->st.faults,
+		 (unsigned long long)xc->st.resets, (unsigned long long)xc->st.bundled);
 }
 
 static const struct wp_fast_ops xsk_fast = { .send = xsk_send, .flush = xsk_flush };

@@ -67,7 +67,7 @@ static int shm_init(struct wp_ctx *ctx)
 
 	if (ret == 0) {
 		shm_probe_huge(sctx(ctx));
-		sctx(ctx)->spin_hit_q16 = WP_SPIN_ONE; /* spin until gaps say otherwise */
+		sctx(ctx)->spin_hit_q16 = SHM_SPIN_ONE; /* spin until gaps say otherwise */
 	}
 	return ret;
 }
@@ -461,7 +461,7 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 	}
 	/* Off, it still spins one idle period in 16: the sleeps it learns from
 	 * include this side's wake-up, which can hide that gaps got short. */
-	if (idle0 && (wp_spin_wanted(sc->spin_hit_q16) || (++sc->spin_probe & 15) == 0)) {
+	if (idle0 && (shm_spin_wanted(sc->spin_hit_q16) || (++sc->spin_probe & 15) == 0)) {
 		/* Spin: a wake-up costs tens of microseconds here, a poll 100 ns. */
 		uint64_t budget = spin_ns;
 
@@ -473,7 +473,7 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 			wp_ctx_flush(ctx);
 		} while (n == 0 && !ctx->ndefer && wp_now_ns() - idle0 < budget);
 		if (n > 0 || ctx->ndefer) {
-			wp_spin_learn(&sc->spin_hit_q16, wp_now_ns() - idle0, spin_ns);
+			shm_spin_learn(&sc->spin_hit_q16, wp_now_ns() - idle0, spin_ns);
 			idle0 = 0;
 		}
 	}
@@ -510,7 +510,7 @@ static int shm_poll(struct wp_ctx *ctx, int64_t timeout_us)
 		 * that ran past the spin budget is a miss as well). */
 		now = wp_now_ns();
 		if (idle0 && (n > 0 || now - idle0 > spin_ns))
-			wp_spin_learn(&sc->spin_hit_q16, now - idle0, spin_ns);
+			shm_spin_learn(&sc->spin_hit_q16, now - idle0, spin_ns);
 	}
 	return n;
 }

@@ -94,11 +94,37 @@ enum shm_step {
 	SHM_STEP_WAIT_REGION,    /* acceptor: CHALLENGE sent */
 };
 
+/*
+ * Adaptive spin. Spinning before sleeping pays only when work comes back
+ * within the spin budget: then a ~100 ns poll replaces a wake-up that costs
+ * tens of microseconds. When the gaps between bursts are long (tokens paced
+ * every 25 ms, tool calls with service times), every spin burns its whole
+ * budget for nothing, on both sides of each message. So each idle period's
+ * length is learned: hit_q16 is an average (weight 1/8) of "the gap was
+ * within spin_us" in Q16, and the context spins only while at least half of
+ * the recent gaps were. It keeps learning while it does not spin (the
+ * length of each sleep that ended with work, and a spin every 16th idle
+ * period, since a sleep's length includes this side's own wake-up), so a
+ * burst of dense traffic turns spinning back on.
+ */
+#define SHM_SPIN_ONE 65536u
+static inline void shm_spin_learn(uint32_t *hit_q16, uint64_t gap_ns, uint64_t spin_ns)
+{
+	int64_t x = gap_ns <= spin_ns ? SHM_SPIN_ONE : 0;
+
+	*hit_q16 = (uint32_t)((int64_t)*hit_q16 + (x - (int64_t)*hit_q16) / 8);
+}
+
+static inline bool shm_spin_wanted(uint32_t hit_q16)
+{
+	return hit_q16 >= SHM_SPIN_ONE / 2;
+}
+
 struct shm_ctx {
 	int epfd;           /* first: wp_epoll_bk_init */
 	struct wp_ep *open; /* connections to poll */
 	uint64_t last_epoll_ns;
-	uint32_t spin_hit_q16; /* adaptive spin: see wp_spin_learn */
+	uint32_t spin_hit_q16; /* adaptive spin: see shm_spin_learn */
 	uint32_t spin_probe;   /* idle periods while off: every 16th spins */
 	bool armed;            /* wp_ctx_arm set the sleeping flags: an embedding loop sleeps */
 	bool huge;             /* 2 MiB hugetlb memfds work here */
