@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Small RPCs between two network namespaces joined by a veth pair: the xsk
-# path (xsk_nospin: with its spin off), a kernel UDP echo (recvmmsg/sendmmsg;
-# udp_spin: the same, polling up to 50 us before it blocks, as the path
-# does), uring and tcp; 64 B and
+# path, a kernel UDP echo (recvmmsg/sendmmsg), uring and tcp (EXTRA_MODES
+# adds more: udp_spin, the UDP echo polling up to 50 us before it blocks);
+# 64 B and
 # 1 KiB, one call in flight (RTT) and 32 in flight (throughput). Then one-way
 # receive: 64-byte datagrams blasted at a kernel UDP socket and at the xsk
 # path (rx_udp, rx_xsk). REPS rounds, the modes interleaved within each, so
@@ -40,7 +40,7 @@ run() { nsenter --net="/run/netns/$C" "$B" --srv-ns "/run/netns/$S" --srv 10.97.
 for rep in $(seq "$REPS"); do
 	for inflight in 1 32; do
 		for size in 64 1024; do
-			for mode in xsk xsk_nospin udp udp_spin uring tcp; do
+			for mode in xsk udp uring tcp ${EXTRA_MODES:-}; do
 				run --mode "$mode" --size "$size" --secs "$SECS" --inflight "$inflight"
 			done
 		done

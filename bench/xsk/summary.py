@@ -29,10 +29,9 @@ def n(mode, size, inflight):
 
 print("| in flight, size | xsk CPU/call | UDP CPU/call | ratio (goal <= 0.6x) "
       "| xsk calls per CPU s | UDP calls per CPU s | ratio (goal >= 1.5x) "
-      "| p50 / p99 xsk | p50 / p99 UDP | xsk_nospin CPU/call, p50 | udp_spin CPU/call, p50 "
-      "| uring CPU/call | tcp CPU/call "
+      "| p50 / p99 xsk | p50 / p99 UDP | uring CPU/call | tcp CPU/call "
       "| xsk packets out+in per call | syscalls per call xsk / UDP |")
-print("|" + "---|" * 15)
+print("|" + "---|" * 13)
 for inflight in (1, 32):
     for size in (64, 1024):
         if not n("xsk", size, inflight):
@@ -49,10 +48,6 @@ for inflight in (1, 32):
               f"{med('xsk', size, inflight, 'p99_us'):.0f} us "
               f"| {med('udp', size, inflight, 'p50_us'):.0f} / "
               f"{med('udp', size, inflight, 'p99_us'):.0f} us "
-              f"| {med('xsk_nospin', size, inflight, 'cpu_us_per_call'):.2f} us, "
-              f"{med('xsk_nospin', size, inflight, 'p50_us'):.0f} us "
-              f"| {med('udp_spin', size, inflight, 'cpu_us_per_call'):.2f} us, "
-              f"{med('udp_spin', size, inflight, 'p50_us'):.0f} us "
               f"| {med('uring', size, inflight, 'cpu_us_per_call'):.2f} us "
               f"| {med('tcp', size, inflight, 'cpu_us_per_call'):.2f} us "
               f"| {med('xsk', size, inflight, 'pkts_out_per_call') + med('xsk', size, inflight, 'pkts_in_per_call'):.2f} "
@@ -70,5 +65,13 @@ for mode in ("rx_xsk", "rx_udp"):
           f"| {med(mode, 64, 0, 'pkts_per_cpu_s'):,.0f} "
           f"| {med(mode, 64, 0, 'rx_thread_ns_per_pkt'):,.0f} ns "
           f"| {med(mode, 64, 0, 'pkts_per_rx_thread_cpu_s'):,.0f} |")
+if any(k[0] == "udp_spin" for k in runs):
+    print("\nudp_spin (EXTRA_MODES), CPU per call / p50:")
+    for inflight in (1, 32):
+        for size in (64, 1024):
+            if n("udp_spin", size, inflight):
+                print(f"- {inflight} in flight, {size} B: "
+                      f"{med('udp_spin', size, inflight, 'cpu_us_per_call'):.2f} us / "
+                      f"{med('udp_spin', size, inflight, 'p50_us'):.0f} us")
 reps = sorted({n(*k) for k in runs})
 print(f"\nMedians of {'/'.join(map(str, reps))} runs per row.")

@@ -9,8 +9,7 @@
  * "CPU per call" is what one round trip costs the host, and calls/s per
  * core is calls / CPU seconds. RTT percentiles from every call's own clock.
  * udp_spin is the same UDP echo polling with MSG_DONTWAIT for up to 50 us
- * before it blocks: the xsk path's adaptive spin, given to the baseline too;
- * xsk_nospin is the path with its spin off (spin_us = -1), like plain udp.
+ * before it blocks (shm's spin budget): what a spin costs here, measured.
  *
  * Receive modes (rx_udp, rx_xsk): one-way datagrams. The client thread
  * blasts 64-byte datagrams with sendmmsg (64 at a time) at the server's
@@ -26,7 +25,7 @@
  * bench/xsk/run.sh makes the namespaces; prints one JSON line per run.
  *
  *   xsk_cost --srv-ns /run/netns/S --srv 10.98.0.1
- *            --mode xsk|xsk_nospin|udp|udp_spin|uring|tcp|rx_udp|rx_xsk
+ *            --mode xsk|udp|udp_spin|uring|tcp|rx_udp|rx_xsk
  *            [--size 64] [--secs 2] [--inflight 1]
  */
 #include <arpa/inet.h>
@@ -88,18 +87,10 @@ static void h_echo(void *arg, struct wp_call *call, struct wp_msg *req)
 	wp_call_reply(call, req->data, req->len, NULL, NULL);
 }
 
-/* The path's scheme: xsk_nospin is the xsk path with spin_us = -1. */
-static const char *scheme(void)
-{
-	return strncmp(mode, "xsk", 3) ? mode : "xsk";
-}
-
 static void path_opts(struct wp_ctx_opts *o)
 {
 	wp_ctx_opts_init(o);
 	o->select = WP_SELECT_REQUIRE;
-	if (!strcmp(mode, "xsk_nospin"))
-		o->spin_us = -1;
 }
 
 static void *srv_path(void *arg)
@@ -115,7 +106,7 @@ static void *srv_path(void *arg)
 	if ((ret = wp_ctx_create(&o, &ctx)) < 0)
 		die("wp_ctx_create", ret);
 	wp_rpc_register(ctx, 1, h_echo, NULL);
-	snprintf(uri, sizeof(uri), "%s://%s:0", scheme(), srv_addr);
+	snprintf(uri, sizeof(uri), "%s://%s:0", mode, srv_addr);
 	if ((ret = wp_listen(ctx, uri, NULL, &l)) < 0)
 		die("wp_listen", ret);
 	port = wp_ep_local_port(l);
@@ -183,7 +174,7 @@ static void client_path(struct wp_ctx **out)
 	path_opts(&o);
 	if ((ret = wp_ctx_create(&o, &ctx)) < 0)
 		die("wp_ctx_create", ret);
-	snprintf(uri, sizeof(uri), "%s://%s:%d", scheme(), srv_addr, port);
+	snprintf(uri, sizeof(uri), "%s://%s:%d", mode, srv_addr, port);
 	if ((ret = wp_connect(ctx, uri, NULL, &cep)) < 0)
 		die("wp_connect", ret);
 	for (uint32_t i = 0; i < inflight; i++)
@@ -565,7 +556,7 @@ int main(int argc, char **argv)
 		i++;
 	}
 	if (!srv_ns || !srv_addr || size < 8 || size > 1400 || !inflight)
-		die("usage: --srv-ns PATH --srv ADDR --mode xsk|xsk_nospin|udp|udp_spin|uring|tcp|rx_udp|rx_xsk "
+		die("usage: --srv-ns PATH --srv ADDR --mode xsk|udp|udp_spin|uring|tcp|rx_udp|rx_xsk "
 		    "[--size 8..1400] "
 		    "[--secs S] [--inflight N]",
 		    EINVAL);
