@@ -65,13 +65,16 @@ for mode in ("rx_xsk", "rx_udp"):
           f"| {med(mode, 64, 0, 'pkts_per_cpu_s'):,.0f} "
           f"| {med(mode, 64, 0, 'rx_thread_ns_per_pkt'):,.0f} ns "
           f"| {med(mode, 64, 0, 'pkts_per_rx_thread_cpu_s'):,.0f} |")
-if any(k[0] == "udp_spin" for k in runs):
-    print("\nudp_spin (EXTRA_MODES), CPU per call / p50:")
+for extra in ("udp_spin", "xsk_busy", "udp_busy"):
+    if not any(k[0] == extra for k in runs):
+        continue
+    print(f"\n{extra} (EXTRA_MODES), CPU per call, p50 / p99:")
     for inflight in (1, 32):
         for size in (64, 1024):
-            if n("udp_spin", size, inflight):
+            if n(extra, size, inflight):
                 print(f"- {inflight} in flight, {size} B: "
-                      f"{med('udp_spin', size, inflight, 'cpu_us_per_call'):.2f} us / "
-                      f"{med('udp_spin', size, inflight, 'p50_us'):.0f} us")
+                      f"{med(extra, size, inflight, 'cpu_us_per_call'):.2f} us, "
+                      f"{med(extra, size, inflight, 'p50_us'):.0f} / "
+                      f"{med(extra, size, inflight, 'p99_us'):.0f} us")
 reps = sorted({n(*k) for k in runs})
 print(f"\nMedians of {'/'.join(map(str, reps))} runs per row.")

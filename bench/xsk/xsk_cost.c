@@ -10,6 +10,10 @@
  * core is calls / CPU seconds. RTT percentiles from every call's own clock.
  * udp_spin is the same UDP echo polling with MSG_DONTWAIT for up to 50 us
  * before it blocks (shm's spin budget): what a spin costs here, measured.
+ * Busy polling, like with like: xsk_busy (the path with busy_poll: it never
+ * sleeps, reads its rings without a syscall) against udp_busy (recvmmsg
+ * with MSG_DONTWAIT in a loop); both threads then burn a core each, so CPU
+ * per call is about two cores over the call rate.
  *
  * Receive modes (rx_udp, rx_xsk): one-way datagrams. The client thread
  * blasts 64-byte datagrams with sendmmsg (64 at a time) at the server's
@@ -25,7 +29,7 @@
  * bench/xsk/run.sh makes the namespaces; prints one JSON line per run.
  *
  *   xsk_cost --srv-ns /run/netns/S --srv 10.98.0.1
- *            --mode xsk|udp|udp_spin|uring|tcp|rx_udp|rx_xsk
+ *            --mode xsk|xsk_busy|udp|udp_spin|udp_busy|uring|tcp|rx_udp|rx_xsk
  *            [--size 64] [--secs 2] [--inflight 1]
  */
 #include <arpa/inet.h>
@@ -53,7 +57,7 @@ static const char *srv_ns, *srv_addr, *mode = "xsk";
 static uint32_t size = 64, inflight = 1;
 static double secs = 2;
 static atomic_int stop, ready;
-static bool udp_spin;
+static bool udp_spin, udp_busy;
 static int port;
 static char srv_explain[1400];
 
@@ -87,10 +91,17 @@ static void h_echo(void *arg, struct wp_call *call, struct wp_msg *req)
 	wp_call_reply(call, req->data, req->len, NULL, NULL);
 }
 
+/* The path's scheme: xsk_busy is the xsk path with busy_poll on. */
+static const char *scheme(void)
+{
+	return strcmp(mode, "xsk_busy") ? mode : "xsk";
+}
+
 static void path_opts(struct wp_ctx_opts *o)
 {
 	wp_ctx_opts_init(o);
 	o->select = WP_SELECT_REQUIRE;
+	o->busy_poll = !strcmp(mode, "xsk_busy");
 }
 
 static void *srv_path(void *arg)
@@ -106,7 +117,7 @@ static void *srv_path(void *arg)
 	if ((ret = wp_ctx_create(&o, &ctx)) < 0)
 		die("wp_ctx_create", ret);
 	wp_rpc_register(ctx, 1, h_echo, NULL);
-	snprintf(uri, sizeof(uri), "%s://%s:0", mode, srv_addr);
+	snprintf(uri, sizeof(uri), "%s://%s:0", scheme(), srv_addr);
 	if ((ret = wp_listen(ctx, uri, NULL, &l)) < 0)
 		die("wp_listen", ret);
 	port = wp_ep_local_port(l);
@@ -174,7 +185,7 @@ static void client_path(struct wp_ctx **out)
 	path_opts(&o);
 	if ((ret = wp_ctx_create(&o, &ctx)) < 0)
 		die("wp_ctx_create", ret);
-	snprintf(uri, sizeof(uri), "%s://%s:%d", mode, srv_addr, port);
+	snprintf(uri, sizeof(uri), "%s://%s:%d", scheme(), srv_addr, port);
 	if ((ret = wp_connect(ctx, uri, NULL, &cep)) < 0)
 		die("wp_connect", ret);
 	for (uint32_t i = 0; i < inflight; i++)
@@ -188,10 +199,11 @@ static void client_path(struct wp_ctx **out)
 
 /* ---- kernel UDP echo, batched both ways -------------------------------- */
 
-/* recvmmsg, after polling for up to UDP_SPIN_NS in udp_spin mode. */
+/* recvmmsg, after polling for up to UDP_SPIN_NS in udp_spin mode; udp_busy
+ * never sleeps (it returns 0 now and then, so the loops see stop). */
 static int udp_recv(int fd, struct mmsghdr *mm)
 {
-	if (udp_spin) {
+	if (udp_spin || udp_busy) {
 		uint64_t t0 = now_ns();
 
 		do {
@@ -201,6 +213,8 @@ static int udp_recv(int fd, struct mmsghdr *mm)
 				return n;
 			__builtin_ia32_pause();
 		} while (now_ns() - t0 < UDP_SPIN_NS);
+		if (udp_busy)
+			return 0;
 	}
 	return recvmmsg(fd, mm, BATCH, MSG_WAITFORONE, NULL);
 }
@@ -245,7 +259,9 @@ static void *srv_udp(void *arg)
 	}
 	snprintf(srv_explain, sizeof(srv_explain),
 		 "kernel UDP echo: recvmmsg (up to %d, MSG_WAITFORONE%s) then sendmmsg", BATCH,
-		 udp_spin ? ", after polling up to 50 us with MSG_DONTWAIT" : "");
+		 udp_spin   ? ", after polling up to 50 us with MSG_DONTWAIT"
+		 : udp_busy ? ", MSG_DONTWAIT in a loop: never sleeps"
+			    : "");
 	close(fd);
 	return NULL;
 }
@@ -556,7 +572,7 @@ int main(int argc, char **argv)
 		i++;
 	}
 	if (!srv_ns || !srv_addr || size < 8 || size > 1400 || !inflight)
-		die("usage: --srv-ns PATH --srv ADDR --mode xsk|udp|udp_spin|uring|tcp|rx_udp|rx_xsk "
+		die("usage: --srv-ns PATH --srv ADDR --mode xsk|xsk_busy|udp|udp_spin|udp_busy|uring|tcp|rx_udp|rx_xsk "
 		    "[--size 8..1400] "
 		    "[--secs S] [--inflight N]",
 		    EINVAL);
@@ -568,7 +584,8 @@ int main(int argc, char **argv)
 	samp = malloc(MAXSAMP * sizeof(*samp));
 	req = calloc(1, size);
 	udp_spin = !strcmp(mode, "udp_spin");
-	udp = udp_spin || !strcmp(mode, "udp");
+	udp_busy = !strcmp(mode, "udp_busy");
+	udp = udp_spin || udp_busy || !strcmp(mode, "udp");
 	if (pthread_create(&th, NULL, udp ? srv_udp : srv_path, NULL))
 		die("pthread_create", errno);
 	while (!atomic_load(&ready))
