@@ -896,6 +896,14 @@ static void xsk_flush(struct wp_ep *ep)
 
 static const struct wp_fast_ops xsk_fast;
 
+/* What a queued packet holds in memory, counted against XSK_QMAX: a
+ * bundle's whole room from the start, so many tiny messages cannot hide
+ * their allocations behind their lengths. */
+static size_t pkt_bytes(const struct xsk_pkt *k)
+{
+	return sizeof(*k) + (k->cap ? k->cap : k->n);
+}
+
 /*
  * Batching at the packet: a small message joins the last queued packet when
  * that packet is a bundle that never left and has room, behind its own frame
@@ -929,7 +937,6 @@ static bool bundle_add(struct wp_ep *ep, struct xsk_ep *s, const struct wp_frame
 		memcpy(k->inl + k->n + WP_FRAME_HDR, data, len);
 	k->n += WP_FRAME_HDR + (uint32_t)len;
 	put32(k->b + 24, XSK_PREFIX + k->n); /* the first header's len: the rest */
-	s->q_bytes += WP_FRAME_HDR + len;
 	xctx(ep->ctx)->st.bundled++;
 	WP_CNT_ADD(bytes_copied, len);
 	WP_CNT_ADD(msgs_tx, 1);
@@ -1018,7 +1025,7 @@ static int xsk_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *
 		put32(k->b + WP_FRAME_HDR + 12, 0);
 		put32(k->b + WP_FRAME_HDR + 16, (uint32_t)len);
 		put32(k->b + WP_FRAME_HDR + 20, off);
-		bytes += sizeof(*k) + n;
+		bytes += pkt_bytes(k);
 		if (last)
 			last->next = k;
 		else
@@ -1074,7 +1081,7 @@ static void ack_upto(struct xsk_ctx *xc, struct xsk_ep *s, uint32_t ack, uint64_
 		s->q = k->next;
 		if (s->unsent == k)
 			s->unsent = k->next;
-		s->q_bytes -= sizeof(*k) + k->n;
+		s->q_bytes -= pkt_bytes(k);
 		if (k->done)
 			k->done(k->arg, 0); /* the whole message is acked */
 		free(k);
