@@ -135,6 +135,7 @@ struct slot {
 };
 
 static uint64_t *samp;
+static struct slot *slots; /* freed after the client's context: on_done names them */
 static uint64_t nsamp, ncalls;
 static uint8_t *req;
 static struct wp_ep *cep;
@@ -177,7 +178,7 @@ static void client_path(struct wp_ctx **out)
 {
 	struct wp_ctx_opts o;
 	struct wp_ctx *ctx;
-	struct slot *sl = calloc(inflight, sizeof(*sl));
+	struct slot *sl = slots = calloc(inflight, sizeof(*sl));
 	char uri[96];
 	uint64_t end;
 	int ret;
@@ -644,5 +645,8 @@ int main(int argc, char **argv)
 	}
 	if (cx)
 		wp_ctx_destroy(cx);
+	free(slots);
+	free(samp);
+	free(req);
 	return 0;
 }
