@@ -102,16 +102,20 @@ enum xsk_ctl { XSK_SYN = 1, XSK_SYNACK, XSK_ACK, XSK_FIN, XSK_RST, XSK_PING, XSK
 
 /* A packet kept until acked: frame header + prefix, and its fragment of
  * the payload, which stays the sender's until the message's last packet is
- * acked (then its completion runs: the ownership contract). */
+ * acked (then its completion runs: the ownership contract). A packet of
+ * small copied messages is a bundle: more whole messages, each behind its
+ * own frame header, follow the first in inl[] (bundle_add). */
 struct xsk_pkt {
 	struct xsk_pkt *next;
 	uint32_t seq;
-	uint32_t n; /* fragment bytes */
+	uint32_t n;   /* bytes after the prefix: the fragment, or a bundle's records */
+	uint32_t cap; /* inl[]'s size (0: the fragment is the sender's) */
+	bool sent;    /* transmitted at least once: nothing more may join it */
 	const uint8_t *frag;
 	wp_done_fn done; /* last packet of a message only */
 	void *arg;
 	uint8_t b[WP_FRAME_HDR + 24];
-	uint8_t inl[]; /* a small payload, copied at the send */
+	uint8_t inl[]; /* small payloads, copied at the send */
 };
 
 struct xsk_ep {
@@ -181,6 +185,7 @@ struct xsk_ctx {
 	bool held;
 	struct {
 		uint64_t rx_pkts, tx_pkts, retrans, dups, ooo, bad, faults, resets, naks;
+		uint64_t bundled; /* messages that joined another's packet */
 	} st;
 };
 
@@ -691,23 +696,30 @@ static uint32_t tx_pending(const struct xsk_q *q)
 
 /*
  * Make the kernel send what is on the tx ring. Copy mode sends at most 32
- * frames per call (the kernel's TX_BATCH_SIZE) and says EAGAIN when more
- * wait, or when the device is busy (veth: the peer's ring is full); what is
- * left is kicked again from the next flush or poll, which does not sleep
- * long while the ring holds anything (tx_pending).
+ * frames per call (the kernel's TX_BATCH_SIZE), synchronously, and says
+ * EAGAIN when more wait, or when the device is busy (veth: the peer's ring
+ * is full). So kick again only while a call took something: a call that
+ * took nothing met a full device, and asking again at once only burns
+ * syscalls. What is left is kicked from the next flush, poll or arm, which
+ * do not sleep long while the ring holds anything (tx_pending). Zero copy
+ * sends from the driver: one kick, and only when it asks for one.
  */
 static void kick(struct xsk_ctx *xc)
 {
 	struct xsk_q *q = &xc->q[0];
+	uint32_t pend;
 
-	for (int i = 0; i < (int)(XSK_RING / 32) + 1 && tx_pending(q); i++) {
+	xc->unkicked = 0;
+	while ((pend = tx_pending(q))) {
 		if (xc->zerocopy && !xsk_ring_prod__needs_wakeup(&q->tx))
 			break;
 		WP_SYSCALL(WP_SYS_WRITE);
-		if (sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN)
+		if (sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN &&
+		    errno != EBUSY && errno != ENOBUFS)
+			break;
+		if (xc->zerocopy || tx_pending(q) >= pend)
 			break;
 	}
-	xc->unkicked = 0;
 }
 
 static void tx_desc(struct xsk_ctx *xc, uint64_t addr, uint32_t len)
@@ -862,6 +874,7 @@ static void xsk_flush(struct wp_ep *ep)
 			put32(k->b + WP_FRAME_HDR + 12, s->rcv_nxt);
 			if (!tx_one(xc, s, k->b, sizeof(k->b), k->frag, k->n, true))
 				break;
+			k->sent = true;
 			s->ack_due = false;
 			s->unsent = k->next;
 			if (!s->rto_at)
@@ -874,10 +887,65 @@ static void xsk_flush(struct wp_ep *ep)
 	}
 	if (s->ack_due && ep->state == WP_EPS_OPEN)
 		ctl_send(xc, s, XSK_ACK, 0);
-	kick(xc);
+	/* One kick per flush loop, from its last endpoint (the loop pops each
+	 * before its burst); what an endpoint queued after it is kicked by the
+	 * next poll or arm. */
+	if (!ep->ctx->dirty)
+		kick(xc);
 }
 
 static const struct wp_fast_ops xsk_fast;
+
+/* What a queued packet holds in memory, counted against XSK_QMAX: a
+ * bundle's whole room from the start, so many tiny messages cannot hide
+ * their allocations behind their lengths. */
+static size_t pkt_bytes(const struct xsk_pkt *k)
+{
+	return sizeof(*k) + (k->cap ? k->cap : k->n);
+}
+
+/*
+ * Batching at the packet: a small message joins the last queued packet when
+ * that packet is a bundle that never left and has room, behind its own frame
+ * header (len = its payload), with the same tenant (the XDP program judges
+ * the first header for the whole datagram). The first header's len grows to
+ * the rest of the datagram; its prefix still describes the first message, so
+ * a receiver knows the records start after it. A round's answers (or calls)
+ * to one peer then leave as a few packets, not one each: the kernel's cost
+ * in copy mode is per packet (an skb built to send, a copy on veth, the
+ * program, a copy into the UMEM). Nothing waits for a bundle to fill: it
+ * leaves with the flush that would have sent its first message.
+ */
+static bool bundle_add(struct wp_ep *ep, struct xsk_ep *s, const struct wp_frame_hdr *h,
+		       const void *data, size_t len, wp_done_fn done, void *arg)
+{
+	struct xsk_pkt *k = s->q_tail;
+	struct wp_frame_hdr hh = *h;
+
+	if (!k || k->sent || !k->cap || k->n + WP_FRAME_HDR + len > k->cap)
+		return false;
+	if (!hh.tenant)
+		hh.tenant = ep->tenant;
+	if (get32(k->b + 8) != hh.tenant)
+		return false;
+	hh.magic = WP_FRAME_MAGIC;
+	hh.version = WP_FRAME_VERSION;
+	hh.auth = 0;
+	hh.len = (uint32_t)len;
+	wp_frame_encode(&hh, k->inl + k->n);
+	if (len)
+		memcpy(k->inl + k->n + WP_FRAME_HDR, data, len);
+	k->n += WP_FRAME_HDR + (uint32_t)len;
+	put32(k->b + 24, XSK_PREFIX + k->n); /* the first header's len: the rest */
+	xctx(ep->ctx)->st.bundled++;
+	WP_CNT_ADD(bytes_copied, len);
+	WP_CNT_ADD(msgs_tx, 1);
+	WP_CNT_ADD(bytes_tx, WP_FRAME_HDR + len);
+	if (done)
+		wp_defer(ep->ctx, done, arg, 0);
+	wp_ctx_mark_dirty(ep);
+	return true;
+}
 
 /* Take one frame: split into packets of at most the MTU, queued in order.
  * The payload is referenced, not copied (a payload without a completion is
@@ -897,14 +965,19 @@ static int xsk_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *
 
 	if (s->q_bytes + len > XSK_QMAX)
 		return -ENOBUFS;
+	if (len <= WP_COPY_MAX && bundle_add(ep, s, h, data, len, done, arg))
+		return 0;
 	/* Small payloads are copied into their packet (counted) and their
 	 * completion runs from the next progress, as the stream paths stage
-	 * them; larger ones are referenced until acked. */
+	 * them; larger ones are referenced until acked. Such a packet gets
+	 * the room of a whole one, so the round's next small messages join
+	 * it (bundle_add). */
 	if (len <= WP_COPY_MAX && len <= room) {
-		struct xsk_pkt *k = malloc(sizeof(*k) + len);
+		struct xsk_pkt *k = malloc(sizeof(*k) + room);
 
 		if (!k)
 			return -ENOMEM;
+		k->cap = room;
 		if (len)
 			memcpy(k->inl, data, len);
 		WP_CNT_ADD(bytes_copied, len);
@@ -935,8 +1008,11 @@ static int xsk_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *
 				wp_copy_done(arg, 0);
 			return -ENOMEM;
 		}
+		if (!pre)
+			k->cap = 0;
 		pre = NULL;
 		k->next = NULL;
+		k->sent = false;
 		k->seq = seq++;
 		k->n = n;
 		k->frag = (const uint8_t *)data + off;
@@ -949,7 +1025,7 @@ static int xsk_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *
 		put32(k->b + WP_FRAME_HDR + 12, 0);
 		put32(k->b + WP_FRAME_HDR + 16, (uint32_t)len);
 		put32(k->b + WP_FRAME_HDR + 20, off);
-		bytes += sizeof(*k) + n;
+		bytes += pkt_bytes(k);
 		if (last)
 			last->next = k;
 		else
@@ -1005,7 +1081,7 @@ static void ack_upto(struct xsk_ctx *xc, struct xsk_ep *s, uint32_t ack, uint64_
 		s->q = k->next;
 		if (s->unsent == k)
 			s->unsent = k->next;
-		s->q_bytes -= sizeof(*k) + k->n;
+		s->q_bytes -= pkt_bytes(k);
 		if (k->done)
 			k->done(k->arg, 0); /* the whole message is acked */
 		free(k);
@@ -1074,6 +1150,33 @@ static int rx_data(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hdr, const
 		free(m);
 	}
 	return ret;
+}
+
+/* A bundle's records after its first message: each a frame header (len =
+ * its payload) and the whole payload, delivered in place. Delivered even if
+ * a callback pauses input: the packet's sequence number is taken, and what
+ * is left of it is at most one packet. Nonzero when the session ended. */
+static int rx_bundle(struct wp_ep *ep, const uint8_t *p, uint32_t n)
+{
+	while (n) {
+		struct wp_frame_hdr h;
+		int reason = WP_BAD_TRUNCATED, ret;
+
+		ret = n < WP_FRAME_HDR
+			      ? -EPROTO
+			      : wp_frame_decode(p, WP_FRAME_HDR, ep->ctx->o.max_frame, &h, &reason);
+		if (ret != (int)WP_FRAME_HDR || h.len > n - WP_FRAME_HDR) {
+			WP_CNT_ADD(bad_frames[ret < 0 ? reason : WP_BAD_TRUNCATED], 1);
+			sess_fail(ep, -EPROTO);
+			return 1;
+		}
+		WP_CNT_ADD(bytes_rx, WP_FRAME_HDR + h.len);
+		if (wp_conn_deliver(ep, &h, p + WP_FRAME_HDR) || ep->state != WP_EPS_OPEN)
+			return 1;
+		p += WP_FRAME_HDR + h.len;
+		n -= WP_FRAME_HDR + h.len;
+	}
+	return 0;
 }
 
 static void rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, uint64_t sid, uint64_t now)
@@ -1253,8 +1356,15 @@ static void rx_pkt(struct wp_ctx *ctx, const uint8_t *p, uint32_t len, uint64_t 
 	s->rcv_nxt++;
 	s->ack_due = true;
 	wp_ctx_mark_dirty(ep);
-	if (rx_data(ep, s, hdr, pre + XSK_PREFIX, flen - WP_FRAME_HDR - XSK_PREFIX, mlen, off))
+	flen -= WP_FRAME_HDR + XSK_PREFIX;
+	if (off == 0 && mlen < flen) {
+		/* A bundle: whole messages follow the first (bundle_add). */
+		if (rx_data(ep, s, hdr, pre + XSK_PREFIX, mlen, mlen, 0) ||
+		    rx_bundle(ep, pre + XSK_PREFIX + mlen, flen - mlen))
+			return;
+	} else if (rx_data(ep, s, hdr, pre + XSK_PREFIX, flen, mlen, off)) {
 		return;
+	}
 	if (s->fin_rx && s->fin_seq == s->rcv_nxt && ep->state == WP_EPS_OPEN)
 		sess_fail(ep, 0);
 	return;
@@ -1367,6 +1477,23 @@ static int rx_ring(struct wp_ctx *ctx, struct xsk_q *q, uint64_t now)
 	return (int)n;
 }
 
+static bool rx_ready(struct xsk_ctx *xc)
+{
+	for (uint32_t i = 0; i < xc->nq; i++)
+		if (xsk_cons_nb_avail(&xc->q[i].rx, 1))
+			return true;
+	return false;
+}
+
+/*
+ * One round: what the rings hold, timers, then a kick. The rings are this
+ * process's memory, so epoll is only for sleeping: a round that must not
+ * sleep reads them without a syscall (under busy_poll, a recvfrom per
+ * socket drives the kernel's busy poll instead, where it took the options).
+ * No spin before sleeping: measured on the 2-core VM under load, a spin of
+ * up to 50 us (shm's adaptive policy) doubled the CPU per call at one call
+ * in flight (docs/performance.md); busy_poll is there for who wants it.
+ */
 static int xsk_poll(struct wp_ctx *ctx, int64_t timeout_us)
 {
 	struct xsk_ctx *xc = ctx->bk;
@@ -1375,18 +1502,25 @@ static int xsk_poll(struct wp_ctx *ctx, int64_t timeout_us)
 
 	if (!xc->up)
 		return wp_epoll_wait(ctx, xc->ev, XSK_MAX_Q + 1, timeout_us);
+	if (xc->unkicked)
+		kick(xc);
 	comp_reap(xc);
 	fill_topup(xc);
 	timeout_us = timer_cap(xc, timeout_us, now);
 	/* Anything already in a ring: no sleep. */
-	for (uint32_t i = 0; i < xc->nq; i++)
-		if (xsk_cons_nb_avail(&xc->q[i].rx, 1))
-			timeout_us = 0;
+	if (rx_ready(xc))
+		timeout_us = 0;
 	if (xc->tx_blocked || tx_pending(&xc->q[0]))
 		timeout_us = timeout_us < 0 || timeout_us > 200 ? 200 : timeout_us;
-	n = wp_epoll_wait(ctx, xc->ev, XSK_MAX_Q + 1, timeout_us);
-	if (n < 0)
-		return n;
+	if (timeout_us != 0) {
+		n = wp_epoll_wait(ctx, xc->ev, XSK_MAX_Q + 1, timeout_us);
+		if (n < 0)
+			return n;
+	} else if (xc->busy) {
+		for (uint32_t i = 0; i < xc->nq; i++)
+			recvfrom(xc->q[i].fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+		WP_CNT_ADD(syscalls[WP_SYS_READ], xc->nq);
+	}
 	now = now_ns();
 	for (uint32_t i = 0; i < xc->nq; i++) {
 		int k;
@@ -1413,9 +1547,10 @@ static int xsk_arm(struct wp_ctx *ctx, int64_t *timeout_us)
 	uint64_t now = now_ns();
 
 	if (xc->up) {
-		for (uint32_t i = 0; i < xc->nq; i++)
-			if (xsk_cons_nb_avail(&xc->q[i].rx, 1))
-				return -EAGAIN;
+		if (xc->unkicked)
+			kick(xc);
+		if (rx_ready(xc))
+			return -EAGAIN;
 		if (xc->next_timer && now >= xc->next_timer)
 			return -EAGAIN;
 		*timeout_us = timer_cap(xc, *timeout_us, now);
@@ -1682,7 +1817,7 @@ static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 "door's program, one per interface), need_wakeup, busy poll %s; UMEM %u x %u B "
 		 "is the receive pool; go-back-N window %u, RTO %u-%u ms; rx_pkts=%llu "
 		 "tx_pkts=%llu redirected=%lld ring_drops=%llu retrans=%llu naks=%llu dups=%llu "
-		 "ooo=%llu bad=%llu faults=%llu resets=%llu",
+		 "ooo=%llu bad=%llu faults=%llu resets=%llu bundled=%llu",
 		 xc->ifname, xc->port, xc->nq, xc->zerocopy ? "ZERO COPY" : "copy mode",
 		 !xc->zerocopy && xc->zc_err ? " (XDP_ZEROCOPY refused: " : "",
 		 !xc->zerocopy && xc->zc_err ? strerror(xc->zc_err) : "",
@@ -1699,7 +1834,7 @@ static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 (unsigned long long)xc->st.retrans, (unsigned long long)xc->st.naks,
 		 (unsigned long long)xc->st.dups, (unsigned long long)xc->st.ooo,
 		 (unsigned long long)xc->st.bad, (unsigned long long)xc->st.faults,
-		 (unsigned long long)xc->st.resets);
+		 (unsigned long long)xc->st.resets, (unsigned long long)xc->st.bundled);
 }
 
 static const struct wp_fast_ops xsk_fast = { .send = xsk_send, .flush = xsk_flush };

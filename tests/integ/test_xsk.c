@@ -14,7 +14,11 @@
  *  5. loss, reordering and duplication injected on both transmit sides
  *     (WP_XSK_TEST_FAULTS): 3000 calls, each completes exactly once with
  *     the right bytes, and the path reports retransmissions and dropped
- *     duplicates.
+ *     duplicates; then 3000 small calls, whose bundles are lost, duplicated
+ *     and reordered whole;
+ *  6. bundles: 2*10^4 small calls (13..212 bytes), 64 in flight: several
+ *     ride in one packet (the client sends fewer packets than calls, and
+ *     counts the messages that joined a packet), each checksummed.
  * wp-test-paths: xsk
  */
 #include <signal.h>
@@ -103,6 +107,7 @@ static void on_done(void *arg, int status)
 }
 
 static uint64_t rng_s = 88172645463325252ull;
+static uint32_t req_max = 1400; /* request payloads: 1..req_max random bytes */
 
 static uint64_t rnd(void)
 {
@@ -114,7 +119,7 @@ static uint64_t rnd(void)
 
 static int start(struct wp_ep *ep, struct call *c, bool want_big, int64_t deadline_us)
 {
-	uint32_t n = 1 + (uint32_t)(rnd() % 1400), want = want_big ? sizeof(big) : n;
+	uint32_t n = 1 + (uint32_t)(rnd() % req_max), want = want_big ? sizeof(big) : n;
 	struct wp_call_params p = { .method = M_ECHO,
 				    .req = c->req,
 				    .deadline_us = deadline_us,
@@ -282,6 +287,7 @@ static void phase(const char *path, bool faults)
 	struct wp_ep *eps[64];
 	struct wp_ctx *cx;
 	char cli[2048];
+	long long tx0;
 	uint64_t t0;
 
 	memset(&s, 0, sizeof(s));
@@ -307,9 +313,25 @@ static void phase(const char *path, bool faults)
 		run_calls(cx, eps, 64, 64 * 8 * 4, 8, 4, 0);
 		printf("fan-out 64: %d calls (a 64 KiB reply every 4th) in %.2f s\n", 64 * 8 * 4,
 		       (double)(wp_now_ns() - t0) / 1e9);
+		t0 = wp_now_ns();
+		snprintf(cli, sizeof(cli), "%s", wp_ctx_explain(cx));
+		tx0 = stat_of(cli, "tx_pkts=");
+		req_max = 200;
+		run_calls(cx, eps, 1, 20000, 64, 0, 0);
+		req_max = 1400;
+		snprintf(cli, sizeof(cli), "%s", wp_ctx_explain(cx));
+		printf("bundles: 2e4 small calls in %.2f s, %lld packets sent, %lld bundled\n",
+		       (double)(wp_now_ns() - t0) / 1e9, stat_of(cli, "tx_pkts=") - tx0,
+		       stat_of(cli, "bundled="));
+		CHECK(stat_of(cli, "tx_pkts=") - tx0 < 20000);
+		CHECK(stat_of(cli, "bundled=") > 0);
 	} else {
 		run_calls(cx, eps, 64, 3000, 2, 16, 20000000);
-		printf("faults: 3000 calls in %.2f s\n", (double)(wp_now_ns() - t0) / 1e9);
+		req_max = 200;
+		run_calls(cx, eps, 8, 3000, 8, 0, 20000000);
+		req_max = 1400;
+		printf("faults: 3000 calls, then 3000 small ones, in %.2f s\n",
+		       (double)(wp_now_ns() - t0) / 1e9);
 	}
 	/* quiet: acks settle, then both sides' counters */
 	t0 = wp_now_ns();
