@@ -295,7 +295,7 @@ struct wp_ctx {
 	struct wp_ctx_opts o;
 	const struct wp_backend_ops *ops;
 	void *bk;
-	char explain[1280];     /* wp_ctx_explain's line, rebuilt at each call */
+	char explain[2048];     /* wp_ctx_explain's line, rebuilt at each call */
 	char explain_tail[256]; /* its selection part: fixed when the path is chosen */
 	struct wp_ep *eps;
 	struct wp_ep *dirty;

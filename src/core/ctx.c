@@ -411,7 +411,7 @@ const char *wp_ctx_path(const struct wp_ctx *ctx)
 const char *wp_ctx_explain(const struct wp_ctx *ctx)
 {
 	struct wp_ctx *c = (struct wp_ctx *)ctx; /* the cached line only */
-	char bk[768];
+	char bk[1536];
 
 	if (!ctx->ops)
 		return "no path chosen yet (no endpoint)";

@@ -52,6 +52,7 @@ struct wp_auth_tenant {
 
 /* Per context (ctx->up[WP_LAYER_GUARD]): the tenants whose handshakes are accepted. */
 struct wp_auth {
+	struct wp_policy *pol; /* a copy of the rules, for the xsk path's program */
 	uint32_t n;
 	struct wp_auth_tenant t[]; /* sorted by id */
 };
@@ -1028,9 +1029,20 @@ static void auth_ep_free(struct wp_ep *ep)
 	ep->guard = NULL;
 }
 
+static void auth_free(struct wp_auth *a)
+{
+	if (!a)
+		return;
+	if (a->pol)
+		OPENSSL_cleanse(a->pol, sizeof(*a->pol));
+	free(a->pol);
+	OPENSSL_cleanse(a, sizeof(*a) + a->n * sizeof(a->t[0]));
+	free(a);
+}
+
 static void auth_ctx_free(struct wp_ctx *ctx)
 {
-	free(ctx->up[WP_LAYER_GUARD]);
+	auth_free(ctx->up[WP_LAYER_GUARD]);
 	ctx->up[WP_LAYER_GUARD] = NULL;
 	ctx->guard = NULL;
 }
@@ -1070,6 +1082,9 @@ int wp_ep_set_tenant_key_flags(struct wp_ep *ep, uint32_t tenant, const uint8_t 
 	 * takes the key from the guard (ep_key); no handshake, no records. */
 	if (!(ep->ctx->ops->caps & WP_CAP_STREAM) || ep->peer_verified) {
 		a->hs = HS_DONE;
+		/* Kept for the path's own handshake (xsk); records never run
+		 * here (records_tx stays false), so auth_tx ignores it. */
+		a->conf = flags & WP_TENANT_KEY_CONFIDENTIAL;
 		ep->guard = &auth_guard;
 		return 0;
 	}
@@ -1109,6 +1124,15 @@ int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p)
 		a = malloc(sizeof(*a) + p->ntenants * sizeof(a->t[0]));
 		if (!a)
 			return -ENOMEM;
+		a->pol = malloc(sizeof(*a->pol));
+		if (!a->pol) {
+			free(a);
+			return -ENOMEM;
+		}
+		/* The rules without the gateway globs (XDP never reads them). */
+		memcpy(a->pol, p, sizeof(*p));
+		a->pol->gw_pool = NULL;
+		a->pol->gw_pool_len = a->pol->gw_pool_cap = 0;
 		a->n = p->ntenants;
 		for (uint32_t i = 0; i < p->ntenants; i++) {
 			a->t[i].id = p->tenants[i].id;
@@ -1119,7 +1143,7 @@ int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p)
 		qsort(a->t, a->n, sizeof(a->t[0]), tenant_cmp);
 	}
 	auth_install(ctx);
-	free(ctx->up[WP_LAYER_GUARD]);
+	auth_free(ctx->up[WP_LAYER_GUARD]);
 	ctx->up[WP_LAYER_GUARD] = a;
 	ctx->guard = a ? &auth_guard : NULL; /* conn asks it about every new connection */
 	/* A path chosen already: say so in its explain string too. */
@@ -1133,4 +1157,27 @@ int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p)
 			*at = '\0';
 	}
 	return 0;
+}
+
+/* ---- for the xsk path (policy.h) ------------------------------------------ */
+
+const struct wp_policy *wp_auth_policy(const struct wp_ctx *ctx)
+{
+	const struct wp_auth *a = ctx->guard ? ctx->up[WP_LAYER_GUARD] : NULL;
+
+	return a ? a->pol : NULL;
+}
+
+bool wp_auth_ep_confidential(const struct wp_ep *ep)
+{
+	const struct auth_ep *a = ep->up[WP_LAYER_GUARD];
+
+	return a && a->conf;
+}
+
+bool wp_auth_tenant_confidential(const struct wp_ctx *ctx, uint32_t tenant)
+{
+	const struct wp_auth_tenant *t = auth_find(ctx->up[WP_LAYER_GUARD], tenant);
+
+	return t && t->conf;
 }

@@ -184,6 +184,20 @@ int wpp_xsk_attach(int ifindex, const struct wp_policy *p, int generic, struct w
 void wpp_xsk_detach(struct wpp_xsk_prog *x);
 /* Packets the program redirected (reason `redirect`, all CPUs), or -errno. */
 int64_t wpp_xsk_redirected(const struct wpp_xsk_prog *x);
+/* Packets the program decided with reason (enum wpp_reason, all CPUs), or
+ * -errno: the xsk path's explain reports the datagram drops (auth,
+ * tenant_mismatch, bad_frame, no_tenant, port). */
+int64_t wpp_xsk_count(const struct wpp_xsk_prog *x, unsigned reason);
+
+/*
+ * For the xsk path (src/policy/auth.c keeps them with the context's policy):
+ * the rules given to wp_ctx_set_policy (NULL without a policy; valid until
+ * the next wp_ctx_set_policy), and whether ep's tenant key asked for
+ * confidentiality (WP_TENANT_KEY_CONFIDENTIAL) / tenant must have it.
+ */
+const struct wp_policy *wp_auth_policy(const struct wp_ctx *ctx);
+bool wp_auth_ep_confidential(const struct wp_ep *ep);
+bool wp_auth_tenant_confidential(const struct wp_ctx *ctx, uint32_t tenant);
 
 /* Formatting shared by dump and rule names. */
 int wpp_fmt_prefix(char *buf, size_t len, const uint8_t *addr, int v6, unsigned plen);

@@ -109,6 +109,11 @@ int64_t wpp_xsk_redirected(const struct wpp_xsk_prog *x)
 	return -EOPNOTSUPP;
 }
 
+int64_t wpp_xsk_count(const struct wpp_xsk_prog *x, unsigned reason)
+{
+	return -EOPNOTSUPP;
+}
+
 #else /* WP_HAVE_XDP_POLICY */
 
 #include <dirent.h>
@@ -1152,15 +1157,22 @@ void wpp_xsk_detach(struct wpp_xsk_prog *x)
 	wpp_maps_init(&x->m);
 }
 
-int64_t wpp_xsk_redirected(const struct wpp_xsk_prog *x)
+int64_t wpp_xsk_count(const struct wpp_xsk_prog *x, unsigned reason)
 {
 	struct wpp_cnt c;
 	int ret;
 
 	if (!x->skel)
 		return -ENOENT;
-	ret = percpu_sum(x->m.fd[WPP_M_CNT], WPP_R_REDIRECT, 1, &c);
+	if (reason >= WPP_R__COUNT)
+		return -EINVAL;
+	ret = percpu_sum(x->m.fd[WPP_M_CNT], reason, 1, &c);
 	return ret < 0 ? ret : (int64_t)c.pkts;
+}
+
+int64_t wpp_xsk_redirected(const struct wpp_xsk_prog *x)
+{
+	return wpp_xsk_count(x, WPP_R_REDIRECT);
 }
 
 #endif /* WP_HAVE_XDP_POLICY */

@@ -42,9 +42,18 @@
  * Control packets (SYN, SYNACK, ACK, FIN, RST, PING, PONG) have type
  * XSK_T_CTL and the kind in `method`.
  *
+ * Datagram authentication v2 (src/auth/dgram.h; docs/protocol.md, "On the
+ * xsk path"): a client with a tenant key carries its hello on the SYN, the
+ * server its hello and proof on the SYNACK, and every later packet of the
+ * session is sealed (the prefix and fragment are the dgram payload). A
+ * context with a policy takes keyed sessions only, and its program carries
+ * the rules, so XDP drops forged and foreign datagrams before the redirect.
+ *
  * Test-only fault injection: WP_XSK_TEST_FAULTS="drop=P,dup=P,reorder=P,
- * seed=N" (P in percent) makes the transmit side drop, duplicate or swap
- * data packets for real (tests/netns/xsk_suite.sh).
+ * corrupt=P,plainctl=P,seed=N" (P in percent) makes the transmit side drop,
+ * duplicate or swap data packets for real, and on a keyed session flip a
+ * sealed byte or follow a data packet with an unsealed RST or FIN signed
+ * with the tenant key (tests/netns/xsk_suite.sh).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -70,8 +79,13 @@
 
 #include <xdp/xsk.h>
 
+#include <openssl/crypto.h>
+
+#include "auth/dgram.h"
+#include "auth/hello.h"
 #include "core/core.h"
 #include "policy/policy.h"
+#include "policy/siphash.h"
 
 #ifndef SO_PREFER_BUSY_POLL
 #define SO_PREFER_BUSY_POLL 69
@@ -99,6 +113,15 @@
 
 #define XSK_T_CTL 0xc5 /* control packet type (never a frame type) */
 enum xsk_ctl { XSK_SYN = 1, XSK_SYNACK, XSK_ACK, XSK_FIN, XSK_RST, XSK_PING, XSK_PONG, XSK_NAK };
+
+/* Datagram authentication v2 on a session (docs/protocol.md, "xsk"): the
+ * SYN carries the client's hello (flags, nonce), the SYNACK the server's
+ * (flags, nonce, proof); from then on every packet of the session, data and
+ * control, is a sealed datagram (src/auth/dgram.h) whose payload is the
+ * 24-byte prefix and the fragment. A sealed control packet has frame type
+ * SEAL (never sent otherwise on this path) and its kind in `method`. */
+#define XSK_HS_SYN (4 + WP_AUTH_NONCE)                   /* flags, nonce_c */
+#define XSK_HS_SYNACK (4 + WP_AUTH_NONCE + WP_AUTH_HMAC) /* flags, nonce_s, proof_s */
 
 /* A packet kept until acked: frame header + prefix, and its fragment of
  * the payload, which stays the sender's until the message's last packet is
@@ -143,6 +166,17 @@ struct xsk_ep {
 	uint64_t last_rx, last_ping;
 	uint32_t watch_una; /* snd_una when una_at was taken */
 	uint64_t una_at;    /* since when snd_una has not moved with data queued */
+	/* Datagram authentication v2. ds: the keyed session (NULL: plain, or
+	 * the client's handshake not done yet); authn: this session runs it
+	 * (a client with a tenant key, an accepted session of a context with a
+	 * policy); confirmed: (server) a sealed datagram from the client
+	 * opened, which proves it holds the key; the handshake fields are
+	 * wiped then (client: once the SYNACK's proof checked). */
+	struct wp_dgram_session *ds;
+	bool authn, confirmed;
+	uint32_t tenant, hs_flags;
+	uint8_t key[16];
+	uint8_t nonce_c[WP_AUTH_NONCE], nonce_s[WP_AUTH_NONCE], proof_s[WP_AUTH_HMAC];
 };
 
 struct xsk_q {
@@ -183,9 +217,17 @@ struct xsk_ctx {
 	uint64_t held_addr;
 	uint32_t held_len;
 	bool held;
+	uint32_t f_corrupt, f_plainctl;
 	struct {
 		uint64_t rx_pkts, tx_pkts, retrans, dups, ooo, bad, faults, resets, naks;
 		uint64_t bundled; /* messages that joined another's packet */
+		/* authentication v2: sealed / opened datagrams and the drops of
+		 * sessions already freed (live ones are added in explain),
+		 * unsealed control packets ignored on a keyed session, SYNs
+		 * refused (no hello, unknown tenant, header tag), proofs that
+		 * did not check */
+		uint64_t sealed, opened, drop[WP_DGRAM_DROP__COUNT];
+		uint64_t unauth_ctl, hs_refused, hs_bad_proof;
 	} st;
 };
 
@@ -287,11 +329,17 @@ static int xsk_init(struct wp_ctx *ctx)
 			xc->f_dup = (uint32_t)atoi(p + 4);
 		if ((p = strstr(f, "reorder=")))
 			xc->f_reorder = (uint32_t)atoi(p + 8);
+		if ((p = strstr(f, "corrupt=")))
+			xc->f_corrupt = (uint32_t)atoi(p + 8);
+		if ((p = strstr(f, "plainctl=")))
+			xc->f_plainctl = (uint32_t)atoi(p + 9);
 		xc->f_rng = (p = strstr(f, "seed=")) ? strtoull(p + 5, NULL, 0) : 1;
 		if (!xc->f_rng)
 			xc->f_rng = 1;
-		wp_log(ctx, WP_LOG_WARN, "xsk: test faults on: drop %u%% dup %u%% reorder %u%%",
-		       xc->f_drop, xc->f_dup, xc->f_reorder);
+		wp_log(ctx, WP_LOG_WARN,
+		       "xsk: test faults on: drop %u%% dup %u%% reorder %u%% corrupt %u%% "
+		       "plainctl %u%%",
+		       xc->f_drop, xc->f_dup, xc->f_reorder, xc->f_corrupt, xc->f_plainctl);
 	}
 	return 0;
 }
@@ -461,6 +509,54 @@ static int bind_queue(struct wp_ctx *ctx, uint32_t qi, char *why, size_t wlen)
 	return wp_epoll_ctl(ctx, EPOLL_CTL_ADD, q->fd, EPOLLIN, qi);
 }
 
+/*
+ * The program's rules. Without a policy, every datagram to the port goes to
+ * the sockets (xsk_open). With one (wp_ctx_set_policy before the first
+ * listen or connect), the context's rules, with the port added as a
+ * datagram port that every tenant may reach from its own prefixes: XDP then
+ * drops a datagram to the port whose tenant does not own its source address,
+ * whose header is not one frame or whose SipHash header tag is wrong
+ * (docs/policy.md, checks 13-15) before anything is redirected.
+ */
+static int xsk_rules(struct wp_ctx *ctx, uint16_t port, struct wp_policy *pol)
+{
+	const struct wp_policy *p = wp_auth_policy(ctx);
+	bool in = false;
+
+	if (!p) {
+		pol->default_verdict = WPP_V_PASS;
+		pol->xsk_open = 1;
+		pol->xsk_lo = pol->xsk_hi = port;
+		return 0;
+	}
+	memcpy(pol, p, sizeof(*pol));
+	pol->gw_pool = NULL;
+	for (uint32_t i = 0; i < pol->ndgram; i++)
+		in |= port >= pol->dgram[i].lo && port <= pol->dgram[i].hi;
+	if (!in) {
+		if (pol->ndgram >= WPP_MAX_DGRAM)
+			return -ENOSPC;
+		pol->dgram[pol->ndgram].lo = pol->dgram[pol->ndgram].hi = port;
+		pol->ndgram++;
+	}
+	for (uint32_t t = 0; t < pol->ntenants; t++) {
+		struct wpp_rtenant *rt = &pol->tenants[t];
+
+		in = false;
+		for (uint32_t i = 0; i < rt->nranges; i++)
+			in |= (rt->ranges[i].proto & WPP_P_UDP) && port >= rt->ranges[i].lo &&
+			      port <= rt->ranges[i].hi;
+		if (in)
+			continue;
+		if (rt->nranges >= WPP_MAX_RANGES)
+			return -ENOSPC;
+		rt->ranges[rt->nranges++] = (struct wpp_rrange){ port, port, WPP_P_UDP, 0 };
+	}
+	pol->xsk_open = 0;
+	pol->xsk_lo = pol->xsk_hi = port;
+	return 0;
+}
+
 /* The context's interface, port, program and sockets, once. local: our
  * address (network order); port: host order, 0 = any (resv may be given). */
 static int ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv)
@@ -549,10 +645,11 @@ static int ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv
 		ret = -ENOMEM;
 		goto out;
 	}
-	pol->default_verdict = WPP_V_PASS;
-	pol->xsk_lo = pol->xsk_hi = xc->port;
-	pol->xsk_open = 1;
-	ret = wpp_xsk_attach(xc->ifindex, pol, 0, &xc->prog, why, sizeof(why));
+	ret = xsk_rules(ctx, xc->port, pol);
+	if (ret == 0)
+		ret = wpp_xsk_attach(xc->ifindex, pol, 0, &xc->prog, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "no room for port %u in the policy's rules", xc->port);
 	free(pol);
 	if (ret < 0) {
 		wp_log(ctx, WP_LOG_ERR, "xsk: %s", why);
@@ -738,14 +835,72 @@ static void tx_desc(struct xsk_ctx *xc, uint64_t addr, uint32_t len)
 	xc->st.tx_pkts++;
 }
 
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* Seal body (frame header + prefix, n bytes) and frag into out: the prefix
+ * and fragment are the datagram's payload. The length, or < 0. */
+static int seal_into(struct xsk_ctx *xc, struct xsk_ep *s, const uint8_t *body, uint32_t n,
+		     const uint8_t *frag, uint32_t fn, uint8_t *out)
+{
+	struct wp_frame_hdr h = { .type = body[5] == XSK_T_CTL ? WP_FT_SEAL : body[5],
+				  .flags = get16(body + 6),
+				  .method = get32(body + 12),
+				  .req_id = get64(body + 16),
+				  .aux = get32(body + 28) };
+	uint8_t *pl = out + WP_FRAME_HDR + WP_DGRAM_PREFIX;
+	int ret;
+
+	memcpy(pl, body + WP_FRAME_HDR, n - WP_FRAME_HDR);
+	if (fn)
+		memcpy(pl + n - WP_FRAME_HDR, frag, fn);
+	ret = wp_dgram_seal(s->ds, &h, pl, n - WP_FRAME_HDR + fn, (uint32_t)xc->mtu, out,
+			    XSK_FRAME - XSK_HDRS);
+	if (ret >= 0)
+		xc->st.sealed++;
+	return ret;
+}
+
+static bool tx_frame(struct xsk_ctx *xc, struct xsk_ep *s, const uint8_t *body, uint32_t n,
+		     const uint8_t *frag, uint32_t fn, bool data, bool seal);
+
+/* Test faults on a keyed session: a control packet without the seal (an
+ * RST, or a FIN), signed with the tenant's key so that XDP lets it by, as a
+ * holder of the key that is not the session would send it. The receiver
+ * must ignore it (unauth_ctl). */
+static void fault_plainctl(struct xsk_ctx *xc, struct xsk_ep *s)
+{
+	uint8_t b[WP_FRAME_HDR + XSK_PREFIX];
+	struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
+				  .version = WP_FRAME_VERSION,
+				  .type = 1,
+				  .tenant = s->ds->tenant,
+				  .method = (xc->f_rng & 1) ? XSK_RST : XSK_FIN,
+				  .len = XSK_PREFIX };
+
+	wp_frame_encode(&h, b);
+	b[5] = XSK_T_CTL;
+	put64(b + WP_FRAME_HDR, s->sid);
+	put32(b + WP_FRAME_HDR + 8, s->snd_una);
+	put32(b + WP_FRAME_HDR + 12, s->rcv_nxt);
+	put32(b + WP_FRAME_HDR + 16, 0);
+	put32(b + WP_FRAME_HDR + 20, 0);
+	put64(b + 32, wpp_siphash24_32(s->ds->k0, s->ds->k1, b));
+	tx_frame(xc, s, b, sizeof(b), NULL, 0, false, false);
+	xc->st.faults++;
+}
+
 /* One datagram to s's peer: body (frame header + prefix + rest) of n bytes.
- * data: a data packet (faults apply). false when no frame is free. */
-static bool tx_one(struct xsk_ctx *xc, struct xsk_ep *s, const uint8_t *body, uint32_t n,
-		   const uint8_t *frag, uint32_t fn, bool data)
+ * data: a data packet (faults apply); seal: as a sealed datagram of s's
+ * keyed session. false when no frame is free. */
+static bool tx_frame(struct xsk_ctx *xc, struct xsk_ep *s, const uint8_t *body, uint32_t n,
+		     const uint8_t *frag, uint32_t fn, bool data, bool seal)
 {
 	uint8_t *p;
 	uint64_t addr;
-	uint32_t len = XSK_HDRS + n + fn;
+	uint32_t len = XSK_HDRS + n + fn + (seal ? WP_DGRAM_OVERHEAD : 0);
 
 	if (!xc->nfree)
 		comp_reap(xc);
@@ -779,12 +934,28 @@ static bool tx_one(struct xsk_ctx *xc, struct xsk_ep *s, const uint8_t *body, ui
 	p[35] = (uint8_t)xc->port;
 	p[36] = (uint8_t)(s->peer_port >> 8);
 	p[37] = (uint8_t)s->peer_port;
-	p[38] = (uint8_t)((n + fn + 8) >> 8);
-	p[39] = (uint8_t)(n + fn + 8);
+	p[38] = (uint8_t)((len - 34) >> 8); /* UDP: 8 + payload */
+	p[39] = (uint8_t)(len - 34);
 	p[40] = p[41] = 0; /* no UDP checksum (IPv4 allows it) */
-	memcpy(p + XSK_HDRS, body, n);
-	if (fn)
-		memcpy(p + XSK_HDRS + n, frag, fn);
+	if (seal) {
+		if (seal_into(xc, s, body, n, frag, fn, p + XSK_HDRS) < 0) {
+			/* -EMSGSIZE cannot happen (sends are sized for the
+			 * seal), -EOVERFLOW takes 2^64 packets: lost, counted */
+			xc->st.bad++;
+			frame_put(xc, addr);
+			return true;
+		}
+	} else {
+		memcpy(p + XSK_HDRS, body, n);
+		if (fn)
+			memcpy(p + XSK_HDRS + n, frag, fn);
+	}
+	if (data && seal && xc->f_plainctl && fault(xc, xc->f_plainctl))
+		fault_plainctl(xc, s);
+	if (data && seal && fault(xc, xc->f_corrupt)) {
+		p[len - 20] ^= 0x5a; /* a payload byte: the GCM tag fails */
+		xc->st.faults++;
+	}
 	if (data && (xc->f_drop | xc->f_dup | xc->f_reorder)) {
 		if (fault(xc, xc->f_drop)) {
 			xc->st.faults++;
@@ -816,15 +987,28 @@ static bool tx_one(struct xsk_ctx *xc, struct xsk_ep *s, const uint8_t *body, ui
 	return true;
 }
 
-static void ctl_send(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, uint32_t seq)
+static bool tx_one(struct xsk_ctx *xc, struct xsk_ep *s, const uint8_t *body, uint32_t n,
+		   const uint8_t *frag, uint32_t fn, bool data)
 {
-	uint8_t b[WP_FRAME_HDR + XSK_PREFIX];
+	return tx_frame(xc, s, body, n, frag, fn, data, s->ds != NULL);
+}
+
+/* A control packet; hs: the handshake's payload after the prefix (SYN,
+ * SYNACK of a keyed session: sent unsealed, with the tenant and the
+ * SipHash header tag XDP checks). A keyed session seals the rest. */
+static void ctl_send_hs(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, uint32_t seq,
+			const uint8_t *hs, uint32_t hslen)
+{
+	uint8_t b[WP_FRAME_HDR + XSK_PREFIX + XSK_HS_SYNACK];
 	struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
 				  .version = WP_FRAME_VERSION,
 				  .type = 1,
 				  .method = kind,
-				  .len = XSK_PREFIX };
+				  .len = XSK_PREFIX + hslen };
+	bool sign = hslen != 0; /* a handshake message: the peer has no keys yet */
 
+	if (sign)
+		h.tenant = s->tenant;
 	wp_frame_encode(&h, b);
 	b[5] = XSK_T_CTL; /* the type byte: never a frame type */
 	put64(b + WP_FRAME_HDR, s->sid);
@@ -832,8 +1016,18 @@ static void ctl_send(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, ui
 	put32(b + WP_FRAME_HDR + 12, s->rcv_nxt);
 	put32(b + WP_FRAME_HDR + 16, 0);
 	put32(b + WP_FRAME_HDR + 20, 0);
-	if (tx_one(xc, s, b, sizeof(b), NULL, 0, false) && (kind == XSK_ACK || kind == XSK_NAK))
+	if (hslen)
+		memcpy(b + WP_FRAME_HDR + XSK_PREFIX, hs, hslen);
+	if (sign)
+		wp_frame_sign(s->key, b);
+	if (tx_frame(xc, s, b, WP_FRAME_HDR + XSK_PREFIX + hslen, NULL, 0, false, !sign && s->ds) &&
+	    (kind == XSK_ACK || kind == XSK_NAK))
 		s->ack_due = false;
+}
+
+static void ctl_send(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, uint32_t seq)
+{
+	ctl_send_hs(xc, s, kind, seq, NULL, 0);
 }
 
 /* A reply to a packet for no session we know: a reset to its sender. */
@@ -956,7 +1150,10 @@ static int xsk_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *
 {
 	struct xsk_ctx *xc = xctx(ep->ctx);
 	struct xsk_ep *s = xep(ep);
-	uint32_t room = (uint32_t)xc->mtu - 28 - WP_FRAME_HDR - XSK_PREFIX, off = 0;
+	/* A session that is or will be keyed leaves room for the seal. */
+	uint32_t room = (uint32_t)xc->mtu - 28 - WP_FRAME_HDR - XSK_PREFIX -
+			(s->authn || ep->guard || ep->ctx->guard ? WP_DGRAM_OVERHEAD : 0),
+		 off = 0;
 	struct xsk_pkt *first = NULL, *last = NULL;
 	struct wp_frame_hdr hh = *h;
 	uint32_t seq = s->snd_nxt;
@@ -1155,9 +1352,13 @@ static int rx_data(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hdr, const
 /* A bundle's records after its first message: each a frame header (len =
  * its payload) and the whole payload, delivered in place. Delivered even if
  * a callback pauses input: the packet's sequence number is taken, and what
- * is left of it is at most one packet. Nonzero when the session ended. */
-static int rx_bundle(struct wp_ep *ep, const uint8_t *p, uint32_t n)
+ * is left of it is at most one packet. Every record must carry the tenant of
+ * the packet's first header (hdr): that is the one the XDP program judged,
+ * and the one a keyed session's seal names. Nonzero when the session ended. */
+static int rx_bundle(struct wp_ep *ep, const uint8_t *hdr, const uint8_t *p, uint32_t n)
 {
+	uint32_t tenant = get32(hdr + 8);
+
 	while (n) {
 		struct wp_frame_hdr h;
 		int reason = WP_BAD_TRUNCATED, ret;
@@ -1165,6 +1366,10 @@ static int rx_bundle(struct wp_ep *ep, const uint8_t *p, uint32_t n)
 		ret = n < WP_FRAME_HDR
 			      ? -EPROTO
 			      : wp_frame_decode(p, WP_FRAME_HDR, ep->ctx->o.max_frame, &h, &reason);
+		if (ret == (int)WP_FRAME_HDR && h.tenant != tenant) {
+			ret = -EPROTO;
+			reason = WP_BAD_AUTH;
+		}
 		if (ret != (int)WP_FRAME_HDR || h.len > n - WP_FRAME_HDR) {
 			WP_CNT_ADD(bad_frames[ret < 0 ? reason : WP_BAD_TRUNCATED], 1);
 			sess_fail(ep, -EPROTO);
@@ -1179,28 +1384,163 @@ static int rx_bundle(struct wp_ep *ep, const uint8_t *p, uint32_t n)
 	return 0;
 }
 
-static void rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, uint64_t sid, uint64_t now)
+/* A SYN refused before any session exists: counted, said once a second, and
+ * answered with a plain reset (the client's connect fails at once). */
+static void syn_refuse(struct wp_ctx *ctx, const uint8_t *pkt, uint64_t sid, int reason,
+		       const char *why, uint32_t tenant)
+{
+	struct xsk_ctx *xc = ctx->bk;
+
+	xc->st.hs_refused++;
+	WP_CNT_ADD(setup_refused[reason], 1);
+	wp_log_rl(ctx, WP_RL_REFUSE, WP_LOG_WARN, "xsk: refusing a session of tenant %u: %s",
+		  tenant, why);
+	rst_to(xc, pkt, sid);
+}
+
+/* The server's side of the handshake (the SYN's hello, hs: flags, nonce_c):
+ * keys, the server's nonce and proof. The session seals from now on; the
+ * client is confirmed by its first sealed datagram. 0 or -errno. */
+static int syn_keys(struct wp_ctx *ctx, struct xsk_ep *s, const uint8_t *hs)
+{
+	struct wp_hello c = { .phase = WP_HELLO_CLIENT, .tenant = s->tenant, .flags = s->hs_flags };
+	struct wp_hello v = { .phase = WP_HELLO_SERVER, .tenant = s->tenant, .flags = s->hs_flags };
+	struct wp_session_keys k;
+	int ret;
+
+	memcpy(s->nonce_c, hs + 4, WP_AUTH_NONCE);
+	memcpy(c.nonce, s->nonce_c, WP_AUTH_NONCE);
+	ret = wp_auth_random(s->nonce_s, WP_AUTH_NONCE);
+	memcpy(v.nonce, s->nonce_s, WP_AUTH_NONCE);
+	if (ret == 0)
+		ret = wp_hello_keys(s->key, 16, s->nonce_c, s->nonce_s, &k);
+	if (ret == 0)
+		ret = wp_hello_proof(&k, true, s->tenant, &c, &v, s->proof_s);
+	OPENSSL_cleanse(&k, sizeof(k));
+	if (ret < 0)
+		return ret;
+	s->ds = malloc(sizeof(*s->ds));
+	if (!s->ds)
+		return -ENOMEM;
+	ret = wp_dgram_init(s->ds, s->key, s->tenant, s->nonce_c, s->nonce_s, false,
+			    s->hs_flags & WP_HELLO_F_CONF);
+	if (ret < 0) {
+		free(s->ds);
+		s->ds = NULL;
+		return ret;
+	}
+	return 0;
+}
+
+static void synack_send(struct xsk_ctx *xc, struct xsk_ep *s)
+{
+	uint8_t hs[XSK_HS_SYNACK];
+
+	put32(hs, s->hs_flags);
+	memcpy(hs + 4, s->nonce_s, WP_AUTH_NONCE);
+	memcpy(hs + 4 + WP_AUTH_NONCE, s->proof_s, WP_AUTH_HMAC);
+	ctl_send_hs(xc, s, XSK_SYNACK, 0, hs, sizeof(hs));
+}
+
+/* Wipe what only the handshake needed. */
+static void hs_wipe(struct xsk_ep *s)
+{
+	OPENSSL_cleanse(s->key, sizeof(s->key));
+	OPENSSL_cleanse(s->nonce_c, sizeof(s->nonce_c));
+	OPENSSL_cleanse(s->nonce_s, sizeof(s->nonce_s));
+	OPENSSL_cleanse(s->proof_s, sizeof(s->proof_s));
+}
+
+static void rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, const uint8_t *hdr, uint32_t hslen,
+		   uint64_t sid, uint64_t now)
 {
 	struct xsk_ctx *xc = ctx->bk;
 	struct wp_ep *l = xc->listener, *ep;
 	struct sockaddr_in peer = { .sin_family = AF_INET };
+	const uint8_t *hs = hdr + WP_FRAME_HDR + XSK_PREFIX;
+	uint32_t tenant = get32(hdr + 8), flags = 0;
+	struct xsk_ep hs_tmp; /* the handshake, before any endpoint exists */
 	struct wp_admit adm;
+	uint8_t key[16];
 	struct xsk_ep *s;
+	int ret;
 
 	if (!l || l->rx_paused)
 		return; /* the client sends it again */
-	memcpy(&peer.sin_addr, pkt + 26, 4);
-	peer.sin_port = htons((uint16_t)(pkt[34] << 8 | pkt[35]));
-	if (wp_conn_admit(ctx, (struct sockaddr *)&peer, sizeof(peer), &adm) < 0) {
-		rst_to(xc, pkt, sid);
+	/* A context with a policy takes authenticated sessions only: the SYN
+	 * must carry a hello of a tenant in the policy, with its header tag
+	 * (XDP checked it too where the program has the policy). */
+	if (ctx->guard) {
+		if (hslen != XSK_HS_SYN) {
+			syn_refuse(ctx, pkt, sid, WP_SETUP_NO_AUTH,
+				   "no tenant key (this context has a policy: the client must "
+				   "call wp_ep_set_tenant_key)",
+				   tenant);
+			return;
+		}
+		if (!ctx->guard->tenant_key || ctx->guard->tenant_key(ctx, tenant, key) < 0) {
+			syn_refuse(ctx, pkt, sid, WP_SETUP_NO_KEY, "not in the policy", tenant);
+			return;
+		}
+		if (get64(hdr + 32) != wp_frame_tag(key, hdr)) {
+			OPENSSL_cleanse(key, sizeof(key));
+			xc->st.hs_refused++; /* a forgery: no answer */
+			return;
+		}
+		flags = get32(hs);
+		if (flags & ~WP_HELLO_F__KNOWN) {
+			OPENSSL_cleanse(key, sizeof(key));
+			syn_refuse(ctx, pkt, sid, WP_SETUP_GARBAGE, "unknown hello flags", tenant);
+			return;
+		}
+		if (!(flags & WP_HELLO_F_CONF) && wp_auth_tenant_confidential(ctx, tenant)) {
+			OPENSSL_cleanse(key, sizeof(key));
+			syn_refuse(ctx, pkt, sid, WP_SETUP_NO_AUTH,
+				   "the tenant must ask for confidentiality (policy: "
+				   "confidential)",
+				   tenant);
+			return;
+		}
+		memset(&hs_tmp, 0, sizeof(hs_tmp));
+		hs_tmp.authn = true;
+		hs_tmp.tenant = tenant;
+		hs_tmp.hs_flags = flags;
+		memcpy(hs_tmp.key, key, sizeof(key));
+		OPENSSL_cleanse(key, sizeof(key));
+		ret = syn_keys(ctx, &hs_tmp, hs);
+		if (ret < 0) {
+			hs_wipe(&hs_tmp);
+			rst_to(xc, pkt, sid);
+			return;
+		}
+	} else if (hslen) {
+		syn_refuse(ctx, pkt, sid, WP_SETUP_NO_KEY,
+			   "the client has a tenant key and this context has no policy to "
+			   "prove it",
+			   tenant);
 		return;
 	}
-	ep = wp_ep_alloc(ctx, &l->cbs);
-	if (!ep) {
+	memcpy(&peer.sin_addr, pkt + 26, 4);
+	peer.sin_port = htons((uint16_t)(pkt[34] << 8 | pkt[35]));
+	if (wp_conn_admit(ctx, (struct sockaddr *)&peer, sizeof(peer), &adm) < 0 ||
+	    !(ep = wp_ep_alloc(ctx, &l->cbs))) {
+		if (ctx->guard) {
+			wp_dgram_fini(hs_tmp.ds);
+			free(hs_tmp.ds);
+			hs_wipe(&hs_tmp);
+		}
 		rst_to(xc, pkt, sid);
 		return;
 	}
 	s = xep(ep);
+	if (ctx->guard) {
+		*s = hs_tmp; /* the keyed session and the handshake's fields */
+		hs_wipe(&hs_tmp);
+		/* The path's session id is the table's key for handshake and
+		 * sealed packets alike; the keys are unique to the nonce pair,
+		 * so the id is a lookup key, not a secret (the tag covers it). */
+		s->ds->id = sid;
+	}
 	s->ep = ep;
 	s->sid = sid;
 	memcpy(s->peer_mac, pkt + 6, 6);
@@ -1214,22 +1554,127 @@ static void rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, uint64_t sid, uint64_
 	wp_conn_admitted(ep, &adm);
 	sess_add(xc, s);
 	wp_conn_established(ep);
-	ctl_send(xc, s, XSK_SYNACK, 0);
+	if (s->authn)
+		synack_send(xc, s);
+	else
+		ctl_send(xc, s, XSK_SYNACK, 0);
 	timer_at(xc, now + XSK_PING_NS);
+}
+
+/* Server: the client's first sealed datagram opened (keys only it and we
+ * can hold, from our fresh nonce): it proved the tenant key. 0, or -1 when
+ * the session was refused (conns_per_tenant). */
+static int confirm(struct wp_ep *ep, struct xsk_ep *s)
+{
+	ep->tenant = s->tenant;
+	ep->peer_verified = true;
+	s->confirmed = true;
+	hs_wipe(s);
+	if (wp_conn_tenant_bind(ep, s->tenant) < 0) {
+		sess_fail(ep, -EUSERS);
+		return -1;
+	}
+	wp_conn_handshake_done(ep);
+	wp_log(ep->ctx, WP_LOG_INFO, "xsk: session %llx: tenant %u proved its key%s",
+	       (unsigned long long)s->sid, s->tenant, s->ds->encrypt ? " (confidentiality)" : "");
+	return 0;
+}
+
+/* Client: the SYNACK's hello (flags, nonce_s, proof_s). The server proves
+ * first; a wrong proof fails the connect with -EACCES. 0 or < 0. */
+static int synack_keys(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hs, uint32_t hslen)
+{
+	struct xsk_ctx *xc = xctx(ep->ctx);
+	struct wp_hello c = { .phase = WP_HELLO_CLIENT, .tenant = s->tenant, .flags = s->hs_flags };
+	struct wp_hello v = { .phase = WP_HELLO_SERVER, .tenant = s->tenant };
+	struct wp_session_keys k;
+	uint8_t want[WP_AUTH_HMAC];
+	int ret;
+
+	if (hslen != XSK_HS_SYNACK) {
+		xc->st.hs_bad_proof++;
+		wp_log(ep->ctx, WP_LOG_WARN,
+		       "xsk: the server answered without proving tenant %u's key", s->tenant);
+		return -EACCES;
+	}
+	v.flags = get32(hs);
+	if ((v.flags & ~WP_HELLO_F__KNOWN) || v.flags != s->hs_flags) {
+		xc->st.hs_bad_proof++;
+		wp_log(ep->ctx, WP_LOG_WARN,
+		       "xsk: the server's hello flags %#x differ from ours %#x (confidentiality)",
+		       v.flags, s->hs_flags);
+		return -EACCES;
+	}
+	memcpy(c.nonce, s->nonce_c, WP_AUTH_NONCE);
+	memcpy(v.nonce, hs + 4, WP_AUTH_NONCE);
+	ret = wp_hello_keys(s->key, 16, c.nonce, v.nonce, &k);
+	if (ret == 0)
+		ret = wp_hello_proof(&k, true, s->tenant, &c, &v, want);
+	OPENSSL_cleanse(&k, sizeof(k));
+	if (ret < 0)
+		return ret;
+	if (CRYPTO_memcmp(want, hs + 4 + WP_AUTH_NONCE, WP_AUTH_HMAC)) {
+		xc->st.hs_bad_proof++;
+		WP_CNT_ADD(bad_frames[WP_BAD_HANDSHAKE], 1);
+		wp_log(ep->ctx, WP_LOG_WARN,
+		       "xsk: the server's proof of tenant %u's key is wrong (the keys differ)",
+		       s->tenant);
+		return -EACCES;
+	}
+	s->ds = malloc(sizeof(*s->ds));
+	if (!s->ds)
+		return -ENOMEM;
+	ret = wp_dgram_init(s->ds, s->key, s->tenant, c.nonce, v.nonce, true,
+			    s->hs_flags & WP_HELLO_F_CONF);
+	if (ret < 0) {
+		free(s->ds);
+		s->ds = NULL;
+		return ret;
+	}
+	s->ds->id = s->sid;
+	hs_wipe(s);
+	ep->peer_verified = true;
+	return 0;
+}
+
+/* Client: the SYN, with our hello when the endpoint has a tenant key
+ * (wp_ep_set_tenant_key, right after wp_connect: the first SYN leaves from
+ * the first progress round). Every SYN of a connect carries the same hello. */
+static void syn_send(struct xsk_ctx *xc, struct wp_ep *ep, struct xsk_ep *s)
+{
+	uint8_t hs[XSK_HS_SYN];
+
+	if (!s->authn && ep->guard && ep->guard->ep_key && ep->guard->ep_key(ep, s->key) == 0) {
+		if (wp_auth_random(s->nonce_c, WP_AUTH_NONCE) < 0) {
+			hs_wipe(s);
+			return; /* the next timer tries again */
+		}
+		s->authn = true;
+		s->tenant = ep->tenant;
+		s->hs_flags = wp_auth_ep_confidential(ep) ? WP_HELLO_F_CONF : 0;
+	}
+	if (!s->authn) {
+		ctl_send(xc, s, XSK_SYN, 0);
+		return;
+	}
+	put32(hs, s->hs_flags);
+	memcpy(hs + 4, s->nonce_c, WP_AUTH_NONCE);
+	ctl_send_hs(xc, s, XSK_SYN, 0, hs, sizeof(hs));
 }
 
 /* One received datagram (Ethernet frame of len bytes in the UMEM). Returns
  * true when the frame may go back to the fill ring now (always: delivery
  * in place ends with the callback). */
-static void rx_pkt(struct wp_ctx *ctx, const uint8_t *p, uint32_t len, uint64_t now)
+static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 {
 	struct xsk_ctx *xc = ctx->bk;
-	const uint8_t *hdr, *pre;
-	uint32_t ihl, ulen, flen, seq, ack, mlen, off;
+	const uint8_t *pre;
+	uint8_t *hdr;
+	uint32_t ihl, ulen, flen, seq, ack, mlen, off, fn, kind;
+	bool ctl, sealed = false;
 	struct xsk_ep *s;
 	struct wp_ep *ep;
 	uint64_t sid;
-	uint8_t type;
 
 	xc->st.rx_pkts++;
 	if (len < XSK_HDRS || p[12] != 0x08 || p[13] != 0x00 || (p[14] >> 4) != 4)
@@ -1246,22 +1691,58 @@ static void rx_pkt(struct wp_ctx *ctx, const uint8_t *p, uint32_t len, uint64_t 
 	    hdr[4] != WP_FRAME_VERSION || get32(hdr + 24) != flen - WP_FRAME_HDR)
 		goto bad;
 	pre = hdr + WP_FRAME_HDR;
+	fn = flen - WP_FRAME_HDR - XSK_PREFIX;
 	sid = get64(pre);
+	s = sess_find(xc, sid);
+	ctl = hdr[5] == XSK_T_CTL;
+	kind = get32(hdr + 12);
+	/* A keyed session takes sealed datagrams only (but for the
+	 * handshake's unsealed SYN and SYNACK): opened in place (decrypted
+	 * with confidentiality), their payload is the prefix and fragment. */
+	if (s && s->ds && !ctl) {
+		struct wp_frame_hdr dh;
+		const uint8_t *pl;
+
+		if (wp_dgram_open(s->ds, hdr, flen, (uint32_t)xc->mtu, &dh, &pl) < 0)
+			return; /* counted by reason in s->ds->st */
+		xc->st.opened++;
+		if (dh.len < XSK_PREFIX || get64(pl) != sid) {
+			xc->st.bad++;
+			return;
+		}
+		pre = pl;
+		fn = dh.len - XSK_PREFIX;
+		sealed = true;
+		ctl = dh.type == WP_FT_SEAL;
+		kind = dh.method;
+		if (s->ep->accepted && !s->confirmed && confirm(s->ep, s) < 0)
+			return;
+	}
 	seq = get32(pre + 8);
 	ack = get32(pre + 12);
 	mlen = get32(pre + 16);
 	off = get32(pre + 20);
-	type = hdr[5];
-	s = sess_find(xc, sid);
-	if (type == XSK_T_CTL) {
-		uint32_t kind = get32(hdr + 12);
-
+	if (ctl) {
 		if (kind == XSK_SYN) {
-			if (s && s->listener == false && s->ep->accepted) {
+			if (sealed || (s && !s->ep->accepted)) {
+				xc->st.bad++;
+			} else if (s && s->authn) {
+				/* Our SYNACK was lost: the same hello gets the same
+				 * answer until the client's first sealed packet. */
+				if (!s->confirmed && fn == XSK_HS_SYN &&
+				    get32(hdr + 8) == s->tenant &&
+				    !CRYPTO_memcmp(pre + XSK_PREFIX + 4, s->nonce_c,
+						   WP_AUTH_NONCE)) {
+					synack_send(xc, s);
+					s->last_rx = now;
+				} else {
+					xc->st.unauth_ctl++;
+				}
+			} else if (s) {
 				ctl_send(xc, s, XSK_SYNACK, 0); /* our SYNACK was lost */
 				s->last_rx = now;
-			} else if (!s) {
-				rx_syn(ctx, p, sid, now);
+			} else {
+				rx_syn(ctx, p, hdr, fn, sid, now);
 			}
 			return;
 		}
@@ -1271,9 +1752,29 @@ static void rx_pkt(struct wp_ctx *ctx, const uint8_t *p, uint32_t len, uint64_t 
 			return;
 		}
 		ep = s->ep;
+		/* Unsealed control on a keyed session: only the SYNACK that
+		 * keys it, and a reset before that (the server refused us; a
+		 * session id is 64 random bits, unknown off the path). Anyone
+		 * else's FIN or RST must not end it. */
+		if (s->authn && !sealed &&
+		    !(ep->state == WP_EPS_CONNECTING && !s->ds &&
+		      (kind == XSK_SYNACK || kind == XSK_RST))) {
+			xc->st.unauth_ctl++;
+			return;
+		}
 		s->last_rx = now;
 		switch (kind) {
 		case XSK_SYNACK:
+			if (ep->state == WP_EPS_CONNECTING && s->authn) {
+				int ret = synack_keys(ep, s, pre + XSK_PREFIX, fn);
+
+				if (ret < 0) {
+					sess_fail(ep, ret);
+					break;
+				}
+				s->ack_due = true; /* sealed: it proves our key */
+				wp_ctx_mark_dirty(ep);
+			}
 			if (ep->state == WP_EPS_CONNECTING) {
 				s->syn_since = 0;
 				s->rto_at = 0;
@@ -1310,7 +1811,7 @@ static void rx_pkt(struct wp_ctx *ctx, const uint8_t *p, uint32_t len, uint64_t 
 			break;
 		case XSK_RST:
 			s->reset = true;
-			sess_fail(ep, -ECONNRESET);
+			sess_fail(ep, ep->state == WP_EPS_CONNECTING ? -ECONNREFUSED : -ECONNRESET);
 			break;
 		case XSK_FIN:
 			ack_upto(xc, s, ack, now);
@@ -1356,13 +1857,12 @@ static void rx_pkt(struct wp_ctx *ctx, const uint8_t *p, uint32_t len, uint64_t 
 	s->rcv_nxt++;
 	s->ack_due = true;
 	wp_ctx_mark_dirty(ep);
-	flen -= WP_FRAME_HDR + XSK_PREFIX;
-	if (off == 0 && mlen < flen) {
+	if (off == 0 && mlen < fn) {
 		/* A bundle: whole messages follow the first (bundle_add). */
 		if (rx_data(ep, s, hdr, pre + XSK_PREFIX, mlen, mlen, 0) ||
-		    rx_bundle(ep, pre + XSK_PREFIX + mlen, flen - mlen))
+		    rx_bundle(ep, hdr, pre + XSK_PREFIX + mlen, fn - mlen))
 			return;
-	} else if (rx_data(ep, s, hdr, pre + XSK_PREFIX, flen, mlen, off)) {
+	} else if (rx_data(ep, s, hdr, pre + XSK_PREFIX, fn, mlen, off)) {
 		return;
 	}
 	if (s->fin_rx && s->fin_seq == s->rcv_nxt && ep->state == WP_EPS_OPEN)
@@ -1397,7 +1897,7 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 				if (!s->have_mac) {
 					/* resolved by the neighbour table below */
 				}
-				ctl_send(xc, s, XSK_SYN, 0);
+				syn_send(xc, ep, s);
 				s->rto_us = s->rto_us * 2 > XSK_RTO_MAX_US ? XSK_RTO_MAX_US
 									   : s->rto_us * 2;
 				arm_rto(xc, s, now);
@@ -1568,14 +2068,6 @@ static int check_sa(struct wp_ctx *ctx, const struct sockaddr *sa)
 	if (sa->sa_family != AF_INET) {
 		wp_log(ctx, WP_LOG_ERR, "xsk: IPv4 addresses only");
 		return -EAFNOSUPPORT;
-	}
-	if (ctx->guard) {
-		/* Datagram authentication v2 (src/auth/dgram.c) is not wired
-		 * into this path yet: refuse rather than run unauthenticated. */
-		wp_log(ctx, WP_LOG_ERR,
-		       "xsk: this context has a policy, and datagram authentication v2 is not "
-		       "wired into the xsk path yet; use tcp or uring with a policy");
-		return -EPROTONOSUPPORT;
 	}
 	return 0;
 }
@@ -1752,13 +2244,23 @@ static void xsk_close(struct wp_ep *ep)
 
 static void xsk_ep_free(struct wp_ep *ep)
 {
+	struct xsk_ctx *xc = xctx(ep->ctx);
 	struct xsk_ep *s = xep(ep);
 
-	if (ep->ctx->bk)
+	if (xc)
 		xsk_close(ep);
 	q_drop(ep, -ECONNABORTED);
 	free(s->asm_buf);
 	s->asm_buf = NULL;
+	if (s->ds) {
+		/* the session's drops stay in the context's counters */
+		for (unsigned r = 0; xc && r < WP_DGRAM_DROP__COUNT; r++)
+			xc->st.drop[r] += s->ds->st.drop[r];
+		wp_dgram_fini(s->ds);
+		free(s->ds);
+		s->ds = NULL;
+	}
+	hs_wipe(s);
 }
 
 /* Input stops for real: a paused session drops data (the peer sends it
@@ -1800,6 +2302,48 @@ static uint64_t ring_drops(const struct xsk_ctx *xc)
 	return n;
 }
 
+/* Datagram authentication v2: what XDP dropped before the redirect (the
+ * program's reasons: source in no tenant's prefixes, port, not one frame,
+ * another tenant's frame, wrong SipHash tag), and what the sessions dropped
+ * after it (dgram.h's reasons, live and freed sessions together). */
+static void xsk_explain_auth(struct wp_ctx *ctx, char *buf, size_t len)
+{
+	static const unsigned xr[] = { WPP_R_NO_TENANT, WPP_R_PORT, WPP_R_BAD_FRAME,
+				       WPP_R_TENANT_MISMATCH, WPP_R_AUTH };
+	static const char *const xn[] = { "no_tenant", "port", "bad_frame", "tenant", "auth" };
+	struct xsk_ctx *xc = ctx->bk;
+	uint64_t drop[WP_DGRAM_DROP__COUNT];
+	uint32_t keyed = 0, conf = 0;
+	size_t at;
+
+	memcpy(drop, xc->st.drop, sizeof(drop));
+	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all) {
+		const struct wp_dgram_session *ds = xep(ep)->ds;
+
+		if (!ds || xep(ep)->listener)
+			continue;
+		keyed += ep->state == WP_EPS_OPEN;
+		conf += ep->state == WP_EPS_OPEN && ds->encrypt;
+		for (unsigned r = 0; r < WP_DGRAM_DROP__COUNT; r++)
+			drop[r] += ds->st.drop[r];
+	}
+	at = (size_t)snprintf(buf, len,
+			      "; datagram auth v2 %s: keyed=%u confidential=%u sealed=%llu "
+			      "opened=%llu hs_refused=%llu hs_bad_proof=%llu unauth_ctl=%llu",
+			      wp_auth_policy(ctx) ? "required (policy in XDP)" : "when keyed",
+			      keyed, conf, (unsigned long long)xc->st.sealed,
+			      (unsigned long long)xc->st.opened,
+			      (unsigned long long)xc->st.hs_refused,
+			      (unsigned long long)xc->st.hs_bad_proof,
+			      (unsigned long long)xc->st.unauth_ctl);
+	for (unsigned r = 0; r < WP_DGRAM_DROP__COUNT && at < len; r++)
+		at += (size_t)snprintf(buf + at, len - at, " drop_%s=%llu", wp_dgram_drop_name(r),
+				       (unsigned long long)drop[r]);
+	for (unsigned i = 0; wp_auth_policy(ctx) && i < sizeof(xr) / sizeof(xr[0]) && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, " xdp_%s=%lld", xn[i],
+				       (long long)wpp_xsk_count(&xc->prog, xr[i]));
+}
+
 static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 {
 	struct xsk_ctx *xc = ctx->bk;
@@ -1835,6 +2379,7 @@ static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 (unsigned long long)xc->st.dups, (unsigned long long)xc->st.ooo,
 		 (unsigned long long)xc->st.bad, (unsigned long long)xc->st.faults,
 		 (unsigned long long)xc->st.resets, (unsigned long long)xc->st.bundled);
+	xsk_explain_auth(ctx, buf + strlen(buf), len - strlen(buf));
 }
 
 static const struct wp_fast_ops xsk_fast = { .send = xsk_send, .flush = xsk_flush };

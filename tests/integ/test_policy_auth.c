@@ -25,8 +25,9 @@
  * handshake and records are those of tcp; the attacks through a TCP relay or
  * a raw socket run on tcp and uring only.
  *
- * wp-test-paths: tcp uring shm mem rdma (the paths with authentication v2; a
- * context with a policy refuses ucx and xsk)
+ * wp-test-paths: tcp uring shm mem rdma (the paths with authentication v2
+ * over a byte stream; a context with a policy refuses ucx, and xsk has its
+ * own datagrams: test_xsk_auth between two namespaces)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -7,6 +7,10 @@
  * verdicts for every packet and identical counters at the end (per reason,
  * per verdict, per tenant, per rule), across two reloads.
  *
+ * The last third runs rules1 with the xsk path's port set (7100, a datagram
+ * port: allowed tenants' frames to it are redirected, a redirect that falls
+ * back to XDP_PASS here as no AF_XDP socket is in the map).
+ *
  * Both programs run, sharing the maps: the plain one (wpp_xdp) on half of
  * the frames that fit one buffer, the frags-aware one (wpp_xdp_frags) on the
  * other half and on every frame longer than that. A quarter of the corpus
@@ -341,6 +345,14 @@ int main(int argc, char **argv)
 
 		if (i == n / 3 || i == 2 * n / 3) { /* reload both, the same way */
 			const struct wp_policy *np = i == n / 3 ? p2 : p1;
+
+			/* The last third as the xsk path loads a context's
+			 * rules: its port (a datagram port here) redirected for
+			 * every allowed tenant (wpp_config.xsk_lo/hi). */
+			if (np == p1) {
+				p1->xsk_lo = p1->xsk_hi = 7100;
+				p1->xsk_open = 0;
+			}
 
 			CHECK_EQ(wpp_maps_apply(&m, np, 0), 0);
 			CHECK_EQ(wp_twin_reload(tw, np), 0);

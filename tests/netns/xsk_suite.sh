@@ -39,16 +39,16 @@ c ip link set lo up
 s ip link set "$VS" up
 c ip link set "$VC" up
 
-export WP_TEST_XSK_NS=/run/netns/$NS_S WP_TEST_XSK_SRV=10.98.0.1
+export WP_TEST_XSK_NS=/run/netns/$NS_S WP_TEST_XSK_SRV=10.98.0.1 WP_TEST_XSK_CLI=10.98.0.2
 rc=0
-for t in ${WP_XSK_SUITES:-test_xsk test_rpc test_ownership}; do
+for t in ${WP_XSK_SUITES:-test_xsk test_xsk_auth test_rpc test_ownership}; do
 	[ -x "$T/$t" ] || continue
 	t0=$(date +%s%N)
 	out=$(c timeout 120 "$T/$t" --path xsk 2>&1)
 	r=$?
 	ms=$((($(date +%s%N) - t0) / 1000000))
 	case $r in
-	0) echo "PASS $t[xsk] ${ms} ms" ;;
+	0) echo "PASS $t[xsk] ${ms} ms"; [ -n "${WP_XSK_VERBOSE:-}" ] && echo "$out" ;;
 	77) echo "SKIP $t[xsk]: $(echo "$out" | tail -n 1)"; [ "$t" = test_xsk ] && skip "$out" ;;
 	*) echo "FAIL $t[xsk] rc=$r"; echo "$out" | tail -n 30; rc=1 ;;
 	esac

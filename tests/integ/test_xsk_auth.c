@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Datagram authentication v2 on the xsk path, between two network
+ * namespaces (tests/netns/xsk_suite.sh sets WP_TEST_XSK_NS, WP_TEST_XSK_SRV
+ * and WP_TEST_XSK_CLI). The server's context has a policy: its XDP program
+ * carries the rules (the client's address belongs to tenant acme) and the
+ * path takes authenticated sessions only.
+ *  1. a keyed client (acme) is served: 2000 echo calls of 1..3000 bytes
+ *     (several packets each), checksummed both ways; with confidentiality
+ *     too (the server counts an encrypted session);
+ *  2. a client without a key is refused at once (-ECONNREFUSED, the server
+ *     counts hs_refused); a client with a wrong key never gets past XDP
+ *     (its SYN's SipHash tag is wrong: xdp_auth) and its connect times out;
+ *  3. a plain UDP socket in the client's namespace sends datagrams to the
+ *     port with a forged header tag (xdp_auth), and with another tenant's
+ *     id and valid tag from acme's address (xdp_tenant): XDP drops them all
+ *     before the redirect, and nothing runs;
+ *  4. with WP_XSK_TEST_FAULTS on both sides: every sealed data packet may be
+ *     sent twice byte for byte (a replay: drop_replay), have a payload byte
+ *     flipped (drop_bad_tag), or be followed by an unsealed RST or FIN
+ *     signed with the tenant key (ignored: unauth_ctl); 1000 calls each
+ *     complete once, the handler ran exactly 1000 times, no session ended.
+ * wp-test-paths: xsk
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "harness.h"
+#include "core/frame.h"
+#include "wirepath/policy.h"
+
+enum { M_ECHO = 1 };
+
+static const uint8_t ka[16] = { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+				0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff };
+static const uint8_t kb[16] = { 0x0f, 0x0e, 0x0d, 0x0c, 0x0b, 0x0a, 0x09, 0x08,
+				0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, 0x00 };
+static struct wp_policy *pol;
+static atomic_int served;
+
+/* Request: u64 fnv of the rest, rest. Reply: the rest, after the check. */
+static void h_echo(void *arg, struct wp_call *call, struct wp_msg *req)
+{
+	uint64_t sum;
+
+	atomic_fetch_add(&served, 1);
+	CHECK(req->len >= 8);
+	memcpy(&sum, req->data, 8);
+	if (fnv1a((const uint8_t *)req->data + 8, req->len - 8, FNV_INIT) != sum) {
+		CHECK(wp_call_error(call, 99, "checksum") == 0);
+		return;
+	}
+	CHECK(wp_call_reply(call, (const uint8_t *)req->data + 8, req->len - 8, NULL, NULL) == 0);
+}
+
+static void srv_setup(struct srv *s)
+{
+	CHECK(wp_rpc_register(s->ctx, M_ECHO, h_echo, NULL) == 0);
+	CHECK(wp_ctx_set_policy(s->ctx, pol) == 0);
+}
+
+/* The server's explain line, read on its own thread when asked. */
+static atomic_int want_explain, have_explain;
+static char srv_explain[4096];
+
+static void srv_tick(struct srv *s)
+{
+	if (atomic_load(&want_explain) && !atomic_load(&have_explain)) {
+		snprintf(srv_explain, sizeof(srv_explain), "%s", wp_ctx_explain(s->ctx));
+		atomic_store(&have_explain, 1);
+	}
+}
+
+static const char *server_explain(struct wp_ctx *cx)
+{
+	atomic_store(&have_explain, 0);
+	atomic_store(&want_explain, 1);
+	while (!atomic_load(&have_explain))
+		CHECK(wp_ctx_progress(cx, 1000) >= 0);
+	atomic_store(&want_explain, 0);
+	return srv_explain;
+}
+
+static long long stat_of(const char *line, const char *key)
+{
+	const char *p = strstr(line, key);
+
+	if (!p)
+		fprintf(stderr, "no %s in: %s\n", key, line);
+	CHECK(p != NULL);
+	return atoll(p + strlen(key));
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
+struct call {
+	int done, status;
+	uint32_t n;
+	uint64_t sum, got_sum;
+	uint32_t got;
+	uint8_t req[8 + 3000];
+};
+
+static uint64_t rng_s = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+	rng_s ^= rng_s << 13;
+	rng_s ^= rng_s >> 7;
+	rng_s ^= rng_s << 17;
+	return rng_s;
+}
+
+static void on_data(void *arg, struct wp_msg *m)
+{
+	struct call *c = arg;
+
+	c->got_sum = fnv1a(m->data, m->len, c->got_sum);
+	c->got += m->len;
+}
+
+static void on_done(void *arg, int status)
+{
+	struct call *c = arg;
+
+	CHECK(!c->done); /* exactly once */
+	c->done = 1;
+	c->status = status;
+}
+
+static void start(struct wp_ep *ep, struct call *c)
+{
+	struct wp_call_params p = {
+		.method = M_ECHO, .req = c->req, .on_data = on_data, .on_done = on_done, .arg = c
+	};
+
+	c->n = 1 + (uint32_t)(rnd() % 3000);
+	c->done = 0;
+	c->got = 0;
+	c->got_sum = FNV_INIT;
+	for (uint32_t i = 0; i < c->n; i++)
+		c->req[8 + i] = (uint8_t)rnd();
+	c->sum = fnv1a(c->req + 8, c->n, FNV_INIT);
+	memcpy(c->req, &c->sum, 8);
+	p.req_len = 8 + c->n;
+	CHECK(wp_rpc_call(ep, &p, NULL) == 0);
+}
+
+/* n checksummed calls on ep, `inflight` at once. */
+static void run_calls(struct wp_ctx *cx, struct wp_ep *ep, uint32_t n, int inflight)
+{
+	struct call *cs = calloc((size_t)inflight, sizeof(*cs));
+	uint32_t started = 0, finished = 0;
+	uint64_t last = wp_now_ns();
+
+	CHECK(cs != NULL);
+	for (int i = 0; i < inflight && started < n; i++, started++)
+		start(ep, &cs[i]);
+	while (finished < n) {
+		CHECK(wp_ctx_progress(cx, 1000) >= 0);
+		if (wp_now_ns() - last > 3000000000ull) {
+			fprintf(stderr, "client: %s\n", wp_ctx_explain(cx));
+			fprintf(stderr, "server: %s\n", server_explain(cx));
+			CHECK(!"no call finished for 3 s");
+		}
+		for (int i = 0; i < inflight; i++) {
+			if (!cs[i].done || !cs[i].n)
+				continue;
+			if (cs[i].status)
+				fprintf(stderr, "call failed: %d\n", cs[i].status);
+			CHECK_EQ(cs[i].status, 0);
+			CHECK_EQ(cs[i].got, cs[i].n);
+			CHECK(cs[i].got_sum == cs[i].sum);
+			finished++;
+			last = wp_now_ns();
+			cs[i].n = 0;
+			if (started < n) {
+				start(ep, &cs[i]);
+				started++;
+			}
+		}
+	}
+	free(cs);
+}
+
+/* Connect with a key (key NULL: none). */
+static struct wp_ep *dial_flags(struct wp_ctx *cx, int port, struct conn_wait *w, uint32_t tenant,
+				const uint8_t *key, unsigned flags)
+{
+	struct wp_ep_cbs cbs = { .event = h_ep_event, .arg = w };
+	struct wp_ep *ep;
+	char uri[64];
+
+	memset(w, 0, sizeof(*w));
+	h_uri(uri, sizeof(uri), "xsk", port);
+	CHECK(wp_connect(cx, uri, &cbs, &ep) == 0);
+	if (key)
+		CHECK(wp_ep_set_tenant_key_flags(ep, tenant, key, flags) == 0);
+	return ep;
+}
+
+static struct wp_ep *dial_start(struct wp_ctx *cx, int port, struct conn_wait *w, uint32_t tenant,
+				const uint8_t *key)
+{
+	return dial_flags(cx, port, w, tenant, key, 0);
+}
+
+/* ... and wait until it is up or closed. */
+static struct wp_ep *dial(struct wp_ctx *cx, int port, struct conn_wait *w, uint32_t tenant,
+			  const uint8_t *key, unsigned flags)
+{
+	struct wp_ep *ep = dial_flags(cx, port, w, tenant, key, flags);
+
+	while (!w->up && !w->closed)
+		CHECK(wp_ctx_progress(cx, 1000) >= 0);
+	return ep;
+}
+
+/* ---- 3. raw datagrams from a plain UDP socket ------------------------------ */
+
+static void raw_send(int fd, const struct sockaddr_in *to, uint32_t tenant, const uint8_t *key,
+		     bool forge)
+{
+	uint8_t b[40 + 24 + 64];
+	struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
+				  .version = WP_FRAME_VERSION,
+				  .type = WP_FT_REQ,
+				  .tenant = tenant,
+				  .method = M_ECHO,
+				  .req_id = rnd() | 1,
+				  .len = sizeof(b) - 40 };
+
+	for (size_t i = 40; i < sizeof(b); i++)
+		b[i] = (uint8_t)rnd();
+	wp_frame_encode(&h, b);
+	wp_frame_sign(key, b);
+	if (forge)
+		b[33] ^= 0x40; /* one bit of the tag */
+	CHECK(sendto(fd, b, sizeof(b), 0, (const struct sockaddr *)to, sizeof(*to)) ==
+	      (ssize_t)sizeof(b));
+}
+
+/* A SYN without the hello, with acme's valid header tag: past XDP, the
+ * path refuses it (hs_refused) and answers with a reset. */
+static void raw_syn(int fd, const struct sockaddr_in *to)
+{
+	uint8_t b[40 + 24] = { 0 };
+	struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
+				  .version = WP_FRAME_VERSION,
+				  .type = 1,
+				  .tenant = 1,
+				  .method = 1 /* SYN */,
+				  .len = 24 };
+	uint64_t sid = rnd() | 1;
+
+	wp_frame_encode(&h, b);
+	b[5] = 0xc5; /* the path's control type */
+	memcpy(b + 40, &sid, 8);
+	wp_frame_sign(ka, b);
+	CHECK(sendto(fd, b, sizeof(b), 0, (const struct sockaddr *)to, sizeof(*to)) ==
+	      (ssize_t)sizeof(b));
+}
+
+/* ---- phases --------------------------------------------------------------- */
+
+static void phase_main(void)
+{
+	static struct srv s;
+	struct conn_wait w;
+	struct wp_ctx *cx;
+	struct wp_ep *ep;
+	const char *ex;
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	long long auth0, ten0, hs0;
+	int before, fd;
+	uint64_t t0;
+
+	memset(&s, 0, sizeof(s));
+	s.path = "xsk";
+	s.setup = srv_setup;
+	s.tick = srv_tick;
+	srv_start(&s, NULL);
+	cx = client_ctx("xsk");
+
+	/* 1. keyed, integrity; then keyed with confidentiality */
+	ep = dial(cx, s.port, &w, 1, ka, 0);
+	CHECK(w.up);
+	t0 = wp_now_ns();
+	run_calls(cx, ep, 2000, 16);
+	printf("keyed: 2000 calls of 1..3000 B in %.2f s\n", (double)(wp_now_ns() - t0) / 1e9);
+	CHECK_EQ(atomic_load(&served), 2000);
+	{
+		struct conn_wait w2;
+		struct wp_ep *e2 = dial(cx, s.port, &w2, 1, ka, WP_TENANT_KEY_CONFIDENTIAL);
+
+		CHECK(w2.up);
+		run_calls(cx, e2, 200, 8);
+		ex = server_explain(cx);
+		CHECK(stat_of(ex, "keyed=") >= 2);
+		CHECK(stat_of(ex, "confidential=") >= 1);
+		wp_ep_close(e2);
+	}
+	CHECK_EQ(atomic_load(&served), 2200);
+
+	/* 2. no key, a wrong key: their SYNs die in XDP (tenant 0 is not the
+	 * source's tenant; the tag is not acme's), both connects time out
+	 * (together: the liveness limit is 3 s) */
+	{
+		struct conn_wait w2, w3;
+		struct wp_ep *e2, *e3;
+		long long ten0;
+
+		ex = server_explain(cx);
+		auth0 = stat_of(ex, "xdp_auth=");
+		ten0 = stat_of(ex, "xdp_tenant=");
+		memset(&w2, 0, sizeof(w2));
+		memset(&w3, 0, sizeof(w3));
+		e2 = dial_start(cx, s.port, &w2, 0, NULL);
+		e3 = dial_start(cx, s.port, &w3, 1, kb);
+		while (!w2.closed || !w3.closed)
+			CHECK(wp_ctx_progress(cx, 10000) >= 0);
+		CHECK(!w2.up && !w3.up);
+		CHECK_EQ(w2.err, -ETIMEDOUT);
+		CHECK_EQ(w3.err, -ETIMEDOUT);
+		wp_ep_close(e2);
+		wp_ep_close(e3);
+		ex = server_explain(cx);
+		CHECK(stat_of(ex, "xdp_auth=") > auth0);
+		CHECK(stat_of(ex, "xdp_tenant=") > ten0);
+		CHECK_EQ(stat_of(ex, "keyed="), 1);
+		printf("refused in XDP: no key (%lld SYNs), a wrong key (%lld SYNs)\n",
+		       stat_of(ex, "xdp_tenant=") - ten0, stat_of(ex, "xdp_auth=") - auth0);
+	}
+
+	/* 3. raw datagrams to the port: forged tags, another tenant's frames */
+	ex = server_explain(cx);
+	auth0 = stat_of(ex, "xdp_auth=");
+	ten0 = stat_of(ex, "xdp_tenant=");
+	before = atomic_load(&served);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	to.sin_port = htons((uint16_t)s.port);
+	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	for (int i = 0; i < 50; i++) {
+		raw_send(fd, &to, 1, ka, true);  /* acme's header, tag forged */
+		raw_send(fd, &to, 2, kb, false); /* beta's, valid, from acme's address */
+	}
+	hs0 = stat_of(ex, "hs_refused=");
+	raw_syn(fd, &to);
+	t0 = wp_now_ns();
+	while (wp_now_ns() - t0 < 100000000ull)
+		CHECK(wp_ctx_progress(cx, 10000) >= 0);
+	close(fd);
+	ex = server_explain(cx);
+	CHECK_EQ(stat_of(ex, "xdp_auth=") - auth0, 50);
+	CHECK_EQ(stat_of(ex, "xdp_tenant=") - ten0, 50);
+	CHECK_EQ(stat_of(ex, "hs_refused=") - hs0, 1);
+	CHECK_EQ(atomic_load(&served), before);
+	/* the session still works */
+	run_calls(cx, ep, 100, 4);
+	printf("server: %s\n", server_explain(cx));
+	wp_ep_close(ep);
+	wp_ctx_destroy(cx);
+	srv_stop(&s);
+}
+
+static void phase_faults(void)
+{
+	static struct srv s;
+	struct conn_wait w;
+	struct wp_ctx *cx;
+	struct wp_ep *ep;
+	const char *ex;
+	char cli[4096];
+	uint64_t t0;
+
+	memset(&s, 0, sizeof(s));
+	atomic_store(&served, 0);
+	setenv("WP_XSK_TEST_FAULTS", "dup=5,corrupt=5,plainctl=5,drop=2,reorder=2,seed=11", 1);
+	s.path = "xsk";
+	s.setup = srv_setup;
+	s.tick = srv_tick;
+	srv_start(&s, NULL);
+	cx = client_ctx("xsk");
+	ep = dial(cx, s.port, &w, 1, ka, 0);
+	unsetenv("WP_XSK_TEST_FAULTS"); /* read when the path starts */
+	CHECK(w.up);
+	t0 = wp_now_ns();
+	run_calls(cx, ep, 1000, 8);
+	printf("faults: 1000 calls in %.2f s\n", (double)(wp_now_ns() - t0) / 1e9);
+	CHECK(!w.closed);
+	CHECK_EQ(atomic_load(&served), 1000); /* each request ran exactly once */
+	ex = server_explain(cx);
+	snprintf(cli, sizeof(cli), "%s", wp_ctx_explain(cx));
+	printf("client: %s\nserver: %s\n", cli, ex);
+	/* both directions saw replays, broken tags and unsealed control */
+	CHECK(stat_of(ex, "drop_replay=") > 0 && stat_of(cli, "drop_replay=") > 0);
+	CHECK(stat_of(ex, "drop_bad_tag=") > 0 && stat_of(cli, "drop_bad_tag=") > 0);
+	CHECK(stat_of(ex, "unauth_ctl=") > 0 && stat_of(cli, "unauth_ctl=") > 0);
+	wp_ep_close(ep);
+	wp_ctx_destroy(cx);
+	srv_stop(&s);
+}
+
+int main(int argc, char **argv)
+{
+	const char *path, *cli;
+	char rules[512];
+
+	test_watchdog(60);
+	path = test_path(argc, argv);
+	cli = getenv("WP_TEST_XSK_CLI");
+	if (strcmp(path, "xsk") || !getenv("WP_TEST_XSK_NS") || !cli)
+		SKIP("runs from tests/netns/xsk_suite.sh (--path xsk between two namespaces)");
+	snprintf(rules, sizeof(rules),
+		 "default drop\n"
+		 "tenant acme id 1 key 00112233445566778899aabbccddeeff admin\n"
+		 "  allow %s\n"
+		 "tenant beta id 2 key 0f0e0d0c0b0a09080706050403020100\n"
+		 "  allow 192.0.2.0/24\n",
+		 cli);
+	CHECK(wp_policy_parse("xsk_auth.rules", rules, strlen(rules), &pol) == 0);
+	phase_main();
+	phase_faults();
+	wp_policy_free(pol);
+	printf("ok\n");
+	return 0;
+}
