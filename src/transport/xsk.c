@@ -146,6 +146,10 @@ struct xsk_ep {
 	struct xsk_ep *hnext; /* session table chain */
 	uint64_t sid;
 	bool listener, in_table, have_mac, fin_rx, reset;
+	/* opened: the session was established; linger: closed by its owner,
+	 * the endpoint is held (io_inflight) until the peer acknowledged
+	 * everything up to our FIN, or the liveness limit */
+	bool opened, linger;
 	uint8_t peer_mac[6];
 	uint32_t peer_ip; /* network order */
 	uint16_t peer_port;
@@ -157,7 +161,7 @@ struct xsk_ep {
 	uint32_t rto_us;
 	uint64_t syn_since;
 	/* receive */
-	uint32_t rcv_nxt, fin_seq;
+	uint32_t rcv_nxt;
 	uint32_t nak_for; /* rcv_nxt a NAK was sent for (0: none) */
 	uint32_t recover; /* go-back after a NAK: not again below this seq */
 	bool ack_due, nak_due;
@@ -1058,10 +1062,12 @@ static void xsk_flush(struct wp_ep *ep)
 	struct xsk_ctx *xc = xctx(ep->ctx);
 	struct xsk_ep *s = xep(ep);
 
+	bool live = ep->state == WP_EPS_OPEN || s->linger;
+
 	if (!xc->up || s->listener)
 		return;
 	comp_reap(xc);
-	if (ep->state == WP_EPS_OPEN) {
+	if (live) {
 		while (s->unsent && s->unsent->seq - s->snd_una < XSK_WIN) {
 			struct xsk_pkt *k = s->unsent;
 
@@ -1075,11 +1081,11 @@ static void xsk_flush(struct wp_ep *ep)
 				arm_rto(xc, s, now_ns());
 		}
 	}
-	if (s->nak_due && ep->state == WP_EPS_OPEN) {
+	if (s->nak_due && live) {
 		s->nak_due = false;
 		ctl_send(xc, s, XSK_NAK, 0);
 	}
-	if (s->ack_due && ep->state == WP_EPS_OPEN)
+	if (s->ack_due && live)
 		ctl_send(xc, s, XSK_ACK, 0);
 	/* One kick per flush loop, from its last endpoint (the loop pops each
 	 * before its burst); what an endpoint queued after it is kicked by the
@@ -1266,6 +1272,8 @@ static void q_drop(struct wp_ep *ep, int status)
 
 /* ---- receive ----------------------------------------------------------- */
 
+static void linger_end(struct wp_ep *ep, struct xsk_ep *s, int status);
+
 static void ack_upto(struct xsk_ctx *xc, struct xsk_ep *s, uint32_t ack, uint64_t now)
 {
 	uint32_t adv = ack - s->snd_una;
@@ -1288,6 +1296,10 @@ static void ack_upto(struct xsk_ctx *xc, struct xsk_ep *s, uint32_t ack, uint64_
 	s->snd_una = ack;
 	s->rto_us = XSK_RTO_MIN_US;
 	s->rto_at = 0;
+	if (s->linger && s->snd_una == s->snd_nxt) {
+		linger_end(s->ep, s, 0); /* our FIN is acked */
+		return;
+	}
 	if (s->snd_una != s->snd_nxt && (!s->unsent || s->unsent->seq != s->snd_una))
 		arm_rto(xc, s, now);
 	if (s->unsent) /* the window opened: whoever acked, the burst goes on */
@@ -1300,6 +1312,28 @@ static void sess_fail(struct wp_ep *ep, int err)
 
 	sess_del(xctx(ep->ctx), s);
 	wp_conn_fail(ep, err);
+}
+
+/* A closed session's linger ends: everything acked (status 0), or the peer
+ * gone; the hold on the endpoint goes, and the context frees it. */
+static void linger_end(struct wp_ep *ep, struct xsk_ep *s, int status)
+{
+	s->linger = false;
+	sess_del(xctx(ep->ctx), s);
+	q_drop(ep, status);
+	if (ep->io_inflight)
+		ep->io_inflight--;
+}
+
+/* The session is over: a lingering one ends, an open one fails. */
+static void sess_gone(struct wp_ep *ep, int err)
+{
+	struct xsk_ep *s = xep(ep);
+
+	if (s->linger)
+		linger_end(ep, s, err);
+	else
+		sess_fail(ep, err);
 }
 
 /* A data packet in order: deliver it whole, in place, or assemble. */
@@ -1465,7 +1499,11 @@ static void rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, const uint8_t *hdr, u
 	struct xsk_ep *s;
 	int ret;
 
-	if (!l || l->rx_paused)
+	if (!l) {
+		rst_to(xc, pkt, sid); /* no listener (closed): refused at once */
+		return;
+	}
+	if (l->rx_paused)
 		return; /* the client sends it again */
 	/* A context with a policy takes authenticated sessions only: the SYN
 	 * must carry a hello of a tenant in the policy, with its header tag
@@ -1553,6 +1591,7 @@ static void rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, const uint8_t *hdr, u
 	ep->local_port = xc->port;
 	wp_conn_admitted(ep, &adm);
 	sess_add(xc, s);
+	s->opened = true;
 	wp_conn_established(ep);
 	if (s->authn)
 		synack_send(xc, s);
@@ -1779,6 +1818,7 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 				s->syn_since = 0;
 				s->rto_at = 0;
 				s->rto_us = XSK_RTO_MIN_US;
+				s->opened = true;
 				wp_conn_established(ep);
 				timer_at(xc, now + XSK_PING_NS);
 				if (s->unsent)
@@ -1811,14 +1851,33 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 			break;
 		case XSK_RST:
 			s->reset = true;
-			sess_fail(ep, ep->state == WP_EPS_CONNECTING ? -ECONNREFUSED : -ECONNRESET);
+			sess_gone(ep, ep->state == WP_EPS_CONNECTING ? -ECONNREFUSED : -ECONNRESET);
 			break;
 		case XSK_FIN:
+			/* Numbered after the data: it ends the session only in
+			 * order, after everything before it was delivered; a
+			 * FIN past a gap waits for the go-back-N that resends
+			 * the gap and then it. */
 			ack_upto(xc, s, ack, now);
+			if (s->fin_rx || (ep->state != WP_EPS_OPEN && !s->linger))
+				break;
+			if (seq != s->rcv_nxt) {
+				if ((int32_t)(seq - s->rcv_nxt) > 0 && s->nak_for != s->rcv_nxt) {
+					s->nak_for = s->rcv_nxt;
+					s->nak_due = true;
+				}
+				s->ack_due = true;
+				wp_ctx_mark_dirty(ep);
+				break;
+			}
+			s->rcv_nxt++;
 			s->fin_rx = true;
-			s->fin_seq = seq;
-			if (seq == s->rcv_nxt)
-				sess_fail(ep, 0);
+			/* acked now: a closed endpoint is not flushed */
+			ctl_send(xc, s, XSK_ACK, 0);
+			kick(xc);
+			if (s->linger)
+				break; /* both closed: ours waits for its ack */
+			sess_fail(ep, 0);
 			break;
 		default:
 			xc->st.bad++;
@@ -1830,8 +1889,13 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 		return;
 	}
 	ep = s->ep;
-	if (ep->state != WP_EPS_OPEN)
+	if (ep->state != WP_EPS_OPEN) {
+		if (s->linger) { /* closed: its data is dropped, its acks count */
+			s->last_rx = now;
+			ack_upto(xc, s, ack, now);
+		}
 		return;
+	}
 	s->last_rx = now;
 	ack_upto(xc, s, ack, now);
 	if (s->unsent)
@@ -1859,14 +1923,11 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 	wp_ctx_mark_dirty(ep);
 	if (off == 0 && mlen < fn) {
 		/* A bundle: whole messages follow the first (bundle_add). */
-		if (rx_data(ep, s, hdr, pre + XSK_PREFIX, mlen, mlen, 0) ||
-		    rx_bundle(ep, hdr, pre + XSK_PREFIX + mlen, fn - mlen))
-			return;
-	} else if (rx_data(ep, s, hdr, pre + XSK_PREFIX, fn, mlen, off)) {
-		return;
+		if (!rx_data(ep, s, hdr, pre + XSK_PREFIX, mlen, mlen, 0))
+			rx_bundle(ep, hdr, pre + XSK_PREFIX + mlen, fn - mlen);
+	} else {
+		rx_data(ep, s, hdr, pre + XSK_PREFIX, fn, mlen, off);
 	}
-	if (s->fin_rx && s->fin_seq == s->rcv_nxt && ep->state == WP_EPS_OPEN)
-		sess_fail(ep, 0);
 	return;
 
 bad:
@@ -1885,7 +1946,8 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 		struct xsk_ep *s = xep(ep);
 
 		nx = ep->next_all;
-		if (s->listener || (ep->state != WP_EPS_OPEN && ep->state != WP_EPS_CONNECTING) ||
+		if (s->listener ||
+		    (ep->state != WP_EPS_OPEN && ep->state != WP_EPS_CONNECTING && !s->linger) ||
 		    !s->in_table)
 			continue;
 		if (ep->state == WP_EPS_CONNECTING) {
@@ -1906,7 +1968,7 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 			continue;
 		}
 		if (now - s->last_rx > XSK_DEAD_NS) {
-			sess_fail(ep, -ETIMEDOUT);
+			sess_gone(ep, -ETIMEDOUT);
 			continue;
 		}
 		/* A peer that answers pings but acknowledges none of our data
@@ -1919,7 +1981,7 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 			wp_log(ctx, WP_LOG_WARN,
 			       "xsk: session %llx: no data acknowledged for %llu ms: failing it",
 			       (unsigned long long)s->sid, XSK_DEAD_NS / 1000000);
-			sess_fail(ep, -ETIMEDOUT);
+			sess_gone(ep, -ETIMEDOUT);
 			continue;
 		}
 		if (now - s->last_rx > XSK_PING_NS && now - s->last_ping > XSK_PING_NS) {
@@ -2037,6 +2099,11 @@ static int xsk_poll(struct wp_ctx *ctx, int64_t timeout_us)
 			if (ep->state == WP_EPS_OPEN && (xep(ep)->unsent || xep(ep)->ack_due))
 				wp_ctx_mark_dirty(ep);
 	}
+	/* Closed sessions still delivering their tail and FIN: the core
+	 * flushes open endpoints only. */
+	for (struct wp_ep *ep = ctx->eps; ep; ep = ep->next_all)
+		if (xep(ep)->linger && (xep(ep)->unsent || xep(ep)->ack_due || xep(ep)->nak_due))
+			xsk_flush(ep);
 	kick(xc);
 	return got;
 }
@@ -2220,6 +2287,72 @@ static int xsk_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t sa
 	return 0;
 }
 
+/*
+ * At close: sends not yet acknowledged go back to their owners now
+ * (-ECONNABORTED, as on every path), so the packets still to be delivered
+ * get copies of their fragments (counted). 0 or -ENOMEM (then nothing
+ * lingers: the session ends as before).
+ */
+static int q_detach(struct wp_ep *ep, struct xsk_ep *s)
+{
+	for (struct xsk_pkt **pp = &s->q; *pp; pp = &(*pp)->next) {
+		struct xsk_pkt *k = *pp, *c;
+
+		if (!k->n || k->frag == k->inl)
+			continue;
+		c = malloc(sizeof(*c) + k->n);
+		if (!c)
+			return -ENOMEM;
+		memcpy(c, k, sizeof(*c));
+		memcpy(c->inl, k->frag, k->n);
+		c->frag = c->inl;
+		WP_CNT_ADD(bytes_copied, k->n);
+		if (s->unsent == k)
+			s->unsent = c;
+		if (s->q_tail == k)
+			s->q_tail = c;
+		*pp = c;
+		/* the original's completion moves with it below */
+		k->next = NULL;
+		k->done = NULL;
+		free(k);
+	}
+	for (struct xsk_pkt *k = s->q; k; k = k->next)
+		if (k->done) {
+			wp_defer(ep->ctx, k->done, k->arg, -ECONNABORTED);
+			k->done = NULL;
+		}
+	return 0;
+}
+
+/* The FIN: numbered after the data, queued and retransmitted like it. */
+static int fin_queue(struct xsk_ep *s)
+{
+	struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
+				  .version = WP_FRAME_VERSION,
+				  .type = 1,
+				  .method = XSK_FIN,
+				  .len = XSK_PREFIX };
+	struct xsk_pkt *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return -ENOMEM;
+	wp_frame_encode(&h, k->b);
+	k->b[5] = XSK_T_CTL;
+	k->seq = s->snd_nxt++;
+	put64(k->b + WP_FRAME_HDR, s->sid);
+	put32(k->b + WP_FRAME_HDR + 8, k->seq);
+	if (s->q_tail)
+		s->q_tail->next = k;
+	else
+		s->q = k;
+	s->q_tail = k;
+	if (!s->unsent)
+		s->unsent = k;
+	s->q_bytes += sizeof(*k);
+	return 0;
+}
+
 static void xsk_close(struct wp_ep *ep)
 {
 	struct xsk_ctx *xc = xctx(ep->ctx);
@@ -2232,13 +2365,23 @@ static void xsk_close(struct wp_ep *ep)
 			xc->listener = NULL;
 		return;
 	}
-	if (s->in_table) {
-		/* Tell the peer, after what it has already received. */
-		if (xc->up && s->have_mac && !s->reset && !s->fin_rx)
-			ctl_send(xc, s, XSK_FIN, s->snd_nxt);
-		kick(xc);
-		sess_del(xc, s);
+	if (s->linger) { /* freed while lingering: the context is going */
+		linger_end(ep, s, -ECONNABORTED);
+		return;
 	}
+	/* Closed by its owner: the unacknowledged tail and a FIN after it are
+	 * sent reliably (retransmitted until acked, or the liveness limit),
+	 * so the peer reads everything, then an orderly close (0). */
+	if (s->in_table && xc->up && s->opened && !s->reset && !s->fin_rx &&
+	    ep->err == -ECONNABORTED && q_detach(ep, s) == 0 && fin_queue(s) == 0) {
+		s->linger = true;
+		s->una_at = 0;
+		ep->io_inflight++; /* held until linger_end */
+		xsk_flush(ep);
+		return;
+	}
+	if (s->in_table)
+		sess_del(xc, s);
 	q_drop(ep, ep->err ? ep->err : -ECONNABORTED);
 }
 

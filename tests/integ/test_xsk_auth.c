@@ -19,7 +19,11 @@
  *     sent twice byte for byte (a replay: drop_replay), have a payload byte
  *     flipped (drop_bad_tag), or be followed by an unsealed RST or FIN
  *     signed with the tenant key (ignored: unauth_ctl); 1000 calls each
- *     complete once, the handler ran exactly 1000 times, no session ended.
+ *     complete once, the handler ran exactly 1000 times, no session ended;
+ *  5. after 200 (300 with the faults) one-way messages of 1..3000 bytes, the
+ *     client closes at once: the server reads them all, in order and whole,
+ *     then sees an orderly close (0), while the client's context delivers
+ *     the tail and a FIN retransmitted until acknowledged.
  * wp-test-paths: xsk
  */
 #include <arpa/inet.h>
@@ -132,9 +136,11 @@ static void on_done(void *arg, int status)
 
 static void start(struct wp_ep *ep, struct call *c)
 {
-	struct wp_call_params p = {
-		.method = M_ECHO, .req = c->req, .on_data = on_data, .on_done = on_done, .arg = c
-	};
+	struct wp_call_params p = { .method = M_ECHO,
+				    .req = c->req,
+				    .on_data = on_data,
+				    .on_done = on_done,
+				    .arg = c };
 
 	c->n = 1 + (uint32_t)(rnd() % 3000);
 	c->done = 0;
@@ -263,6 +269,77 @@ static void raw_syn(int fd, const struct sockaddr_in *to)
 	      (ssize_t)sizeof(b));
 }
 
+/* ---- 5. an orderly close after all data ------------------------------------ */
+
+/* Server side: one-way messages (u32 index, u64 fnv of the rest, rest) must
+ * arrive in order and whole; then the session must close with 0. */
+static atomic_int msgs_ok, msgs_bad, closed_ok, closed_err;
+
+static void srv_msg(void *arg, struct wp_ep *ep, struct wp_msg *m)
+{
+	uint32_t idx;
+	uint64_t sum;
+
+	if (m->len < 12) {
+		atomic_fetch_add(&msgs_bad, 1);
+		return;
+	}
+	memcpy(&idx, m->data, 4);
+	memcpy(&sum, (const uint8_t *)m->data + 4, 8);
+	if (idx != (uint32_t)atomic_load(&msgs_ok) ||
+	    fnv1a((const uint8_t *)m->data + 12, m->len - 12, FNV_INIT) != sum)
+		atomic_fetch_add(&msgs_bad, 1);
+	else
+		atomic_fetch_add(&msgs_ok, 1);
+}
+
+static void srv_event(void *arg, struct wp_ep *ep, enum wp_ep_event ev, int err)
+{
+	if (ev != WP_EP_CLOSED)
+		return;
+	if (err == 0)
+		atomic_fetch_add(&closed_ok, 1);
+	else
+		atomic_store(&closed_err, err);
+}
+
+static const struct wp_ep_cbs srv_cbs = { .event = srv_event, .msg = srv_msg };
+
+/* n messages, then close at once (most still unacknowledged): the peer
+ * reads all n, then an orderly close; the client's context keeps running
+ * the closed session until its FIN is acked. */
+static void close_after(struct wp_ctx *cx, struct wp_ep *ep, uint32_t n)
+{
+	static uint8_t b[12 + 3000];
+	int ok0 = atomic_load(&closed_ok);
+	uint64_t t0;
+
+	atomic_store(&msgs_ok, 0);
+	atomic_store(&msgs_bad, 0);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t len = 1 + (uint32_t)(rnd() % 3000);
+		uint64_t sum;
+
+		for (uint32_t j = 0; j < len; j++)
+			b[12 + j] = (uint8_t)rnd();
+		sum = fnv1a(b + 12, len, FNV_INIT);
+		memcpy(b, &i, 4);
+		memcpy(b + 4, &sum, 8);
+		CHECK_EQ(wp_ep_send_msg(ep, 7, b, 12 + len, NULL, NULL), 0);
+	}
+	wp_ep_close(ep);
+	t0 = wp_now_ns();
+	while (atomic_load(&closed_ok) == ok0 && !atomic_load(&closed_err)) {
+		CHECK(wp_ctx_progress(cx, 1000) >= 0);
+		CHECK(wp_now_ns() - t0 < 5000000000ull);
+	}
+	CHECK_EQ(atomic_load(&closed_err), 0);
+	CHECK_EQ(atomic_load(&msgs_bad), 0);
+	CHECK_EQ(atomic_load(&msgs_ok), (int)n);
+	printf("orderly close: %u messages, then 0, in %.2f s\n", n,
+	       (double)(wp_now_ns() - t0) / 1e9);
+}
+
 /* ---- phases --------------------------------------------------------------- */
 
 static void phase_main(void)
@@ -281,7 +358,7 @@ static void phase_main(void)
 	s.path = "xsk";
 	s.setup = srv_setup;
 	s.tick = srv_tick;
-	srv_start(&s, NULL);
+	srv_start(&s, &srv_cbs);
 	cx = client_ctx("xsk");
 
 	/* 1. keyed, integrity; then keyed with confidentiality */
@@ -361,7 +438,7 @@ static void phase_main(void)
 	/* the session still works */
 	run_calls(cx, ep, 100, 4);
 	printf("server: %s\n", server_explain(cx));
-	wp_ep_close(ep);
+	close_after(cx, ep, 200);
 	wp_ctx_destroy(cx);
 	srv_stop(&s);
 }
@@ -382,7 +459,7 @@ static void phase_faults(void)
 	s.path = "xsk";
 	s.setup = srv_setup;
 	s.tick = srv_tick;
-	srv_start(&s, NULL);
+	srv_start(&s, &srv_cbs);
 	cx = client_ctx("xsk");
 	ep = dial(cx, s.port, &w, 1, ka, 0);
 	unsetenv("WP_XSK_TEST_FAULTS"); /* read when the path starts */
@@ -399,7 +476,7 @@ static void phase_faults(void)
 	CHECK(stat_of(ex, "drop_replay=") > 0 && stat_of(cli, "drop_replay=") > 0);
 	CHECK(stat_of(ex, "drop_bad_tag=") > 0 && stat_of(cli, "drop_bad_tag=") > 0);
 	CHECK(stat_of(ex, "unauth_ctl=") > 0 && stat_of(cli, "unauth_ctl=") > 0);
-	wp_ep_close(ep);
+	close_after(cx, ep, 300); /* loss, replays, broken tags: the FIN too */
 	wp_ctx_destroy(cx);
 	srv_stop(&s);
 }
