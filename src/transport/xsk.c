@@ -348,24 +348,39 @@ static int xsk_init(struct wp_ctx *ctx)
 	return 0;
 }
 
+/* Undo the set-up, in reverse: the sockets (their fds leave the epoll set
+ * as they close), the UMEM, its memory, the program's link (the interface
+ * is free again), the port. From fini, and from a set-up that failed
+ * half-way, so that a later listen or connect starts clean. */
+static void xsk_teardown(struct xsk_ctx *xc)
+{
+	for (uint32_t i = 0; i < xc->nq; i++) {
+		if (xc->q[i].xsk)
+			xsk_socket__delete(xc->q[i].xsk);
+		memset(&xc->q[i], 0, sizeof(xc->q[i]));
+	}
+	xc->nq = 0;
+	if (xc->umem)
+		xsk_umem__delete(xc->umem);
+	xc->umem = NULL;
+	if (xc->area)
+		munmap(xc->area, (size_t)xc->nframes * XSK_FRAME);
+	xc->area = NULL;
+	xc->nfree = xc->nframes = 0;
+	wpp_xsk_detach(&xc->prog);
+	if (xc->resv_fd >= 0)
+		close(xc->resv_fd);
+	xc->resv_fd = -1;
+	xc->port = 0;
+	xc->up = false;
+}
+
 static void xsk_fini(struct wp_ctx *ctx)
 {
 	struct xsk_ctx *xc = ctx->bk;
 
-	if (!xc) {
-		wp_epoll_bk_fini(ctx);
-		return;
-	}
-	for (uint32_t i = 0; i < xc->nq; i++)
-		if (xc->q[i].xsk)
-			xsk_socket__delete(xc->q[i].xsk);
-	if (xc->umem)
-		xsk_umem__delete(xc->umem);
-	if (xc->area)
-		munmap(xc->area, (size_t)xc->nframes * XSK_FRAME);
-	wpp_xsk_detach(&xc->prog);
-	if (xc->resv_fd >= 0)
-		close(xc->resv_fd);
+	if (xc)
+		xsk_teardown(xc);
 	wp_epoll_bk_fini(ctx);
 }
 
@@ -575,6 +590,7 @@ static int ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv
 	struct wp_policy *pol = NULL;
 	struct ifreq ifr;
 	char why[256] = "";
+	uint32_t nq;
 	int ret, fd;
 
 	if (xc->up)
@@ -687,23 +703,24 @@ static int ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv
 	for (uint32_t f = 0; f < xc->nframes; f++)
 		xc->freel[xc->nframes - 1 - f] = (uint64_t)f * XSK_FRAME;
 	xc->nfree = xc->nframes;
-	xc->nq = (uint32_t)rx_queues(xc->ifname);
-	if (xc->nq > XSK_MAX_Q) {
+	nq = (uint32_t)rx_queues(xc->ifname);
+	if (nq > XSK_MAX_Q) {
 		/* Flows hashed to an unbound queue would miss the XSKMAP and
 		 * be lost on the port-holding socket: refuse, and say how. */
 		wp_log(ctx, WP_LOG_ERR,
 		       "xsk: %s has %u rx queues; this path binds at most %u (one socket each): "
 		       "reduce them (ethtool -L %s combined %u) or steer the port to the first "
 		       "%u",
-		       xc->ifname, xc->nq, XSK_MAX_Q, xc->ifname, XSK_MAX_Q, XSK_MAX_Q);
+		       xc->ifname, nq, XSK_MAX_Q, xc->ifname, XSK_MAX_Q, XSK_MAX_Q);
 		ret = -EOPNOTSUPP;
 		goto out;
 	}
+	xc->nq = nq; /* never more than q[] holds: the teardown walks them */
 	for (uint32_t i = 0; i < xc->nq; i++) {
 		ret = bind_queue(ctx, i, why, sizeof(why));
 		if (ret < 0) {
 			wp_log(ctx, WP_LOG_ERR, "xsk: %s", why);
-			xc->nq = i + 1; /* fini deletes what was made */
+			xc->nq = i + 1; /* the teardown deletes what was made */
 			goto out;
 		}
 	}
@@ -719,6 +736,7 @@ out_resv:
 	if (resv >= 0)
 		close(resv);
 out:
+	xsk_teardown(xc); /* nothing of a failed set-up stays (link, UMEM, port) */
 	return ret;
 }
 

@@ -23,7 +23,9 @@
  *  5. after 200 (300 with the faults) one-way messages of 1..3000 bytes, the
  *     client closes at once: the server reads them all, in order and whole,
  *     then sees an orderly close (0), while the client's context delivers
- *     the tail and a FIN retransmitted until acknowledged.
+ *     the tail and a FIN retransmitted until acknowledged;
+ *  6. (WP_TEST_XSK_BADQ: an address on a veth with 9 rx queues) a set-up
+ *     failing after the program is attached leaves nothing behind.
  * wp-test-paths: xsk
  */
 #include <arpa/inet.h>
@@ -481,6 +483,32 @@ static void phase_faults(void)
 	srv_stop(&s);
 }
 
+/* 6. A set-up that fails half-way (an interface with more rx queues than
+ * the path binds: refused after the program and the UMEM exist) leaves
+ * nothing behind: the same listen again fails the same way, not EBUSY on a
+ * program still attached to the interface. */
+static void setup_failure(const char *addr)
+{
+	struct wp_ctx_opts o;
+	struct wp_ctx *c;
+	struct wp_ep *l;
+	char uri[64];
+	int ns, r1, r2;
+
+	h_opts(&o, "badq");
+	CHECK(wp_ctx_create(&o, &c) == 0);
+	snprintf(uri, sizeof(uri), "xsk://%s:0", addr);
+	ns = h_ns_enter("xsk");
+	r1 = wp_listen(c, uri, NULL, &l);
+	r2 = wp_listen(c, uri, NULL, &l);
+	h_ns_leave(ns);
+	CHECK_EQ(r1, -EOPNOTSUPP);
+	CHECK_EQ(r2, -EOPNOTSUPP);
+	wp_ctx_destroy(c);
+	printf("set-up failure: refused twice the same way (%s), nothing left attached\n",
+	       strerror(-r2));
+}
+
 int main(int argc, char **argv)
 {
 	const char *path, *cli;
@@ -499,6 +527,8 @@ int main(int argc, char **argv)
 		 "  allow 192.0.2.0/24\n",
 		 cli);
 	CHECK(wp_policy_parse("xsk_auth.rules", rules, strlen(rules), &pol) == 0);
+	if (getenv("WP_TEST_XSK_BADQ"))
+		setup_failure(getenv("WP_TEST_XSK_BADQ"));
 	phase_main();
 	phase_faults();
 	wp_policy_free(pol);

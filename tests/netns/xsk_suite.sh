@@ -39,6 +39,15 @@ c ip link set lo up
 s ip link set "$VS" up
 c ip link set "$VC" up
 
+# a veth with more rx queues than the path binds (8): its set-up fails
+# after the program is attached (test_xsk_auth: nothing may stay behind)
+if s ip link add "wpxq$id" numrxqueues 9 numtxqueues 9 type veth peer name "wpxr$id" 2>/dev/null; then
+	s ip addr add 10.97.0.1/24 dev "wpxq$id"
+	s ip link set "wpxq$id" up
+	s ip link set "wpxr$id" up
+	export WP_TEST_XSK_BADQ=10.97.0.1
+fi
+
 export WP_TEST_XSK_NS=/run/netns/$NS_S WP_TEST_XSK_SRV=10.98.0.1 WP_TEST_XSK_CLI=10.98.0.2
 rc=0
 for t in ${WP_XSK_SUITES:-test_xsk test_xsk_auth test_rpc test_ownership}; do
