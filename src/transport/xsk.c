@@ -64,6 +64,9 @@
 #include <linux/sockios.h>
 #include <linux/if_link.h>
 #include <linux/if_xdp.h>
+#include <linux/neighbour.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -153,6 +156,7 @@ struct xsk_ep {
 	uint8_t peer_mac[6];
 	uint32_t peer_ip; /* network order */
 	uint16_t peer_port;
+	uint64_t poked_at; /* the last ARP nudge (no MAC yet) */
 	/* transmit: q holds unacked and unsent packets in seq order */
 	struct xsk_pkt *q, *q_tail, *unsent;
 	uint32_t snd_una, snd_nxt; /* oldest unacked, next new seq */
@@ -200,6 +204,8 @@ struct xsk_ctx {
 	uint32_t ip; /* network order */
 	uint16_t port;
 	int resv_fd; /* the kernel UDP socket holding the port */
+	int nl_fd;   /* rtnetlink, in the interface's namespace: neighbours */
+	uint32_t nl_seq;
 	uint8_t *area;
 	struct xsk_umem *umem;
 	struct xsk_q q[XSK_MAX_Q];
@@ -322,6 +328,7 @@ static int xsk_init(struct wp_ctx *ctx)
 		return ret;
 	xc = ctx->bk;
 	xc->resv_fd = -1;
+	xc->nl_fd = -1;
 	xc->prog.link_fd = -1;
 	f = getenv("WP_XSK_TEST_FAULTS");
 	if (f && *f) {
@@ -371,6 +378,9 @@ static void xsk_teardown(struct xsk_ctx *xc)
 	if (xc->resv_fd >= 0)
 		close(xc->resv_fd);
 	xc->resv_fd = -1;
+	if (xc->nl_fd >= 0)
+		close(xc->nl_fd);
+	xc->nl_fd = -1;
 	xc->port = 0;
 	xc->up = false;
 }
@@ -658,6 +668,13 @@ static int ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv
 	resv = -1;
 	xc->port = ntohs(sin.sin_port);
 	xc->ip = local;
+	/* Neighbours are asked on this socket: made here, in the namespace of
+	 * the interface, whichever thread asks later. */
+	xc->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (xc->nl_fd < 0) {
+		ret = -errno;
+		goto out;
+	}
 
 	/* One program on the interface: the front door's, steering the port. */
 	pol = calloc(1, sizeof(*pol));
@@ -1952,6 +1969,8 @@ bad:
 	xc->st.bad++;
 }
 
+static int sess_mac(struct xsk_ctx *xc, struct xsk_ep *s, uint64_t now);
+
 /* Retransmissions, pings, dead peers. */
 static void timers(struct wp_ctx *ctx, uint64_t now)
 {
@@ -1970,14 +1989,18 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 			continue;
 		if (ep->state == WP_EPS_CONNECTING) {
 			if (now - s->syn_since > XSK_DEAD_NS) {
-				sess_fail(ep, -ETIMEDOUT);
+				if (!s->have_mac)
+					wp_log(ctx, WP_LOG_ERR,
+					       "xsk: no neighbour entry for %s on %s after %llu ms "
+					       "(a peer on the link?)",
+					       inet_ntoa((struct in_addr){ s->peer_ip }),
+					       xc->ifname, XSK_DEAD_NS / 1000000);
+				sess_fail(ep, s->have_mac ? -ETIMEDOUT : -EHOSTUNREACH);
 				continue;
 			}
 			if (s->rto_at && now >= s->rto_at) {
-				if (!s->have_mac) {
-					/* resolved by the neighbour table below */
-				}
-				syn_send(xc, ep, s);
+				if (s->have_mac || sess_mac(xc, s, now) == 0)
+					syn_send(xc, ep, s);
 				s->rto_us = s->rto_us * 2 > XSK_RTO_MAX_US ? XSK_RTO_MAX_US
 									   : s->rto_us * 2;
 				arm_rto(xc, s, now);
@@ -2189,62 +2212,106 @@ static int xsk_listen(struct wp_ep *ep, const struct sockaddr *sa, socklen_t sal
 	return 0;
 }
 
-/* The peer's MAC from the kernel's neighbour table (/proc/net/arp). */
-static bool arp_lookup(const char *ifname, uint32_t ip, uint8_t mac[6])
+/*
+ * The peer's MAC from the kernel's neighbour table, asked over rtnetlink
+ * (RTM_GETNEIGH, a dump of the IPv4 entries) on the context's netlink
+ * socket: it was opened at set-up, so it sees the namespace of the
+ * interface (a socket keeps the namespace it was made in; /proc/net/arp
+ * shows the namespace of the process's leader, not of the calling thread).
+ * 0 and mac set, -EAGAIN while there is no usable entry (ARP in progress),
+ * or -errno.
+ */
+static int neigh_lookup(struct xsk_ctx *xc, uint32_t ip, uint8_t mac[6])
 {
-	char line[256], want[32];
-	bool found = false;
-	FILE *f = fopen("/proc/net/arp", "re");
+	struct {
+		struct nlmsghdr nh;
+		struct ndmsg nd;
+	} req = { .nh = { .nlmsg_len = NLMSG_LENGTH(sizeof(struct ndmsg)),
+			  .nlmsg_type = RTM_GETNEIGH,
+			  .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+			  .nlmsg_seq = ++xc->nl_seq },
+		  .nd = { .ndm_family = AF_INET, .ndm_ifindex = xc->ifindex } };
+	static __thread uint8_t buf[16384] __attribute__((aligned(4)));
+	int ret = -EAGAIN;
 
-	if (!f)
-		return false;
-	snprintf(want, sizeof(want), "%s", inet_ntoa((struct in_addr){ ip }));
-	while (fgets(line, sizeof(line), f)) {
-		char ipb[64], hw[64], dev[64];
-		unsigned fl, m[6];
+	if (xc->nl_fd < 0)
+		return -ENOTSOCK;
+	if (send(xc->nl_fd, &req, req.nh.nlmsg_len, 0) < 0)
+		return -errno;
+	WP_SYSCALL(WP_SYS_WRITE);
+	for (;;) {
+		ssize_t n = recv(xc->nl_fd, buf, sizeof(buf), 0);
+		struct nlmsghdr *nh;
 
-		if (sscanf(line, "%63s %*s %x %63s %*s %63s", ipb, &fl, hw, dev) != 4)
-			continue;
-		if (strcmp(ipb, want) || strcmp(dev, ifname) || !(fl & 2))
-			continue;
-		if (sscanf(hw, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) ==
-		    6) {
-			for (int i = 0; i < 6; i++)
-				mac[i] = (uint8_t)m[i];
-			found = true;
+		WP_SYSCALL(WP_SYS_READ);
+		if (n < 0)
+			return errno == EINTR ? -EAGAIN : -errno;
+		for (nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (size_t)n); nh = NLMSG_NEXT(nh, n)) {
+			struct ndmsg *nd = NLMSG_DATA(nh);
+			struct rtattr *rta;
+			int alen;
+			const uint8_t *dst = NULL, *ll = NULL;
+
+			if (nh->nlmsg_seq != xc->nl_seq)
+				continue;
+			if (nh->nlmsg_type == NLMSG_DONE)
+				return ret;
+			if (nh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(nh);
+
+				return e->error ? e->error : ret;
+			}
+			if (nh->nlmsg_type != RTM_NEWNEIGH || ret == 0 ||
+			    nh->nlmsg_len < NLMSG_LENGTH(sizeof(*nd)) ||
+			    nd->ndm_ifindex != xc->ifindex ||
+			    !(nd->ndm_state & (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE |
+					       NUD_PERMANENT | NUD_NOARP)))
+				continue;
+			alen = (int)(nh->nlmsg_len - NLMSG_LENGTH(sizeof(*nd)));
+			for (rta = (struct rtattr *)((uint8_t *)nd + NLMSG_ALIGN(sizeof(*nd)));
+			     RTA_OK(rta, alen); rta = RTA_NEXT(rta, alen)) {
+				if (rta->rta_type == NDA_DST && RTA_PAYLOAD(rta) == 4)
+					dst = RTA_DATA(rta);
+				else if (rta->rta_type == NDA_LLADDR && RTA_PAYLOAD(rta) == 6)
+					ll = RTA_DATA(rta);
+			}
+			if (dst && ll && !memcmp(dst, &ip, 4)) {
+				memcpy(mac, ll, 6);
+				ret = 0; /* the dump still runs to NLMSG_DONE */
+			}
 		}
-		break;
 	}
-	fclose(f);
-	return found;
 }
 
-/* Resolve the peer's MAC: ask the kernel to (a datagram to the discard port
- * makes it ARP), then read the table; a few ms on a live link. */
-static int resolve_mac(struct wp_ctx *ctx, struct xsk_ep *s)
+/* Make the kernel resolve the peer (a datagram to its discard port sends
+ * the ARP request), never waiting for the answer. */
+static void neigh_poke(uint32_t ip)
 {
-	struct xsk_ctx *xc = ctx->bk;
 	struct sockaddr_in d = { .sin_family = AF_INET, .sin_port = htons(9) };
-	int fd;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	if (arp_lookup(xc->ifname, s->peer_ip, s->peer_mac))
-		return 0;
-	d.sin_addr.s_addr = s->peer_ip;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	d.sin_addr.s_addr = ip;
 	if (fd >= 0) {
 		sendto(fd, "", 0, MSG_DONTWAIT, (struct sockaddr *)&d, sizeof(d));
 		close(fd);
 	}
-	for (int i = 0; i < 1000; i++) {
-		struct timespec ts = { 0, 1000000 };
+}
 
-		if (arp_lookup(xc->ifname, s->peer_ip, s->peer_mac))
-			return 0;
-		nanosleep(&ts, NULL);
+/* The MAC of a connecting session, from the timers: found, or asked again
+ * (the SYN waits for it within the connect's 3 s). 0 or -EAGAIN. */
+static int sess_mac(struct xsk_ctx *xc, struct xsk_ep *s, uint64_t now)
+{
+	int ret = neigh_lookup(xc, s->peer_ip, s->peer_mac);
+
+	if (ret == 0) {
+		s->have_mac = true;
+		return 0;
 	}
-	wp_log(ctx, WP_LOG_ERR, "xsk: no neighbour entry for %s on %s (a peer on the link?)",
-	       inet_ntoa((struct in_addr){ s->peer_ip }), xc->ifname);
-	return -EHOSTUNREACH;
+	if (now - s->poked_at > 250000000ull) { /* the kernel's ARP retry is 1 s */
+		neigh_poke(s->peer_ip);
+		s->poked_at = now;
+	}
+	return -EAGAIN;
 }
 
 static int xsk_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
@@ -2285,10 +2352,11 @@ static int xsk_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t sa
 	s->ep = ep;
 	s->peer_ip = sin->sin_addr.s_addr;
 	s->peer_port = ntohs(sin->sin_port);
-	ret = resolve_mac(ep->ctx, s);
-	if (ret < 0)
-		return ret;
-	s->have_mac = true;
+	/* The MAC: in the table already (a few us), or the kernel is asked
+	 * and the SYN waits for the answer (timers); never blocking here. */
+	neigh_poke(s->peer_ip);
+	s->poked_at = now_ns();
+	s->have_mac = neigh_lookup(xc, s->peer_ip, s->peer_mac) == 0;
 	do {
 		if (getrandom(&s->sid, sizeof(s->sid), 0) != sizeof(s->sid))
 			return -EIO;

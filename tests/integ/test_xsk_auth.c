@@ -11,6 +11,8 @@
  *  2. a client without a key is refused at once (-ECONNREFUSED, the server
  *     counts hs_refused); a client with a wrong key never gets past XDP
  *     (its SYN's SipHash tag is wrong: xdp_auth) and its connect times out;
+ *     meanwhile a connect to an address nobody holds on the link returns
+ *     at once and fails after 3 s with -EHOSTUNREACH (no MAC);
  *  3. a plain UDP socket in the client's namespace sends datagrams to the
  *     port with a forged header tag (xdp_auth), and with another tenant's
  *     id and valid tag from acme's address (xdp_tenant): XDP drops them all
@@ -387,24 +389,37 @@ static void phase_main(void)
 	 * source's tenant; the tag is not acme's), both connects time out
 	 * (together: the liveness limit is 3 s) */
 	{
-		struct conn_wait w2, w3;
-		struct wp_ep *e2, *e3;
+		struct conn_wait w2, w3, w4;
+		struct wp_ep *e2, *e3, *e4;
+		char nohost[64];
 		long long ten0;
 
+		snprintf(nohost, sizeof(nohost), "xsk://%s:%d", getenv("WP_TEST_XSK_NOHOST"),
+			 s.port);
 		ex = server_explain(cx);
 		auth0 = stat_of(ex, "xdp_auth=");
 		ten0 = stat_of(ex, "xdp_tenant=");
 		memset(&w2, 0, sizeof(w2));
 		memset(&w3, 0, sizeof(w3));
+		memset(&w4, 0, sizeof(w4));
 		e2 = dial_start(cx, s.port, &w2, 0, NULL);
 		e3 = dial_start(cx, s.port, &w3, 1, kb);
-		while (!w2.closed || !w3.closed)
+		/* meanwhile: no host at this address on the link. wp_connect
+		 * does not wait for ARP; the SYN does, within the connect's
+		 * 3 s, then -EHOSTUNREACH */
+		t0 = wp_now_ns();
+		CHECK(wp_connect(cx, nohost, &(struct wp_ep_cbs){ .event = h_ep_event, .arg = &w4 },
+				 &e4) == 0);
+		CHECK(wp_now_ns() - t0 < 50000000ull);
+		while (!w2.closed || !w3.closed || !w4.closed)
 			CHECK(wp_ctx_progress(cx, 10000) >= 0);
-		CHECK(!w2.up && !w3.up);
+		CHECK(!w2.up && !w3.up && !w4.up);
 		CHECK_EQ(w2.err, -ETIMEDOUT);
 		CHECK_EQ(w3.err, -ETIMEDOUT);
+		CHECK_EQ(w4.err, -EHOSTUNREACH);
 		wp_ep_close(e2);
 		wp_ep_close(e3);
+		wp_ep_close(e4);
 		ex = server_explain(cx);
 		CHECK(stat_of(ex, "xdp_auth=") > auth0);
 		CHECK(stat_of(ex, "xdp_tenant=") > ten0);
@@ -517,7 +532,8 @@ int main(int argc, char **argv)
 	test_watchdog(60);
 	path = test_path(argc, argv);
 	cli = getenv("WP_TEST_XSK_CLI");
-	if (strcmp(path, "xsk") || !getenv("WP_TEST_XSK_NS") || !cli)
+	if (strcmp(path, "xsk") || !getenv("WP_TEST_XSK_NS") || !cli ||
+	    !getenv("WP_TEST_XSK_NOHOST"))
 		SKIP("runs from tests/netns/xsk_suite.sh (--path xsk between two namespaces)");
 	snprintf(rules, sizeof(rules),
 		 "default drop\n"

@@ -48,7 +48,8 @@ if s ip link add "wpxq$id" numrxqueues 9 numtxqueues 9 type veth peer name "wpxr
 	export WP_TEST_XSK_BADQ=10.97.0.1
 fi
 
-export WP_TEST_XSK_NS=/run/netns/$NS_S WP_TEST_XSK_SRV=10.98.0.1 WP_TEST_XSK_CLI=10.98.0.2
+export WP_TEST_XSK_NS=/run/netns/$NS_S WP_TEST_XSK_SRV=10.98.0.1 WP_TEST_XSK_CLI=10.98.0.2 \
+	WP_TEST_XSK_NOHOST=10.98.0.77
 rc=0
 for t in ${WP_XSK_SUITES:-test_xsk test_xsk_auth test_rpc test_ownership}; do
 	[ -x "$T/$t" ] || continue
