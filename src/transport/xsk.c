@@ -171,6 +171,8 @@ struct xsk_ep {
 	bool ack_due, nak_due;
 	uint8_t *asm_buf; /* a message being reassembled */
 	uint32_t asm_len, asm_have;
+	uint32_t asm_claim; /* its length, claimed from the context's receive budget */
+	uint64_t asm_since; /* its first packet: it must complete within frame_timeout_ms */
 	uint64_t last_rx, last_ping;
 	uint32_t watch_una; /* snd_una when una_at was taken */
 	uint64_t una_at;    /* since when snd_una has not moved with data queued */
@@ -1371,6 +1373,41 @@ static void sess_gone(struct wp_ep *ep, int err)
 		sess_fail(ep, err);
 }
 
+/*
+ * Reassembly memory is the context's receive budget (docs/limits.md), as a
+ * stream path's assembly is: a message of several packets claims its whole
+ * length when its first packet arrives in order. No room: the packet is not
+ * taken (the peer sends it again after its RTO), counted in
+ * rx_budget_pauses. A started message must complete within the context's
+ * frame_timeout_ms (timers), so a peer cannot sit on its claim.
+ */
+static bool asm_claim(struct wp_ctx *ctx, struct xsk_ep *s, uint32_t len)
+{
+	struct wp_rx_budget *b = &ctx->lim.budget;
+	uint64_t lim = len > WP_RX_SMALL ? b->big_limit : b->limit;
+
+	if (b->claimed + len > lim)
+		return false;
+	b->claimed += len;
+	b->used += len;
+	s->asm_claim = len;
+	return true;
+}
+
+static void asm_release(struct wp_ctx *ctx, struct xsk_ep *s)
+{
+	struct wp_rx_budget *b = &ctx->lim.budget;
+
+	if (s->asm_claim) {
+		b->claimed -= s->asm_claim;
+		b->used -= s->asm_claim;
+		b->freed++;
+		s->asm_claim = 0;
+	}
+	free(s->asm_buf);
+	s->asm_buf = NULL;
+}
+
 /* A data packet in order: deliver it whole, in place, or assemble. */
 static int rx_data(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hdr, const uint8_t *frag,
 		   uint32_t n, uint32_t msg_len, uint32_t off)
@@ -1388,8 +1425,7 @@ static int rx_data(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hdr, const
 	WP_CNT_ADD(bytes_rx, WP_FRAME_HDR + n);
 	if (off == 0 && n == msg_len)
 		return wp_conn_deliver(ep, &h, frag); /* in place: the UMEM frame */
-	if (off == 0) {
-		free(s->asm_buf);
+	if (off == 0) {                               /* claimed by rx_pkt */
 		s->asm_buf = malloc(msg_len);
 		if (!s->asm_buf) {
 			sess_fail(ep, -ENOMEM);
@@ -1397,6 +1433,7 @@ static int rx_data(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hdr, const
 		}
 		s->asm_len = msg_len;
 		s->asm_have = 0;
+		s->asm_since = now_ns();
 	}
 	if (!s->asm_buf || off != s->asm_have || msg_len != s->asm_len) {
 		WP_CNT_ADD(bad_frames[WP_BAD_TOO_BIG], 1);
@@ -1414,6 +1451,7 @@ static int rx_data(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hdr, const
 		s->asm_buf = NULL;
 		ret = wp_conn_deliver(ep, &h, m);
 		free(m);
+		asm_release(ep->ctx, s); /* the claim (a close released it already) */
 	}
 	return ret;
 }
@@ -1953,6 +1991,13 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 		wp_ctx_mark_dirty(ep);
 		return;
 	}
+	if (off == 0 && fn < mlen && mlen <= ctx->o.max_frame) {
+		asm_release(ctx, s); /* a message left unfinished: superseded */
+		if (!asm_claim(ctx, s, mlen)) {
+			WP_CNT_ADD(rx_budget_pauses, 1);
+			return; /* not taken: sent again */
+		}
+	}
 	s->rcv_nxt++;
 	s->ack_due = true;
 	wp_ctx_mark_dirty(ep);
@@ -2010,6 +2055,17 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 		}
 		if (now - s->last_rx > XSK_DEAD_NS) {
 			sess_gone(ep, -ETIMEDOUT);
+			continue;
+		}
+		if (s->asm_buf && ctx->o.frame_timeout_ms &&
+		    (int64_t)(now - s->asm_since) > (int64_t)ctx->o.frame_timeout_ms * 1000000) {
+			WP_CNT_ADD(timeouts_frame, 1);
+			wp_log_rl(
+				ctx, WP_RL_TIMEOUT, WP_LOG_WARN,
+				"xsk: session %llx: a message of %u bytes not complete after %u ms "
+				"(frame_timeout_ms): failing it",
+				(unsigned long long)s->sid, s->asm_len, ctx->o.frame_timeout_ms);
+			sess_fail(ep, -ETIMEDOUT);
 			continue;
 		}
 		/* A peer that answers pings but acknowledges none of our data
@@ -2462,13 +2518,15 @@ static void xsk_close(struct wp_ep *ep)
 	    ep->err == -ECONNABORTED && q_detach(ep, s) == 0 && fin_queue(s) == 0) {
 		s->linger = true;
 		s->una_at = 0;
-		ep->io_inflight++; /* held until linger_end */
+		asm_release(ep->ctx, s); /* a closed session delivers nothing more */
+		ep->io_inflight++;       /* held until linger_end */
 		xsk_flush(ep);
 		return;
 	}
 	if (s->in_table)
 		sess_del(xc, s);
 	q_drop(ep, ep->err ? ep->err : -ECONNABORTED);
+	asm_release(ep->ctx, s);
 }
 
 static void xsk_ep_free(struct wp_ep *ep)
@@ -2479,8 +2537,7 @@ static void xsk_ep_free(struct wp_ep *ep)
 	if (xc)
 		xsk_close(ep);
 	q_drop(ep, -ECONNABORTED);
-	free(s->asm_buf);
-	s->asm_buf = NULL;
+	asm_release(ep->ctx, s);
 	if (s->ds) {
 		/* the session's drops stay in the context's counters */
 		for (unsigned r = 0; xc && r < WP_DGRAM_DROP__COUNT; r++)
@@ -2556,15 +2613,19 @@ static void xsk_explain_auth(struct wp_ctx *ctx, char *buf, size_t len)
 		for (unsigned r = 0; r < WP_DGRAM_DROP__COUNT; r++)
 			drop[r] += ds->st.drop[r];
 	}
-	at = (size_t)snprintf(buf, len,
-			      "; datagram auth v2 %s: keyed=%u confidential=%u sealed=%llu "
-			      "opened=%llu hs_refused=%llu hs_bad_proof=%llu unauth_ctl=%llu",
-			      wp_auth_policy(ctx) ? "required (policy in XDP)" : "when keyed",
-			      keyed, conf, (unsigned long long)xc->st.sealed,
-			      (unsigned long long)xc->st.opened,
-			      (unsigned long long)xc->st.hs_refused,
-			      (unsigned long long)xc->st.hs_bad_proof,
-			      (unsigned long long)xc->st.unauth_ctl);
+	at = (size_t)snprintf(buf, len, "; rx_budget_claimed=%llu",
+			      (unsigned long long)ctx->lim.budget.claimed);
+	if (at >= len)
+		return;
+	at += (size_t)snprintf(buf + at, len - at,
+			       "; datagram auth v2 %s: keyed=%u confidential=%u sealed=%llu "
+			       "opened=%llu hs_refused=%llu hs_bad_proof=%llu unauth_ctl=%llu",
+			       wp_auth_policy(ctx) ? "required (policy in XDP)" : "when keyed",
+			       keyed, conf, (unsigned long long)xc->st.sealed,
+			       (unsigned long long)xc->st.opened,
+			       (unsigned long long)xc->st.hs_refused,
+			       (unsigned long long)xc->st.hs_bad_proof,
+			       (unsigned long long)xc->st.unauth_ctl);
 	for (unsigned r = 0; r < WP_DGRAM_DROP__COUNT && at < len; r++)
 		at += (size_t)snprintf(buf + at, len - at, " drop_%s=%llu", wp_dgram_drop_name(r),
 				       (unsigned long long)drop[r]);

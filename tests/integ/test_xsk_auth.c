@@ -384,6 +384,8 @@ static void phase_main(void)
 		wp_ep_close(e2);
 	}
 	CHECK_EQ(atomic_load(&served), 2200);
+	/* every reassembly's claim on the receive budget went back */
+	CHECK_EQ(stat_of(server_explain(cx), "rx_budget_claimed="), 0);
 
 	/* 2. no key, a wrong key: their SYNs die in XDP (tenant 0 is not the
 	 * source's tenant; the tag is not acme's), both connects time out
@@ -486,6 +488,7 @@ static void phase_faults(void)
 	printf("faults: 1000 calls in %.2f s\n", (double)(wp_now_ns() - t0) / 1e9);
 	CHECK(!w.closed);
 	CHECK_EQ(atomic_load(&served), 1000); /* each request ran exactly once */
+	CHECK_EQ(stat_of(server_explain(cx), "rx_budget_claimed="), 0);
 	ex = server_explain(cx);
 	snprintf(cli, sizeof(cli), "%s", wp_ctx_explain(cx));
 	printf("client: %s\nserver: %s\n", cli, ex);
