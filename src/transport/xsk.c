@@ -1434,6 +1434,10 @@ static int rx_data(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hdr, const
 		s->asm_len = msg_len;
 		s->asm_have = 0;
 		s->asm_since = now_ns();
+		if (ep->ctx->o.frame_timeout_ms) /* the timers check it then */
+			timer_at(xctx(ep->ctx),
+				 s->asm_since + (uint64_t)ep->ctx->o.frame_timeout_ms * 1000000 +
+					 1);
 	}
 	if (!s->asm_buf || off != s->asm_have || msg_len != s->asm_len) {
 		WP_CNT_ADD(bad_frames[WP_BAD_TOO_BIG], 1);

@@ -26,6 +26,9 @@
  *     client closes at once: the server reads them all, in order and whole,
  *     then sees an orderly close (0), while the client's context delivers
  *     the tail and a FIN retransmitted until acknowledged;
+ *  7. a raw peer that starts a 5000-byte message and then only pings: the
+ *     server holds the bytes on its receive budget until frame_timeout_ms,
+ *     then fails the session and gives them back;
  *  6. (WP_TEST_XSK_BADQ: an address on a veth with 9 rx queues) a set-up
  *     failing after the program is attached leaves nothing behind.
  * wp-test-paths: xsk
@@ -344,6 +347,81 @@ static void close_after(struct wp_ctx *cx, struct wp_ep *ep, uint32_t n)
 	       (double)(wp_now_ns() - t0) / 1e9);
 }
 
+/* ---- 7. a message never completed ------------------------------------------ */
+
+/* One plain path packet from the raw socket: kind 0 = data (a MSG frame,
+ * fragment of n bytes at offset 0 of a mlen-byte message), else control. */
+static void raw_pkt(int fd, const struct sockaddr_in *to, uint64_t sid, uint32_t kind, uint32_t seq,
+		    uint32_t mlen, uint32_t n)
+{
+	static uint8_t b[40 + 24 + 1200];
+	struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
+				  .version = WP_FRAME_VERSION,
+				  .type = WP_FT_MSG,
+				  .method = kind ? kind : 7,
+				  .len = 24 + n };
+	uint32_t one = 1, zero = 0;
+
+	wp_frame_encode(&h, b);
+	if (kind)
+		b[5] = 0xc5;
+	memcpy(b + 40, &sid, 8);
+	memcpy(b + 48, &seq, 4);
+	memcpy(b + 52, &one, 4); /* ack */
+	memcpy(b + 56, &mlen, 4);
+	memcpy(b + 60, &zero, 4); /* offset */
+	memset(b + 64, 0xab, n);
+	CHECK(sendto(fd, b, 64 + n, 0, (const struct sockaddr *)to, sizeof(*to)) ==
+	      (ssize_t)(64 + n));
+}
+
+/* A peer (a plain UDP socket speaking the path's protocol to a server
+ * without a policy) starts a message of 5000 bytes, sends its first packet
+ * and then only pings: the server's reassembly holds 5000 bytes of its
+ * receive budget until frame_timeout_ms (300 ms here), then fails the
+ * session (-ETIMEDOUT) and gives them back. */
+static void phase_stall(void)
+{
+	static struct srv s;
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct wp_ctx *cx = client_ctx("xsk");
+	uint64_t sid = rnd() | 1, t0;
+	int fd, held = 0;
+
+	memset(&s, 0, sizeof(s));
+	atomic_store(&closed_err, 0);
+	s.path = "xsk";
+	s.tick = srv_tick;
+	s.frame_timeout_ms = 300;
+	srv_start(&s, &srv_cbs);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	to.sin_port = htons((uint16_t)s.port);
+	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	raw_pkt(fd, &to, sid, 1 /* SYN */, 0, 0, 0);
+	t0 = wp_now_ns();
+	while (wp_now_ns() - t0 < 50000000ull)
+		CHECK(wp_ctx_progress(cx, 10000) >= 0);
+	raw_pkt(fd, &to, sid, 0, 1, 5000, 1000);
+	t0 = wp_now_ns();
+	while (!atomic_load(&closed_err)) {
+		CHECK(wp_ctx_progress(cx, 50000) >= 0);
+		raw_pkt(fd, &to, sid, 6 /* PING */, 0, 0, 0);
+		if (!held && stat_of(server_explain(cx), "rx_budget_claimed=") == 5000)
+			held = 1;
+		CHECK(wp_now_ns() - t0 < 2500000000ull); /* before the 3 s liveness */
+	}
+	CHECK(held);
+	CHECK_EQ(atomic_load(&closed_err), -ETIMEDOUT);
+	CHECK(wp_now_ns() - t0 < 900000000ull); /* at frame_timeout_ms, not liveness */
+	CHECK_EQ(stat_of(server_explain(cx), "rx_budget_claimed="), 0);
+	printf("never completed: 5000 bytes held, session failed after %.2f s, budget back\n",
+	       (double)(wp_now_ns() - t0) / 1e9);
+	close(fd);
+	wp_ctx_destroy(cx);
+	srv_stop(&s);
+}
+
 /* ---- phases --------------------------------------------------------------- */
 
 static void phase_main(void)
@@ -550,6 +628,7 @@ int main(int argc, char **argv)
 		setup_failure(getenv("WP_TEST_XSK_BADQ"));
 	phase_main();
 	phase_faults();
+	phase_stall();
 	wp_policy_free(pol);
 	printf("ok\n");
 	return 0;
