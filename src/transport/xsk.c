@@ -1098,7 +1098,6 @@ static void xsk_flush(struct wp_ep *ep)
 {
 	struct xsk_ctx *xc = xctx(ep->ctx);
 	struct xsk_ep *s = xep(ep);
-
 	bool live = ep->state == WP_EPS_OPEN || s->linger;
 
 	if (!xc->up || s->listener)
