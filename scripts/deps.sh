@@ -11,7 +11,7 @@ pkgs=(gcc make meson ninja-build pkg-config liburing-dev clang libclang-rt-14-de
 # The front door (src/policy): XDP program, libbpf skeleton and loader; the
 # netns tests need iproute2 (ip netns, veth) and util-linux (nsenter).
 pkgs+=(libbpf-dev bpftool libelf-dev zlib1g-dev iproute2 util-linux)
-# The xsk path (src/transport/xsk.c): AF_XDP sockets through libxdp's xsk API.
+# The xsk path (src/transport/xsk/): AF_XDP sockets through libxdp's xsk API.
 pkgs+=(libxdp-dev)
 # The flood benchmark (bench/flood/run.sh) compares XDP with an nftables drop rule.
 pkgs+=(nftables)

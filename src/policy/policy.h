@@ -163,7 +163,7 @@ int wpp_maps_apply(const struct wpp_maps *m, const struct wp_policy *p, int firs
 int wpp_maps_stats(const struct wpp_maps *m, struct wp_policy_stats *out);
 
 /*
- * The xsk:// path's program (src/transport/xsk.c): the policy program loaded
+ * The xsk:// path's program (src/transport/xsk/setup.c): the policy program loaded
  * for one context and attached to ifindex through a BPF link, so it lives
  * exactly as long as the context (a crash detaches it) and is not pinned.
  * p: the rules (NULL: none, every source's datagrams to the path's port go
