@@ -22,6 +22,7 @@ struct pb {
 	uint16_t ethertype; /* non-zero: this ethertype and raw payload (ARP, LLDP) */
 	uint8_t proto;      /* 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, other */
 	uint8_t src[16];
+	uint32_t dst4; /* IPv4 destination, host order (0: 10.99.0.1) */
 	uint16_t sport, dport;
 	int ip_opts;  /* IPv4 option bytes, multiple of 4, <= 40 */
 	int frag;     /* IPv4: MF set; IPv6: a fragment header */
@@ -101,7 +102,13 @@ static inline size_t pb_build(const struct pb *p, uint8_t *out, size_t cap)
 		ip[8] = 64;
 		ip[9] = p->proto;
 		memcpy(ip + 12, p->src, 4);
-		inet_pton(AF_INET, "10.99.0.1", ip + 16);
+		if (p->dst4) {
+			uint32_t d = htonl(p->dst4);
+
+			memcpy(ip + 16, &d, 4);
+		} else {
+			inet_pton(AF_INET, "10.99.0.1", ip + 16);
+		}
 		for (int i = 0; i < p->ip_opts; i++)
 			ip[20 + i] = 1; /* NOP options */
 		l4 = ip + ihl;

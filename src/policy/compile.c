@@ -95,6 +95,7 @@ int wpp_image_build(const struct wp_policy *p, uint32_t set, const struct wpp_te
 	img->cfg.xsk_lo = p->xsk_lo;
 	img->cfg.xsk_hi = p->xsk_hi;
 	img->cfg.xsk_open = p->xsk_open;
+	img->cfg.xsk_addr = p->xsk_addr;
 	img->ntenants = p->ntenants;
 
 	/* Tenants that stay keep their slot. */

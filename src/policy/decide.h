@@ -182,7 +182,7 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 	struct wpp_lpm4_key k4;
 	struct wpp_lpm6_key k6;
 	const __u8 *p = data, *l4;
-	__u32 l4len, ulen = 0, slot, rule, pbit, i, r, l3off = 14;
+	__u32 l4len, ulen = 0, slot, rule, pbit, i, r, l3off = 14, daddr = 0;
 	__u16 eth, dport;
 	__u8 proto, v6 = 0;
 	int hit, xsk;
@@ -231,6 +231,7 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 		k4.addr[1] = p[13];
 		k4.addr[2] = p[14];
 		k4.addr[3] = p[15];
+		daddr = (__u32)p[16] << 24 | (__u32)p[17] << 16 | (__u32)p[18] << 8 | p[19];
 		l4 = p + ihl;
 		l4len = tot - ihl;
 	} else if (eth == 0x86dd) {
@@ -323,9 +324,11 @@ static __always_inline __u32 wpp_decide(struct wpp_env *env, const __u8 *data, c
 	if (more && pbit == WPP_P_UDP && l4 + 8 + WPP_FRAME_HDR > end)
 		return WPP_RES_MORE;
 
-	/* The xsk:// path's port: loaded without a policy (xsk_open), every
-	 * source's datagrams go to its socket; else only an allowed tenant's. */
-	xsk = pbit == WPP_P_UDP && cfg->xsk_lo && dport >= cfg->xsk_lo && dport <= cfg->xsk_hi;
+	/* The xsk:// path's port (on its address, IPv4: xsk_addr): loaded
+	 * without a policy (xsk_open), every source's datagrams go to its
+	 * socket; else only an allowed tenant's. */
+	xsk = pbit == WPP_P_UDP && cfg->xsk_lo && dport >= cfg->xsk_lo && dport <= cfg->xsk_hi &&
+	      (!cfg->xsk_addr || (!v6 && daddr == cfg->xsk_addr));
 	if (xsk && cfg->xsk_open)
 		return wpp_finish(env, cfg, WPP_R_REDIRECT, WPP_NOSLOT, len);
 

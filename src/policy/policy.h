@@ -68,6 +68,7 @@ struct wp_policy {
 	/* Set by the xsk:// path, never by the rules file (wpp_config). */
 	uint16_t xsk_lo, xsk_hi;
 	uint32_t xsk_open;
+	uint32_t xsk_addr; /* IPv4, host order; 0 = any */
 	uint32_t ntenants;
 	struct wpp_rtenant tenants[WPP_MAX_TENANTS];
 	uint32_t nprefixes; /* both families */

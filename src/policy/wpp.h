@@ -110,9 +110,14 @@ struct wpp_config {
 	/* The xsk:// path's UDP ports (0 = none): datagrams to them from an
 	 * allowed tenant are redirected to the AF_XDP socket of their rx
 	 * queue; with xsk_open (a path loaded without a policy), datagrams to
-	 * them from any source are, before any tenant lookup. */
+	 * them from any source are, before any tenant lookup. xsk_addr (host
+	 * order; 0 = any): only datagrams to this IPv4 address are the path's
+	 * (another socket may hold the same port on another address, and the
+	 * path speaks IPv4 only). */
 	__u16 xsk_lo, xsk_hi;
 	__u32 xsk_open;
+	__u32 xsk_addr;
+	__u32 pad2;
 };
 
 /* LPM keys: the set index is the first byte of the data, so one trie holds

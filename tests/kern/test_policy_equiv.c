@@ -183,6 +183,8 @@ static size_t gen(uint8_t *b, size_t cap, int *kind)
 		p.proto = 58;
 	p.sport = (uint16_t)(1024 + below(60000));
 	p.dport = ports[below(sizeof(ports) / sizeof(ports[0]))];
+	if (below(4) == 0) /* not the xsk path's address (10.99.0.1) */
+		p.dst4 = 0x0a630002;
 	p.nvlan = below(4) == 0 ? (int)below(4) : 0;
 	p.ip_opts = !p.v6 && below(6) == 0 ? 4 * (int)below(11) : 0;
 	p.frag = below(15) == 0;
@@ -352,6 +354,7 @@ int main(int argc, char **argv)
 			if (np == p1) {
 				p1->xsk_lo = p1->xsk_hi = 7100;
 				p1->xsk_open = 0;
+				p1->xsk_addr = 0x0a630001; /* 10.99.0.1 */
 			}
 
 			CHECK_EQ(wpp_maps_apply(&m, np, 0), 0);

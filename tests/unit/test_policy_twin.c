@@ -484,9 +484,19 @@ static void test_xsk(void)
 	size_t n;
 
 	p->xsk_lo = p->xsk_hi = 7300;
+	p->xsk_addr = 0x0a630001; /* 10.99.0.1, udp4's destination */
 	CHECK_EQ(wp_twin_create(p, &t2), 0);
 	n = udp4(b, "10.99.1.2", 7300, NULL, 0);
 	CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_REDIRECT);
+	{
+		/* The same port on another address is not the path's: the
+		 * tenant's rules decide it (allowed: passed to the kernel). */
+		struct pb q = { .proto = 17, .sport = 40000, .dport = 7300, .dst4 = 0x0a630002 };
+
+		pb_src4(&q, "10.99.1.2");
+		n = pb_build(&q, b, sizeof(b));
+		CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_PASS);
+	}
 	n = udp4(b, "10.99.1.2", 7000, NULL, 0); /* allowed, not the path's port */
 	CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_PASS);
 	n = udp4(b, "172.16.0.1", 7300, NULL, 0); /* no tenant: default, not redirected */
@@ -501,6 +511,16 @@ static void test_xsk(void)
 	CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_REDIRECT);
 	n = udp4(b, "172.16.0.1", 7301, NULL, 0);
 	CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_PASS);
+	{
+		struct pb q = { .proto = 17, .sport = 40000, .dport = 7300, .dst4 = 0x0a630002 };
+
+		pb_src4(&q, "172.16.0.1"); /* no tenant, default pass */
+		n = pb_build(&q, b, sizeof(b));
+		CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_PASS);
+		pb_src6(&q, "fd99::2"); /* IPv6: never the path's */
+		n = pb_build(&q, b, sizeof(b));
+		CHECK_EQ(wp_twin_decide(t2, b, n, now, NULL), WP_VERDICT_PASS);
+	}
 	wp_twin_destroy(t2);
 	wp_policy_free(p);
 }

@@ -16,7 +16,7 @@
 /* Seal body (frame header + prefix, n bytes) and frag into out: the prefix
  * and fragment are the datagram's payload. The length, or < 0. */
 int xsk_seal_into(struct xsk_ctx *xc, struct xsk_ep *s, const uint8_t *body, uint32_t n,
-		     const uint8_t *frag, uint32_t fn, uint8_t *out)
+		  const uint8_t *frag, uint32_t fn, uint8_t *out)
 {
 	struct wp_frame_hdr h = { .type = body[5] == XSK_T_CTL ? WP_FT_SEAL : body[5],
 				  .flags = get16(body + 6),
@@ -104,7 +104,7 @@ void xsk_hs_wipe(struct xsk_ep *s)
 }
 
 void xsk_rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, const uint8_t *hdr, uint32_t hslen,
-		   uint64_t sid, uint64_t now)
+		uint64_t sid, uint64_t now)
 {
 	struct xsk_ctx *xc = ctx->bk;
 	struct wp_ep *l = xc->listener, *ep;

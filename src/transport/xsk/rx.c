@@ -109,8 +109,8 @@ static int rx_data(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hdr, const
 		s->asm_since = now_ns();
 		if (ep->ctx->o.frame_timeout_ms) /* the timers check it then */
 			xsk_timer_at(xctx(ep->ctx),
-				 s->asm_since + (uint64_t)ep->ctx->o.frame_timeout_ms * 1000000 +
-					 1);
+				     s->asm_since +
+					     (uint64_t)ep->ctx->o.frame_timeout_ms * 1000000 + 1);
 	}
 	if (!s->asm_buf || off != s->asm_have || msg_len != s->asm_len) {
 		WP_CNT_ADD(bad_frames[WP_BAD_TOO_BIG], 1);
@@ -318,7 +318,8 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 			break;
 		case XSK_RST:
 			s->reset = true;
-			xsk_sess_gone(ep, ep->state == WP_EPS_CONNECTING ? -ECONNREFUSED : -ECONNRESET);
+			xsk_sess_gone(ep,
+				      ep->state == WP_EPS_CONNECTING ? -ECONNREFUSED : -ECONNRESET);
 			break;
 		case XSK_FIN:
 			/* Numbered after the data: it ends the session only in

@@ -174,8 +174,8 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 		}
 		if (s->rto_at)
 			xsk_timer_at(xc, s->rto_at);
-		xsk_timer_at(xc,
-			 s->last_rx + (now - s->last_rx > XSK_PING_NS ? XSK_DEAD_NS : XSK_PING_NS));
+		xsk_timer_at(xc, s->last_rx + (now - s->last_rx > XSK_PING_NS ? XSK_DEAD_NS
+									      : XSK_PING_NS));
 		xsk_timer_at(xc, now + XSK_PING_NS);
 	}
 }
@@ -463,7 +463,7 @@ void xsk_close(struct wp_ep *ep)
 		s->linger = true;
 		s->una_at = 0;
 		xsk_asm_release(ep->ctx, s); /* a closed session delivers nothing more */
-		ep->io_inflight++;       /* held until linger_end */
+		ep->io_inflight++;           /* held until linger_end */
 		xsk_flush(ep);
 		return;
 	}

@@ -387,6 +387,7 @@ int xsk_ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv)
 		goto out;
 	}
 	ret = xsk_rules(ctx, xc->port, pol);
+	pol->xsk_addr = ntohl(xc->ip); /* not another socket's port elsewhere */
 	if (ret == 0)
 		ret = wpp_xsk_attach(xc->ifindex, pol, 0, &xc->prog, why, sizeof(why));
 	else

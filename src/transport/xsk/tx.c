@@ -217,7 +217,7 @@ static bool tx_one(struct xsk_ctx *xc, struct xsk_ep *s, const uint8_t *body, ui
  * SYNACK of a keyed session: sent unsealed, with the tenant and the
  * SipHash header tag XDP checks). A keyed session seals the rest. */
 void xsk_ctl_send_hs(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, uint32_t seq,
-			const uint8_t *hs, uint32_t hslen)
+		     const uint8_t *hs, uint32_t hslen)
 {
 	uint8_t b[WP_FRAME_HDR + XSK_PREFIX + XSK_HS_SYNACK];
 	struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
@@ -365,7 +365,7 @@ static bool bundle_add(struct wp_ep *ep, struct xsk_ep *s, const struct wp_frame
  * copied first, counted); its completion runs when its last packet is
  * acked, or with an error when the session ends first. */
 int xsk_send(struct wp_ep *ep, const struct wp_frame_hdr *h, const void *data, size_t len,
-		    wp_done_fn done, void *arg)
+	     wp_done_fn done, void *arg)
 {
 	struct xsk_ctx *xc = xctx(ep->ctx);
 	struct xsk_ep *s = xep(ep);
