@@ -255,8 +255,12 @@ WP_API int wp_ep_set_tenant_key_flags(struct wp_ep *ep, uint32_t tenant, const u
  * get ERR(EACCES). Accepted endpoints answer in the tenant's records. On
  * paths without a byte stream (shm), frames are accepted only from a peer
  * the path authenticated at setup. The tenant table is copied; NULL removes
- * the policy (for connections accepted afterwards).
- * Returns 0 or -ENOMEM.
+ * the policy (for connections accepted afterwards). On xsk:// the rules
+ * also go to the path's XDP program at once if it is loaded already (a
+ * policy set after the first listen), and sessions without a tenant key end
+ * with -EACCES (XDP would drop their datagrams from now on).
+ * Returns 0, -ENOMEM, or (xsk) -errno when the XDP program could not take
+ * the new rules (user space still enforces them; the log says why).
  */
 WP_API int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p);
 

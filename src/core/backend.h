@@ -87,6 +87,11 @@ struct wp_backend_ops {
 	 * that may still reach it); the path starts what ends that use and
 	 * the caller calls again. Optional: NULL means never busy. */
 	int (*mem_busy)(struct wp_ctx *ctx, struct wp_mr *mr);
+	/* The context's policy changed (wp_ctx_set_policy, already installed
+	 * for user space): a path that also enforces it below user space
+	 * (xsk: its XDP program) takes the new rules now. 0 or -errno.
+	 * Optional: NULL means nothing to update. */
+	int (*policy_changed)(struct wp_ctx *ctx);
 	/* Each endpoint's private state: ep->bk is ep_size zeroed bytes the
 	 * core allocates with the endpoint and frees after ep_free; ep_init
 	 * sets what zero does not (fds to -1). */

@@ -1156,6 +1156,9 @@ int wp_ctx_set_policy(struct wp_ctx *ctx, const struct wp_policy *p)
 		else if (!a && at)
 			*at = '\0';
 	}
+	/* A path that enforces the rules below user space (xsk: in XDP). */
+	if (ctx->ops && ctx->ops->policy_changed)
+		return ctx->ops->policy_changed(ctx);
 	return 0;
 }
 

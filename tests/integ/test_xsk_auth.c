@@ -30,7 +30,10 @@
  *     server holds the bytes on its receive budget until frame_timeout_ms,
  *     then fails the session and gives them back;
  *  6. (WP_TEST_XSK_BADQ: an address on a veth with 9 rx queues) a set-up
- *     failing after the program is attached leaves nothing behind.
+ *     failing after the program is attached leaves nothing behind;
+ *  8. a server listening without a policy, then given one: its plain session
+ *     ends at once (-EACCES), a keyed one is served, and the XDP program
+ *     has the rules (a forged tag is dropped there: xdp_auth).
  * wp-test-paths: xsk
  */
 #include <arpa/inet.h>
@@ -422,6 +425,80 @@ static void phase_stall(void)
 	srv_stop(&s);
 }
 
+/* ---- 8. a policy set while the program runs ------------------------------ */
+
+static atomic_int want_policy, policy_ret = 1;
+
+static void srv_setup_plain(struct srv *s)
+{
+	CHECK(wp_rpc_register(s->ctx, M_ECHO, h_echo, NULL) == 0);
+}
+
+static void srv_tick_policy(struct srv *s)
+{
+	srv_tick(s);
+	if (atomic_exchange(&want_policy, 0))
+		atomic_store(&policy_ret, wp_ctx_set_policy(s->ctx, pol));
+}
+
+static void phase_late_policy(void)
+{
+	static struct srv s;
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct conn_wait w, w2;
+	struct wp_ctx *cx;
+	struct wp_ep *ep, *e2;
+	long long auth0;
+	const char *ex;
+	uint64_t t0;
+	int fd;
+
+	memset(&s, 0, sizeof(s));
+	s.path = "xsk";
+	s.setup = srv_setup_plain;
+	s.tick = srv_tick_policy;
+	srv_start(&s, &srv_cbs);
+	cx = client_ctx("xsk");
+	ep = dial(cx, s.port, &w, 0, NULL, 0); /* no policy yet: a plain session */
+	CHECK(w.up);
+	run_calls(cx, ep, 50, 4);
+	atomic_store(&closed_err, 0);
+	atomic_store(&want_policy, 1);
+	t0 = wp_now_ns();
+	while (!w.closed) { /* the server ends it at once, not at a timeout */
+		CHECK(wp_ctx_progress(cx, 10000) >= 0);
+		CHECK(wp_now_ns() - t0 < 1000000000ull);
+	}
+	CHECK_EQ(atomic_load(&policy_ret), 0);
+	CHECK(w.err != 0);
+	CHECK_EQ(atomic_load(&closed_err), -EACCES);
+	printf("late policy: the plain session ended in %.1f ms (client %s)\n",
+	       (double)(wp_now_ns() - t0) / 1e6, strerror(-w.err));
+	wp_ep_close(ep);
+	/* a keyed session is served, and XDP now has the rules: a forged tag
+	 * dies there (before, the open program redirected every datagram) */
+	e2 = dial(cx, s.port, &w2, 1, ka, 0);
+	CHECK(w2.up);
+	run_calls(cx, e2, 100, 4);
+	auth0 = stat_of(server_explain(cx), "xdp_auth=");
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	to.sin_port = htons((uint16_t)s.port);
+	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	for (int i = 0; i < 20; i++)
+		raw_send(fd, &to, 1, ka, true);
+	t0 = wp_now_ns();
+	while (wp_now_ns() - t0 < 100000000ull)
+		CHECK(wp_ctx_progress(cx, 10000) >= 0);
+	close(fd);
+	ex = server_explain(cx);
+	CHECK_EQ(stat_of(ex, "xdp_auth=") - auth0, 20);
+	run_calls(cx, e2, 20, 4);
+	wp_ep_close(e2);
+	wp_ctx_destroy(cx);
+	srv_stop(&s);
+}
+
 /* ---- phases --------------------------------------------------------------- */
 
 static void phase_main(void)
@@ -629,6 +706,7 @@ int main(int argc, char **argv)
 	phase_main();
 	phase_faults();
 	phase_stall();
+	phase_late_policy();
 	wp_policy_free(pol);
 	printf("ok\n");
 	return 0;

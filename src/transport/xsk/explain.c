@@ -177,6 +177,7 @@ const struct wp_backend_ops wp_xsk_ops = {
 	.explain = xsk_explain,
 	.mem_register = wp_no_mem_register,
 	.mem_unregister = wp_no_mem_unregister,
+	.policy_changed = xsk_policy_changed,
 	.ep_size = sizeof(struct xsk_ep),
 	.ep_init = wp_no_ep_init,
 	.ep_free = xsk_ep_free,

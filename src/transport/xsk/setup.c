@@ -251,15 +251,17 @@ static int bind_queue(struct wp_ctx *ctx, uint32_t qi, char *why, size_t wlen)
  * whose header is not one frame or whose SipHash header tag is wrong
  * (docs/policy.md, checks 13-15) before anything is redirected.
  */
-static int xsk_rules(struct wp_ctx *ctx, uint16_t port, struct wp_policy *pol)
+static int xsk_rules(struct wp_ctx *ctx, const struct xsk_ctx *xc, struct wp_policy *pol)
 {
 	const struct wp_policy *p = wp_auth_policy(ctx);
+	uint16_t port = xc->port;
 	bool in = false;
 
 	if (!p) {
 		pol->default_verdict = WPP_V_PASS;
 		pol->xsk_open = 1;
 		pol->xsk_lo = pol->xsk_hi = port;
+		pol->xsk_addr = ntohl(xc->ip); /* not another socket's port elsewhere */
 		return 0;
 	}
 	memcpy(pol, p, sizeof(*pol));
@@ -287,6 +289,59 @@ static int xsk_rules(struct wp_ctx *ctx, uint16_t port, struct wp_policy *pol)
 	}
 	pol->xsk_open = 0;
 	pol->xsk_lo = pol->xsk_hi = port;
+	pol->xsk_addr = ntohl(xc->ip);
+	return 0;
+}
+
+/*
+ * wp_ctx_set_policy on a context whose program is loaded: the program takes
+ * the new rules at once (the maps' inactive set, then the switch: no packet
+ * sees half of them). Sessions that are not keyed cannot live under a
+ * policy (XDP now drops their datagrams, user space their packets): they
+ * end here with -EACCES and a reset to the peer, said once, rather than
+ * time out on both sides. Keyed sessions
+ * stay; a removed tenant's datagrams are dropped from now on.
+ */
+int xsk_policy_changed(struct wp_ctx *ctx)
+{
+	struct xsk_ctx *xc = ctx->bk;
+	struct wp_policy *pol;
+	unsigned ended = 0;
+	int ret;
+
+	if (!xc->up)
+		return 0; /* the first listen or connect loads the program with it */
+	pol = calloc(1, sizeof(*pol));
+	if (!pol)
+		return -ENOMEM;
+	ret = xsk_rules(ctx, xc, pol);
+	if (ret == 0)
+		ret = wpp_maps_apply(&xc->prog.m, pol, 0);
+	free(pol);
+	if (ret < 0) {
+		wp_log(ctx, WP_LOG_ERR,
+		       "xsk: the XDP program on %s kept its old rules (%s); user space enforces the "
+		       "new ones",
+		       xc->ifname, ret == -ENOSPC ? "no room for the path's port" : strerror(-ret));
+		return ret;
+	}
+	if (!wp_auth_policy(ctx))
+		return 0;
+	for (struct wp_ep *ep = ctx->eps, *nx; ep; ep = nx) {
+		struct xsk_ep *s = xep(ep);
+
+		nx = ep->next_all;
+		if (s->listener || s->authn || s->ds ||
+		    (ep->state != WP_EPS_OPEN && ep->state != WP_EPS_CONNECTING))
+			continue;
+		xsk_ctl_send(xc, s, XSK_RST, 0); /* the peer's connect or calls fail now */
+		xsk_sess_fail(ep, -EACCES);
+		ended++;
+	}
+	if (ended)
+		wp_log(ctx, WP_LOG_WARN,
+		       "xsk: a policy was set: %u session(s) without a tenant key ended (-EACCES)",
+		       ended);
 	return 0;
 }
 
@@ -386,8 +441,7 @@ int xsk_ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv)
 		ret = -ENOMEM;
 		goto out;
 	}
-	ret = xsk_rules(ctx, xc->port, pol);
-	pol->xsk_addr = ntohl(xc->ip); /* not another socket's port elsewhere */
+	ret = xsk_rules(ctx, xc, pol);
 	if (ret == 0)
 		ret = wpp_xsk_attach(xc->ifindex, pol, 0, &xc->prog, why, sizeof(why));
 	else

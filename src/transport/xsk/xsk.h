@@ -292,6 +292,7 @@ static inline uint16_t get16(const uint8_t *p)
 int xsk_init(struct wp_ctx *ctx);
 void xsk_fini(struct wp_ctx *ctx);
 int xsk_ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv);
+int xsk_policy_changed(struct wp_ctx *ctx);
 void xsk_frame_put(struct xsk_ctx *xc, uint64_t addr);
 void xsk_fill_topup(struct xsk_ctx *xc);
 void xsk_comp_reap(struct xsk_ctx *xc);
