@@ -110,6 +110,17 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 					       "(a peer on the link?)",
 					       inet_ntoa((struct in_addr){ s->peer_ip }),
 					       xc->ifname, XSK_DEAD_NS / 1000000);
+				else
+					wp_log(ctx, WP_LOG_ERR,
+					       "xsk: no answer from %s:%u to the SYN in %llu ms (no "
+					       "server on that port, or one with a policy whose XDP "
+					       "program drops a session %s)",
+					       inet_ntoa((struct in_addr){ s->peer_ip }),
+					       s->peer_port, XSK_DEAD_NS / 1000000,
+					       s->authn
+						       ? "whose tenant key or source address it does "
+							 "not accept"
+						       : "without a tenant key: wp_ep_set_tenant_key");
 				xsk_sess_fail(ep, s->have_mac ? -ETIMEDOUT : -EHOSTUNREACH);
 				continue;
 			}
