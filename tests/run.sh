@@ -61,6 +61,12 @@ case " $PATHS " in
 	done ;;
 esac
 
+# io_uring zero-copy receive for real, where some queue registers (77 with
+# the probe's reasons elsewhere, as here).
+case " $PATHS " in
+*" uring "*) run_one "uring_zcrx(RECV_ZC)" bash tests/uring_zcrx.sh "$BUILD" ;;
+esac
+
 # The shm path under valgrind (shared rings, forked peers, a hostile peer):
 # test_shm with fewer messages, and test_rpc over shm. The wrapper skips (77,
 # with the reason) when valgrind is missing, when the build is sanitized

@@ -220,6 +220,19 @@ struct wp_ctx_opts {
 	 * (set it on both sides; wp_ctx_explain says which applies and why).
 	 */
 	int ucx_trust_rma;
+	/*
+	 * uring: io_uring zero-copy receive (Linux 6.15+; docs/architecture.md,
+	 * "uring: zero-copy receive"): "IFNAME" or "IFNAME:QUEUE" registers
+	 * that NIC rx queue (IORING_REGISTER_ZCRX_IFQ, CAP_NET_ADMIN) and every
+	 * connection receives with IORING_OP_RECV_ZC; "nodev" the device-less
+	 * copy mode of newer kernels; "" = off (the default: provided buffers).
+	 * The NIC must split headers from data and the flows must be steered
+	 * to that queue (ethtool -N) for the payload to arrive without a copy.
+	 * Where registration is refused, select=require fails the context's
+	 * first listen or connect with the kernel's errno; prefer and any log
+	 * a WARN and receive as usual. wp_ctx_explain says which, and why.
+	 */
+	char uring_zcrx[32];
 	/* New fields go here, at the end (src/core/ctx.c takes each by name). */
 };
 

@@ -124,6 +124,10 @@ static void opts_take(struct wp_ctx_opts *d, const struct wp_ctx_opts *o)
 		memcpy(d->ucx_need, o->ucx_need, sizeof(d->ucx_need));
 		d->ucx_need[sizeof(d->ucx_need) - 1] = 0;
 	}
+	if (WP_OPTS_HAS(o, uring_zcrx)) {
+		memcpy(d->uring_zcrx, o->uring_zcrx, sizeof(d->uring_zcrx));
+		d->uring_zcrx[sizeof(d->uring_zcrx) - 1] = 0;
+	}
 }
 
 int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
@@ -134,7 +138,7 @@ int wp_ctx_create(const struct wp_ctx_opts *o, struct wp_ctx **out)
 
 	if (!ctx)
 		return -ENOMEM;
-	if (!WP_OPTS_VALID(o, ucx_trust_rma)) {
+	if (!WP_OPTS_VALID(o, uring_zcrx)) {
 		wp_log_global(WP_LOG_ERR,
 			      "wp_ctx_create: opts.sz %zu, but this library knows "
 			      "%zu bytes of wp_ctx_opts and fields past them are set",

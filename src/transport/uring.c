@@ -21,6 +21,7 @@
  * keeps the byte stream in order.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -33,6 +34,7 @@
 
 #include "core/core.h"
 #include "transport/uring_compat.h"
+#include "transport/uring_zcrx.h"
 
 #define URING_ENTRIES 1024
 #define URING_FILES 4096
@@ -75,6 +77,9 @@ struct uring_ctx {
 	 * returned 0, the next poll drains it. */
 	int efd;
 	bool armed;
+	/* Zero-copy receive (wp_ctx_opts.uring_zcrx): on, every connection
+	 * receives with RECV_ZC into zcrx's area instead of the buffer ring. */
+	struct wp_zcrx zcrx;
 };
 
 struct uring_ep {
@@ -182,7 +187,11 @@ static int setup_ring(struct wp_ctx *ctx, struct uring_ctx *u)
 	int ret;
 
 	memset(&p, 0, sizeof(p));
-	if (ctx->o.sqpoll) {
+	if (ctx->o.sqpoll && ctx->o.uring_zcrx[0]) {
+		wp_log(ctx, WP_LOG_WARN,
+		       "io_uring SQPOLL not used: zero-copy receive (uring_zcrx) needs "
+		       "DEFER_TASKRUN");
+	} else if (ctx->o.sqpoll) {
 		p.flags = IORING_SETUP_SQPOLL;
 		p.sq_thread_idle = 2000; /* ms the kernel thread spins before sleeping */
 		ret = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
@@ -200,6 +209,8 @@ static int setup_ring(struct wp_ctx *ctx, struct uring_ctx *u)
 	 * the thread that drives the context, not necessarily the one that
 	 * created the endpoint (SINGLE_ISSUER binds the ring to one task). */
 	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED;
+	if (ctx->o.uring_zcrx[0])
+		p.flags |= IORING_SETUP_CQE32; /* a RECV_ZC CQE carries the area offset */
 	ret = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
 	if (ret == 0) {
 		u->defer_taskrun = true;
@@ -251,6 +262,39 @@ static int setup_buf_ring(struct wp_ctx *ctx, struct uring_ctx *u)
 	return 0;
 }
 
+/*
+ * Zero-copy receive (wp_ctx_opts.uring_zcrx): register the queue on the
+ * ring (still disabled: registration is allowed, and the issuer is not
+ * bound yet). Refused: under select=require the path fails to start with
+ * the kernel's errno; otherwise a WARN, and the buffer ring receives.
+ */
+static int setup_zcrx(struct wp_ctx *ctx, struct uring_ctx *u)
+{
+	int ret;
+
+	if (!u->defer_taskrun) {
+		snprintf(u->zcrx.why, sizeof(u->zcrx.why),
+			 "the ring has no DEFER_TASKRUN and 32-byte CQEs, which zcrx requires");
+		ret = u->zcrx.err = -EOPNOTSUPP;
+	} else {
+		WP_SYSCALL(WP_SYS_OTHER);
+		ret = wp_zcrx_setup(&u->zcrx, &u->ring, ctx->o.uring_zcrx,
+				    (size_t)u->nbufs * u->buf_size);
+	}
+	if (ret == 0) {
+		wp_log(ctx, WP_LOG_INFO, "io_uring zero-copy receive: %s", u->zcrx.why);
+		return 0;
+	}
+	if (ctx->o.select == WP_SELECT_REQUIRE) {
+		wp_log(ctx, WP_LOG_ERR, "io_uring zero-copy receive refused (select=require): %s",
+		       u->zcrx.why);
+		return ret;
+	}
+	wp_log(ctx, WP_LOG_WARN, "io_uring zero-copy receive refused, receiving as usual: %s",
+	       u->zcrx.why);
+	return 0;
+}
+
 /* Does SEND_ZC with usage reporting work on this kernel? Asked once per
  * context on a loopback pair; the answer (and the copy outcome) feeds the
  * explain string. */
@@ -293,6 +337,11 @@ static int uring_init(struct wp_ctx *ctx)
 	u->fixed_files = io_uring_register_files_sparse(&u->ring, URING_FILES) == 0;
 	if (!u->fixed_files)
 		wp_log(ctx, WP_LOG_WARN, "io_uring registered files unavailable: plain fds");
+	if (ctx->o.uring_zcrx[0]) {
+		ret = setup_zcrx(ctx, u);
+		if (ret < 0)
+			goto out_fini;
+	}
 	/* A sparse table of fixed buffers, filled by wp_mr_register. */
 	WP_SYSCALL(WP_SYS_OTHER);
 	u->fixed_bufs = io_uring_register_buffers_sparse(&u->ring, 64) == 0;
@@ -356,6 +405,7 @@ static void uring_fini(struct wp_ctx *ctx)
 		io_uring_cq_advance(&u->ring, n);
 	}
 	io_uring_queue_exit(&u->ring);
+	wp_zcrx_free(&u->zcrx); /* the kernel let go of the area with the ring */
 	if (u->efd >= 0)
 		close(u->efd);
 	if (u->br)
@@ -388,10 +438,15 @@ static void arm_recv(struct wp_ep *ep)
 		wp_conn_fail(ep, -EBUSY);
 		return;
 	}
-	io_uring_prep_recv_multishot(sqe, 0, NULL, 0, 0);
-	sqe_file(sqe, ep);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = 0;
+	if (uctx(ep->ctx)->zcrx.on) {
+		wp_zcrx_prep_recv(&uctx(ep->ctx)->zcrx, sqe, 0);
+		sqe_file(sqe, ep);
+	} else {
+		io_uring_prep_recv_multishot(sqe, 0, NULL, 0, 0);
+		sqe_file(sqe, ep);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = 0;
+	}
 	io_uring_sqe_set_data(sqe, ud(ep, TAG_RECV));
 	ep->io_inflight++;
 	uep(ep)->armed = true;
@@ -667,7 +722,20 @@ static void recv_done(struct wp_ctx *ctx, struct wp_ep *ep, struct io_uring_cqe 
 		ep->io_inflight--;
 		uep(ep)->armed = false;
 	}
-	if (cqe->res > 0) {
+	if (cqe->res > 0 && u->zcrx.on) {
+		const uint8_t *buf = wp_zcrx_data(&u->zcrx, cqe);
+
+		if (!buf) { /* outside the area: never from a sane kernel */
+			if (ep->state == WP_EPS_OPEN)
+				wp_conn_fail(ep, -EPROTO);
+			return;
+		}
+		if (ep->state == WP_EPS_OPEN)
+			wp_conn_input(ep, buf, (size_t)cqe->res);
+		/* Parsed in place (what a frame needs later, the core copied);
+		 * the chunk goes back to the kernel's page pool. */
+		wp_zcrx_refill(&u->zcrx, cqe);
+	} else if (cqe->res > 0) {
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		uint8_t *buf = u->bufs + (size_t)bid * u->buf_size;
 
@@ -682,9 +750,12 @@ static void recv_done(struct wp_ctx *ctx, struct wp_ep *ep, struct io_uring_cqe 
 			wp_conn_eof(ep);
 			return;
 		}
-		if (cqe->res == -ENOBUFS) {
-			/* Every provided buffer is in use: count it and re-arm. */
+		if (cqe->res == -ENOBUFS || (cqe->res == -ENOMEM && u->zcrx.on)) {
+			/* Every provided buffer (or every chunk of the zcrx
+			 * area) is in use: count it and re-arm. */
 			WP_CNT_ADD(rx_ring_empty, 1);
+			if (u->zcrx.on)
+				u->zcrx.area_empty++;
 		} else if (cqe->res != -ECANCELED) { /* ECANCELED: rx_pause */
 			wp_conn_fail(ep, cqe->res);
 			return;
@@ -1007,7 +1078,7 @@ static void uring_mem_unregister(struct wp_ctx *ctx, struct wp_mr *mr)
 static void uring_explain(struct wp_ctx *ctx, char *buf, size_t len)
 {
 	struct uring_ctx *u = uctx(ctx);
-	char zc[320];
+	char zc[320], zcrx[400] = "";
 
 	if (u->zc_ok)
 		snprintf(zc, sizeof(zc), "SEND_ZC at or above %u B (%s)", ctx->o.zc_threshold,
@@ -1019,29 +1090,56 @@ static void uring_explain(struct wp_ctx *ctx, char *buf, size_t len)
 				   "loopback and veth, sends by copy");
 	else
 		snprintf(zc, sizeof(zc), "SEND_ZC off (%s)", u->zc_why);
-	snprintf(buf, len,
-		 "io_uring %u entries, %s%s; multishot recv into a %u x %u KiB provided buffer "
-		 "ring; %s; %s; sends batched (one enter per round, linked SENDMSG chains); %s%s",
-		 URING_ENTRIES, u->sqpoll ? "SQPOLL on" : "SQPOLL off",
-		 u->defer_taskrun ? ", DEFER_TASKRUN" : "", u->nbufs, u->buf_size >> 10,
-		 u->fixed_files ? "registered files" : "plain fds (file registration failed)",
-		 u->fixed_bufs ? "registered regions become fixed buffers for SEND_ZC"
-			       : "no fixed buffers (buffer table registration failed)",
-		 zc, ctx->o.busy_poll ? "; busy-poll on" : "");
+	if (u->zcrx.on)
+		snprintf(zcrx, sizeof(zcrx),
+			 "multishot RECV_ZC (zero-copy receive: %s; %" PRIu64 " CQEs, %" PRIu64
+			 " bytes, %" PRIu64 " chunks given back, %" PRIu64
+			 " refill-ring full, %" PRIu64 " area empty)",
+			 u->zcrx.why, u->zcrx.cqes, u->zcrx.bytes, u->zcrx.refills, u->zcrx.rq_full,
+			 u->zcrx.area_empty);
+	else if (ctx->o.uring_zcrx[0])
+		snprintf(zcrx, sizeof(zcrx),
+			 "zero-copy receive refused (%s), so multishot recv into a %u x %u KiB "
+			 "provided buffer ring",
+			 u->zcrx.why, u->nbufs, u->buf_size >> 10);
+	else
+		snprintf(zcrx, sizeof(zcrx),
+			 "multishot recv into a %u x %u KiB provided buffer ring", u->nbufs,
+			 u->buf_size >> 10);
+	snprintf(
+		buf, len,
+		"io_uring %u entries, %s%s; %s; %s; %s; sends batched (one enter per round, linked "
+		"SENDMSG chains); %s%s",
+		URING_ENTRIES, u->sqpoll ? "SQPOLL on" : "SQPOLL off",
+		u->defer_taskrun ? ", DEFER_TASKRUN" : "", zcrx,
+		u->fixed_files ? "registered files" : "plain fds (file registration failed)",
+		u->fixed_bufs ? "registered regions become fixed buffers for SEND_ZC"
+			      : "no fixed buffers (buffer table registration failed)",
+		zc, ctx->o.busy_poll ? "; busy-poll on" : "");
 }
 
-/* Every connection receives into the one provided-buffer ring. */
+/* Every connection receives into the one provided-buffer ring (or, with
+ * zero-copy receive, zcrx's area). */
 static int uring_pools(const struct wp_ctx *ctx, const struct wp_ep *ep, struct wp_mem_range *out,
 		       uint32_t max)
 {
 	const struct uring_ctx *u = ctx->bk;
 
+	uint32_t n = 0;
+
 	if (ep || !u || !u->bufs)
 		return 0;
-	if (max)
-		out[0] = (struct wp_mem_range){ u->bufs, (size_t)u->nbufs * u->buf_size,
+	if (n < max)
+		out[n] = (struct wp_mem_range){ u->bufs, (size_t)u->nbufs * u->buf_size,
 						WP_MEM_URING_RX, 0 };
-	return 1;
+	n++;
+	if (u->zcrx.on) { /* RECV_ZC's area: payloads are lent from it too */
+		if (n < max)
+			out[n] = (struct wp_mem_range){ u->zcrx.area, u->zcrx.area_len,
+							WP_MEM_URING_RX, 0 };
+		n++;
+	}
+	return (int)n;
 }
 
 const struct wp_backend_ops wp_uring_ops = {

@@ -20,6 +20,7 @@
 
 #include "core/core.h"
 #include "uring_compat.h"
+#include "uring_zcrx.h"
 
 /* A connected loopback TCP pair (blocking). */
 static int tcp_pair(int fds[2])
@@ -69,114 +70,58 @@ static int wait_one(struct io_uring *ring, struct io_uring_cqe *out)
 	return 0;
 }
 
-/*
- * io_uring zero-copy receive (Linux 6.15 uapi; Debian 12's liburing 2.3
- * predates it, so the structs are declared here and the registration is a
- * raw io_uring_register). Kernel io_uring/zcrx.c.
- */
-#define WP_IORING_REGISTER_ZCRX_IFQ 32
-#ifndef IORING_SETUP_CQE32
-#define IORING_SETUP_CQE32 (1U << 11)
-#endif
-struct wp_zcrx_offsets {
-	__u32 head, tail, rqes, resv2;
-	__u64 resv[2];
-};
-struct wp_zcrx_area_reg {
-	__u64 addr, len, rq_area_token;
-	__u32 flags, dmabuf_fd;
-	__u64 resv2[2];
-};
-struct wp_zcrx_region_desc {
-	__u64 user_addr, size;
-	__u32 flags, id;
-	__u64 mmap_offset;
-	__u64 resv[4];
-};
-struct wp_zcrx_ifq_reg {
-	__u32 if_idx, if_rxq, rq_entries, flags;
-	__u64 area_ptr, region_ptr;
-	struct wp_zcrx_offsets offsets;
-	__u32 zcrx_id, resv2;
-	__u64 resv[3];
-};
-
-/* Why a registration failed, in words, for the errnos the kernel documents. */
-static const char *zcrx_reason(int err)
+/* One zcrx registration, for real, as the path makes it (wp_zcrx_setup:
+ * a ring with DEFER_TASKRUN and 32-byte CQEs, a 64 KiB area, a refill ring
+ * in our memory); undone by closing the ring. */
+static void probe_zcrx_one(const char *name, const char *spec)
 {
-	switch (err) {
-	case -EOPNOTSUPP:
-		return " (no queue API in the driver: no header/data split or flow "
-		       "steering; or no CONFIG_IO_URING_ZCRX)";
-	case -EPERM:
-		return " (needs CAP_NET_ADMIN)";
-	case -EINVAL:
-		return " (the kernel refused the arguments: an older zcrx ABI?)";
-	case -ENODEV:
-		return " (no such device)";
-	default:
-		return "";
+	struct io_uring ring;
+	struct wp_zcrx z;
+	int ret;
+
+	ret = io_uring_queue_init(8, &ring,
+				  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+					  IORING_SETUP_CQE32);
+	if (ret < 0) {
+		wp_probe_add(name, ret, "io_uring_setup(DEFER_TASKRUN | CQE32): %s",
+			     strerror(-ret));
+		return;
 	}
+	ret = wp_zcrx_setup(&z, &ring, spec, 64u << 10);
+	if (ret == 0)
+		wp_probe_add(name, 0,
+			     "registered (%s): the uring path receives with RECV_ZC given "
+			     "uring_zcrx=%s",
+			     z.why, spec);
+	else
+		wp_probe_add(name, ret, "%s", z.why);
+	io_uring_queue_exit(&ring);
+	wp_zcrx_free(&z);
 }
 
-/* IORING_REGISTER_ZCRX_IFQ on queue 0 of every interface, for real: a ring
- * with DEFER_TASKRUN and 32-byte CQEs (what zcrx requires), a 64 KiB area,
- * a kernel-allocated refill ring. One probe line per interface. A success
- * is undone by closing the ring. */
+/* io_uring zero-copy receive: queue 0 of every interface (the first 8),
+ * then the device-less copy mode of newer kernels. One probe line each. */
 static void probe_zcrx(void)
 {
 	/* The probe table keeps the name pointers: names live as long as the
 	 * process (probes run once, cached, under the table's lock). */
-	static char names[8][IF_NAMESIZE + 16]; /* the first 8 interfaces */
+	static char names[8][IF_NAMESIZE + 16];
 	struct if_nameindex *ifs = if_nameindex(), *i;
-	size_t area_len = 16 * 4096;
 	int n = 0;
-	void *area;
 
 	if (!ifs) {
 		wp_probe_add("uring.zcrx", -errno, "if_nameindex: %s", strerror(errno));
-		return;
-	}
-	area = mmap(NULL, area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	for (i = ifs; area != MAP_FAILED && i->if_index && n < 8; i++) {
-		struct io_uring ring;
-		struct wp_zcrx_area_reg ar = { .addr = (__u64)(uintptr_t)area, .len = area_len };
-		struct wp_zcrx_region_desc rd = { .size = 4096 };
-		struct wp_zcrx_ifq_reg reg = { .if_idx = i->if_index,
-					       .if_rxq = 0,
-					       .rq_entries = 64,
-					       .area_ptr = (__u64)(uintptr_t)&ar,
-					       .region_ptr = (__u64)(uintptr_t)&rd };
-		char *name = names[n++];
-		int ret;
+	} else {
+		for (i = ifs; i->if_index && n < 8; i++) {
+			char spec[IF_NAMESIZE + 4];
 
-		snprintf(name, sizeof(names[0]), "uring.zcrx.%s", i->if_name);
-		ret = io_uring_queue_init(8, &ring,
-					  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-						  IORING_SETUP_CQE32);
-		if (ret < 0) {
-			wp_probe_add(name, ret, "io_uring_setup(DEFER_TASKRUN | CQE32): %s",
-				     strerror(-ret));
-			continue;
+			snprintf(names[n], sizeof(names[0]), "uring.zcrx.%s", i->if_name);
+			snprintf(spec, sizeof(spec), "%s:0", i->if_name);
+			probe_zcrx_one(names[n++], spec);
 		}
-		ret = syscall(__NR_io_uring_register, ring.ring_fd, WP_IORING_REGISTER_ZCRX_IFQ,
-			      &reg, 1) < 0
-			      ? -errno
-			      : 0;
-		if (ret)
-			wp_probe_add(name, ret, "IORING_REGISTER_ZCRX_IFQ on queue 0: %s%s",
-				     strerror(-ret), zcrx_reason(ret));
-		else
-			wp_probe_add(name, 0,
-				     "IORING_REGISTER_ZCRX_IFQ on queue 0 succeeded (not used yet: "
-				     "the receive path is not built)");
-		io_uring_queue_exit(&ring);
+		if_freenameindex(ifs);
 	}
-	if (area == MAP_FAILED)
-		wp_probe_add("uring.zcrx", -errno, "mmap: %s", strerror(errno));
-	else
-		munmap(area, area_len);
-	if_freenameindex(ifs);
+	probe_zcrx_one("uring.zcrx.nodev", "nodev");
 }
 
 void wp_uring_probe(void)

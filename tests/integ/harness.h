@@ -77,6 +77,10 @@ static inline void h_opts(struct wp_ctx_opts *o, const char *who)
 	 * zero copy (tests/run.sh runs the rpc and stream suites so on tcp). */
 	if (getenv("WP_TEST_ZC_THRESHOLD"))
 		o->zc_threshold = (uint32_t)strtoul(getenv("WP_TEST_ZC_THRESHOLD"), NULL, 0);
+	/* WP_TEST_URING_ZCRX=SPEC: the uring path receives with RECV_ZC
+	 * (tests/uring_zcrx.sh runs the suites so where a queue registers). */
+	if (getenv("WP_TEST_URING_ZCRX"))
+		snprintf(o->uring_zcrx, sizeof(o->uring_zcrx), "%s", getenv("WP_TEST_URING_ZCRX"));
 }
 
 /* shm listens on abstract unix names: port 0 asks the kernel for a free
