@@ -120,11 +120,10 @@ int wp_zcrx_setup(struct wp_zcrx *z, struct io_uring *ring, const char *spec, si
 	if (ret < 0) {
 		if (z->nodev)
 			snprintf(z->why, sizeof(z->why),
-				 "register device-less (ZCRX_REG_NODEV): %s%s",
-				 strerror(-ret), wp_zcrx_reason(ret));
+				 "register device-less (ZCRX_REG_NODEV): %s%s", strerror(-ret),
+				 wp_zcrx_reason(ret));
 		else
-			snprintf(z->why, sizeof(z->why),
-				 "register %s queue %u: %s%s", z->ifname,
+			snprintf(z->why, sizeof(z->why), "register %s queue %u: %s%s", z->ifname,
 				 z->rxq, strerror(-ret), wp_zcrx_reason(ret));
 		goto fail;
 	}

@@ -207,8 +207,8 @@ int main(int argc, char **argv)
 
 		CHECK(p != NULL);
 		p = strstr(p, "; ");
-		CHECK(p && sscanf(p, "; %llu CQEs, %llu bytes, %llu chunks given back", &cqes, &bytes,
-				  &back) == 3);
+		CHECK(p && sscanf(p, "; %llu CQEs, %llu bytes, %llu chunks given back", &cqes,
+				  &bytes, &back) == 3);
 		CHECK(cqes > 0 && bytes > 0);
 		CHECK_EQ(back, cqes); /* every chunk went back to the kernel */
 	} else if (lo->ok) {

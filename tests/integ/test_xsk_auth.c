@@ -33,7 +33,13 @@
  *     failing after the program is attached leaves nothing behind;
  *  8. a server listening without a policy, then given one: its plain session
  *     ends at once (-EACCES), a keyed one is served, and the XDP program
- *     has the rules (a forged tag is dropped there: xdp_auth).
+ *     has the rules (a forged tag is dropped there: xdp_auth);
+ *  9. acme's key in a raw peer: a valid keyed SYN opens a half-open session;
+ *     the same SYN replayed under another session id, or with another
+ *     nonce, is refused (hs_unbound: the tag binds both); 100 more valid
+ *     SYNs leave 64 half-open (the tenant's cap; the oldest evicted) and,
+ *     3 s later, none (expired unproved); 600 signed packets for sessions
+ *     nobody knows draw at most the reply bucket's resets (reply_limited).
  * wp-test-paths: xsk
  */
 #include <arpa/inet.h>
@@ -43,6 +49,7 @@
 
 #include "harness.h"
 #include "core/frame.h"
+#include "transport/xsk/xsk.h"
 #include "wirepath/policy.h"
 
 enum { M_ECHO = 1 };
@@ -425,6 +432,151 @@ static void phase_stall(void)
 	srv_stop(&s);
 }
 
+/* ---- 9. replays, half-open sessions, the reply bucket ---------------------- */
+
+/* A keyed SYN as the path makes it (tx.c): acme's hello (flags 0, nonce),
+ * the tag over a header that binds the session id and the hello. *len: its
+ * length. */
+static void keyed_syn(uint8_t *b, size_t *len, uint64_t sid, const uint8_t *nonce)
+{
+	uint8_t hs[XSK_HS_SYN] = { 0 };
+	struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
+				  .version = WP_FRAME_VERSION,
+				  .type = 1,
+				  .tenant = 1,
+				  .method = XSK_SYN,
+				  .req_id = sid,
+				  .len = XSK_PREFIX + XSK_HS_SYN };
+
+	memcpy(hs + 4, nonce, WP_AUTH_NONCE);
+	h.aux = xsk_hs_digest(ka, hs, sizeof(hs));
+	memset(b, 0, WP_FRAME_HDR + XSK_PREFIX);
+	wp_frame_encode(&h, b);
+	b[5] = XSK_T_CTL;
+	memcpy(b + WP_FRAME_HDR, &sid, 8);
+	memcpy(b + WP_FRAME_HDR + XSK_PREFIX, hs, sizeof(hs));
+	wp_frame_sign(ka, b);
+	*len = WP_FRAME_HDR + XSK_PREFIX + XSK_HS_SYN;
+}
+
+static void send_raw(int fd, const struct sockaddr_in *to, const uint8_t *b, size_t n)
+{
+	CHECK(sendto(fd, b, n, 0, (const struct sockaddr *)to, sizeof(*to)) == (ssize_t)n);
+}
+
+/* Drive the client context until the server's explain shows key >= want
+ * (at most 2 s). */
+static long long wait_stat(struct wp_ctx *cx, const char *key, long long want)
+{
+	uint64_t t0 = wp_now_ns();
+	long long v;
+
+	while ((v = stat_of(server_explain(cx), key)) < want && wp_now_ns() - t0 < 2000000000ull)
+		CHECK(wp_ctx_progress(cx, 10000) >= 0);
+	return v;
+}
+
+static void phase_half_open(void)
+{
+	static struct srv s;
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct wp_ctx *cx = client_ctx("xsk");
+	uint8_t b[WP_FRAME_HDR + XSK_PREFIX + XSK_HS_SYN], nonce[WP_AUTH_NONCE];
+	uint64_t sid = rnd() | 1, other = rnd() | 1, t0;
+	long long resets0, resets, limited, unauth0;
+	const char *ex;
+	size_t n;
+	int fd;
+
+	memset(&s, 0, sizeof(s));
+	s.path = "xsk";
+	s.setup = srv_setup;
+	s.tick = srv_tick;
+	srv_start(&s, &srv_cbs);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	to.sin_port = htons((uint16_t)s.port);
+	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	for (size_t i = 0; i < sizeof(nonce); i++)
+		nonce[i] = (uint8_t)rnd();
+
+	/* a valid SYN: one half-open session */
+	keyed_syn(b, &n, sid, nonce);
+	send_raw(fd, &to, b, n);
+	CHECK_EQ(wait_stat(cx, "half_open=", 1), 1);
+	/* replayed under another id (the prefix): refused; with another
+	 * nonce under its own id: not the session's hello, ignored */
+	ex = server_explain(cx);
+	unauth0 = stat_of(ex, "unauth_ctl=");
+	memcpy(b + WP_FRAME_HDR, &other, 8);
+	send_raw(fd, &to, b, n);
+	CHECK_EQ(wait_stat(cx, "hs_unbound=", 1), 1);
+	keyed_syn(b, &n, sid, nonce);
+	b[WP_FRAME_HDR + XSK_PREFIX + 4] ^= 1;
+	send_raw(fd, &to, b, n);
+	CHECK_EQ(wait_stat(cx, "unauth_ctl=", unauth0 + 1), unauth0 + 1);
+	ex = server_explain(cx);
+	CHECK_EQ(stat_of(ex, "half_open="), 1);
+	/* a key holder's flood: 100 more, the tenant's cap holds */
+	for (int i = 0; i < 100; i++) {
+		keyed_syn(b, &n, rnd() | 1, nonce);
+		send_raw(fd, &to, b, n);
+	}
+	CHECK(wait_stat(cx, "hs_evicted=", 101 - XSK_HALF_OPEN_TENANT) >=
+	      101 - XSK_HALF_OPEN_TENANT);
+	ex = server_explain(cx);
+	CHECK_EQ(stat_of(ex, "half_open="), XSK_HALF_OPEN_TENANT);
+	printf("half-open: 101 valid SYNs, %lld held, %lld evicted, %lld unbound replays refused\n",
+	       stat_of(ex, "half_open="), stat_of(ex, "hs_evicted="), stat_of(ex, "hs_unbound="));
+	/* the reply bucket: signed pings for sessions nobody knows */
+	resets0 = stat_of(ex, "resets=");
+	t0 = wp_now_ns();
+	for (int i = 0; i < 600; i++) {
+		uint8_t p[WP_FRAME_HDR + XSK_PREFIX] = { 0 };
+		struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
+					  .version = WP_FRAME_VERSION,
+					  .type = 1,
+					  .tenant = 1,
+					  .method = XSK_PING,
+					  .len = XSK_PREFIX };
+		uint64_t id = rnd() | 1;
+
+		wp_frame_encode(&h, p);
+		p[5] = XSK_T_CTL;
+		memcpy(p + WP_FRAME_HDR, &id, 8);
+		wp_frame_sign(ka, p);
+		send_raw(fd, &to, p, sizeof(p));
+	}
+	limited = wait_stat(cx, "reply_limited=", 1);
+	ex = server_explain(cx);
+	resets = stat_of(ex, "resets=") - resets0;
+	printf("reply bucket: 600 packets of unknown sessions in %.1f ms: %lld resets, %lld not "
+	       "answered\n",
+	       (double)(wp_now_ns() - t0) / 1e6, resets, stat_of(ex, "reply_limited="));
+	CHECK(limited > 0);
+	CHECK(resets <= XSK_REPLY_BURST + (long long)((wp_now_ns() - t0) / 1000000) + 1);
+	/* none proves the key: 3 s after their SYNs they are gone */
+	t0 = wp_now_ns();
+	while (stat_of(server_explain(cx), "half_open=") > 0) {
+		CHECK(wp_ctx_progress(cx, 50000) >= 0);
+		CHECK(wp_now_ns() - t0 < 5000000000ull);
+	}
+	ex = server_explain(cx);
+	CHECK(stat_of(ex, "hs_expired=") >= XSK_HALF_OPEN_TENANT);
+	printf("half-open: all expired after %.2f s (hs_expired=%lld)\n",
+	       (double)(wp_now_ns() - t0) / 1e9, stat_of(ex, "hs_expired="));
+	/* the id is unknown again: that SYN with another nonce is refused
+	 * (the tag binds the hello's digest too) */
+	keyed_syn(b, &n, sid, nonce);
+	b[WP_FRAME_HDR + XSK_PREFIX + 4] ^= 1;
+	send_raw(fd, &to, b, n);
+	CHECK_EQ(wait_stat(cx, "hs_unbound=", 2), 2);
+	CHECK_EQ(stat_of(server_explain(cx), "half_open="), 0);
+	close(fd);
+	wp_ctx_destroy(cx);
+	srv_stop(&s);
+}
+
 /* ---- 8. a policy set while the program runs ------------------------------ */
 
 static atomic_int want_policy, policy_ret = 1;
@@ -707,6 +859,7 @@ int main(int argc, char **argv)
 	phase_faults();
 	phase_stall();
 	phase_late_policy();
+	phase_half_open();
 	wp_policy_free(pol);
 	printf("ok\n");
 	return 0;

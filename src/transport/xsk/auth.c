@@ -94,6 +94,21 @@ void xsk_synack_send(struct xsk_ctx *xc, struct xsk_ep *s)
 	xsk_ctl_send_hs(xc, s, XSK_SYNACK, 0, hs, sizeof(hs));
 }
 
+/* The hello's digest a handshake packet carries in aux, under the tenant
+ * key (its own SipHash key: k0 differs from the header tag's), so the tag
+ * over the header binds the hello too. */
+uint32_t xsk_hs_digest(const uint8_t key[16], const uint8_t *hs, uint32_t hslen)
+{
+	uint64_t k0, k1, d;
+
+	if (!hslen)
+		return 0;
+	wpp_key_split(key, &k0, &k1);
+	d = wpp_siphash24(k0 ^ 0x6873646967657374ull /* "hsdigest" */, k1, hs, hslen);
+	k0 = k1 = 0;
+	return (uint32_t)d;
+}
+
 /* Wipe what only the handshake needed. */
 void xsk_hs_wipe(struct xsk_ep *s)
 {
@@ -141,6 +156,14 @@ void xsk_rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, const uint8_t *hdr, uint
 		if (get64(hdr + 32) != wp_frame_tag(key, hdr)) {
 			OPENSSL_cleanse(key, sizeof(key));
 			xc->st.hs_refused++; /* a forgery: no answer */
+			return;
+		}
+		/* The tagged header names this session id and this hello: a
+		 * captured SYN replayed under another id or nonce is not. */
+		if (get64(hdr + 16) != sid || get32(hdr + 28) != xsk_hs_digest(key, hs, hslen)) {
+			OPENSSL_cleanse(key, sizeof(key));
+			xc->st.hs_refused++;
+			xc->st.hs_unbound++; /* a replay: no answer */
 			return;
 		}
 		flags = get32(hs);
@@ -203,14 +226,17 @@ void xsk_rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, const uint8_t *hdr, uint
 	s->have_mac = true;
 	s->peer_ip = peer.sin_addr.s_addr;
 	s->peer_port = ntohs(peer.sin_port);
-	s->snd_una = s->snd_nxt = s->rcv_nxt = 1;
+	s->snd_una = s->snd_nxt = s->snd_max = s->rcv_nxt = 1;
 	s->last_rx = now;
 	ep->accepted = true;
 	ep->local_port = xc->port;
 	wp_conn_admitted(ep, &adm);
 	xsk_sess_add(xc, s);
+	if (s->authn)
+		xsk_half_open_add(xc, s); /* may end the oldest unproved one */
 	s->opened = true;
 	wp_conn_established(ep);
+	s->synack_at = now;
 	if (s->authn)
 		xsk_synack_send(xc, s);
 	else
@@ -226,6 +252,7 @@ int xsk_confirm(struct wp_ep *ep, struct xsk_ep *s)
 	ep->tenant = s->tenant;
 	ep->peer_verified = true;
 	s->confirmed = true;
+	xsk_half_open_del(xctx(ep->ctx), s);
 	xsk_hs_wipe(s);
 	if (wp_conn_tenant_bind(ep, s->tenant) < 0) {
 		xsk_sess_fail(ep, -EUSERS);

@@ -103,15 +103,18 @@ static void xsk_explain_auth(struct wp_ctx *ctx, char *buf, size_t len)
 			      (unsigned long long)ctx->lim.budget.claimed);
 	if (at >= len)
 		return;
-	at += (size_t)snprintf(buf + at, len - at,
-			       "; datagram auth v2 %s: keyed=%u confidential=%u sealed=%llu "
-			       "opened=%llu hs_refused=%llu hs_bad_proof=%llu unauth_ctl=%llu",
-			       wp_auth_policy(ctx) ? "required (policy in XDP)" : "when keyed",
-			       keyed, conf, (unsigned long long)xc->st.sealed,
-			       (unsigned long long)xc->st.opened,
-			       (unsigned long long)xc->st.hs_refused,
-			       (unsigned long long)xc->st.hs_bad_proof,
-			       (unsigned long long)xc->st.unauth_ctl);
+	at += (size_t)snprintf(
+		buf + at, len - at,
+		"; datagram auth v2 %s: keyed=%u confidential=%u sealed=%llu "
+		"opened=%llu hs_refused=%llu hs_bad_proof=%llu unauth_ctl=%llu "
+		"half_open=%u hs_unbound=%llu hs_evicted=%llu hs_expired=%llu "
+		"reply_limited=%llu",
+		wp_auth_policy(ctx) ? "required (policy in XDP)" : "when keyed", keyed, conf,
+		(unsigned long long)xc->st.sealed, (unsigned long long)xc->st.opened,
+		(unsigned long long)xc->st.hs_refused, (unsigned long long)xc->st.hs_bad_proof,
+		(unsigned long long)xc->st.unauth_ctl, xc->n_half_open,
+		(unsigned long long)xc->st.hs_unbound, (unsigned long long)xc->st.hs_evicted,
+		(unsigned long long)xc->st.hs_expired, (unsigned long long)xc->st.reply_limited);
 	for (unsigned r = 0; r < WP_DGRAM_DROP__COUNT && at < len; r++)
 		at += (size_t)snprintf(buf + at, len - at, " drop_%s=%llu", wp_dgram_drop_name(r),
 				       (unsigned long long)drop[r]);

@@ -18,8 +18,10 @@ static void ack_upto(struct xsk_ctx *xc, struct xsk_ep *s, uint32_t ack, uint64_
 {
 	uint32_t adv = ack - s->snd_una;
 
-	if (adv == 0 || adv > s->snd_nxt - s->snd_una)
-		return; /* old or bogus */
+	/* Old, or bogus: past what was ever transmitted (a packet still
+	 * queued was never seen, so it cannot be acknowledged). */
+	if (adv == 0 || adv > s->snd_max - s->snd_una)
+		return;
 	while (s->q && s->q->seq - s->snd_una < adv) {
 		struct xsk_pkt *k = s->q;
 
@@ -235,17 +237,26 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 			} else if (s && s->authn) {
 				/* Our SYNACK was lost: the same hello gets the same
 				 * answer until the client's first sealed packet. */
+				/* Not its liveness: an unproved session still
+				 * ends XSK_DEAD_NS after its first SYN, however
+				 * often that SYN is replayed; and a SYNACK goes
+				 * at most every XSK_SYNACK_GAP_NS. */
 				if (!s->confirmed && fn == XSK_HS_SYN &&
 				    get32(hdr + 8) == s->tenant &&
 				    !CRYPTO_memcmp(pre + XSK_PREFIX + 4, s->nonce_c,
 						   WP_AUTH_NONCE)) {
-					xsk_synack_send(xc, s);
-					s->last_rx = now;
+					if (now - s->synack_at >= XSK_SYNACK_GAP_NS) {
+						s->synack_at = now;
+						xsk_synack_send(xc, s);
+					}
 				} else {
 					xc->st.unauth_ctl++;
 				}
 			} else if (s) {
-				xsk_ctl_send(xc, s, XSK_SYNACK, 0); /* our SYNACK was lost */
+				if (now - s->synack_at >= XSK_SYNACK_GAP_NS) {
+					s->synack_at = now; /* our SYNACK was lost */
+					xsk_ctl_send(xc, s, XSK_SYNACK, 0);
+				}
 				s->last_rx = now;
 			} else {
 				xsk_rx_syn(ctx, p, hdr, fn, sid, now);
@@ -274,6 +285,14 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 			if (ep->state == WP_EPS_CONNECTING && s->authn) {
 				int ret = xsk_synack_keys(ep, s, pre + XSK_PREFIX, fn);
 
+				/* A SYNACK that does not prove our key (a forgery,
+				 * or a server with another key) is ignored: the
+				 * real one may follow. The connect's timeout says
+				 * -EACCES then (timers). */
+				if (ret == -EACCES) {
+					s->bad_proof = true;
+					break;
+				}
 				if (ret < 0) {
 					xsk_sess_fail(ep, ret);
 					break;

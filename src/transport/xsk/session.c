@@ -37,10 +37,66 @@ void xsk_sess_add(struct xsk_ctx *xc, struct xsk_ep *s)
 	s->in_table = true;
 }
 
+/*
+ * Half-open sessions: keyed ones a server accepted whose client has not
+ * proved the tenant key yet (no sealed datagram opened). Anyone who saw one
+ * SYN of the tenant's could only replay it (the tag binds its session id and
+ * hello), but the tenant's own key opens as many as it likes: they are
+ * bounded, XSK_HALF_OPEN_TENANT per tenant and XSK_HALF_OPEN_MAX per
+ * context, the oldest ending (-ETIMEDOUT, hs_evicted) for a new one, and
+ * each ends XSK_DEAD_NS after its SYN unless proved (hs_expired).
+ */
+void xsk_half_open_del(struct xsk_ctx *xc, struct xsk_ep *s)
+{
+	if (!s->half_open)
+		return;
+	if (s->ho_prev)
+		s->ho_prev->ho_next = s->ho_next;
+	else
+		xc->ho_head = s->ho_next;
+	if (s->ho_next)
+		s->ho_next->ho_prev = s->ho_prev;
+	else
+		xc->ho_tail = s->ho_prev;
+	s->ho_prev = s->ho_next = NULL;
+	s->half_open = false;
+	xc->n_half_open--;
+}
+
+void xsk_half_open_add(struct xsk_ctx *xc, struct xsk_ep *s)
+{
+	struct xsk_ep *victim = NULL;
+	uint32_t same = 0;
+
+	for (struct xsk_ep *o = xc->ho_head; o; o = o->ho_next)
+		if (o->tenant == s->tenant && !same++)
+			victim = o; /* the tenant's oldest */
+	if (same < XSK_HALF_OPEN_TENANT)
+		victim = xc->n_half_open >= XSK_HALF_OPEN_MAX ? xc->ho_head : NULL;
+	if (victim) {
+		xc->st.hs_evicted++;
+		wp_log_rl(victim->ep->ctx, WP_RL_REFUSE, WP_LOG_WARN,
+			  "xsk: %u sessions of tenant %u (%u in all) have not proved the tenant "
+			  "key: ending the oldest (%llx) for a new one",
+			  same, s->tenant, xc->n_half_open, (unsigned long long)victim->sid);
+		xsk_sess_fail(victim->ep, -ETIMEDOUT);
+	}
+	s->half_open = true;
+	s->ho_next = NULL;
+	s->ho_prev = xc->ho_tail;
+	if (xc->ho_tail)
+		xc->ho_tail->ho_next = s;
+	else
+		xc->ho_head = s;
+	xc->ho_tail = s;
+	xc->n_half_open++;
+}
+
 static void sess_del(struct xsk_ctx *xc, struct xsk_ep *s)
 {
 	struct xsk_ep **pp = &xc->tab[sid_hash(s->sid)];
 
+	xsk_half_open_del(xc, s);
 	if (!s->in_table)
 		return;
 	while (*pp && *pp != s)
@@ -121,7 +177,15 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 						       ? "whose tenant key or source address it does "
 							 "not accept"
 						       : "without a tenant key: wp_ep_set_tenant_key");
-				xsk_sess_fail(ep, s->have_mac ? -ETIMEDOUT : -EHOSTUNREACH);
+				if (s->bad_proof)
+					wp_log(ctx, WP_LOG_ERR,
+					       "xsk: the only SYNACKs from %s:%u did not prove tenant "
+					       "%u's key (a server with another key, or forged)",
+					       inet_ntoa((struct in_addr){ s->peer_ip }),
+					       s->peer_port, s->tenant);
+				xsk_sess_fail(ep, s->bad_proof  ? -EACCES
+						  : s->have_mac ? -ETIMEDOUT
+								: -EHOSTUNREACH);
 				continue;
 			}
 			if (s->rto_at && now >= s->rto_at) {
@@ -135,6 +199,8 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 			continue;
 		}
 		if (now - s->last_rx > XSK_DEAD_NS) {
+			if (s->half_open)
+				xc->st.hs_expired++; /* never proved the key */
 			xsk_sess_gone(ep, -ETIMEDOUT);
 			continue;
 		}
@@ -372,7 +438,7 @@ int xsk_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 		if (getrandom(&s->sid, sizeof(s->sid), 0) != sizeof(s->sid))
 			return -EIO;
 	} while (!s->sid || xsk_sess_find(xc, s->sid));
-	s->snd_una = s->snd_nxt = s->rcv_nxt = 1;
+	s->snd_una = s->snd_nxt = s->snd_max = s->rcv_nxt = 1;
 	s->syn_since = s->last_rx = now_ns();
 	ep->local_port = xc->port;
 	ep->state = WP_EPS_CONNECTING;

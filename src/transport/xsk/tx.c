@@ -227,8 +227,14 @@ void xsk_ctl_send_hs(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, ui
 				  .len = XSK_PREFIX + hslen };
 	bool sign = hslen != 0; /* a handshake message: the peer has no keys yet */
 
-	if (sign)
+	if (sign) {
+		/* The tag (over the header) binds the session id and the
+		 * hello: a captured SYN cannot be replayed under another id
+		 * or with another nonce. */
 		h.tenant = s->tenant;
+		h.req_id = s->sid;
+		h.aux = xsk_hs_digest(s->key, hs, hslen);
+	}
 	wp_frame_encode(&h, b);
 	b[5] = XSK_T_CTL; /* the type byte: never a frame type */
 	put64(b + WP_FRAME_HDR, s->sid);
@@ -250,11 +256,34 @@ void xsk_ctl_send(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, uint3
 	xsk_ctl_send_hs(xc, s, kind, seq, NULL, 0);
 }
 
-/* A reply to a packet for no session we know: a reset to its sender. */
+/* May the context answer one more packet of no session it knows? A token
+ * bucket (XSK_REPLY_RATE a second, XSK_REPLY_BURST at once); no: counted. */
+bool xsk_reply_ok(struct xsk_ctx *xc, uint64_t now)
+{
+	uint64_t add = (now - xc->reply_at) * XSK_REPLY_RATE / 1000000000ull;
+
+	if (add) {
+		xc->reply_tokens = add >= XSK_REPLY_BURST - xc->reply_tokens
+					   ? XSK_REPLY_BURST
+					   : xc->reply_tokens + (uint32_t)add;
+		xc->reply_at = now;
+	}
+	if (!xc->reply_tokens) {
+		xc->st.reply_limited++;
+		return false;
+	}
+	xc->reply_tokens--;
+	return true;
+}
+
+/* A reply to a packet for no session we know: a reset to its sender,
+ * within the reply bucket. */
 void xsk_rst_to(struct xsk_ctx *xc, const uint8_t *pkt, uint64_t sid)
 {
 	struct xsk_ep tmp;
 
+	if (!xsk_reply_ok(xc, now_ns()))
+		return;
 	memset(&tmp, 0, sizeof(tmp));
 	tmp.sid = sid;
 	memcpy(tmp.peer_mac, pkt + 6, 6);
@@ -290,6 +319,8 @@ void xsk_flush(struct wp_ep *ep)
 			if (!tx_one(xc, s, k->b, sizeof(k->b), k->frag, k->n, true))
 				break;
 			k->sent = true;
+			if ((int32_t)(k->seq + 1 - s->snd_max) > 0)
+				s->snd_max = k->seq + 1;
 			s->ack_due = false;
 			s->unsent = k->next;
 			if (!s->rto_at)

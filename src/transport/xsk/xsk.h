@@ -26,7 +26,7 @@
  * carries a sequence number and a cumulative ack. The sender keeps each
  * packet until it is acked (that copy is the response cache: a response
  * lost on the wire is sent again from it, never recomputed) and sends again
- * go-back-N on a retransmission timeout (5 ms doubling to 200 ms); the
+ * go-back-N on a retransmission timeout (10 ms doubling to 200 ms); the
  * receiver delivers in order and drops duplicates by sequence number, so a
  * retransmitted request is never executed twice (at most once; in fact
  * exactly once while the session lives). At most XSK_WIN packets are in
@@ -45,7 +45,9 @@
  * Datagram authentication v2 (src/auth/dgram.h; docs/protocol.md, "On the
  * xsk path"): a client with a tenant key carries its hello on the SYN, the
  * server its hello and proof on the SYNACK, and every later packet of the
- * session is sealed (the prefix and fragment are the dgram payload). A
+ * session is sealed (the prefix and fragment are the dgram payload). The
+ * handshake packets' header tag binds the session id (req_id) and a keyed
+ * digest of the hello (aux). Unproved sessions are bounded (half-open). A
  * context with a policy takes keyed sessions only, and its program carries
  * the rules, so XDP drops forged and foreign datagrams before the redirect.
  *
@@ -109,6 +111,16 @@
 #define XSK_HDRS 42u              /* Ethernet 14 + IPv4 20 + UDP 8 */
 #define XSK_PREFIX 24u
 #define XSK_HASH 256u
+/* Keyed sessions a server accepted whose client has not proved its key yet
+ * (no sealed datagram): at most this many per context and per tenant; the
+ * oldest goes for a new one. Each also ends XSK_DEAD_NS after its SYN. */
+#define XSK_HALF_OPEN_MAX 256u
+#define XSK_HALF_OPEN_TENANT 64u
+#define XSK_SYNACK_GAP_NS 50000000ull /* a lost SYNACK is sent again at most this often */
+/* Answers to packets of no session we know (resets), per context: a token
+ * bucket, so the path cannot be made a reflector. */
+#define XSK_REPLY_RATE 1000u /* per second */
+#define XSK_REPLY_BURST 64u
 
 #define XSK_T_CTL 0xc5 /* control packet type (never a frame type) */
 enum xsk_ctl { XSK_SYN = 1, XSK_SYNACK, XSK_ACK, XSK_FIN, XSK_RST, XSK_PING, XSK_PONG, XSK_NAK };
@@ -156,6 +168,7 @@ struct xsk_ep {
 	/* transmit: q holds unacked and unsent packets in seq order */
 	struct xsk_pkt *q, *q_tail, *unsent;
 	uint32_t snd_una, snd_nxt; /* oldest unacked, next new seq */
+	uint32_t snd_max;          /* past the highest seq ever transmitted: acks stop here */
 	size_t q_bytes;
 	uint64_t rto_at; /* 0: no timer */
 	uint32_t rto_us;
@@ -180,6 +193,11 @@ struct xsk_ep {
 	 * wiped then (client: once the SYNACK's proof checked). */
 	struct wp_dgram_session *ds;
 	bool authn, confirmed;
+	/* server: on the context's half-open list (keyed, not confirmed) */
+	bool half_open;
+	struct xsk_ep *ho_prev, *ho_next;
+	uint64_t synack_at; /* the last SYNACK sent (again) */
+	bool bad_proof;     /* client: a SYNACK whose proof did not check was ignored */
 	uint32_t tenant, hs_flags;
 	uint8_t key[16];
 	uint8_t nonce_c[WP_AUTH_NONCE], nonce_s[WP_AUTH_NONCE], proof_s[WP_AUTH_HMAC];
@@ -216,6 +234,10 @@ struct xsk_ctx {
 	struct wpp_xsk_prog prog;
 	struct xsk_ep *tab[XSK_HASH];
 	struct wp_ep *listener;
+	struct xsk_ep *ho_head, *ho_tail; /* half-open sessions, oldest first */
+	uint32_t n_half_open;
+	uint64_t reply_at; /* the reply bucket's last refill */
+	uint32_t reply_tokens;
 	uint64_t next_timer;
 	bool tx_blocked;
 	uint32_t unkicked;
@@ -236,6 +258,11 @@ struct xsk_ctx {
 		 * did not check */
 		uint64_t sealed, opened, drop[WP_DGRAM_DROP__COUNT];
 		uint64_t unauth_ctl, hs_refused, hs_bad_proof;
+		/* SYNs whose tagged header does not bind their session id and
+		 * hello (a replay with either changed), half-open sessions
+		 * evicted for newer ones and expired unproved, answers not
+		 * sent (the reply bucket was empty) */
+		uint64_t hs_unbound, hs_evicted, hs_expired, reply_limited;
 	} st;
 };
 
@@ -309,6 +336,7 @@ void xsk_ctl_send_hs(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, ui
 		     const uint8_t *hs, uint32_t hslen);
 void xsk_ctl_send(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, uint32_t seq);
 void xsk_rst_to(struct xsk_ctx *xc, const uint8_t *pkt, uint64_t sid);
+bool xsk_reply_ok(struct xsk_ctx *xc, uint64_t now);
 void xsk_arm_rto(struct xsk_ctx *xc, struct xsk_ep *s, uint64_t now);
 void xsk_flush(struct wp_ep *ep);
 size_t xsk_pkt_bytes(const struct xsk_pkt *k);
@@ -325,6 +353,8 @@ bool xsk_rx_ready(struct xsk_ctx *xc);
 struct xsk_ep *xsk_sess_find(struct xsk_ctx *xc, uint64_t sid);
 void xsk_sess_add(struct xsk_ctx *xc, struct xsk_ep *s);
 void xsk_timer_at(struct xsk_ctx *xc, uint64_t t);
+void xsk_half_open_add(struct xsk_ctx *xc, struct xsk_ep *s);
+void xsk_half_open_del(struct xsk_ctx *xc, struct xsk_ep *s);
 void xsk_sess_fail(struct wp_ep *ep, int err);
 void xsk_linger_end(struct wp_ep *ep, struct xsk_ep *s, int status);
 void xsk_sess_gone(struct wp_ep *ep, int err);
@@ -341,6 +371,7 @@ int xsk_seal_into(struct xsk_ctx *xc, struct xsk_ep *s, const uint8_t *body, uin
 		  const uint8_t *frag, uint32_t fn, uint8_t *out);
 void xsk_synack_send(struct xsk_ctx *xc, struct xsk_ep *s);
 void xsk_hs_wipe(struct xsk_ep *s);
+uint32_t xsk_hs_digest(const uint8_t key[16], const uint8_t *hs, uint32_t hslen);
 void xsk_rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, const uint8_t *hdr, uint32_t hslen,
 		uint64_t sid, uint64_t now);
 int xsk_confirm(struct wp_ep *ep, struct xsk_ep *s);
