@@ -90,8 +90,10 @@ static int rx_data(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hdr, const
 	struct wp_frame_hdr h;
 	int reason = 0, ret;
 
+	/* The lengths were checked (xsk_data_kind): n bytes at off lie
+	 * within msg_len, which is within max_frame. */
 	ret = wp_frame_decode(hdr, WP_FRAME_HDR, ep->ctx->o.max_frame + XSK_PREFIX, &h, &reason);
-	if (ret != (int)WP_FRAME_HDR || msg_len > ep->ctx->o.max_frame || off + n > msg_len) {
+	if (ret != (int)WP_FRAME_HDR) {
 		WP_CNT_ADD(bad_frames[ret < 0 ? reason : WP_BAD_TOO_BIG], 1);
 		xsk_sess_fail(ep, -EPROTO);
 		return 1;
@@ -144,28 +146,20 @@ static int rx_data(struct wp_ep *ep, struct xsk_ep *s, const uint8_t *hdr, const
 static int rx_bundle(struct wp_ep *ep, const uint8_t *hdr, const uint8_t *p, uint32_t n)
 {
 	uint32_t tenant = get32(hdr + 8);
+	const uint8_t *payload;
+	struct wp_frame_hdr h;
+	int why = 0, ret;
 
-	while (n) {
-		struct wp_frame_hdr h;
-		int reason = WP_BAD_TRUNCATED, ret;
-
-		ret = n < WP_FRAME_HDR
-			      ? -EPROTO
-			      : wp_frame_decode(p, WP_FRAME_HDR, ep->ctx->o.max_frame, &h, &reason);
-		if (ret == (int)WP_FRAME_HDR && h.tenant != tenant) {
-			ret = -EPROTO;
-			reason = WP_BAD_AUTH;
-		}
-		if (ret != (int)WP_FRAME_HDR || h.len > n - WP_FRAME_HDR) {
-			WP_CNT_ADD(bad_frames[ret < 0 ? reason : WP_BAD_TRUNCATED], 1);
-			xsk_sess_fail(ep, -EPROTO);
-			return 1;
-		}
+	while ((ret = xsk_bundle_next(&p, &n, tenant, ep->ctx->o.max_frame, &h, &payload, &why)) >
+	       0) {
 		WP_CNT_ADD(bytes_rx, WP_FRAME_HDR + h.len);
-		if (wp_conn_deliver(ep, &h, p + WP_FRAME_HDR) || ep->state != WP_EPS_OPEN)
+		if (wp_conn_deliver(ep, &h, payload) || ep->state != WP_EPS_OPEN)
 			return 1;
-		p += WP_FRAME_HDR + h.len;
-		n -= WP_FRAME_HDR + h.len;
+	}
+	if (ret < 0) {
+		WP_CNT_ADD(bad_frames[why], 1);
+		xsk_sess_fail(ep, -EPROTO);
+		return 1;
 	}
 	return 0;
 }
@@ -176,34 +170,26 @@ static int rx_bundle(struct wp_ep *ep, const uint8_t *hdr, const uint8_t *p, uin
 static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 {
 	struct xsk_ctx *xc = ctx->bk;
-	const uint8_t *pre;
+	struct xsk_view v;
+	struct xsk_body b;
 	uint8_t *hdr;
-	uint32_t ihl, ulen, flen, seq, ack, mlen, off, fn, kind;
+	uint32_t seq, ack, mlen, off, fn, kind;
+	const uint8_t *frag;
 	bool ctl, sealed = false;
 	struct xsk_ep *s;
 	struct wp_ep *ep;
 	uint64_t sid;
+	int dk, why = 0;
 
 	xc->st.rx_pkts++;
-	if (len < XSK_HDRS || p[12] != 0x08 || p[13] != 0x00 || (p[14] >> 4) != 4)
+	/* Every length below was checked by these (wire.c, fuzzed). */
+	if (xsk_parse(p, len, &v) < 0 || xsk_body(v.hdr + WP_FRAME_HDR, v.flen - WP_FRAME_HDR, &b))
 		goto bad;
-	ihl = (uint32_t)(p[14] & 0xf) * 4;
-	if (ihl < 20 || p[23] != 17 || 14 + ihl + 8 > len || ((p[20] << 8 | p[21]) & 0x3fff))
-		goto bad;
-	ulen = (uint32_t)(p[14 + ihl + 4] << 8 | p[14 + ihl + 5]);
-	if (ulen < 8 || 14 + ihl + ulen > len)
-		goto bad;
-	hdr = p + 14 + ihl + 8;
-	flen = ulen - 8;
-	if (flen < WP_FRAME_HDR + XSK_PREFIX || get32(hdr) != WP_FRAME_MAGIC ||
-	    hdr[4] != WP_FRAME_VERSION || get32(hdr + 24) != flen - WP_FRAME_HDR)
-		goto bad;
-	pre = hdr + WP_FRAME_HDR;
-	fn = flen - WP_FRAME_HDR - XSK_PREFIX;
-	sid = get64(pre);
+	hdr = p + (v.hdr - p); /* the same bytes, writable: opened in place */
+	sid = b.sid;
 	s = xsk_sess_find(xc, sid);
-	ctl = hdr[5] == XSK_T_CTL;
-	kind = get32(hdr + 12);
+	ctl = v.ctl;
+	kind = v.kind;
 	/* A keyed session takes sealed datagrams only (but for the
 	 * handshake's unsealed SYN and SYNACK): opened in place (decrypted
 	 * with confidentiality), their payload is the prefix and fragment. */
@@ -211,25 +197,25 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 		struct wp_frame_hdr dh;
 		const uint8_t *pl;
 
-		if (wp_dgram_open(s->ds, hdr, flen, (uint32_t)xc->mtu, &dh, &pl) < 0)
+		if (wp_dgram_open(s->ds, hdr, v.flen, (uint32_t)xc->mtu, &dh, &pl) < 0)
 			return; /* counted by reason in s->ds->st */
 		xc->st.opened++;
-		if (dh.len < XSK_PREFIX || get64(pl) != sid) {
+		if (xsk_body(pl, dh.len, &b) < 0 || b.sid != sid) {
 			xc->st.bad++;
 			return;
 		}
-		pre = pl;
-		fn = dh.len - XSK_PREFIX;
 		sealed = true;
 		ctl = dh.type == WP_FT_SEAL;
 		kind = dh.method;
 		if (s->ep->accepted && !s->confirmed && xsk_confirm(s->ep, s) < 0)
 			return;
 	}
-	seq = get32(pre + 8);
-	ack = get32(pre + 12);
-	mlen = get32(pre + 16);
-	off = get32(pre + 20);
+	seq = b.seq;
+	ack = b.ack;
+	mlen = b.mlen;
+	off = b.off;
+	frag = b.frag;
+	fn = b.fn;
 	if (ctl) {
 		if (kind == XSK_SYN) {
 			if (sealed || (s && !s->ep->accepted)) {
@@ -243,8 +229,7 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 				 * at most every XSK_SYNACK_GAP_NS. */
 				if (!s->confirmed && fn == XSK_HS_SYN &&
 				    get32(hdr + 8) == s->tenant &&
-				    !CRYPTO_memcmp(pre + XSK_PREFIX + 4, s->nonce_c,
-						   WP_AUTH_NONCE)) {
+				    !CRYPTO_memcmp(frag + 4, s->nonce_c, WP_AUTH_NONCE)) {
 					if (now - s->synack_at >= XSK_SYNACK_GAP_NS) {
 						s->synack_at = now;
 						xsk_synack_send(xc, s);
@@ -283,7 +268,7 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 		switch (kind) {
 		case XSK_SYNACK:
 			if (ep->state == WP_EPS_CONNECTING && s->authn) {
-				int ret = xsk_synack_keys(ep, s, pre + XSK_PREFIX, fn);
+				int ret = xsk_synack_keys(ep, s, frag, fn);
 
 				/* A SYNACK that does not prove our key (a forgery,
 				 * or a server with another key) is ignored: the
@@ -405,7 +390,13 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 		wp_ctx_mark_dirty(ep);
 		return;
 	}
-	if (off == 0 && fn < mlen && mlen <= ctx->o.max_frame) {
+	dk = xsk_data_kind(&b, ctx->o.max_frame, &why);
+	if (dk < 0) {
+		WP_CNT_ADD(bad_frames[why], 1);
+		xsk_sess_fail(ep, -EPROTO);
+		return;
+	}
+	if (dk == XSK_DATA_FRAG && off == 0) {
 		xsk_asm_release(ctx, s); /* a message left unfinished: superseded */
 		if (!asm_claim(ctx, s, mlen)) {
 			WP_CNT_ADD(rx_budget_pauses, 1);
@@ -415,12 +406,12 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 	s->rcv_nxt++;
 	s->ack_due = true;
 	wp_ctx_mark_dirty(ep);
-	if (off == 0 && mlen < fn) {
+	if (dk == XSK_DATA_BUNDLE) {
 		/* A bundle: whole messages follow the first (bundle_add). */
-		if (!rx_data(ep, s, hdr, pre + XSK_PREFIX, mlen, mlen, 0))
-			rx_bundle(ep, hdr, pre + XSK_PREFIX + mlen, fn - mlen);
+		if (!rx_data(ep, s, hdr, frag, mlen, mlen, 0))
+			rx_bundle(ep, hdr, frag + mlen, fn - mlen);
 	} else {
-		rx_data(ep, s, hdr, pre + XSK_PREFIX, fn, mlen, off);
+		rx_data(ep, s, hdr, frag, fn, mlen, off);
 	}
 	return;
 

@@ -87,6 +87,7 @@
 #include "core/core.h"
 #include "policy/policy.h"
 #include "policy/siphash.h"
+#include "transport/xsk/wire.h"
 
 #ifndef SO_PREFER_BUSY_POLL
 #define SO_PREFER_BUSY_POLL 69
@@ -108,8 +109,6 @@
 #define XSK_RTO_MAX_US 200000u    /* backoff ceiling */
 #define XSK_PING_NS 1000000000ull /* a peer silent this long is pinged */
 #define XSK_DEAD_NS 3000000000ull /* ... and this long is gone */
-#define XSK_HDRS 42u              /* Ethernet 14 + IPv4 20 + UDP 8 */
-#define XSK_PREFIX 24u
 #define XSK_HASH 256u
 /* Keyed sessions a server accepted whose client has not proved its key yet
  * (no sealed datagram): at most this many per context and per tenant; the
@@ -122,7 +121,6 @@
 #define XSK_REPLY_RATE 1000u /* per second */
 #define XSK_REPLY_BURST 64u
 
-#define XSK_T_CTL 0xc5 /* control packet type (never a frame type) */
 enum xsk_ctl { XSK_SYN = 1, XSK_SYNACK, XSK_ACK, XSK_FIN, XSK_RST, XSK_PING, XSK_PONG, XSK_NAK };
 
 /* Datagram authentication v2 on a session (docs/protocol.md, "xsk"): the
