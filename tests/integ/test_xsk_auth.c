@@ -39,7 +39,11 @@
  *     nonce, is refused (hs_unbound: the tag binds both); 100 more valid
  *     SYNs leave 64 half-open (the tenant's cap; the oldest evicted) and,
  *     3 s later, none (expired unproved); 600 signed packets for sessions
- *     nobody knows draw at most the reply bucket's resets (reply_limited).
+ *     nobody knows draw at most the reply bucket's resets (reply_limited);
+ * 10. a raw peer (no policy) opens sessions and sends one malformed data
+ *     packet on each: a bundle record of another tenant, a record cut
+ *     short, a fragment past its message, an offset that wraps 32 bits;
+ *     each session ends at once with -EPROTO, counted in bad_frames.
  * wp-test-paths: xsk
  */
 #include <arpa/inet.h>
@@ -577,6 +581,102 @@ static void phase_half_open(void)
 	srv_stop(&s);
 }
 
+/* ---- 10. malformed data packets end the session -------------------------- */
+
+/* A data packet (a MSG frame of tenant 0) carrying frag (n bytes) as the
+ * fragment at off of an mlen-byte message. */
+static void raw_data(int fd, const struct sockaddr_in *to, uint64_t sid, uint32_t mlen,
+		     uint32_t off, const uint8_t *frag, uint32_t n)
+{
+	uint8_t b[WP_FRAME_HDR + XSK_PREFIX + 1200];
+	struct wp_frame_hdr h = { .magic = WP_FRAME_MAGIC,
+				  .version = WP_FRAME_VERSION,
+				  .type = WP_FT_MSG,
+				  .method = 7,
+				  .len = XSK_PREFIX + n };
+	uint32_t seq = 1, ack = 1;
+
+	CHECK(n <= 1200);
+	wp_frame_encode(&h, b);
+	memcpy(b + WP_FRAME_HDR, &sid, 8);
+	memcpy(b + WP_FRAME_HDR + 8, &seq, 4);
+	memcpy(b + WP_FRAME_HDR + 12, &ack, 4);
+	memcpy(b + WP_FRAME_HDR + 16, &mlen, 4);
+	memcpy(b + WP_FRAME_HDR + 20, &off, 4);
+	memcpy(b + WP_FRAME_HDR + XSK_PREFIX, frag, n);
+	send_raw(fd, to, b, WP_FRAME_HDR + XSK_PREFIX + n);
+}
+
+static void phase_bad_packets(void)
+{
+	static struct srv s;
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct wp_ctx *cx = client_ctx("xsk");
+	struct wp_meter_snap m0, m1, d;
+	uint8_t frag[300] = { 0 };
+	struct wp_frame_hdr rh = { .magic = WP_FRAME_MAGIC,
+				   .version = WP_FRAME_VERSION,
+				   .type = WP_FT_MSG,
+				   .method = 7,
+				   .len = 40 };
+	static const char *what[] = { "a bundle record of another tenant", "a record cut short",
+				      "a fragment past its message", "an offset that wraps" };
+	int fd;
+
+	memset(&s, 0, sizeof(s));
+	s.path = "xsk";
+	s.tick = srv_tick;
+	srv_start(&s, &srv_cbs);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	to.sin_port = htons((uint16_t)s.port);
+	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	wp_meter_snapshot(&m0);
+	for (int c = 0; c < 4; c++) {
+		uint64_t sid = rnd() | 1, t0;
+
+		atomic_store(&closed_err, 0);
+		raw_pkt(fd, &to, sid, 1 /* SYN */, 0, 0, 0);
+		t0 = wp_now_ns();
+		while (wp_now_ns() - t0 < 50000000ull)
+			CHECK(wp_ctx_progress(cx, 10000) >= 0);
+		switch (c) {
+		case 0: /* 10 B, then a record of tenant 5 */
+			rh.tenant = 5;
+			wp_frame_encode(&rh, frag + 10);
+			raw_data(fd, &to, sid, 10, 0, frag, 10 + WP_FRAME_HDR + 40);
+			break;
+		case 1: /* 10 B, then a record whose 40 B are 39 */
+			rh.tenant = 0;
+			wp_frame_encode(&rh, frag + 10);
+			raw_data(fd, &to, sid, 10, 0, frag, 10 + WP_FRAME_HDR + 39);
+			break;
+		case 2: /* 100 B at 0 of a 5000-byte message would be a first
+			 * fragment; at 4950 it runs 50 B past the end */
+			raw_data(fd, &to, sid, 5000, 4950, frag, 100);
+			break;
+		default: /* 0xffffff00 + 256 wraps to 0 */
+			raw_data(fd, &to, sid, 5000, 0xffffff00u, frag, 256);
+			break;
+		}
+		t0 = wp_now_ns();
+		while (!atomic_load(&closed_err)) {
+			CHECK(wp_ctx_progress(cx, 10000) >= 0);
+			CHECK(wp_now_ns() - t0 < 1000000000ull); /* at once, not at a timeout */
+		}
+		CHECK_EQ(atomic_load(&closed_err), -EPROTO);
+		printf("malformed: %s: the session ended with -EPROTO in %.1f ms\n", what[c],
+		       (double)(wp_now_ns() - t0) / 1e6);
+	}
+	wp_meter_snapshot(&m1);
+	wp_meter_diff(&m0, &m1, &d);
+	CHECK(d.bad_frames[WP_BAD_AUTH] >= 1);
+	CHECK(d.bad_frames[WP_BAD_TRUNCATED] >= 3);
+	close(fd);
+	wp_ctx_destroy(cx);
+	srv_stop(&s);
+}
+
 /* ---- 8. a policy set while the program runs ------------------------------ */
 
 static atomic_int want_policy, policy_ret = 1;
@@ -860,6 +960,7 @@ int main(int argc, char **argv)
 	phase_stall();
 	phase_late_policy();
 	phase_half_open();
+	phase_bad_packets();
 	wp_policy_free(pol);
 	printf("ok\n");
 	return 0;
