@@ -3,10 +3,10 @@
 # The xsk path between two network namespaces joined by a veth pair (two
 # rx queues per end, so one AF_XDP socket per queue), with --path xsk:
 # test_xsk (peer death, 1e5 checksummed calls, fan-out 64, injected loss /
-# reordering / duplication, XDP counters vs the path's), test_rpc and
-# test_ownership. The harness listens in the server's namespace and
-# connects from the client's (tests/integ/harness.h). test_stream passes
-# too but takes 17 s: WP_XSK_SUITES adds it. Every name is unique to this
+# reordering / duplication, XDP counters vs the path's), test_xsk_auth,
+# test_rpc, test_ownership and test_stream (10^5 messages). The harness
+# listens in the server's namespace and connects from the client's
+# (tests/integ/harness.h). WP_XSK_SUITES picks others. Every name is unique to this
 # run and removed on exit. Skips (77) only when root, ip, nsenter,
 # namespaces, veth or AF_XDP are missing.
 set -u
@@ -56,7 +56,7 @@ xdp_ok=
 "$(cd "$BUILD" && pwd)/wirepath" probe 2>/dev/null | grep -q '^ *path.af_xdp *yes' && xdp_ok=1
 
 rc=0
-for t in ${WP_XSK_SUITES:-test_xsk test_xsk_auth test_rpc test_ownership}; do
+for t in ${WP_XSK_SUITES:-test_xsk test_xsk_auth test_rpc test_ownership test_stream}; do
 	[ -x "$T/$t" ] || continue
 	t0=$(date +%s%N)
 	out=$(c timeout 120 "$T/$t" --path xsk 2>&1)

@@ -227,6 +227,7 @@ void xsk_rx_syn(struct wp_ctx *ctx, const uint8_t *pkt, const uint8_t *hdr, uint
 	s->peer_ip = peer.sin_addr.s_addr;
 	s->peer_port = ntohs(peer.sin_port);
 	s->snd_una = s->snd_nxt = s->snd_max = s->rcv_nxt = 1;
+	s->cwnd = XSK_WIN;
 	s->last_rx = now;
 	ep->accepted = true;
 	ep->local_port = xc->port;

@@ -138,7 +138,8 @@ static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 	snprintf(buf, len,
 		 "AF_XDP on %s port %u, %u queue(s), %s%s%s%s, %s XDP%s%s (prog id %u, the front "
 		 "door's program, one per interface), need_wakeup, busy poll %s; UMEM %u x %u B "
-		 "is the receive pool; go-back-N window %u, RTO %u-%u ms; rx_pkts=%llu "
+		 "is the receive pool; go-back-N window %u-%u packets (largest reached %u), RTO "
+		 "%u-%u ms; rx_pkts=%llu "
 		 "tx_pkts=%llu redirected=%lld ring_drops=%llu retrans=%llu naks=%llu dups=%llu "
 		 "ooo=%llu bad=%llu faults=%llu resets=%llu bundled=%llu",
 		 xc->ifname, xc->port, xc->nq, xc->zerocopy ? "ZERO COPY" : "copy mode",
@@ -151,13 +152,14 @@ static void xsk_explain(struct wp_ctx *ctx, char *buf, size_t len)
 		 xc->busy       ? "on"
 		 : xc->busy_err ? "refused"
 				: "off",
-		 xc->nframes, XSK_FRAME, XSK_WIN, XSK_RTO_MIN_US / 1000, XSK_RTO_MAX_US / 1000,
-		 (unsigned long long)xc->st.rx_pkts, (unsigned long long)xc->st.tx_pkts,
-		 (long long)red, (unsigned long long)ring_drops(xc),
-		 (unsigned long long)xc->st.retrans, (unsigned long long)xc->st.naks,
-		 (unsigned long long)xc->st.dups, (unsigned long long)xc->st.ooo,
-		 (unsigned long long)xc->st.bad, (unsigned long long)xc->st.faults,
-		 (unsigned long long)xc->st.resets, (unsigned long long)xc->st.bundled);
+		 xc->nframes, XSK_FRAME, XSK_WIN, XSK_WIN_MAX, xc->st.cwnd_peak,
+		 XSK_RTO_MIN_US / 1000, XSK_RTO_MAX_US / 1000, (unsigned long long)xc->st.rx_pkts,
+		 (unsigned long long)xc->st.tx_pkts, (long long)red,
+		 (unsigned long long)ring_drops(xc), (unsigned long long)xc->st.retrans,
+		 (unsigned long long)xc->st.naks, (unsigned long long)xc->st.dups,
+		 (unsigned long long)xc->st.ooo, (unsigned long long)xc->st.bad,
+		 (unsigned long long)xc->st.faults, (unsigned long long)xc->st.resets,
+		 (unsigned long long)xc->st.bundled);
 	xsk_explain_auth(ctx, buf + strlen(buf), len - strlen(buf));
 }
 

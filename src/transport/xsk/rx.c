@@ -36,6 +36,11 @@ static void ack_upto(struct xsk_ctx *xc, struct xsk_ep *s, uint32_t ack, uint64_
 	if (!s->q)
 		s->q_tail = NULL;
 	s->snd_una = ack;
+	/* The window grows by what was acked (doubling each round trip while
+	 * nothing is lost), up to XSK_WIN_MAX. */
+	s->cwnd = s->cwnd + adv > XSK_WIN_MAX ? XSK_WIN_MAX : s->cwnd + adv;
+	if (s->cwnd > xc->st.cwnd_peak)
+		xc->st.cwnd_peak = s->cwnd;
 	s->rto_us = XSK_RTO_MIN_US;
 	s->rto_at = 0;
 	if (s->linger && s->snd_una == s->snd_nxt) {
@@ -311,6 +316,7 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 					xc->st.retrans++;
 				s->unsent = s->q;
 				s->recover = s->snd_nxt;
+				s->cwnd = s->cwnd / 2 < XSK_WIN ? XSK_WIN : s->cwnd / 2;
 				xc->st.naks++;
 				wp_ctx_mark_dirty(ep);
 			}

@@ -245,6 +245,7 @@ static void timers(struct wp_ctx *ctx, uint64_t now)
 				xc->st.retrans++;
 			s->unsent = s->q;
 			s->recover = s->snd_nxt;
+			s->cwnd = XSK_WIN; /* a timeout: start small again */
 			s->rto_us = s->rto_us * 2 > XSK_RTO_MAX_US ? XSK_RTO_MAX_US : s->rto_us * 2;
 			s->rto_at = 0;
 			wp_ctx_mark_dirty(ep);
@@ -439,6 +440,7 @@ int xsk_connect(struct wp_ep *ep, const struct sockaddr *sa, socklen_t salen)
 			return -EIO;
 	} while (!s->sid || xsk_sess_find(xc, s->sid));
 	s->snd_una = s->snd_nxt = s->snd_max = s->rcv_nxt = 1;
+	s->cwnd = XSK_WIN;
 	s->syn_since = s->last_rx = now_ns();
 	ep->local_port = xc->port;
 	ep->state = WP_EPS_CONNECTING;

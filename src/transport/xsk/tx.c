@@ -312,7 +312,7 @@ void xsk_flush(struct wp_ep *ep)
 		return;
 	xsk_comp_reap(xc);
 	if (live) {
-		while (s->unsent && s->unsent->seq - s->snd_una < XSK_WIN) {
+		while (s->unsent && s->unsent->seq - s->snd_una < s->cwnd) {
 			struct xsk_pkt *k = s->unsent;
 
 			put32(k->b + WP_FRAME_HDR + 12, s->rcv_nxt);

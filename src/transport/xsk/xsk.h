@@ -29,8 +29,10 @@
  * go-back-N on a retransmission timeout (10 ms doubling to 200 ms); the
  * receiver delivers in order and drops duplicates by sequence number, so a
  * retransmitted request is never executed twice (at most once; in fact
- * exactly once while the session lives). At most XSK_WIN packets are in
- * flight per session (the credit window). Liveness: a peer silent for 1 s
+ * exactly once while the session lives). At most cwnd packets are in
+ * flight per session (the credit window): XSK_WIN at first, one more per
+ * packet acked up to XSK_WIN_MAX, halved (not below XSK_WIN) by a NAK,
+ * back to XSK_WIN after a retransmission timeout. Liveness: a peer silent for 1 s
  * is pinged, for 3 s declared gone (-ETIMEDOUT); a packet for a session the
  * peer does not know draws a reset (-ECONNRESET). A call's own deadline
  * (rpc.c) still bounds it.
@@ -103,7 +105,8 @@
 #define XSK_MAX_Q 8u          /* AF_XDP sockets: one per rx queue */
 #define XSK_XDP_HEADROOM 256u /* XDP_PACKET_HEADROOM (linux/bpf.h) */
 #define XSK_BATCH 64u
-#define XSK_WIN 32u               /* packets in flight per session */
+#define XSK_WIN 32u               /* packets in flight per session: at first, and the floor */
+#define XSK_WIN_MAX 256u          /* ... grown with acks up to this */
 #define XSK_QMAX (64u << 20)      /* bytes queued per session before -ENOBUFS */
 #define XSK_RTO_MIN_US 10000u     /* first retransmission timeout */
 #define XSK_RTO_MAX_US 200000u    /* backoff ceiling */
@@ -167,6 +170,7 @@ struct xsk_ep {
 	struct xsk_pkt *q, *q_tail, *unsent;
 	uint32_t snd_una, snd_nxt; /* oldest unacked, next new seq */
 	uint32_t snd_max;          /* past the highest seq ever transmitted: acks stop here */
+	uint32_t cwnd;             /* packets that may be in flight (XSK_WIN..XSK_WIN_MAX) */
 	size_t q_bytes;
 	uint64_t rto_at; /* 0: no timer */
 	uint32_t rto_us;
@@ -261,6 +265,7 @@ struct xsk_ctx {
 		 * evicted for newer ones and expired unproved, answers not
 		 * sent (the reply bucket was empty) */
 		uint64_t hs_unbound, hs_evicted, hs_expired, reply_limited;
+		uint32_t cwnd_peak; /* the largest window any session reached */
 	} st;
 };
 
