@@ -18,7 +18,13 @@
  *     and reordered whole;
  *  6. bundles: 2*10^4 small calls (13..212 bytes), 64 in flight: several
  *     ride in one packet (the client sends fewer packets than calls, and
- *     counts the messages that joined a packet), each checksummed.
+ *     counts the messages that joined a packet), each checksummed;
+ *  7. control packets lost (10 %) and duplicated (5 %) on both sides
+ *     (ctldrop, ctldup: SYN, SYNACK, ACK, NAK, PING, PONG), and data lost
+ *     too (2 %): the connect succeeds, 2000 calls each complete once and
+ *     the handler ran exactly 2000 times; then the client closes and the
+ *     server sees an orderly close (0): the FIN, retransmitted until
+ *     acknowledged, arrives after every call.
  * wp-test-paths: xsk
  */
 #include <signal.h>
@@ -37,11 +43,14 @@ static void noop_done(void *arg, int status)
 
 /* Request: u32 reply length, u64 fnv of the rest, rest. Reply: the rest
  * echoed (or `big` when the length asks for it), after a checksum check. */
+static atomic_uint served; /* handler runs */
+
 static void h_echo(void *arg, struct wp_call *call, struct wp_msg *req)
 {
 	uint32_t want;
 	uint64_t sum;
 
+	atomic_fetch_add(&served, 1);
 	CHECK(req->len >= 12);
 	memcpy(&want, req->data, 4);
 	memcpy(&sum, (const uint8_t *)req->data + 4, 8);
@@ -361,6 +370,64 @@ static void phase(const char *path, bool faults)
 	srv_stop(&s);
 }
 
+/* ---- 7. control packets lost and duplicated ------------------------------- */
+
+static atomic_int srv_closed, srv_close_err;
+
+static void srv_ev(void *arg, struct wp_ep *ep, enum wp_ep_event ev, int err)
+{
+	if (ev != WP_EP_CLOSED)
+		return;
+	atomic_store(&srv_close_err, err);
+	atomic_store(&srv_closed, 1);
+}
+
+static void phase_ctl_loss(const char *path)
+{
+	static struct srv s;
+	struct conn_wait w = { 0 };
+	struct wp_ctx *cx;
+	struct wp_ep *ep;
+	char cli[2048];
+	unsigned served0;
+	uint64_t t0;
+
+	memset(&s, 0, sizeof(s));
+	atomic_store(&want_explain, 0);
+	atomic_store(&have_explain, 0);
+	setenv("WP_XSK_TEST_FAULTS", "ctldrop=10,ctldup=5,drop=2,seed=5", 1);
+	s.path = path;
+	s.setup = srv_setup;
+	s.tick = srv_tick;
+	srv_start(&s, &(struct wp_ep_cbs){ .event = srv_ev });
+	cx = client_ctx(path);
+	ep = client_connect(cx, path, s.port, &w, NULL, NULL);
+	unsetenv("WP_XSK_TEST_FAULTS");
+	served0 = atomic_load(&served);
+	t0 = wp_now_ns();
+	run_calls(cx, &ep, 1, 2000, 16, 0, 20000000);
+	CHECK_EQ(atomic_load(&served) - served0, 2000); /* each ran once */
+	printf("control loss: 2000 calls in %.2f s\n", (double)(wp_now_ns() - t0) / 1e9);
+	wp_ep_close(ep);
+	t0 = wp_now_ns();
+	while (!atomic_load(&srv_closed)) {
+		CHECK(wp_ctx_progress(cx, 10000) >= 0);
+		CHECK(wp_now_ns() - t0 < 3000000000ull);
+	}
+	CHECK_EQ(atomic_load(&srv_close_err), 0); /* orderly */
+	printf("control loss: the server saw an orderly close after %.1f ms\n",
+	       (double)(wp_now_ns() - t0) / 1e6);
+	atomic_store(&want_explain, 1);
+	while (!atomic_load(&have_explain))
+		CHECK(wp_ctx_progress(cx, 1000) >= 0);
+	snprintf(cli, sizeof(cli), "%s", wp_ctx_explain(cx));
+	printf("client: %s\nserver: %s\n", cli, srv_explain);
+	CHECK(stat_of(cli, "faults=") > 0 && stat_of(srv_explain, "faults=") > 0);
+	CHECK_EQ(stat_of(cli, "bad="), 0);
+	wp_ctx_destroy(cx);
+	srv_stop(&s);
+}
+
 int main(int argc, char **argv)
 {
 	const char *path;
@@ -374,6 +441,7 @@ int main(int argc, char **argv)
 	peer_death(path); /* first: it forks before any thread exists */
 	phase(path, false);
 	phase(path, true);
+	phase_ctl_loss(path);
 	printf("ok\n");
 	return 0;
 }

@@ -36,25 +36,44 @@ int xsk_init(struct wp_ctx *ctx)
 	xc->prog.link_fd = -1;
 	f = getenv("WP_XSK_TEST_FAULTS");
 	if (f && *f) {
-		const char *p;
+		/* KEY=VALUE,...: each key whole (ctldrop is not drop) */
+		struct {
+			const char *key;
+			uint32_t *pct;
+		} keys[] = { { "drop", &xc->f_drop },         { "dup", &xc->f_dup },
+			     { "reorder", &xc->f_reorder },   { "corrupt", &xc->f_corrupt },
+			     { "plainctl", &xc->f_plainctl }, { "ctldrop", &xc->f_ctldrop },
+			     { "ctldup", &xc->f_ctldup } };
+		const char *p = f;
 
-		if ((p = strstr(f, "drop=")))
-			xc->f_drop = (uint32_t)atoi(p + 5);
-		if ((p = strstr(f, "dup=")))
-			xc->f_dup = (uint32_t)atoi(p + 4);
-		if ((p = strstr(f, "reorder=")))
-			xc->f_reorder = (uint32_t)atoi(p + 8);
-		if ((p = strstr(f, "corrupt=")))
-			xc->f_corrupt = (uint32_t)atoi(p + 8);
-		if ((p = strstr(f, "plainctl=")))
-			xc->f_plainctl = (uint32_t)atoi(p + 9);
-		xc->f_rng = (p = strstr(f, "seed=")) ? strtoull(p + 5, NULL, 0) : 1;
+		xc->f_rng = 1;
+		while (*p) {
+			size_t klen = strcspn(p, "="), vlen;
+			const char *val = p + klen + (p[klen] == '=');
+			bool known = false;
+
+			vlen = strcspn(val, ",");
+			for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+				if (strlen(keys[i].key) == klen && !strncmp(p, keys[i].key, klen)) {
+					*keys[i].pct = (uint32_t)atoi(val);
+					known = true;
+				}
+			if (klen == 4 && !strncmp(p, "seed", 4)) {
+				xc->f_rng = strtoull(val, NULL, 0);
+				known = true;
+			}
+			if (!known)
+				wp_log(ctx, WP_LOG_WARN,
+				       "xsk: WP_XSK_TEST_FAULTS: unknown key '%.*s'", (int)klen, p);
+			p = val + vlen + (val[vlen] == ',');
+		}
 		if (!xc->f_rng)
 			xc->f_rng = 1;
 		wp_log(ctx, WP_LOG_WARN,
 		       "xsk: test faults on: drop %u%% dup %u%% reorder %u%% corrupt %u%% "
-		       "plainctl %u%%",
-		       xc->f_drop, xc->f_dup, xc->f_reorder, xc->f_corrupt, xc->f_plainctl);
+		       "plainctl %u%% ctldrop %u%% ctldup %u%%",
+		       xc->f_drop, xc->f_dup, xc->f_reorder, xc->f_corrupt, xc->f_plainctl,
+		       xc->f_ctldrop, xc->f_ctldup);
 	}
 	return 0;
 }

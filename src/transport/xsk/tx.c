@@ -246,9 +246,18 @@ void xsk_ctl_send_hs(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, ui
 		memcpy(b + WP_FRAME_HDR + XSK_PREFIX, hs, hslen);
 	if (sign)
 		wp_frame_sign(s->key, b);
+	if (xc->f_ctldrop && fault(xc, xc->f_ctldrop)) {
+		xc->st.faults++; /* test: lost on the wire */
+		if (kind == XSK_ACK || kind == XSK_NAK)
+			s->ack_due = false;
+		return;
+	}
 	if (tx_frame(xc, s, b, WP_FRAME_HDR + XSK_PREFIX + hslen, NULL, 0, false, !sign && s->ds) &&
 	    (kind == XSK_ACK || kind == XSK_NAK))
 		s->ack_due = false;
+	if (xc->f_ctldup && fault(xc, xc->f_ctldup) &&
+	    tx_frame(xc, s, b, WP_FRAME_HDR + XSK_PREFIX + hslen, NULL, 0, false, !sign && s->ds))
+		xc->st.faults++; /* test: a second copy (sealed again: a new dgram seq) */
 }
 
 void xsk_ctl_send(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, uint32_t seq)

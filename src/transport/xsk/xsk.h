@@ -54,10 +54,12 @@
  * the rules, so XDP drops forged and foreign datagrams before the redirect.
  *
  * Test-only fault injection: WP_XSK_TEST_FAULTS="drop=P,dup=P,reorder=P,
- * corrupt=P,plainctl=P,seed=N" (P in percent) makes the transmit side drop,
- * duplicate or swap data packets for real, and on a keyed session flip a
- * sealed byte or follow a data packet with an unsealed RST or FIN signed
- * with the tenant key (tests/netns/xsk_suite.sh).
+ * corrupt=P,plainctl=P,ctldrop=P,ctldup=P,seed=N" (P in percent) makes the
+ * transmit side drop, duplicate or swap data packets (the FIN among them)
+ * for real, drop or duplicate control packets (SYN, SYNACK, ACK, NAK, PING,
+ * PONG, RST), and on a keyed session flip a sealed byte or follow a data
+ * packet with an unsealed RST or FIN signed with the tenant key
+ * (tests/netns/xsk_suite.sh).
  *
  * The files: xsk.h (this: the shared structs, constants and the calls the
  * files make of each other), setup.c (the context: interface, port,
@@ -250,6 +252,7 @@ struct xsk_ctx {
 	uint32_t held_len;
 	bool held;
 	uint32_t f_corrupt, f_plainctl;
+	uint32_t f_ctldrop, f_ctldup; /* control packets (ACK, NAK, PING, ..., SYN) */
 	struct {
 		uint64_t rx_pkts, tx_pkts, retrans, dups, ooo, bad, faults, resets, naks;
 		uint64_t bundled; /* messages that joined another's packet */
