@@ -55,6 +55,8 @@ struct srv {
 	void (*tick)(struct srv *s);  /* called every loop round */
 	void *user;
 	uint32_t frame_timeout_ms; /* 0: the default */
+	uint32_t max_frame;        /* 0: the default */
+	uint64_t rx_budget;        /* 0: the default */
 };
 
 static void h_log(void *arg, enum wp_log_level lvl, const char *msg)
@@ -138,6 +140,10 @@ static inline int srv_open(struct srv *s, const struct wp_ep_cbs *cbs)
 	h_opts(&o, "server");
 	if (s->frame_timeout_ms)
 		o.frame_timeout_ms = s->frame_timeout_ms;
+	if (s->max_frame)
+		o.max_frame = s->max_frame;
+	if (s->rx_budget)
+		o.rx_budget = s->rx_budget;
 	ret = wp_ctx_create(&o, &s->ctx);
 	if (ret < 0)
 		return ret;

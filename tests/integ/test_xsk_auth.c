@@ -43,7 +43,13 @@
  * 10. a raw peer (no policy) opens sessions and sends one malformed data
  *     packet on each: a bundle record of another tenant, a record cut
  *     short, a fragment past its message, an offset that wraps 32 bits;
- *     each session ends at once with -EPROTO, counted in bad_frames.
+ *     each session ends at once with -EPROTO, counted in bad_frames;
+ * 11. a receiver that cannot take data for longer than the liveness limit:
+ *     a raw peer holds 50000 of the server's 64 KiB receive budget for 4 s
+ *     (an unfinished message, until frame_timeout_ms), so a client's
+ *     20000-byte calls are not taken; the server's ACKs say it is blocked
+ *     and the client keeps the session: all 8 calls complete once the
+ *     budget is back, after more than 3 s.
  * wp-test-paths: xsk
  */
 #include <arpa/inet.h>
@@ -677,6 +683,88 @@ static void phase_bad_packets(void)
 	srv_stop(&s);
 }
 
+/* ---- 11. a receiver blocked longer than the liveness limit ----------------- */
+
+static atomic_int big_done, big_ok;
+static void srv_setup_plain(struct srv *s);
+
+static void big_on_done(void *arg, int status)
+{
+	atomic_fetch_add(&big_done, 1);
+	if (status == 0)
+		atomic_fetch_add(&big_ok, 1);
+}
+
+static void phase_blocked(void)
+{
+	static struct srv s;
+	static uint8_t req[20000];
+	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct wp_ctx *cx = client_ctx("xsk");
+	struct conn_wait w;
+	struct wp_ep *ep;
+	uint64_t sid = rnd() | 1, t0, sum, ping_at = 0;
+	int fd;
+
+	memset(&s, 0, sizeof(s));
+	s.path = "xsk";
+	s.setup = srv_setup_plain;
+	s.tick = srv_tick;
+	s.frame_timeout_ms = 4000;
+	s.max_frame = 64 << 10;
+	s.rx_budget = 64 << 10;
+	srv_start(&s, &srv_cbs);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	to.sin_port = htons((uint16_t)s.port);
+	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	/* the raw peer claims 50000 bytes and then only pings */
+	raw_pkt(fd, &to, sid, 1 /* SYN */, 0, 0, 0);
+	t0 = wp_now_ns();
+	while (wp_now_ns() - t0 < 50000000ull)
+		CHECK(wp_ctx_progress(cx, 10000) >= 0);
+	raw_pkt(fd, &to, sid, 0, 1, 50000, 1000);
+	while (stat_of(server_explain(cx), "rx_budget_claimed=") != 50000)
+		CHECK(wp_now_ns() - t0 < 1000000000ull);
+	/* the client's calls: 8 x 20000 bytes, none fits the budget left */
+	for (size_t i = 8; i < sizeof(req); i++)
+		req[i] = (uint8_t)(i * 7);
+	sum = fnv1a(req + 8, sizeof(req) - 8, FNV_INIT);
+	memcpy(req, &sum, 8);
+	ep = dial(cx, s.port, &w, 0, NULL, 0);
+	CHECK(w.up);
+	atomic_store(&big_done, 0);
+	atomic_store(&big_ok, 0);
+	t0 = wp_now_ns();
+	for (int i = 0; i < 8; i++) {
+		struct wp_call_params p = { .method = M_ECHO,
+					    .req = req,
+					    .req_len = sizeof(req),
+					    .deadline_us = 10000000,
+					    .on_done = big_on_done };
+
+		CHECK(wp_rpc_call(ep, &p, NULL) == 0);
+	}
+	while (atomic_load(&big_done) < 8) {
+		CHECK(wp_ctx_progress(cx, 50000) >= 0);
+		if (wp_now_ns() - t0 < 3800000000ull && wp_now_ns() - ping_at > 100000000ull) {
+			raw_pkt(fd, &to, sid, 6 /* PING */, 0, 0, 0); /* the raw peer lives */
+			ping_at = wp_now_ns();
+		}
+		CHECK(!w.closed);
+		CHECK(wp_now_ns() - t0 < 8000000000ull);
+	}
+	CHECK_EQ(atomic_load(&big_ok), 8);
+	printf("blocked receiver: 8 calls of 20000 B waited %.2f s for the budget, all done, "
+	       "session kept\n",
+	       (double)(wp_now_ns() - t0) / 1e9);
+	CHECK(wp_now_ns() - t0 > 3000000000ull); /* past the liveness limit */
+	wp_ep_close(ep);
+	close(fd);
+	wp_ctx_destroy(cx);
+	srv_stop(&s);
+}
+
 /* ---- 8. a policy set while the program runs ------------------------------ */
 
 static atomic_int want_policy, policy_ret = 1;
@@ -961,6 +1049,7 @@ int main(int argc, char **argv)
 	phase_late_policy();
 	phase_half_open();
 	phase_bad_packets();
+	phase_blocked();
 	wp_policy_free(pol);
 	printf("ok\n");
 	return 0;

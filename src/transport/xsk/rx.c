@@ -303,6 +303,8 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 			break;
 		case XSK_ACK:
 			ack_upto(xc, s, ack, now);
+			if (mlen & XSK_ACK_BLOCKED)
+				s->una_at = now; /* the peer holds off: alive, not stuck */
 			if (s->unsent)
 				wp_ctx_mark_dirty(ep);
 			break;
@@ -380,7 +382,10 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 		wp_ctx_mark_dirty(ep);
 	if (seq != s->rcv_nxt || ep->rx_paused) {
 		/* A duplicate (already delivered: dropped, so nothing runs
-		 * twice) or ahead of a loss (go-back-N: it comes again). */
+		 * twice) or ahead of a loss (go-back-N: it comes again), or
+		 * input is paused: the ACK says so (the sender waits). */
+		if (seq == s->rcv_nxt)
+			s->blocked_due = true;
 		if ((int32_t)(seq - s->rcv_nxt) < 0) {
 			xc->st.dups++;
 		} else {
@@ -406,7 +411,10 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 		xsk_asm_release(ctx, s); /* a message left unfinished: superseded */
 		if (!asm_claim(ctx, s, mlen)) {
 			WP_CNT_ADD(rx_budget_pauses, 1);
-			return; /* not taken: sent again */
+			s->blocked_due = true; /* not taken: sent again; the ACK says why */
+			s->ack_due = true;
+			wp_ctx_mark_dirty(ep);
+			return;
 		}
 	}
 	s->rcv_nxt++;

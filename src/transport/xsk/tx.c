@@ -240,8 +240,11 @@ void xsk_ctl_send_hs(struct xsk_ctx *xc, struct xsk_ep *s, enum xsk_ctl kind, ui
 	put64(b + WP_FRAME_HDR, s->sid);
 	put32(b + WP_FRAME_HDR + 8, seq);
 	put32(b + WP_FRAME_HDR + 12, s->rcv_nxt);
-	put32(b + WP_FRAME_HDR + 16, 0);
+	put32(b + WP_FRAME_HDR + 16,
+	      kind == XSK_ACK && s->blocked_due ? XSK_ACK_BLOCKED : 0); /* flags */
 	put32(b + WP_FRAME_HDR + 20, 0);
+	if (kind == XSK_ACK)
+		s->blocked_due = false;
 	if (hslen)
 		memcpy(b + WP_FRAME_HDR + XSK_PREFIX, hs, hslen);
 	if (sign)
@@ -340,7 +343,8 @@ void xsk_flush(struct wp_ep *ep)
 		s->nak_due = false;
 		xsk_ctl_send(xc, s, XSK_NAK, 0);
 	}
-	if (s->ack_due && live)
+	/* A blocked receiver says so even when data carried its ack. */
+	if ((s->ack_due || s->blocked_due) && live)
 		xsk_ctl_send(xc, s, XSK_ACK, 0);
 	/* One kick per flush loop, from its last endpoint (the loop pops each
 	 * before its burst); what an endpoint queued after it is kicked by the

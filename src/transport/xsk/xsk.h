@@ -127,6 +127,10 @@
 #define XSK_REPLY_BURST 64u
 
 enum xsk_ctl { XSK_SYN = 1, XSK_SYNACK, XSK_ACK, XSK_FIN, XSK_RST, XSK_PING, XSK_PONG, XSK_NAK };
+/* An ACK's (or NAK's) message-length field: the receiver could not take the
+ * next packet (its input paused, its receive budget spent). The sender
+ * keeps the session however long that lasts (its RTO resends probe). */
+#define XSK_ACK_BLOCKED 1u
 
 /* Datagram authentication v2 on a session (docs/protocol.md, "xsk"): the
  * SYN carries the client's hello (flags, nonce), the SYNACK the server's
@@ -182,6 +186,7 @@ struct xsk_ep {
 	uint32_t nak_for; /* rcv_nxt a NAK was sent for (0: none) */
 	uint32_t recover; /* go-back after a NAK: not again below this seq */
 	bool ack_due, nak_due;
+	bool blocked_due; /* the next ACK says XSK_ACK_BLOCKED */
 	uint8_t *asm_buf; /* a message being reassembled */
 	uint32_t asm_len, asm_have;
 	uint32_t asm_claim; /* its length, claimed from the context's receive budget */
