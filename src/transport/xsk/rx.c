@@ -227,11 +227,10 @@ static void rx_pkt(struct wp_ctx *ctx, uint8_t *p, uint32_t len, uint64_t now)
 				xc->st.bad++;
 			} else if (s && s->authn) {
 				/* Our SYNACK was lost: the same hello gets the same
-				 * answer until the client's first sealed packet. */
-				/* Not its liveness: an unproved session still
-				 * ends XSK_DEAD_NS after its first SYN, however
-				 * often that SYN is replayed; and a SYNACK goes
-				 * at most every XSK_SYNACK_GAP_NS. */
+				 * answer until the client's first sealed packet, at
+				 * most every XSK_SYNACK_GAP_NS. Not liveness: an
+				 * unproved session ends XSK_DEAD_NS after its first
+				 * SYN, however often that SYN is replayed. */
 				if (!s->confirmed && fn == XSK_HS_SYN &&
 				    get32(hdr + 8) == s->tenant &&
 				    !CRYPTO_memcmp(frag + 4, s->nonce_c, WP_AUTH_NONCE)) {
