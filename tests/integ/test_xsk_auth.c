@@ -253,6 +253,28 @@ static struct wp_ep *dial(struct wp_ctx *cx, int port, struct conn_wait *w, uint
 
 /* ---- 3. raw datagrams from a plain UDP socket ------------------------------ */
 
+/* A plain UDP socket in the client's namespace, aimed at the server's port. */
+static int raw_open(int port, struct sockaddr_in *to)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	memset(to, 0, sizeof(*to));
+	to->sin_family = AF_INET;
+	to->sin_port = htons((uint16_t)port);
+	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to->sin_addr) == 1);
+	return fd;
+}
+
+/* Drive cx for ms milliseconds (the server runs on its own thread). */
+static void drive_ms(struct wp_ctx *cx, unsigned ms)
+{
+	uint64_t t0 = wp_now_ns();
+
+	while (wp_now_ns() - t0 < (uint64_t)ms * 1000000)
+		CHECK(wp_ctx_progress(cx, 10000) >= 0);
+}
+
 static void raw_send(int fd, const struct sockaddr_in *to, uint32_t tenant, const uint8_t *key,
 		     bool forge)
 {
@@ -403,7 +425,7 @@ static void raw_pkt(int fd, const struct sockaddr_in *to, uint64_t sid, uint32_t
 static void phase_stall(void)
 {
 	static struct srv s;
-	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct sockaddr_in to;
 	struct wp_ctx *cx = client_ctx("xsk");
 	uint64_t sid = rnd() | 1, t0;
 	int fd, held = 0;
@@ -414,14 +436,9 @@ static void phase_stall(void)
 	s.tick = srv_tick;
 	s.frame_timeout_ms = 300;
 	srv_start(&s, &srv_cbs);
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0);
-	to.sin_port = htons((uint16_t)s.port);
-	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	fd = raw_open(s.port, &to);
 	raw_pkt(fd, &to, sid, 1 /* SYN */, 0, 0, 0);
-	t0 = wp_now_ns();
-	while (wp_now_ns() - t0 < 50000000ull)
-		CHECK(wp_ctx_progress(cx, 10000) >= 0);
+	drive_ms(cx, 50);
 	raw_pkt(fd, &to, sid, 0, 1, 5000, 1000);
 	t0 = wp_now_ns();
 	while (!atomic_load(&closed_err)) {
@@ -489,7 +506,7 @@ static long long wait_stat(struct wp_ctx *cx, const char *key, long long want)
 static void phase_half_open(void)
 {
 	static struct srv s;
-	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct sockaddr_in to;
 	struct wp_ctx *cx = client_ctx("xsk");
 	uint8_t b[WP_FRAME_HDR + XSK_PREFIX + XSK_HS_SYN], nonce[WP_AUTH_NONCE];
 	uint64_t sid = rnd() | 1, other = rnd() | 1, t0;
@@ -503,10 +520,7 @@ static void phase_half_open(void)
 	s.setup = srv_setup;
 	s.tick = srv_tick;
 	srv_start(&s, &srv_cbs);
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0);
-	to.sin_port = htons((uint16_t)s.port);
-	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	fd = raw_open(s.port, &to);
 	for (size_t i = 0; i < sizeof(nonce); i++)
 		nonce[i] = (uint8_t)rnd();
 
@@ -616,7 +630,7 @@ static void raw_data(int fd, const struct sockaddr_in *to, uint64_t sid, uint32_
 static void phase_bad_packets(void)
 {
 	static struct srv s;
-	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct sockaddr_in to;
 	struct wp_ctx *cx = client_ctx("xsk");
 	struct wp_meter_snap m0, m1, d;
 	uint8_t frag[300] = { 0 };
@@ -633,19 +647,14 @@ static void phase_bad_packets(void)
 	s.path = "xsk";
 	s.tick = srv_tick;
 	srv_start(&s, &srv_cbs);
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0);
-	to.sin_port = htons((uint16_t)s.port);
-	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	fd = raw_open(s.port, &to);
 	wp_meter_snapshot(&m0);
 	for (int c = 0; c < 4; c++) {
 		uint64_t sid = rnd() | 1, t0;
 
 		atomic_store(&closed_err, 0);
 		raw_pkt(fd, &to, sid, 1 /* SYN */, 0, 0, 0);
-		t0 = wp_now_ns();
-		while (wp_now_ns() - t0 < 50000000ull)
-			CHECK(wp_ctx_progress(cx, 10000) >= 0);
+		drive_ms(cx, 50);
 		switch (c) {
 		case 0: /* 10 B, then a record of tenant 5 */
 			rh.tenant = 5;
@@ -699,7 +708,7 @@ static void phase_blocked(void)
 {
 	static struct srv s;
 	static uint8_t req[20000];
-	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct sockaddr_in to;
 	struct wp_ctx *cx = client_ctx("xsk");
 	struct conn_wait w;
 	struct wp_ep *ep;
@@ -714,16 +723,12 @@ static void phase_blocked(void)
 	s.max_frame = 64 << 10;
 	s.rx_budget = 64 << 10;
 	srv_start(&s, &srv_cbs);
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0);
-	to.sin_port = htons((uint16_t)s.port);
-	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	fd = raw_open(s.port, &to);
 	/* the raw peer claims 50000 bytes and then only pings */
 	raw_pkt(fd, &to, sid, 1 /* SYN */, 0, 0, 0);
-	t0 = wp_now_ns();
-	while (wp_now_ns() - t0 < 50000000ull)
-		CHECK(wp_ctx_progress(cx, 10000) >= 0);
+	drive_ms(cx, 50);
 	raw_pkt(fd, &to, sid, 0, 1, 50000, 1000);
+	t0 = wp_now_ns();
 	while (stat_of(server_explain(cx), "rx_budget_claimed=") != 50000)
 		CHECK(wp_now_ns() - t0 < 1000000000ull);
 	/* the client's calls: 8 x 20000 bytes, none fits the budget left */
@@ -784,7 +789,7 @@ static void srv_tick_policy(struct srv *s)
 static void phase_late_policy(void)
 {
 	static struct srv s;
-	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct sockaddr_in to;
 	struct conn_wait w, w2;
 	struct wp_ctx *cx;
 	struct wp_ep *ep, *e2;
@@ -821,10 +826,7 @@ static void phase_late_policy(void)
 	CHECK(w2.up);
 	run_calls(cx, e2, 100, 4);
 	auth0 = stat_of(server_explain(cx), "xdp_auth=");
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0);
-	to.sin_port = htons((uint16_t)s.port);
-	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	fd = raw_open(s.port, &to);
 	for (int i = 0; i < 20; i++)
 		raw_send(fd, &to, 1, ka, true);
 	t0 = wp_now_ns();
@@ -848,7 +850,7 @@ static void phase_main(void)
 	struct wp_ctx *cx;
 	struct wp_ep *ep;
 	const char *ex;
-	struct sockaddr_in to = { .sin_family = AF_INET };
+	struct sockaddr_in to;
 	long long auth0, ten0, hs0;
 	int before, fd;
 	uint64_t t0;
@@ -930,10 +932,7 @@ static void phase_main(void)
 	auth0 = stat_of(ex, "xdp_auth=");
 	ten0 = stat_of(ex, "xdp_tenant=");
 	before = atomic_load(&served);
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0);
-	to.sin_port = htons((uint16_t)s.port);
-	CHECK(inet_pton(AF_INET, getenv("WP_TEST_XSK_SRV"), &to.sin_addr) == 1);
+	fd = raw_open(s.port, &to);
 	for (int i = 0; i < 50; i++) {
 		raw_send(fd, &to, 1, ka, true);  /* acme's header, tag forged */
 		raw_send(fd, &to, 2, kb, false); /* beta's, valid, from acme's address */
