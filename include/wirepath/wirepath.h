@@ -767,10 +767,17 @@ struct wp_meter_snap {
 	uint64_t accept_pauses;      /* accepting paused (EMFILE, ENFILE, ENOBUFS, ENOMEM) */
 	uint64_t log_suppressed;     /* log lines dropped by rate limiting */
 	uint64_t zc_nobufs; /* tcp: zero-copy sends refused with ENOBUFS (optmem), sent by copy */
+	/* What the kernel gave the xsk path (counted at each context's set-up)
+	 * and io_uring zero-copy receive. */
+	uint64_t xsk_sockets_zc;   /* AF_XDP sockets bound with XDP_ZEROCOPY */
+	uint64_t xsk_sockets_copy; /* ... bound in copy mode (XDP_ZEROCOPY refused) */
+	uint64_t xdp_native;       /* the path's XDP program attached in native (driver) mode */
+	uint64_t xdp_generic;      /* ... in generic (skb) mode */
+	uint64_t zcrx_bytes;       /* uring: bytes received by RECV_ZC into the zcrx area */
 };
 /* 2: bad_frames gained bad_auth; 3: setup_refused, authentication v2; 4: limits;
- * 5: zc_nobufs */
-#define WP_METER_VERSION 5
+ * 5: zc_nobufs; 6: xsk modes, zcrx_bytes */
+#define WP_METER_VERSION 6
 #define WP_METER_FIELDS (sizeof(struct wp_meter_snap) / sizeof(uint64_t))
 
 /* Take a snapshot of this process's meter (all threads). */

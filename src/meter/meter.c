@@ -441,9 +441,10 @@ static const struct json_field json_limits[] = {
 	F(timeouts_idle),    F(timeouts_handshake), F(refused_ctx),     F(refused_source),
 	F(refused_tenant),   F(accept_pauses),      F(log_suppressed),
 };
-/* Version 5, after the limits. */
+/* Version 5, after the limits; 6 after it. */
 static const struct json_field json_v5[] = {
-	F(zc_nobufs),
+	F(zc_nobufs),  F(xsk_sockets_zc), F(xsk_sockets_copy),
+	F(xdp_native), F(xdp_generic),    F(zcrx_bytes),
 };
 #undef F
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "meter/counters.h"
 #include "transport/uring_zcrx.h"
 
 #define ZCRX_RQ_ENTRIES 32768u /* the kernel's maximum: a full ring never holds us up */
@@ -198,6 +199,7 @@ const uint8_t *wp_zcrx_data(struct wp_zcrx *z, const struct io_uring_cqe *cqe)
 		return NULL;
 	}
 	z->bytes += (uint64_t)cqe->res;
+	WP_CNT_ADD(zcrx_bytes, (uint64_t)cqe->res);
 	return z->area + off;
 }
 

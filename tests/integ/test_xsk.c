@@ -352,6 +352,15 @@ static void phase(const char *path, bool faults)
 	snprintf(cli, sizeof(cli), "%s", wp_ctx_explain(cx));
 	printf("client: %s\nserver: %s\n", cli, srv_explain);
 	CHECK(strstr(cli, "copy mode") || strstr(cli, "ZERO COPY"));
+	{
+		/* the meter says what explain says (both contexts, 2 queues each) */
+		struct wp_meter_snap m;
+
+		wp_meter_snapshot(&m);
+		CHECK(m.xsk_sockets_zc + m.xsk_sockets_copy >= 4);
+		CHECK(strstr(cli, "copy mode") ? m.xsk_sockets_copy >= 2 : m.xsk_sockets_zc >= 2);
+		CHECK(strstr(cli, "native XDP") ? m.xdp_native >= 2 : m.xdp_generic >= 2);
+	}
 	/* every packet the program redirected reached a ring or was counted
 	 * by the kernel as dropped there (ring full, no fill frame) */
 	CHECK_EQ(stat_of(cli, "redirected="),

@@ -239,7 +239,7 @@ static void test_json(void)
 	char full[4096], small[16];
 	int n, depth = 0, quotes = 0;
 	static const char *const keys[] = {
-		"\"version\":5",
+		"\"version\":6",
 		"\"wall_ns\":",
 		"\"cpu_user_ns\":",
 		"\"cpu_sys_ns\":",
@@ -287,7 +287,12 @@ static void test_json(void)
 		"\"refused_tenant\":",
 		"\"accept_pauses\":",
 		"\"log_suppressed\":7,",
-		"\"zc_nobufs\":0}",
+		"\"zc_nobufs\":0,",
+		"\"xsk_sockets_zc\":0,",
+		"\"xsk_sockets_copy\":0,",
+		"\"xdp_native\":0,",
+		"\"xdp_generic\":0,",
+		"\"zcrx_bytes\":0}",
 	};
 
 	memset(&s, 0, sizeof(s));

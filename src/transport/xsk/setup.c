@@ -522,6 +522,15 @@ int xsk_ctx_setup(struct wp_ctx *ctx, uint32_t local, uint16_t port, int resv)
 	xc->need_wakeup = true;
 	xsk_fill_topup(xc);
 	xc->up = true;
+	/* what the kernel gave, for the meter (explain says it too) */
+	if (xc->zerocopy)
+		WP_CNT_ADD(xsk_sockets_zc, xc->nq);
+	else
+		WP_CNT_ADD(xsk_sockets_copy, xc->nq);
+	if (xc->prog.native)
+		WP_CNT_ADD(xdp_native, 1);
+	else
+		WP_CNT_ADD(xdp_generic, 1);
 	wp_log(ctx, WP_LOG_INFO, "xsk: %s port %u, %u queue(s), %s, %s XDP", xc->ifname, xc->port,
 	       xc->nq, xc->zerocopy ? "zero copy" : "copy mode",
 	       xc->prog.native ? "native" : "generic");
