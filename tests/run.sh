@@ -92,7 +92,7 @@ if [ -z "${WP_NO_FUZZ:-}" ]; then
 	for f in tests/fuzz/fuzz_*.c; do
 		n=${f#tests/fuzz/fuzz_}
 		n=${n%.c}
-		run_one "fuzz_$n(libFuzzer,10s)" bash tests/fuzz/run.sh "$BUILD" 10 "$n"
+		run_one "fuzz_$n(libFuzzer,5s)" bash tests/fuzz/run.sh "$BUILD" 5 "$n"
 	done
 fi
 
