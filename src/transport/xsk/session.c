@@ -79,7 +79,7 @@ void xsk_half_open_add(struct xsk_ctx *xc, struct xsk_ep *s)
 			  "xsk: %u sessions of tenant %u (%u in all) have not proved the tenant "
 			  "key: ending the oldest (%llx) for a new one",
 			  same, s->tenant, xc->n_half_open, (unsigned long long)victim->sid);
-		xsk_sess_fail(victim->ep, -ETIMEDOUT);
+		xsk_sess_gone(victim->ep, -ETIMEDOUT); /* a lingering one ends too */
 	}
 	s->half_open = true;
 	s->ho_next = NULL;
