@@ -275,7 +275,7 @@ static int setup_zcrx(struct wp_ctx *ctx, struct uring_ctx *u)
 	if (!u->defer_taskrun) {
 		snprintf(u->zcrx.why, sizeof(u->zcrx.why),
 			 "the ring has no DEFER_TASKRUN and 32-byte CQEs, which zcrx requires");
-		ret = u->zcrx.err = -EOPNOTSUPP;
+		ret = -EOPNOTSUPP;
 	} else {
 		WP_SYSCALL(WP_SYS_OTHER);
 		ret = wp_zcrx_setup(&u->zcrx, &u->ring, ctx->o.uring_zcrx,

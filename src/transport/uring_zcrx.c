@@ -74,7 +74,7 @@ int wp_zcrx_setup(struct wp_zcrx *z, struct io_uring *ring, const char *spec, si
 	if (parse_spec(z, spec) < 0) {
 		snprintf(z->why, sizeof(z->why),
 			 "uring_zcrx \"%.40s\": expected IFNAME, IFNAME:QUEUE or nodev", spec);
-		return z->err = -EINVAL;
+		return -EINVAL;
 	}
 	if (!z->nodev) {
 		ifindex = if_nametoindex(z->ifname);
@@ -82,7 +82,7 @@ int wp_zcrx_setup(struct wp_zcrx *z, struct io_uring *ring, const char *spec, si
 			ret = -errno;
 			snprintf(z->why, sizeof(z->why), "uring_zcrx %s: %s", z->ifname,
 				 strerror(-ret));
-			return z->err = ret;
+			return ret;
 		}
 	}
 	z->area_len = (area_len + ZCRX_PAGE - 1) & ~(size_t)(ZCRX_PAGE - 1);
@@ -98,7 +98,7 @@ int wp_zcrx_setup(struct wp_zcrx *z, struct io_uring *ring, const char *spec, si
 		ret = -errno;
 		snprintf(z->why, sizeof(z->why), "uring_zcrx: mmap of %zu + %zu bytes: %s",
 			 z->area_len, z->rq_len, strerror(-ret));
-		goto fail;
+		return ret;
 	}
 	memset(&ar, 0, sizeof(ar));
 	ar.addr = (__u64)(uintptr_t)z->area;
@@ -126,7 +126,7 @@ int wp_zcrx_setup(struct wp_zcrx *z, struct io_uring *ring, const char *spec, si
 		else
 			snprintf(z->why, sizeof(z->why), "register %s queue %u: %s%s", z->ifname,
 				 z->rxq, strerror(-ret), wp_zcrx_reason(ret));
-		goto fail;
+		return ret;
 	}
 	/* The kernel may round the ring down; its offsets locate the parts. */
 	if (!reg.rq_entries || (reg.rq_entries & (reg.rq_entries - 1)) ||
@@ -138,7 +138,7 @@ int wp_zcrx_setup(struct wp_zcrx *z, struct io_uring *ring, const char *spec, si
 			 "(offsets %u/%u/%u) that does not fit %zu bytes",
 			 reg.rq_entries, reg.offsets.head, reg.offsets.tail, reg.offsets.rqes,
 			 z->rq_len);
-		goto fail; /* the ring's teardown unregisters it */
+		return ret; /* the ring's teardown unregisters it */
 	}
 	z->khead = (uint32_t *)(z->rq_mem + reg.offsets.head);
 	z->ktail = (uint32_t *)(z->rq_mem + reg.offsets.tail);
@@ -159,15 +159,6 @@ int wp_zcrx_setup(struct wp_zcrx *z, struct io_uring *ring, const char *spec, si
 			 "queue arrive without a copy, the rest is copied by the kernel",
 			 z->ifname, z->rxq, z->area_len >> 10, z->rq_entries);
 	return 0;
-
-fail:
-	z->err = ret;
-	/* A registration that failed left nothing in the kernel; one that
-	 * succeeded (the -EPROTO above) holds the area until the ring goes,
-	 * so the caller frees only after io_uring_queue_exit then. */
-	if (ret != -EPROTO)
-		wp_zcrx_free(z);
-	return ret;
 }
 
 void wp_zcrx_free(struct wp_zcrx *z)
@@ -194,10 +185,8 @@ const uint8_t *wp_zcrx_data(struct wp_zcrx *z, const struct io_uring_cqe *cqe)
 	uint64_t off = zc->off & ~WP_IORING_ZCRX_AREA_MASK;
 
 	z->cqes++;
-	if (cqe->res <= 0 || off > z->area_len || (uint64_t)cqe->res > z->area_len - off) {
-		z->bad++;
+	if (cqe->res <= 0 || off > z->area_len || (uint64_t)cqe->res > z->area_len - off)
 		return NULL;
-	}
 	z->bytes += (uint64_t)cqe->res;
 	WP_CNT_ADD(zcrx_bytes, (uint64_t)cqe->res);
 	return z->area + off;

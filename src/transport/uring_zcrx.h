@@ -72,8 +72,7 @@ struct wp_zcrx_cqe { /* the second half of a RECV_ZC CQE */
 	__u64 off, pad;
 };
 
-/* Why a registration failed, in words, for the errnos the kernel documents
- * (uring_probe.c says the same). */
+/* Why a registration failed, in words, for the errnos the kernel documents. */
 const char *wp_zcrx_reason(int err);
 
 struct wp_zcrx {
@@ -91,8 +90,7 @@ struct wp_zcrx {
 	struct wp_zcrx_rqe *rqes;
 	uint32_t rq_entries, rq_tail;
 	/* what happened, for explain */
-	uint64_t cqes, bytes, refills, rq_full, area_empty, bad;
-	int err;       /* the registration's errno (0: registered) */
+	uint64_t cqes, bytes, refills, rq_full, area_empty;
 	char why[200]; /* what was tried and what the kernel said */
 };
 
@@ -101,7 +99,8 @@ struct wp_zcrx {
  * on ring (made with DEFER_TASKRUN, SINGLE_ISSUER and CQE32, which zcrx
  * requires) with an area of area_len bytes and the refill ring. 0, or
  * -errno with z->why saying what failed (the errno the kernel returned, in
- * words); nothing is left allocated then.
+ * words). Either way the caller frees with wp_zcrx_free once the ring is
+ * gone: a registration holds the area until then.
  */
 int wp_zcrx_setup(struct wp_zcrx *z, struct io_uring *ring, const char *spec, size_t area_len);
 /* After the ring is gone (the kernel holds the area until then). */
@@ -109,7 +108,7 @@ void wp_zcrx_free(struct wp_zcrx *z);
 /* A multishot RECV_ZC on fd (the caller sets fixed-file flags). */
 void wp_zcrx_prep_recv(const struct wp_zcrx *z, struct io_uring_sqe *sqe, int fd);
 /* The bytes a RECV_ZC CQE with res > 0 names, checked to lie in the area
- * (NULL, counted in bad, if not: the caller fails the connection). */
+ * (NULL if not: the caller fails the connection). */
 const uint8_t *wp_zcrx_data(struct wp_zcrx *z, const struct io_uring_cqe *cqe);
 /* Give that CQE's chunk back to the kernel (after the bytes were parsed). */
 void wp_zcrx_refill(struct wp_zcrx *z, const struct io_uring_cqe *cqe);

@@ -53,11 +53,6 @@ static uint32_t wrap(uint32_t n, const struct knobs *k)
 	return 14 + iph + 8 + n + (uint32_t)k->pad;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	memcpy(p, &v, 4);
-}
-
 /* A frame header + prefix + fragment at buf + 42; returns the UDP payload
  * length. */
 static uint32_t path_pkt(uint8_t type, uint32_t method, uint32_t tenant, uint32_t mlen,

@@ -105,7 +105,6 @@ uint32_t xsk_hs_digest(const uint8_t key[16], const uint8_t *hs, uint32_t hslen)
 		return 0;
 	wpp_key_split(key, &k0, &k1);
 	d = wpp_siphash24(k0 ^ 0x6873646967657374ull /* "hsdigest" */, k1, hs, hslen);
-	k0 = k1 = 0;
 	return (uint32_t)d;
 }
 

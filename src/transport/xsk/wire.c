@@ -7,16 +7,6 @@
 
 #include "transport/xsk/wire.h"
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
 int xsk_parse(const uint8_t *p, uint32_t len, struct xsk_view *v)
 {
 	uint32_t ihl, tot, ulen, flen;
@@ -40,10 +30,10 @@ int xsk_parse(const uint8_t *p, uint32_t len, struct xsk_view *v)
 		return -XSK_BAD_UDP;
 	hdr = udp + 8;
 	flen = ulen - 8;
-	if (flen < WP_FRAME_HDR + XSK_PREFIX || le32(hdr) != WP_FRAME_MAGIC ||
+	if (flen < WP_FRAME_HDR + XSK_PREFIX || get32(hdr) != WP_FRAME_MAGIC ||
 	    hdr[4] != WP_FRAME_VERSION)
 		return -XSK_BAD_FRAME;
-	if (le32(hdr + 24) != flen - WP_FRAME_HDR)
+	if (get32(hdr + 24) != flen - WP_FRAME_HDR)
 		return -XSK_BAD_LEN;
 	v->src_mac = p + 6;
 	memcpy(&v->src_ip, ip + 12, 4);
@@ -51,8 +41,8 @@ int xsk_parse(const uint8_t *p, uint32_t len, struct xsk_view *v)
 	v->hdr = hdr;
 	v->flen = flen;
 	v->ctl = hdr[5] == XSK_T_CTL;
-	v->kind = le32(hdr + 12);
-	v->tenant = le32(hdr + 8);
+	v->kind = get32(hdr + 12);
+	v->tenant = get32(hdr + 8);
 	return 0;
 }
 
@@ -60,11 +50,11 @@ int xsk_body(const uint8_t *pre, uint32_t n, struct xsk_body *b)
 {
 	if (n < XSK_PREFIX)
 		return -EPROTO;
-	b->sid = le64(pre);
-	b->seq = le32(pre + 8);
-	b->ack = le32(pre + 12);
-	b->mlen = le32(pre + 16);
-	b->off = le32(pre + 20);
+	b->sid = get64(pre);
+	b->seq = get32(pre + 8);
+	b->ack = get32(pre + 12);
+	b->mlen = get32(pre + 16);
+	b->off = get32(pre + 20);
 	b->frag = pre + XSK_PREFIX;
 	b->fn = n - XSK_PREFIX;
 	return 0;

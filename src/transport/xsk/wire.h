@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/frame.h"
 #include "wirepath/wirepath.h" /* WP_BAD_ reasons */
@@ -21,6 +22,38 @@
 #define XSK_HDRS 42u /* Ethernet 14 + IPv4 20 + UDP 8 */
 #define XSK_PREFIX 24u
 #define XSK_T_CTL 0xc5 /* control packet type (never a frame type) */
+
+/* The path's byte order, for the parser and the rest of the path. */
+static inline void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4); /* little-endian hosts (x86, arm64): the wire order */
+}
+
+static inline uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static inline void put64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static inline uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static inline uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
 
 /* Why a datagram was not the path's (xsk_parse's return, negated). */
 enum xsk_bad {
