@@ -4,7 +4,8 @@
 # rx queues per end, so one AF_XDP socket per queue), with --path xsk:
 # test_xsk (peer death, 1e5 checksummed calls, fan-out 64, injected loss /
 # reordering / duplication, XDP counters vs the path's), test_xsk_auth,
-# test_rpc, test_ownership and test_stream (10^5 messages). The harness
+# test_xsk_hostile (replays, half-open sessions, malformed packets, a
+# blocked receiver), test_rpc, test_ownership and test_stream (10^5 messages). The harness
 # listens in the server's namespace and connects from the client's
 # (tests/integ/harness.h). WP_XSK_SUITES picks others. Every name is unique to this
 # run and removed on exit. Skips (77) only when root, ip, nsenter,
@@ -56,7 +57,7 @@ xdp_ok=
 "$(cd "$BUILD" && pwd)/wirepath" probe 2>/dev/null | grep -q '^ *path.af_xdp *yes' && xdp_ok=1
 
 rc=0
-for t in ${WP_XSK_SUITES:-test_xsk test_xsk_auth test_rpc test_ownership test_stream}; do
+for t in ${WP_XSK_SUITES:-test_xsk test_xsk_auth test_xsk_hostile test_rpc test_ownership test_stream}; do
 	[ -x "$T/$t" ] || continue
 	t0=$(date +%s%N)
 	out=$(c timeout 120 "$T/$t" --path xsk 2>&1)
